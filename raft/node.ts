@@ -1,0 +1,226 @@
+// RawNode is the only surface node/ and simulations/ use (etcd RawNode): feed it ticks,
+// messages and proposals; take a Ready; do what it says, in order; call advance().
+
+import { assert } from "./assert.ts";
+import type { RaftConfig } from "./config.ts";
+import type { ConfChange, ConfState, Entry, HardState, LogIndex, NodeId, RaftMessage, Snapshot, Term } from "./messages.ts";
+import type { ProgressState } from "./progress.ts";
+import type { ProposeOutcome, ReadState, Refusal, Role } from "./raft.ts";
+import { Raft } from "./raft.ts";
+import type { Storage } from "./storage.ts";
+
+/** SoftState is volatile: it need not be persisted, but hosts like to know when it changes. */
+export interface SoftState {
+  readonly role: Role;
+  readonly leaderId: NodeId | null;
+}
+
+/**
+ * Ready is the work the core hands to the host. The host must do it in this order:
+ *
+ *  1. Persist durably (fsync) `hardState`, `entries` and `snapshot`, then append `entries` to
+ *     (and apply `snapshot` to) the Storage the core reads. `entries` may overwrite a suffix of
+ *     the stored log: everything from the first entry's index on is replaced.
+ *  2. Only then send `messages`: a vote or an append acknowledgement promises that the data
+ *     behind it is durable (Figure 2: "update persistent state before responding to RPCs").
+ *  3. Install `snapshot` into the state machine, then apply `committedEntries` in order. They
+ *     are committed: applying them may be made visible to clients.
+ *  4. Serve `readStates` once the state machine has applied up to their index; fail
+ *     `droppedReads` (the leader lost leadership before confirming them).
+ *  5. Call advance(ready).
+ */
+export interface Ready {
+  readonly softState: SoftState | undefined;
+  readonly hardState: HardState | undefined;
+  readonly entries: readonly Entry[];
+  readonly snapshot: Snapshot | undefined;
+  readonly messages: readonly RaftMessage[];
+  readonly committedEntries: readonly Entry[];
+  readonly readStates: readonly ReadState[];
+  readonly droppedReads: readonly number[];
+}
+
+/** PeerStatus is the leader's view of one member, for status pages. */
+export interface PeerStatus {
+  readonly id: NodeId;
+  readonly isLearner: boolean;
+  readonly matchIndex: LogIndex;
+  readonly nextIndex: LogIndex;
+  readonly state: ProgressState;
+  readonly recentActive: boolean;
+}
+
+/** Status is a read-only summary of the core. */
+export interface Status {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: Term;
+  readonly votedFor: NodeId | null;
+  readonly leaderId: NodeId | null;
+  readonly commitIndex: LogIndex;
+  readonly appliedIndex: LogIndex;
+  readonly firstIndex: LogIndex;
+  readonly lastIndex: LogIndex;
+  readonly snapshotIndex: LogIndex;
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  /** progress is filled on the leader only. */
+  readonly progress: readonly PeerStatus[];
+}
+
+export type ReadOutcome = Refusal | { readonly kind: "queued" };
+export type TransferOutcome = Refusal | { readonly kind: "started" };
+
+export class RawNode {
+  private readonly raft: Raft;
+  private previousSoftState: SoftState;
+  private previousHardState: HardState;
+  private outstanding: Ready | undefined = undefined;
+
+  constructor(config: RaftConfig, storage: Storage) {
+    this.raft = new Raft(config, storage);
+    this.previousSoftState = this.softState();
+    this.previousHardState = storage.initialState().hardState;
+  }
+
+  /** tick advances logical time by one tick; the host calls it every tickIntervalMs. */
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** step hands the core one message from a peer. */
+  step(message: RaftMessage): void {
+    assert(message.to === this.raft.id, `message for ${message.to} delivered to ${this.raft.id}`);
+    this.raft.step(message);
+  }
+
+  /** propose appends `data` as a normal entry (leader only). The host learns it committed when an entry with this index and term is applied. */
+  propose(data: Uint8Array): ProposeOutcome {
+    return this.raft.propose(data);
+  }
+
+  /** proposeConfChange proposes one membership step (leader only). */
+  proposeConfChange(change: ConfChange): ProposeOutcome {
+    return this.raft.proposeConfChange(change);
+  }
+
+  /** readIndex starts a linearizable read; its ReadState (or a drop) arrives in a later Ready. */
+  readIndex(requestId: number): ReadOutcome {
+    return this.raft.readIndex(requestId);
+  }
+
+  /** transferLeadership asks the leader to hand leadership to `transferee`. */
+  transferLeadership(transferee: NodeId): TransferOutcome {
+    return this.raft.transferLeadership(transferee);
+  }
+
+  /** campaign starts an election at once (subject to pre-vote). */
+  campaign(): void {
+    this.raft.campaign();
+  }
+
+  /** hasReady reports whether ready() would return work. */
+  hasReady(): boolean {
+    const raft = this.raft;
+    if (raft.outbox.length > 0 || raft.readStates.length > 0 || raft.droppedReads.length > 0) return true;
+    if (raft.log.unstableEntries.length > 0 || raft.log.unstableSnapshot !== undefined) return true;
+    if (raft.log.hasCommittedToApply()) return true;
+    if (!sameHardState(raft.hardState(), this.previousHardState)) return true;
+    return !sameSoftState(this.softState(), this.previousSoftState);
+  }
+
+  /** ready returns the next batch of work, or undefined when there is none. Call advance() before asking again. */
+  ready(): Ready | undefined {
+    assert(this.outstanding === undefined, "ready() called again before advance()");
+    if (!this.hasReady()) return undefined;
+    const raft = this.raft;
+    const softState = this.softState();
+    const hardState = raft.hardState();
+    const ready: Ready = {
+      softState: sameSoftState(softState, this.previousSoftState) ? undefined : softState,
+      hardState: sameHardState(hardState, this.previousHardState) ? undefined : hardState,
+      entries: raft.log.unstableEntries.slice(),
+      snapshot: raft.log.unstableSnapshot,
+      messages: raft.outbox,
+      committedEntries: raft.log.committedToApply(raft.config.applyBytesMax),
+      readStates: raft.readStates,
+      droppedReads: raft.droppedReads,
+    };
+    raft.outbox = [];
+    raft.readStates = [];
+    raft.droppedReads = [];
+    this.outstanding = ready;
+    return ready;
+  }
+
+  /** advance tells the core the host has done everything `ready` asked. */
+  advance(ready: Ready): void {
+    assert(this.outstanding === ready, "advance() with a Ready that is not the outstanding one");
+    this.outstanding = undefined;
+    const raft = this.raft;
+    if (ready.softState !== undefined) this.previousSoftState = ready.softState;
+    if (ready.hardState !== undefined) this.previousHardState = ready.hardState;
+    if (ready.snapshot !== undefined) {
+      raft.log.stableSnapshotTo(ready.snapshot.metadata.index);
+      raft.log.appliedIndex = Math.max(raft.log.appliedIndex, ready.snapshot.metadata.index);
+    }
+    const lastEntry = ready.entries[ready.entries.length - 1];
+    if (lastEntry !== undefined) raft.log.stableTo(lastEntry.index, lastEntry.term);
+    raft.appliedTo(ready.committedEntries);
+  }
+
+  /** confState is the current membership; pass it to Storage.createSnapshot at the applied index. */
+  confState(): ConfState {
+    return this.raft.confState();
+  }
+
+  /** status summarises the core for status pages, metrics and tests. */
+  status(): Status {
+    const raft = this.raft;
+    const progress: PeerStatus[] = [];
+    if (raft.role === "leader") {
+      for (const [id, peer] of raft.progress) {
+        progress.push({
+          id,
+          isLearner: peer.isLearner,
+          matchIndex: peer.matchIndex,
+          nextIndex: peer.nextIndex,
+          state: peer.state,
+          recentActive: peer.recentActive,
+        });
+      }
+    }
+    return {
+      id: raft.id,
+      role: raft.role,
+      term: raft.term,
+      votedFor: raft.votedFor,
+      leaderId: raft.leaderId,
+      commitIndex: raft.log.commitIndex,
+      appliedIndex: raft.log.appliedIndex,
+      firstIndex: raft.log.firstIndex(),
+      lastIndex: raft.log.lastIndex(),
+      snapshotIndex: raft.log.snapshot().metadata.index,
+      voters: raft.voters.slice(),
+      learners: raft.learners.slice(),
+      progress,
+    };
+  }
+
+  /** entryTerm returns the term of the entry at `index` in this core's log, if it holds it. */
+  entryTerm(index: LogIndex): Term | undefined {
+    return this.raft.log.term(index);
+  }
+
+  private softState(): SoftState {
+    return { role: this.raft.role, leaderId: this.raft.leaderId };
+  }
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.votedFor === b.votedFor && a.commitIndex === b.commitIndex;
+}
+
+function sameSoftState(a: SoftState, b: SoftState): boolean {
+  return a.role === b.role && a.leaderId === b.leaderId;
+}
