@@ -207,6 +207,17 @@ export class RawNode {
     };
   }
 
+  /**
+   * logEntries returns this core's log entries [lo, hi), clamped to what it holds (compacted
+   * entries are gone). For checkers and status pages; it copies nothing the core would mutate.
+   */
+  logEntries(lo: LogIndex, hi: LogIndex): readonly Entry[] {
+    const log = this.raft.log;
+    const from = Math.max(lo, log.firstIndex());
+    const to = Math.min(hi, log.lastIndex() + 1);
+    return from < to ? log.slice(from, to, Number.MAX_SAFE_INTEGER) : [];
+  }
+
   /** entryTerm returns the term of the entry at `index` in this core's log, if it holds it. */
   entryTerm(index: LogIndex): Term | undefined {
     return this.raft.log.term(index);

@@ -73,6 +73,8 @@ export class Progress {
   state: ProgressState = "probe";
   /** pendingSnapshotIndex is the index of the snapshot being sent, while in state "snapshot". */
   pendingSnapshotIndex: LogIndex = 0;
+  /** snapshotElapsedTicks counts ticks since the snapshot went out; an unanswered one is retried. */
+  snapshotElapsedTicks = 0;
   /** recentActive is set by any answer from the follower and cleared every election timeout (check-quorum). */
   recentActive = false;
   /** probeSent pauses a probing follower until it answers the one append we sent. */
@@ -104,6 +106,7 @@ export class Progress {
   becomeSnapshot(snapshotIndex: LogIndex): void {
     this.resetState("snapshot");
     this.pendingSnapshotIndex = snapshotIndex;
+    this.snapshotElapsedTicks = 0;
   }
 
   /** maybeUpdate records that the follower holds everything up to `index`; false if that is old news. */

@@ -338,6 +338,7 @@ export class Raft {
   private tickHeartbeat(): void {
     this.heartbeatElapsedTicks++;
     this.electionElapsedTicks++;
+    this.retryLostSnapshots();
     if (this.electionElapsedTicks >= this.config.electionTimeoutTicks) {
       this.electionElapsedTicks = 0;
       if (this.config.checkQuorum && !this.checkQuorumActive()) {
@@ -351,6 +352,23 @@ export class Raft {
     if (this.heartbeatElapsedTicks >= this.config.heartbeatIntervalTicks) {
       this.heartbeatElapsedTicks = 0;
       this.broadcastHeartbeat();
+    }
+  }
+
+  /**
+   * retryLostSnapshots: an InstallSnapshot (or its answer) can be lost, and nothing else would
+   * ever take the follower out of the snapshot state. After an election timeout without an
+   * answer, probe again; if the follower still lacks the snapshot, the probe's rejection leads to
+   * a new one.
+   */
+  private retryLostSnapshots(): void {
+    for (const [id, progress] of this.progress) {
+      if (progress.state !== "snapshot") continue;
+      progress.snapshotElapsedTicks++;
+      if (progress.snapshotElapsedTicks >= this.config.electionTimeoutTicks) {
+        progress.becomeProbe();
+        this.sendAppend(id, true);
+      }
     }
   }
 

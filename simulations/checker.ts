@@ -1,0 +1,166 @@
+// SafetyChecker watches a simulated cluster from outside, the way only a simulator can: it sees
+// every election, every applied entry and every node's log, and records the first violation of
+// the Raft safety properties (Figure 3 of the paper) or of read linearizability.
+//
+// It keeps, per log index, the term, content and state-machine hash of the first entry any node
+// applied there. Every later apply, snapshot install and new leader is checked against that
+// record, so each check costs O(1) per event (O(log suffix) per election) and can run on every
+// tick of every schedule.
+
+import type { Entry, LogIndex, Term } from "../raft/messages.ts";
+
+export type ViolationKind =
+  | "election_safety"
+  | "leader_completeness"
+  | "state_machine_safety"
+  | "log_matching"
+  | "apply_order"
+  | "stale_read"
+  | "wrong_apply"
+  | "liveness"
+  | "invariant";
+
+export interface Violation {
+  readonly kind: ViolationKind;
+  readonly tick: number;
+  readonly message: string;
+}
+
+export class SafetyChecker {
+  violation: Violation | undefined = undefined;
+  /** acknowledgedIndexMax is the highest index of a command whose client got a success. */
+  acknowledgedIndexMax: LogIndex = 0;
+  private appliedIndexMax: LogIndex = 0;
+  private readonly leaderOfTerm = new Map<Term, string>();
+  private readonly termAt: Term[] = [];
+  private readonly keyAt: string[] = [];
+  private readonly stateHashAt: number[] = [];
+
+  fail(kind: ViolationKind, tick: number, message: string): void {
+    if (this.violation === undefined) this.violation = { kind, tick, message };
+  }
+
+  assertTrue(condition: boolean, tick: number, kind: ViolationKind, message: string): void {
+    if (!condition) this.fail(kind, tick, message);
+  }
+
+  /** leaderElected checks Election Safety: at most one leader per term. */
+  leaderElected(tick: number, id: string, term: Term): void {
+    const previous = this.leaderOfTerm.get(term);
+    if (previous !== undefined && previous !== id) {
+      this.fail("election_safety", tick, `two leaders in term ${term}: ${previous} and ${id}`);
+      return;
+    }
+    this.leaderOfTerm.set(term, id);
+  }
+
+  /** checkLeaderCompleteness: a new leader's log holds every entry that any node has applied (§5.4). */
+  checkLeaderCompleteness(
+    tick: number,
+    id: string,
+    snapshotIndex: LogIndex,
+    lastIndex: LogIndex,
+    termOf: (index: LogIndex) => Term | undefined,
+  ): void {
+    for (let index = snapshotIndex + 1; index <= this.appliedIndexMax; index++) {
+      const committedTerm = this.termAt[index];
+      if (committedTerm === undefined) continue; // No node applied this index one by one (all jumped it by snapshot).
+      const term = index <= lastIndex ? termOf(index) : undefined;
+      if (term !== committedTerm) {
+        const acknowledged = index <= this.acknowledgedIndexMax ? " (an acknowledged write is lost)" : "";
+        this.fail(
+          "leader_completeness",
+          tick,
+          `leader ${id} lacks committed entry ${index}@${committedTerm} (it has ${term === undefined ? "nothing" : `term ${term}`})${acknowledged}`,
+        );
+        return;
+      }
+    }
+  }
+
+  assertNextApply(tick: number, id: string, appliedIndex: LogIndex, index: LogIndex): void {
+    if (index !== appliedIndex + 1) this.fail("apply_order", tick, `${id} applied ${index} right after ${appliedIndex}`);
+  }
+
+  /** applied checks State Machine Safety: no two nodes apply different entries (or reach different states) at one index. */
+  applied(tick: number, id: string, index: LogIndex, term: Term, key: string, stateHash: number): void {
+    const recordedTerm = this.termAt[index];
+    if (recordedTerm === undefined) {
+      this.termAt[index] = term;
+      this.keyAt[index] = key;
+      this.stateHashAt[index] = stateHash;
+      if (index > this.appliedIndexMax) this.appliedIndexMax = index;
+      return;
+    }
+    if (recordedTerm !== term || this.keyAt[index] !== key) {
+      this.fail(
+        "state_machine_safety",
+        tick,
+        `${id} applied ${key}@${term} at index ${index}, where ${this.keyAt[index]}@${recordedTerm} was applied before`,
+      );
+    } else if (this.stateHashAt[index] !== stateHash) {
+      this.fail("state_machine_safety", tick, `${id} reached a different state at index ${index} than another node did`);
+    }
+  }
+
+  /** checkSnapshot: an installed snapshot must equal the state other nodes had at its index. */
+  checkSnapshot(tick: number, id: string, index: LogIndex, stateHash: number): void {
+    const recorded = this.stateHashAt[index];
+    if (recorded !== undefined && recorded !== stateHash) {
+      this.fail("state_machine_safety", tick, `${id} installed a snapshot at ${index} whose state differs from the applied state there`);
+    }
+  }
+
+  acknowledged(index: LogIndex): void {
+    if (index > this.acknowledgedIndexMax) this.acknowledgedIndexMax = index;
+  }
+
+  /**
+   * checkLogMatching checks the Log Matching property pairwise: if two logs hold an entry with
+   * the same index and term, they are identical up to that index (over the range both still hold).
+   */
+  checkLogMatching(tick: number, logs: readonly { id: string; entries: readonly Entry[] }[]): void {
+    for (const [position, a] of logs.entries()) {
+      for (const b of logs.slice(position + 1)) {
+        const problem = logMatchingProblem(a.entries, b.entries);
+        if (problem !== undefined) {
+          this.fail("log_matching", tick, `${a.id} and ${b.id}: ${problem}`);
+          return;
+        }
+      }
+    }
+  }
+}
+
+function logMatchingProblem(a: readonly Entry[], b: readonly Entry[]): string | undefined {
+  const firstA = a[0]?.index ?? 0;
+  const firstB = b[0]?.index ?? 0;
+  const lo = Math.max(firstA, firstB);
+  const hi = Math.min(firstA + a.length, firstB + b.length) - 1;
+  let highestMatch = -1;
+  for (let index = hi; index >= lo; index--) {
+    if ((a[index - firstA] as Entry).term === (b[index - firstB] as Entry).term) {
+      highestMatch = index;
+      break;
+    }
+  }
+  for (let index = lo; index <= highestMatch; index++) {
+    const entryA = a[index - firstA] as Entry;
+    const entryB = b[index - firstB] as Entry;
+    if (entryA.term !== entryB.term || !sameContent(entryA, entryB)) {
+      return `they agree at ${highestMatch} but differ at ${index} (${entryA.index}@${entryA.term} vs ${entryB.index}@${entryB.term})`;
+    }
+  }
+  return undefined;
+}
+
+function sameContent(a: Entry, b: Entry): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === "normal" && b.kind === "normal") {
+    if (a.data.byteLength !== b.data.byteLength) return false;
+    for (let position = 0; position < a.data.byteLength; position++) if (a.data[position] !== b.data[position]) return false;
+    return true;
+  }
+  if (a.kind === "conf_change" && b.kind === "conf_change") return a.change.type === b.change.type && a.change.nodeId === b.change.nodeId;
+  return true;
+}

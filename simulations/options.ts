@@ -1,0 +1,97 @@
+// SimOptions describe one simulated schedule completely: cluster shape, fault rates, workload
+// and the seed of the simulator's own random source. A run is a pure function of its options,
+// and fast-check generates the options (and shrinks them when a run fails).
+
+import fc from "fast-check";
+import type { PlantedBug } from "../raft/planted-bugs.ts";
+
+export type PartitionMode = "none" | "symmetric" | "one_way" | "isolate_leader" | "mixed";
+
+export interface SimOptions {
+  /** seed drives every random choice the simulator makes (and each core's election jitter). */
+  readonly seed: number;
+  readonly clusterSize: 3 | 5 | 7;
+  /** safetyTicks is the length of the faulty phase; then the faults heal and liveness is checked. */
+  readonly safetyTicks: number;
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  readonly entriesPerAppendMax: number;
+  readonly inflightAppendsMax: number;
+  /** Network faults, per message. */
+  readonly dropProbability: number;
+  readonly duplicateProbability: number;
+  /** delayTicksMax: each message takes 0..delayTicksMax ticks; with reorder they also overtake each other. */
+  readonly delayTicksMax: number;
+  readonly reorder: boolean;
+  readonly partitionMode: PartitionMode;
+  /** partitionStabilityTicks: how long a partition lasts before the network is drawn anew. */
+  readonly partitionStabilityTicks: number;
+  /** crashProbability: per tick, the chance that one live node crashes (losing what it had not persisted). */
+  readonly crashProbability: number;
+  readonly restartDelayTicksMax: number;
+  /** clockDriftPercentMax: each node's clock runs at 100 ± this percent of real time. */
+  readonly clockDriftPercentMax: number;
+  /** Workload, per tick. */
+  readonly proposalProbability: number;
+  readonly readProbability: number;
+  readonly confChangeProbability: number;
+  /** snapshotIntervalEntries: a node compacts its log once this many entries are applied past its snapshot. */
+  readonly snapshotIntervalEntries: number;
+  readonly plantedBug?: PlantedBug;
+}
+
+/** defaultSimOptions is a moderate schedule, for the bench and for hand-written runs. */
+export const defaultSimOptions: SimOptions = {
+  seed: 1,
+  clusterSize: 5,
+  safetyTicks: 10_000,
+  electionTimeoutTicks: 10,
+  heartbeatIntervalTicks: 2,
+  entriesPerAppendMax: 16,
+  inflightAppendsMax: 8,
+  dropProbability: 0.02,
+  duplicateProbability: 0.01,
+  delayTicksMax: 2,
+  reorder: true,
+  partitionMode: "mixed",
+  partitionStabilityTicks: 200,
+  crashProbability: 0.002,
+  restartDelayTicksMax: 50,
+  clockDriftPercentMax: 10,
+  proposalProbability: 0.2,
+  readProbability: 0.05,
+  confChangeProbability: 0.002,
+  snapshotIntervalEntries: 50,
+};
+
+/** simOptionsArbitrary generates schedules; `safetyTicks` bounds the length of each. */
+export function simOptionsArbitrary(limits: { safetyTicksMax: number; plantedBug?: PlantedBug }): fc.Arbitrary<SimOptions> {
+  return fc
+    .record({
+      seed: fc.integer({ min: 0, max: 0x7fff_ffff }),
+      clusterSize: fc.constantFrom<3 | 5 | 7>(3, 5, 7),
+      safetyTicks: fc.integer({ min: 100, max: limits.safetyTicksMax }),
+      electionTimeoutTicks: fc.integer({ min: 5, max: 20 }),
+      heartbeatRatio: fc.integer({ min: 2, max: 5 }),
+      entriesPerAppendMax: fc.constantFrom(1, 2, 4, 16, 64),
+      inflightAppendsMax: fc.integer({ min: 1, max: 16 }),
+      dropProbability: fc.constantFrom(0, 0.01, 0.05, 0.1, 0.2),
+      duplicateProbability: fc.constantFrom(0, 0.01, 0.05),
+      delayTicksMax: fc.integer({ min: 0, max: 6 }),
+      reorder: fc.boolean(),
+      partitionMode: fc.constantFrom<PartitionMode>("none", "symmetric", "one_way", "isolate_leader", "mixed"),
+      partitionStabilityTicks: fc.integer({ min: 10, max: 400 }),
+      crashProbability: fc.constantFrom(0, 0.001, 0.005, 0.02),
+      restartDelayTicksMax: fc.integer({ min: 0, max: 100 }),
+      clockDriftPercentMax: fc.integer({ min: 0, max: 30 }),
+      proposalProbability: fc.constantFrom(0.05, 0.2, 0.5),
+      readProbability: fc.constantFrom(0, 0.05, 0.2),
+      confChangeProbability: fc.constantFrom(0, 0.002, 0.01),
+      snapshotIntervalEntries: fc.integer({ min: 3, max: 200 }),
+    })
+    .map(({ heartbeatRatio, ...rest }) => ({
+      ...rest,
+      heartbeatIntervalTicks: Math.max(1, Math.floor(rest.electionTimeoutTicks / heartbeatRatio)),
+      ...(limits.plantedBug === undefined ? {} : { plantedBug: limits.plantedBug }),
+    }));
+}

@@ -1,0 +1,48 @@
+// The simulator as a fast-check property: generate a schedule, run it, and fail with the
+// violation if any. fast-check then shrinks the schedule to a small counterexample, and
+// (seed, path) replays it exactly.
+
+import fc from "fast-check";
+import type { PlantedBug } from "../raft/planted-bugs.ts";
+import { type SimOptions, simOptionsArbitrary } from "./options.ts";
+import { runSimulation, type SimResult } from "./sim.ts";
+
+/** SimulationFailure carries the violation and the whole result, so reporters can print both. */
+export class SimulationFailure extends Error {
+  readonly result: SimResult;
+  constructor(result: SimResult) {
+    const violation = result.violation;
+    super(violation === undefined ? "simulation failed" : `${violation.kind} at tick ${violation.tick}: ${violation.message}`);
+    this.name = "SimulationFailure";
+    this.result = result;
+  }
+}
+
+export interface CheckOptions {
+  readonly runs: number;
+  readonly seed: number;
+  readonly path?: string;
+  readonly safetyTicksMax: number;
+  readonly plantedBug?: PlantedBug;
+  /** onRun is called after every schedule (shrinking runs included), for progress and totals. */
+  readonly onRun?: (options: SimOptions, result: SimResult) => void;
+}
+
+/** checkSimulations runs `runs` generated schedules and returns fast-check's report. */
+export function checkSimulations(options: CheckOptions): fc.RunDetails<[SimOptions]> {
+  const arbitrary = simOptionsArbitrary({
+    safetyTicksMax: options.safetyTicksMax,
+    ...(options.plantedBug === undefined ? {} : { plantedBug: options.plantedBug }),
+  });
+  const property = fc.property(arbitrary, (simOptions) => {
+    const result = runSimulation(simOptions);
+    options.onRun?.(simOptions, result);
+    if (!result.ok) throw new SimulationFailure(result);
+  });
+  return fc.check(property, {
+    numRuns: options.runs,
+    seed: options.seed,
+    ...(options.path === undefined ? {} : { path: options.path }),
+    endOnFailure: false,
+  });
+}
