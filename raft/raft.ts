@@ -280,11 +280,12 @@ export class Raft {
       self.becomeReplicate();
       self.recentActive = true;
     }
-    // Conf changes already in the log may still be unapplied: none may be proposed until the
-    // whole log up to here is applied.
-    this.pendingConfIndex = this.log.lastIndex();
     // §8: a no-op of the new term lets the leader commit (and learn) everything before it.
     this.appendAndBroadcast({ kind: "noop", term: this.term, index: 0 });
+    // No membership change may be proposed until everything up to and including the no-op is
+    // applied: earlier conf changes may still be unapplied, and the leader must have committed
+    // an entry of its own term first (the 2015 single-server change bug).
+    this.pendingConfIndex = this.log.lastIndex();
   }
 
   private reset(term: Term): void {

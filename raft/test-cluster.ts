@@ -169,6 +169,33 @@ export class TestCluster {
     return true;
   }
 
+  /**
+   * deliverNext takes the oldest message in flight that `matches` (any, by default) and delivers
+   * it; with no filter that is the order stabilize() uses. Returns undefined when no such message
+   * is in flight; `delivered` is false when the link was cut or the target is down (the message is
+   * then lost). Added for the scenario runner.
+   */
+  deliverNext(
+    matches: (message: RaftMessage) => boolean = () => true,
+  ): { readonly message: RaftMessage; readonly delivered: boolean } | undefined {
+    const position = this.inFlight.findIndex(matches);
+    if (position < 0) return undefined;
+    const [message] = this.inFlight.splice(position, 1) as [RaftMessage];
+    return { message, delivered: this.deliver(message) };
+  }
+
+  /** dropMatching removes the messages in flight that `matches` and returns them, as a lossy network would. */
+  dropMatching(matches: (message: RaftMessage) => boolean): RaftMessage[] {
+    const dropped = this.inFlight.filter(matches);
+    this.inFlight = this.inFlight.filter((message) => !matches(message));
+    return dropped;
+  }
+
+  /** isLinkCut reports whether messages from `from` to `to` are currently dropped. */
+  isLinkCut(from: string, to: string): boolean {
+    return this.cut.has(`${from}>${to}`);
+  }
+
   /** crash stops a node: whatever it had not persisted is gone, and so are its messages in flight. */
   crash(id: string): void {
     const node = this.node(id);
@@ -181,7 +208,15 @@ export class TestCluster {
     const node = this.node(id);
     node.crashed = false;
     node.applied = [];
-    node.appliedData = [];
+    // The state machine comes back from the snapshot, then the log after it is replayed.
+    const snapshot = node.storage.snapshot();
+    node.appliedData =
+      snapshot.metadata.index === 0
+        ? []
+        : new TextDecoder()
+            .decode(snapshot.data)
+            .split("\n")
+            .filter((line) => line.length > 0);
     node.rawNode = this.makeRawNode(node.id, node.storage);
     this.processReady(node);
   }

@@ -35,6 +35,8 @@ export class SafetyChecker {
   private readonly termAt: Term[] = [];
   private readonly keyAt: string[] = [];
   private readonly stateHashAt: number[] = [];
+  /** applyTermMinAt: the lowest current term of any node when it applied each index. */
+  private readonly applyTermMinAt: Term[] = [];
 
   fail(kind: ViolationKind, tick: number, message: string): void {
     if (this.violation === undefined) this.violation = { kind, tick, message };
@@ -54,10 +56,18 @@ export class SafetyChecker {
     this.leaderOfTerm.set(term, id);
   }
 
-  /** checkLeaderCompleteness: a new leader's log holds every entry that any node has applied (§5.4). */
+  /**
+   * checkLeaderCompleteness is §5.4's Leader Completeness: an entry committed in term c is in the
+   * log of every leader of a term above c. A leader of an older term can still be elected later
+   * in real time (its votes were delayed) and need not hold it. We do not see in which term an
+   * entry was committed, but no node can apply it before a leader of that term committed it, so
+   * the lowest term any node was in when applying it bounds the commit term from above: the
+   * check covers leaders of higher terms, and never accuses a correct cluster.
+   */
   checkLeaderCompleteness(
     tick: number,
     id: string,
+    leaderTerm: Term,
     snapshotIndex: LogIndex,
     lastIndex: LogIndex,
     termOf: (index: LogIndex) => Term | undefined,
@@ -65,6 +75,7 @@ export class SafetyChecker {
     for (let index = snapshotIndex + 1; index <= this.appliedIndexMax; index++) {
       const committedTerm = this.termAt[index];
       if (committedTerm === undefined) continue; // No node applied this index one by one (all jumped it by snapshot).
+      if ((this.applyTermMinAt[index] as Term) >= leaderTerm) continue; // Perhaps committed in this term or later.
       const term = index <= lastIndex ? termOf(index) : undefined;
       if (term !== committedTerm) {
         const acknowledged = index <= this.acknowledgedIndexMax ? " (an acknowledged write is lost)" : "";
@@ -82,8 +93,13 @@ export class SafetyChecker {
     if (index !== appliedIndex + 1) this.fail("apply_order", tick, `${id} applied ${index} right after ${appliedIndex}`);
   }
 
-  /** applied checks State Machine Safety: no two nodes apply different entries (or reach different states) at one index. */
-  applied(tick: number, id: string, index: LogIndex, term: Term, key: string, stateHash: number): void {
+  /**
+   * applied checks State Machine Safety: no two nodes apply different entries (or reach different
+   * states) at one index. `nodeTerm` is the applying node's current term (see checkLeaderCompleteness).
+   */
+  applied(tick: number, id: string, index: LogIndex, term: Term, key: string, stateHash: number, nodeTerm: Term): void {
+    const applyTermMin = this.applyTermMinAt[index];
+    if (applyTermMin === undefined || nodeTerm < applyTermMin) this.applyTermMinAt[index] = nodeTerm;
     const recordedTerm = this.termAt[index];
     if (recordedTerm === undefined) {
       this.termAt[index] = term;

@@ -12,6 +12,9 @@ export interface NetworkFaults {
   duplicateProbability: number;
   delayTicksMax: number;
   reorder: boolean;
+  /** longDelayProbability: the chance that a message is held up to longDelayTicksMax (a stuck queue, a GC pause). */
+  longDelayProbability: number;
+  longDelayTicksMax: number;
 }
 
 /** nodesMax bounds the node slots of one simulated cluster (founders plus joiners). */
@@ -88,7 +91,11 @@ export class SimNetwork {
   }
 
   private enqueue(message: RaftMessage): void {
-    const delay = this.faults.delayTicksMax === 0 ? 0 : this.random.nextInt(this.faults.delayTicksMax + 1);
+    const faults = this.faults;
+    let delay = faults.delayTicksMax === 0 ? 0 : this.random.nextInt(faults.delayTicksMax + 1);
+    if (faults.longDelayProbability > 0 && this.random.nextFloat() < faults.longDelayProbability) {
+      delay = Math.min(this.buckets.length - 1, this.random.nextInt(faults.longDelayTicksMax + 1));
+    }
     const slot = (this.cursor + delay) % this.buckets.length;
     (this.buckets[slot] as RaftMessage[]).push(message);
   }

@@ -14,22 +14,23 @@ import { createSeededRandom } from "../raft/random.ts";
 import { MemoryStorage } from "../raft/storage.ts";
 import { SafetyChecker, type Violation } from "./checker.ts";
 import { nodesMax, SimNetwork } from "./network.ts";
-import type { SimOptions } from "./options.ts";
+import { healedDelayTicksMax, type SimOptions } from "./options.ts";
 
 /**
  * livenessTicksBound is the stated liveness bound: after the heal, a leader must be elected,
  * every command ever proposed must be acknowledged, and every member must have applied the
  * leader's whole log within this many ticks. It is a fixed allowance for elections and retries,
  * plus the time to stream the backlog to the slowest member: each round trip (at most
- * 2 × delayTicksMax + 2 ticks) carries at least entriesPerAppendMax × inflightAppendsMax entries,
+ * 2 × the healed delay + 2 ticks) carries at least entriesPerAppendMax × inflightAppendsMax entries,
  * and a reordered append can cost a second round trip (the follower rejects it and the leader
  * probes again).
  */
 export function livenessTicksBound(options: SimOptions, backlogEntries: number): number {
-  const roundTripTicks = 2 * options.delayTicksMax + 2;
+  const delayTicksMax = healedDelayTicksMax(options);
+  const roundTripTicks = 2 * delayTicksMax + 2;
   const entriesPerRoundTrip = options.entriesPerAppendMax * options.inflightAppendsMax;
   const catchUpTicks = Math.ceil((2 * backlogEntries * roundTripTicks) / entriesPerRoundTrip);
-  return 40 * options.electionTimeoutTicks + 20 * options.delayTicksMax + 200 + catchUpTicks;
+  return 40 * options.electionTimeoutTicks + 20 * delayTicksMax + 200 + catchUpTicks;
 }
 
 export interface SimStats {
@@ -65,6 +66,8 @@ interface SimNode {
   restartAtTick: number;
   retired: boolean;
   role: Role;
+  /** term is the node's current term as of its last Ready. */
+  term: Term;
   appliedIndex: LogIndex;
   stateHash: number;
   /** pendingProposals: index → the command this node's client proposed there (lost on crash). */
@@ -122,8 +125,10 @@ class Simulation {
         duplicateProbability: options.duplicateProbability,
         delayTicksMax: options.delayTicksMax,
         reorder: options.reorder,
+        longDelayProbability: options.longDelayProbability,
+        longDelayTicksMax: 3 * options.electionTimeoutTicks,
       },
-      delayTicksMaxLimit: options.delayTicksMax,
+      delayTicksMaxLimit: Math.max(options.delayTicksMax, 3 * options.electionTimeoutTicks),
       slotOf: (id) => (this.byId.get(id) as SimNode).slot,
       random: this.random,
     });
@@ -210,7 +215,10 @@ class Simulation {
     // 1. Persist to the node's disk.
     if (ready.snapshot !== undefined) node.storage.applySnapshot(ready.snapshot);
     node.storage.append(ready.entries);
-    if (ready.hardState !== undefined) node.storage.setHardState(ready.hardState);
+    if (ready.hardState !== undefined) {
+      node.storage.setHardState(ready.hardState);
+      node.term = ready.hardState.term;
+    }
     // 2. Send.
     for (const message of ready.messages) this.network.send(message);
     // 3. Apply.
@@ -236,7 +244,7 @@ class Simulation {
     this.stats.elections++;
     const status = rawNode.status();
     this.checker.leaderElected(this.tickNow, node.id, status.term);
-    this.checker.checkLeaderCompleteness(this.tickNow, node.id, status.snapshotIndex, status.lastIndex, (index) =>
+    this.checker.checkLeaderCompleteness(this.tickNow, node.id, status.term, status.snapshotIndex, status.lastIndex, (index) =>
       rawNode.entryTerm(index),
     );
   }
@@ -256,7 +264,7 @@ class Simulation {
     const key = entryKey(entry, this.textDecoder);
     node.stateHash = mixHash(node.stateHash, key);
     node.appliedIndex = entry.index;
-    this.checker.applied(this.tickNow, node.id, entry.index, entry.term, key, node.stateHash);
+    this.checker.applied(this.tickNow, node.id, entry.index, entry.term, key, node.stateHash, node.term);
     if (entry.kind === "conf_change") this.confChangeApplied(entry.change);
     const pending = node.pendingProposals.get(entry.index);
     if (pending !== undefined) {
@@ -315,6 +323,7 @@ class Simulation {
       restartAtTick: 0,
       retired: false,
       role: "follower",
+      term: 0,
       appliedIndex: 0,
       stateHash: 0,
       pendingProposals: new Map(),
@@ -332,6 +341,7 @@ class Simulation {
     node.appliedIndex = snapshot.metadata.index;
     node.stateHash = snapshot.metadata.index === 0 ? 0 : Number(this.textDecoder.decode(snapshot.data));
     node.role = "follower";
+    node.term = node.storage.hardStateNow().term;
     node.rawNode = new RawNode(
       {
         ...raftConfigDefaults,
@@ -350,7 +360,10 @@ class Simulation {
   private crashRandomNode(): void {
     const live = this.nodes.filter((node) => node.rawNode !== undefined);
     if (live.length === 0) return;
-    const node = live[this.random.nextInt(live.length)] as SimNode;
+    // Half the crashes hit the leader: leader changes at awkward moments are where Raft's
+    // subtle rules (Figure 8, leader completeness) are tested.
+    const leader = this.random.nextInt(2) === 0 ? this.currentLeader() : undefined;
+    const node = leader ?? (live[this.random.nextInt(live.length)] as SimNode);
     this.crash(node);
     node.restartAtTick = this.tickNow + 1 + this.random.nextInt(this.options.restartDelayTicksMax + 1);
   }
@@ -412,10 +425,11 @@ class Simulation {
     this.healed = true;
     this.network.heal();
     this.network.faults = {
+      ...this.network.faults,
       dropProbability: 0,
       duplicateProbability: 0,
-      delayTicksMax: this.options.delayTicksMax,
-      reorder: this.options.reorder,
+      longDelayProbability: 0,
+      delayTicksMax: healedDelayTicksMax(this.options),
     };
     for (const node of this.nodes) {
       if (node.rawNode === undefined && !node.retired) this.restart(node);
