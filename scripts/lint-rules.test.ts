@@ -1,0 +1,59 @@
+// The folder rules must really be enforced by the linter: each forbidden construct, written to a
+// short-lived probe file in the folder and linted there, must be rejected, and the same code
+// elsewhere (or the allowed variant) must pass. A biome.json change that silently drops a rule
+// fails here. (Biome's --stdin-file-path does not resolve imports, so real files are used.)
+import { spawnSync } from "node:child_process";
+import { rmSync, writeFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+
+function lint(path: string, source: string): { ok: boolean; output: string } {
+  const probe = path.replace(/\.ts$/, `-${process.pid}.ts`);
+  writeFileSync(probe, source);
+  try {
+    const result = spawnSync("npx", ["biome", "lint", "--max-diagnostics=50", probe], { encoding: "utf8", timeout: 30_000 });
+    return { ok: result.status === 0, output: `${result.stdout}${result.stderr}` };
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
+
+describe("lint rules enforce purity and import direction", () => {
+  const forbiddenInPureFolders: [string, string][] = [
+    ["a node:* import", 'import { readFileSync } from "node:fs";\nexport const f = readFileSync;\n'],
+    ["an I/O library", 'import WebSocket from "ws";\nexport const w = WebSocket;\n'],
+    ["the wall clock", "export const now = Date.now();\n"],
+    ["a timer", "export const t = setTimeout(() => undefined, 1);\n"],
+    ["Math.random()", "export const r = Math.random();\n"],
+  ];
+  for (const folder of ["raft", "simulations"]) {
+    it.each(forbiddenInPureFolders)(`${folder}/ rejects %s`, (_name, source) => {
+      expect(lint(`${folder}/example-lint.ts`, source).ok).toBe(false);
+    });
+  }
+
+  it("allows pure arithmetic in raft/", () => {
+    const result = lint("raft/example-lint.ts", "export const x = Math.floor(2.5) + Math.max(1, 2);\n");
+    expect(result.ok, result.output).toBe(true);
+  });
+
+  it("allows node:* outside the pure folders", () => {
+    expect(lint("scripts/example-lint.ts", 'import { readFileSync } from "node:fs";\nexport const f = readFileSync;\n').ok).toBe(true);
+  });
+
+  it("forbids raft/ from importing the rest of the system", () => {
+    expect(lint("raft/example-lint.ts", 'import { x } from "../node/server.ts";\nexport const y = x;\n').ok).toBe(false);
+  });
+
+  it.each([["node"], ["client"], ["scheduler"]])("forbids %s/ from importing the planted bugs", (folder) => {
+    const result = lint(
+      `${folder}/example-lint.ts`,
+      'import { plantedBugs } from "../raft/planted-bugs.ts";\nexport const b = plantedBugs;\n',
+    );
+    expect(result.ok).toBe(false);
+    expect(result.output).toContain("tests only");
+  });
+
+  it("forbids scheduler/ from reaching past client/", () => {
+    expect(lint("scheduler/example-lint.ts", 'import { RawNode } from "../raft/index.ts";\nexport const r = RawNode;\n').ok).toBe(false);
+  });
+});
