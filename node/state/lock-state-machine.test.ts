@@ -1,0 +1,365 @@
+// The lock state machine's rules, one example each: grants carry the entry's index as fencing
+// token, conflicts name the holder, waiters are served FIFO and atomically, a wrong token never
+// releases anything, expiry is guarded by the lease's version, transactions are fenced (per lease
+// and per key), sessions make every command exactly-once, and a snapshot restores everything.
+
+import { describe, expect, it } from "vitest";
+import { LockStateMachine, lockLimitsDefaults } from "./lock-state-machine.ts";
+import type { LockCommand, LockResult, Session } from "./types.ts";
+
+class Harness {
+  readonly machine: LockStateMachine;
+  index = 10;
+  private readonly sequences = new Map<string, number>();
+  constructor(machine = new LockStateMachine()) {
+    this.machine = machine;
+  }
+  session(clientId: string): Session {
+    const sequence = (this.sequences.get(clientId) ?? 0) + 1;
+    this.sequences.set(clientId, sequence);
+    return { clientId, sequence };
+  }
+  apply(command: LockCommand) {
+    this.index++;
+    return this.machine.apply(this.index, command);
+  }
+  acquire(clientId: string, resources: string[], options: { waitMs?: number; ttlMs?: number } = {}): LockResult {
+    return this.apply({
+      type: "acquire",
+      session: this.session(clientId),
+      resources,
+      owner: clientId,
+      ttlMs: options.ttlMs ?? 5000,
+      waitMs: options.waitMs ?? 0,
+    }).result;
+  }
+}
+
+function tokenOf(result: LockResult): number {
+  if (result.status !== "granted") throw new Error(`expected a grant, got ${JSON.stringify(result)}`);
+  return result.token;
+}
+
+describe("leases", () => {
+  it("grants a free resource with the granting entry's index as fencing token", () => {
+    const h = new Harness();
+    const result = h.acquire("alice", ["slot-1"]);
+    expect(result).toEqual({ status: "granted", token: 11, resources: ["slot-1"], owner: "alice", ttlMs: 5000 });
+    expect(h.machine.lease("slot-1")).toMatchObject({ token: 11, owner: "alice", version: 0 });
+  });
+
+  it("answers conflict with the holder's token when held and the caller does not wait", () => {
+    const h = new Harness();
+    h.acquire("alice", ["slot-1"]);
+    const result = h.acquire("bob", ["slot-1"]);
+    expect(result).toMatchObject({ status: "rejected", code: "conflict", holder: { resource: "slot-1", token: 11, owner: "alice" } });
+  });
+
+  it("grants several resources atomically: all or none", () => {
+    const h = new Harness();
+    h.acquire("alice", ["b"]);
+    expect(h.acquire("bob", ["a", "b", "c"])).toMatchObject({ status: "rejected", code: "conflict" });
+    expect(h.machine.lease("a")).toBeUndefined();
+    expect(h.machine.lease("c")).toBeUndefined();
+    const granted = h.acquire("carol", ["c", "a"]);
+    expect(granted).toMatchObject({ status: "granted", resources: ["a", "c"] });
+  });
+
+  it("a release with a wrong token releases nothing, not even the resources it names correctly", () => {
+    const h = new Harness();
+    const ab = tokenOf(h.acquire("alice", ["a", "b"]));
+    const result = h.apply({
+      type: "release",
+      session: h.session("alice"),
+      leases: [
+        { resource: "a", token: ab },
+        { resource: "b", token: ab - 1 },
+      ],
+    }).result;
+    expect(result).toMatchObject({ status: "rejected", code: "not_held" });
+    expect(h.machine.lease("a")?.token).toBe(ab);
+    expect(h.machine.lease("b")?.token).toBe(ab);
+  });
+
+  it("tokens rise strictly with every grant of a resource", () => {
+    const h = new Harness();
+    const tokens: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const token = tokenOf(h.acquire(`client-${round}`, ["slot"]));
+      tokens.push(token);
+      h.apply({ type: "release", session: h.session(`client-${round}`), leases: [{ resource: "slot", token }] });
+    }
+    for (let position = 1; position < tokens.length; position++) expect(tokens[position]).toBeGreaterThan(tokens[position - 1] as number);
+  });
+
+  it("renewal bumps the version, so an expiry proposed before it is a no-op", () => {
+    const h = new Harness();
+    const token = tokenOf(h.acquire("alice", ["slot"]));
+    h.apply({ type: "renew", session: h.session("alice"), leases: [{ resource: "slot", token }] });
+    expect(h.apply({ type: "expire", resource: "slot", token, version: 0 }).result.status).toBe("no_op");
+    expect(h.machine.lease("slot")?.version).toBe(1);
+    const expired = h.apply({ type: "expire", resource: "slot", token, version: 1 });
+    expect(expired.result.status).toBe("expired");
+    expect(expired.events).toEqual([{ type: "expired", index: h.index, resource: "slot", token }]);
+    expect(h.machine.lease("slot")).toBeUndefined();
+  });
+
+  it("an expiry of an older lease never touches the current one", () => {
+    const h = new Harness();
+    const first = tokenOf(h.acquire("alice", ["slot"]));
+    h.apply({ type: "expire", resource: "slot", token: first, version: 0 });
+    const second = tokenOf(h.acquire("bob", ["slot"]));
+    expect(h.apply({ type: "expire", resource: "slot", token: first, version: 0 }).result.status).toBe("no_op");
+    expect(h.machine.lease("slot")?.token).toBe(second);
+  });
+
+  it("refuses TTLs outside the configured bounds and other malformed commands", () => {
+    const h = new Harness();
+    expect(h.acquire("alice", ["slot"], { ttlMs: lockLimitsDefaults.ttlMsMin - 1 })).toMatchObject({ code: "invalid_command" });
+    expect(h.acquire("alice", [])).toMatchObject({ code: "invalid_command" });
+    expect(h.acquire("alice", ["a", "a"])).toMatchObject({ code: "invalid_command" });
+    expect(h.acquire("alice", ["x".repeat(lockLimitsDefaults.nameLengthMax + 1)])).toMatchObject({ code: "invalid_command" });
+    expect(h.machine.leases()).toEqual([]);
+  });
+});
+
+describe("waiters", () => {
+  it("queues FIFO and grants in order, with the freeing entry's index as token", () => {
+    const h = new Harness();
+    const held = tokenOf(h.acquire("alice", ["slot"]));
+    expect(h.acquire("bob", ["slot"], { waitMs: 1000 })).toEqual({ status: "queued", waiterId: 12 });
+    expect(h.acquire("carol", ["slot"], { waitMs: 1000 })).toEqual({ status: "queued", waiterId: 13 });
+    const released = h.apply({ type: "release", session: h.session("alice"), leases: [{ resource: "slot", token: held }] });
+    expect(released.resolvedWaiters).toEqual([
+      {
+        session: { clientId: "bob", sequence: 1 },
+        waiterId: 12,
+        result: { status: "granted", token: 14, resources: ["slot"], owner: "bob", ttlMs: 5000 },
+      },
+    ]);
+    expect(h.machine.lease("slot")).toMatchObject({ owner: "bob", token: 14 });
+    expect(h.machine.waitersNow().map((waiter) => waiter.owner)).toEqual(["carol"]);
+  });
+
+  it("an earlier waiter reserves its resources: a later one is not let through ahead of it", () => {
+    const h = new Harness();
+    const a = tokenOf(h.acquire("alice", ["a"]));
+    h.acquire("bob", ["a", "b"], { waitMs: 1000 }); // Waits for a; reserves b too.
+    expect(h.acquire("carol", ["b"])).toMatchObject({ status: "rejected", code: "conflict" });
+    h.acquire("dave", ["b"], { waitMs: 1000 });
+    h.apply({ type: "release", session: h.session("alice"), leases: [{ resource: "a", token: a }] });
+    expect(h.machine.lease("a")?.owner).toBe("bob");
+    expect(h.machine.lease("b")?.owner).toBe("bob");
+    expect(h.machine.waitersNow().map((waiter) => waiter.owner)).toEqual(["dave"]);
+  });
+
+  it("a cancelled wait answers wait_timeout and lets later waiters go ahead", () => {
+    const h = new Harness();
+    h.acquire("alice", ["a"]);
+    h.acquire("bob", ["a", "b"], { waitMs: 1000 });
+    h.acquire("carol", ["b"], { waitMs: 1000 });
+    const cancelled = h.apply({ type: "cancel_wait", waiterId: 12 });
+    expect(cancelled.resolvedWaiters[0]?.result).toMatchObject({ status: "rejected", code: "wait_timeout" });
+    expect(cancelled.resolvedWaiters[1]?.result).toMatchObject({ status: "granted", owner: "carol", token: h.index });
+    expect(h.apply({ type: "cancel_wait", waiterId: 12 }).result.status).toBe("no_op");
+  });
+
+  it("bounds the wait queue", () => {
+    const h = new Harness(new LockStateMachine({ ...lockLimitsDefaults, waitersMax: 2 }));
+    h.acquire("alice", ["slot"]);
+    h.acquire("b", ["slot"], { waitMs: 1000 });
+    h.acquire("c", ["slot"], { waitMs: 1000 });
+    expect(h.acquire("d", ["slot"], { waitMs: 1000 })).toMatchObject({ code: "too_many_waiters" });
+  });
+});
+
+describe("fenced transactions", () => {
+  it("writes under the current lease and remembers the token of each key's last write", () => {
+    const h = new Harness();
+    const token = tokenOf(h.acquire("alice", ["slot"]));
+    const result = h.apply({
+      type: "txn",
+      session: h.session("alice"),
+      guards: [{ resource: "slot", token }],
+      operations: [
+        { op: "put", key: "booking/1", value: "alice" },
+        { op: "put", key: "audit/1", value: "created" },
+      ],
+    });
+    expect(result.result).toEqual({ status: "committed", index: h.index, keys: ["booking/1", "audit/1"] });
+    expect(h.machine.get("booking/1")).toEqual({ value: "alice", token, modIndex: h.index });
+    expect(h.machine.range("booking/", 10)).toHaveLength(1);
+  });
+
+  it("refuses a write under a stale token, writing nothing (the paused-writer case)", () => {
+    const h = new Harness();
+    const old = tokenOf(h.acquire("alice", ["slot"]));
+    h.apply({ type: "expire", resource: "slot", token: old, version: 0 }); // Alice paused past her TTL.
+    const fresh = tokenOf(h.acquire("bob", ["slot"]));
+    h.apply({
+      type: "txn",
+      session: h.session("bob"),
+      guards: [{ resource: "slot", token: fresh }],
+      operations: [{ op: "put", key: "k", value: "bob" }],
+    });
+    const late = h.apply({
+      type: "txn",
+      session: h.session("alice"),
+      guards: [{ resource: "slot", token: old }],
+      operations: [
+        { op: "put", key: "k", value: "alice" },
+        { op: "put", key: "other", value: "alice" },
+      ],
+    });
+    expect(late.result).toMatchObject({ status: "rejected", code: "stale_fencing_token" });
+    expect((late.result as { message: string }).message).toContain("stale fencing token");
+    expect(h.machine.get("k")?.value).toBe("bob");
+    expect(h.machine.get("other")).toBeUndefined();
+  });
+
+  it("a key refuses a write under a lower token than its last one, even through another resource", () => {
+    const h = new Harness();
+    const low = tokenOf(h.acquire("alice", ["r1"]));
+    const high = tokenOf(h.acquire("bob", ["r2"]));
+    h.apply({
+      type: "txn",
+      session: h.session("bob"),
+      guards: [{ resource: "r2", token: high }],
+      operations: [{ op: "put", key: "k", value: "bob" }],
+    });
+    const result = h.apply({
+      type: "txn",
+      session: h.session("alice"),
+      guards: [{ resource: "r1", token: low }],
+      operations: [{ op: "put", key: "k", value: "alice" }],
+    });
+    expect(result.result).toMatchObject({ code: "stale_fencing_token" });
+  });
+
+  it("a deleted key keeps its token, so a stale writer cannot bring it back", () => {
+    const h = new Harness();
+    const low = tokenOf(h.acquire("alice", ["r1"]));
+    const high = tokenOf(h.acquire("bob", ["r2"]));
+    h.apply({
+      type: "txn",
+      session: h.session("bob"),
+      guards: [{ resource: "r2", token: high }],
+      operations: [{ op: "delete", key: "k" }],
+    });
+    expect(h.machine.get("k")).toBeUndefined();
+    const result = h.apply({
+      type: "txn",
+      session: h.session("alice"),
+      guards: [{ resource: "r1", token: low }],
+      operations: [{ op: "put", key: "k", value: "alice" }],
+    });
+    expect(result.result).toMatchObject({ code: "stale_fencing_token" });
+  });
+});
+
+describe("sessions", () => {
+  it("a retried acquire returns the first answer and grants nothing twice", () => {
+    const h = new Harness();
+    const command: LockCommand = {
+      type: "acquire",
+      session: { clientId: "c", sequence: 1 },
+      resources: ["slot"],
+      owner: "c",
+      ttlMs: 5000,
+      waitMs: 0,
+    };
+    const first = h.machine.apply(20, command);
+    const retry = h.machine.apply(21, command);
+    expect(retry.result).toEqual(first.result);
+    expect(retry.events).toEqual([]);
+    expect(h.machine.lease("slot")?.token).toBe(20);
+  });
+
+  it("a retried queued acquire learns that it was granted meanwhile", () => {
+    const h = new Harness();
+    const held = tokenOf(h.acquire("alice", ["slot"]));
+    const command: LockCommand = {
+      type: "acquire",
+      session: { clientId: "bob", sequence: 1 },
+      resources: ["slot"],
+      owner: "bob",
+      ttlMs: 5000,
+      waitMs: 1000,
+    };
+    expect(h.machine.apply(20, command).result.status).toBe("queued");
+    h.machine.apply(21, { type: "release", session: { clientId: "alice", sequence: 2 }, leases: [{ resource: "slot", token: held }] });
+    expect(h.machine.apply(22, command).result).toMatchObject({ status: "granted", token: 21 });
+  });
+
+  it("a new session starts at sequence 1; an unknown session beyond it is refused", () => {
+    const h = new Harness();
+    const result = h.machine.apply(20, {
+      type: "acquire",
+      session: { clientId: "x", sequence: 7 },
+      resources: ["s"],
+      owner: "x",
+      ttlMs: 5000,
+      waitMs: 0,
+    });
+    expect(result.result).toMatchObject({ code: "session_expired" });
+    expect(h.machine.lease("s")).toBeUndefined();
+  });
+
+  it("a retry older than the remembered results is refused, never re-executed", () => {
+    const limits = { ...lockLimitsDefaults, resultsPerSessionMax: 2 };
+    const h = new Harness(new LockStateMachine(limits));
+    const acquire = (sequence: number): LockCommand => ({
+      type: "acquire",
+      session: { clientId: "c", sequence },
+      resources: [`r${sequence}`],
+      owner: "c",
+      ttlMs: 5000,
+      waitMs: 0,
+    });
+    for (let sequence = 1; sequence <= 3; sequence++) h.machine.apply(20 + sequence, acquire(sequence));
+    expect(h.machine.apply(30, acquire(1)).result).toMatchObject({ code: "stale_sequence" });
+    expect(h.machine.apply(31, acquire(3)).result).toMatchObject({ status: "granted", token: 23 });
+  });
+
+  it("evicts the least recently used session beyond sessionsMax", () => {
+    const h = new Harness(new LockStateMachine({ ...lockLimitsDefaults, sessionsMax: 2 }));
+    h.acquire("a", ["ra"]);
+    h.acquire("b", ["rb"]);
+    h.acquire("a", ["ra2"]); // a is now the most recent
+    h.acquire("c", ["rc"]); // evicts b
+    const retryOfB = h.machine.apply(100, {
+      type: "acquire",
+      session: { clientId: "b", sequence: 2 },
+      resources: ["x"],
+      owner: "b",
+      ttlMs: 5000,
+      waitMs: 0,
+    });
+    expect(retryOfB.result).toMatchObject({ code: "session_expired" });
+  });
+});
+
+describe("snapshots", () => {
+  it("restore(snapshot()) reproduces leases, waiters, keys and sessions, and behaves the same afterwards", () => {
+    const h = new Harness();
+    const token = tokenOf(h.acquire("alice", ["a", "b"]));
+    h.acquire("bob", ["a"], { waitMs: 1000 });
+    h.apply({
+      type: "txn",
+      session: h.session("alice"),
+      guards: [{ resource: "a", token }],
+      operations: [{ op: "put", key: "k", value: "v" }],
+    });
+    const copy = LockStateMachine.restore(JSON.parse(JSON.stringify(h.machine.snapshot())));
+    expect(copy.snapshot()).toEqual(h.machine.snapshot());
+    const release: LockCommand = { type: "release", session: h.session("alice"), leases: [{ resource: "a", token }] };
+    expect(copy.apply(100, release)).toEqual(h.machine.apply(100, release));
+    expect(copy.snapshot()).toEqual(h.machine.snapshot());
+  });
+
+  it("crashes loudly if entries are applied twice or out of order", () => {
+    const h = new Harness();
+    h.acquire("alice", ["a"]);
+    expect(() => h.machine.apply(h.index, { type: "cancel_wait", waiterId: 1 })).toThrow(/applied once, in order/);
+  });
+});

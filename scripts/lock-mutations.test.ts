@@ -1,0 +1,54 @@
+// The lock state machine's model-based property must bite: each mutant below is a copy of
+// node/state/lock-state-machine.ts with one rule broken, written next to the original (so its
+// imports resolve), imported, and checked against the reference model. The property must fail
+// for every mutant, and pass for the unmodified machine (node/state/lock-model.test.ts).
+
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { afterAll, describe, expect, it } from "vitest";
+import { checkAgainstModel, type MachineClass } from "../node/state/lock-model.ts";
+
+const sourcePath = new URL("../node/state/lock-state-machine.ts", import.meta.url);
+const source = readFileSync(sourcePath, "utf8");
+const written: URL[] = [];
+
+const mutants: [string, string, string][] = [
+  ["a release ignores the token", "if (lease === undefined || lease.token !== ref.token) {", "if (lease === undefined) {"],
+  ["waiters are not served in FIFO order", "        for (const resource of waiter.resources) reserved.add(resource);\n", ""],
+  [
+    "a key accepts a lower token",
+    "if (stored !== undefined && stored.token > token) {",
+    "if (stored !== undefined && stored.token > token + 1_000_000) {",
+  ],
+  ["a retry is executed again", "if (cached !== undefined) return answer(cached);", ""],
+  ["an expiry ignores the lease's version", "lease.version !== version", "false"],
+  [
+    "a cancelled wait does not wake later waiters",
+    "const woken = this.grantWaiters(index); // Its reservations",
+    "const woken = { events: [], resolved: [] }; // Its reservations",
+  ],
+  [
+    "a queued request's answer is never updated",
+    "if (record?.results.has(session.sequence)) record.results.set(session.sequence, result);",
+    "",
+  ],
+  [
+    "a txn ignores its guards",
+    "if (lease === undefined || lease.token !== guard.token) {",
+    "if (lease === undefined && guard.token < 0) {",
+  ],
+];
+
+afterAll(() => {
+  for (const url of written) rmSync(url, { force: true });
+});
+
+describe("the model-based property catches each broken lock state machine", () => {
+  it.each(mutants)("mutant: %s", async (_name, original, replacement) => {
+    expect(source.split(original).length - 1, `the mutation target must occur exactly once: ${original}`).toBe(1);
+    const url = new URL(`../node/state/mutant-${process.pid}-${written.length}.ts`, import.meta.url);
+    written.push(url);
+    writeFileSync(url, source.replace(original, replacement));
+    const mutant = (await import(url.href)) as { LockStateMachine: MachineClass };
+    expect(() => checkAgainstModel(mutant.LockStateMachine, 400, 3)).toThrow();
+  });
+});
