@@ -18,7 +18,9 @@ export type ViolationKind =
   | "stale_read"
   | "wrong_apply"
   | "liveness"
-  | "invariant";
+  | "invariant"
+  | "double_holder"
+  | "token_order";
 
 export interface Violation {
   readonly kind: ViolationKind;
@@ -125,6 +127,11 @@ export class SafetyChecker {
     if (recorded !== undefined && recorded !== stateHash) {
       this.fail("state_machine_safety", tick, `${id} installed a snapshot at ${index} whose state differs from the applied state there`);
     }
+  }
+
+  /** hasApplied reports whether some node already applied `index`. */
+  hasApplied(index: LogIndex): boolean {
+    return this.termAt[index] !== undefined;
   }
 
   acknowledged(index: LogIndex): void {

@@ -9,6 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { type PlantedBug, plantedBugs } from "../raft/planted-bugs.ts";
+import { type LockPlantedBug, lockPlantedBugs } from "./lock-workload.ts";
 import { defaultSimOptions, type SimOptions } from "./options.ts";
 import { checkSimulations, SimulationFailure } from "./property.ts";
 import { runSimulation, type SimResult } from "./sim.ts";
@@ -46,7 +47,9 @@ function main(): void {
   const values = parsed.values as Record<string, string | boolean | undefined>;
   if (values["help"] === true) usage("help");
   const bug = values["bug"] as string | undefined;
-  if (bug !== undefined && !plantedBugs.includes(bug as PlantedBug)) usage(`--bug must be one of ${plantedBugs.join(", ")}`);
+  const knownBugs: readonly string[] = [...plantedBugs, ...lockPlantedBugs];
+  if (bug !== undefined && !knownBugs.includes(bug)) usage(`--bug must be one of ${knownBugs.join(", ")}`);
+  const isLockBug = bug !== undefined && (lockPlantedBugs as readonly string[]).includes(bug);
   if (typeof values["options"] === "string") {
     runOne(values["options"]);
     return;
@@ -70,7 +73,8 @@ function main(): void {
     seed,
     ...(path === undefined ? {} : { path }),
     safetyTicksMax,
-    ...(bug === undefined ? {} : { plantedBug: bug as PlantedBug }),
+    ...(bug === undefined || isLockBug ? {} : { plantedBug: bug as PlantedBug }),
+    ...(bug === undefined || !isLockBug ? {} : { plantedLockBug: bug as LockPlantedBug }),
     onRun: (_options, result) => {
       totals.schedules++;
       totals.ticks += result.stats.ticks;

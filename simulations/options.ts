@@ -4,8 +4,12 @@
 
 import fc from "fast-check";
 import type { PlantedBug } from "../raft/planted-bugs.ts";
+import type { LockPlantedBug } from "./lock-workload.ts";
 
 export type PartitionMode = "none" | "symmetric" | "one_way" | "isolate_leader" | "mixed";
+
+/** Workload: "commands" replicates opaque commands; "locks" runs the lock state machine with lease-holding clients. */
+export type Workload = "commands" | "locks";
 
 export interface SimOptions {
   /** seed drives every random choice the simulator makes (and each core's election jitter). */
@@ -44,7 +48,10 @@ export interface SimOptions {
   readonly confChangeProbability: number;
   /** snapshotIntervalEntries: a node compacts its log once this many entries are applied past its snapshot. */
   readonly snapshotIntervalEntries: number;
+  readonly workload: Workload;
   readonly plantedBug?: PlantedBug;
+  /** plantedLockBug: a lease bug (lock workload only; tests of the simulator only). */
+  readonly plantedLockBug?: LockPlantedBug;
 }
 
 /** healedDelayTicksMax is the message delay bound after the heal: at most 30% of the election timeout. */
@@ -75,10 +82,15 @@ export const defaultSimOptions: SimOptions = {
   readProbability: 0.05,
   confChangeProbability: 0.002,
   snapshotIntervalEntries: 50,
+  workload: "commands",
 };
 
 /** simOptionsArbitrary generates schedules; `safetyTicks` bounds the length of each. */
-export function simOptionsArbitrary(limits: { safetyTicksMax: number; plantedBug?: PlantedBug }): fc.Arbitrary<SimOptions> {
+export function simOptionsArbitrary(limits: {
+  safetyTicksMax: number;
+  plantedBug?: PlantedBug;
+  plantedLockBug?: LockPlantedBug;
+}): fc.Arbitrary<SimOptions> {
   return fc
     .record({
       seed: fc.integer({ min: 0, max: 0x7fff_ffff }),
@@ -104,10 +116,14 @@ export function simOptionsArbitrary(limits: { safetyTicksMax: number; plantedBug
       readProbability: fc.constantFrom(0, 0.05, 0.2),
       confChangeProbability: fc.constantFrom(0, 0.002, 0.01),
       snapshotIntervalEntries: fc.integer({ min: 3, max: 200 }),
+      // Last, so adding it left every earlier field's values (for a given seed) unchanged.
+      workload: fc.constantFrom<Workload>("commands", "locks"),
     })
     .map(({ heartbeatRatio, ...rest }) => ({
       ...rest,
       heartbeatIntervalTicks: Math.max(1, Math.floor(rest.electionTimeoutTicks / heartbeatRatio)),
-      ...(limits.plantedBug === undefined ? {} : { plantedBug: limits.plantedBug }),
+      // Planted Raft bugs run under the commands workload, where their measured figures were taken.
+      ...(limits.plantedBug === undefined ? {} : { plantedBug: limits.plantedBug, workload: "commands" as const }),
+      ...(limits.plantedLockBug === undefined ? {} : { plantedLockBug: limits.plantedLockBug, workload: "locks" as const }),
     }));
 }

@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from "vitest";
 import { type PlantedBug, plantedBugs } from "../raft/planted-bugs.ts";
+import { type LockPlantedBug, lockPlantedBugs } from "./lock-workload.ts";
 import { checkSimulations, SimulationFailure } from "./property.ts";
 import { runSimulation } from "./sim.ts";
 
@@ -22,6 +23,20 @@ describe("planted bugs are found by the simulator", () => {
     expect(counterexample?.plantedBug).toBe(bug);
     if (counterexample === undefined) return;
     const { plantedBug: _removed, ...withoutBug } = counterexample;
+    expect(runSimulation(withoutBug).violation).toBeUndefined();
+  });
+
+  /** lockRunsMax is the stated bound for the lease bugs (lock workload): found within this many schedules from seed 1. */
+  const lockRunsMax = 100;
+  it.each(lockPlantedBugs.map((bug) => [bug]))("finds the lease bug %s within the stated number of schedules", (bug: LockPlantedBug) => {
+    const details = checkSimulations({ runs: lockRunsMax, seed: 1, safetyTicksMax: 3000, plantedLockBug: bug });
+    expect(details.failed, `${bug} was not found in ${lockRunsMax} schedules`).toBe(true);
+    const failure = details.errorInstance as SimulationFailure;
+    expect(failure.result.violation?.kind).toBe("double_holder");
+    const counterexample = details.counterexample?.[0];
+    expect(counterexample?.plantedLockBug).toBe(bug);
+    if (counterexample === undefined) return;
+    const { plantedLockBug: _removed, ...withoutBug } = counterexample;
     expect(runSimulation(withoutBug).violation).toBeUndefined();
   });
 

@@ -4,6 +4,7 @@
 
 import fc from "fast-check";
 import type { PlantedBug } from "../raft/planted-bugs.ts";
+import type { LockPlantedBug } from "./lock-workload.ts";
 import { type SimOptions, simOptionsArbitrary } from "./options.ts";
 import { runSimulation, type SimResult } from "./sim.ts";
 
@@ -24,6 +25,7 @@ export interface CheckOptions {
   readonly path?: string;
   readonly safetyTicksMax: number;
   readonly plantedBug?: PlantedBug;
+  readonly plantedLockBug?: LockPlantedBug;
   /** onRun is called after every schedule (shrinking runs included), for progress and totals. */
   readonly onRun?: (options: SimOptions, result: SimResult) => void;
 }
@@ -33,6 +35,7 @@ export function checkSimulations(options: CheckOptions): fc.RunDetails<[SimOptio
   const arbitrary = simOptionsArbitrary({
     safetyTicksMax: options.safetyTicksMax,
     ...(options.plantedBug === undefined ? {} : { plantedBug: options.plantedBug }),
+    ...(options.plantedLockBug === undefined ? {} : { plantedLockBug: options.plantedLockBug }),
   });
   const property = fc.property(arbitrary, (simOptions) => {
     const result = runSimulation(simOptions);

@@ -16,6 +16,9 @@ describe("the partition simulator", () => {
     let crashes = 0;
     let snapshotsInstalled = 0;
     let confChangesApplied = 0;
+    let lockGrants = 0;
+    let staleWritesRefused = 0;
+    const workloads = new Set<string>();
     const details = checkSimulations({
       runs: 300,
       seed: 20_261_122,
@@ -26,6 +29,9 @@ describe("the partition simulator", () => {
         crashes += result.stats.crashes;
         snapshotsInstalled += result.stats.snapshotsInstalled;
         confChangesApplied += result.stats.confChangesApplied;
+        lockGrants += result.stats.lockGrants;
+        staleWritesRefused += result.stats.staleWritesRefused;
+        workloads.add(options.workload);
       },
     });
     if (details.failed) {
@@ -41,6 +47,11 @@ describe("the partition simulator", () => {
     expect(crashes).toBeGreaterThan(100);
     expect(snapshotsInstalled).toBeGreaterThan(50);
     expect(confChangesApplied).toBeGreaterThan(50);
+    // Half the schedules run the lock state machine with lease-holding clients: leases were
+    // granted, and paused clients' late writes were refused by fencing.
+    expect([...workloads].sort()).toEqual(["commands", "locks"]);
+    expect(lockGrants).toBeGreaterThan(1000);
+    expect(staleWritesRefused).toBeGreaterThan(10);
   });
 
   it("is a pure function of its options: the same schedule replays identically", () => {

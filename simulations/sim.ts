@@ -3,6 +3,8 @@
 // properties continuously and liveness at the end. It is a pure function of its options: no
 // clock, no Math.random, no I/O, so any failing run replays exactly from its options.
 
+import type { LockStateSnapshot } from "../node/state/lock-state-machine.ts";
+import type { LockCommand } from "../node/state/types.ts";
 import { RaftInvariantError } from "../raft/assert.ts";
 import { raftConfigDefaults } from "../raft/config.ts";
 import type { ConfChange, Entry, LogIndex, NodeId, RaftMessage, Term } from "../raft/messages.ts";
@@ -13,6 +15,7 @@ import type { Role } from "../raft/raft.ts";
 import { createSeededRandom } from "../raft/random.ts";
 import { MemoryStorage } from "../raft/storage.ts";
 import { SafetyChecker, type Violation } from "./checker.ts";
+import { LockReplica, LockWorkload, locksDriftPercentMax, tickMs } from "./lock-workload.ts";
 import { nodesMax, SimNetwork } from "./network.ts";
 import { healedDelayTicksMax, type SimOptions } from "./options.ts";
 
@@ -47,6 +50,9 @@ export interface SimStats {
   confChangesApplied: number;
   /** livenessTicks is how long the cluster took to converge after the heal (-1 if it did not). */
   livenessTicks: number;
+  /** Lock workload only: leases granted, and writes refused for a stale fencing token. */
+  lockGrants: number;
+  staleWritesRefused: number;
 }
 
 export interface SimResult {
@@ -73,6 +79,8 @@ interface SimNode {
   /** pendingProposals: index → the command this node's client proposed there (lost on crash). */
   pendingProposals: Map<LogIndex, { commandId: number; term: Term }>;
   pendingReads: Map<number, { minIndex: LogIndex }>;
+  /** replica is the node's lock state (lock workload only), rebuilt from its snapshot on restart. */
+  replica: LockReplica | undefined;
   servableReads: { requestId: number; index: LogIndex; minIndex: LogIndex }[];
 }
 
@@ -103,6 +111,8 @@ class Simulation {
     snapshotsInstalled: 0,
     confChangesApplied: 0,
     livenessTicks: -1,
+    lockGrants: 0,
+    staleWritesRefused: 0,
   };
   private tickNow = 0;
   private healed = false;
@@ -115,6 +125,7 @@ class Simulation {
   private joins = 0;
   private readonly textEncoder = new TextEncoder();
   private readonly textDecoder = new TextDecoder();
+  private readonly locks: LockWorkload | undefined;
 
   constructor(options: SimOptions) {
     this.options = options;
@@ -132,6 +143,18 @@ class Simulation {
       slotOf: (id) => (this.byId.get(id) as SimNode).slot,
       random: this.random,
     });
+    this.locks =
+      options.workload === "locks"
+        ? new LockWorkload(options, {
+            random: this.random,
+            tickNow: () => this.tickNow,
+            healed: () => this.healed,
+            propose: (id, data) => this.proposeLock(id, data),
+            liveNodeIds: () => this.nodes.filter((node) => node.rawNode !== undefined).map((node) => node.id),
+            fail: (kind, message) => this.checker.fail(kind, this.tickNow, message),
+            replyDropProbability: () => this.network.faults.dropProbability,
+          })
+        : undefined;
     const founders = Array.from({ length: options.clusterSize }, (_, position) => nodeId(`n${position + 1}`));
     for (const id of founders) this.addNode(id, MemoryStorage.bootstrap(founders));
   }
@@ -154,6 +177,8 @@ class Simulation {
       this.checker.fail("invariant", this.tickNow, error.message);
     }
     this.stats.deliveries = this.network.delivered;
+    this.stats.lockGrants = this.locks?.grants ?? 0;
+    this.stats.staleWritesRefused = this.locks?.staleWritesRefused ?? 0;
     this.stats.dropped = this.network.dropped;
     const violation = this.checker.violation;
     return { ok: violation === undefined, violation, stats: this.stats };
@@ -177,6 +202,7 @@ class Simulation {
       while (node.clockAccumulator >= 1) {
         node.clockAccumulator -= 1;
         rawNode.tick();
+        if (node.replica !== undefined) node.replica.clockMs += tickMs;
       }
     }
     // A crash strikes after the nodes moved on but before they persisted: what they had not
@@ -233,6 +259,7 @@ class Simulation {
     }
     for (const requestId of ready.droppedReads) node.pendingReads.delete(requestId);
     rawNode.advance(ready);
+    node.replica?.timekeeper.sync(node.replica.clockMs, node.replica.machine);
     this.serveReads(node);
     this.maybeSnapshot(node, rawNode);
     return true;
@@ -240,6 +267,10 @@ class Simulation {
 
   private roleChanged(node: SimNode, rawNode: RawNode, role: Role): void {
     node.role = role;
+    if (node.replica !== undefined) {
+      if (role === "leader") node.replica.timekeeper.becomeLeader(node.replica.clockMs, node.replica.machine);
+      else node.replica.timekeeper.stepDown();
+    }
     if (role !== "leader") return;
     this.stats.elections++;
     const status = rawNode.status();
@@ -253,8 +284,7 @@ class Simulation {
     const snapshot = ready.snapshot;
     if (snapshot === undefined) return;
     this.stats.snapshotsInstalled++;
-    node.stateHash = Number(this.textDecoder.decode(snapshot.data));
-    node.appliedIndex = snapshot.metadata.index;
+    this.restoreState(node, snapshot.metadata.index, snapshot.data);
     this.checker.checkSnapshot(this.tickNow, node.id, snapshot.metadata.index, node.stateHash);
   }
 
@@ -262,10 +292,20 @@ class Simulation {
     if (entry.index <= node.appliedIndex) return; // Already inside an installed snapshot.
     this.checker.assertNextApply(this.tickNow, node.id, node.appliedIndex, entry.index);
     const key = entryKey(entry, this.textDecoder);
+    const firstApply = !this.checker.hasApplied(entry.index);
     node.stateHash = mixHash(node.stateHash, key);
     node.appliedIndex = entry.index;
     this.checker.applied(this.tickNow, node.id, entry.index, entry.term, key, node.stateHash, node.term);
     if (entry.kind === "conf_change") this.confChangeApplied(entry.change);
+    if (node.replica !== undefined && this.locks !== undefined) {
+      if (entry.kind === "normal") {
+        const applied = node.replica.machine.apply(entry.index, JSON.parse(key) as LockCommand);
+        this.locks.applied(node.id, node.replica, entry.index, entry.term, applied, firstApply);
+      } else {
+        node.replica.machine.applyNoop(entry.index);
+      }
+      return;
+    }
     const pending = node.pendingProposals.get(entry.index);
     if (pending !== undefined) {
       node.pendingProposals.delete(entry.index);
@@ -304,7 +344,8 @@ class Simulation {
     const snapshotIndex = node.storage.snapshot().metadata.index;
     if (node.appliedIndex - snapshotIndex < this.options.snapshotIntervalEntries) return;
     if (node.appliedIndex > node.storage.lastIndex()) return;
-    node.storage.createSnapshot(node.appliedIndex, rawNode.confState(), this.textEncoder.encode(String(node.stateHash)));
+    const state = { hash: node.stateHash, locks: node.replica?.machine.snapshot() };
+    node.storage.createSnapshot(node.appliedIndex, rawNode.confState(), this.textEncoder.encode(JSON.stringify(state)));
     this.stats.snapshotsTaken++;
   }
 
@@ -312,7 +353,9 @@ class Simulation {
   // Nodes: start, crash, restart, retire.
 
   private addNode(id: NodeId, storage: MemoryStorage): SimNode {
-    const drift = this.options.clockDriftPercentMax;
+    // The lock workload keeps drift within what the client library's lease discount covers.
+    const drift =
+      this.locks === undefined ? this.options.clockDriftPercentMax : Math.min(this.options.clockDriftPercentMax, locksDriftPercentMax);
     const node: SimNode = {
       id,
       slot: this.nodes.length,
@@ -328,6 +371,7 @@ class Simulation {
       stateHash: 0,
       pendingProposals: new Map(),
       pendingReads: new Map(),
+      replica: undefined,
       servableReads: [],
     };
     this.nodes.push(node);
@@ -338,8 +382,7 @@ class Simulation {
 
   private restart(node: SimNode): void {
     const snapshot = node.storage.snapshot();
-    node.appliedIndex = snapshot.metadata.index;
-    node.stateHash = snapshot.metadata.index === 0 ? 0 : Number(this.textDecoder.decode(snapshot.data));
+    this.restoreState(node, snapshot.metadata.index, snapshot.data);
     node.role = "follower";
     node.term = node.storage.hardStateNow().term;
     node.rawNode = new RawNode(
@@ -449,6 +492,10 @@ class Simulation {
   // Workload: clients propose commands, read, and change membership.
 
   private workload(): void {
+    if (this.locks !== undefined) {
+      this.lockWorkloadTick(this.locks);
+      return;
+    }
     if (this.healed) {
       this.retryUnacknowledged();
       return;
@@ -528,6 +575,7 @@ class Simulation {
 
   private converged(): boolean {
     if (this.unacknowledged.size > 0) return false;
+    if (this.locks !== undefined && this.locks.outstanding() > 0) return false;
     const leader = this.currentLeader();
     if (leader?.rawNode === undefined) return false;
     const status = leader.rawNode.status();
@@ -554,6 +602,45 @@ class Simulation {
       this.tickNow,
       live.map((node) => ({ id: node.id, entries: (node.rawNode as RawNode).logEntries(0, Number.MAX_SAFE_INTEGER) })),
     );
+  }
+
+  /** restoreState rebuilds a node's state machine from a snapshot (its own on restart, or the leader's). */
+  private restoreState(node: SimNode, index: LogIndex, data: Uint8Array): void {
+    const state: { hash: number; locks?: LockStateSnapshot } = index === 0 ? { hash: 0 } : JSON.parse(this.textDecoder.decode(data));
+    node.appliedIndex = index;
+    node.stateHash = state.hash;
+    if (this.locks !== undefined) node.replica = new LockReplica(this.locks.limits, state.locks, this.locks.plantedBug);
+  }
+
+  /** lockWorkloadTick: clients act, and each leader proposes the expiries its clock says are due. */
+  private lockWorkloadTick(locks: LockWorkload): void {
+    locks.tick();
+    for (const node of this.nodes) {
+      const replica = node.replica;
+      if (node.rawNode === undefined || replica === undefined || !replica.timekeeper.isLeading()) continue;
+      for (const command of replica.timekeeper.due(replica.clockMs)) node.rawNode.propose(locks.encode(command));
+    }
+  }
+
+  /** proposeLock hands a client's command to a node, following its leader hint once. */
+  private proposeLock(id: string, data: Uint8Array): { nodeId: string; index: number; term: number } | undefined {
+    let node = this.byId.get(id);
+    for (let hop = 0; hop < 2 && node?.rawNode !== undefined; hop++) {
+      const outcome = node.rawNode.propose(data);
+      if (outcome.kind === "accepted") {
+        const replica = node.replica as LockReplica;
+        (this.locks as LockWorkload).accepted(
+          replica,
+          outcome.index,
+          outcome.term,
+          JSON.parse(this.textDecoder.decode(data)) as LockCommand,
+        );
+        return { nodeId: node.id, index: outcome.index, term: outcome.term };
+      }
+      if (outcome.kind !== "not_leader" || outcome.leaderHint === null) return undefined;
+      node = this.byId.get(outcome.leaderHint);
+    }
+    return undefined;
   }
 
   private currentLeader(): SimNode | undefined {
