@@ -53,6 +53,13 @@ describe("lint rules enforce purity and import direction", () => {
     expect(result.output).toContain("tests only");
   });
 
+  it("forbids the node host from importing the planted lease bugs, but not node/state/ itself", () => {
+    const source = 'import { leasePlantedBugs } from "./state/planted-bugs.ts";\nexport const b = leasePlantedBugs;\n';
+    expect(lint("node/example-lint.ts", source).ok).toBe(false);
+    const inside = 'import { leasePlantedBugs } from "./planted-bugs.ts";\nexport const b = leasePlantedBugs;\n';
+    expect(lint("node/state/example-lint.ts", inside).ok).toBe(true);
+  });
+
   it("forbids scheduler/ from reaching past client/", () => {
     expect(lint("scheduler/example-lint.ts", 'import { RawNode } from "../raft/index.ts";\nexport const r = RawNode;\n').ok).toBe(false);
   });
