@@ -1,0 +1,476 @@
+// LockNodeHost drives one Raft core with a real clock, persists through a DurableLog, talks to
+// its peers through a PeerTransport, and applies committed entries to the lock state machine.
+//
+// One drive loop does all the work, in the order raft/README.md prescribes. Inputs (peer
+// messages, ticks, proposals, reads) wait in a queue. Each turn of the loop first feeds every
+// queued input to the core, then takes one Ready: persist it (one fsync), send its messages,
+// apply its committed entries, and advance. Nothing touches the core while a Ready is being
+// persisted, and everything that arrives meanwhile is batched into the next Ready (group commit).
+
+import type { Logger } from "pino";
+import {
+  type ConfChange,
+  type Entry,
+  MemoryStorage,
+  type NodeId,
+  type RaftConfig,
+  RawNode,
+  type Ready,
+  type Refusal,
+  type Snapshot,
+  type Status,
+} from "../raft/index.ts";
+import type { DurableLog, PeerTransport } from "./contracts.ts";
+import { decodeCommand, decodeLockSnapshot, encodeCommand, encodeLockSnapshot } from "./state/codec.ts";
+import { LeaseTimekeeper } from "./state/lease-timekeeper.ts";
+import { type Applied, type LockLimits, LockStateMachine } from "./state/lock-state-machine.ts";
+import type { LockCommand, LockEvent, LockResult } from "./state/types.ts";
+
+/** NodeErrorCode: why the node could not serve a request. The HTTP layer maps each to a status. */
+export type NodeErrorCode = "not_leader" | "proposal_dropped" | "leadership_lost" | "timeout" | "shutting_down" | "overloaded";
+
+export class NodeError extends Error {
+  readonly code: NodeErrorCode;
+  readonly leaderHint: NodeId | null;
+  constructor(code: NodeErrorCode, message: string, leaderHint: NodeId | null = null) {
+    super(message);
+    this.name = "NodeError";
+    this.code = code;
+    this.leaderHint = leaderHint;
+  }
+}
+
+export interface HostOptions {
+  readonly raft: Omit<RaftConfig, "id">;
+  readonly nodeId: NodeId;
+  /** bootstrapVoters: the founding members, used only when the data directory is empty. */
+  readonly bootstrapVoters: readonly NodeId[];
+  readonly tickIntervalMs: number;
+  readonly durableLog: DurableLog;
+  readonly transport: PeerTransport;
+  readonly lockLimits: LockLimits;
+  /** snapshotIntervalEntries: compact the log once this many entries are applied past the last snapshot. */
+  readonly snapshotIntervalEntries: number;
+  /** proposalTimeoutMs bounds how long a proposal or read may wait for its outcome. */
+  readonly proposalTimeoutMs: number;
+  /** pendingRequestsMax bounds proposals and reads waiting for their outcome. */
+  readonly pendingRequestsMax: number;
+  readonly logger: Logger;
+  /** nowMs is a monotonic clock in milliseconds (performance.now in production). */
+  readonly nowMs: () => number;
+}
+
+type Input =
+  | { readonly kind: "message"; readonly message: Parameters<RawNode["step"]>[0] }
+  | { readonly kind: "propose"; readonly data: Uint8Array; readonly waiter: ProposalWaiter | undefined }
+  | { readonly kind: "conf_change"; readonly change: ConfChange; readonly waiter: ProposalWaiter }
+  | { readonly kind: "read"; readonly waiter: ReadWaiter }
+  | { readonly kind: "transfer"; readonly transferee: NodeId; readonly done: (outcome: Refusal | { kind: "started" }) => void };
+
+interface ProposalWaiter {
+  resolve: (applied: Applied | undefined) => void;
+  reject: (error: NodeError) => void;
+  term: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface ReadWaiter {
+  resolve: () => void;
+  reject: (error: NodeError) => void;
+  index: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class LockNodeHost {
+  readonly nodeId: NodeId;
+  machine: LockStateMachine;
+  private readonly options: HostOptions;
+  private readonly storage: MemoryStorage;
+  private readonly rawNode: RawNode;
+  private readonly timekeeper: LeaseTimekeeper;
+  private readonly inputs: Input[] = [];
+  private pendingTicks = 0;
+  private driving = false;
+  private stopped = false;
+  private ticker: NodeJS.Timeout | undefined;
+  private readonly proposals = new Map<number, ProposalWaiter>();
+  private readonly reads = new Map<number, ReadWaiter>();
+  /** readsAwaitingApply: confirmed reads waiting for the state machine to reach their index. */
+  private readsAwaitingApply: ReadWaiter[] = [];
+  private nextReadId = 1;
+  private role: Status["role"] = "follower";
+  private readonly eventListeners = new Set<(event: LockEvent) => void>();
+  private readonly waitListeners = new Map<string, (result: LockResult) => void>();
+  private drivePromise: Promise<void> = Promise.resolve();
+
+  private constructor(options: HostOptions, storage: MemoryStorage, machine: LockStateMachine) {
+    this.options = options;
+    this.nodeId = options.nodeId;
+    this.storage = storage;
+    this.machine = machine;
+    this.rawNode = new RawNode({ ...options.raft, id: options.nodeId }, storage);
+    this.timekeeper = new LeaseTimekeeper({
+      reproposeAfterMs: 10 * options.tickIntervalMs * options.raft.electionTimeoutTicks,
+      dueCommandsMax: 256,
+    });
+  }
+
+  /** start loads the durable state (or bootstraps an empty directory), then starts ticking and listening. */
+  static async start(options: HostOptions): Promise<LockNodeHost> {
+    const durable = await options.durableLog.load();
+    const isEmpty = durable.snapshot === undefined && durable.entries.length === 0 && durable.hardState.term === 0;
+    let storage: MemoryStorage;
+    if (isEmpty && options.bootstrapVoters.length > 0) {
+      storage = MemoryStorage.bootstrap(options.bootstrapVoters);
+      const entries = storage.entries(1, storage.lastIndex() + 1, Number.MAX_SAFE_INTEGER);
+      await options.durableLog.save({ hardState: storage.hardStateNow(), entries });
+    } else {
+      storage = new MemoryStorage();
+      if (durable.snapshot !== undefined) storage.applySnapshot(durable.snapshot);
+      storage.append(durable.entries);
+      storage.setHardState(durable.hardState);
+    }
+    const snapshot = storage.snapshot();
+    const machine =
+      snapshot.metadata.index === 0
+        ? new LockStateMachine(options.lockLimits)
+        : LockStateMachine.restore(decodeLockSnapshot(snapshot.data), options.lockLimits);
+    machine.applyNoop(snapshot.metadata.index);
+    const host = new LockNodeHost(options, storage, machine);
+    options.transport.onMessage((message) => host.enqueue({ kind: "message", message }));
+    host.ticker = setInterval(() => host.onTick(), options.tickIntervalMs);
+    host.kick();
+    return host;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Public operations.
+
+  /**
+   * propose appends a lock command through the log and resolves with what applying it produced.
+   * Only the leader accepts proposals; others answer not_leader with a hint.
+   */
+  propose(command: LockCommand): Promise<Applied> {
+    return new Promise<Applied>((resolve, reject) => {
+      if (!this.admit(reject)) return;
+      const waiter: ProposalWaiter = {
+        resolve: (applied) =>
+          applied === undefined
+            ? reject(new NodeError("leadership_lost", "the proposal was overwritten by a new leader"))
+            : resolve(applied),
+        reject,
+        term: 0,
+        timer: undefined,
+      };
+      this.enqueue({ kind: "propose", data: encodeCommand(command), waiter });
+    });
+  }
+
+  /** proposeConfChange proposes one membership step and resolves once it is applied. */
+  proposeConfChange(change: ConfChange): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (!this.admit(reject)) return;
+      this.enqueue({ kind: "conf_change", change, waiter: { resolve: () => resolve(), reject, term: 0, timer: undefined } });
+    });
+  }
+
+  /** linearizableRead runs `read` on the state machine after a ReadIndex round (thesis §6.4). */
+  linearizableRead<T>(read: (machine: LockStateMachine) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (!this.admit(reject)) return;
+      const waiter: ReadWaiter = { resolve: () => resolve(read(this.machine)), reject, index: 0, timer: undefined };
+      this.enqueue({ kind: "read", waiter });
+    });
+  }
+
+  transferLeadership(transferee: NodeId): Promise<Refusal | { kind: "started" }> {
+    return new Promise((done) => this.enqueue({ kind: "transfer", transferee, done }));
+  }
+
+  /** onEvent subscribes to lock events as this node applies them; returns the unsubscribe function. */
+  onEvent(listener: (event: LockEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  /** awaitWaiter resolves when the queued acquire of session `clientId#sequence` is granted or times out on this node. */
+  awaitWaiter(clientId: string, sequence: number, timeoutMs: number): Promise<LockResult> {
+    const key = `${clientId}#${sequence}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waitListeners.delete(key);
+        reject(new NodeError("timeout", `no outcome for queued request ${key} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waitListeners.set(key, (result) => {
+        clearTimeout(timer);
+        this.waitListeners.delete(key);
+        resolve(result);
+      });
+    });
+  }
+
+  status(): Status {
+    return this.rawNode.status();
+  }
+
+  leaseDeadlineMs(resource: string): number | undefined {
+    return this.timekeeper.leaseDeadlineMs(resource);
+  }
+
+  /** stop stops ticking, fails what is pending, and waits for the drive loop; the caller closes the log and transport. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    await this.drivePromise;
+    this.failPending(new NodeError("shutting_down", "the node is shutting down"));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The drive loop.
+
+  private admit(reject: (error: NodeError) => void): boolean {
+    if (this.stopped) {
+      reject(new NodeError("shutting_down", "the node is shutting down"));
+      return false;
+    }
+    if (this.proposals.size + this.reads.size + this.inputs.length >= this.options.pendingRequestsMax) {
+      reject(new NodeError("overloaded", `more than ${this.options.pendingRequestsMax} requests are pending`));
+      return false;
+    }
+    return true;
+  }
+
+  private enqueue(input: Input): void {
+    if (this.stopped) return;
+    this.inputs.push(input);
+    this.kick();
+  }
+
+  private onTick(): void {
+    this.pendingTicks++;
+    this.kick();
+  }
+
+  /** kick starts the drive loop unless it is running; a running loop picks up new inputs itself. */
+  private kick(): void {
+    if (this.driving || this.stopped) return;
+    this.driving = true;
+    this.drivePromise = this.drive().finally(() => {
+      this.driving = false;
+      // Something may have arrived between the loop's last look and now.
+      if (this.inputs.length > 0 || this.pendingTicks > 0) this.kick();
+    });
+  }
+
+  private async drive(): Promise<void> {
+    for (let turn = 0; !this.stopped; turn++) {
+      this.feedInputs();
+      const ready = this.rawNode.ready();
+      if (ready === undefined) {
+        if (this.inputs.length === 0 && this.pendingTicks === 0) return;
+        continue;
+      }
+      await this.handleReady(ready);
+      // Let timers and sockets run between turns, so a busy node still ticks and receives.
+      if (turn % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private feedInputs(): void {
+    // Ticks first: a node that was busy catches up on time, but never more than one election's worth.
+    const ticks = Math.min(this.pendingTicks, this.options.raft.electionTimeoutTicks);
+    this.pendingTicks = 0;
+    for (let tick = 0; tick < ticks; tick++) this.rawNode.tick();
+    if (ticks > 0) this.proposeDueExpiries();
+    const inputs = this.inputs.splice(0, this.inputs.length);
+    for (const input of inputs) this.feed(input);
+  }
+
+  private feed(input: Input): void {
+    switch (input.kind) {
+      case "message":
+        this.rawNode.step(input.message);
+        return;
+      case "propose":
+        this.trackProposal(this.rawNode.propose(input.data), input.waiter);
+        return;
+      case "conf_change":
+        this.trackProposal(this.rawNode.proposeConfChange(input.change), input.waiter);
+        return;
+      case "read":
+        this.startRead(input.waiter);
+        return;
+      case "transfer":
+        input.done(this.rawNode.transferLeadership(input.transferee));
+        return;
+    }
+  }
+
+  private trackProposal(outcome: ReturnType<RawNode["propose"]>, waiter: ProposalWaiter | undefined): void {
+    if (waiter === undefined) return;
+    if (outcome.kind === "not_leader") {
+      waiter.reject(new NodeError("not_leader", "this node is not the leader", outcome.leaderHint));
+    } else if (outcome.kind === "dropped") {
+      waiter.reject(new NodeError("proposal_dropped", `the leader dropped the proposal: ${outcome.reason}`, this.nodeId));
+    } else {
+      waiter.term = outcome.term;
+      waiter.timer = setTimeout(() => {
+        this.proposals.delete(outcome.index);
+        waiter.reject(
+          new NodeError("timeout", `proposal at index ${outcome.index} not applied within ${this.options.proposalTimeoutMs} ms`),
+        );
+      }, this.options.proposalTimeoutMs);
+      this.proposals.set(outcome.index, waiter);
+    }
+  }
+
+  private startRead(waiter: ReadWaiter): void {
+    const requestId = this.nextReadId++;
+    const outcome = this.rawNode.readIndex(requestId);
+    if (outcome.kind === "not_leader") {
+      waiter.reject(new NodeError("not_leader", "this node is not the leader", outcome.leaderHint));
+      return;
+    }
+    if (outcome.kind === "dropped") {
+      waiter.reject(new NodeError("proposal_dropped", `the leader dropped the read: ${outcome.reason}`, this.nodeId));
+      return;
+    }
+    waiter.timer = setTimeout(() => {
+      this.reads.delete(requestId);
+      this.readsAwaitingApply = this.readsAwaitingApply.filter((pending) => pending !== waiter);
+      waiter.reject(new NodeError("timeout", `read not confirmed within ${this.options.proposalTimeoutMs} ms`));
+    }, this.options.proposalTimeoutMs);
+    this.reads.set(requestId, waiter);
+  }
+
+  /** handleReady follows the contract: persist, then send, then apply, then advance. */
+  private async handleReady(ready: Ready): Promise<void> {
+    if (ready.hardState !== undefined || ready.entries.length > 0 || ready.snapshot !== undefined) {
+      await this.options.durableLog.save({
+        ...(ready.hardState === undefined ? {} : { hardState: ready.hardState }),
+        entries: ready.entries,
+        ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot }),
+      });
+    }
+    if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
+    this.storage.append(ready.entries);
+    if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
+    for (const message of ready.messages) this.options.transport.send(message);
+    if (ready.softState !== undefined) this.roleChanged(ready.softState.role, ready.softState.leaderId);
+    if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot);
+    for (const entry of ready.committedEntries) this.apply(entry);
+    this.settleReads(ready);
+    this.rawNode.advance(ready);
+    this.timekeeper.sync(this.options.nowMs(), this.machine);
+    await this.maybeCompact();
+  }
+
+  private roleChanged(role: Status["role"], leaderId: NodeId | null): void {
+    const was = this.role;
+    this.role = role;
+    this.options.logger.info({ event: "role_changed", role, leaderId, term: this.rawNode.status().term }, `${this.nodeId} is now ${role}`);
+    if (role === "leader") {
+      this.timekeeper.becomeLeader(this.options.nowMs(), this.machine);
+    } else if (was === "leader") {
+      this.timekeeper.stepDown();
+      // Proposals still in flight may or may not commit: their clients retry with the same session.
+      for (const [index, waiter] of this.proposals) {
+        if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+        waiter.reject(new NodeError("leadership_lost", `leadership lost before index ${index} was applied; retry`, leaderId));
+      }
+      this.proposals.clear();
+    }
+  }
+
+  private installSnapshot(snapshot: Snapshot): void {
+    this.machine = LockStateMachine.restore(decodeLockSnapshot(snapshot.data), this.options.lockLimits);
+    this.machine.applyNoop(snapshot.metadata.index);
+    this.options.logger.info({ event: "snapshot_installed", index: snapshot.metadata.index }, "installed a snapshot from the leader");
+  }
+
+  private apply(entry: Entry): void {
+    if (entry.index <= this.machine.appliedIndex()) return;
+    let applied: Applied | undefined;
+    if (entry.kind === "normal") {
+      applied = this.machine.apply(entry.index, decodeCommand(entry.data));
+      for (const event of applied.events) for (const listener of this.eventListeners) listener(event);
+      for (const resolved of applied.resolvedWaiters)
+        this.waitListeners.get(`${resolved.session.clientId}#${resolved.session.sequence}`)?.(resolved.result);
+    } else {
+      this.machine.applyNoop(entry.index);
+      if (entry.kind === "conf_change") {
+        this.options.logger.info(
+          { event: "membership_changed", change: entry.change, index: entry.index },
+          `membership: ${entry.change.type} ${entry.change.nodeId}`,
+        );
+      }
+    }
+    const waiter = this.proposals.get(entry.index);
+    if (waiter === undefined) return;
+    this.proposals.delete(entry.index);
+    if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+    waiter.resolve(
+      entry.term === waiter.term
+        ? (applied ?? { result: { status: "no_op", reason: "applied" }, events: [], resolvedWaiters: [] })
+        : undefined,
+    );
+  }
+
+  private settleReads(ready: Ready): void {
+    for (const read of ready.readStates) {
+      const waiter = this.reads.get(read.requestId);
+      if (waiter === undefined) continue;
+      this.reads.delete(read.requestId);
+      waiter.index = read.index;
+      this.readsAwaitingApply.push(waiter);
+    }
+    for (const requestId of ready.droppedReads) {
+      const waiter = this.reads.get(requestId);
+      if (waiter === undefined) continue;
+      this.reads.delete(requestId);
+      if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+      waiter.reject(new NodeError("leadership_lost", "leadership was lost before the read was confirmed; retry"));
+    }
+    const applied = this.machine.appliedIndex();
+    const still: ReadWaiter[] = [];
+    for (const waiter of this.readsAwaitingApply) {
+      if (waiter.index > applied) {
+        still.push(waiter);
+        continue;
+      }
+      if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+      waiter.resolve();
+    }
+    this.readsAwaitingApply = still;
+  }
+
+  private proposeDueExpiries(): void {
+    for (const command of this.timekeeper.due(this.options.nowMs())) {
+      const outcome = this.rawNode.propose(encodeCommand(command));
+      if (outcome.kind !== "accepted") break;
+      this.options.logger.info({ event: "lease_expiry_proposed", ...command }, `proposing ${command.type}`);
+    }
+  }
+
+  private async maybeCompact(): Promise<void> {
+    const applied = this.machine.appliedIndex();
+    const snapshotIndex = this.storage.snapshot().metadata.index;
+    if (applied - snapshotIndex < this.options.snapshotIntervalEntries || applied > this.storage.lastIndex()) return;
+    const snapshot = this.storage.createSnapshot(applied, this.rawNode.confState(), encodeLockSnapshot(this.machine.snapshot()));
+    await this.options.durableLog.compact(snapshot);
+  }
+
+  private failPending(error: NodeError): void {
+    for (const waiter of this.proposals.values()) {
+      if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+    this.proposals.clear();
+    for (const waiter of [...this.reads.values(), ...this.readsAwaitingApply]) {
+      if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+    this.reads.clear();
+    this.readsAwaitingApply = [];
+  }
+}
