@@ -1,0 +1,52 @@
+// Configuration: flags override the environment, defaults fill the rest, and every problem is
+// reported at once with the variable and flag to fix.
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadNodeConfig } from "./config.ts";
+
+const env = {
+  SCTEC_NODE_ID: "n1",
+  SCTEC_LISTEN: "127.0.0.1:7001",
+  SCTEC_PEERS: "n1=http://127.0.0.1:7001,n2=http://127.0.0.1:7002,n3=http://127.0.0.1:7003",
+  SCTEC_DATA_DIR: "./data/n1",
+  SCTEC_CLUSTER_SECRET: "a-long-enough-secret",
+  SCTEC_API_TOKEN: "a-long-enough-token",
+};
+
+describe("loadNodeConfig", () => {
+  it("reads the environment and fills the defaults", () => {
+    const config = loadNodeConfig([], env);
+    expect(config.nodeId).toBe("n1");
+    expect(config.listen).toEqual({ host: "127.0.0.1", port: 7001 });
+    expect([...config.peers.keys()]).toEqual(["n1", "n2", "n3"]);
+    expect(config.tickIntervalMs).toBe(10);
+    expect(config.electionTimeoutTicks).toBe(15);
+  });
+
+  it("lets flags override the environment", () => {
+    const config = loadNodeConfig(["--election-ticks", "20", "--node-id", "n2"], env);
+    expect(config.electionTimeoutTicks).toBe(20);
+    expect(config.nodeId).toBe("n2");
+  });
+
+  it("reports every problem at once, naming the variable and the flag", () => {
+    const bad = { ...env, SCTEC_CLUSTER_SECRET: "short", SCTEC_PEERS: "n2=http://127.0.0.1:7002", SCTEC_TICK_MS: "0" };
+    let message = "";
+    try {
+      loadNodeConfig([], bad);
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    expect(message).toContain("SCTEC_CLUSTER_SECRET / --cluster-secret");
+    expect(message).toContain("must include this node (n1)");
+    expect(message).toContain("SCTEC_TICK_MS / --tick-ms");
+  });
+
+  it("rejects unknown flags and malformed peers", () => {
+    expect(() => loadNodeConfig(["--no-such-flag", "x"], env)).toThrow(ConfigError);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_PEERS: "n1:7001" })).toThrow(/is not id=http/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_ELECTION_TICKS: "3", SCTEC_HEARTBEAT_TICKS: "3" })).toThrow(
+      /must exceed heartbeatIntervalTicks/,
+    );
+  });
+});

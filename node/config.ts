@@ -1,0 +1,110 @@
+// The node's configuration: from the environment (SCTEC_*), overridden by command-line flags
+// (--node-id, …), validated with zod at startup. Every problem is reported at once, with the
+// variable or flag to fix, and the process exits non-zero.
+
+import { parseArgs } from "node:util";
+import { z } from "zod";
+
+const peerList = z
+  .string()
+  .min(1)
+  .transform((text, context) => {
+    const peers = new Map<string, string>();
+    for (const item of text.split(",")) {
+      const [id, url] = item.split("=");
+      if (id === undefined || url === undefined || id.trim() === "" || !/^https?:\/\/[^/]+$/.test(url.trim())) {
+        context.addIssue({ code: "custom", message: `"${item}" is not id=http://host:port` });
+        return z.NEVER;
+      }
+      peers.set(id.trim(), url.trim());
+    }
+    return peers;
+  });
+
+const listen = z
+  .string()
+  .regex(/^[^:]+:\d{1,5}$/, "must be host:port")
+  .transform((text) => {
+    const [host, port] = text.split(":") as [string, string];
+    return { host, port: Number(port) };
+  });
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const nodeConfigSchema = z
+  .object({
+    nodeId: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, "lower-case letters, digits and dashes, at most 32"),
+    listen,
+    peers: peerList,
+    dataDir: z.string().min(1),
+    clusterId: z.string().min(1).max(64),
+    clusterSecret: z.string().min(16, "must be at least 16 characters"),
+    apiToken: z.string().min(16, "must be at least 16 characters"),
+    tickIntervalMs: integer(1, 1000),
+    electionTimeoutTicks: integer(3, 1000),
+    heartbeatIntervalTicks: integer(1, 100),
+    snapshotIntervalEntries: integer(10, 10_000_000),
+    bodyBytesMax: integer(1024, 16 * 1024 * 1024),
+    frameBytesMax: integer(64 * 1024, 256 * 1024 * 1024),
+    logPretty: z.enum(["true", "false"]).transform((value) => value === "true"),
+    logFile: z.string().optional(),
+  })
+  .strict()
+  .superRefine((config, context) => {
+    if (!config.peers.has(config.nodeId)) {
+      context.addIssue({ code: "custom", path: ["peers"], message: `must include this node (${config.nodeId})` });
+    }
+    if (config.electionTimeoutTicks <= config.heartbeatIntervalTicks) {
+      context.addIssue({ code: "custom", path: ["electionTimeoutTicks"], message: "must exceed heartbeatIntervalTicks" });
+    }
+  });
+
+export type NodeConfig = z.output<typeof nodeConfigSchema>;
+
+/** Where each setting comes from: environment variable and flag. */
+const sources: Record<keyof z.input<typeof nodeConfigSchema>, { env: string; flag: string; fallback?: string }> = {
+  nodeId: { env: "SCTEC_NODE_ID", flag: "node-id" },
+  listen: { env: "SCTEC_LISTEN", flag: "listen" },
+  peers: { env: "SCTEC_PEERS", flag: "peers" },
+  dataDir: { env: "SCTEC_DATA_DIR", flag: "data-dir" },
+  clusterId: { env: "SCTEC_CLUSTER_ID", flag: "cluster-id", fallback: "sctec-local" },
+  clusterSecret: { env: "SCTEC_CLUSTER_SECRET", flag: "cluster-secret" },
+  apiToken: { env: "SCTEC_API_TOKEN", flag: "api-token" },
+  tickIntervalMs: { env: "SCTEC_TICK_MS", flag: "tick-ms", fallback: "10" },
+  electionTimeoutTicks: { env: "SCTEC_ELECTION_TICKS", flag: "election-ticks", fallback: "15" },
+  heartbeatIntervalTicks: { env: "SCTEC_HEARTBEAT_TICKS", flag: "heartbeat-ticks", fallback: "3" },
+  snapshotIntervalEntries: { env: "SCTEC_SNAPSHOT_ENTRIES", flag: "snapshot-entries", fallback: "10000" },
+  bodyBytesMax: { env: "SCTEC_BODY_BYTES_MAX", flag: "body-bytes-max", fallback: "65536" },
+  frameBytesMax: { env: "SCTEC_FRAME_BYTES_MAX", flag: "frame-bytes-max", fallback: "16777216" },
+  logPretty: { env: "SCTEC_LOG_PRETTY", flag: "log-pretty", fallback: "false" },
+  logFile: { env: "SCTEC_LOG_FILE", flag: "log-file" },
+};
+
+export class ConfigError extends Error {
+  readonly code = "invalid_config";
+}
+
+/** loadNodeConfig reads flags over environment over defaults; throws ConfigError listing every problem. */
+export function loadNodeConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): NodeConfig {
+  const options = Object.fromEntries(Object.values(sources).map((source) => [source.flag, { type: "string" as const }]));
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    flags = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+  } catch (error) {
+    throw new ConfigError(`invalid arguments: ${(error as Error).message}`);
+  }
+  const raw: Record<string, string | undefined> = {};
+  for (const [key, source] of Object.entries(sources)) {
+    const value = (flags[source.flag] as string | undefined) ?? env[source.env] ?? source.fallback;
+    if (value !== undefined) raw[key] = value;
+  }
+  const parsed = nodeConfigSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const key = String(issue.path[0] ?? "");
+    const source = sources[key as keyof typeof sources];
+    const where = source === undefined ? key : `${source.env} / --${source.flag}`;
+    return `  ${where}: ${issue.message}`;
+  });
+  throw new ConfigError(`invalid node configuration:\n${problems.join("\n")}`);
+}

@@ -1,0 +1,176 @@
+// The node's HTTP API over three in-memory hosts, each behind a real HTTP server on 127.0.0.1:
+// authentication, the lab's lock/unlock answers (200 with a token as a decimal string, 409 with
+// the holder's token), fenced writes, validation errors with details, body limits, forwarding
+// from a follower to the leader, open status and health, and a fuzz test: arbitrary bodies never
+// get a 5xx and never stop the node.
+
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import fc from "fast-check";
+import { pino } from "pino";
+import { request } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../raft/index.ts";
+import { LockNodeHost } from "./host.ts";
+import { createApi } from "./http-api.ts";
+import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
+import { MemoryDurableLog, MemoryTransportHub } from "./testing/memory-doubles.ts";
+
+const ids = ["n1", "n2", "n3"].map(nodeId);
+const apiToken = "test-token-0123456789";
+const logger = pino({ level: "silent" });
+const hosts = new Map<NodeId, LockNodeHost>();
+const servers: Server[] = [];
+const urls = new Map<string, string>();
+
+beforeAll(async () => {
+  const hub = new MemoryTransportHub();
+  for (const [position, id] of ids.entries()) {
+    const transport = hub.transport(id);
+    const host = await LockNodeHost.start({
+      nodeId: id,
+      raft: { ...raftConfigDefaults, electionTimeoutTicks: 10, heartbeatIntervalTicks: 2, random: createSeededRandom(position + 7) },
+      bootstrapVoters: ids,
+      tickIntervalMs: 10,
+      durableLog: new MemoryDurableLog(),
+      transport,
+      lockLimits: { ...lockLimitsDefaults, ttlMsMin: 300 },
+      snapshotIntervalEntries: 1000,
+      proposalTimeoutMs: 2000,
+      pendingRequestsMax: 1000,
+      logger,
+      nowMs: () => performance.now(),
+    });
+    hosts.set(id, host);
+    const server = createServer(createApi({ host, transport, apiToken, peerUrls: urls, bodyBytesMax: 4096, logger }));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    servers.push(server);
+    urls.set(id, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  }
+  const deadline = performance.now() + 5000;
+  while (
+    ![...hosts.values()].some((host) => host.status().role === "leader") ||
+    ![...hosts.values()].every((host) => host.status().leaderId !== null)
+  ) {
+    if (performance.now() > deadline) throw new Error("no leader");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+});
+
+afterAll(async () => {
+  for (const server of servers) await new Promise((resolve) => server.close(resolve));
+  for (const host of hosts.values()) await host.stop();
+});
+
+const leaderUrl = () => urls.get([...hosts.values()].find((host) => host.status().role === "leader")?.nodeId as string) as string;
+const followerUrl = () => urls.get([...hosts.values()].find((host) => host.status().role !== "leader")?.nodeId as string) as string;
+
+async function call(
+  url: string,
+  method: "GET" | "POST",
+  path: string,
+  body?: unknown,
+  options: { token?: string | null; raw?: string } = {},
+) {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (options.token !== null) headers["authorization"] = `Bearer ${options.token ?? apiToken}`;
+  const response = await request(`${url}${path}`, {
+    method,
+    headers,
+    ...(method === "POST" ? { body: options.raw ?? JSON.stringify(body ?? {}) } : {}),
+  });
+  const text = await response.body.text();
+  return { status: response.statusCode, body: text.length > 0 ? JSON.parse(text) : undefined };
+}
+
+describe("the node HTTP API", () => {
+  it("serves status and health without a token, everything else with one", async () => {
+    expect((await call(leaderUrl(), "GET", "/healthz", undefined, { token: null })).status).toBe(200);
+    const status = await call(leaderUrl(), "GET", "/status", undefined, { token: null });
+    expect(status.body).toMatchObject({ role: "leader", voters: ids });
+    const denied = await call(leaderUrl(), "POST", "/lock", { resource: "x", owner: "a" }, { token: null });
+    expect(denied).toMatchObject({ status: 401, body: { error: { code: "unauthorized" } } });
+    expect((await call(leaderUrl(), "POST", "/lock", { resource: "x", owner: "a" }, { token: "wrong-token-0123456789" })).status).toBe(401);
+  });
+
+  it("answers the lab's lock flow: 200 with a token, 409 with the holder's token, unlock", async () => {
+    const granted = await call(leaderUrl(), "POST", "/lock", { resource: "slot-1", owner: "alice", ttlMs: 5000 });
+    expect(granted.status).toBe(200);
+    expect(granted.body.token).toMatch(/^\d+$/);
+    const held = await call(leaderUrl(), "POST", "/lock", { resource: "slot-1", owner: "bob" });
+    expect(held).toMatchObject({
+      status: 409,
+      body: { error: { code: "conflict", holder: { token: granted.body.token, owner: "alice" } } },
+    });
+    const wrong = await call(leaderUrl(), "POST", "/unlock", { resource: "slot-1", token: "1" });
+    expect(wrong).toMatchObject({ status: 409, body: { error: { code: "not_held" } } });
+    expect((await call(leaderUrl(), "POST", "/unlock", { resource: "slot-1", token: granted.body.token })).status).toBe(200);
+  });
+
+  it("refuses a write under a stale token, and reads back what was written", async () => {
+    const first = await call(leaderUrl(), "POST", "/lock", { resource: "slot-2", owner: "alice" });
+    await call(leaderUrl(), "POST", "/unlock", { resource: "slot-2", token: first.body.token });
+    const second = await call(leaderUrl(), "POST", "/lock", { resource: "slot-2", owner: "bob" });
+    const fresh = await call(leaderUrl(), "POST", "/txn", {
+      guards: [{ resource: "slot-2", token: second.body.token }],
+      operations: [{ op: "put", key: "booking/2", value: "bob" }],
+    });
+    expect(fresh.status).toBe(200);
+    const stale = await call(leaderUrl(), "POST", "/txn", {
+      guards: [{ resource: "slot-2", token: first.body.token }],
+      operations: [{ op: "put", key: "booking/2", value: "alice" }],
+    });
+    expect(stale).toMatchObject({ status: 409, body: { error: { code: "stale_fencing_token" } } });
+    expect(stale.body.error.message).toContain("stale fencing token");
+    expect((await call(leaderUrl(), "GET", "/kv/booking%2F2")).body).toMatchObject({ value: "bob", token: second.body.token });
+  });
+
+  it("a follower forwards to the leader", async () => {
+    const granted = await call(followerUrl(), "POST", "/lock", { resource: "slot-3", owner: "carol" });
+    expect(granted.status).toBe(200);
+    const leases = await call(followerUrl(), "GET", "/leases");
+    expect(leases.body.leases.map((lease: { resource: string }) => lease.resource)).toContain("slot-3");
+  });
+
+  it("a retried request with the same session gets the first answer", async () => {
+    const body = { resource: "slot-4", owner: "dave", clientId: "dave-session", sequence: 1 };
+    const first = await call(leaderUrl(), "POST", "/lock", body);
+    const retry = await call(leaderUrl(), "POST", "/lock", body);
+    expect(retry).toEqual(first);
+  });
+
+  it("rejects bad input with 4xx and a clear message", async () => {
+    const unknownField = await call(leaderUrl(), "POST", "/lock", { resource: "x", owner: "a", color: "red" });
+    expect(unknownField).toMatchObject({ status: 400, body: { error: { code: "invalid_request" } } });
+    expect(unknownField.body.error.details).toBeDefined();
+    expect((await call(leaderUrl(), "POST", "/lock", { resource: 5, owner: "a" })).status).toBe(400);
+    expect((await call(leaderUrl(), "POST", "/lock", { owner: "a" })).status).toBe(400);
+    expect((await call(leaderUrl(), "POST", "/lock", undefined, { raw: "{not json" })).body.error.code).toBe("invalid_request");
+    expect(
+      (await call(leaderUrl(), "POST", "/lock", undefined, { raw: JSON.stringify({ resource: "x".repeat(5000), owner: "a" }) })).status,
+    ).toBe(413);
+    expect((await call(leaderUrl(), "POST", "/lock", { resource: "x", owner: "a", ttlMs: 1 })).body.error.code).toBe("invalid_command");
+    expect((await call(leaderUrl(), "GET", "/nowhere")).status).toBe(404);
+  });
+
+  it("never answers arbitrary bodies with a 5xx, and keeps serving (fuzz)", async () => {
+    const body = fc.oneof(
+      fc.jsonValue(),
+      fc.record({
+        resource: fc.oneof(fc.string(), fc.integer()),
+        owner: fc.oneof(fc.string(), fc.constant(undefined)),
+        ttlMs: fc.oneof(fc.integer(), fc.double(), fc.string()),
+        token: fc.oneof(fc.string(), fc.integer()),
+      }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom("/lock", "/unlock", "/renew", "/txn", "/admin/transfer"), body, async (path, value) => {
+        const response = await call(leaderUrl(), "POST", path, value);
+        expect(response.status, JSON.stringify(response.body)).toBeLessThan(500);
+        expect(response.body?.error === undefined || typeof response.body.error.code === "string").toBe(true);
+      }),
+      { numRuns: 150, seed: 11 },
+    );
+    expect((await call(leaderUrl(), "GET", "/healthz")).status).toBe(200);
+  });
+});

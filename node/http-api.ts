@@ -1,0 +1,392 @@
+// The node's HTTP API (express 5): the lab's POST /lock and /unlock, plus renew, fenced txn,
+// linearizable reads, status, health and admin calls. Inputs are validated with zod; errors are
+// `{ "error": { "code", "message" } }` with the status from one table. Any node accepts any
+// request: a follower forwards it to the leader it knows.
+
+import { randomUUID } from "node:crypto";
+import express, { type NextFunction, type Request, type Response } from "express";
+import type { Logger } from "pino";
+import { request as httpRequest } from "undici";
+import { z } from "zod";
+import { type NodeId, nodeId } from "../raft/index.ts";
+import type { PeerTransport } from "./contracts.ts";
+import { type LockNodeHost, NodeError } from "./host.ts";
+import type { Applied } from "./state/lock-state-machine.ts";
+import type { LockCommand, LockResult, LockResultCode, Session } from "./state/types.ts";
+
+/** ApiErrorCode is every error code the HTTP API answers with. */
+export type ApiErrorCode =
+  | LockResultCode
+  | NodeError["code"]
+  | "invalid_request"
+  | "unauthorized"
+  | "not_found"
+  | "no_leader"
+  | "payload_too_large"
+  | "internal";
+
+/** statusOf is the one table from error codes to HTTP statuses. */
+export const statusOf: Record<ApiErrorCode, number> = {
+  conflict: 409,
+  not_held: 409,
+  stale_fencing_token: 409,
+  wait_timeout: 409,
+  stale_sequence: 409,
+  session_expired: 409,
+  too_many_waiters: 429,
+  invalid_command: 400,
+  invalid_request: 400,
+  unauthorized: 401,
+  not_found: 404,
+  payload_too_large: 413,
+  not_leader: 503,
+  no_leader: 503,
+  proposal_dropped: 503,
+  leadership_lost: 503,
+  shutting_down: 503,
+  overloaded: 503,
+  timeout: 504,
+  internal: 500,
+};
+
+export interface ApiOptions {
+  readonly host: LockNodeHost;
+  readonly transport: PeerTransport;
+  readonly apiToken: string;
+  /** peerUrls: each member's base HTTP URL, for forwarding to the leader. */
+  readonly peerUrls: ReadonlyMap<string, string>;
+  readonly bodyBytesMax: number;
+  readonly logger: Logger;
+}
+
+const token = z.union([z.string().regex(/^[1-9]\d{0,15}$/), z.number().int().positive()]).transform((value) => Number(value));
+const name = z.string().min(1).max(256);
+const sessionFields = { clientId: name.optional(), sequence: z.number().int().positive().optional() };
+const resourcesField = { resource: name.optional(), resources: z.array(name).min(1).max(64).optional() };
+
+const lockBody = z.strictObject({
+  ...resourcesField,
+  ...sessionFields,
+  owner: name,
+  ttlMs: z.number().int().positive().default(10_000),
+  waitMs: z.number().int().min(0).default(0),
+});
+const leaseBody = z.strictObject({ ...resourcesField, ...sessionFields, token });
+const txnBody = z.strictObject({
+  ...sessionFields,
+  guards: z
+    .array(z.strictObject({ resource: name, token }))
+    .min(1)
+    .max(64),
+  operations: z
+    .array(
+      z.union([
+        z.strictObject({ op: z.literal("put"), key: name, value: z.string().max(65_536) }),
+        z.strictObject({ op: z.literal("delete"), key: name }),
+      ]),
+    )
+    .min(1)
+    .max(64),
+});
+const memberBody = z.strictObject({ action: z.enum(["add_learner", "promote_learner", "remove_node"]), nodeId: name });
+const transferBody = z.strictObject({ to: name });
+
+class ApiError extends Error {
+  readonly code: ApiErrorCode;
+  readonly details: unknown;
+  constructor(code: ApiErrorCode, message: string, details?: unknown) {
+    super(message);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** createApi builds the express app. The WebSocket upgrade for /raft is attached to the same server by the caller. */
+export function createApi(options: ApiOptions): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.use((request: Request, response: Response, next: NextFunction) => {
+    const requestId = request.header("x-request-id") ?? randomUUID();
+    response.locals["requestId"] = requestId;
+    response.setHeader("x-request-id", requestId);
+    next();
+  });
+  app.use(express.json({ limit: options.bodyBytesMax, strict: true }));
+  app.get("/healthz", (_request, response) => {
+    const status = options.host.status();
+    response.json({ ok: true, nodeId: status.id, role: status.role, leaderId: status.leaderId });
+  });
+  app.get("/status", (_request, response) => response.json(statusBody(options)));
+  app.use(authenticate(options.apiToken));
+  app.post(
+    "/lock",
+    handle(options, (request, log) => lockHandler(options, request, log)),
+  );
+  app.post(
+    "/unlock",
+    handle(options, (request) => leaseHandler(options, request, "release")),
+  );
+  app.post(
+    "/renew",
+    handle(options, (request) => leaseHandler(options, request, "renew")),
+  );
+  app.post(
+    "/txn",
+    handle(options, (request) => txnHandler(options, request)),
+  );
+  app.get(
+    "/kv/:key",
+    handle(options, (request) => kvGetHandler(options, request)),
+  );
+  app.get(
+    "/kv",
+    handle(options, (request) => kvRangeHandler(options, request)),
+  );
+  app.get(
+    "/leases",
+    handle(options, () => leasesHandler(options)),
+  );
+  app.post(
+    "/admin/members",
+    handle(options, (request) => memberHandler(options, request)),
+  );
+  app.post(
+    "/admin/transfer",
+    handle(options, (request) => transferHandler(options, request)),
+  );
+  app.use((_request: Request, response: Response) => sendError(response, new ApiError("not_found", "no such endpoint")));
+  app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) => {
+    const apiError = toApiError(error);
+    if (apiError.code === "internal") options.logger.error({ err: error }, "internal error");
+    sendError(response, apiError);
+  });
+  return app;
+}
+
+type Handler = (request: Request, log: Logger) => Promise<{ status: number; body: unknown }>;
+
+/** handle runs a handler, forwards to the leader when this node is not it, and maps errors. */
+function handle(options: ApiOptions, handler: Handler) {
+  return async (request: Request, response: Response): Promise<void> => {
+    const log = options.logger.child({ requestId: response.locals["requestId"] });
+    try {
+      const { status, body } = await handler(request, log);
+      response.status(status).json(body);
+    } catch (error) {
+      if (error instanceof NodeError && error.code === "not_leader") {
+        await forward(options, request, response, error.leaderHint, log);
+        return;
+      }
+      const apiError = toApiError(error);
+      if (apiError.code === "internal") log.error({ err: error }, "internal error");
+      sendError(response, apiError);
+    }
+  };
+}
+
+async function forward(options: ApiOptions, request: Request, response: Response, leaderId: NodeId | null, log: Logger): Promise<void> {
+  const target = leaderId === null ? undefined : options.peerUrls.get(leaderId);
+  if (target === undefined || request.header("x-sctec-forwarded") !== undefined) {
+    sendError(response, new ApiError("no_leader", "no leader is known right now; retry shortly", { leaderId }));
+    return;
+  }
+  log.info(
+    { event: "forwarded", to: leaderId, path: request.originalUrl },
+    `forwarding ${request.method} ${request.originalUrl} to leader ${leaderId}`,
+  );
+  try {
+    const answer = await httpRequest(`${target}${request.originalUrl}`, {
+      method: request.method as "GET" | "POST",
+      headers: {
+        authorization: request.header("authorization") ?? "",
+        "content-type": "application/json",
+        "x-request-id": String(response.locals["requestId"]),
+        "x-sctec-forwarded": options.host.nodeId,
+      },
+      ...(request.method === "GET" ? {} : { body: JSON.stringify(request.body ?? {}) }),
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+    });
+    response
+      .status(answer.statusCode)
+      .type("application/json")
+      .send(await answer.body.text());
+  } catch (error) {
+    sendError(response, new ApiError("no_leader", `the leader ${leaderId} did not answer: ${(error as Error).message}`));
+  }
+}
+
+function authenticate(apiToken: string) {
+  const expected = `Bearer ${apiToken}`;
+  return (request: Request, response: Response, next: NextFunction): void => {
+    if (request.header("authorization") !== expected) {
+      sendError(response, new ApiError("unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)"));
+      return;
+    }
+    next();
+  };
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
+  const parsed = schema.safeParse(value ?? {});
+  if (!parsed.success) {
+    const details = parsed.error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
+    throw new ApiError(
+      "invalid_request",
+      `invalid request: ${details.map((detail) => `${detail.path || "body"}: ${detail.message}`).join("; ")}`,
+      details,
+    );
+  }
+  return parsed.data;
+}
+
+function sessionOf(body: { clientId?: string | undefined; sequence?: number | undefined }): Session {
+  if (body.clientId !== undefined && body.sequence !== undefined) return { clientId: body.clientId, sequence: body.sequence };
+  if (body.clientId !== undefined || body.sequence !== undefined)
+    throw new ApiError("invalid_request", "clientId and sequence go together");
+  return { clientId: `once-${randomUUID()}`, sequence: 1 }; // No session given: at-most-once is not promised.
+}
+
+function resourcesOf(body: { resource?: string | undefined; resources?: string[] | undefined }): string[] {
+  if ((body.resource === undefined) === (body.resources === undefined))
+    throw new ApiError("invalid_request", "give exactly one of resource and resources");
+  return body.resource !== undefined ? [body.resource] : (body.resources as string[]);
+}
+
+async function lockHandler(options: ApiOptions, request: Request, log: Logger): Promise<{ status: number; body: unknown }> {
+  const body = parse(lockBody, request.body);
+  const resources = resourcesOf(body).sort();
+  const session = sessionOf(body);
+  const what = resources.join(", ");
+  log.info({ event: "lock_requested", resources, owner: body.owner }, `lock request received for ${what}`);
+  const command: LockCommand = { type: "acquire", session, resources, owner: body.owner, ttlMs: body.ttlMs, waitMs: body.waitMs };
+  let result = (await options.host.propose(command)).result;
+  if (result.status === "queued") {
+    log.info({ event: "lock_queued", resources }, `${what} is in use — queued for up to ${body.waitMs} ms`);
+    result = await options.host.awaitWaiter(session.clientId, session.sequence, body.waitMs + 5_000);
+  }
+  if (result.status === "granted")
+    log.info({ event: "lock_granted", resources, token: result.token }, `lock granted for ${what} (token ${result.token})`);
+  else if (result.status === "rejected" && result.code === "conflict")
+    log.info({ event: "lock_denied", resources }, `${what} already in use — denying`);
+  return resultResponse(result);
+}
+
+async function leaseHandler(options: ApiOptions, request: Request, type: "release" | "renew"): Promise<{ status: number; body: unknown }> {
+  const body = parse(leaseBody, request.body);
+  const leases = resourcesOf(body).map((resource) => ({ resource, token: body.token }));
+  const applied: Applied = await options.host.propose({ type, session: sessionOf(body), leases });
+  if (applied.result.status === "released") {
+    options.logger.info({ event: "lock_released", leases }, `lock for ${leases.map((lease) => lease.resource).join(", ")} released`);
+  }
+  return resultResponse(applied.result);
+}
+
+async function txnHandler(options: ApiOptions, request: Request): Promise<{ status: number; body: unknown }> {
+  const body = parse(txnBody, request.body);
+  const applied = await options.host.propose({ type: "txn", session: sessionOf(body), guards: body.guards, operations: body.operations });
+  return resultResponse(applied.result);
+}
+
+async function kvGetHandler(options: ApiOptions, request: Request): Promise<{ status: number; body: unknown }> {
+  const key = parse(name, request.params["key"]);
+  const value = await options.host.linearizableRead((machine) => machine.get(key));
+  if (value === undefined) throw new ApiError("not_found", `no key ${key}`);
+  return { status: 200, body: { key, value: value.value, token: String(value.token), modIndex: value.modIndex } };
+}
+
+async function kvRangeHandler(options: ApiOptions, request: Request): Promise<{ status: number; body: unknown }> {
+  const query = parse(
+    z.strictObject({ prefix: z.string().max(256).default(""), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+    request.query,
+  );
+  const items = await options.host.linearizableRead((machine) => machine.range(query.prefix, query.limit));
+  return {
+    status: 200,
+    body: {
+      items: items.map((item) => ({
+        key: item.key,
+        value: item.value.value,
+        token: String(item.value.token),
+        modIndex: item.value.modIndex,
+      })),
+    },
+  };
+}
+
+async function leasesHandler(options: ApiOptions): Promise<{ status: number; body: unknown }> {
+  const leases = await options.host.linearizableRead((machine) => machine.leases());
+  return {
+    status: 200,
+    body: {
+      leases: leases.map((lease) => ({
+        ...lease,
+        token: String(lease.token),
+        leaderDeadlineMs: options.host.leaseDeadlineMs(lease.resource) ?? null,
+      })),
+    },
+  };
+}
+
+async function memberHandler(options: ApiOptions, request: Request): Promise<{ status: number; body: unknown }> {
+  const body = parse(memberBody, request.body);
+  await options.host.proposeConfChange({ type: body.action, nodeId: nodeId(body.nodeId) });
+  options.logger.info({ event: "membership_change_applied", ...body }, `membership change applied: ${body.action} ${body.nodeId}`);
+  return { status: 200, body: { applied: body, status: statusBody(options) } };
+}
+
+async function transferHandler(options: ApiOptions, request: Request): Promise<{ status: number; body: unknown }> {
+  const body = parse(transferBody, request.body);
+  const outcome = await options.host.transferLeadership(nodeId(body.to));
+  if (outcome.kind === "not_leader") throw new NodeError("not_leader", "this node is not the leader", outcome.leaderHint);
+  if (outcome.kind === "dropped") throw new ApiError("invalid_request", `transfer refused: ${outcome.reason}`);
+  return { status: 202, body: { transferringTo: body.to } };
+}
+
+/** resultResponse maps a state machine result to an HTTP answer (tokens as decimal strings). */
+function resultResponse(result: LockResult): { status: number; body: unknown } {
+  switch (result.status) {
+    case "granted":
+      return { status: 200, body: { ...result, token: String(result.token) } };
+    case "renewed":
+    case "released":
+      return { status: 200, body: { ...result, leases: result.leases.map((lease) => ({ ...lease, token: String(lease.token) })) } };
+    case "committed":
+      return { status: 200, body: result };
+    case "rejected": {
+      const holder = result.holder === undefined ? undefined : { ...result.holder, token: String(result.holder.token) };
+      return {
+        status: statusOf[result.code],
+        body: { error: { code: result.code, message: result.message, ...(holder === undefined ? {} : { holder }) } },
+      };
+    }
+    case "queued":
+    case "expired":
+    case "no_op":
+      return { status: 200, body: result };
+  }
+}
+
+function statusBody(options: ApiOptions): unknown {
+  const status = options.host.status();
+  const peers = Object.fromEntries(
+    [...options.transport.peerStatus()].map(([id, peer]) => [id, { connected: peer.connected, lastContactMs: peer.lastContactMs ?? null }]),
+  );
+  return { nodeId: status.id, pid: process.pid, ...status, peers };
+}
+
+function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof NodeError)
+    return new ApiError(error.code, error.message, error.leaderHint === null ? undefined : { leaderId: error.leaderHint });
+  const status = (error as { status?: number; type?: string }).status;
+  if (status === 413) return new ApiError("payload_too_large", "the request body is too large");
+  if (status === 400) return new ApiError("invalid_request", `malformed JSON body: ${(error as Error).message}`);
+  return new ApiError("internal", `internal error: ${(error as Error).message ?? String(error)}`);
+}
+
+function sendError(response: Response, error: ApiError): void {
+  response
+    .status(statusOf[error.code])
+    .json({ error: { code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) } });
+}
