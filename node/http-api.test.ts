@@ -4,66 +4,23 @@
 // from a follower to the leader, open status and health, and a fuzz test: arbitrary bodies never
 // get a 5xx and never stop the node.
 
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import fc from "fast-check";
-import { pino } from "pino";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../raft/index.ts";
-import { LockNodeHost } from "./host.ts";
-import { createApi } from "./http-api.ts";
-import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
-import { MemoryDurableLog, MemoryTransportHub } from "./testing/memory-doubles.ts";
+import { type HttpCluster, startHttpCluster } from "./testing/http-cluster.ts";
 
-const ids = ["n1", "n2", "n3"].map(nodeId);
-const apiToken = "test-token-0123456789";
-const logger = pino({ level: "silent" });
-const hosts = new Map<NodeId, LockNodeHost>();
-const servers: Server[] = [];
-const urls = new Map<string, string>();
-
+let cluster: HttpCluster;
 beforeAll(async () => {
-  const hub = new MemoryTransportHub();
-  for (const [position, id] of ids.entries()) {
-    const transport = hub.transport(id);
-    const host = await LockNodeHost.start({
-      nodeId: id,
-      raft: { ...raftConfigDefaults, electionTimeoutTicks: 10, heartbeatIntervalTicks: 2, random: createSeededRandom(position + 7) },
-      bootstrapVoters: ids,
-      tickIntervalMs: 10,
-      durableLog: new MemoryDurableLog(),
-      transport,
-      lockLimits: { ...lockLimitsDefaults, ttlMsMin: 300 },
-      snapshotIntervalEntries: 1000,
-      proposalTimeoutMs: 2000,
-      pendingRequestsMax: 1000,
-      logger,
-      nowMs: () => performance.now(),
-    });
-    hosts.set(id, host);
-    const server = createServer(createApi({ host, transport, apiToken, peerUrls: urls, bodyBytesMax: 4096, logger }));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    servers.push(server);
-    urls.set(id, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-  }
-  const deadline = performance.now() + 5000;
-  while (
-    ![...hosts.values()].some((host) => host.status().role === "leader") ||
-    ![...hosts.values()].every((host) => host.status().leaderId !== null)
-  ) {
-    if (performance.now() > deadline) throw new Error("no leader");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  cluster = await startHttpCluster();
 });
-
 afterAll(async () => {
-  for (const server of servers) await new Promise((resolve) => server.close(resolve));
-  for (const host of hosts.values()) await host.stop();
+  await cluster.stop();
 });
 
-const leaderUrl = () => urls.get([...hosts.values()].find((host) => host.status().role === "leader")?.nodeId as string) as string;
-const followerUrl = () => urls.get([...hosts.values()].find((host) => host.status().role !== "leader")?.nodeId as string) as string;
+const apiToken = "test-token-0123456789";
+const ids = ["n1", "n2", "n3"];
+const leaderUrl = () => cluster.leaderUrl();
+const followerUrl = () => cluster.followerUrl();
 
 async function call(
   url: string,

@@ -1,0 +1,388 @@
+// LockClient talks to the lock cluster over HTTP (undici). It needs no leader address: any node
+// answers (followers forward to the leader), and the client sticks to the node that answered
+// last. Every mutating request carries a session (clientId + sequence), so a retry after a
+// timeout, a lost reply or a failover returns the first answer instead of acting twice.
+//
+// A lease is counted pessimistically, from when the request was *first sent*, shortened by the
+// clock-drift discount and a safety margin. The client never trusts it beyond that, renews it
+// automatically before then, and signals when it is in jeopardy or lost.
+
+import { randomUUID } from "node:crypto";
+import { request } from "undici";
+
+/** LockErrorCode: the stable codes every LockClient error carries. Branch on these, not on classes. */
+export type LockErrorCode =
+  | "conflict"
+  | "not_held"
+  | "stale_fencing_token"
+  | "wait_timeout"
+  | "invalid_request"
+  | "unauthorized"
+  | "session_expired"
+  | "stale_sequence"
+  | "too_many_waiters"
+  | "not_found"
+  | "timeout"
+  | "unavailable"
+  | "aborted";
+
+export class LockError extends Error {
+  readonly code: LockErrorCode;
+  /** holder: for `conflict`, who holds the resource (its token is a decimal string). */
+  readonly holder: { resource: string; token: string; owner: string } | undefined;
+  constructor(code: LockErrorCode, message: string, options?: { cause?: unknown; holder?: LockError["holder"] }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "LockError";
+    this.code = code;
+    this.holder = options?.holder;
+  }
+}
+
+export interface LockClientOptions {
+  /** nodes: base URLs of any members, e.g. ["http://127.0.0.1:7001", …]. */
+  readonly nodes: readonly string[];
+  readonly apiToken: string;
+  /** clientId names this client's session; a fresh random one by default. */
+  readonly clientId?: string;
+  /** requestTimeoutMs bounds each HTTP attempt. @default 5000 */
+  readonly requestTimeoutMs?: number;
+  /** retriesMax bounds the attempts per request after the first. @default 8 */
+  readonly retriesMax?: number;
+  /** retryBaseMs and retryMaxMs bound the exponential backoff (with full jitter). @default 50, 1000 */
+  readonly retryBaseMs?: number;
+  readonly retryMaxMs?: number;
+  /** clockDriftDiscount: the fraction of a TTL given up for clock drift between client and leader. @default 0.1 */
+  readonly clockDriftDiscount?: number;
+  /** safetyMarginMs: further time given up at the end of every lease. @default 100 */
+  readonly safetyMarginMs?: number;
+  /** now is a monotonic clock in ms (injectable for tests). @default performance.now */
+  readonly now?: () => number;
+  /** random in [0, 1) for jitter (injectable for tests). @default Math.random */
+  readonly random?: () => number;
+  /** sleep waits (injectable for tests). */
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export interface AcquireOptions {
+  readonly ttlMs: number;
+  /** waitMs: 0 fails at once with `conflict`; more waits in the cluster's FIFO queue. @default 0 */
+  readonly waitMs?: number;
+  /** autoRenew keeps the lease alive until released. @default true */
+  readonly autoRenew?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+interface ApiAnswer {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+/**
+ * LockClient acquires fenced leases and performs fenced writes.
+ *
+ * **When to use**: whenever several processes must not act on one resource at once. Pass
+ * `lease.token` along with every write to the protected store (or use `lease.put`), so a paused
+ * holder's late write is refused.
+ *
+ * **Gotchas**: a lease is only as good as `lease.isValid()`; check it (or listen for `lost`)
+ * before acting. Acquire several resources in one call: it is atomic and cannot deadlock.
+ *
+ * **Example**:
+ * ```ts
+ * const client = new LockClient({ nodes: ["http://127.0.0.1:7001"], apiToken });
+ * const lease = await client.acquire(["hubble-acad_2025-12-01T03:00:00Z"], { ttlMs: 10_000 });
+ * await lease.put([{ key: "booking/42", value: "…" }]); // refused if the lease was lost
+ * await lease.release();
+ * ```
+ */
+export class LockClient {
+  readonly clientId: string;
+  private readonly options: Required<Omit<LockClientOptions, "clientId">>;
+  private sequence = 0;
+  private preferred = 0;
+
+  constructor(options: LockClientOptions) {
+    if (options.nodes.length === 0) throw new LockError("invalid_request", "LockClient needs at least one node URL");
+    this.clientId = options.clientId ?? `client-${randomUUID()}`;
+    this.options = {
+      nodes: options.nodes.map((url) => url.replace(/\/+$/, "")),
+      apiToken: options.apiToken,
+      requestTimeoutMs: options.requestTimeoutMs ?? 5000,
+      retriesMax: options.retriesMax ?? 8,
+      retryBaseMs: options.retryBaseMs ?? 50,
+      retryMaxMs: options.retryMaxMs ?? 1000,
+      clockDriftDiscount: options.clockDriftDiscount ?? 0.1,
+      safetyMarginMs: options.safetyMarginMs ?? 100,
+      now: options.now ?? (() => performance.now()),
+      random: options.random ?? Math.random,
+      sleep: options.sleep ?? sleep,
+    };
+  }
+
+  /** acquire takes leases on all `resources` at once (all or none) and returns a Lease. */
+  async acquire(resources: readonly string[], options: AcquireOptions): Promise<Lease> {
+    const sentAt = this.options.now();
+    const answer = await this.mutate(
+      "/lock",
+      { resources: [...resources].sort(), owner: this.clientId, ttlMs: options.ttlMs, waitMs: options.waitMs ?? 0 },
+      options.signal,
+    );
+    const body = answer.body as { token: string; resources: string[]; ttlMs: number };
+    const lease = new Lease(this, { resources: body.resources, token: body.token, ttlMs: body.ttlMs, sentAt });
+    if (options.waitMs !== undefined && options.waitMs > 0 && !lease.isValid()) await lease.renew(); // Granted after a long wait.
+    if (options.autoRenew ?? true) lease.startAutoRenew();
+    return lease;
+  }
+
+  /** status returns a node's view of the cluster (GET /status). */
+  async status(node?: string): Promise<Record<string, unknown>> {
+    return (await this.send("GET", "/status", undefined, undefined, node)).body;
+  }
+
+  /** get reads a key linearizably. */
+  async get(key: string): Promise<{ value: string; token: string; modIndex: number } | undefined> {
+    try {
+      return (await this.send("GET", `/kv/${encodeURIComponent(key)}`, undefined, undefined)).body as {
+        value: string;
+        token: string;
+        modIndex: number;
+      };
+    } catch (error) {
+      if (error instanceof LockError && error.code === "not_found") return undefined;
+      throw error;
+    }
+  }
+
+  /** range reads keys by prefix, linearizably. */
+  async range(prefix: string, limit = 100): Promise<{ key: string; value: string; token: string }[]> {
+    const answer = await this.send("GET", `/kv?prefix=${encodeURIComponent(prefix)}&limit=${limit}`, undefined, undefined);
+    return (answer.body as { items: { key: string; value: string; token: string }[] }).items;
+  }
+
+  /** leases lists the current leases, linearizably. */
+  async leases(): Promise<{ resource: string; token: string; owner: string; ttlMs: number }[]> {
+    return (
+      (await this.send("GET", "/leases", undefined, undefined)).body as {
+        leases: { resource: string; token: string; owner: string; ttlMs: number }[];
+      }
+    ).leases;
+  }
+
+  /** admin runs a membership change or a leadership transfer. */
+  async admin(path: "/admin/members" | "/admin/transfer", body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return (await this.send("POST", path, body, undefined)).body;
+  }
+
+  /** mutate sends a mutating request with a new session sequence, retrying it unchanged. */
+  async mutate(path: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<ApiAnswer> {
+    this.sequence++;
+    return this.send("POST", path, { ...body, clientId: this.clientId, sequence: this.sequence }, signal);
+  }
+
+  /** send tries the preferred node, then the others, with backoff; only retryable failures are retried. */
+  private async send(
+    method: "GET" | "POST",
+    path: string,
+    body: Record<string, unknown> | undefined,
+    signal: AbortSignal | undefined,
+    node?: string,
+  ): Promise<ApiAnswer> {
+    let lastError: LockError | undefined;
+    for (let attempt = 0; attempt <= this.options.retriesMax; attempt++) {
+      if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: signal.reason });
+      if (attempt > 0) await this.options.sleep(this.backoffMs(attempt), signal);
+      const url = node ?? (this.options.nodes[(this.preferred + attempt) % this.options.nodes.length] as string);
+      try {
+        const answer = await this.attempt(method, `${url}${path}`, body, signal);
+        if (answer.status < 400) {
+          if (node === undefined) this.preferred = this.options.nodes.indexOf(url);
+          return answer;
+        }
+        lastError = errorFrom(answer);
+        if (!retryable(answer.status)) throw lastError;
+      } catch (error) {
+        if (error instanceof LockError && error.code !== "unavailable" && error.code !== "timeout") throw error;
+        lastError =
+          error instanceof LockError
+            ? error
+            : new LockError("unavailable", `${url} did not answer: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    throw lastError ?? new LockError("unavailable", "no node answered");
+  }
+
+  private async attempt(
+    method: "GET" | "POST",
+    url: string,
+    body: Record<string, unknown> | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<ApiAnswer> {
+    const timeout = AbortSignal.timeout(this.options.requestTimeoutMs);
+    const combined = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+    try {
+      const response = await request(url, {
+        method,
+        headers: { authorization: `Bearer ${this.options.apiToken}`, "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: combined,
+      });
+      const text = await response.body.text();
+      return { status: response.statusCode, body: text.length > 0 ? (JSON.parse(text) as Record<string, unknown>) : {} };
+    } catch (error) {
+      if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: error });
+      if (timeout.aborted)
+        throw new LockError("timeout", `${url} did not answer within ${this.options.requestTimeoutMs} ms`, { cause: error });
+      throw new LockError("unavailable", `${url} is unreachable: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  private backoffMs(attempt: number): number {
+    const ceiling = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** (attempt - 1));
+    return Math.floor(this.options.random() * ceiling); // Full jitter: spreads retries after a failover.
+  }
+
+  /** validUntil is the pessimistic end of a lease whose request was first sent at `sentAt`. */
+  validUntil(sentAt: number, ttlMs: number): number {
+    return sentAt + ttlMs * (1 - this.options.clockDriftDiscount) - this.options.safetyMarginMs;
+  }
+
+  now(): number {
+    return this.options.now();
+  }
+}
+
+/** LeaseEvent: `jeopardy` when a renewal failed but the lease is still valid; `lost` when it can no longer be trusted. */
+export type LeaseEvent = "renewed" | "jeopardy" | "lost";
+
+/**
+ * Lease is a held lease: its fencing token (a decimal string), a pessimistic local `validUntil`,
+ * renewal, release and fenced writes. Listen with `lease.on("lost", …)`.
+ */
+export class Lease {
+  readonly resources: readonly string[];
+  readonly token: string;
+  readonly ttlMs: number;
+  private readonly client: LockClient;
+  private validUntilMs: number;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private released = false;
+  private readonly listeners = new Map<LeaseEvent, Set<(error?: LockError) => void>>();
+
+  constructor(client: LockClient, grant: { resources: readonly string[]; token: string; ttlMs: number; sentAt: number }) {
+    this.client = client;
+    this.resources = grant.resources;
+    this.token = grant.token;
+    this.ttlMs = grant.ttlMs;
+    this.validUntilMs = client.validUntil(grant.sentAt, grant.ttlMs);
+  }
+
+  /** validUntil is the monotonic time (ms) after which this lease must not be relied upon. */
+  get validUntil(): number {
+    return this.validUntilMs;
+  }
+
+  isValid(): boolean {
+    return !this.released && this.client.now() < this.validUntilMs;
+  }
+
+  on(event: LeaseEvent, listener: (error?: LockError) => void): () => void {
+    const set = this.listeners.get(event) ?? new Set();
+    set.add(listener);
+    this.listeners.set(event, set);
+    return () => set.delete(listener);
+  }
+
+  /** renew extends the lease; the new validity counts from this request's send time. */
+  async renew(): Promise<void> {
+    const sentAt = this.client.now();
+    await this.client.mutate("/renew", { resources: [...this.resources], token: this.token });
+    this.validUntilMs = this.client.validUntil(sentAt, this.ttlMs);
+    this.emit("renewed");
+  }
+
+  /** put writes keys under this lease's fencing token, in one transaction. */
+  async put(entries: readonly { key: string; value: string }[]): Promise<{ index: number }> {
+    const guards = this.resources.map((resource) => ({ resource, token: this.token }));
+    const answer = await this.client.mutate("/txn", { guards, operations: entries.map((entry) => ({ op: "put", ...entry })) });
+    return { index: (answer.body as { index: number }).index };
+  }
+
+  /** release ends the lease; it stops being valid at once, whatever the answer. */
+  async release(): Promise<void> {
+    this.released = true;
+    this.stopAutoRenew();
+    await this.client.mutate("/unlock", { resources: [...this.resources], token: this.token });
+  }
+
+  /** startAutoRenew renews at a third of the TTL, so two renewals can fail before the lease lapses. */
+  startAutoRenew(): void {
+    this.stopAutoRenew();
+    const intervalMs = Math.max(10, Math.floor(this.ttlMs / 3));
+    this.renewTimer = setInterval(() => void this.renewInBackground(), intervalMs);
+    this.renewTimer.unref();
+  }
+
+  stopAutoRenew(): void {
+    if (this.renewTimer !== undefined) clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+  }
+
+  private async renewInBackground(): Promise<void> {
+    if (this.released) return;
+    try {
+      await this.renew();
+    } catch (error) {
+      const lockError = error instanceof LockError ? error : new LockError("unavailable", String(error));
+      if (lockError.code === "not_held" || !this.isValid()) {
+        this.stopAutoRenew();
+        this.validUntilMs = Math.min(this.validUntilMs, this.client.now());
+        this.emit("lost", lockError);
+      } else {
+        this.emit("jeopardy", lockError);
+      }
+    }
+  }
+
+  private emit(event: LeaseEvent, error?: LockError): void {
+    for (const listener of this.listeners.get(event) ?? []) listener(error);
+  }
+}
+
+function retryable(status: number): boolean {
+  return status === 503 || status === 504 || status === 429;
+}
+
+function errorFrom(answer: ApiAnswer): LockError {
+  const error = (answer.body["error"] ?? {}) as { code?: string; message?: string; holder?: LockError["holder"] };
+  const known: readonly string[] = [
+    "conflict",
+    "not_held",
+    "stale_fencing_token",
+    "wait_timeout",
+    "invalid_request",
+    "unauthorized",
+    "session_expired",
+    "stale_sequence",
+    "too_many_waiters",
+    "not_found",
+    "timeout",
+  ];
+  let code: LockErrorCode = "unavailable";
+  if (error.code !== undefined && known.includes(error.code)) code = error.code as LockErrorCode;
+  else if (error.code === "invalid_command" || answer.status === 400 || answer.status === 413) code = "invalid_request";
+  return new LockError(code, error.message ?? `HTTP ${answer.status}`, error.holder === undefined ? undefined : { holder: error.holder });
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        reject(new LockError("aborted", "the request was aborted", { cause: signal.reason }));
+      },
+      { once: true },
+    );
+  });
+}

@@ -1,0 +1,79 @@
+// A three-node cluster in one process for tests: LockNodeHosts over the in-memory transport and
+// durable log, each behind a real HTTP server on 127.0.0.1 (ephemeral ports). Tests only.
+
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pino } from "pino";
+import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../../raft/index.ts";
+import { LockNodeHost } from "../host.ts";
+import { createApi } from "../http-api.ts";
+import { lockLimitsDefaults } from "../state/lock-state-machine.ts";
+import { MemoryDurableLog, MemoryTransportHub } from "./memory-doubles.ts";
+
+export interface HttpCluster {
+  readonly apiToken: string;
+  readonly hosts: Map<NodeId, LockNodeHost>;
+  readonly urls: Map<string, string>;
+  readonly hub: MemoryTransportHub;
+  leaderUrl(): string;
+  followerUrl(): string;
+  stop(): Promise<void>;
+}
+
+export async function startHttpCluster(options: { bodyBytesMax?: number; ttlMsMin?: number } = {}): Promise<HttpCluster> {
+  const ids = ["n1", "n2", "n3"].map(nodeId);
+  const apiToken = "test-token-0123456789";
+  const logger = pino({ level: "silent" });
+  const hub = new MemoryTransportHub();
+  const hosts = new Map<NodeId, LockNodeHost>();
+  const servers: Server[] = [];
+  const urls = new Map<string, string>();
+  for (const [position, id] of ids.entries()) {
+    const transport = hub.transport(id);
+    const host = await LockNodeHost.start({
+      nodeId: id,
+      raft: { ...raftConfigDefaults, electionTimeoutTicks: 10, heartbeatIntervalTicks: 2, random: createSeededRandom(position + 7) },
+      bootstrapVoters: ids,
+      tickIntervalMs: 10,
+      durableLog: new MemoryDurableLog(),
+      transport,
+      lockLimits: { ...lockLimitsDefaults, ttlMsMin: options.ttlMsMin ?? 300 },
+      snapshotIntervalEntries: 1000,
+      proposalTimeoutMs: 2000,
+      pendingRequestsMax: 1000,
+      logger,
+      nowMs: () => performance.now(),
+    });
+    hosts.set(id, host);
+    const server = createServer(
+      createApi({ host, transport, apiToken, peerUrls: urls, bodyBytesMax: options.bodyBytesMax ?? 4096, logger }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    servers.push(server);
+    urls.set(id, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  }
+  const deadline = performance.now() + 5000;
+  while (
+    ![...hosts.values()].some((host) => host.status().role === "leader") ||
+    ![...hosts.values()].every((host) => host.status().leaderId !== null)
+  ) {
+    if (performance.now() > deadline) throw new Error("no leader elected within 5 s");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const urlOf = (host: LockNodeHost | undefined) => urls.get(host?.nodeId as string) as string;
+  return {
+    apiToken,
+    hosts,
+    urls,
+    hub,
+    leaderUrl: () => urlOf([...hosts.values()].find((host) => host.status().role === "leader")),
+    followerUrl: () => urlOf([...hosts.values()].find((host) => host.status().role !== "leader")),
+    stop: async () => {
+      for (const server of servers) {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+      for (const host of hosts.values()) await host.stop();
+    },
+  };
+}
