@@ -1,0 +1,144 @@
+// `sctec` (npm run cli -- …): what etcdctl does for etcd, for this cluster. Every command prints
+// JSON on stdout; errors print `error <code>: <message>` on stderr and exit 1 (2 for bad usage).
+//
+//   status [--node URL]            a node's view: role, term, leader, indexes, members
+//   members                        voters and learners, as the leader sees them
+//   leases                         the current leases (linearizable)
+//   lock RESOURCE... [--ttl MS] [--wait MS] [--hold MS]
+//                                  acquire (all or none), print the token, hold (renewing) then release
+//   unlock RESOURCE... --token T   release a lease
+//   renew RESOURCE... --token T    renew a lease
+//   get KEY | range PREFIX         read keys (linearizable)
+//   put KEY VALUE --lease RESOURCE:TOKEN
+//                                  a fenced write under a lease
+//   transfer NODE_ID               hand leadership to NODE_ID
+//   member add|promote|remove NODE_ID
+//
+// Connection: --nodes URL,URL (or SCTEC_NODES), --token-file/--api-token (or SCTEC_API_TOKEN).
+
+import { parseArgs } from "node:util";
+import { LockClient, LockError } from "./lock-client.ts";
+
+const usage = `usage: sctec [--nodes URL,…] [--api-token T] <status|members|leases|lock|unlock|renew|get|range|put|transfer|member> …`;
+
+function fail(message: string, exitCode: number): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(exitCode);
+}
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function integerOption(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed < 0) fail(`--${name} must be a non-negative integer, got "${value}"`, 2);
+  return parsed;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      nodes: { type: "string" },
+      "api-token": { type: "string" },
+      node: { type: "string" },
+      ttl: { type: "string" },
+      wait: { type: "string" },
+      hold: { type: "string" },
+      token: { type: "string" },
+      lease: { type: "string" },
+    },
+  });
+  const [command, ...args] = positionals;
+  if (command === undefined) fail(usage, 2);
+  const nodes = (values.nodes ?? process.env["SCTEC_NODES"] ?? "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003").split(
+    ",",
+  );
+  const apiToken = values["api-token"] ?? process.env["SCTEC_API_TOKEN"];
+  if (apiToken === undefined || apiToken.length === 0)
+    fail("an API token is needed: --api-token or SCTEC_API_TOKEN (npm start prints it)", 2);
+  const client = new LockClient({ nodes, apiToken, retriesMax: 4 });
+  switch (command) {
+    case "status":
+      print(await client.status(values.node));
+      return;
+    case "members": {
+      const status = await client.status(values.node);
+      print({ leader: status["leaderId"], voters: status["voters"], learners: status["learners"], progress: status["progress"] });
+      return;
+    }
+    case "leases":
+      print(await client.leases());
+      return;
+    case "lock":
+      await lock(client, args, values);
+      return;
+    case "unlock":
+    case "renew": {
+      if (args.length === 0 || values.token === undefined) fail(`usage: sctec ${command} RESOURCE... --token T`, 2);
+      print((await client.mutate(command === "unlock" ? "/unlock" : "/renew", { resources: args, token: values.token })).body);
+      return;
+    }
+    case "get": {
+      if (args[0] === undefined) fail("usage: sctec get KEY", 2);
+      const value = await client.get(args[0]);
+      if (value === undefined) fail(`error not_found: no key ${args[0]}`, 1);
+      print({ key: args[0], ...value });
+      return;
+    }
+    case "range":
+      print(await client.range(args[0] ?? ""));
+      return;
+    case "put": {
+      const [key, value] = args;
+      const [resource, token] = (values.lease ?? "").split(":");
+      if (key === undefined || value === undefined || !resource || !token) fail("usage: sctec put KEY VALUE --lease RESOURCE:TOKEN", 2);
+      print((await client.mutate("/txn", { guards: [{ resource, token }], operations: [{ op: "put", key, value }] })).body);
+      return;
+    }
+    case "transfer":
+      if (args[0] === undefined) fail("usage: sctec transfer NODE_ID", 2);
+      print(await client.admin("/admin/transfer", { to: args[0] }));
+      return;
+    case "member": {
+      const actions: Record<string, string> = { add: "add_learner", promote: "promote_learner", remove: "remove_node" };
+      const action = actions[args[0] ?? ""];
+      if (action === undefined || args[1] === undefined) fail("usage: sctec member add|promote|remove NODE_ID", 2);
+      print(await client.admin("/admin/members", { action, nodeId: args[1] }));
+      return;
+    }
+    default:
+      fail(`unknown command "${command}"\n${usage}`, 2);
+  }
+}
+
+async function lock(
+  client: LockClient,
+  resources: string[],
+  values: { ttl?: string | undefined; wait?: string | undefined; hold?: string | undefined },
+): Promise<void> {
+  if (resources.length === 0) fail("usage: sctec lock RESOURCE... [--ttl MS] [--wait MS] [--hold MS]", 2);
+  const ttlMs = integerOption(values.ttl, "ttl", 10_000);
+  const holdMs = integerOption(values.hold, "hold", 0);
+  const lease = await client.acquire(resources, { ttlMs, waitMs: integerOption(values.wait, "wait", 0), autoRenew: holdMs > 0 });
+  print({ resources: lease.resources, token: lease.token, ttlMs: lease.ttlMs });
+  if (holdMs === 0) return; // Leave it held: it expires after its TTL unless unlocked.
+  lease.on("lost", (error) => process.stderr.write(`lease lost: ${error?.message ?? "expired"}\n`));
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, holdMs);
+    process.once("SIGINT", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  await lease.release();
+  print({ released: lease.resources, token: lease.token });
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof LockError) fail(`error ${error.code}: ${error.message}`, 1);
+  fail(`error: ${(error as Error).stack ?? String(error)}`, 1);
+});
