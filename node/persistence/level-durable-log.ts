@@ -1,0 +1,414 @@
+// LevelDurableLog keeps a node's Raft state (hard state, snapshot, log entries) in one LevelDB
+// database at the node's data directory. Every write is one LevelDB batch written with
+// { sync: true }, so a save is atomic (a crash leaves the old state or the new one, never a mix)
+// and durable (fsynced) before its promise resolves, as the Ready contract requires
+// (raft/README.md, "The contract").
+//
+// Key layout (utf8 string keys; values are msgpackr-encoded maps, see durable-codec.ts):
+//   "meta"                     { formatVersion: 1, clusterId, nodeId }, written on first open
+//   "hard_state"               { term, votedFor, commitIndex }
+//   "snapshot"                 { metadata: { index, term, confState }, data }
+//   "entry/0000000000000042"   the entry at index 42 (16-digit zero-padded index: key order = index order)
+//
+// Assertions come in pairs (STYLE.md §6): what this process is about to write is checked with
+// assert() (a failure is a bug, RaftInvariantError, and kills the node), and what it reads back
+// is checked again and reported as DataDirError("corrupt_data_dir") (the disk is outside our control).
+
+import fs from "node:fs";
+import path from "node:path";
+import { Level } from "level";
+import type { Entry, HardState, LogIndex, Snapshot } from "../../raft/index.ts";
+import { assert } from "../../raft/index.ts";
+import type { DurableLog, DurableState } from "../contracts.ts";
+import { DataDirError } from "../contracts.ts";
+import {
+  CorruptValueError,
+  decodeEntry,
+  decodeHardState,
+  decodeMeta,
+  decodeSnapshot,
+  encodeValue,
+  entryKey,
+  entryKeysEnd,
+  entryKeysStart,
+  formatVersion,
+  hardStateKey,
+  indexOfEntryKey,
+  metaKey,
+  snapshotKey,
+} from "./durable-codec.ts";
+
+type Database = Level<string, Uint8Array>;
+type BatchOperation = { type: "put"; key: string; value: Uint8Array } | { type: "del"; key: string };
+
+/** SaveUpdate is the durable part of one Ready (DurableLog.save's argument). */
+export type SaveUpdate = Parameters<DurableLog["save"]>[0];
+
+/** LevelDurableLogOptions names the directory and who owns it; the owner is checked against the meta record. */
+export interface LevelDurableLogOptions {
+  readonly dataDir: string;
+  readonly clusterId: string;
+  readonly nodeId: string;
+}
+
+/**
+ * Tracked is what the writer knows about the stored log, kept in memory only to assert each write
+ * against it: the log must stay contiguous, terms and commit indexes never go back.
+ */
+interface Tracked {
+  readonly hardState: HardState;
+  readonly snapshotIndex: LogIndex;
+  readonly lastIndex: LogIndex;
+}
+
+const emptyHardState: HardState = { term: 0, votedFor: null, commitIndex: 0 };
+
+/** LevelDurableLog is the LevelDB implementation of DurableLog. Writes are serialized: one batch at a time. */
+export class LevelDurableLog implements DurableLog {
+  private readonly db: Database;
+  private readonly dataDir: string;
+  private tracked: Tracked;
+  /**
+   * writeQueue chains writes. The node saves one Ready at a time anyway, but classic-level runs
+   * batches on a thread pool, so two batches issued together could land in either order; the
+   * queue makes call order the disk order, which the delete ranges and `tracked` rely on.
+   */
+  private writeQueue: Promise<void> = Promise.resolve();
+
+  private constructor(db: Database, dataDir: string, tracked: Tracked) {
+    this.db = db;
+    this.dataDir = dataDir;
+    this.tracked = tracked;
+  }
+
+  /**
+   * open opens (or creates) the data directory, checks that it belongs to this cluster and node,
+   * and reads and verifies everything in it, so a damaged directory stops the node at startup.
+   * Throws DataDirError: foreign_data_dir, unsupported_format, corrupt_data_dir or data_dir_locked.
+   */
+  static async open(options: LevelDurableLogOptions): Promise<LevelDurableLog> {
+    refuseNonDatabasePath(options.dataDir);
+    const db = await openDatabase(options.dataDir);
+    try {
+      await checkOrWriteMeta(db, options);
+      const state = await readDurableState(db, options.dataDir);
+      return new LevelDurableLog(db, options.dataDir, trackedFrom(state));
+    } catch (error) {
+      await db.close(); // Release the LOCK: the caller may fix the directory and retry in-process.
+      throw error;
+    }
+  }
+
+  async load(): Promise<DurableState> {
+    await this.writeQueue;
+    const state = await readDurableState(this.db, this.dataDir);
+    this.tracked = trackedFrom(state);
+    return state;
+  }
+
+  save(update: SaveUpdate): Promise<void> {
+    return this.enqueueWrite(async () => {
+      const next = checkSave(this.tracked, update);
+      const operations: BatchOperation[] = [];
+      if (update.hardState !== undefined) operations.push(put(hardStateKey, update.hardState));
+      const firstNew = update.entries[0];
+      if (update.snapshot !== undefined) {
+        // A snapshot from the leader replaces the whole log, as MemoryStorage.applySnapshot and
+        // the core's restore() do: the core installs one only when its log does not hold the
+        // snapshot's last entry, so every stored entry is either covered or conflicting.
+        operations.push(...(await this.deleteEntries(0, Number.POSITIVE_INFINITY)));
+        operations.push(put(snapshotKey, update.snapshot));
+      } else if (firstNew !== undefined) {
+        // Entries from firstNew on are replaced: the puts overwrite the overlap, and entries past
+        // the new last index (a longer conflicting suffix) must go explicitly.
+        operations.push(...(await this.deleteEntries(next.lastIndex + 1, Number.POSITIVE_INFINITY)));
+      }
+      for (const entry of update.entries) operations.push(put(entryKey(entry.index), entry));
+      if (operations.length === 0) return;
+      await this.db.batch(operations, { sync: true });
+      this.tracked = next;
+    });
+  }
+
+  compact(snapshot: Snapshot): Promise<void> {
+    return this.enqueueWrite(async () => {
+      const index = snapshot.metadata.index;
+      assert(index > this.tracked.snapshotIndex, `compact at ${index} is not newer than the stored snapshot ${this.tracked.snapshotIndex}`);
+      assert(index <= this.tracked.lastIndex, `compact at ${index} is past the last stored entry ${this.tracked.lastIndex}`);
+      assert(
+        index <= this.tracked.hardState.commitIndex,
+        `compact at ${index} is past the commit index ${this.tracked.hardState.commitIndex}`,
+      );
+      const operations = await this.deleteEntries(0, index);
+      operations.push(put(snapshotKey, snapshot));
+      await this.db.batch(operations, { sync: true });
+      this.tracked = { ...this.tracked, snapshotIndex: index };
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.writeQueue;
+    await this.db.close();
+  }
+
+  private enqueueWrite(write: () => Promise<void>): Promise<void> {
+    const result = this.writeQueue.then(write);
+    // A failed write must not wedge the queue; its caller sees the failure through `result`.
+    this.writeQueue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** deleteEntries lists a delete for every stored entry key with index in [from, to]. */
+  private async deleteEntries(from: LogIndex, to: LogIndex): Promise<BatchOperation[]> {
+    const operations: BatchOperation[] = [];
+    const range = { gte: from <= 0 ? entryKeysStart : entryKey(from), lt: entryKeysEnd };
+    for await (const key of this.db.keys(range)) {
+      const index = indexOfEntryKey(key);
+      if (index !== undefined && index > to) break;
+      operations.push({ type: "del", key });
+    }
+    return operations;
+  }
+}
+
+function put(key: string, value: HardState | Snapshot | Entry): BatchOperation {
+  return { type: "put", key, value: encodeValue(value) };
+}
+
+function trackedFrom(state: DurableState): Tracked {
+  const snapshotIndex = state.snapshot?.metadata.index ?? 0;
+  const lastEntry = state.entries[state.entries.length - 1];
+  return { hardState: state.hardState, snapshotIndex, lastIndex: lastEntry?.index ?? snapshotIndex };
+}
+
+/**
+ * checkSave asserts that an update keeps the stored state a valid Raft log (the write half of the
+ * paired assertions; verifyDurableState is the read half) and returns what will be stored after it.
+ */
+function checkSave(tracked: Tracked, update: SaveUpdate): Tracked {
+  let { snapshotIndex, lastIndex } = tracked;
+  if (update.snapshot !== undefined) {
+    const index = update.snapshot.metadata.index;
+    assert(
+      index > tracked.hardState.commitIndex,
+      `received snapshot at ${index} is not past the commit index ${tracked.hardState.commitIndex}`,
+    );
+    assert(index > snapshotIndex, `received snapshot at ${index} is not newer than the stored snapshot ${snapshotIndex}`);
+    snapshotIndex = index;
+    lastIndex = index;
+  }
+  const first = update.entries[0];
+  if (first !== undefined) {
+    assertContiguous(update.entries);
+    assert(first.index > snapshotIndex, `entries at ${first.index} reach into the snapshot at ${snapshotIndex}`);
+    assert(first.index <= lastIndex + 1, `entries at ${first.index} leave a gap after the last stored entry ${lastIndex}`);
+    assert(
+      first.index > tracked.hardState.commitIndex,
+      `entries at ${first.index} would overwrite committed entries (commit ${tracked.hardState.commitIndex})`,
+    );
+    lastIndex = first.index + update.entries.length - 1;
+  }
+  const hardState = update.hardState ?? tracked.hardState;
+  if (update.hardState !== undefined) assertHardStateFollows(tracked.hardState, update.hardState);
+  assert(hardState.commitIndex <= lastIndex, `commit index ${hardState.commitIndex} is past the last index ${lastIndex} after this save`);
+  return { hardState, snapshotIndex, lastIndex };
+}
+
+function assertContiguous(entries: readonly Entry[]): void {
+  for (let position = 0; position < entries.length; position++) {
+    const entry = entries[position] as Entry;
+    assert(Number.isSafeInteger(entry.index) && entry.index >= 1, `entry index ${entry.index} is not a positive integer`);
+    assert(Number.isSafeInteger(entry.term) && entry.term >= 1, `entry ${entry.index} has term ${entry.term}, not a positive integer`);
+    const previous = entries[position - 1];
+    if (previous === undefined) continue;
+    assert(entry.index === previous.index + 1, `entries are not contiguous: ${entry.index} follows ${previous.index}`);
+    assert(entry.term >= previous.term, `entry ${entry.index} has term ${entry.term}, below the previous entry's ${previous.term}`);
+  }
+}
+
+/** assertHardStateFollows checks Figure 2's rules: the term never decreases, one vote per term, commit never goes back. */
+function assertHardStateFollows(stored: HardState, next: HardState): void {
+  assert(next.term >= stored.term, `term goes back from ${stored.term} to ${next.term}`);
+  if (next.term === stored.term && stored.votedFor !== null) {
+    assert(next.votedFor === stored.votedFor, `vote in term ${next.term} changes from ${stored.votedFor} to ${String(next.votedFor)}`);
+  }
+  assert(next.commitIndex >= stored.commitIndex, `commit index goes back from ${stored.commitIndex} to ${next.commitIndex}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening: turn everything that can be wrong with a directory into a DataDirError with a clear code.
+
+/**
+ * levelFileName matches the files LevelDB itself creates, including those a crash during creation
+ * leaves behind, and lost+found, which ext filesystems put at the root of a volume mounted as the data directory.
+ */
+const levelFileName = /^(CURRENT|LOCK|LOG|LOG\.old|MANIFEST-\d+|\d+\.(log|ldb|sst|dbtmp)|lost\+found)$/;
+
+/**
+ * refuseNonDatabasePath rejects a path that is a file, or a directory holding other files and no
+ * LevelDB database. LevelDB itself would happily create a fresh database among foreign files,
+ * which would hide an operator's mistake (a wrong --data-dir) behind an empty log.
+ */
+function refuseNonDatabasePath(dataDir: string): void {
+  const names = listDirectory(dataDir);
+  if (names === undefined) return; // A new node: LevelDB creates the directory.
+  const foreign = names.filter((name) => !levelFileName.test(name));
+  if (!names.includes("CURRENT") && foreign.length > 0) {
+    throw new DataDirError(
+      "corrupt_data_dir",
+      `data directory ${dataDir} holds files that are not a LevelDB database (${foreign.slice(0, 5).join(", ")}): ` +
+        "point the node at an empty directory or at its own data directory",
+    );
+  }
+}
+
+/** listDirectory returns the names in dataDir, or undefined when it does not exist yet. */
+function listDirectory(dataDir: string): string[] | undefined {
+  let stats: fs.Stats;
+  try {
+    stats = fs.statSync(dataDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new DataDirError("corrupt_data_dir", `cannot read data directory ${dataDir}: ${String(error)}`, { cause: error });
+  }
+  if (!stats.isDirectory()) {
+    throw new DataDirError("corrupt_data_dir", `data directory ${dataDir} is a file, not a directory: point the node at a directory`);
+  }
+  try {
+    return fs.readdirSync(dataDir);
+  } catch (error) {
+    throw new DataDirError("corrupt_data_dir", `cannot read data directory ${dataDir}: ${String(error)}`, { cause: error });
+  }
+}
+
+async function openDatabase(dataDir: string): Promise<Database> {
+  const db: Database = new Level<string, Uint8Array>(dataDir, { keyEncoding: "utf8", valueEncoding: "view" });
+  try {
+    await db.open();
+    return db;
+  } catch (error) {
+    // abstract-level wraps the binding's error: LEVEL_DATABASE_NOT_OPEN, with the real code in `cause`.
+    if (hasErrorCode(error, "LEVEL_LOCKED")) {
+      throw new DataDirError(
+        "data_dir_locked",
+        `data directory ${dataDir} is in use by another process or another open LevelDurableLog (LevelDB LOCK held): stop the other node first`,
+        { cause: error },
+      );
+    }
+    const reason = error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
+    throw new DataDirError("corrupt_data_dir", `cannot open data directory ${dataDir} as a LevelDB database: ${reason}`, { cause: error });
+  }
+}
+
+/** hasErrorCode looks for `code` on an error and along its `cause` chain (bounded: causes can be cyclic). */
+function hasErrorCode(error: unknown, code: string): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
+    if ((current as NodeJS.ErrnoException).code === code) return true;
+    current = current.cause;
+  }
+  return false;
+}
+
+async function checkOrWriteMeta(db: Database, options: LevelDurableLogOptions): Promise<void> {
+  const bytes = await db.get(metaKey);
+  if (bytes === undefined) {
+    // No meta: a new directory, unless it already holds keys, which would make it someone else's database.
+    for await (const key of db.keys({ limit: 1 })) {
+      throw new DataDirError(
+        "corrupt_data_dir",
+        `data directory ${options.dataDir} holds a LevelDB database without a meta record (first key "${key}"): it was not written by a lock node`,
+      );
+    }
+    const meta = { formatVersion, clusterId: options.clusterId, nodeId: options.nodeId };
+    await db.batch([{ type: "put", key: metaKey, value: encodeValue(meta) }], { sync: true });
+    return;
+  }
+  const meta = decodeOrCorrupt(options.dataDir, () => decodeMeta(metaKey, bytes));
+  if (meta.formatVersion !== formatVersion) {
+    throw new DataDirError(
+      "unsupported_format",
+      `data directory ${options.dataDir} has format version ${meta.formatVersion}; this build reads version ${formatVersion} only: run a matching build`,
+    );
+  }
+  if (meta.clusterId !== options.clusterId || meta.nodeId !== options.nodeId) {
+    throw new DataDirError(
+      "foreign_data_dir",
+      `data directory ${options.dataDir} belongs to node "${meta.nodeId}" of cluster "${meta.clusterId}", ` +
+        `not to node "${options.nodeId}" of cluster "${options.clusterId}": point this node at its own data directory ` +
+        "(or delete the directory if that node was removed from its cluster for good)",
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading: decode everything, then verify it is a log a Raft node can start from.
+
+async function readDurableState(db: Database, dataDir: string): Promise<DurableState> {
+  let state: DurableState;
+  try {
+    state = await decodeDurableState(db, dataDir);
+  } catch (error) {
+    // LevelDB reports damaged tables (bad checksums, missing files) only when they are read.
+    if (hasErrorCode(error, "LEVEL_CORRUPTION") || hasErrorCode(error, "LEVEL_IO_ERROR")) {
+      throw corrupt(dataDir, `LevelDB cannot read it (${error instanceof Error ? error.message : String(error)})`, error);
+    }
+    throw error;
+  }
+  verifyDurableState(dataDir, state);
+  return state;
+}
+
+async function decodeDurableState(db: Database, dataDir: string): Promise<DurableState> {
+  const [hardStateBytes, snapshotBytes] = await db.getMany([hardStateKey, snapshotKey]);
+  const hardState =
+    hardStateBytes === undefined ? emptyHardState : decodeOrCorrupt(dataDir, () => decodeHardState(hardStateKey, hardStateBytes));
+  const snapshot = snapshotBytes === undefined ? undefined : decodeOrCorrupt(dataDir, () => decodeSnapshot(snapshotKey, snapshotBytes));
+  const entries: Entry[] = [];
+  for await (const [key, value] of db.iterator({ gte: entryKeysStart, lt: entryKeysEnd })) {
+    const keyIndex = indexOfEntryKey(key);
+    if (keyIndex === undefined) throw corrupt(dataDir, `malformed entry key "${key}"`);
+    const entry = decodeOrCorrupt(dataDir, () => decodeEntry(key, value));
+    if (entry.index !== keyIndex) throw corrupt(dataDir, `entry stored at key "${key}" says it is index ${entry.index}`);
+    entries.push(entry);
+  }
+  return { hardState, snapshot, entries };
+}
+
+/** verifyDurableState is the read half of the paired assertions: the log must be one a node can start from. */
+function verifyDurableState(dataDir: string, state: DurableState): void {
+  const snapshotIndex = state.snapshot?.metadata.index ?? 0;
+  let previousIndex = snapshotIndex;
+  let previousTerm = state.snapshot?.metadata.term ?? 0;
+  for (const entry of state.entries) {
+    if (entry.index !== previousIndex + 1) {
+      const after = previousIndex === snapshotIndex ? `the snapshot index ${snapshotIndex}` : `entry ${previousIndex}`;
+      throw corrupt(dataDir, `the log is not contiguous: entry ${entry.index} follows ${after}`);
+    }
+    if (entry.term < previousTerm) {
+      throw corrupt(dataDir, `entry ${entry.index} has term ${entry.term}, below the previous term ${previousTerm}`);
+    }
+    previousIndex = entry.index;
+    previousTerm = entry.term;
+  }
+  if (state.hardState.commitIndex > previousIndex) {
+    throw corrupt(dataDir, `the commit index ${state.hardState.commitIndex} is past the last stored index ${previousIndex}`);
+  }
+}
+
+function decodeOrCorrupt<T>(dataDir: string, decode: () => T): T {
+  try {
+    return decode();
+  } catch (error) {
+    if (!(error instanceof CorruptValueError)) throw error;
+    throw corrupt(dataDir, error.message, error);
+  }
+}
+
+function corrupt(dataDir: string, problem: string, cause?: unknown): DataDirError {
+  const message =
+    `data directory ${path.resolve(dataDir)} is corrupt: ${problem}. ` +
+    "Restore it from a backup. Do not simply empty it while this node is a voter (it would forget its votes and " +
+    "acknowledged entries): remove the node from the cluster, then add it back with a fresh directory";
+  return new DataDirError("corrupt_data_dir", message, cause === undefined ? undefined : { cause });
+}
