@@ -47,6 +47,8 @@ export const nodeConfigSchema = z
     bodyBytesMax: integer(1024, 16 * 1024 * 1024),
     frameBytesMax: integer(64 * 1024, 256 * 1024 * 1024),
     logPretty: z.enum(["true", "false"]).transform((value) => value === "true"),
+    /** join: this node joins a running cluster (added as a learner) instead of founding one with its peers. */
+    join: z.enum(["true", "false"]).transform((value) => value === "true"),
     logFile: z.string().optional(),
   })
   .strict()
@@ -77,6 +79,7 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, { env: string; fla
   bodyBytesMax: { env: "SCTEC_BODY_BYTES_MAX", flag: "body-bytes-max", fallback: "65536" },
   frameBytesMax: { env: "SCTEC_FRAME_BYTES_MAX", flag: "frame-bytes-max", fallback: "16777216" },
   logPretty: { env: "SCTEC_LOG_PRETTY", flag: "log-pretty", fallback: "false" },
+  join: { env: "SCTEC_JOIN", flag: "join", fallback: "false" },
   logFile: { env: "SCTEC_LOG_FILE", flag: "log-file" },
 };
 
@@ -104,7 +107,8 @@ export function loadNodeConfig(argv: readonly string[], env: Readonly<Record<str
     const key = String(issue.path[0] ?? "");
     const source = sources[key as keyof typeof sources];
     const where = source === undefined ? key : `${source.env} / --${source.flag}`;
-    return `  ${where}: ${issue.message}`;
+    const message = issue.code === "invalid_type" && raw[key] === undefined ? "is required" : issue.message;
+    return `  ${where}: ${message}`;
   });
   throw new ConfigError(`invalid node configuration:\n${problems.join("\n")}`);
 }

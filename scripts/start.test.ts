@@ -1,12 +1,24 @@
-// `npm start` must run as the README promises: it elects a leader and replicates commands. Runs
-// the real script as a child process for a few seconds.
+// `npm start` must run as the README promises: three lock node processes on 127.0.0.1:7001-7003
+// elect a leader, answer the CLI, and stop cleanly. Runs the real script for a few seconds, with
+// its data in a temporary directory.
 import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
-import { expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 
-it("npm start runs a local cluster that elects a leader and replicates", async () => {
-  const { stdout } = await promisify(execFile)("npx", ["tsx", "scripts/start.ts", "--seconds", "3"], { timeout: 30_000 });
-  expect(stdout).toContain("simulated local cluster");
-  expect(stdout).toMatch(/leader elected: n\d in term \d+/);
-  expect(stdout).toMatch(/proposed command-1 at index \d+/);
+const dataDir = mkdtempSync(join(tmpdir(), "sctec-start-"));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+it("npm start runs a three-node cluster that elects a leader and stops cleanly", async () => {
+  const { stdout } = await promisify(execFile)("npx", ["tsx", "scripts/start.ts", "--seconds", "8", "--data", dataDir], {
+    timeout: 60_000,
+  });
+  expect(stdout).toMatch(/node n1: http:\/\/127\.0\.0\.1:7001/);
+  expect(stdout).toMatch(/node n3: http:\/\/127\.0\.0\.1:7003/);
+  expect(stdout).toMatch(/cluster ready: leader n\d in term \d+/);
+  expect(stdout).toMatch(/API token: [0-9a-f]{48}/);
+  expect(stdout).toContain("stopped");
+  expect(stdout).not.toMatch(/exited \(/);
 });

@@ -1,71 +1,100 @@
-// `npm start`: runs the system locally. The lock node process (node/, issue 3) does not exist
-// yet, so for now this runs the real Raft core as a three-node cluster in this one process, on
-// an in-memory network, in real time: it elects a leader, replicates a command every half
-// second, and every ten seconds crashes the leader to show a failover. It says so when it starts.
+// `npm start`: the whole system on this machine, on embedded defaults. It starts three lock nodes
+// as child processes on 127.0.0.1:7001-7003 (data under ./data/n1..n3), prints where each
+// listens, waits for a leader and prints it. Ctrl-C (or SIGTERM) stops the nodes cleanly.
+// The cluster secret and API token are generated on first start and kept in
+// ./data/credentials.json, so a restart finds the same cluster.
 //
-//   npm start                  until Ctrl-C
-//   npm start -- --seconds 10  stop by itself after 10 seconds
+//   npm start                   until Ctrl-C
+//   npm start -- --seconds 10   stop by itself after 10 seconds
+//   npm start -- --data DIR     keep the data elsewhere
 
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { TestCluster } from "../raft/test-cluster.ts";
 
-const tickIntervalMs = 20;
-const { values } = parseArgs({ options: { seconds: { type: "string" } } });
+const { values } = parseArgs({ options: { seconds: { type: "string" }, data: { type: "string" } } });
 const secondsMax = values.seconds === undefined ? Number.POSITIVE_INFINITY : Number(values.seconds);
 if (!(secondsMax > 0)) {
   console.error(`start: --seconds must be a positive number, got "${values.seconds}"`);
   process.exit(2);
 }
+const dataRoot = resolve(values.data ?? "data");
+mkdirSync(dataRoot, { recursive: true });
 
+interface Credentials {
+  clusterSecret: string;
+  apiToken: string;
+}
+const credentialsPath = join(dataRoot, "credentials.json");
+const credentials: Credentials = existsSync(credentialsPath)
+  ? (JSON.parse(readFileSync(credentialsPath, "utf8")) as Credentials)
+  : { clusterSecret: randomBytes(24).toString("hex"), apiToken: randomBytes(24).toString("hex") };
+writeFileSync(credentialsPath, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+
+const nodes = [1, 2, 3].map((position) => ({ id: `n${position}`, port: 7000 + position }));
+const peers = nodes.map((node) => `${node.id}=http://127.0.0.1:${node.port}`).join(",");
 const log = (message: string): void => console.log(`${new Date().toISOString()} ${message}`);
-log("SCTEC: the lock node process is not built yet (issue 3); running a simulated local cluster instead:");
-log(`three real Raft cores in this process on an in-memory network, ticking every ${tickIntervalMs} ms (election timeout 10-20 ticks).`);
 
-const cluster = new TestCluster({
-  size: 3,
-  seed: Date.now() % 0x7fff_ffff,
-  config: { electionTimeoutTicks: 10, heartbeatIntervalTicks: 2 },
-});
-const startedMs = Date.now();
-let tickCount = 0;
-let commandCount = 0;
-let lastLeader = "";
-let crashedId: string | undefined;
+const children = new Map<string, ChildProcess>();
+for (const node of nodes) {
+  const child = spawn(process.execPath, ["--import", "tsx", "node/main.ts"], {
+    env: {
+      ...process.env,
+      SCTEC_NODE_ID: node.id,
+      SCTEC_LISTEN: `127.0.0.1:${node.port}`,
+      SCTEC_PEERS: peers,
+      SCTEC_DATA_DIR: join(dataRoot, node.id),
+      SCTEC_CLUSTER_SECRET: credentials.clusterSecret,
+      SCTEC_API_TOKEN: credentials.apiToken,
+      SCTEC_LOG_FILE: join(dataRoot, `${node.id}.log`),
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  child.on("exit", (code, signal) => {
+    children.delete(node.id);
+    if (!stopping) log(`node ${node.id} exited (${signal ?? `code ${code}`}); see ${join(dataRoot, `${node.id}.log`)}`);
+  });
+  children.set(node.id, child);
+  log(`node ${node.id}: http://127.0.0.1:${node.port} (status: http://127.0.0.1:${node.port}/status, pid ${child.pid})`);
+}
+log(`data in ${dataRoot}; API token: ${credentials.apiToken}`);
+log(`try: SCTEC_API_TOKEN=${credentials.apiToken} npm run cli -- lock slot-1`);
 
-const timer = setInterval(() => {
-  tickCount++;
-  cluster.tick();
-  cluster.stabilize();
-  const leader = cluster.leader();
-  const leaderDescription = leader === undefined ? "" : `${leader.id} in term ${leader.rawNode.status().term}`;
-  if (leaderDescription !== lastLeader && leader !== undefined) {
-    lastLeader = leaderDescription;
-    log(`leader elected: ${leaderDescription}`);
+let stopping = false;
+async function waitForLeader(): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!stopping && Date.now() < deadline) {
+    for (const node of nodes) {
+      try {
+        const response = await fetch(`http://127.0.0.1:${node.port}/status`);
+        const status = (await response.json()) as { role: string; term: number; nodeId: string };
+        if (status.role === "leader") {
+          log(`cluster ready: leader ${status.nodeId} in term ${status.term}`);
+          return;
+        }
+      } catch {
+        // Not listening yet.
+      }
+    }
+    await new Promise((resolveWait) => setTimeout(resolveWait, 200));
   }
-  if (leader !== undefined && tickCount % 25 === 0) {
-    commandCount++;
-    const outcome = cluster.propose(leader.id, `command-${commandCount}`);
-    cluster.stabilize();
-    if (outcome.kind === "accepted")
-      log(`proposed command-${commandCount} at index ${outcome.index}; commit index now ${leader.rawNode.status().commitIndex}`);
-  }
-  if (tickCount % 500 === 0 && leader !== undefined && crashedId === undefined) {
-    crashedId = leader.id;
-    log(`crashing the leader ${leader.id} (its durable log survives)`);
-    cluster.crash(leader.id);
-  } else if (tickCount % 500 === 150 && crashedId !== undefined) {
-    log(`restarting ${crashedId}`);
-    cluster.restart(crashedId);
-    crashedId = undefined;
-  }
-  if (Date.now() - startedMs >= secondsMax * 1000) stop();
-}, tickIntervalMs);
+  if (!stopping) log("no leader within 30 s: check the node logs");
+}
 
-function stop(): void {
-  clearInterval(timer);
-  const applied = cluster.ids().map((id) => `${id}=${cluster.node(id).rawNode.status().appliedIndex}`);
-  log(`stopping; applied index per node: ${applied.join(" ")}`);
+async function stop(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log("stopping the nodes");
+  for (const child of children.values()) child.kill("SIGTERM");
+  const deadline = Date.now() + 10_000;
+  while (children.size > 0 && Date.now() < deadline) await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+  for (const child of children.values()) child.kill("SIGKILL");
+  log("stopped");
   process.exit(0);
 }
-process.on("SIGINT", stop);
-process.on("SIGTERM", stop);
+process.on("SIGINT", () => void stop());
+process.on("SIGTERM", () => void stop());
+void waitForLeader();
+if (Number.isFinite(secondsMax)) setTimeout(() => void stop(), secondsMax * 1000);

@@ -1,0 +1,131 @@
+// The lock node process: `tsx node/main.ts [flags]` (see config.ts for the settings). One port
+// serves the HTTP API, /status, /healthz and the peer WebSocket (/raft). SIGTERM or SIGINT stop
+// it cleanly; a broken Raft invariant crashes it loudly (exit 70), as the core's contract asks.
+
+import { randomInt } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { createServer } from "node:http";
+import { type Logger, multistream, pino, transport as pinoTransport } from "pino";
+import { createSeededRandom, type NodeId, nodeId, RaftInvariantError, raftConfigDefaults } from "../raft/index.ts";
+import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
+import { DataDirError } from "./contracts.ts";
+import { LockNodeHost } from "./host.ts";
+import { createApi } from "./http-api.ts";
+import { LevelDurableLog } from "./persistence/level-durable-log.ts";
+import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
+import { WebSocketTransport } from "./transport/websocket-transport.ts";
+
+function makeLogger(config: NodeConfig): Logger {
+  const streams: { stream: NodeJS.WritableStream }[] = [];
+  if (config.logPretty) {
+    // pino-pretty is loaded only when asked for: production logs stay JSON.
+    streams.push({ stream: pinoTransport({ target: "pino-pretty", options: { colorize: true } }) });
+  } else {
+    streams.push({ stream: process.stdout });
+  }
+  if (config.logFile !== undefined) streams.push({ stream: createWriteStream(config.logFile, { flags: "a" }) });
+  return pino({ base: { service: "lock-node", nodeId: config.nodeId }, timestamp: pino.stdTimeFunctions.isoTime }, multistream(streams));
+}
+
+async function main(): Promise<void> {
+  let config: NodeConfig;
+  try {
+    config = loadNodeConfig(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = makeLogger(config);
+  const id = nodeId(config.nodeId);
+  let durableLog: LevelDurableLog;
+  try {
+    durableLog = await LevelDurableLog.open({ dataDir: config.dataDir, clusterId: config.clusterId, nodeId: config.nodeId });
+  } catch (error) {
+    if (error instanceof DataDirError) {
+      logger.fatal({ code: error.code }, error.message);
+      process.stderr.write(`cannot use data directory ${config.dataDir}: ${error.message}\n`);
+      process.exit(3);
+    }
+    throw error;
+  }
+  const peerWebSocketUrls = new Map<NodeId, string>(
+    [...config.peers].map(([peer, url]) => [nodeId(peer), `${url.replace(/^http/, "ws")}/raft`]),
+  );
+  const transport = new WebSocketTransport({
+    nodeId: id,
+    peers: peerWebSocketUrls,
+    clusterSecret: config.clusterSecret,
+    frameBytesMax: config.frameBytesMax,
+    queueMessagesMax: 10_000,
+    reconnectBaseMs: 50,
+    reconnectMaxMs: 1000,
+    handshakeTimeoutMs: 2000,
+    logger: logger.child({ component: "transport" }),
+  });
+  const longestElectionMs = 2 * config.electionTimeoutTicks * config.tickIntervalMs;
+  const host = await LockNodeHost.start({
+    nodeId: id,
+    raft: {
+      ...raftConfigDefaults,
+      electionTimeoutTicks: config.electionTimeoutTicks,
+      heartbeatIntervalTicks: config.heartbeatIntervalTicks,
+      random: createSeededRandom(randomInt(0x7fff_ffff)),
+    },
+    bootstrapVoters: config.join ? [] : [...config.peers.keys()].map(nodeId),
+    tickIntervalMs: config.tickIntervalMs,
+    durableLog,
+    transport,
+    // A lease must outlast the longest failover: TTLs start at 1.5 × the longest election timeout.
+    lockLimits: { ...lockLimitsDefaults, ttlMsMin: Math.ceil(1.5 * longestElectionMs) },
+    snapshotIntervalEntries: config.snapshotIntervalEntries,
+    proposalTimeoutMs: 5000,
+    pendingRequestsMax: 10_000,
+    logger,
+    nowMs: () => performance.now(),
+  });
+  const server = createServer(
+    createApi({ host, transport, apiToken: config.apiToken, peerUrls: config.peers, bodyBytesMax: config.bodyBytesMax, logger }),
+  );
+  transport.handleUpgrade(server, "/raft");
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.listen.port, config.listen.host, resolve);
+  });
+  logger.info(
+    { event: "listening", listen: config.listen, pid: process.pid },
+    `node ${id} listening on http://${config.listen.host}:${config.listen.port}`,
+  );
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: "stopping", signal }, `node ${id} stopping (${signal})`);
+    server.closeAllConnections();
+    server.close();
+    await host.stop();
+    await transport.close();
+    await durableLog.close();
+    logger.flush();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+process.on("uncaughtException", (error) => {
+  // A broken invariant is a bug: crash loudly rather than serve from a corrupt state.
+  process.stderr.write(
+    `${error instanceof RaftInvariantError ? "RAFT INVARIANT BROKEN" : "uncaught exception"}: ${error.stack ?? String(error)}\n`,
+  );
+  process.exit(70);
+});
+process.on("unhandledRejection", (reason) => {
+  process.stderr.write(`unhandled rejection: ${(reason as Error)?.stack ?? String(reason)}\n`);
+  process.exit(70);
+});
+
+void main();

@@ -1,0 +1,588 @@
+// WebSocketTransport is the real PeerTransport: Raft messages travel as msgpack frames
+// (frames.ts) over WebSockets that both ends authenticated with the cluster secret (auth.ts).
+//
+// Each node dials every peer and uses that connection for sending only; it receives on the
+// connections its peers dialed. So between two nodes there are two connections, one per
+// direction. This costs a socket, and buys simplicity: there is no tie-break when two nodes dial
+// each other at once, each direction has its own send queue and backpressure, and a node's
+// ability to send never depends on whether the peer happened to dial it.
+//
+// Delivery is best effort (Raft tolerates loss, duplication and reordering across reconnects):
+// `send` never throws and never blocks. Messages wait in a bounded per-peer queue while the peer
+// is unreachable or its socket has too much unsent data; when the queue is full the oldest
+// message is dropped, because a newer message (a newer term, commit index or heartbeat) makes
+// an older one stale sooner than the other way round.
+
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
+import type { RawData } from "ws";
+import { WebSocket, WebSocketServer } from "ws";
+import type { NodeId, RaftMessage } from "../../raft/index.ts";
+import type { PeerTransport } from "../contracts.ts";
+import type { HandshakeErrorCode, HandshakeOptions } from "./auth.ts";
+import { acceptHandshake, dialHandshake, POLICY_VIOLATION, rawDataBytes } from "./auth.ts";
+import type { FrameLimits } from "./frames.ts";
+import { decodeFrame, encodeFrame, frameLimitsDefaults } from "./frames.ts";
+
+/** WebSocketTransportOptions configure one node's transport. Every queue, window and wait has a bound. */
+export interface WebSocketTransportOptions {
+  readonly nodeId: NodeId;
+  /** peers maps each node to its peer URL (`ws://host:port/raft`). An entry for this node itself is ignored. */
+  readonly peers: ReadonlyMap<NodeId, string>;
+  readonly clusterSecret: string;
+  /** frameBytesMax bounds one frame both ways: larger outgoing messages are dropped, larger incoming frames close the socket (1009). */
+  readonly frameBytesMax: number;
+  /** queueMessagesMax bounds the messages waiting for one peer; beyond it the oldest is dropped. */
+  readonly queueMessagesMax: number;
+  readonly reconnectBaseMs: number;
+  readonly reconnectMaxMs: number;
+  /** handshakeTimeoutMs bounds the whole handshake: TCP connect, HTTP upgrade, challenge, hello and welcome. */
+  readonly handshakeTimeoutMs: number;
+  readonly logger: Logger;
+  /** bufferedBytesMax: while a socket holds more unsent bytes than this, messages wait in the queue. @default 4 MiB or 2 frames */
+  readonly bufferedBytesMax?: number;
+  /** pingIntervalMs: how often an outbound connection is pinged; no pong by the next ping closes it. @default 5000 */
+  readonly pingIntervalMs?: number;
+  /** garbageFramesMax: more malformed frames than this within garbageWindowMs close an inbound connection. @default 10 */
+  readonly garbageFramesMax?: number;
+  /** @default 10000 */
+  readonly garbageWindowMs?: number;
+  /** pendingHandshakesMax bounds the inbound connections not yet authenticated; more are refused with 503. @default 16 */
+  readonly pendingHandshakesMax?: number;
+  /** entriesPerFrameMax bounds the entries of one incoming append_entries. @default frameLimitsDefaults.entriesPerFrameMax */
+  readonly entriesPerFrameMax?: number;
+  /** closeTimeoutMs: how long close() waits for a socket's closing handshake before cutting it. @default 1000 */
+  readonly closeTimeoutMs?: number;
+  /** random draws the reconnect jitter, in [0, 1). @default Math.random */
+  readonly random?: () => number;
+}
+
+/** TransportOptionsError is thrown by the constructor for options that cannot work (a configuration error). */
+export class TransportOptionsError extends Error {
+  readonly code = "invalid_transport_options";
+  constructor(message: string) {
+    super(message);
+    this.name = "TransportOptionsError";
+  }
+}
+
+/** WebSocketPeerStatus is one peer's entry in peerStatus(): the PeerTransport fields plus counters for status pages. */
+export interface WebSocketPeerStatus {
+  /** connected: the outbound connection is authenticated, so messages to this peer go out now. */
+  readonly connected: boolean;
+  /** inboundConnected: the peer's own connection to this node is authenticated, so its messages can arrive. */
+  readonly inboundConnected: boolean;
+  /** lastContactMs: wall-clock time (Date.now()) of the last frame, welcome or pong from the peer. */
+  readonly lastContactMs: number | undefined;
+  readonly queuedMessages: number;
+  readonly messagesSent: number;
+  /** messagesDropped counts messages lost to a full queue, an oversized frame or a failed encoding. */
+  readonly messagesDropped: number;
+  readonly framesReceived: number;
+  /** framesRejected counts frames from this (authenticated) peer that were malformed, spoofed or misaddressed. */
+  readonly framesRejected: number;
+}
+
+/** TransportCounters are the totals that belong to no configured peer. */
+export interface TransportCounters {
+  readonly handshakesRefused: Readonly<Partial<Record<HandshakeErrorCode, number>>>;
+  /** messagesToUnknownPeer counts send() calls whose `to` is not a configured peer. */
+  readonly messagesToUnknownPeer: number;
+  readonly upgradesRefused: number;
+}
+
+const defaults = {
+  pingIntervalMs: 5000,
+  garbageFramesMax: 10,
+  garbageWindowMs: 10_000,
+  pendingHandshakesMax: 16,
+  closeTimeoutMs: 1000,
+};
+/** Warnings about drops repeat at most this often per peer, so a long outage does not flood the log. */
+const dropWarningIntervalMs = 5000;
+const GOING_AWAY = 1001;
+/** REPLACED closes an older inbound connection when the same peer authenticates a new one (private range 4000–4999). */
+const REPLACED = 4000;
+
+/** Resolved are the options with every default filled in. */
+type Resolved = Required<Omit<WebSocketTransportOptions, "entriesPerFrameMax" | "bufferedBytesMax">> & {
+  readonly bufferedBytesMax: number;
+  readonly limits: FrameLimits;
+};
+
+/** OutboundPeer is the sending side of one peer: its dialed socket, queue, backoff and counters. */
+interface OutboundPeer {
+  readonly id: NodeId;
+  readonly url: string;
+  socket: WebSocket | undefined;
+  /** ready: the socket finished the handshake and is open. */
+  ready: boolean;
+  queue: RaftMessage[];
+  reconnectAttempt: number;
+  reconnectTimer: NodeJS.Timeout | undefined;
+  pingTimer: NodeJS.Timeout | undefined;
+  awaitingPong: boolean;
+  lastContactMs: number | undefined;
+  lastDropWarningMs: number;
+  messagesSent: number;
+  messagesDropped: number;
+  framesReceived: number;
+  framesRejected: number;
+}
+
+/** GarbageWindow counts malformed frames on one inbound connection within a fixed window. */
+interface GarbageWindow {
+  startMs: number;
+  count: number;
+}
+
+/**
+ * backoffDelayMs is the wait before reconnect attempt `attempt` (0-based): exponential backoff
+ * with full jitter, drawn uniformly from [baseMs, min(maxMs, baseMs · 2^attempt)]. The floor is
+ * baseMs rather than 0 so that a peer that refuses at once is never redialled in a busy loop.
+ */
+export function backoffDelayMs(attempt: number, bounds: { readonly baseMs: number; readonly maxMs: number }, random: () => number): number {
+  const ceilingMs = Math.min(bounds.maxMs, bounds.baseMs * 2 ** Math.min(attempt, 30));
+  return Math.round(bounds.baseMs + random() * (ceilingMs - bounds.baseMs));
+}
+
+function resolveOptions(options: WebSocketTransportOptions): Resolved {
+  const resolved: Resolved = {
+    ...defaults,
+    random: Math.random,
+    ...options,
+    bufferedBytesMax: options.bufferedBytesMax ?? Math.max(4 * 1024 * 1024, 2 * options.frameBytesMax),
+    limits: {
+      ...frameLimitsDefaults,
+      frameBytesMax: options.frameBytesMax,
+      entriesPerFrameMax: options.entriesPerFrameMax ?? frameLimitsDefaults.entriesPerFrameMax,
+    },
+  };
+  const positive = [
+    "frameBytesMax",
+    "queueMessagesMax",
+    "reconnectBaseMs",
+    "reconnectMaxMs",
+    "handshakeTimeoutMs",
+    "bufferedBytesMax",
+    "pingIntervalMs",
+    "garbageFramesMax",
+    "garbageWindowMs",
+    "pendingHandshakesMax",
+    "closeTimeoutMs",
+  ] as const;
+  for (const name of positive) {
+    if (!Number.isSafeInteger(resolved[name]) || resolved[name] <= 0) throw new TransportOptionsError(`${name} must be a positive integer`);
+  }
+  if (resolved.reconnectBaseMs > resolved.reconnectMaxMs) throw new TransportOptionsError("reconnectBaseMs must not exceed reconnectMaxMs");
+  if (resolved.clusterSecret.length === 0) throw new TransportOptionsError("clusterSecret must not be empty");
+  for (const [id, url] of resolved.peers) {
+    if (!URL.canParse(url) || !["ws:", "wss:"].includes(new URL(url).protocol)) {
+      throw new TransportOptionsError(`the URL of peer ${id} is not a ws:// or wss:// URL: ${url}`);
+    }
+  }
+  return resolved;
+}
+
+/**
+ * WebSocketTransport implements PeerTransport over WebSockets. It dials every peer as soon as it
+ * is constructed; call `handleUpgrade(server)` to receive on the node's HTTP server, and `close()`
+ * to stop. The handler registered with `onMessage` sees only messages from authenticated peers,
+ * whose `from` is the authenticated peer and whose `to` is this node.
+ */
+export class WebSocketTransport implements PeerTransport {
+  private readonly options: Resolved;
+  private readonly logger: Logger;
+  private readonly outbound = new Map<NodeId, OutboundPeer>();
+  /** inbound holds the authenticated connection each peer dialed to this node (at most one per peer). */
+  private readonly inbound = new Map<NodeId, WebSocket>();
+  /** inboundSockets holds every accepted socket, authenticated or not, so that close() can close them all. */
+  private readonly inboundSockets = new Set<WebSocket>();
+  private pendingHandshakes = 0;
+  private handler: ((message: RaftMessage) => void) | undefined;
+  private server: WebSocketServer | undefined;
+  private readonly detachers: (() => void)[] = [];
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly handshakesRefused: Partial<Record<HandshakeErrorCode, number>> = {};
+  private messagesToUnknownPeer = 0;
+  private upgradesRefused = 0;
+
+  constructor(options: WebSocketTransportOptions) {
+    this.options = resolveOptions(options);
+    this.logger = options.logger.child({ component: "peer-transport", nodeId: options.nodeId });
+    for (const [id, url] of options.peers) {
+      if (id === options.nodeId) continue;
+      this.outbound.set(id, newOutboundPeer(id, url));
+    }
+    for (const peer of this.outbound.values()) this.dial(peer);
+  }
+
+  /** send queues `message` for its `to` peer and writes what the socket can take now. It never throws. */
+  send(message: RaftMessage): void {
+    if (this.closed) return;
+    const peer = this.outbound.get(message.to);
+    if (peer === undefined) {
+      this.messagesToUnknownPeer++;
+      return;
+    }
+    peer.queue.push(message);
+    if (peer.queue.length > this.options.queueMessagesMax) {
+      peer.queue.shift();
+      this.countDrop(peer, "queue_full");
+    }
+    this.flush(peer);
+  }
+
+  /** onMessage sets the handler for messages from authenticated peers (replacing any earlier one). */
+  onMessage(handler: (message: RaftMessage) => void): void {
+    this.handler = handler;
+  }
+
+  /** peerStatus reports every configured peer (never this node itself), with counters since construction. */
+  peerStatus(): ReadonlyMap<NodeId, WebSocketPeerStatus> {
+    const status = new Map<NodeId, WebSocketPeerStatus>();
+    for (const peer of this.outbound.values()) {
+      status.set(peer.id, {
+        connected: peer.ready,
+        inboundConnected: this.inbound.has(peer.id),
+        lastContactMs: peer.lastContactMs,
+        queuedMessages: peer.queue.length,
+        messagesSent: peer.messagesSent,
+        messagesDropped: peer.messagesDropped,
+        framesReceived: peer.framesReceived,
+        framesRejected: peer.framesRejected,
+      });
+    }
+    return status;
+  }
+
+  /** counters reports what belongs to no configured peer: refused handshakes (either side), unknown recipients, refused upgrades. */
+  counters(): TransportCounters {
+    return {
+      handshakesRefused: { ...this.handshakesRefused },
+      messagesToUnknownPeer: this.messagesToUnknownPeer,
+      upgradesRefused: this.upgradesRefused,
+    };
+  }
+
+  /**
+   * handleUpgrade accepts peer connections on `server`'s upgrade requests for `path`, so that
+   * the node serves HTTP and its peers on one port. Upgrades for other paths are left to other
+   * listeners, or answered 404 when there is none.
+   */
+  handleUpgrade(server: Server, path = "/raft"): void {
+    if (this.closed) throw new Error("handleUpgrade after close()");
+    this.server ??= new WebSocketServer({
+      noServer: true,
+      maxPayload: this.options.frameBytesMax,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    const wss = this.server;
+    const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      if (requestPath(request) !== path) {
+        if (server.listenerCount("upgrade") === 1) refuseUpgrade(socket, 404, "Not Found");
+        return;
+      }
+      if (this.closed || this.pendingHandshakes >= this.options.pendingHandshakesMax) {
+        this.upgradesRefused++;
+        this.logger.warn({ remoteAddress: remoteAddressOf(request) }, "peer upgrade refused: too many pending handshakes or closing");
+        refuseUpgrade(socket, 503, "Service Unavailable");
+        return;
+      }
+      wss.handleUpgrade(request, socket, head, (ws) => this.acceptInbound(ws, remoteAddressOf(request)));
+    };
+    server.on("upgrade", onUpgrade);
+    this.detachers.push(() => server.off("upgrade", onUpgrade));
+  }
+
+  /** close stops reconnecting, closes every socket and resolves once all of them are closed. Calling it again returns the same promise. */
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      // Set before any socket is touched, so a close event fired along the way does not redial.
+      this.closed = true;
+      this.closing = this.closeAll();
+    }
+    return this.closing;
+  }
+
+  private async closeAll(): Promise<void> {
+    for (const detach of this.detachers) detach();
+    const sockets: WebSocket[] = [...this.inboundSockets];
+    for (const peer of this.outbound.values()) {
+      clearTimeout(peer.reconnectTimer);
+      clearInterval(peer.pingTimer);
+      peer.queue = [];
+      if (peer.socket !== undefined) sockets.push(peer.socket);
+    }
+    await Promise.all(sockets.map((socket) => closeSocket(socket, this.options.closeTimeoutMs)));
+    this.server?.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Outbound: dial, handshake, send, ping, reconnect.
+
+  private dial(peer: OutboundPeer): void {
+    peer.reconnectTimer = undefined;
+    if (this.closed) return;
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(peer.url, {
+        maxPayload: this.options.frameBytesMax,
+        handshakeTimeout: this.options.handshakeTimeoutMs,
+        perMessageDeflate: false,
+      });
+    } catch (error) {
+      this.logger.error({ err: error, peer: peer.id, url: peer.url }, "cannot dial peer");
+      this.scheduleReconnect(peer);
+      return;
+    }
+    peer.socket = socket;
+    socket.on("error", (error) => this.logger.debug({ err: error, peer: peer.id }, "outbound peer socket error"));
+    socket.on("close", (code, reason) => this.onOutboundClosed(peer, socket, code, reason.toString()));
+    socket.on("pong", () => {
+      peer.awaitingPong = false;
+      peer.lastContactMs = Date.now();
+    });
+    dialHandshake(socket, { ...this.handshakeOptions(peer.url), peer: peer.id }, () => this.onOutboundReady(peer, socket));
+  }
+
+  private onOutboundReady(peer: OutboundPeer, socket: WebSocket): void {
+    peer.ready = true;
+    peer.reconnectAttempt = 0;
+    peer.lastContactMs = Date.now();
+    peer.awaitingPong = false;
+    this.logger.info({ peer: peer.id, url: peer.url }, "connected to peer");
+    // The acceptor sends nothing after its welcome; anything else is a confused peer, not data.
+    socket.on("message", () => peer.framesRejected++);
+    peer.pingTimer = setInterval(() => {
+      // A silent network (a partition, a dead host) keeps TCP open for minutes; the ping finds out.
+      if (peer.awaitingPong) {
+        this.logger.warn({ peer: peer.id }, "peer missed a pong; reconnecting");
+        socket.terminate();
+        return;
+      }
+      peer.awaitingPong = true;
+      socket.ping();
+    }, this.options.pingIntervalMs);
+    peer.pingTimer.unref();
+    this.flush(peer);
+  }
+
+  private onOutboundClosed(peer: OutboundPeer, socket: WebSocket, code: number, reason: string): void {
+    if (peer.socket !== socket) return;
+    const wasReady = peer.ready;
+    peer.socket = undefined;
+    peer.ready = false;
+    clearInterval(peer.pingTimer);
+    peer.pingTimer = undefined;
+    if (this.closed) return;
+    if (wasReady) this.logger.warn({ peer: peer.id, code, reason }, "connection to peer lost; reconnecting");
+    // A peer that refuses our handshake (a different secret, or we are not in its peer list) will
+    // refuse every retry: say so, but only on attempts 1, 2, 4, 8… so the log does not fill up.
+    const attempt = peer.reconnectAttempt;
+    if (!wasReady && code === POLICY_VIOLATION && (attempt & (attempt + 1)) === 0) {
+      this.logger.warn(
+        { peer: peer.id, url: peer.url, reason, attempt },
+        "peer refused our handshake; check the cluster secret and its peer list",
+      );
+    }
+    this.scheduleReconnect(peer);
+  }
+
+  private scheduleReconnect(peer: OutboundPeer): void {
+    const bounds = { baseMs: this.options.reconnectBaseMs, maxMs: this.options.reconnectMaxMs };
+    const delayMs = backoffDelayMs(peer.reconnectAttempt, bounds, this.options.random);
+    peer.reconnectAttempt++;
+    this.logger.debug({ peer: peer.id, attempt: peer.reconnectAttempt, delayMs }, "reconnecting to peer");
+    peer.reconnectTimer = setTimeout(() => this.dial(peer), delayMs);
+    peer.reconnectTimer.unref();
+  }
+
+  /**
+   * flush writes queued messages while the socket is ready and not backed up. It runs again from
+   * each write's callback, so a backed-up queue drains as the socket does. Bounded by the queue.
+   */
+  private flush(peer: OutboundPeer): void {
+    const socket = peer.socket;
+    if (!peer.ready || socket === undefined) return;
+    while (peer.queue.length > 0 && socket.readyState === WebSocket.OPEN && socket.bufferedAmount < this.options.bufferedBytesMax) {
+      const message = peer.queue.shift()!;
+      let frame: Uint8Array;
+      try {
+        frame = encodeFrame(message);
+      } catch (error) {
+        this.logger.error({ err: error, peer: peer.id, type: message.type }, "cannot encode a Raft message; dropped");
+        this.countDrop(peer, "encode_failed");
+        continue;
+      }
+      if (frame.byteLength > this.options.frameBytesMax) {
+        // The peer would close the connection on a frame over its maxPayload: drop this one message instead.
+        this.logger.error(
+          { peer: peer.id, type: message.type, frameBytes: frame.byteLength },
+          "Raft message exceeds frameBytesMax; dropped",
+        );
+        this.countDrop(peer, "frame_too_large");
+        continue;
+      }
+      peer.messagesSent++;
+      socket.send(frame, (error) => {
+        if (error === undefined || error === null) this.flush(peer);
+      });
+    }
+  }
+
+  private countDrop(peer: OutboundPeer, reason: "queue_full" | "encode_failed" | "frame_too_large"): void {
+    peer.messagesDropped++;
+    const nowMs = Date.now();
+    if (reason === "queue_full" && nowMs - peer.lastDropWarningMs < dropWarningIntervalMs) return;
+    peer.lastDropWarningMs = nowMs;
+    this.logger.warn({ peer: peer.id, reason, messagesDropped: peer.messagesDropped }, "dropping messages for peer");
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inbound: handshake, then Raft frames to the handler.
+
+  private acceptInbound(socket: WebSocket, remoteAddress: string): void {
+    this.inboundSockets.add(socket);
+    this.pendingHandshakes++;
+    let pending = true;
+    const settle = (): void => {
+      if (pending) this.pendingHandshakes--;
+      pending = false;
+    };
+    socket.on("error", (error) => this.logger.debug({ err: error, remoteAddress }, "inbound peer socket error"));
+    socket.on("close", () => {
+      settle();
+      this.inboundSockets.delete(socket);
+    });
+    const isPeer = (id: NodeId): boolean => this.outbound.has(id);
+    acceptHandshake(socket, { ...this.handshakeOptions(remoteAddress), isPeer }, (peer) => {
+      settle();
+      this.onInboundAccepted(socket, peer, remoteAddress);
+    });
+  }
+
+  private onInboundAccepted(socket: WebSocket, peerId: NodeId, remoteAddress: string): void {
+    const peer = this.outbound.get(peerId)!; // acceptHandshake admits configured peers only
+    const previous = this.inbound.get(peerId);
+    // A new connection from the same peer means the old one is dead or dying (the peer restarted
+    // or reconnected); keeping one per peer bounds the inbound sockets by the peer count.
+    if (previous !== undefined) previous.close(REPLACED, "replaced by a newer connection");
+    this.inbound.set(peerId, socket);
+    socket.on("close", () => {
+      if (this.inbound.get(peerId) === socket) this.inbound.delete(peerId);
+    });
+    peer.lastContactMs = Date.now();
+    this.logger.info({ peer: peerId, remoteAddress }, "peer connected to us");
+    const garbage: GarbageWindow = { startMs: Date.now(), count: 0 };
+    socket.on("message", (data: RawData, isBinary: boolean) => this.onInboundFrame(peer, socket, garbage, rawDataBytes(data, isBinary)));
+  }
+
+  private onInboundFrame(peer: OutboundPeer, socket: WebSocket, garbage: GarbageWindow, bytes: Uint8Array | undefined): void {
+    if (this.closed) return;
+    if (bytes === undefined) {
+      this.rejectFrame(peer, socket, garbage, "malformed_frame", "a text frame");
+      return;
+    }
+    const decoded = decodeFrame(bytes, this.options.limits);
+    if (!decoded.ok) {
+      this.rejectFrame(peer, socket, garbage, decoded.code, decoded.reason);
+      return;
+    }
+    const message = decoded.message;
+    // The handshake proved who is on this connection; a `from` that disagrees is spoofed or confused.
+    if (message.from !== peer.id) {
+      this.rejectFrame(peer, socket, garbage, "wrong_sender", `from ${message.from}`);
+      return;
+    }
+    if (message.to !== this.options.nodeId) {
+      this.rejectFrame(peer, socket, garbage, "wrong_recipient", `to ${message.to}`);
+      return;
+    }
+    peer.framesReceived++;
+    peer.lastContactMs = Date.now();
+    // A handler that throws (a RaftInvariantError) is not caught here: a broken invariant must stop the node.
+    this.handler?.(message);
+  }
+
+  /** rejectFrame drops one bad frame and logs it; too many within the window close the connection. */
+  private rejectFrame(peer: OutboundPeer, socket: WebSocket, garbage: GarbageWindow, code: string, reason: string): void {
+    peer.framesRejected++;
+    const nowMs = Date.now();
+    if (nowMs - garbage.startMs > this.options.garbageWindowMs) {
+      garbage.startMs = nowMs;
+      garbage.count = 0;
+    }
+    garbage.count++;
+    this.logger.warn({ peer: peer.id, code, reason }, "dropped a bad frame from peer");
+    if (garbage.count > this.options.garbageFramesMax && socket.readyState === WebSocket.OPEN) {
+      this.logger.warn({ peer: peer.id, framesRejected: garbage.count }, "too many bad frames from peer; closing its connection");
+      socket.close(POLICY_VIOLATION, "too many bad frames");
+    }
+  }
+
+  private handshakeOptions(remoteAddress: string): HandshakeOptions {
+    return {
+      nodeId: this.options.nodeId,
+      clusterSecret: this.options.clusterSecret,
+      handshakeTimeoutMs: this.options.handshakeTimeoutMs,
+      logger: this.logger,
+      remoteAddress,
+      onFailure: (code: HandshakeErrorCode) => {
+        this.handshakesRefused[code] = (this.handshakesRefused[code] ?? 0) + 1;
+      },
+    };
+  }
+}
+
+function newOutboundPeer(id: NodeId, url: string): OutboundPeer {
+  return {
+    id,
+    url,
+    socket: undefined,
+    ready: false,
+    queue: [],
+    reconnectAttempt: 0,
+    reconnectTimer: undefined,
+    pingTimer: undefined,
+    awaitingPong: false,
+    lastContactMs: undefined,
+    lastDropWarningMs: Number.NEGATIVE_INFINITY,
+    messagesSent: 0,
+    messagesDropped: 0,
+    framesReceived: 0,
+    framesRejected: 0,
+  };
+}
+
+function requestPath(request: IncomingMessage): string | undefined {
+  const url = request.url ?? "/";
+  return URL.canParse(url, "http://localhost") ? new URL(url, "http://localhost").pathname : undefined;
+}
+
+function remoteAddressOf(request: IncomingMessage): string {
+  return `${request.socket.remoteAddress ?? "unknown"}:${request.socket.remotePort ?? 0}`;
+}
+
+function refuseUpgrade(socket: Duplex, status: number, text: string): void {
+  socket.on("error", () => {}); // A client that resets now must not crash the node; there is nothing left to do.
+  socket.once("finish", () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/** closeSocket closes politely and cuts the socket if the other end does not finish the closing handshake in time. */
+function closeSocket(socket: WebSocket, timeoutMs: number): Promise<void> {
+  if (socket.readyState === WebSocket.CLOSED) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => socket.terminate(), timeoutMs);
+    socket.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    if (socket.readyState === WebSocket.OPEN) socket.close(GOING_AWAY, "node shutting down");
+    else if (socket.readyState === WebSocket.CONNECTING) socket.terminate();
+  });
+}

@@ -1,0 +1,153 @@
+// ProcessCluster runs real lock node processes (node/main.ts) on free loopback ports, with data in
+// a temporary directory, for fault tests: kill -9, SIGTERM, SIGSTOP/SIGCONT, restart. Every wait
+// is bounded; close() kills what it started (by PID) and removes the data.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface NodeStatus {
+  readonly nodeId: string;
+  readonly pid: number;
+  readonly role: string;
+  readonly term: number;
+  readonly leaderId: string | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly snapshotIndex: number;
+  readonly lastIndex: number;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs: number): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+export class ProcessCluster {
+  readonly apiToken = randomBytes(16).toString("hex");
+  readonly clusterSecret = randomBytes(16).toString("hex");
+  readonly dataRoot: string;
+  readonly ports = new Map<string, number>();
+  private readonly processes = new Map<string, ChildProcess>();
+  private readonly extraEnv: Record<string, string>;
+
+  private constructor(ids: readonly string[], extraEnv: Record<string, string>) {
+    this.dataRoot = mkdtempSync(join(tmpdir(), "sctec-cluster-"));
+    this.extraEnv = extraEnv;
+    for (const id of ids) this.ports.set(id, 0);
+  }
+
+  static async start(options: { size?: number; env?: Record<string, string> } = {}): Promise<ProcessCluster> {
+    const ids = Array.from({ length: options.size ?? 3 }, (_, position) => `n${position + 1}`);
+    const cluster = new ProcessCluster(ids, options.env ?? {});
+    for (const id of ids) cluster.ports.set(id, await freePort());
+    for (const id of ids) cluster.startNode(id);
+    await cluster.waitForLeader(15_000);
+    return cluster;
+  }
+
+  ids(): string[] {
+    return [...this.ports.keys()];
+  }
+
+  url(id: string): string {
+    return `http://127.0.0.1:${this.ports.get(id)}`;
+  }
+
+  urls(): string[] {
+    return this.ids().map((id) => this.url(id));
+  }
+
+  /** startNode (re)starts a node on its port and data directory. */
+  startNode(id: string): void {
+    const peers = this.ids()
+      .map((peer) => `${peer}=${this.url(peer)}`)
+      .join(",");
+    const child = spawn(process.execPath, ["--import", "tsx", "node/main.ts"], {
+      env: {
+        ...process.env,
+        SCTEC_NODE_ID: id,
+        SCTEC_LISTEN: `127.0.0.1:${this.ports.get(id)}`,
+        SCTEC_PEERS: peers,
+        SCTEC_DATA_DIR: join(this.dataRoot, id),
+        SCTEC_CLUSTER_SECRET: this.clusterSecret,
+        SCTEC_API_TOKEN: this.apiToken,
+        SCTEC_LOG_FILE: join(this.dataRoot, `${id}.log`),
+        ...this.extraEnv,
+      },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    child.stderr?.on("data", (chunk: Buffer) => process.stderr.write(`[${id}] ${chunk}`));
+    this.processes.set(id, child);
+  }
+
+  /** signal sends a signal to a node's process (SIGKILL, SIGSTOP, SIGCONT, SIGTERM). */
+  signal(id: string, signal: NodeJS.Signals): void {
+    this.processes.get(id)?.kill(signal);
+  }
+
+  /** kill sends SIGKILL and waits for the process to be gone. */
+  async kill(id: string, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const child = this.processes.get(id);
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill(signal);
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    this.processes.delete(id);
+  }
+
+  async status(id: string): Promise<NodeStatus | undefined> {
+    try {
+      const response = await fetch(`${this.url(id)}/status`, { signal: AbortSignal.timeout(1000) });
+      return (await response.json()) as NodeStatus;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** leader returns the id of a node that says it leads and whose term no other live node exceeds. */
+  async leader(): Promise<string | undefined> {
+    const statuses = (await Promise.all(this.ids().map((id) => this.status(id)))).filter((status) => status !== undefined);
+    const highestTerm = Math.max(...statuses.map((status) => status.term));
+    return statuses.find((status) => status.role === "leader" && status.term === highestTerm)?.nodeId;
+  }
+
+  waitForLeader(timeoutMs: number, except?: string): Promise<string> {
+    return waitFor(
+      async () => {
+        const leader = await this.leader();
+        return leader !== undefined && leader !== except ? leader : undefined;
+      },
+      "a leader",
+      timeoutMs,
+    );
+  }
+
+  async close(): Promise<void> {
+    for (const id of [...this.processes.keys()]) {
+      this.signal(id, "SIGCONT");
+      await this.kill(id);
+    }
+    rmSync(this.dataRoot, { recursive: true, force: true });
+  }
+}
