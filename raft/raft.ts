@@ -45,6 +45,7 @@ export type DropReason =
   | "conf_change_pending"
   | "invalid_conf_change"
   | "learner_not_caught_up"
+  | "leader_removal_pending"
   | "not_a_voter";
 
 /** Refusal is a ProposeOutcome that did not append anything. */
@@ -92,6 +93,8 @@ export class Raft {
   private leadTransferee: NodeId | null = null;
   /** pendingConfIndex: a new conf change may be proposed only once this index is applied. */
   private pendingConfIndex: LogIndex = 0;
+  /** selfRemovalIndex: the index of a pending conf change that removes this leader (0 when none). */
+  private selfRemovalIndex: LogIndex = 0;
   /** confAppliedIndex is the last index whose conf_change the membership already reflects. */
   private confAppliedIndex: LogIndex = 0;
   private pendingReads: PendingRead[] = [];
@@ -171,7 +174,10 @@ export class Raft {
     const invalid = this.checkConfChange(change);
     if (invalid !== undefined) return { kind: "dropped", reason: invalid };
     const outcome = this.appendAndBroadcast({ kind: "conf_change", term: this.term, index: 0, change });
-    if (outcome.kind === "accepted") this.pendingConfIndex = outcome.index;
+    if (outcome.kind === "accepted") {
+      this.pendingConfIndex = outcome.index;
+      if (change.type === "remove_node" && change.nodeId === this.id) this.selfRemovalIndex = outcome.index;
+    }
     return outcome;
   }
 
@@ -208,8 +214,9 @@ export class Raft {
     return { kind: "started" };
   }
 
-  /** campaign starts an election now (tests and hosts that want one); it respects pre-vote. */
+  /** campaign starts an election now (tests and hosts that want one); it respects pre-vote. A leader ignores it, as etcd does. */
   campaign(): void {
+    if (this.role === "leader") return;
     this.startCampaign(this.config.preVote ? "pre_election" : "election", false);
   }
 
@@ -299,6 +306,7 @@ export class Raft {
     this.heartbeatElapsedTicks = 0;
     this.randomizedElectionTimeoutTicks = this.config.electionTimeoutTicks + this.config.random.nextInt(this.config.electionTimeoutTicks);
     this.leadTransferee = null;
+    this.selfRemovalIndex = 0;
     this.votes.clear();
     for (const read of this.pendingReads) this.droppedReads.push(read.requestId);
     for (const read of this.queuedReads) this.droppedReads.push(read.requestId);
@@ -502,8 +510,17 @@ export class Raft {
       // Tell a stale leader about the newer term, so it steps down (with pre-vote and check-quorum
       // it might otherwise never learn of it).
       this.send(this.appendResult(message.from, { success: false, matchIndex: 0, rejectedIndex: 0, hintIndex: 0, hintTerm: 0 }));
-    } else if (message.type === "request_vote" && message.preVote) {
-      this.send({ type: "request_vote_result", from: this.id, to: message.from, term: this.term, preVote: true, voteGranted: false });
+    } else if (message.type === "request_vote") {
+      // Refuse with our term (Figure 2: the reply carries currentTerm "for candidate to update
+      // itself"), or a lagging candidate would never learn the term it must beat.
+      this.send({
+        type: "request_vote_result",
+        from: this.id,
+        to: message.from,
+        term: this.term,
+        preVote: message.preVote,
+        voteGranted: false,
+      });
     }
     // Anything else from an older term is simply ignored.
   }
@@ -790,6 +807,9 @@ export class Raft {
   private refuseProposal(): ProposeOutcome | undefined {
     if (this.role !== "leader") return { kind: "not_leader", leaderHint: this.leaderId };
     if (this.leadTransferee !== null) return { kind: "dropped", reason: "leadership_transfer_in_progress" };
+    // While its own removal is pending, the leader appends nothing more: its log must not get
+    // ahead of the survivors', or none of them could win the election that follows.
+    if (this.selfRemovalIndex > this.log.appliedIndex) return { kind: "dropped", reason: "leader_removal_pending" };
     if (this.log.lastIndex() - this.log.commitIndex >= this.config.uncommittedEntriesMax) {
       return { kind: "dropped", reason: "too_many_uncommitted_entries" };
     }
@@ -826,6 +846,11 @@ export class Raft {
       if (read.context > readContext) break;
       read.acks.add(from);
     }
+    this.releaseConfirmedReads();
+  }
+
+  /** releaseConfirmedReads serves, in order, the pending reads that a majority of the current voters confirmed. */
+  private releaseConfirmedReads(): void {
     const needed = majority(this.voters.length);
     let released = 0;
     for (const read of this.pendingReads) {
@@ -895,8 +920,9 @@ export class Raft {
       return;
     }
     if (this.leadTransferee !== null && !this.voters.includes(this.leadTransferee)) this.leadTransferee = null;
-    // The quorum changed: entries may be committed now, and new members need the log.
+    // The quorum changed: entries may be committed now, reads may be confirmed, and new members need the log.
     this.maybeCommit();
+    this.releaseConfirmedReads();
     this.broadcastAppend();
   }
 

@@ -49,6 +49,12 @@ export interface SimOptions {
   /** snapshotIntervalEntries: a node compacts its log once this many entries are applied past its snapshot. */
   readonly snapshotIntervalEntries: number;
   readonly workload: Workload;
+  /**
+   * adminProbability: per tick, the chance of an operator's action: a leadership transfer to a
+   * random voter, or a stray campaign() on a random node; with it on, membership changes may also
+   * shrink the voters down to one. Drawn from a separate random stream.
+   */
+  readonly adminProbability: number;
   readonly plantedBug?: PlantedBug;
   /** plantedLockBug: a lease bug (lock workload only; tests of the simulator only). */
   readonly plantedLockBug?: LockPlantedBug;
@@ -83,6 +89,7 @@ export const defaultSimOptions: SimOptions = {
   confChangeProbability: 0.002,
   snapshotIntervalEntries: 50,
   workload: "commands",
+  adminProbability: 0.002,
 };
 
 /** simOptionsArbitrary generates schedules; `safetyTicks` bounds the length of each. */
@@ -118,12 +125,13 @@ export function simOptionsArbitrary(limits: {
       snapshotIntervalEntries: fc.integer({ min: 3, max: 200 }),
       // Last, so adding it left every earlier field's values (for a given seed) unchanged.
       workload: fc.constantFrom<Workload>("commands", "locks"),
+      adminProbability: fc.constantFrom(0, 0.002, 0.01),
     })
     .map(({ heartbeatRatio, ...rest }) => ({
       ...rest,
       heartbeatIntervalTicks: Math.max(1, Math.floor(rest.electionTimeoutTicks / heartbeatRatio)),
       // Planted Raft bugs run under the commands workload, where their measured figures were taken.
-      ...(limits.plantedBug === undefined ? {} : { plantedBug: limits.plantedBug, workload: "commands" as const }),
+      ...(limits.plantedBug === undefined ? {} : { plantedBug: limits.plantedBug, workload: "commands" as const, adminProbability: 0 }),
       ...(limits.plantedLockBug === undefined ? {} : { plantedLockBug: limits.plantedLockBug, workload: "locks" as const }),
     }));
 }

@@ -126,10 +126,13 @@ class Simulation {
   private readonly textEncoder = new TextEncoder();
   private readonly textDecoder = new TextDecoder();
   private readonly locks: LockWorkload | undefined;
+  /** adminRandom drives operator actions, apart from the main stream, so enabling them leaves other choices unchanged. */
+  private readonly adminRandom;
 
   constructor(options: SimOptions) {
     this.options = options;
     this.random = createSeededRandom(options.seed);
+    this.adminRandom = createSeededRandom(options.seed ^ 0x2545f491);
     this.network = new SimNetwork({
       faults: {
         dropProbability: options.dropProbability,
@@ -492,6 +495,8 @@ class Simulation {
   // Workload: clients propose commands, read, and change membership.
 
   private workload(): void {
+    if (!this.healed && this.options.adminProbability > 0 && this.adminRandom.nextFloat() < this.options.adminProbability)
+      this.adminAction();
     if (this.locks !== undefined) {
       this.lockWorkloadTick(this.locks);
       return;
@@ -556,7 +561,10 @@ class Simulation {
     let change: ConfChange;
     if (status.learners.length > 0) {
       change = { type: "promote_learner", nodeId: status.learners[0] as NodeId };
-    } else if (status.voters.length > this.options.clusterSize) {
+    } else if (
+      status.voters.length > this.options.clusterSize ||
+      (status.voters.length > 1 && this.options.adminProbability > 0 && this.adminRandom.nextInt(3) === 0)
+    ) {
       change = { type: "remove_node", nodeId: status.voters[this.random.nextInt(status.voters.length)] as NodeId };
     } else if (this.joins < 4 && this.nodes.length < nodesMax) {
       change = { type: "add_learner", nodeId: nodeId(`n${this.nodes.length + 1}`) };
@@ -570,11 +578,28 @@ class Simulation {
     }
   }
 
+  /** adminAction: an operator transfers leadership to a random voter, or pokes a random node to campaign. */
+  private adminAction(): void {
+    const live = this.nodes.filter((node) => node.rawNode !== undefined);
+    const node = live[this.adminRandom.nextInt(Math.max(1, live.length))];
+    if (node?.rawNode === undefined) return;
+    if (this.adminRandom.nextInt(2) === 0) {
+      node.rawNode.campaign();
+      return;
+    }
+    const leader = this.currentLeader();
+    if (leader?.rawNode === undefined) return;
+    const voters = leader.rawNode.status().voters;
+    leader.rawNode.transferLeadership(voters[this.adminRandom.nextInt(voters.length)] as NodeId);
+  }
+
   // -------------------------------------------------------------------------------------------
   // Liveness and the final checks.
 
   private converged(): boolean {
     if (this.unacknowledged.size > 0) return false;
+    // Every read a client started must have been served or dropped.
+    for (const node of this.nodes) if (node.pendingReads.size > 0 || node.servableReads.length > 0) return false;
     if (this.locks !== undefined && this.locks.outstanding() > 0) return false;
     const leader = this.currentLeader();
     if (leader?.rawNode === undefined) return false;
