@@ -915,7 +915,10 @@ export class Raft {
     this.syncProgress();
     if (this.role !== "leader") return;
     if (!this.voters.includes(this.id)) {
-      // A leader that removed itself steps down once the removal is applied (thesis §4.2.2).
+      // A leader that removed itself steps down once the removal is applied (thesis §4.2.2). It
+      // first tells the others the commit index, so the survivors learn the removal is committed
+      // and switch to the new membership instead of waiting for its vote.
+      this.broadcastHeartbeat();
       this.becomeFollower(this.term, null);
       return;
     }

@@ -123,6 +123,7 @@ class Simulation {
   /** unacknowledged commands (the client will retry them after the heal). */
   private readonly unacknowledged = new Set<number>();
   private joins = 0;
+  private pendingRetirements: { nodeId: NodeId; index: LogIndex; voters: NodeId[] }[] = [];
   private readonly textEncoder = new TextEncoder();
   private readonly textDecoder = new TextDecoder();
   private readonly locks: LockWorkload | undefined;
@@ -225,6 +226,7 @@ class Simulation {
       if (round >= roundsPerTickMax) throw new RaftInvariantError(`tick ${this.tickNow} did not settle after ${roundsPerTickMax} rounds`);
     }
     this.network.advance();
+    this.retireRemovedNodes();
   }
 
   private deliver(message: RaftMessage): void {
@@ -299,7 +301,7 @@ class Simulation {
     node.stateHash = mixHash(node.stateHash, key);
     node.appliedIndex = entry.index;
     this.checker.applied(this.tickNow, node.id, entry.index, entry.term, key, node.stateHash, node.term);
-    if (entry.kind === "conf_change") this.confChangeApplied(entry.change);
+    if (entry.kind === "conf_change") this.confChangeApplied(node, entry.index, entry.change);
     if (node.replica !== undefined && this.locks !== undefined) {
       if (entry.kind === "normal") {
         const applied = node.replica.machine.apply(entry.index, JSON.parse(key) as LockCommand);
@@ -423,14 +425,31 @@ class Simulation {
     node.servableReads = [];
   }
 
-  private confChangeApplied(change: ConfChange): void {
+  private confChangeApplied(node: SimNode, index: LogIndex, change: ConfChange): void {
     this.stats.confChangesApplied++;
-    if (change.type !== "remove_node") return;
-    // An operator stops a removed server; it never comes back under this identity.
-    const node = this.byId.get(change.nodeId);
-    if (node === undefined || node.retired) return;
-    node.retired = true;
-    if (node.rawNode !== undefined) this.crash(node);
+    if (change.type !== "remove_node" || this.pendingRetirements.some((pending) => pending.nodeId === change.nodeId)) return;
+    // An operator stops a removed server once the remaining voters have applied its removal (it
+    // never comes back under this identity). Stopping it earlier could strand a survivor that
+    // holds the removal but has not learned that it committed.
+    const voters = (node.rawNode as RawNode).status().voters.filter((id) => id !== change.nodeId);
+    this.pendingRetirements.push({ nodeId: change.nodeId, index, voters });
+  }
+
+  /** retireRemovedNodes stops the removed servers whose removal every remaining voter has applied. */
+  private retireRemovedNodes(): void {
+    this.pendingRetirements = this.pendingRetirements.filter((pending) => {
+      const applied = pending.voters.every((id) => {
+        const voter = this.byId.get(id);
+        return voter === undefined || voter.retired || voter.appliedIndex >= pending.index;
+      });
+      if (!applied) return true;
+      const node = this.byId.get(pending.nodeId);
+      if (node !== undefined && !node.retired) {
+        node.retired = true;
+        if (node.rawNode !== undefined) this.crash(node);
+      }
+      return false;
+    });
   }
 
   // -------------------------------------------------------------------------------------------
