@@ -49,12 +49,21 @@ export const nodeConfigSchema = z
     logPretty: z.enum(["true", "false"]).transform((value) => value === "true"),
     /** join: this node joins a running cluster (added as a learner) instead of founding one with its peers. */
     join: z.enum(["true", "false"]).transform((value) => value === "true"),
+    /** founders: the founding voters (default: every peer). The peer list is the address book and may hold future members. */
+    founders: z
+      .string()
+      .optional()
+      .transform((text) => (text === undefined || text.trim() === "" ? undefined : text.split(",").map((id) => id.trim()))),
     logFile: z.string().optional(),
   })
   .strict()
   .superRefine((config, context) => {
     if (!config.peers.has(config.nodeId)) {
       context.addIssue({ code: "custom", path: ["peers"], message: `must include this node (${config.nodeId})` });
+    }
+    for (const founder of config.founders ?? []) {
+      if (!config.peers.has(founder))
+        context.addIssue({ code: "custom", path: ["founders"], message: `${founder} is not in the peer list` });
     }
     if (config.electionTimeoutTicks <= config.heartbeatIntervalTicks) {
       context.addIssue({ code: "custom", path: ["electionTimeoutTicks"], message: "must exceed heartbeatIntervalTicks" });
@@ -80,6 +89,7 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, { env: string; fla
   frameBytesMax: { env: "SCTEC_FRAME_BYTES_MAX", flag: "frame-bytes-max", fallback: "16777216" },
   logPretty: { env: "SCTEC_LOG_PRETTY", flag: "log-pretty", fallback: "false" },
   join: { env: "SCTEC_JOIN", flag: "join", fallback: "false" },
+  founders: { env: "SCTEC_FOUNDERS", flag: "founders" },
   logFile: { env: "SCTEC_LOG_FILE", flag: "log-file" },
 };
 

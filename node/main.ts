@@ -74,7 +74,7 @@ async function main(): Promise<void> {
       heartbeatIntervalTicks: config.heartbeatIntervalTicks,
       random: createSeededRandom(randomInt(0x7fff_ffff)),
     },
-    bootstrapVoters: config.join ? [] : [...config.peers.keys()].map(nodeId),
+    bootstrapVoters: config.join ? [] : (config.founders ?? [...config.peers.keys()]).map(nodeId),
     tickIntervalMs: config.tickIntervalMs,
     durableLog,
     transport,

@@ -57,11 +57,15 @@ export class ProcessCluster {
     for (const id of ids) this.ports.set(id, 0);
   }
 
-  static async start(options: { size?: number; env?: Record<string, string> } = {}): Promise<ProcessCluster> {
+  /** founders: the founding voters (default: all); the other nodes are in the address book but not started. */
+  private founders: readonly string[] = [];
+
+  static async start(options: { size?: number; founders?: number; env?: Record<string, string> } = {}): Promise<ProcessCluster> {
     const ids = Array.from({ length: options.size ?? 3 }, (_, position) => `n${position + 1}`);
     const cluster = new ProcessCluster(ids, options.env ?? {});
+    cluster.founders = ids.slice(0, options.founders ?? ids.length);
     for (const id of ids) cluster.ports.set(id, await freePort());
-    for (const id of ids) cluster.startNode(id);
+    for (const id of cluster.founders) cluster.startNode(id);
     await cluster.waitForLeader(15_000);
     return cluster;
   }
@@ -93,6 +97,8 @@ export class ProcessCluster {
         SCTEC_CLUSTER_SECRET: this.clusterSecret,
         SCTEC_API_TOKEN: this.apiToken,
         SCTEC_LOG_FILE: join(this.dataRoot, `${id}.log`),
+        SCTEC_FOUNDERS: this.founders.join(","),
+        SCTEC_JOIN: this.founders.includes(id) ? "false" : "true",
         ...this.extraEnv,
       },
       stdio: ["ignore", "ignore", "pipe"],

@@ -1,0 +1,77 @@
+// Membership changes and leadership transfer through the admin API, on real processes: a fourth
+// node (in the address book, started with --join) is added as a learner, catches up, is promoted
+// to voter, keeps the cluster available when a founder dies, and is removed again; leadership is
+// handed to a chosen node.
+
+import { afterEach, describe, expect, it } from "vitest";
+import { LockClient } from "../client/lock-client.ts";
+import { ProcessCluster, waitFor } from "./support/process-cluster.ts";
+
+let cluster: ProcessCluster | undefined;
+afterEach(async () => {
+  await cluster?.close();
+  cluster = undefined;
+});
+
+describe("membership and leadership transfer (real processes)", () => {
+  it("adds a learner, promotes it once caught up, survives a founder's death, and removes it", async () => {
+    cluster = await ProcessCluster.start({ size: 4, founders: 3 });
+    const target = cluster;
+    const client = new LockClient({ nodes: target.urls().slice(0, 3), apiToken: target.apiToken, retriesMax: 20 });
+    for (let round = 0; round < 10; round++) await client.acquire([`before-${round}`], { ttlMs: 600_000, autoRenew: false });
+    target.startNode("n4");
+    await client.admin("/admin/members", { action: "add_learner", nodeId: "n4" });
+    const leader = await target.waitForLeader(5000);
+    const leaderStatus = await waitFor(() => target.status(leader), "leader status", 5000);
+    await waitFor(
+      async () => {
+        const status = await target.status("n4");
+        return status !== undefined && status.appliedIndex >= leaderStatus.commitIndex ? status : undefined;
+      },
+      "n4 to catch up",
+      15_000,
+    );
+    await waitFor(
+      async () => {
+        try {
+          return await client.admin("/admin/members", { action: "promote_learner", nodeId: "n4" });
+        } catch {
+          return undefined; // Not caught up enough yet: retry.
+        }
+      },
+      "n4's promotion",
+      15_000,
+    );
+    const promoted = await waitFor(() => target.status(leader), "status", 5000);
+    expect((promoted as unknown as { voters: string[] }).voters.sort()).toEqual(["n1", "n2", "n3", "n4"]);
+    // Four voters: any one may die and three still form a majority.
+    const victim = target.ids().find((id) => id !== leader && id !== "n4") as string;
+    await target.kill(victim);
+    const during = await client.acquire(["during"], { ttlMs: 600_000, autoRenew: false });
+    expect(during.token).toMatch(/^\d+$/);
+    target.startNode(victim);
+    await client.admin("/admin/members", { action: "remove_node", nodeId: "n4" });
+    const after = await waitFor(
+      async () => {
+        const status = (await target.status(leader)) as unknown as { voters: string[] } | undefined;
+        return status !== undefined && !status.voters.includes("n4") ? status : undefined;
+      },
+      "n4's removal",
+      10_000,
+    );
+    expect(after.voters.sort()).toEqual(["n1", "n2", "n3"]);
+    expect((await client.leases()).map((lease) => lease.resource)).toContain("before-9");
+  });
+
+  it("hands leadership to the chosen node", async () => {
+    cluster = await ProcessCluster.start();
+    const target = cluster;
+    const leader = await target.waitForLeader(5000);
+    const chosen = target.ids().find((id) => id !== leader) as string;
+    const client = new LockClient({ nodes: target.urls(), apiToken: target.apiToken, retriesMax: 20 });
+    await client.acquire(["held"], { ttlMs: 600_000, autoRenew: false });
+    await client.admin("/admin/transfer", { to: chosen });
+    expect(await target.waitForLeader(5000, leader)).toBe(chosen);
+    expect((await client.leases()).map((lease) => lease.resource)).toContain("held");
+  });
+});
