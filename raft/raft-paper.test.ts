@@ -1054,7 +1054,7 @@ describe("thesis §4 membership changes", () => {
     expect(cluster.node("n2").appliedData).toEqual(["z"]);
   });
 
-  it("thesis §4.2.2 a leader that removes itself steps down once the removal is applied; the others elect a leader", () => {
+  it("thesis §4.2.2 a leader that removes itself steps down once the new membership knows the removal committed; the others elect a leader", () => {
     const cluster = makeCluster(3);
     elect(cluster, "n1");
     expect(proposeChange(cluster, "n1", { type: "remove_node", nodeId: nodeId("n1") }).kind).toBe("accepted");

@@ -69,6 +69,9 @@ interface QueuedRead {
   readonly requestId: number;
 }
 
+/** stepDownReadId marks the internal "read" a removed leader waits for before it steps down (see applyConfChange). */
+const stepDownReadId = -1;
+
 export class Raft {
   readonly id: NodeId;
   readonly config: RaftConfig;
@@ -188,6 +191,7 @@ export class Raft {
    */
   readIndex(requestId: number): Refusal | { readonly kind: "queued" } {
     if (this.role !== "leader") return { kind: "not_leader", leaderHint: this.leaderId };
+    if (!this.voters.includes(this.id)) return { kind: "dropped", reason: "leader_removal_pending" };
     if (this.pendingReads.length + this.queuedReads.length >= this.config.readIndexPendingMax) {
       return { kind: "dropped", reason: "too_many_pending_reads" };
     }
@@ -293,6 +297,19 @@ export class Raft {
     // applied: earlier conf changes may still be unapplied, and the leader must have committed
     // an entry of its own term first (the 2015 single-server change bug).
     this.pendingConfIndex = this.log.lastIndex();
+    this.selfRemovalIndex = this.findPendingSelfRemoval();
+  }
+
+  /** findPendingSelfRemoval returns the index of an unapplied entry that removes this server (0 if none), whoever proposed it. */
+  private findPendingSelfRemoval(): LogIndex {
+    const lo = Math.max(this.log.appliedIndex, this.confAppliedIndex, this.log.firstIndex() - 1) + 1;
+    const hi = this.log.lastIndex();
+    if (lo > hi) return 0;
+    let found = 0;
+    for (const entry of this.log.slice(lo, hi + 1, Number.MAX_SAFE_INTEGER)) {
+      if (entry.kind === "conf_change" && entry.change.type === "remove_node" && entry.change.nodeId === this.id) found = entry.index;
+    }
+    return found;
   }
 
   private reset(term: Term): void {
@@ -308,7 +325,7 @@ export class Raft {
     this.leadTransferee = null;
     this.selfRemovalIndex = 0;
     this.votes.clear();
-    for (const read of this.pendingReads) this.droppedReads.push(read.requestId);
+    for (const read of this.pendingReads) if (read.requestId !== stepDownReadId) this.droppedReads.push(read.requestId);
     for (const read of this.queuedReads) this.droppedReads.push(read.requestId);
     this.pendingReads = [];
     this.queuedReads = [];
@@ -809,7 +826,8 @@ export class Raft {
     if (this.leadTransferee !== null) return { kind: "dropped", reason: "leadership_transfer_in_progress" };
     // While its own removal is pending, the leader appends nothing more: its log must not get
     // ahead of the survivors', or none of them could win the election that follows.
-    if (this.selfRemovalIndex > this.log.appliedIndex) return { kind: "dropped", reason: "leader_removal_pending" };
+    if (this.selfRemovalIndex > this.log.appliedIndex || !this.voters.includes(this.id))
+      return { kind: "dropped", reason: "leader_removal_pending" };
     if (this.log.lastIndex() - this.log.commitIndex >= this.config.uncommittedEntriesMax) {
       return { kind: "dropped", reason: "too_many_uncommitted_entries" };
     }
@@ -857,6 +875,12 @@ export class Raft {
       let voterAcks = 0;
       for (const id of read.acks) if (this.voters.includes(id)) voterAcks++;
       if (voterAcks < needed) break;
+      if (read.requestId === stepDownReadId) {
+        // The new membership knows the removal committed: the removed leader can go.
+        this.pendingReads.splice(0, released + 1);
+        this.becomeFollower(this.term, null);
+        return;
+      }
       this.readStates.push({ requestId: read.requestId, index: read.index });
       released++;
     }
@@ -915,11 +939,20 @@ export class Raft {
     this.syncProgress();
     if (this.role !== "leader") return;
     if (!this.voters.includes(this.id)) {
-      // A leader that removed itself steps down once the removal is applied (thesis §4.2.2). It
-      // first tells the others the commit index, so the survivors learn the removal is committed
-      // and switch to the new membership instead of waiting for its vote.
+      // A leader that removed itself steps down (thesis §4.2.2), but only once a quorum of the new
+      // membership has acknowledged a heartbeat carrying the commit index: until the survivors
+      // learn that the removal is committed they still count this server, and if its log is
+      // longer than theirs it would refuse them its vote and leave them leaderless forever (the
+      // simulator found exactly that). It proposes nothing meanwhile, and check-quorum still
+      // deposes it after an election timeout if the survivors do not answer.
+      this.readContextSequence++;
+      this.pendingReads.push({
+        requestId: stepDownReadId,
+        index: this.log.commitIndex,
+        context: this.readContextSequence,
+        acks: new Set([this.id]),
+      });
       this.broadcastHeartbeat();
-      this.becomeFollower(this.term, null);
       return;
     }
     if (this.leadTransferee !== null && !this.voters.includes(this.leadTransferee)) this.leadTransferee = null;

@@ -100,13 +100,16 @@ describe("membership: a leader that removes itself", () => {
     cluster.dropMatching(() => true); // The append carrying X (if any) is lost.
     for (const message of removal) cluster.deliver(message); // n2 gets R and acks it.
     settle(cluster, (message) => message.to === nodeId("n2")); // R commits at n1; the news to n2 is lost.
-    expect(status(cluster, "n1").role).toBe("follower");
+    // n1 no longer counts itself, but stays leader (proposing nothing) until a quorum of the new
+    // membership, n2, acknowledges a heartbeat carrying the commit index.
     expect(status(cluster, "n1").voters).toEqual(["n2"]);
+    expect(cluster.propose("n1", "y")).toMatchObject({ kind: "dropped", reason: "leader_removal_pending" });
     for (let tick = 0; tick < 500 && status(cluster, "n2").role !== "leader"; tick++) {
       cluster.tick();
       settle(cluster);
     }
     expect(status(cluster, "n2").role).toBe("leader");
+    expect(status(cluster, "n1").role).toBe("follower");
   });
 
   it("without pre-vote, the survivor's stale-term RequestVote gets no answer, so it never catches up (liveness)", () => {
