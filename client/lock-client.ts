@@ -75,6 +75,8 @@ export interface AcquireOptions {
 interface ApiAnswer {
   readonly status: number;
   readonly body: Record<string, unknown>;
+  /** leaderUrl: the leader the answering node knows (header x-sctec-leader), if any. */
+  readonly leaderUrl: string | undefined;
 }
 
 /**
@@ -195,7 +197,7 @@ export class LockClient {
       try {
         const answer = await this.attempt(method, `${url}${path}`, body, signal);
         if (answer.status < 400) {
-          if (node === undefined) this.preferred = this.options.nodes.indexOf(url);
+          if (node === undefined) this.prefer(url, answer.leaderUrl);
           return answer;
         }
         lastError = errorFrom(answer);
@@ -227,13 +229,24 @@ export class LockClient {
         signal: combined,
       });
       const text = await response.body.text();
-      return { status: response.statusCode, body: text.length > 0 ? (JSON.parse(text) as Record<string, unknown>) : {} };
+      const leader = response.headers["x-sctec-leader"];
+      return {
+        status: response.statusCode,
+        body: text.length > 0 ? (JSON.parse(text) as Record<string, unknown>) : {},
+        leaderUrl: typeof leader === "string" ? leader : undefined,
+      };
     } catch (error) {
       if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: error });
       if (timeout.aborted)
         throw new LockError("timeout", `${url} did not answer within ${this.options.requestTimeoutMs} ms`, { cause: error });
       throw new LockError("unavailable", `${url} is unreachable: ${(error as Error).message}`, { cause: error });
     }
+  }
+
+  /** prefer remembers which node to try first: the leader the answer named, if the client knows it, else the node that answered. */
+  private prefer(answered: string, leaderUrl: string | undefined): void {
+    const leader = leaderUrl === undefined ? -1 : this.options.nodes.indexOf(leaderUrl.replace(/\/+$/, ""));
+    this.preferred = leader >= 0 ? leader : Math.max(0, this.options.nodes.indexOf(answered));
   }
 
   private backoffMs(attempt: number): number {

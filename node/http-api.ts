@@ -109,6 +109,10 @@ export function createApi(options: ApiOptions): express.Express {
     const requestId = request.header("x-request-id") ?? randomUUID();
     response.locals["requestId"] = requestId;
     response.setHeader("x-request-id", requestId);
+    // Name the leader on every answer, so clients can talk to it directly and save a forwarding hop.
+    const leaderId = options.host.status().leaderId;
+    const leaderUrl = leaderId === null ? undefined : options.peerUrls.get(leaderId);
+    if (leaderUrl !== undefined) response.setHeader("x-sctec-leader", leaderUrl);
     next();
   });
   app.use(express.json({ limit: options.bodyBytesMax, strict: true }));

@@ -3,9 +3,8 @@
 // it cleanly; a broken Raft invariant crashes it loudly (exit 70), as the core's contract asks.
 
 import { randomInt } from "node:crypto";
-import { createWriteStream } from "node:fs";
 import { createServer } from "node:http";
-import { type Logger, multistream, pino, transport as pinoTransport } from "pino";
+import { destination, type Logger, multistream, pino, transport as pinoTransport } from "pino";
 import { createSeededRandom, type NodeId, nodeId, RaftInvariantError, raftConfigDefaults } from "../raft/index.ts";
 import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
 import { DataDirError } from "./contracts.ts";
@@ -16,14 +15,16 @@ import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
 import { WebSocketTransport } from "./transport/websocket-transport.ts";
 
 function makeLogger(config: NodeConfig): Logger {
-  const streams: { stream: NodeJS.WritableStream }[] = [];
+  const streams: { stream: NodeJS.WritableStream | ReturnType<typeof destination> }[] = [];
   if (config.logPretty) {
     // pino-pretty is loaded only when asked for: production logs stay JSON.
     streams.push({ stream: pinoTransport({ target: "pino-pretty", options: { colorize: true } }) });
   } else {
-    streams.push({ stream: process.stdout });
+    // Buffered, asynchronous writes: a synchronous write per line cost ~15% of a busy leader's CPU.
+    streams.push({ stream: destination({ dest: 1, sync: false, minLength: 4096 }) });
   }
-  if (config.logFile !== undefined) streams.push({ stream: createWriteStream(config.logFile, { flags: "a" }) });
+  if (config.logFile !== undefined)
+    streams.push({ stream: destination({ dest: config.logFile, sync: false, minLength: 4096, mkdir: true }) });
   return pino({ base: { service: "lock-node", nodeId: config.nodeId }, timestamp: pino.stdTimeFunctions.isoTime }, multistream(streams));
 }
 

@@ -116,12 +116,12 @@ export class LevelDurableLog implements DurableLog {
         // A snapshot from the leader replaces the whole log, as MemoryStorage.applySnapshot and
         // the core's restore() do: the core installs one only when its log does not hold the
         // snapshot's last entry, so every stored entry is either covered or conflicting.
-        operations.push(...(await this.deleteEntries(0, Number.POSITIVE_INFINITY)));
+        operations.push(...this.deleteEntries(this.tracked.snapshotIndex + 1, this.tracked.lastIndex));
         operations.push(put(snapshotKey, update.snapshot));
       } else if (firstNew !== undefined) {
         // Entries from firstNew on are replaced: the puts overwrite the overlap, and entries past
         // the new last index (a longer conflicting suffix) must go explicitly.
-        operations.push(...(await this.deleteEntries(next.lastIndex + 1, Number.POSITIVE_INFINITY)));
+        operations.push(...this.deleteEntries(next.lastIndex + 1, this.tracked.lastIndex));
       }
       for (const entry of update.entries) operations.push(put(entryKey(entry.index), entry));
       if (operations.length === 0) return;
@@ -139,7 +139,7 @@ export class LevelDurableLog implements DurableLog {
         index <= this.tracked.hardState.commitIndex,
         `compact at ${index} is past the commit index ${this.tracked.hardState.commitIndex}`,
       );
-      const operations = await this.deleteEntries(0, index);
+      const operations = this.deleteEntries(this.tracked.snapshotIndex + 1, index);
       operations.push(put(snapshotKey, snapshot));
       await this.db.batch(operations, { sync: true });
       this.tracked = { ...this.tracked, snapshotIndex: index };
@@ -158,15 +158,14 @@ export class LevelDurableLog implements DurableLog {
     return result;
   }
 
-  /** deleteEntries lists a delete for every stored entry key with index in [from, to]. */
-  private async deleteEntries(from: LogIndex, to: LogIndex): Promise<BatchOperation[]> {
+  /**
+   * deleteEntries lists a delete for every entry key with index in [from, to]. The stored entries
+   * are exactly (snapshotIndex, lastIndex], contiguous (load() checks it, and every write keeps
+   * it so), so the keys are known without reading the database: the common append deletes nothing.
+   */
+  private deleteEntries(from: LogIndex, to: LogIndex): BatchOperation[] {
     const operations: BatchOperation[] = [];
-    const range = { gte: from <= 0 ? entryKeysStart : entryKey(from), lt: entryKeysEnd };
-    for await (const key of this.db.keys(range)) {
-      const index = indexOfEntryKey(key);
-      if (index !== undefined && index > to) break;
-      operations.push({ type: "del", key });
-    }
+    for (let index = Math.max(from, 1); index <= to; index++) operations.push({ type: "del", key: entryKey(index) });
     return operations;
   }
 }

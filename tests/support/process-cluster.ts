@@ -60,9 +60,15 @@ export class ProcessCluster {
   /** founders: the founding voters (default: all); the other nodes are in the address book but not started. */
   private founders: readonly string[] = [];
 
-  static async start(options: { size?: number; founders?: number; env?: Record<string, string> } = {}): Promise<ProcessCluster> {
+  /** nodeArgs: extra arguments for each node's `node` (for example --cpu-prof). */
+  private nodeArgs: readonly string[] = [];
+
+  static async start(
+    options: { size?: number; founders?: number; env?: Record<string, string>; nodeArgs?: readonly string[] } = {},
+  ): Promise<ProcessCluster> {
     const ids = Array.from({ length: options.size ?? 3 }, (_, position) => `n${position + 1}`);
     const cluster = new ProcessCluster(ids, options.env ?? {});
+    cluster.nodeArgs = options.nodeArgs ?? [];
     cluster.founders = ids.slice(0, options.founders ?? ids.length);
     for (const id of ids) cluster.ports.set(id, await freePort());
     for (const id of cluster.founders) cluster.startNode(id);
@@ -87,7 +93,7 @@ export class ProcessCluster {
     const peers = this.ids()
       .map((peer) => `${peer}=${this.url(peer)}`)
       .join(",");
-    const child = spawn(process.execPath, ["--import", "tsx", "node/main.ts"], {
+    const child = spawn(process.execPath, [...this.nodeArgs, "--import", "tsx", "node/main.ts"], {
       env: {
         ...process.env,
         SCTEC_NODE_ID: id,
