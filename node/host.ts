@@ -102,6 +102,8 @@ export class LockNodeHost {
   private readonly eventListeners = new Set<(event: LockEvent) => void>();
   private readonly waitListeners = new Map<string, (result: LockResult) => void>();
   private drivePromise: Promise<void> = Promise.resolve();
+  /** savedHardState is the hard state last handed to the durable log. */
+  private savedHardState: { term: number; votedFor: NodeId | null; commitIndex: number };
 
   private constructor(options: HostOptions, storage: MemoryStorage, machine: LockStateMachine) {
     this.options = options;
@@ -109,6 +111,7 @@ export class LockNodeHost {
     this.storage = storage;
     this.machine = machine;
     this.rawNode = new RawNode({ ...options.raft, id: options.nodeId }, storage);
+    this.savedHardState = storage.hardStateNow();
     this.timekeeper = new LeaseTimekeeper({
       reproposeAfterMs: 10 * options.tickIntervalMs * options.raft.electionTimeoutTicks,
       dueCommandsMax: 256,
@@ -345,7 +348,8 @@ export class LockNodeHost {
 
   /** handleReady follows the contract: persist, then send, then apply, then advance. */
   private async handleReady(ready: Ready): Promise<void> {
-    if (ready.hardState !== undefined || ready.entries.length > 0 || ready.snapshot !== undefined) {
+    if (this.needsSave(ready)) {
+      if (ready.hardState !== undefined) this.savedHardState = ready.hardState;
       await this.options.durableLog.save({
         ...(ready.hardState === undefined ? {} : { hardState: ready.hardState }),
         entries: ready.entries,
@@ -363,6 +367,19 @@ export class LockNodeHost {
     this.rawNode.advance(ready);
     this.timekeeper.sync(this.options.nowMs(), this.machine);
     await this.maybeCompact();
+  }
+
+  /**
+   * needsSave: a Ready that changes nothing but the commit index is not written (no fsync). The
+   * commit index is volatile state in the paper (Figure 2): after a restart it is learned again
+   * from the leader, and the next real save carries the newest hard state anyway. Term and vote
+   * changes, entries and snapshots are always written before anything is sent.
+   */
+  private needsSave(ready: Ready): boolean {
+    if (ready.entries.length > 0 || ready.snapshot !== undefined) return true;
+    const hardState = ready.hardState;
+    if (hardState === undefined) return false;
+    return hardState.term !== this.savedHardState.term || hardState.votedFor !== this.savedHardState.votedFor;
   }
 
   private roleChanged(role: Status["role"], leaderId: NodeId | null): void {
@@ -456,6 +473,12 @@ export class LockNodeHost {
     const applied = this.machine.appliedIndex();
     const snapshotIndex = this.storage.snapshot().metadata.index;
     if (applied - snapshotIndex < this.options.snapshotIntervalEntries || applied > this.storage.lastIndex()) return;
+    // The stored commit index may lag (see needsSave); compaction may not pass it, so store it first.
+    const hardState = this.storage.hardStateNow();
+    if (hardState.commitIndex > this.savedHardState.commitIndex) {
+      await this.options.durableLog.save({ hardState, entries: [] });
+      this.savedHardState = hardState;
+    }
     const snapshot = this.storage.createSnapshot(applied, this.rawNode.confState(), encodeLockSnapshot(this.machine.snapshot()));
     await this.options.durableLog.compact(snapshot);
   }
