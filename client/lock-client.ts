@@ -98,14 +98,18 @@ interface ApiAnswer {
  * ```
  */
 export class LockClient {
-  readonly clientId: string;
+  private currentClientId: string;
   private readonly options: Required<Omit<LockClientOptions, "clientId">>;
+  /** sessionStart settles when the session's first request has; later requests wait for it (see mutate). */
+  private sessionStart: Promise<unknown> | undefined;
+  private inFlight = 0;
+  private readonly slotWaiters: (() => void)[] = [];
   private sequence = 0;
   private preferred = 0;
 
   constructor(options: LockClientOptions) {
     if (options.nodes.length === 0) throw new LockError("invalid_request", "LockClient needs at least one node URL");
-    this.clientId = options.clientId ?? `client-${randomUUID()}`;
+    this.currentClientId = options.clientId ?? `client-${randomUUID()}`;
     this.options = {
       nodes: options.nodes.map((url) => url.replace(/\/+$/, "")),
       apiToken: options.apiToken,
@@ -175,10 +179,66 @@ export class LockClient {
     return (await this.send("POST", path, body, undefined)).body;
   }
 
-  /** mutate sends a mutating request with a new session sequence, retrying it unchanged. */
+  /** clientId names this client's session (it changes only if the cluster forgot the session). */
+  get clientId(): string {
+    return this.currentClientId;
+  }
+
+  /**
+   * mutate sends a mutating request with a new session sequence, retrying it unchanged. The
+   * cluster starts a session only at sequence 1, so later requests wait until the first one has
+   * settled; and at most `inFlightMax` requests are out at once, within the window of results the
+   * cluster remembers per session. If the cluster no longer knows the session (`session_expired`:
+   * it was evicted, or its first request never arrived), a new session is started and the request
+   * is sent once more under it.
+   */
   async mutate(path: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<ApiAnswer> {
+    await this.takeSlot();
+    try {
+      return await this.mutateInSession(path, body, signal, true);
+    } finally {
+      this.releaseSlot();
+    }
+  }
+
+  private async mutateInSession(
+    path: string,
+    body: Record<string, unknown>,
+    signal: AbortSignal | undefined,
+    mayRestart: boolean,
+  ): Promise<ApiAnswer> {
     this.sequence++;
-    return this.send("POST", path, { ...body, clientId: this.clientId, sequence: this.sequence }, signal);
+    const clientId = this.currentClientId;
+    const sequence = this.sequence;
+    let attempt: Promise<ApiAnswer>;
+    if (sequence === 1) {
+      attempt = this.send("POST", path, { ...body, clientId, sequence }, signal);
+      this.sessionStart = attempt.catch(() => undefined);
+    } else {
+      await this.sessionStart;
+      attempt = this.send("POST", path, { ...body, clientId, sequence }, signal);
+    }
+    try {
+      return await attempt;
+    } catch (error) {
+      if (!(mayRestart && error instanceof LockError && error.code === "session_expired")) throw error;
+      if (this.currentClientId === clientId) {
+        this.currentClientId = `client-${randomUUID()}`;
+        this.sequence = 0;
+        this.sessionStart = undefined;
+      }
+      return this.mutateInSession(path, body, signal, false);
+    }
+  }
+
+  private async takeSlot(): Promise<void> {
+    while (this.inFlight >= inFlightMax) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    this.inFlight++;
+  }
+
+  private releaseSlot(): void {
+    this.inFlight--;
+    this.slotWaiters.shift()?.();
   }
 
   /** send tries the preferred node, then the others, with backoff; only retryable failures are retried. */
@@ -278,6 +338,7 @@ export class Lease {
   private readonly client: LockClient;
   private validUntilMs: number;
   private renewTimer: NodeJS.Timeout | undefined;
+  private autoRenewing = false;
   private released = false;
   private readonly listeners = new Map<LeaseEvent, Set<(error?: LockError) => void>>();
 
@@ -327,17 +388,31 @@ export class Lease {
     await this.client.mutate("/unlock", { resources: [...this.resources], token: this.token });
   }
 
-  /** startAutoRenew renews at a third of the TTL, so two renewals can fail before the lease lapses. */
+  /**
+   * startAutoRenew keeps the lease alive. Each renewal is scheduled from what is left of the
+   * lease's validity, at half of it (and at most a third of the TTL), so a lease that arrived late
+   * (after a wait or retries) is renewed in time, and a failed renewal leaves time for another.
+   */
   startAutoRenew(): void {
     this.stopAutoRenew();
-    const intervalMs = Math.max(10, Math.floor(this.ttlMs / 3));
-    this.renewTimer = setInterval(() => void this.renewInBackground(), intervalMs);
-    this.renewTimer.unref();
+    this.autoRenewing = true;
+    this.scheduleRenew();
   }
 
   stopAutoRenew(): void {
-    if (this.renewTimer !== undefined) clearInterval(this.renewTimer);
+    this.autoRenewing = false;
+    if (this.renewTimer !== undefined) clearTimeout(this.renewTimer);
     this.renewTimer = undefined;
+  }
+
+  private scheduleRenew(): void {
+    if (!this.autoRenewing || this.released) return;
+    const leftMs = this.validUntilMs - this.client.now();
+    const delayMs = Math.max(10, Math.min(this.ttlMs / 3, leftMs / 2));
+    this.renewTimer = setTimeout(() => {
+      void this.renewInBackground().finally(() => this.scheduleRenew());
+    }, delayMs);
+    this.renewTimer.unref();
   }
 
   private async renewInBackground(): Promise<void> {
@@ -360,6 +435,9 @@ export class Lease {
     for (const listener of this.listeners.get(event) ?? []) listener(error);
   }
 }
+
+/** inFlightMax bounds a client's requests in flight: below the results the cluster remembers per session (64). */
+const inFlightMax = 32;
 
 function retryable(status: number): boolean {
   return status === 503 || status === 504 || status === 429;

@@ -133,11 +133,10 @@ describe("LockNodeHost", () => {
     const leader = await leaderOf(cluster);
     const held = await leader.propose(acquire("erin", ["slot-4"]));
     const token = (held.result as { token: number }).token;
-    const queued = await leader.propose(acquire("frank", ["slot-4"], { waitMs: 2000 }));
-    expect(queued.result.status).toBe("queued");
-    const outcome = leader.awaitWaiter("frank", 1, 3000);
+    const outcome = leader.propose(acquire("frank", ["slot-4"], { waitMs: 2000 }), { awaitQueuedMs: 3000 });
+    await new Promise((resolve) => setTimeout(resolve, 50)); // Let the acquire queue first.
     await leader.propose({ type: "release", session: { clientId: "erin", sequence: 2 }, leases: [{ resource: "slot-4", token }] });
-    expect(await outcome).toMatchObject({ status: "granted", owner: "frank" });
+    expect((await outcome).result).toMatchObject({ status: "granted", owner: "frank" });
   });
 
   it("a stopped leader is replaced, and its leases survive with their tokens", async () => {

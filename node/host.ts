@@ -24,7 +24,7 @@ import type { DurableLog, PeerTransport } from "./contracts.ts";
 import { decodeCommand, decodeLockSnapshot, encodeCommand, encodeLockSnapshot } from "./state/codec.ts";
 import { LeaseTimekeeper } from "./state/lease-timekeeper.ts";
 import { type Applied, type LockLimits, LockStateMachine } from "./state/lock-state-machine.ts";
-import type { LockCommand, LockEvent, LockResult } from "./state/types.ts";
+import type { LockCommand, LockEvent } from "./state/types.ts";
 
 /** NodeErrorCode: why the node could not serve a request. The HTTP layer maps each to a status. */
 export type NodeErrorCode = "not_leader" | "proposal_dropped" | "leadership_lost" | "timeout" | "shutting_down" | "overloaded";
@@ -32,11 +32,14 @@ export type NodeErrorCode = "not_leader" | "proposal_dropped" | "leadership_lost
 export class NodeError extends Error {
   readonly code: NodeErrorCode;
   readonly leaderHint: NodeId | null;
-  constructor(code: NodeErrorCode, message: string, leaderHint: NodeId | null = null) {
+  /** dropReason: for proposal_dropped, why the core refused it (some reasons are the caller's fault). */
+  readonly dropReason: string | undefined;
+  constructor(code: NodeErrorCode, message: string, leaderHint: NodeId | null = null, dropReason?: string) {
     super(message);
     this.name = "NodeError";
     this.code = code;
     this.leaderHint = leaderHint;
+    this.dropReason = dropReason;
   }
 }
 
@@ -72,6 +75,8 @@ interface ProposalWaiter {
   reject: (error: NodeError) => void;
   term: number;
   timer: NodeJS.Timeout | undefined;
+  /** awaitQueuedMs: when the result is "queued", keep waiting this long for the grant or timeout. */
+  awaitQueuedMs?: number;
 }
 
 interface ReadWaiter {
@@ -100,7 +105,8 @@ export class LockNodeHost {
   private nextReadId = 1;
   private role: Status["role"] = "follower";
   private readonly eventListeners = new Set<(event: LockEvent) => void>();
-  private readonly waitListeners = new Map<string, (result: LockResult) => void>();
+  /** queuedWaiters: proposals whose acquire was queued, by waiter id, waiting for their final answer. */
+  private readonly queuedWaiters = new Map<number, { resolve: (applied: Applied) => void; timer: NodeJS.Timeout }>();
   private drivePromise: Promise<void> = Promise.resolve();
   /** savedHardState is the hard state last handed to the durable log. */
   private savedHardState: { term: number; votedFor: NodeId | null; commitIndex: number };
@@ -153,7 +159,7 @@ export class LockNodeHost {
    * propose appends a lock command through the log and resolves with what applying it produced.
    * Only the leader accepts proposals; others answer not_leader with a hint.
    */
-  propose(command: LockCommand): Promise<Applied> {
+  propose(command: LockCommand, options: { awaitQueuedMs?: number } = {}): Promise<Applied> {
     return new Promise<Applied>((resolve, reject) => {
       if (!this.admit(reject)) return;
       const waiter: ProposalWaiter = {
@@ -164,6 +170,7 @@ export class LockNodeHost {
         reject,
         term: 0,
         timer: undefined,
+        ...(options.awaitQueuedMs === undefined ? {} : { awaitQueuedMs: options.awaitQueuedMs }),
       };
       this.enqueue({ kind: "propose", data: encodeCommand(command), waiter });
     });
@@ -187,6 +194,7 @@ export class LockNodeHost {
   }
 
   transferLeadership(transferee: NodeId): Promise<Refusal | { kind: "started" }> {
+    if (this.stopped) return Promise.resolve({ kind: "not_leader", leaderHint: null });
     return new Promise((done) => this.enqueue({ kind: "transfer", transferee, done }));
   }
 
@@ -194,22 +202,6 @@ export class LockNodeHost {
   onEvent(listener: (event: LockEvent) => void): () => void {
     this.eventListeners.add(listener);
     return () => this.eventListeners.delete(listener);
-  }
-
-  /** awaitWaiter resolves when the queued acquire of session `clientId#sequence` is granted or times out on this node. */
-  awaitWaiter(clientId: string, sequence: number, timeoutMs: number): Promise<LockResult> {
-    const key = `${clientId}#${sequence}`;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waitListeners.delete(key);
-        reject(new NodeError("timeout", `no outcome for queued request ${key} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waitListeners.set(key, (result) => {
-        clearTimeout(timer);
-        this.waitListeners.delete(key);
-        resolve(result);
-      });
-    });
   }
 
   status(): Status {
@@ -225,7 +217,14 @@ export class LockNodeHost {
     this.stopped = true;
     if (this.ticker !== undefined) clearInterval(this.ticker);
     await this.drivePromise;
-    this.failPending(new NodeError("shutting_down", "the node is shutting down"));
+    const error = new NodeError("shutting_down", "the node is shutting down");
+    // Inputs still queued behind the last save were never fed to the core: answer them too.
+    for (const input of this.inputs.splice(0, this.inputs.length)) {
+      if (input.kind === "propose") input.waiter?.reject(error);
+      else if (input.kind === "conf_change" || input.kind === "read") input.waiter.reject(error);
+      else if (input.kind === "transfer") input.done({ kind: "not_leader", leaderHint: null });
+    }
+    this.failPending(error);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -314,7 +313,7 @@ export class LockNodeHost {
     if (outcome.kind === "not_leader") {
       waiter.reject(new NodeError("not_leader", "this node is not the leader", outcome.leaderHint));
     } else if (outcome.kind === "dropped") {
-      waiter.reject(new NodeError("proposal_dropped", `the leader dropped the proposal: ${outcome.reason}`, this.nodeId));
+      waiter.reject(new NodeError("proposal_dropped", `the leader dropped the proposal: ${outcome.reason}`, this.nodeId, outcome.reason));
     } else {
       waiter.term = outcome.term;
       waiter.timer = setTimeout(() => {
@@ -411,8 +410,13 @@ export class LockNodeHost {
     if (entry.kind === "normal") {
       applied = this.machine.apply(entry.index, decodeCommand(entry.data));
       for (const event of applied.events) for (const listener of this.eventListeners) listener(event);
-      for (const resolved of applied.resolvedWaiters)
-        this.waitListeners.get(`${resolved.session.clientId}#${resolved.session.sequence}`)?.(resolved.result);
+      for (const resolved of applied.resolvedWaiters) {
+        const queued = this.queuedWaiters.get(resolved.waiterId);
+        if (queued === undefined) continue;
+        this.queuedWaiters.delete(resolved.waiterId);
+        clearTimeout(queued.timer);
+        queued.resolve({ result: resolved.result, events: [], resolvedWaiters: [] });
+      }
     } else {
       this.machine.applyNoop(entry.index);
       if (entry.kind === "conf_change") {
@@ -426,6 +430,11 @@ export class LockNodeHost {
     if (waiter === undefined) return;
     this.proposals.delete(entry.index);
     if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+    if (entry.term === waiter.term && applied?.result.status === "queued" && waiter.awaitQueuedMs !== undefined) {
+      // Registered now, before any later entry (perhaps in this same Ready) can grant it.
+      this.awaitQueued(applied.result.waiterId, waiter, applied);
+      return;
+    }
     waiter.resolve(
       entry.term === waiter.term
         ? (applied ?? { result: { status: "no_op", reason: "applied" }, events: [], resolvedWaiters: [] })
@@ -483,7 +492,18 @@ export class LockNodeHost {
     await this.options.durableLog.compact(snapshot);
   }
 
+  /** awaitQueued keeps a queued acquire's caller waiting for its grant or timeout; it is answered "queued" if neither comes in time. */
+  private awaitQueued(waiterId: number, waiter: ProposalWaiter, queued: Applied): void {
+    const timer = setTimeout(() => {
+      this.queuedWaiters.delete(waiterId);
+      waiter.resolve(queued);
+    }, waiter.awaitQueuedMs);
+    this.queuedWaiters.set(waiterId, { resolve: (final) => waiter.resolve(final), timer });
+  }
+
   private failPending(error: NodeError): void {
+    for (const queued of this.queuedWaiters.values()) clearTimeout(queued.timer);
+    this.queuedWaiters.clear();
     for (const waiter of this.proposals.values()) {
       if (waiter.timer !== undefined) clearTimeout(waiter.timer);
       waiter.reject(error);

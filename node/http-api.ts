@@ -23,6 +23,8 @@ export type ApiErrorCode =
   | "not_found"
   | "no_leader"
   | "payload_too_large"
+  | "unsupported_media_type"
+  | "learner_not_caught_up"
   | "internal";
 
 /** statusOf is the one table from error codes to HTTP statuses. */
@@ -39,6 +41,8 @@ export const statusOf: Record<ApiErrorCode, number> = {
   unauthorized: 401,
   not_found: 404,
   payload_too_large: 413,
+  unsupported_media_type: 415,
+  learner_not_caught_up: 409,
   not_leader: 503,
   no_leader: 503,
   proposal_dropped: 503,
@@ -244,11 +248,12 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
   return parsed.data;
 }
 
-function sessionOf(body: { clientId?: string | undefined; sequence?: number | undefined }): Session {
-  if (body.clientId !== undefined && body.sequence !== undefined) return { clientId: body.clientId, sequence: body.sequence };
+/** sessionOf returns `{ session }` to spread into a command, or `{}`: without a session a command is applied once and not remembered. */
+function sessionOf(body: { clientId?: string | undefined; sequence?: number | undefined }): { session?: Session } {
+  if (body.clientId !== undefined && body.sequence !== undefined) return { session: { clientId: body.clientId, sequence: body.sequence } };
   if (body.clientId !== undefined || body.sequence !== undefined)
     throw new ApiError("invalid_request", "clientId and sequence go together");
-  return { clientId: `once-${randomUUID()}`, sequence: 1 }; // No session given: at-most-once is not promised.
+  return {};
 }
 
 function resourcesOf(body: { resource?: string | undefined; resources?: string[] | undefined }): string[] {
@@ -263,12 +268,11 @@ async function lockHandler(options: ApiOptions, request: Request, log: Logger): 
   const session = sessionOf(body);
   const what = resources.join(", ");
   log.info({ event: "lock_requested", resources, owner: body.owner }, `lock request received for ${what}`);
-  const command: LockCommand = { type: "acquire", session, resources, owner: body.owner, ttlMs: body.ttlMs, waitMs: body.waitMs };
-  let result = (await options.host.propose(command)).result;
-  if (result.status === "queued") {
-    log.info({ event: "lock_queued", resources }, `${what} is in use — queued for up to ${body.waitMs} ms`);
-    result = await options.host.awaitWaiter(session.clientId, session.sequence, body.waitMs + 5_000);
-  }
+  const command: LockCommand = { type: "acquire", ...session, resources, owner: body.owner, ttlMs: body.ttlMs, waitMs: body.waitMs };
+  if (body.waitMs > 0) log.info({ event: "lock_wait", resources }, `${what}: will wait up to ${body.waitMs} ms if in use`);
+  // A queued acquire is answered when it is granted or times out (the host wires this up as it
+  // applies the entry, so a grant in the same batch is not missed).
+  const result = (await options.host.propose(command, { awaitQueuedMs: body.waitMs + 5_000 })).result;
   if (result.status === "granted")
     log.info({ event: "lock_granted", resources, token: result.token }, `lock granted for ${what} (token ${result.token})`);
   else if (result.status === "rejected" && result.code === "conflict")
@@ -279,7 +283,7 @@ async function lockHandler(options: ApiOptions, request: Request, log: Logger): 
 async function leaseHandler(options: ApiOptions, request: Request, type: "release" | "renew"): Promise<{ status: number; body: unknown }> {
   const body = parse(leaseBody, request.body);
   const leases = resourcesOf(body).map((resource) => ({ resource, token: body.token }));
-  const applied: Applied = await options.host.propose({ type, session: sessionOf(body), leases });
+  const applied: Applied = await options.host.propose({ type, ...sessionOf(body), leases });
   if (applied.result.status === "released") {
     options.logger.info({ event: "lock_released", leases }, `lock for ${leases.map((lease) => lease.resource).join(", ")} released`);
   }
@@ -288,7 +292,7 @@ async function leaseHandler(options: ApiOptions, request: Request, type: "releas
 
 async function txnHandler(options: ApiOptions, request: Request): Promise<{ status: number; body: unknown }> {
   const body = parse(txnBody, request.body);
-  const applied = await options.host.propose({ type: "txn", session: sessionOf(body), guards: body.guards, operations: body.operations });
+  const applied = await options.host.propose({ type: "txn", ...sessionOf(body), guards: body.guards, operations: body.operations });
   return resultResponse(applied.result);
 }
 
@@ -334,7 +338,18 @@ async function leasesHandler(options: ApiOptions): Promise<{ status: number; bod
 
 async function memberHandler(options: ApiOptions, request: Request): Promise<{ status: number; body: unknown }> {
   const body = parse(memberBody, request.body);
-  await options.host.proposeConfChange({ type: body.action, nodeId: nodeId(body.nodeId) });
+  try {
+    await options.host.proposeConfChange({ type: body.action, nodeId: nodeId(body.nodeId) });
+  } catch (error) {
+    // Refusals that are the caller's to fix are 4xx; "a change is pending" stays a retryable 503.
+    if (error instanceof NodeError && error.dropReason === "learner_not_caught_up") {
+      throw new ApiError("learner_not_caught_up", `${body.nodeId} is still catching up; promote it a little later`);
+    }
+    if (error instanceof NodeError && (error.dropReason === "invalid_conf_change" || error.dropReason === "not_a_voter")) {
+      throw new ApiError("invalid_request", `membership change refused: ${body.action} ${body.nodeId} does not fit the current membership`);
+    }
+    throw error;
+  }
   options.logger.info({ event: "membership_change_applied", ...body }, `membership change applied: ${body.action} ${body.nodeId}`);
   return { status: 200, body: { applied: body, status: statusBody(options) } };
 }
@@ -385,7 +400,10 @@ function toApiError(error: unknown): ApiError {
     return new ApiError(error.code, error.message, error.leaderHint === null ? undefined : { leaderId: error.leaderHint });
   const status = (error as { status?: number; type?: string }).status;
   if (status === 413) return new ApiError("payload_too_large", "the request body is too large");
+  if (status === 415) return new ApiError("unsupported_media_type", `unsupported body encoding: ${(error as Error).message}`);
   if (status === 400) return new ApiError("invalid_request", `malformed JSON body: ${(error as Error).message}`);
+  if (status !== undefined && status > 400 && status < 500)
+    return new ApiError("invalid_request", `bad request: ${(error as Error).message}`);
   return new ApiError("internal", `internal error: ${(error as Error).message ?? String(error)}`);
 }
 

@@ -238,7 +238,7 @@ export class LockWorkload {
 
   /** accepted records that `nodeId` accepted a client's proposal at `index`, so it answers when it applies it. */
   accepted(replica: LockReplica, index: number, term: number, command: LockCommand): void {
-    if (command.type === "expire" || command.type === "cancel_wait") return;
+    if (command.type === "expire" || command.type === "cancel_wait" || command.session === undefined) return;
     replica.pending.set(index, { clientId: command.session.clientId, sequence: command.session.sequence, term });
   }
 
@@ -251,8 +251,10 @@ export class LockWorkload {
       if (pending.term === term) this.reply(pending.clientId, pending.sequence, applied.result);
     }
     for (const resolved of applied.resolvedWaiters) {
-      const client = this.clients.find((candidate) => candidate.id === resolved.session.clientId);
-      if (client?.outstanding?.attachedNodeId === nodeId) this.reply(client.id, resolved.session.sequence, resolved.result);
+      const session = resolved.session;
+      if (session === undefined) continue; // Simulated clients always use sessions.
+      const client = this.clients.find((candidate) => candidate.id === session.clientId);
+      if (client?.outstanding?.attachedNodeId === nodeId) this.reply(client.id, session.sequence, resolved.result);
     }
   }
 
@@ -271,7 +273,7 @@ export class LockWorkload {
     if (this.host.random.nextFloat() < this.host.replyDropProbability()) return;
     const client = this.clients.find((candidate) => candidate.id === clientId);
     const outstanding = client?.outstanding;
-    if (client === undefined || outstanding === undefined || outstanding.command.session.sequence !== sequence) return;
+    if (client === undefined || outstanding === undefined || outstanding.command.session?.sequence !== sequence) return;
     if (result.status === "queued") return; // Still waiting: the grant or the timeout will follow.
     client.outstanding = undefined;
     const command = outstanding.command;

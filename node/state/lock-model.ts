@@ -56,6 +56,7 @@ class ModelLocks {
     this.index++;
     if (command.type === "expire") return this.expire(command.resource, command.token, command.version);
     if (command.type === "cancel_wait") return this.cancel(command.waiterId);
+    if (command.session === undefined) return this.fresh(command, `anonymous#${this.index}`);
     const requestKey = `${command.session.clientId}#${command.session.sequence}`;
     const cached = this.answers.get(requestKey);
     if (cached !== undefined) return cached;

@@ -57,7 +57,7 @@ export interface Applied {
   readonly result: LockResult;
   readonly events: readonly LockEvent[];
   /** resolvedWaiters: queued requests that this entry ended (granted or timed out), for the node to answer. */
-  readonly resolvedWaiters: readonly { readonly session: Session; readonly waiterId: number; readonly result: LockResult }[];
+  readonly resolvedWaiters: readonly { readonly session: Session | undefined; readonly waiterId: number; readonly result: LockResult }[];
 }
 
 interface SessionRecord {
@@ -156,6 +156,9 @@ export class LockStateMachine {
   // Sessions: exactly-once.
 
   private applyWithSession(index: number, command: Exclude<LockCommand, { type: "expire" } | { type: "cancel_wait" }>): Applied {
+    // A command without a session is applied once and not remembered: it neither creates a
+    // session nor pushes a real client's session out of the table.
+    if (command.session === undefined) return this.applyCommand(index, command);
     const { clientId, sequence } = command.session;
     if (
       typeof clientId !== "string" ||
@@ -225,7 +228,7 @@ export class LockStateMachine {
     const reserved = this.reservedByWaiters();
     const blocker = resources.find((resource) => this.leasesByResource.has(resource) || reserved.has(resource));
     if (blocker === undefined) {
-      const events = this.grant(index, resources, command.owner, command.session.clientId, command.ttlMs);
+      const events = this.grant(index, resources, command.owner, command.session?.clientId ?? "", command.ttlMs);
       return { result: granted(index, resources, command.owner, command.ttlMs), events, resolvedWaiters: [] };
     }
     const holder = this.leasesByResource.get(blocker);
@@ -241,7 +244,7 @@ export class LockStateMachine {
     }
     this.waiters.push({
       waiterId: index,
-      session: command.session,
+      ...(command.session === undefined ? {} : { session: command.session }),
       resources,
       owner: command.owner,
       ttlMs: command.ttlMs,
@@ -357,7 +360,7 @@ export class LockStateMachine {
         remaining.push(waiter);
         continue;
       }
-      events.push(...this.grant(index, waiter.resources, waiter.owner, waiter.session.clientId, waiter.ttlMs));
+      events.push(...this.grant(index, waiter.resources, waiter.owner, waiter.session?.clientId ?? "", waiter.ttlMs));
       const result = granted(index, waiter.resources, waiter.owner, waiter.ttlMs);
       this.resolveSession(waiter.session, result);
       resolved.push({ session: waiter.session, waiterId: waiter.waiterId, result });
@@ -381,7 +384,8 @@ export class LockStateMachine {
   }
 
   /** resolveSession replaces a queued request's cached answer, so a retry learns how it ended. */
-  private resolveSession(session: Session, result: LockResult): void {
+  private resolveSession(session: Session | undefined, result: LockResult): void {
+    if (session === undefined) return;
     const record = this.sessions.get(session.clientId);
     if (record?.results.has(session.sequence)) record.results.set(session.sequence, result);
   }

@@ -26,18 +26,19 @@ export type TxnOperation =
 export type LockCommand =
   | {
       readonly type: "acquire";
-      readonly session: Session;
+      /** session makes the command exactly-once; without one it is applied but never remembered. */
+      readonly session?: Session;
       readonly resources: readonly string[];
       readonly owner: string;
       readonly ttlMs: number;
       /** waitMs: 0 answers "conflict" at once; more queues the request (FIFO) for up to that long. */
       readonly waitMs: number;
     }
-  | { readonly type: "renew"; readonly session: Session; readonly leases: readonly LeaseRef[] }
-  | { readonly type: "release"; readonly session: Session; readonly leases: readonly LeaseRef[] }
+  | { readonly type: "renew"; readonly session?: Session; readonly leases: readonly LeaseRef[] }
+  | { readonly type: "release"; readonly session?: Session; readonly leases: readonly LeaseRef[] }
   | {
       readonly type: "txn";
-      readonly session: Session;
+      readonly session?: Session;
       /** guards: every named lease must be the resource's current one, or nothing is written. */
       readonly guards: readonly LeaseRef[];
       readonly operations: readonly TxnOperation[];
@@ -104,7 +105,7 @@ export interface Lease {
 /** Waiter is a queued acquire. Its id is the Raft index of the acquire entry. */
 export interface Waiter {
   readonly waiterId: number;
-  readonly session: Session;
+  readonly session?: Session;
   readonly resources: readonly string[];
   readonly owner: string;
   readonly ttlMs: number;
