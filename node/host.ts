@@ -364,7 +364,6 @@ export class LockNodeHost {
     for (const entry of ready.committedEntries) this.apply(entry);
     this.settleReads(ready);
     this.rawNode.advance(ready);
-    this.timekeeper.sync(this.options.nowMs(), this.machine);
     await this.maybeCompact();
   }
 
@@ -409,6 +408,7 @@ export class LockNodeHost {
     let applied: Applied | undefined;
     if (entry.kind === "normal") {
       applied = this.machine.apply(entry.index, decodeCommand(entry.data));
+      this.timekeeper.applied(this.options.nowMs(), this.machine, applied);
       for (const event of applied.events) for (const listener of this.eventListeners) listener(event);
       for (const resolved of applied.resolvedWaiters) {
         const queued = this.queuedWaiters.get(resolved.waiterId);

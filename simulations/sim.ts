@@ -264,7 +264,6 @@ class Simulation {
     }
     for (const requestId of ready.droppedReads) node.pendingReads.delete(requestId);
     rawNode.advance(ready);
-    node.replica?.timekeeper.sync(node.replica.clockMs, node.replica.machine);
     this.serveReads(node);
     this.maybeSnapshot(node, rawNode);
     return true;
@@ -305,6 +304,7 @@ class Simulation {
     if (node.replica !== undefined && this.locks !== undefined) {
       if (entry.kind === "normal") {
         const applied = node.replica.machine.apply(entry.index, JSON.parse(key) as LockCommand);
+        node.replica.timekeeper.applied(node.replica.clockMs, node.replica.machine, applied);
         this.locks.applied(node.id, node.replica, entry.index, entry.term, applied, firstApply);
       } else {
         node.replica.machine.applyNoop(entry.index);

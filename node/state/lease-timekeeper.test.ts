@@ -2,6 +2,7 @@
 // the leader's clock, a renewal restarts the countdown, a new leader restarts every countdown
 // (never shortening a lease), a follower proposes nothing, lost proposals are retried, and waits
 // end with `cancel_wait`.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { LeaseTimekeeper } from "./lease-timekeeper.ts";
 import { LockStateMachine } from "./lock-state-machine.ts";
@@ -88,5 +89,75 @@ describe("LeaseTimekeeper", () => {
     expect(keeper.due(1000)).toHaveLength(2);
     expect(keeper.due(1000)).toHaveLength(2);
     expect(keeper.due(1000)).toHaveLength(1);
+  });
+});
+
+describe("LeaseTimekeeper.applied (incremental) against sync (full pass)", () => {
+  it("keeps exactly the same countdowns over random command sequences", () => {
+    const resources = ["r1", "r2", "r3"];
+    const step = fc.record({
+      kind: fc.constantFrom("acquire", "acquire_wait", "renew", "release", "expire", "expire_stale", "cancel", "txn"),
+      resource: fc.constantFrom(...resources),
+      second: fc.option(fc.constantFrom(...resources), { nil: undefined }),
+      client: fc.constantFrom("a", "b", "c"),
+      advanceMs: fc.integer({ min: 0, max: 3000 }),
+    });
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+        const machine = new LockStateMachine();
+        const incremental = new LeaseTimekeeper(options);
+        const full = new LeaseTimekeeper(options);
+        incremental.becomeLeader(0, machine);
+        full.becomeLeader(0, machine);
+        let now = 0;
+        const sequences = new Map<string, number>();
+        for (const [position, item] of steps.entries()) {
+          now += item.advanceMs;
+          const index = position + 1;
+          const sequence = (sequences.get(item.client) ?? 0) + 1;
+          sequences.set(item.client, sequence);
+          const session = { clientId: item.client, sequence };
+          const lease = machine.lease(item.resource);
+          const token = lease?.token ?? 1;
+          const wanted = item.second === undefined || item.second === item.resource ? [item.resource] : [item.resource, item.second];
+          const command: LockCommand =
+            item.kind === "acquire" || item.kind === "acquire_wait"
+              ? {
+                  type: "acquire",
+                  session,
+                  resources: wanted,
+                  owner: item.client,
+                  ttlMs: 2000,
+                  waitMs: item.kind === "acquire_wait" ? 1500 : 0,
+                }
+              : item.kind === "renew" || item.kind === "release"
+                ? { type: item.kind, session, leases: [{ resource: item.resource, token }] }
+                : item.kind === "expire" || item.kind === "expire_stale"
+                  ? {
+                      type: "expire",
+                      resource: item.resource,
+                      token,
+                      version: (lease?.version ?? 0) - (item.kind === "expire_stale" ? 1 : 0),
+                    }
+                  : item.kind === "cancel"
+                    ? { type: "cancel_wait", waiterId: machine.waitersNow()[0]?.waiterId ?? 1 }
+                    : {
+                        type: "txn",
+                        session,
+                        guards: [{ resource: item.resource, token }],
+                        operations: [{ op: "put", key: "k", value: "v" }],
+                      };
+          const applied = machine.apply(index, command);
+          incremental.applied(now, machine, applied);
+          full.sync(now, machine);
+          for (const resource of resources) expect(incremental.leaseDeadlineMs(resource)).toBe(full.leaseDeadlineMs(resource));
+          expect(incremental.nextDeadlineMs()).toBe(full.nextDeadlineMs());
+          // The same commands are due (their order is irrelevant: each expiry stands alone).
+          const sorted = (commands: LockCommand[]) => commands.map((command) => JSON.stringify(command)).sort();
+          expect(sorted(incremental.due(now + 10_000))).toEqual(sorted(full.due(now + 10_000)));
+        }
+      }),
+      { numRuns: 300, seed: 5 },
+    );
   });
 });

@@ -7,9 +7,9 @@
 // A new leader restarts every countdown from the full TTL: it cannot know how much of a lease had
 // run on the old leader's clock, and a failover may only lengthen a lease, never shorten it.
 
-import type { LockStateMachine } from "./lock-state-machine.ts";
+import type { Applied, LockStateMachine } from "./lock-state-machine.ts";
 import type { LeasePlantedBug } from "./planted-bugs.ts";
-import type { FencingToken, LockCommand } from "./types.ts";
+import type { FencingToken, Lease, LockCommand } from "./types.ts";
 
 export interface TimekeeperOptions {
   /** reproposeAfterMs: an expiry proposed this long ago and still not applied is proposed again (it may have been lost). */
@@ -65,9 +65,34 @@ export class LeaseTimekeeper {
   }
 
   /**
-   * sync matches the countdowns to the state machine after entries were applied: a new grant or a
-   * renewal (a new token or version) starts a full countdown now; a lease or waiter that is gone
-   * loses its countdown. Cost: one pass over the leases and waiters.
+   * applied updates the countdowns for what one applied entry changed, from its events and result:
+   * a grant or renewal starts a full countdown now; a released or expired lease, and a granted or
+   * cancelled waiter, lose theirs; a queued acquire starts its wait. The cost is in proportion to
+   * the change, not to the number of leases: it runs for every entry the leader applies.
+   */
+  applied(nowMs: number, machine: LockStateMachine, applied: Applied): void {
+    if (!this.leading) return;
+    for (const event of applied.events) {
+      if (event.type === "granted" || event.type === "renewed") {
+        const lease = machine.lease(event.resource);
+        if (lease !== undefined && lease.token === event.token) this.leaseDeadlines.set(event.resource, this.freshDeadline(nowMs, lease));
+      } else if (event.type === "released" || event.type === "expired") {
+        if (this.leaseDeadlines.get(event.resource)?.token === event.token) this.leaseDeadlines.delete(event.resource);
+      } else if (event.type === "wait_timeout") {
+        this.waitDeadlines.delete(event.waiterId);
+      }
+    }
+    for (const resolved of applied.resolvedWaiters) this.waitDeadlines.delete(resolved.waiterId);
+    if (applied.result.status === "queued" && !this.waitDeadlines.has(applied.result.waiterId)) {
+      const waiter = machine.waiter(applied.result.waiterId);
+      if (waiter !== undefined) this.waitDeadlines.set(waiter.waiterId, { deadlineMs: nowMs + waiter.waitMs, proposedAtMs: undefined });
+    }
+  }
+
+  /**
+   * sync matches the countdowns to the whole state machine: a new grant or a renewal (a new token
+   * or version) starts a full countdown now; a lease or waiter that is gone loses its countdown.
+   * One pass over the leases and waiters: used when this node becomes leader.
    */
   sync(nowMs: number, machine: LockStateMachine): void {
     if (!this.leading) return;
@@ -76,12 +101,7 @@ export class LeaseTimekeeper {
       present.add(lease.resource);
       const deadline = this.leaseDeadlines.get(lease.resource);
       if (deadline === undefined || deadline.token !== lease.token || deadline.version !== lease.version) {
-        this.leaseDeadlines.set(lease.resource, {
-          token: lease.token,
-          version: lease.version,
-          deadlineMs: nowMs + (this.options.plantedBug === "expire_at_half_ttl" ? lease.ttlMs / 2 : lease.ttlMs),
-          proposedAtMs: undefined,
-        });
+        this.leaseDeadlines.set(lease.resource, this.freshDeadline(nowMs, lease));
       }
     }
     for (const resource of this.leaseDeadlines.keys()) if (!present.has(resource)) this.leaseDeadlines.delete(resource);
@@ -129,6 +149,11 @@ export class LeaseTimekeeper {
   /** leaseDeadlineMs is the leader's deadline for a resource's lease (for status pages). */
   leaseDeadlineMs(resource: string): number | undefined {
     return this.leaseDeadlines.get(resource)?.deadlineMs;
+  }
+
+  private freshDeadline(nowMs: number, lease: Lease): Deadline {
+    const ttlMs = this.options.plantedBug === "expire_at_half_ttl" ? lease.ttlMs / 2 : lease.ttlMs;
+    return { token: lease.token, version: lease.version, deadlineMs: nowMs + ttlMs, proposedAtMs: undefined };
   }
 
   private isDue(nowMs: number, deadline: { deadlineMs: number; proposedAtMs: number | undefined }): boolean {

@@ -131,6 +131,11 @@ export class LockStateMachine {
     return [...this.leasesByResource.values()];
   }
 
+  /** waiter returns the queued acquire with this id, if it is still waiting. */
+  waiter(waiterId: number): Waiter | undefined {
+    return this.waiters.find((candidate) => candidate.waiterId === waiterId);
+  }
+
   waitersNow(): Waiter[] {
     return this.waiters.slice();
   }
