@@ -65,7 +65,7 @@ export interface HostOptions {
 
 type Input =
   | { readonly kind: "message"; readonly message: Parameters<RawNode["step"]>[0] }
-  | { readonly kind: "propose"; readonly data: Uint8Array; readonly waiter: ProposalWaiter | undefined }
+  | { readonly kind: "propose"; readonly data: Uint8Array; readonly waiter: ProposalWaiter }
   | { readonly kind: "conf_change"; readonly change: ConfChange; readonly waiter: ProposalWaiter }
   | { readonly kind: "read"; readonly waiter: ReadWaiter }
   | { readonly kind: "transfer"; readonly transferee: NodeId; readonly done: (outcome: Refusal | { kind: "started" }) => void };
@@ -220,8 +220,7 @@ export class LockNodeHost {
     const error = new NodeError("shutting_down", "the node is shutting down");
     // Inputs still queued behind the last save were never fed to the core: answer them too.
     for (const input of this.inputs.splice(0, this.inputs.length)) {
-      if (input.kind === "propose") input.waiter?.reject(error);
-      else if (input.kind === "conf_change" || input.kind === "read") input.waiter.reject(error);
+      if (input.kind === "propose" || input.kind === "conf_change" || input.kind === "read") input.waiter.reject(error);
       else if (input.kind === "transfer") input.done({ kind: "not_leader", leaderHint: null });
     }
     this.failPending(error);
@@ -308,8 +307,7 @@ export class LockNodeHost {
     }
   }
 
-  private trackProposal(outcome: ReturnType<RawNode["propose"]>, waiter: ProposalWaiter | undefined): void {
-    if (waiter === undefined) return;
+  private trackProposal(outcome: ReturnType<RawNode["propose"]>, waiter: ProposalWaiter): void {
     if (outcome.kind === "not_leader") {
       waiter.reject(new NodeError("not_leader", "this node is not the leader", outcome.leaderHint));
     } else if (outcome.kind === "dropped") {

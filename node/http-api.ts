@@ -163,11 +163,9 @@ export function createApi(options: ApiOptions): express.Express {
     handle(options, (request) => transferHandler(options, request)),
   );
   app.use((_request: Request, response: Response) => sendError(response, new ApiError("not_found", "no such endpoint")));
-  app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) => {
-    const apiError = toApiError(error);
-    if (apiError.code === "internal") options.logger.error({ err: error }, "internal error");
-    sendError(response, apiError);
-  });
+  app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) =>
+    respondWithError(response, error, options.logger),
+  );
   return app;
 }
 
@@ -185,9 +183,7 @@ function handle(options: ApiOptions, handler: Handler) {
         await forward(options, request, response, error.leaderHint, log);
         return;
       }
-      const apiError = toApiError(error);
-      if (apiError.code === "internal") log.error({ err: error }, "internal error");
-      sendError(response, apiError);
+      respondWithError(response, error, log);
     }
   };
 }
@@ -405,6 +401,13 @@ function toApiError(error: unknown): ApiError {
   if (status !== undefined && status > 400 && status < 500)
     return new ApiError("invalid_request", `bad request: ${(error as Error).message}`);
   return new ApiError("internal", `internal error: ${(error as Error).message ?? String(error)}`);
+}
+
+/** respondWithError answers with the error's code and status; an unexpected error is logged as well. */
+function respondWithError(response: Response, error: unknown, log: Logger): void {
+  const apiError = toApiError(error);
+  if (apiError.code === "internal") log.error({ err: error }, "internal error");
+  sendError(response, apiError);
 }
 
 function sendError(response: Response, error: ApiError): void {

@@ -252,11 +252,6 @@ export class Raft {
     return { term: this.term, votedFor, commitIndex: this.log.commitIndex };
   }
 
-  /** electionElapsed is exposed for status pages and tests. */
-  electionElapsed(): number {
-    return this.electionElapsedTicks;
-  }
-
   // -------------------------------------------------------------------------------------------
   // Role changes.
 
@@ -302,11 +297,8 @@ export class Raft {
 
   /** findPendingSelfRemoval returns the index of an unapplied entry that removes this server (0 if none), whoever proposed it. */
   private findPendingSelfRemoval(): LogIndex {
-    const lo = Math.max(this.log.appliedIndex, this.confAppliedIndex, this.log.firstIndex() - 1) + 1;
-    const hi = this.log.lastIndex();
-    if (lo > hi) return 0;
     let found = 0;
-    for (const entry of this.log.slice(lo, hi + 1, Number.MAX_SAFE_INTEGER)) {
+    for (const entry of this.unappliedEntries(this.log.lastIndex())) {
       if (entry.kind === "conf_change" && entry.change.type === "remove_node" && entry.change.nodeId === this.id) found = entry.index;
     }
     return found;
@@ -355,7 +347,8 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsedTicks++;
-    if (this.promotable() && this.electionElapsedTicks >= this.randomizedElectionTimeoutTicks) {
+    // The cheap check first: promotable() looks through the unapplied log, so not on every tick.
+    if (this.electionElapsedTicks >= this.randomizedElectionTimeoutTicks && this.promotable()) {
       this.electionElapsedTicks = 0;
       this.campaign();
     }
@@ -420,13 +413,13 @@ export class Raft {
   }
 
   private hasUnappliedConfChange(): boolean {
+    return this.unappliedEntries(this.log.commitIndex).some((entry) => entry.kind === "conf_change");
+  }
+
+  /** unappliedEntries returns the entries up to `hi` whose membership change (if any) is not yet reflected. */
+  private unappliedEntries(hi: LogIndex): Entry[] {
     const lo = Math.max(this.log.appliedIndex, this.confAppliedIndex, this.log.firstIndex() - 1) + 1;
-    const hi = this.log.commitIndex;
-    if (lo > hi) return false;
-    for (const entry of this.log.slice(lo, hi + 1, Number.MAX_SAFE_INTEGER)) {
-      if (entry.kind === "conf_change") return true;
-    }
-    return false;
+    return lo > hi ? [] : this.log.slice(lo, hi + 1, Number.MAX_SAFE_INTEGER);
   }
 
   private startCampaign(kind: "pre_election" | "election", leadershipTransfer: boolean): void {

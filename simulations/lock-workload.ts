@@ -48,7 +48,7 @@ export interface LockWorkloadHost {
   tickNow(): number;
   healed(): boolean;
   /** propose sends bytes to `nodeId` (following a leader hint once); returns the node that accepted it, if any. */
-  propose(nodeId: string, data: Uint8Array): { nodeId: string; index: number; term: number } | undefined;
+  propose(nodeId: string, command: LockCommand): { nodeId: string; index: number; term: number } | undefined;
   liveNodeIds(): string[];
   fail(kind: "double_holder" | "token_order", message: string): void;
   replyDropProbability(): number;
@@ -108,7 +108,6 @@ export class LockWorkload {
   private readonly retryTicks: number;
   private readonly beliefs = new Map<string, Belief[]>();
   private readonly lastGrantToken = new Map<string, number>();
-  private readonly encoder = new TextEncoder();
   grants = 0;
   staleWritesRefused = 0;
 
@@ -227,13 +226,8 @@ export class LockWorkload {
     const live = this.host.liveNodeIds();
     if (live.length === 0) return;
     const target = live[this.host.random.nextInt(live.length)] as string;
-    const accepted = this.host.propose(target, this.encoder.encode(JSON.stringify(outstanding.command)));
+    const accepted = this.host.propose(target, outstanding.command);
     outstanding.attachedNodeId = accepted?.nodeId ?? target;
-  }
-
-  /** encodeLeaderCommand encodes an expire or cancel_wait for the leader to propose. */
-  encode(command: LockCommand): Uint8Array {
-    return this.encoder.encode(JSON.stringify(command));
   }
 
   /** accepted records that `nodeId` accepted a client's proposal at `index`, so it answers when it applies it. */

@@ -3,6 +3,7 @@
 // properties continuously and liveness at the end. It is a pure function of its options: no
 // clock, no Math.random, no I/O, so any failing run replays exactly from its options.
 
+import { decodeCommand, encodeCommand } from "../node/state/codec.ts";
 import type { LockStateSnapshot } from "../node/state/lock-state-machine.ts";
 import type { LockCommand } from "../node/state/types.ts";
 import { RaftInvariantError } from "../raft/assert.ts";
@@ -153,7 +154,7 @@ class Simulation {
             random: this.random,
             tickNow: () => this.tickNow,
             healed: () => this.healed,
-            propose: (id, data) => this.proposeLock(id, data),
+            propose: (id, command) => this.proposeLock(id, command),
             liveNodeIds: () => this.nodes.filter((node) => node.rawNode !== undefined).map((node) => node.id),
             fail: (kind, message) => this.checker.fail(kind, this.tickNow, message),
             replyDropProbability: () => this.network.faults.dropProbability,
@@ -303,7 +304,7 @@ class Simulation {
     if (entry.kind === "conf_change") this.confChangeApplied(node, entry.index, entry.change);
     if (node.replica !== undefined && this.locks !== undefined) {
       if (entry.kind === "normal") {
-        const applied = node.replica.machine.apply(entry.index, JSON.parse(key) as LockCommand);
+        const applied = node.replica.machine.apply(entry.index, decodeCommand(entry.data));
         node.replica.timekeeper.applied(node.replica.clockMs, node.replica.machine, applied);
         this.locks.applied(node.id, node.replica, entry.index, entry.term, applied, firstApply);
       } else {
@@ -662,23 +663,19 @@ class Simulation {
     for (const node of this.nodes) {
       const replica = node.replica;
       if (node.rawNode === undefined || replica === undefined || !replica.timekeeper.isLeading()) continue;
-      for (const command of replica.timekeeper.due(replica.clockMs)) node.rawNode.propose(locks.encode(command));
+      for (const command of replica.timekeeper.due(replica.clockMs)) node.rawNode.propose(encodeCommand(command));
     }
   }
 
   /** proposeLock hands a client's command to a node, following its leader hint once. */
-  private proposeLock(id: string, data: Uint8Array): { nodeId: string; index: number; term: number } | undefined {
+  private proposeLock(id: string, command: LockCommand): { nodeId: string; index: number; term: number } | undefined {
+    const data = encodeCommand(command);
     let node = this.byId.get(id);
     for (let hop = 0; hop < 2 && node?.rawNode !== undefined; hop++) {
       const outcome = node.rawNode.propose(data);
       if (outcome.kind === "accepted") {
         const replica = node.replica as LockReplica;
-        (this.locks as LockWorkload).accepted(
-          replica,
-          outcome.index,
-          outcome.term,
-          JSON.parse(this.textDecoder.decode(data)) as LockCommand,
-        );
+        (this.locks as LockWorkload).accepted(replica, outcome.index, outcome.term, command);
         return { nodeId: node.id, index: outcome.index, term: outcome.term };
       }
       if (outcome.kind !== "not_leader" || outcome.leaderHint === null) return undefined;

@@ -181,8 +181,8 @@ describe("LockNodeHost", () => {
       const outcome = await settledWithin(lockRequest, 2000);
       // The state machine did grant the lease to the waiter, right away.
       expect(leader.machine.lease("r")?.owner).toBe("waiter");
-      // Bug: the grant was applied before awaitWaiter registered its listener, so the wake-up is lost
-      // and POST /lock answers 504 timeout after waitMs + 5 s although the lease was granted at once.
+      // The bug was: the grant was applied before the caller registered to hear of it, so the wake-up
+      // was lost and POST /lock answered 504 after waitMs + 5 s although the lease was granted at once.
       expect(outcome).toMatchObject({ ok: { status: "granted" } });
     } finally {
       for (const host of hosts) await host.stop();
