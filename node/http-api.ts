@@ -304,7 +304,7 @@ async function kvRangeHandler(options: ApiOptions, request: Request): Promise<{ 
     z.strictObject({ prefix: z.string().max(256).default(""), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
     request.query,
   );
-  const items = await options.host.linearizableRead((machine) => machine.range(query.prefix, query.limit));
+  const { items } = await options.host.linearizableRead((machine) => machine.range(query.prefix, query.limit));
   return {
     status: 200,
     body: {

@@ -36,6 +36,13 @@ const mutants: [string, string, string][] = [
     "if (lease === undefined || lease.token !== guard.token) {",
     "if (lease === undefined && guard.token < 0) {",
   ],
+  ["a put may overwrite a chain record", "if (operation.key.startsWith(chainKeyPrefix)) return", "if (operation.key.length < 0) return"],
+  ["an append does not advance its chain's head", "this.chainHeads.set(chain, { seq: created.seq, hash: created.hash });", ""],
+  [
+    "a restore forgets the chain heads",
+    "for (const [chain, head] of snapshot.chains ?? []) machine.chainHeads.set(chain, { ...head });",
+    "",
+  ],
 ];
 
 afterAll(() => {

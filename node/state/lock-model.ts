@@ -2,12 +2,14 @@
 // test (fast-check commands); used by lock-model.test.ts on the real machine and by
 // scripts/lock-mutations.test.ts on deliberately broken copies of it. Random sequences of
 // acquire (with and without waiting, one or several resources), renew, release, expire, cancel,
-// fenced txn, retries of earlier requests and snapshot/restore run against the real state
-// machine and against ModelLocks, a deliberately simple reference written apart from it. After
+// fenced txn (put, delete and hash-chain append, including the writes it must refuse), retries of
+// earlier requests and snapshot/restore run against the real state machine and against ModelLocks, a deliberately simple reference written apart from it. After
 // every step the two must agree on the answer and on the whole state, and the safety invariants
 // must hold: one holder per resource, strictly rising tokens, nothing written under a stale
 // token, and a retry never acting twice.
 
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
 import fc from "fast-check";
 import { expect } from "vitest";
 import { type LockLimits, type LockStateMachine, lockLimitsDefaults } from "./lock-state-machine.ts";
@@ -15,16 +17,20 @@ import type { LeaseRef, LockCommand, LockResult, TxnOperation } from "./types.ts
 
 const resourceNames = ["a", "b", "c"] as const;
 const keyNames = ["k1", "k2"] as const;
+const chainNames = ["audit", "log-2"] as const;
+/** forbiddenKey is a chain record's key: put and delete of it must be refused. */
+const forbiddenKey = "~chain/audit/0000000000000001";
 const clientIds = ["c0", "c1", "c2"] as const;
 const limits = { ...lockLimitsDefaults, resultsPerSessionMax: 10_000 };
 
 /** Outcome is the part of a result both implementations must agree on. */
-type Outcome = { status: string; code?: string; token?: number };
+type Outcome = { status: string; code?: string; token?: number; keys?: readonly string[] };
 
 function outcomeOf(result: LockResult): Outcome {
   if (result.status === "rejected") return { status: "rejected", code: result.code };
   if (result.status === "granted") return { status: "granted", token: result.token };
   if (result.status === "queued") return { status: "queued", token: result.waiterId };
+  if (result.status === "committed") return { status: "committed", keys: result.keys };
   return { status: result.status };
 }
 
@@ -41,6 +47,7 @@ class ModelLocks {
   holders = new Map<string, { token: number; owner: string; version: number }>();
   waiters: ModelWaiter[] = [];
   keys = new Map<string, { value: string; token: number; deleted: boolean }>();
+  chains = new Map<string, { seq: number; hash: string }>(); // Each chain's last record.
   answers = new Map<string, Outcome>(); // `${clientId}#${sequence}` -> first answer (updated when a wait ends)
   issued: LockCommand[] = []; // Every session command, for retries.
   nextSequence = new Map<string, number>();
@@ -90,17 +97,43 @@ class ModelLocks {
         return { status: command.type === "renew" ? "renewed" : "released" };
       }
       case "txn": {
+        const writes = command.operations.flatMap((operation) => (operation.op === "append" ? [] : [operation.key]));
+        const chains = command.operations.flatMap((operation) => (operation.op === "append" ? [operation.chain] : []));
+        if (new Set(writes).size !== writes.length || new Set(chains).size !== chains.length) {
+          return { status: "rejected", code: "invalid_command" };
+        }
+        if (writes.some((key) => key.startsWith("~chain/"))) return { status: "rejected", code: "invalid_command" };
         if (!this.allHeld(command.guards)) return { status: "rejected", code: "stale_fencing_token" };
         const token = Math.max(...command.guards.map((guard) => guard.token));
-        if (command.operations.some((operation) => (this.keys.get(operation.key)?.token ?? 0) > token)) {
-          return { status: "rejected", code: "stale_fencing_token" };
-        }
+        if (writes.some((key) => (this.keys.get(key)?.token ?? 0) > token)) return { status: "rejected", code: "stale_fencing_token" };
+        const keys: string[] = [];
         for (const operation of command.operations) {
-          this.keys.set(operation.key, { value: operation.op === "put" ? operation.value : "", token, deleted: operation.op === "delete" });
+          if (operation.op === "append") {
+            const key = this.append(operation.chain, operation.value);
+            this.keys.set(key.key, { value: key.value, token, deleted: false });
+            keys.push(key.key);
+          } else {
+            this.keys.set(operation.key, {
+              value: operation.op === "put" ? operation.value : "",
+              token,
+              deleted: operation.op === "delete",
+            });
+            keys.push(operation.key);
+          }
         }
-        return { status: "committed" };
+        return { status: "committed", keys };
       }
     }
+  }
+
+  /** append: the chain's next record, linked to the last one by hash, under a key named by this index. */
+  private append(chain: string, record: string): { key: string; value: string } {
+    const head = this.chains.get(chain) ?? { seq: 0, hash: "0".repeat(64) };
+    const seq = head.seq + 1;
+    const hash = bytesToHex(sha256(utf8ToBytes(`${head.hash}\n${seq}\n${this.index}\n${record}`)));
+    this.chains.set(chain, { seq, hash });
+    const key = `~chain/${chain}/${String(this.index).padStart(16, "0")}`;
+    return { key, value: JSON.stringify({ chain, seq, index: this.index, prevHash: head.hash, hash, record }) };
   }
 
   private allHeld(refs: readonly LeaseRef[]): boolean {
@@ -187,6 +220,10 @@ function compare(model: ModelLocks, real: Real, command: LockCommand): void {
     const value = real.machine.get(key);
     expect(value === undefined ? undefined : { value: value.value, token: value.token }).toEqual(expectedValue);
   }
+  const chainRecords = [...model.keys].filter(([key]) => key.startsWith("~chain/")).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const stored = real.machine.range("~chain/", 10_000).items;
+  expect(stored.map((item) => [item.key, item.value.value])).toEqual(chainRecords.map(([key, entry]) => [key, entry.value]));
+  for (const chain of chainNames) expect(real.machine.chainHead(chain)).toEqual(model.chains.get(chain));
 }
 
 class SessionCommand implements fc.Command<ModelLocks, Real> {
@@ -311,6 +348,37 @@ const commandArbitraries = [
             ),
           }),
           `txn ${name} (${choice}) ${del ? "delete" : "put"} ${keys.join(",")}`,
+        ),
+    ),
+  fc
+    .record({
+      client,
+      resource,
+      choice: tokenChoice,
+      writes: fc.array(
+        fc.oneof(
+          { arbitrary: fc.record({ op: fc.constantFrom("put", "delete"), key: fc.constantFrom(...keyNames) }), weight: 2 },
+          { arbitrary: fc.record({ op: fc.constant("append"), chain: fc.constantFrom(...chainNames) }), weight: 3 },
+          { arbitrary: fc.record({ op: fc.constantFrom("put", "delete"), key: fc.constant(forbiddenKey) }), weight: 1 },
+        ),
+        { minLength: 1, maxLength: 3 },
+      ),
+    })
+    .map(
+      ({ client: clientId, resource: name, choice, writes }) =>
+        new SessionCommand(
+          clientId,
+          (model, session) => ({
+            type: "txn",
+            session,
+            guards: [{ resource: name, token: pickToken(model, name, choice) }],
+            operations: writes.map((write): TxnOperation => {
+              const value = `${clientId}@${model.index + 1}`;
+              if (write.op === "append") return { op: "append", chain: write.chain, value };
+              return write.op === "put" ? { op: "put", key: write.key, value } : { op: "delete", key: write.key };
+            }),
+          }),
+          `txn ${name} (${choice}) ${writes.map((write) => ("chain" in write ? `append ${write.chain}` : `${write.op} ${write.key}`)).join(", ")}`,
         ),
     ),
   fc.record({ resource, choice: tokenChoice, stale: fc.boolean() }).map(

@@ -1,11 +1,13 @@
 // The lock state machine's rules, one example each: grants carry the entry's index as fencing
 // token, conflicts name the holder, waiters are served FIFO and atomically, a wrong token never
 // releases anything, expiry is guarded by the lease's version, transactions are fenced (per lease
-// and per key), sessions make every command exactly-once, and a snapshot restores everything.
+// and per key), hash chains are appended to by txns alone and link every record to the one before,
+// sessions make every command exactly-once, and a snapshot restores everything.
 
 import { describe, expect, it } from "vitest";
+import { type ChainRecord, chainGenesisHash, verifyChain } from "./chain.ts";
 import { LockStateMachine, lockLimitsDefaults } from "./lock-state-machine.ts";
-import type { LockCommand, LockResult, Session } from "./types.ts";
+import type { LockCommand, LockResult, Session, TxnOperation } from "./types.ts";
 
 class Harness {
   readonly machine: LockStateMachine;
@@ -33,6 +35,11 @@ class Harness {
       waitMs: options.waitMs ?? 0,
     }).result;
   }
+}
+
+/** chainOf reads a chain's records back from the store, in key order (which is record order). */
+function chainOf(machine: LockStateMachine, chain: string): ChainRecord[] {
+  return machine.range(`~chain/${chain}/`, 1000).items.map((item) => JSON.parse(item.value.value) as ChainRecord);
 }
 
 function tokenOf(result: LockResult): number {
@@ -188,7 +195,7 @@ describe("fenced transactions", () => {
     });
     expect(result.result).toEqual({ status: "committed", index: h.index, keys: ["booking/1", "audit/1"] });
     expect(h.machine.get("booking/1")).toEqual({ value: "alice", token, modIndex: h.index });
-    expect(h.machine.range("booking/", 10)).toHaveLength(1);
+    expect(h.machine.range("booking/", 10).items).toHaveLength(1);
   });
 
   it("refuses a write under a stale token, writing nothing (the paused-writer case)", () => {
@@ -254,6 +261,138 @@ describe("fenced transactions", () => {
       operations: [{ op: "put", key: "k", value: "alice" }],
     });
     expect(result.result).toMatchObject({ code: "stale_fencing_token" });
+  });
+});
+
+describe("hash chains", () => {
+  const txn = (h: Harness, clientId: string, resource: string, token: number, operations: TxnOperation[]) =>
+    h.apply({ type: "txn", session: h.session(clientId), guards: [{ resource, token }], operations });
+
+  it("an append stores a record linked to the chain's previous one, and the txn answers its key", () => {
+    const h = new Harness();
+    const token = tokenOf(h.acquire("alice", ["slot"]));
+    const first = txn(h, "alice", "slot", token, [
+      { op: "put", key: "booking/42", value: "{}" },
+      { op: "append", chain: "audit", value: '{"booking":"42"}' },
+    ]);
+    const key = "~chain/audit/0000000000000012";
+    expect(first.result).toEqual({ status: "committed", index: 12, keys: ["booking/42", key] });
+    expect(h.machine.get(key)?.value).toBe(
+      '{"chain":"audit","seq":1,"index":12,"prevHash":"' +
+        chainGenesisHash +
+        '","hash":"c3458dd411d2f516c17488090647a14338989d32bc9d9093de8e25230e40f8da","record":"{\\"booking\\":\\"42\\"}"}',
+    );
+    expect(first.events).toContainEqual({ type: "key_changed", index: 12, key, deleted: false, token, value: h.machine.get(key)?.value });
+    expect(first.events).toContainEqual({ type: "key_changed", index: 12, key: "booking/42", deleted: false, token, value: "{}" });
+    expect(h.machine.chainHead("audit")).toEqual({ seq: 1, hash: "c3458dd411d2f516c17488090647a14338989d32bc9d9093de8e25230e40f8da" });
+  });
+
+  it("a chain written by several txns, under several leases, verifies: seq counts from 1 and each prevHash is the last hash", () => {
+    const h = new Harness();
+    const a = tokenOf(h.acquire("alice", ["a"]));
+    const b = tokenOf(h.acquire("bob", ["b"]));
+    for (let round = 0; round < 3; round++) {
+      txn(h, "alice", "a", a, [{ op: "append", chain: "audit", value: `alice ${round}` }]);
+      txn(h, "bob", "b", b, [
+        { op: "append", chain: "audit", value: `bob ${round}` },
+        { op: "append", chain: "other", value: `bob ${round}` },
+      ]);
+    }
+    const records = chainOf(h.machine, "audit");
+    expect(records.map((record) => record.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(records[0]?.prevHash).toBe(chainGenesisHash);
+    for (let position = 1; position < records.length; position++) {
+      expect(records[position]?.prevHash).toBe(records[position - 1]?.hash);
+    }
+    expect(verifyChain(records)).toEqual({ ok: true, count: 6, headHash: records[5]?.hash });
+    expect(verifyChain(chainOf(h.machine, "other"))).toMatchObject({ ok: true, count: 3 });
+    expect(h.machine.chainHead("audit")).toEqual({ seq: 6, hash: records[5]?.hash });
+  });
+
+  it("verifyChain detects a changed record, a dropped one and a reordering, and continues from a known head", () => {
+    const h = new Harness();
+    const token = tokenOf(h.acquire("alice", ["slot"]));
+    for (let round = 1; round <= 4; round++) txn(h, "alice", "slot", token, [{ op: "append", chain: "audit", value: `record ${round}` }]);
+    const records = chainOf(h.machine, "audit");
+    const [r1, r2, r3, r4] = records as [ChainRecord, ChainRecord, ChainRecord, ChainRecord];
+    expect(verifyChain([r1, { ...r2, record: "forged" }, r3, r4])).toMatchObject({ ok: false, brokenAtSeq: 2 });
+    expect(verifyChain([r1, r2, r4])).toMatchObject({ ok: false, brokenAtSeq: 3 });
+    expect(verifyChain([r1, r3, r2, r4])).toMatchObject({ ok: false, brokenAtSeq: 2 });
+    expect(verifyChain([r2, r3, r4])).toMatchObject({ ok: false, brokenAtSeq: 1 });
+    expect(verifyChain([r3, r4], { seq: 2, hash: r2.hash })).toEqual({ ok: true, count: 2, headHash: r4.hash });
+    expect(verifyChain([])).toEqual({ ok: true, count: 0, headHash: chainGenesisHash });
+  });
+
+  it("refuses put and delete under ~chain/, two appends to one chain in a txn, and bad chain names, writing nothing", () => {
+    const h = new Harness();
+    const token = tokenOf(h.acquire("alice", ["slot"]));
+    txn(h, "alice", "slot", token, [{ op: "append", chain: "audit", value: "real" }]);
+    const [record] = chainOf(h.machine, "audit");
+    const key = `~chain/audit/${String(record?.index).padStart(16, "0")}`;
+    const refusals: TxnOperation[][] = [
+      [{ op: "put", key, value: "forged" }],
+      [{ op: "delete", key }],
+      [{ op: "put", key: "~chain/audit/9999999999999999", value: "forged" }],
+      [
+        { op: "append", chain: "audit", value: "one" },
+        { op: "append", chain: "audit", value: "two" },
+      ],
+      [{ op: "append", chain: "Audit", value: "x" }],
+      [{ op: "append", chain: "", value: "x" }],
+      [{ op: "append", chain: "a".repeat(65), value: "x" }],
+      [{ op: "append", chain: "a/b", value: "x" }],
+    ];
+    for (const operations of refusals) {
+      expect(txn(h, "alice", "slot", token, operations).result, JSON.stringify(operations)).toMatchObject({ code: "invalid_command" });
+    }
+    expect(chainOf(h.machine, "audit")).toEqual([record]);
+    expect(h.machine.chainHead("audit")?.seq).toBe(1);
+  });
+
+  it("a refused txn appends nothing: the chain's head does not move and no record appears", () => {
+    const h = new Harness();
+    const old = tokenOf(h.acquire("alice", ["slot"]));
+    txn(h, "alice", "slot", old, [{ op: "append", chain: "audit", value: "first" }]);
+    h.apply({ type: "expire", resource: "slot", token: old, version: 0 });
+    const fresh = tokenOf(h.acquire("bob", ["slot"]));
+    // A stale guard: refused.
+    const stale = txn(h, "alice", "slot", old, [{ op: "append", chain: "audit", value: "late" }]);
+    expect(stale.result).toMatchObject({ code: "stale_fencing_token" });
+    expect(stale.events).toEqual([]);
+    // A current guard, but a key beside the append was last written under a higher token: refused whole.
+    const higher = tokenOf(h.acquire("carol", ["other"]));
+    txn(h, "carol", "other", higher, [{ op: "put", key: "k", value: "carol" }]);
+    const refused = txn(h, "bob", "slot", fresh, [
+      { op: "append", chain: "audit", value: "bob" },
+      { op: "put", key: "k", value: "bob" },
+    ]);
+    expect(refused.result).toMatchObject({ code: "stale_fencing_token" });
+    expect(chainOf(h.machine, "audit").map((record) => record.record)).toEqual(["first"]);
+    expect(h.machine.chainHead("audit")?.seq).toBe(1);
+    expect(h.machine.range("~chain/", 100).items).toHaveLength(1);
+  });
+
+  it("chain heads survive snapshot and restore, and a snapshot from before chains existed still restores", () => {
+    const h = new Harness();
+    const token = tokenOf(h.acquire("alice", ["slot"]));
+    txn(h, "alice", "slot", token, [{ op: "append", chain: "audit", value: "one" }]);
+    txn(h, "alice", "slot", token, [{ op: "append", chain: "audit", value: "two" }]);
+    const snapshot = JSON.parse(JSON.stringify(h.machine.snapshot()));
+    expect(snapshot.version).toBe(1);
+    expect(snapshot.chains).toEqual([["audit", h.machine.chainHead("audit")]]);
+    const copy = LockStateMachine.restore(snapshot);
+    const append: LockCommand = {
+      type: "txn",
+      session: h.session("alice"),
+      guards: [{ resource: "slot", token }],
+      operations: [{ op: "append", chain: "audit", value: "three" }],
+    };
+    expect(copy.apply(100, append)).toEqual(h.machine.apply(100, append));
+    expect(verifyChain(chainOf(copy, "audit"))).toMatchObject({ ok: true, count: 3 });
+    const { chains: _chains, ...older } = snapshot;
+    const fromOlder = LockStateMachine.restore(older);
+    expect(fromOlder.chainHead("audit")).toBeUndefined();
+    expect(fromOlder.lease("slot")?.token).toBe(token);
   });
 });
 

@@ -9,7 +9,9 @@
 // `cancel_wait` entry. Every replica therefore agrees on when each lease ended.
 
 import { assert } from "../../raft/assert.ts";
+import { chainKeyOf, chainKeyPrefix, chainNamePattern, chainRecordOf, encodeChainRecord } from "./chain.ts";
 import type {
+  ChainHead,
   FencingToken,
   Lease,
   LeaseHolder,
@@ -78,6 +80,8 @@ export interface LockStateSnapshot {
     string,
     { readonly evictedThrough: number; readonly results: readonly (readonly [number, LockResult])[] },
   ])[];
+  /** chains: each hash chain's head. Optional only so that snapshots written before chains existed still restore. */
+  readonly chains?: readonly (readonly [string, ChainHead])[];
 }
 
 export class LockStateMachine {
@@ -89,6 +93,8 @@ export class LockStateMachine {
   private readonly keys = new Map<string, StoredValue & { deleted: boolean }>();
   /** sessions are kept in least-recently-used order (Map insertion order, refreshed on use). */
   private readonly sessions = new Map<string, SessionRecord>();
+  /** chainHeads: the last record of each hash chain, which the next append links to. */
+  private readonly chainHeads = new Map<string, ChainHead>();
 
   constructor(limits: LockLimits = lockLimitsDefaults) {
     this.limits = limits;
@@ -146,15 +152,24 @@ export class LockStateMachine {
     return { value: stored.value, token: stored.token, modIndex: stored.modIndex };
   }
 
-  /** range returns the live keys starting with `prefix`, in key order, at most `limit` of them. */
-  range(prefix: string, limit: number): { key: string; value: StoredValue }[] {
+  /**
+   * range returns the live keys starting with `prefix` and greater than `after` (JavaScript string
+   * order), in key order, at most `limit` of them; `more` says whether further keys follow, to be
+   * read with `after` set to the last key returned.
+   */
+  range(prefix: string, limit: number, after = ""): { items: { key: string; value: StoredValue }[]; more: boolean } {
     const found: { key: string; value: StoredValue }[] = [];
     for (const [key, stored] of this.keys) {
-      if (stored.deleted || !key.startsWith(prefix)) continue;
+      if (stored.deleted || !key.startsWith(prefix) || key <= after) continue;
       found.push({ key, value: { value: stored.value, token: stored.token, modIndex: stored.modIndex } });
     }
     found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return found.slice(0, limit);
+    return { items: found.slice(0, limit), more: found.length > limit };
+  }
+
+  /** chainHead returns the last record's seq and hash of a hash chain, if it has any. */
+  chainHead(chain: string): ChainHead | undefined {
+    return this.chainHeads.get(chain);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -418,6 +433,9 @@ export class LockStateMachine {
     }
     const token = Math.max(...guards.map((guard) => guard.token));
     for (const operation of operations) {
+      // An append creates a key named by this entry's index, which nothing has written yet: only
+      // the guards fence it. Any current lease may append to a chain, in log order.
+      if (operation.op === "append") continue;
       const stored = this.keys.get(operation.key);
       if (stored !== undefined && stored.token > token) {
         return answer(
@@ -429,12 +447,27 @@ export class LockStateMachine {
       }
     }
     const events: LockEvent[] = [];
+    const keys: string[] = [];
     for (const operation of operations) {
-      const deleted = operation.op === "delete";
-      this.keys.set(operation.key, { value: deleted ? "" : operation.value, token, modIndex: index, deleted });
-      events.push({ type: "key_changed", index, key: operation.key, deleted, token });
+      if (operation.op === "delete") {
+        this.keys.set(operation.key, { value: "", token, modIndex: index, deleted: true });
+        events.push({ type: "key_changed", index, key: operation.key, deleted: true, token });
+        keys.push(operation.key);
+        continue;
+      }
+      const { key, value } = operation.op === "put" ? operation : this.append(index, operation.chain, operation.value);
+      this.keys.set(key, { value, token, modIndex: index, deleted: false });
+      events.push({ type: "key_changed", index, key, deleted: false, token, value });
+      keys.push(key);
     }
-    return { result: { status: "committed", index, keys: operations.map((operation) => operation.key) }, events, resolvedWaiters: [] };
+    return { result: { status: "committed", index, keys }, events, resolvedWaiters: [] };
+  }
+
+  /** append advances a chain's head and returns the key and stored value of its new record. */
+  private append(index: number, chain: string, record: string): { key: string; value: string } {
+    const created = chainRecordOf(chain, this.chainHeads.get(chain), index, record);
+    this.chainHeads.set(chain, { seq: created.seq, hash: created.hash });
+    return { key: chainKeyOf(chain, index), value: encodeChainRecord(created) };
   }
 
   private checkTxn(guards: readonly LeaseRef[], operations: readonly TxnOperation[]): string | undefined {
@@ -448,13 +481,19 @@ export class LockStateMachine {
     if (!Array.isArray(operations) || operations.length === 0 || operations.length > limits.operationsPerTxnMax) {
       return `a txn has 1 to ${limits.operationsPerTxnMax} operations`;
     }
-    if (new Set(operations.map((operation) => operation.key)).size !== operations.length) return "a txn writes each key at most once";
+    const keys = new Set<string>();
+    const chains = new Set<string>();
     for (const operation of operations) {
-      if (!isName(operation.key, limits.nameLengthMax)) return `keys are 1 to ${limits.nameLengthMax} characters`;
-      if (operation.op === "put" && (typeof operation.value !== "string" || operation.value.length > limits.valueLengthMax)) {
-        return `values are strings of at most ${limits.valueLengthMax} characters`;
+      const invalid = checkOperation(operation, limits);
+      if (invalid !== undefined) return invalid;
+      if (operation.op === "append") {
+        // One record per chain per entry: the record's key is named by the entry's index.
+        if (chains.has(operation.chain)) return "a txn appends to each chain at most once";
+        chains.add(operation.chain);
+      } else {
+        if (keys.has(operation.key)) return "a txn writes each key at most once";
+        keys.add(operation.key);
       }
-      if (operation.op !== "put" && operation.op !== "delete") return "operations are put or delete";
     }
     return undefined;
   }
@@ -472,6 +511,7 @@ export class LockStateMachine {
       sessions: [...this.sessions.entries()].map(
         ([clientId, record]) => [clientId, { evictedThrough: record.evictedThrough, results: [...record.results.entries()] }] as const,
       ),
+      chains: [...this.chainHeads.entries()].map(([chain, head]) => [chain, { ...head }] as const),
     };
   }
 
@@ -485,6 +525,7 @@ export class LockStateMachine {
     for (const [clientId, record] of snapshot.sessions) {
       machine.sessions.set(clientId, { evictedThrough: record.evictedThrough, results: new Map(record.results) });
     }
+    for (const [chain, head] of snapshot.chains ?? []) machine.chainHeads.set(chain, { ...head });
     return machine;
   }
 }
@@ -503,6 +544,23 @@ function granted(token: FencingToken, resources: readonly string[], owner: strin
 
 function leaseHolder(lease: Lease): LeaseHolder {
   return { resource: lease.resource, token: lease.token, owner: lease.owner };
+}
+
+/** checkOperation validates one txn operation's shape; keys under `~chain/` are written by append alone. */
+function checkOperation(operation: TxnOperation, limits: LockLimits): string | undefined {
+  if (operation.op !== "put" && operation.op !== "delete" && operation.op !== "append") return "operations are put, delete or append";
+  if (operation.op !== "delete" && (typeof operation.value !== "string" || operation.value.length > limits.valueLengthMax)) {
+    return `values are strings of at most ${limits.valueLengthMax} characters`;
+  }
+  if (operation.op === "append") {
+    if (typeof operation.chain !== "string" || !chainNamePattern.test(operation.chain)) {
+      return "chain names are 1 to 64 lower-case letters, digits and dashes";
+    }
+    return undefined;
+  }
+  if (!isName(operation.key, limits.nameLengthMax)) return `keys are 1 to ${limits.nameLengthMax} characters`;
+  if (operation.key.startsWith(chainKeyPrefix)) return `keys under ${chainKeyPrefix} are written by append only`;
+  return undefined;
 }
 
 function isName(value: unknown, lengthMax: number): value is string {

@@ -18,9 +18,15 @@ export interface LeaseRef {
   readonly token: FencingToken;
 }
 
+/**
+ * TxnOperation is one write of a fenced txn. `append` adds the next record to a hash chain (see
+ * chain.ts): it creates the key `~chain/<chain>/<index, 16 digits>`, and keys under `~chain/` are
+ * written by append alone, so a chain's records can be neither changed nor removed.
+ */
 export type TxnOperation =
   | { readonly op: "put"; readonly key: string; readonly value: string }
-  | { readonly op: "delete"; readonly key: string };
+  | { readonly op: "delete"; readonly key: string }
+  | { readonly op: "append"; readonly chain: string; readonly value: string };
 
 /** LockCommand is what a log entry carries. `expire` and `cancel_wait` are proposed by the leader alone. */
 export type LockCommand =
@@ -89,7 +95,15 @@ export type LockEvent =
   | { readonly type: "expired"; readonly index: number; readonly resource: string; readonly token: FencingToken }
   | { readonly type: "renewed"; readonly index: number; readonly resource: string; readonly token: FencingToken }
   | { readonly type: "wait_timeout"; readonly index: number; readonly waiterId: number }
-  | { readonly type: "key_changed"; readonly index: number; readonly key: string; readonly deleted: boolean; readonly token: FencingToken };
+  | {
+      readonly type: "key_changed";
+      readonly index: number;
+      readonly key: string;
+      readonly deleted: boolean;
+      readonly token: FencingToken;
+      /** value: the key's new value, for puts and appends (absent for deletes). */
+      readonly value?: string;
+    };
 
 /** Lease is the state machine's record of a held resource. */
 export interface Lease {
@@ -110,6 +124,12 @@ export interface Waiter {
   readonly owner: string;
   readonly ttlMs: number;
   readonly waitMs: number;
+}
+
+/** ChainHead is the last record of a hash chain: its sequence number and hash (what the next record links to). */
+export interface ChainHead {
+  readonly seq: number;
+  readonly hash: string;
 }
 
 /** StoredValue is a key's value with the token of its last write and the index that wrote it. */
