@@ -86,12 +86,21 @@ async function main(argv: string[]): Promise<void> {
       if (args[0] === undefined) fail("usage: sctec get KEY", 2);
       const value = await client.get(args[0]);
       if (value === undefined) fail(`error not_found: no key ${args[0]}`, 1);
-      print({ key: args[0], ...value });
+      print(value);
       return;
     }
-    case "range":
-      print(await client.range(args[0] ?? ""));
+    case "range": {
+      // Every page: the keys run in order, so the last key of a page is where the next one starts.
+      const items = [];
+      let page = await client.range(args[0] ?? "", { limit: 1000 });
+      items.push(...page.items);
+      while (page.more) {
+        page = await client.range(args[0] ?? "", { limit: 1000, after: page.items.at(-1)?.key ?? "" });
+        items.push(...page.items);
+      }
+      print(items);
       return;
+    }
     case "put": {
       const [key, value] = args;
       const [resource, token] = (values.lease ?? "").split(":");

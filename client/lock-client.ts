@@ -63,13 +63,60 @@ export interface LockClientOptions {
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
-export interface AcquireOptions {
+/** RequestOptions apply to one call. */
+export interface RequestOptions {
+  /** requestId is sent as `x-request-id` (the nodes log it as `requestId`), to trace one operation across services. */
+  readonly requestId?: string;
+  readonly signal?: AbortSignal;
+}
+
+export interface AcquireOptions extends RequestOptions {
   readonly ttlMs: number;
   /** waitMs: 0 fails at once with `conflict`; more waits in the cluster's FIFO queue. @default 0 */
   readonly waitMs?: number;
   /** autoRenew keeps the lease alive until released. @default true */
   readonly autoRenew?: boolean;
-  readonly signal?: AbortSignal;
+}
+
+export interface RangeOptions extends RequestOptions {
+  /** limit: at most this many keys per page (1 to 1000). @default 100 */
+  readonly limit?: number;
+  /** after: an exclusive start key, normally the last key of the previous page. @default "" */
+  readonly after?: string;
+}
+
+/** KeyValue is a stored key: its value, the fencing token of its last write, and the index that wrote it. */
+export interface KeyValue {
+  readonly key: string;
+  readonly value: string;
+  readonly token: string;
+  readonly modIndex: number;
+}
+
+/** RangePage is one page of a range read; `index` is the applied index it was read at (a watch may start there). */
+export interface RangePage {
+  readonly items: KeyValue[];
+  /** more: further keys follow; read them with `after` set to the last key of this page. */
+  readonly more: boolean;
+  readonly index: number;
+}
+
+/**
+ * TxnOperation is one write of a fenced txn. `append` adds the next record to a hash chain, under
+ * the key `~chain/<chain>/<index, 16 digits>` (see audit-chain.ts); keys under `~chain/` are
+ * written by append alone.
+ */
+export type TxnOperation =
+  | { readonly op: "put"; readonly key: string; readonly value: string }
+  | { readonly op: "delete"; readonly key: string }
+  | { readonly op: "append"; readonly chain: string; readonly value: string };
+
+/** SendOptions: how one request is sent (internal). */
+interface SendOptions extends RequestOptions {
+  /** node: ask this node only, with no failover. */
+  readonly node?: string;
+  /** timeoutMs replaces requestTimeoutMs for this request (long polls). */
+  readonly timeoutMs?: number;
 }
 
 interface ApiAnswer {
@@ -131,7 +178,7 @@ export class LockClient {
     const answer = await this.mutate(
       "/lock",
       { resources: [...resources].sort(), owner: this.clientId, ttlMs: options.ttlMs, waitMs: options.waitMs ?? 0 },
-      options.signal,
+      options,
     );
     const body = answer.body as { token: string; resources: string[]; ttlMs: number };
     const lease = new Lease(this, { resources: body.resources, token: body.token, ttlMs: body.ttlMs, sentAt });
@@ -142,33 +189,38 @@ export class LockClient {
 
   /** status returns a node's view of the cluster (GET /status). */
   async status(node?: string): Promise<Record<string, unknown>> {
-    return (await this.send("GET", "/status", undefined, undefined, node)).body;
+    return (await this.send("GET", "/status", undefined, node === undefined ? {} : { node })).body;
   }
 
-  /** get reads a key linearizably. */
-  async get(key: string): Promise<{ value: string; token: string; modIndex: number } | undefined> {
+  /** get reads a key linearizably; undefined if it does not exist. */
+  async get(key: string, options: RequestOptions = {}): Promise<KeyValue | undefined> {
     try {
-      return (await this.send("GET", `/kv/${encodeURIComponent(key)}`, undefined, undefined)).body as {
-        value: string;
-        token: string;
-        modIndex: number;
-      };
+      return (await this.send("GET", `/kv/${encodeURIComponent(key)}`, undefined, options)).body as unknown as KeyValue;
     } catch (error) {
       if (error instanceof LockError && error.code === "not_found") return undefined;
       throw error;
     }
   }
 
-  /** range reads keys by prefix, linearizably. */
-  async range(prefix: string, limit = 100): Promise<{ key: string; value: string; token: string }[]> {
-    const answer = await this.send("GET", `/kv?prefix=${encodeURIComponent(prefix)}&limit=${limit}`, undefined, undefined);
-    return (answer.body as { items: { key: string; value: string; token: string }[] }).items;
+  /**
+   * range reads one page of the keys starting with `prefix`, linearizably, in key order (JavaScript
+   * string order). To read them all, repeat with `after` set to the last key while `more` is true:
+   *
+   * ```ts
+   * let page = await client.range("booking/");
+   * while (page.more) page = await client.range("booking/", { after: page.items.at(-1)?.key ?? "" });
+   * ```
+   */
+  async range(prefix: string, options: RangeOptions = {}): Promise<RangePage> {
+    const query = new URLSearchParams({ prefix, limit: String(options.limit ?? 100), after: options.after ?? "" });
+    const answer = await this.send("GET", `/kv?${query}`, undefined, options);
+    return answer.body as unknown as RangePage;
   }
 
   /** leases lists the current leases, linearizably. */
   async leases(): Promise<{ resource: string; token: string; owner: string; ttlMs: number }[]> {
     return (
-      (await this.send("GET", "/leases", undefined, undefined)).body as {
+      (await this.send("GET", "/leases", undefined, {})).body as {
         leases: { resource: string; token: string; owner: string; ttlMs: number }[];
       }
     ).leases;
@@ -176,7 +228,7 @@ export class LockClient {
 
   /** admin runs a membership change or a leadership transfer. */
   async admin(path: "/admin/members" | "/admin/transfer", body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return (await this.send("POST", path, body, undefined)).body;
+    return (await this.send("POST", path, body, {})).body;
   }
 
   /** clientId names this client's session (it changes only if the cluster forgot the session). */
@@ -192,10 +244,10 @@ export class LockClient {
    * it was evicted, or its first request never arrived), a new session is started and the request
    * is sent once more under it.
    */
-  async mutate(path: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<ApiAnswer> {
+  async mutate(path: string, body: Record<string, unknown>, options: RequestOptions = {}): Promise<ApiAnswer> {
     await this.takeSlot();
     try {
-      return await this.mutateInSession(path, body, signal, true);
+      return await this.mutateInSession(path, body, options, true);
     } finally {
       this.releaseSlot();
     }
@@ -204,7 +256,7 @@ export class LockClient {
   private async mutateInSession(
     path: string,
     body: Record<string, unknown>,
-    signal: AbortSignal | undefined,
+    options: RequestOptions,
     mayRestart: boolean,
   ): Promise<ApiAnswer> {
     this.sequence++;
@@ -212,11 +264,11 @@ export class LockClient {
     const sequence = this.sequence;
     let attempt: Promise<ApiAnswer>;
     if (sequence === 1) {
-      attempt = this.send("POST", path, { ...body, clientId, sequence }, signal);
+      attempt = this.send("POST", path, { ...body, clientId, sequence }, options);
       this.sessionStart = attempt.catch(() => undefined);
     } else {
       await this.sessionStart;
-      attempt = this.send("POST", path, { ...body, clientId, sequence }, signal);
+      attempt = this.send("POST", path, { ...body, clientId, sequence }, options);
     }
     try {
       return await attempt;
@@ -227,7 +279,7 @@ export class LockClient {
         this.sequence = 0;
         this.sessionStart = undefined;
       }
-      return this.mutateInSession(path, body, signal, false);
+      return this.mutateInSession(path, body, options, false);
     }
   }
 
@@ -246,16 +298,16 @@ export class LockClient {
     method: "GET" | "POST",
     path: string,
     body: Record<string, unknown> | undefined,
-    signal: AbortSignal | undefined,
-    node?: string,
+    options: SendOptions,
   ): Promise<ApiAnswer> {
+    const { signal, node } = options;
     let lastError: LockError | undefined;
     for (let attempt = 0; attempt <= this.options.retriesMax; attempt++) {
       if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: signal.reason });
       if (attempt > 0) await this.options.sleep(this.backoffMs(attempt), signal);
       const url = node ?? (this.options.nodes[(this.preferred + attempt) % this.options.nodes.length] as string);
       try {
-        const answer = await this.attempt(method, `${url}${path}`, body, signal);
+        const answer = await this.attempt(method, `${url}${path}`, body, options);
         if (answer.status < 400) {
           if (node === undefined) this.prefer(url, answer.leaderUrl);
           return answer;
@@ -277,14 +329,18 @@ export class LockClient {
     method: "GET" | "POST",
     url: string,
     body: Record<string, unknown> | undefined,
-    signal: AbortSignal | undefined,
+    options: SendOptions,
   ): Promise<ApiAnswer> {
-    const timeout = AbortSignal.timeout(this.options.requestTimeoutMs);
+    const { signal } = options;
+    const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
+    const timeout = AbortSignal.timeout(timeoutMs);
     const combined = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+    const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiToken}`, "content-type": "application/json" };
+    if (options.requestId !== undefined) headers["x-request-id"] = options.requestId;
     try {
       const response = await request(url, {
         method,
-        headers: { authorization: `Bearer ${this.options.apiToken}`, "content-type": "application/json" },
+        headers,
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: combined,
       });
@@ -297,8 +353,7 @@ export class LockClient {
       };
     } catch (error) {
       if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: error });
-      if (timeout.aborted)
-        throw new LockError("timeout", `${url} did not answer within ${this.options.requestTimeoutMs} ms`, { cause: error });
+      if (timeout.aborted) throw new LockError("timeout", `${url} did not answer within ${timeoutMs} ms`, { cause: error });
       throw new LockError("unavailable", `${url} is unreachable: ${(error as Error).message}`, { cause: error });
     }
   }
@@ -375,17 +430,36 @@ export class Lease {
   }
 
   /** put writes keys under this lease's fencing token, in one transaction. */
-  async put(entries: readonly { key: string; value: string }[]): Promise<{ index: number }> {
+  async put(entries: readonly { key: string; value: string }[], options: RequestOptions = {}): Promise<{ index: number; keys: string[] }> {
+    return this.txn(
+      entries.map((entry) => ({ op: "put", key: entry.key, value: entry.value })),
+      options,
+    );
+  }
+
+  /**
+   * txn applies `operations` (put, delete, append) atomically under this lease's fencing token:
+   * all of them or, if the lease is no longer current (`stale_fencing_token`), none.
+   *
+   * **When to use**: to write a record together with its audit entry, e.g.
+   * `lease.txn([{ op: "put", key: "booking/42", value }, { op: "append", chain: "audit", value: entry }])`.
+   *
+   * **Gotchas**: `keys` lists the keys written, in the order of `operations`; an append's key is
+   * named by the txn's index, so it is known only from this answer (or by reading the chain).
+   * A txn writes each key and appends to each chain at most once.
+   */
+  async txn(operations: readonly TxnOperation[], options: RequestOptions = {}): Promise<{ index: number; keys: string[] }> {
     const guards = this.resources.map((resource) => ({ resource, token: this.token }));
-    const answer = await this.client.mutate("/txn", { guards, operations: entries.map((entry) => ({ op: "put", ...entry })) });
-    return { index: (answer.body as { index: number }).index };
+    const answer = await this.client.mutate("/txn", { guards, operations: [...operations] }, options);
+    const body = answer.body as { index: number; keys: string[] };
+    return { index: body.index, keys: body.keys };
   }
 
   /** release ends the lease; it stops being valid at once, whatever the answer. */
-  async release(): Promise<void> {
+  async release(options: RequestOptions = {}): Promise<void> {
     this.released = true;
     this.stopAutoRenew();
-    await this.client.mutate("/unlock", { resources: [...this.resources], token: this.token });
+    await this.client.mutate("/unlock", { resources: [...this.resources], token: this.token }, options);
   }
 
   /**

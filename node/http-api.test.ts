@@ -82,6 +82,39 @@ describe("the node HTTP API", () => {
     expect((await call(leaderUrl(), "GET", "/kv/booking%2F2")).body).toMatchObject({ value: "bob", token: second.body.token });
   });
 
+  it("appends to a hash chain in a txn, refuses writes under ~chain/, and pages through a range with after", async () => {
+    const lease = await call(leaderUrl(), "POST", "/lock", { resource: "slot-5", owner: "erin" });
+    const guards = [{ resource: "slot-5", token: lease.body.token }];
+    for (let round = 1; round <= 3; round++) {
+      const written = await call(leaderUrl(), "POST", "/txn", {
+        guards,
+        operations: [
+          { op: "put", key: `paged/${round}`, value: `v${round}` },
+          { op: "append", chain: "http-audit", value: `booking ${round}` },
+        ],
+      });
+      expect(written.status).toBe(200);
+      expect(written.body.keys).toEqual([`paged/${round}`, `~chain/http-audit/${String(written.body.index).padStart(16, "0")}`]);
+    }
+    const chain = await call(leaderUrl(), "GET", "/kv?prefix=~chain/http-audit/");
+    expect(chain.body.items.map((item: { value: string }) => JSON.parse(item.value).seq)).toEqual([1, 2, 3]);
+    const forged = await call(leaderUrl(), "POST", "/txn", {
+      guards,
+      operations: [{ op: "put", key: chain.body.items[0].key, value: "x" }],
+    });
+    expect(forged).toMatchObject({ status: 400, body: { error: { code: "invalid_command" } } });
+    const badChain = await call(leaderUrl(), "POST", "/txn", { guards, operations: [{ op: "append", chain: "Bad/Name", value: "x" }] });
+    expect(badChain).toMatchObject({ status: 400, body: { error: { code: "invalid_request" } } });
+
+    const first = await call(followerUrl(), "GET", "/kv?prefix=paged/&limit=2");
+    expect(first.body.items.map((item: { key: string }) => item.key)).toEqual(["paged/1", "paged/2"]);
+    expect(first.body).toMatchObject({ more: true, index: expect.any(Number) });
+    const second = await call(followerUrl(), "GET", "/kv?prefix=paged/&limit=2&after=paged/2");
+    expect(second.body.items.map((item: { key: string }) => item.key)).toEqual(["paged/3"]);
+    expect(second.body.more).toBe(false);
+    expect(second.body.index).toBeGreaterThanOrEqual(first.body.index);
+  });
+
   it("a follower forwards to the leader", async () => {
     const granted = await call(followerUrl(), "POST", "/lock", { resource: "slot-3", owner: "carol" });
     expect(granted.status).toBe(200);

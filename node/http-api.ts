@@ -11,6 +11,7 @@ import { z } from "zod";
 import { type NodeId, nodeId } from "../raft/index.ts";
 import type { PeerTransport } from "./contracts.ts";
 import { type LockNodeHost, NodeError } from "./host.ts";
+import { chainNamePattern } from "./state/chain.ts";
 import type { Applied } from "./state/lock-state-machine.ts";
 import type { LockCommand, LockResult, LockResultCode, Session } from "./state/types.ts";
 
@@ -87,6 +88,7 @@ const txnBody = z.strictObject({
       z.union([
         z.strictObject({ op: z.literal("put"), key: name, value: z.string().max(65_536) }),
         z.strictObject({ op: z.literal("delete"), key: name }),
+        z.strictObject({ op: z.literal("append"), chain: z.string().regex(chainNamePattern), value: z.string().max(65_536) }),
       ]),
     )
     .min(1)
@@ -299,12 +301,23 @@ async function kvGetHandler(options: ApiOptions, request: Request): Promise<{ st
   return { status: 200, body: { key, value: value.value, token: String(value.token), modIndex: value.modIndex } };
 }
 
+const rangeQuery = z.strictObject({
+  prefix: z.string().max(256).default(""),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  /** after: an exclusive start key, normally the last key of the previous page. */
+  after: z.string().max(256).default(""),
+});
+
+/**
+ * kvRangeHandler answers one page of keys. `index` is the applied index the page was read at: a
+ * caller that lists and then watches from `index` sees every later change exactly once.
+ */
 async function kvRangeHandler(options: ApiOptions, request: Request): Promise<{ status: number; body: unknown }> {
-  const query = parse(
-    z.strictObject({ prefix: z.string().max(256).default(""), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
-    request.query,
-  );
-  const { items } = await options.host.linearizableRead((machine) => machine.range(query.prefix, query.limit));
+  const query = parse(rangeQuery, request.query);
+  const { items, more, index } = await options.host.linearizableRead((machine) => ({
+    ...machine.range(query.prefix, query.limit, query.after),
+    index: machine.appliedIndex(),
+  }));
   return {
     status: 200,
     body: {
@@ -314,6 +327,8 @@ async function kvRangeHandler(options: ApiOptions, request: Request): Promise<{ 
         token: String(item.value.token),
         modIndex: item.value.modIndex,
       })),
+      more,
+      index,
     },
   };
 }

@@ -1,9 +1,13 @@
 // LockClient against a real (in-process) three-node cluster behind HTTP: fencing tokens, conflicts
 // with the holder, release, fenced writes refused under a stale lease, any node will do (a dead
 // one is skipped), automatic renewal, the `lost` signal, pessimistic validity counted from the
-// send time, and bounded retries with jittered backoff (with an injected clock and sleep).
+// send time, bounded retries with jittered backoff (with an injected clock and sleep), fenced txns
+// with hash-chain appends, range paging, and per-call request ids.
 
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ChainRecord, chainPrefix, verifyChain } from "../client/audit-chain.ts";
 import { LockClient, LockError } from "../client/lock-client.ts";
 import { type HttpCluster, startHttpCluster } from "../node/testing/http-cluster.ts";
 
@@ -117,5 +121,97 @@ describe("LockClient", () => {
     const controller = new AbortController();
     controller.abort();
     await expect(client().acquire(["slot-g"], { ttlMs: 1000, signal: controller.signal })).rejects.toMatchObject({ code: "aborted" });
+  });
+
+  it("lease.txn puts, deletes and appends in one fenced txn, answering the keys written", async () => {
+    const lease = await client().acquire(["slot-h"], { ttlMs: 5000, autoRenew: false });
+    await lease.put([{ key: "booking/h-old", value: "old" }]);
+    const written: { index: number; keys: string[] }[] = [];
+    for (let round = 1; round <= 3; round++) {
+      written.push(
+        await lease.txn([
+          { op: "put", key: `booking/h${round}`, value: `booking ${round}` },
+          { op: "append", chain: "client-audit", value: `created booking ${round}` },
+          ...(round === 1 ? [{ op: "delete" as const, key: "booking/h-old" }] : []),
+        ]),
+      );
+    }
+    expect(written[0]?.keys).toEqual(["booking/h1", `~chain/client-audit/${String(written[0]?.index).padStart(16, "0")}`, "booking/h-old"]);
+    expect(await client().get("booking/h-old")).toBeUndefined();
+    const page = await client().range(chainPrefix("client-audit"));
+    const records = page.items.map((item) => JSON.parse(item.value) as ChainRecord);
+    expect(records.map((record) => record.record)).toEqual(["created booking 1", "created booking 2", "created booking 3"]);
+    expect(verifyChain(records)).toMatchObject({ ok: true, count: 3 });
+    const refused = await lease.txn([{ op: "put", key: page.items[0]?.key ?? "", value: "forged" }]).catch((caught: unknown) => caught);
+    expect(refused).toMatchObject({ code: "invalid_request" });
+    await lease.release();
+    const stale = await lease.txn([{ op: "append", chain: "client-audit", value: "late" }]).catch((caught: unknown) => caught);
+    expect(stale).toMatchObject({ code: "stale_fencing_token" });
+    expect((await client().range(chainPrefix("client-audit"))).items).toHaveLength(3);
+  });
+
+  it("pages through a range with after, and says when more keys follow", async () => {
+    const lease = await client().acquire(["slot-i"], { ttlMs: 5000, autoRenew: false });
+    await lease.put(Array.from({ length: 5 }, (_, position) => ({ key: `paged-i/${position}`, value: String(position) })));
+    const keys: string[] = [];
+    let page = await client().range("paged-i/", { limit: 2 });
+    const pages = [page];
+    keys.push(...page.items.map((item) => item.key));
+    while (page.more) {
+      page = await client().range("paged-i/", { limit: 2, after: page.items.at(-1)?.key ?? "" });
+      pages.push(page);
+      keys.push(...page.items.map((item) => item.key));
+    }
+    expect(keys).toEqual(["paged-i/0", "paged-i/1", "paged-i/2", "paged-i/3", "paged-i/4"]);
+    expect(pages.map((each) => each.more)).toEqual([true, true, false]);
+    expect(pages[0]?.items[0]).toMatchObject({ key: "paged-i/0", value: "0", token: lease.token, modIndex: expect.any(Number) });
+    expect(pages[0]?.index).toBeGreaterThanOrEqual(pages[0]?.items[0]?.modIndex ?? 0);
+    await lease.release();
+  });
+
+  it("sends a per-call request id as x-request-id, the same on every retry of the call", async () => {
+    const seen: { path: string; requestId: IncomingHttpHeaders[string] }[] = [];
+    let failFirst = true;
+    const server = createServer((request, response) => {
+      seen.push({ path: request.url ?? "", requestId: request.headers["x-request-id"] });
+      if (failFirst) {
+        failFirst = false;
+        response.writeHead(503, { "content-type": "application/json" }).end('{"error":{"code":"no_leader","message":"x"}}');
+        return;
+      }
+      const body = request.url?.startsWith("/lock")
+        ? { token: "7", resources: ["slot-j"], ttlMs: 5000 }
+        : request.url?.startsWith("/kv?")
+          ? { items: [], more: false, index: 7 }
+          : request.url?.startsWith("/kv/")
+            ? { key: "k", value: "v", token: "7", modIndex: 7 }
+            : { index: 8, keys: ["k"] };
+      response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const traced = new LockClient({
+        nodes: [`http://127.0.0.1:${(server.address() as AddressInfo).port}`],
+        apiToken: cluster.apiToken,
+        sleep: async () => {},
+      });
+      const lease = await traced.acquire(["slot-j"], { ttlMs: 5000, autoRenew: false, requestId: "booking-1" });
+      await lease.txn([{ op: "put", key: "k", value: "v" }], { requestId: "booking-2" });
+      await traced.get("k", { requestId: "booking-3" });
+      await traced.range("k", { requestId: "booking-4" });
+      await lease.release({ requestId: "booking-5" });
+      await traced.get("k");
+      expect(seen.map((each) => each.requestId)).toEqual([
+        "booking-1",
+        "booking-1",
+        "booking-2",
+        "booking-3",
+        "booking-4",
+        "booking-5",
+        undefined,
+      ]);
+    } finally {
+      server.close();
+    }
   });
 });
