@@ -1,0 +1,682 @@
+// The booking page: plain DOM, no framework. Everything it does goes through the links the API
+// hands out (docs/API.md); the one URL it knows is the entry point `/api`.
+import { ApiError, describeError, ENTRY_POINT, follow, randomKey } from "./api.js";
+import { formatOffset, serverTimeOf, synchronise } from "./clock.js";
+import { LiveEvents } from "./events.js";
+
+const KEY_STORAGE = "sctec.apiKey";
+const TELESCOPE_STORAGE = "sctec.telescopeId";
+const CLOCK_SAMPLES = 8;
+const CLOCK_RESYNC_MS = 5 * 60_000;
+const BOOK_ATTEMPTS_MAX = 3;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  apiKey: readStoredKey(),
+  keyProblem: undefined, // why the stored key does not work, when it does not
+  entry: undefined, // GET /api (with the key when there is one)
+  me: undefined,
+  telescopes: [],
+  telescope: undefined,
+  day: undefined, // GET …/days/{day}
+  dayLoads: 0, // generation counter: an older answer never overwrites a newer one
+  bookings: [],
+  bookingsNext: undefined,
+  bookingLoads: 0,
+  booking: new Map(), // slot key -> the click in flight { idempotencyKey, requestedAtUtc }
+  unsettled: new Map(), // slot key -> a click whose outcome is unknown: clicking again retries it with the same key
+  clock: undefined, // { offsetMs, uncertaintyMs, rttMs, samples, syncedAtLocalMs }
+  events: undefined,
+};
+
+// ---- clock ----------------------------------------------------------------------------------
+
+/** The local clock, ms since the epoch: monotonic between syncs, so a wall-clock jump does not skew it. */
+function localNow() {
+  return performance.timeOrigin + performance.now();
+}
+
+/** The server's clock as far as Cristian's algorithm knows it (the local clock until the first sync). */
+function serverNow() {
+  return localNow() + (state.clock?.offsetMs ?? 0);
+}
+
+async function syncClock() {
+  const link = state.entry?._links?.time;
+  if (!link) return;
+  const button = $("clock-resync");
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try {
+    const result = await synchronise(async () => serverTimeOf(await follow(link)), localNow, CLOCK_SAMPLES);
+    state.clock = { ...result, syncedAtLocalMs: localNow() };
+  } catch (error) {
+    $("clock-sync").textContent = `clock: not synchronised (${describeError(error).message})`;
+    return;
+  } finally {
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+  }
+  renderClock();
+  renderGrid(); // "past" depends on the clock
+}
+
+function renderClock() {
+  const now = new Date(serverNow());
+  $("clock-now").textContent = now.toISOString().slice(11, 19);
+  $("clock-now").dateTime = now.toISOString();
+  const clock = state.clock;
+  if (clock) {
+    const synced = new Date(clock.syncedAtLocalMs + clock.offsetMs).toISOString().slice(11, 19);
+    $("clock-sync").textContent =
+      `offset ${formatOffset(clock.offsetMs, clock.uncertaintyMs)} · best round trip ${clock.rttMs.toFixed(1)} ms of ${clock.samples} samples · synced ${synced} UTC`;
+  }
+}
+
+// ---- messages -------------------------------------------------------------------------------
+
+function showError(error) {
+  const { title, message, code } = describeError(error);
+  $("error-title").textContent = `${title}:`;
+  $("error-text").textContent = message + detailsText(error);
+  $("error-code").textContent = code ? `(${code})` : "";
+  $("error").hidden = false;
+  $("notice").textContent = "";
+}
+
+function detailsText(error) {
+  const details = error instanceof ApiError ? error.details : undefined;
+  if (details === undefined || details === null || error.code !== "invalid_request") return "";
+  const list = Array.isArray(details) ? details : (details.fields ?? details.issues ?? details);
+  const parts = Array.isArray(list)
+    ? list.map((item) => (typeof item === "object" ? [item.path ?? item.field, item.message].filter(Boolean).join(": ") : String(item)))
+    : Object.entries(list).map(([field, problem]) => `${field}: ${typeof problem === "string" ? problem : JSON.stringify(problem)}`);
+  return parts.length > 0 ? ` — ${parts.join("; ")}` : "";
+}
+
+function showNotice(text) {
+  $("error").hidden = true;
+  $("notice").textContent = text;
+}
+
+// ---- who you are ----------------------------------------------------------------------------
+
+function readStoredKey() {
+  try {
+    return localStorage.getItem(KEY_STORAGE) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function storeKey(key) {
+  state.apiKey = key;
+  try {
+    if (key === undefined) localStorage.removeItem(KEY_STORAGE);
+    else localStorage.setItem(KEY_STORAGE, key);
+  } catch {
+    // Storage refused (private mode): the key lives for this page only.
+  }
+}
+
+/** GET /api, with the key when there is one; then who the key belongs to. */
+async function loadEntry() {
+  state.keyProblem = undefined;
+  state.me = undefined;
+  if (state.apiKey) {
+    try {
+      state.entry = await follow({ href: ENTRY_POINT }, { apiKey: state.apiKey });
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.code !== "unauthorized") throw error;
+      state.keyProblem = `Your saved API key was not accepted: ${error.message}`;
+      state.entry = await follow({ href: ENTRY_POINT });
+    }
+    const meLink = state.entry?._links?.me;
+    if (meLink) {
+      try {
+        const answer = await follow(meLink, { apiKey: state.apiKey });
+        state.me = answer?.scientist ?? answer;
+      } catch (error) {
+        if (!(error instanceof ApiError) || (error.code !== "unauthorized" && error.code !== "not_found")) throw error;
+        state.keyProblem = `Your saved API key was not accepted: ${error.message}`;
+      }
+    } else if (!state.keyProblem) {
+      state.keyProblem = "The API did not recognise your saved key.";
+    }
+  } else {
+    state.entry = await follow({ href: ENTRY_POINT });
+  }
+  renderAccount();
+}
+
+function renderAccount() {
+  const signedIn = state.apiKey !== undefined;
+  $("signed-in").hidden = !signedIn;
+  $("signed-out").hidden = signedIn && !state.keyProblem;
+  $("key-shown").value = state.apiKey ?? "";
+  $("key-problem").hidden = !state.keyProblem;
+  $("key-problem").textContent = state.keyProblem ?? "";
+  if (state.me) {
+    $("me-name").textContent = state.me.name ?? state.me.id;
+    const detail = [state.me.email, state.me.institution].filter(Boolean).join(", ");
+    $("me-detail").textContent = detail ? `(${detail})` : "";
+    $("whoami").hidden = false;
+  } else {
+    $("whoami").hidden = true;
+  }
+}
+
+async function register(form, button) {
+  const data = new FormData(form);
+  const body = { name: String(data.get("name")).trim(), email: String(data.get("email")).trim() };
+  const institution = String(data.get("institution") ?? "").trim();
+  if (institution) body.institution = institution;
+  await busy(button, "Registering…", async () => {
+    const link = state.entry?._links?.register;
+    const answer = await follow(link, { body });
+    storeKey(answer.apiKey);
+    form.reset();
+    await loadEntry();
+    if (!state.me) state.me = answer.scientist;
+    renderAccount();
+    $("key-details").open = true;
+    showNotice(
+      `Welcome, ${answer.scientist?.name ?? body.name}. Your API key is kept in this browser; copy it from "Show my API key" to use it elsewhere.`,
+    );
+    await Promise.all([loadBookings(), reloadDay()]);
+  });
+}
+
+async function useKey(form, button) {
+  const key = String(new FormData(form).get("apiKey") ?? "").trim();
+  if (!key) return;
+  await busy(button, "Checking…", async () => {
+    storeKey(key);
+    await loadEntry();
+    if (state.keyProblem) {
+      const problem = state.keyProblem;
+      storeKey(undefined);
+      state.keyProblem = undefined;
+      renderAccount();
+      throw new ApiError("unauthorized", problem.replace(/^Your saved API key/, "That API key"), 401);
+    }
+    form.reset();
+    showNotice(`Signed in as ${state.me?.name ?? "you"}.`);
+    await Promise.all([loadBookings(), reloadDay()]);
+  });
+}
+
+async function forgetKey() {
+  storeKey(undefined);
+  state.me = undefined;
+  state.keyProblem = undefined;
+  state.bookings = [];
+  state.bookingsNext = undefined;
+  state.unsettled.clear();
+  renderAccount();
+  renderBookings();
+  showNotice("Signed out: the API key was removed from this browser.");
+  try {
+    await loadEntry();
+    await reloadDay();
+  } catch (error) {
+    showError(error);
+  }
+}
+
+// ---- telescopes and days --------------------------------------------------------------------
+
+async function loadTelescopes() {
+  const answer = await follow(state.entry._links.telescopes);
+  state.telescopes = answer?.items ?? [];
+  const select = $("telescope");
+  select.replaceChildren(
+    ...state.telescopes.map((telescope) => {
+      const option = document.createElement("option");
+      option.value = telescope.id;
+      option.textContent = `${telescope.name} (${telescope.slotMinutes}-minute slots)`;
+      return option;
+    }),
+  );
+  let saved;
+  try {
+    saved = localStorage.getItem(TELESCOPE_STORAGE);
+  } catch {
+    saved = null;
+  }
+  state.telescope = state.telescopes.find((t) => t.id === saved) ?? state.telescopes[0];
+  if (state.telescope) select.value = state.telescope.id;
+}
+
+/**
+ * The link to a chosen day. The API has links for today, the previous and the next day, but no
+ * template for an arbitrary date: this takes the telescope's `today` link and puts the chosen date
+ * in place of today's (the one URL the page derives; actions always follow links as given).
+ */
+function dayLink(telescope, day) {
+  const today = telescope?._links?.today?.href;
+  if (typeof today === "string" && /\d{4}-\d{2}-\d{2}$/.test(today)) return { href: today.replace(/\d{4}-\d{2}-\d{2}$/, day) };
+  return { href: `${telescope._links.self.href}/days/${day}` };
+}
+
+async function showDay(link) {
+  if (!link) return;
+  const generation = ++state.dayLoads;
+  $("day-status").textContent = "Loading…";
+  try {
+    const day = await follow(link, { apiKey: usableKey() });
+    if (generation !== state.dayLoads) return;
+    state.day = day;
+    $("day").value = day.day;
+    $("day-status").textContent = `${telescopeName(day.telescopeId)}, ${day.day}: ${countFree(day)} free of ${day.slots.length} slots`;
+    renderGrid();
+  } catch (error) {
+    if (generation !== state.dayLoads) return;
+    $("day-status").textContent = "";
+    throw error;
+  } finally {
+    renderDayButtons();
+  }
+}
+
+/** Reads the shown day again (after an event, a booking, a cancellation, a sign-in). */
+async function reloadDay() {
+  const self = state.day?._links?.self;
+  if (self) await showDay(self);
+  else if (state.telescope) await showDay(state.telescope._links.today);
+}
+
+let dayRefresh;
+function reloadDaySoon() {
+  clearTimeout(dayRefresh);
+  dayRefresh = setTimeout(() => reloadDay().catch(showError), 50);
+}
+
+function usableKey() {
+  return state.keyProblem ? undefined : state.apiKey;
+}
+
+function renderDayButtons() {
+  $("prev-day").disabled = !state.day?._links?.previous;
+  $("next-day").disabled = !state.day?._links?.next;
+}
+
+function countFree(day) {
+  return day.slots.filter((slot) => effectiveState(slot) === "free").length;
+}
+
+function telescopeName(id) {
+  return state.telescopes.find((t) => t.id === id)?.name ?? id;
+}
+
+function slotKey(telescopeId, startUtc) {
+  return `${telescopeId}|${Date.parse(startUtc)}`;
+}
+
+function hhmm(iso) {
+  return new Date(iso).toISOString().slice(11, 16);
+}
+
+/** free | yours | taken | past | booking: the server's state, aged by the synchronised clock. */
+function effectiveState(slot) {
+  if (state.day && state.booking.has(slotKey(state.day.telescopeId, slot.startUtc))) return "booking";
+  if (slot.state === "free" && Date.parse(slot.startUtc) <= serverNow()) return "past";
+  return slot.state;
+}
+
+const LABELS = { free: "free", yours: "yours", taken: "taken", past: "past", booking: "booking…" };
+
+function renderGrid() {
+  const grid = $("grid");
+  const day = state.day;
+  if (!day) {
+    grid.replaceChildren();
+    return;
+  }
+  const layout = `${day.telescopeId}/${day.day}/${day.slots.length}`;
+  if (grid.dataset.layout !== layout) {
+    grid.dataset.layout = layout;
+    const perRow = Math.max(1, Math.min(12, Math.floor(60 / (day.slotMinutes || 60))));
+    grid.style.setProperty("--per-hour", String(perRow));
+    const rows = [];
+    for (let i = 0; i < day.slots.length; i += perRow) {
+      const row = document.createElement("div");
+      row.className = "hour";
+      const label = document.createElement("span");
+      label.className = "hour-label";
+      label.setAttribute("aria-hidden", "true");
+      label.textContent = hhmm(day.slots[i].startUtc);
+      row.append(label);
+      for (let j = i; j < Math.min(i + perRow, day.slots.length); j += 1) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.dataset.index = String(j);
+        row.append(button);
+      }
+      rows.push(row);
+    }
+    grid.replaceChildren(...rows);
+  }
+  for (const button of grid.querySelectorAll("button.slot, button[data-index]")) {
+    const slot = day.slots[Number(button.dataset.index)];
+    const shown = effectiveState(slot);
+    const time = hhmm(slot.startUtc);
+    button.className = `slot ${shown}`;
+    const hours = document.createElement("span");
+    hours.className = "hh";
+    hours.textContent = time.slice(0, 2);
+    button.replaceChildren(hours, time.slice(2));
+    button.dataset.testid = "slot";
+    button.dataset.start = slot.startUtc;
+    button.dataset.state = shown;
+    button.setAttribute("aria-label", `${time} ${LABELS[shown] ?? shown}`);
+    button.title = `${time}–${hhmm(slot.endUtc)} UTC: ${LABELS[shown] ?? shown}`;
+    const bookable = shown === "free" && Boolean(slot._links?.book);
+    button.disabled = !(bookable || shown === "yours");
+    if (shown === "booking") button.setAttribute("aria-busy", "true");
+    else button.removeAttribute("aria-busy");
+  }
+}
+
+async function onSlotClick(button) {
+  const day = state.day;
+  if (!day) return;
+  const slot = day.slots[Number(button.dataset.index)];
+  if (!slot) return;
+  const shown = effectiveState(slot);
+  if (shown === "yours") {
+    focusBooking(slot.bookingId);
+    return;
+  }
+  if (shown !== "free" || !slot._links?.book) return;
+  if (!usableKey()) {
+    showError(new ApiError("sign_in", "Register or paste your API key to book a slot.", 0));
+    return;
+  }
+  await book(day, slot);
+}
+
+async function book(day, slot) {
+  const key = slotKey(day.telescopeId, slot.startUtc);
+  if (state.booking.has(key)) return;
+  // One Idempotency-Key per click; a click whose outcome stayed unknown (no answer, 503) is
+  // retried with the same key, so it can never book twice.
+  const click = state.unsettled.get(key) ?? { idempotencyKey: randomKey(), requestedAtUtc: new Date(serverNow()).toISOString() };
+  state.booking.set(key, click);
+  renderGrid();
+  const body = { telescopeId: day.telescopeId, startUtc: slot.startUtc, endUtc: slot.endUtc, requestedAtUtc: click.requestedAtUtc };
+  try {
+    const booking = await withRetries(() => follow(slot._links.book, { apiKey: state.apiKey, body, idempotencyKey: click.idempotencyKey }));
+    state.unsettled.delete(key);
+    markYours(booking);
+    upsertBooking(booking);
+    showNotice(`Booked ${telescopeName(booking.telescopeId)} ${describeWhen(booking)} (order ${booking.order}).`);
+  } catch (error) {
+    if (error instanceof ApiError && error.retryable) state.unsettled.set(key, click);
+    else state.unsettled.delete(key);
+    showError(error);
+  } finally {
+    state.booking.delete(key);
+    renderGrid();
+  }
+  reloadDaySoon();
+  loadBookings().catch(showError);
+}
+
+async function withRetries(attempt) {
+  for (let i = 1; ; i += 1) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!(error instanceof ApiError) || !error.retryable || i >= BOOK_ATTEMPTS_MAX) throw error;
+      const wait = error.retryAfterMs ?? 250 * 2 ** i * (0.5 + Math.random() / 2);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 5_000)));
+    }
+  }
+}
+
+/** Marks a booking's slots in the shown day (from a booking answer or a live event). */
+function markYours(booking, mine = true) {
+  const day = state.day;
+  if (!day || booking.telescopeId !== day.telescopeId) return;
+  const starts = new Set((booking.slots ?? [booking.startUtc]).map((s) => Date.parse(s)));
+  let changed = false;
+  day.slots = day.slots.map((slot) => {
+    if (!starts.has(Date.parse(slot.startUtc))) return slot;
+    changed = true;
+    return { startUtc: slot.startUtc, endUtc: slot.endUtc, state: mine ? "yours" : "taken", bookingId: booking.id, _links: {} };
+  });
+  if (changed) renderGrid();
+}
+
+// ---- my bookings ----------------------------------------------------------------------------
+
+async function loadBookings(more = false) {
+  const link = more ? state.bookingsNext : state.entry?._links?.["my-bookings"];
+  if (!usableKey() || !link) {
+    state.bookings = [];
+    state.bookingsNext = undefined;
+    renderBookings();
+    return;
+  }
+  const generation = ++state.bookingLoads;
+  const answer = await follow(link, { apiKey: state.apiKey });
+  if (generation !== state.bookingLoads) return;
+  const items = answer?.items ?? [];
+  state.bookings = more ? [...state.bookings, ...items] : items;
+  state.bookingsNext = answer?._links?.next;
+  renderBookings();
+}
+
+let bookingsRefresh;
+function loadBookingsSoon() {
+  clearTimeout(bookingsRefresh);
+  bookingsRefresh = setTimeout(() => loadBookings().catch(showError), 50);
+}
+
+function upsertBooking(booking) {
+  const index = state.bookings.findIndex((b) => b.id === booking.id);
+  if (index >= 0) state.bookings[index] = booking;
+  else state.bookings.push(booking);
+  state.bookings.sort((a, b) => Date.parse(a.startUtc) - Date.parse(b.startUtc));
+  renderBookings();
+}
+
+function describeWhen(booking) {
+  return `${booking.startUtc.slice(0, 10)} ${hhmm(booking.startUtc)}–${hhmm(booking.endUtc)} UTC`;
+}
+
+function renderBookings() {
+  const list = $("bookings");
+  const signedIn = Boolean(usableKey());
+  $("bookings-status").textContent = !signedIn
+    ? "Register or paste your API key to see your bookings."
+    : state.bookings.length === 0
+      ? "No bookings yet. Click a free slot to book it."
+      : "";
+  list.replaceChildren(
+    ...state.bookings.map((booking) => {
+      const item = document.createElement("li");
+      item.dataset.bookingId = booking.id;
+      item.className = booking.status;
+      const what = document.createElement("span");
+      const when = document.createElement("span");
+      when.className = "when";
+      when.textContent = `${telescopeName(booking.telescopeId)} · ${describeWhen(booking)}`;
+      const status = document.createElement("span");
+      status.className = "status muted";
+      status.textContent = ` ${booking.status}${Number.isInteger(booking.order) ? ` · order ${booking.order}` : ""}`;
+      what.append(when, status);
+      item.append(what);
+      const cancel = booking._links?.cancel;
+      if (cancel) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = "Cancel";
+        button.setAttribute("aria-label", `Cancel booking ${telescopeName(booking.telescopeId)} ${describeWhen(booking)}`);
+        button.addEventListener("click", () => cancelBooking(booking, button));
+        item.append(button);
+      }
+      return item;
+    }),
+  );
+  $("bookings-more").hidden = !signedIn || !state.bookingsNext;
+}
+
+async function cancelBooking(booking, button) {
+  const link = booking._links?.cancel;
+  if (!link) return;
+  await busy(button, "Cancelling…", async () => {
+    try {
+      const cancelled = await withRetries(() => follow(link, { apiKey: state.apiKey }));
+      if (cancelled && typeof cancelled === "object" && cancelled.id) upsertBooking(cancelled);
+      showNotice(`Cancelled ${telescopeName(booking.telescopeId)} ${describeWhen(booking)}.`);
+    } finally {
+      reloadDaySoon();
+      loadBookingsSoon();
+    }
+  });
+}
+
+function focusBooking(bookingId) {
+  const item = bookingId ? document.querySelector(`li[data-booking-id="${CSS.escape(bookingId)}"]`) : null;
+  if (!item) return;
+  item.scrollIntoView({ block: "nearest" });
+  item.querySelector("button")?.focus();
+}
+
+// ---- live events ----------------------------------------------------------------------------
+
+function startEvents() {
+  const link = state.entry?._links?.events;
+  if (!link || state.events) return;
+  state.events = new LiveEvents({
+    href: link.href,
+    onEvent: onBookingEvent,
+    onResync: () => {
+      reloadDaySoon();
+      if (usableKey()) loadBookingsSoon();
+    },
+    onStatus: ({ state: status, retryInMs }) => {
+      const element = $("live-status");
+      element.dataset.state = status;
+      element.textContent =
+        status === "live"
+          ? "Live updates: on"
+          : status === "reconnecting"
+            ? `Live updates: connection lost, retrying in ${Math.ceil(retryInMs / 1000)} s`
+            : "Live updates: connecting…";
+    },
+  });
+  state.events.start();
+}
+
+function onBookingEvent(event) {
+  const booking = event.booking;
+  if (!booking || typeof booking !== "object") return;
+  const day = state.day;
+  if (day && booking.telescopeId === day.telescopeId) {
+    const starts = new Set((booking.slots ?? []).map((s) => Date.parse(s)));
+    const touches = day.slots.some((slot) => starts.has(Date.parse(slot.startUtc)));
+    if (touches) {
+      // Show a new booking at once; the day is then read again for the exact states and links
+      // (a freed slot's `book` link comes only from the server).
+      if (event.type === "BOOKING_CREATED") markYours(booking, Boolean(state.me && booking.scientistId === state.me.id));
+      reloadDaySoon();
+    }
+  }
+  if (state.me && booking.scientistId === state.me.id) loadBookingsSoon();
+}
+
+// ---- wiring ---------------------------------------------------------------------------------
+
+/** Runs `task` with `button` showing `label` and disabled; always restores it, and shows errors. */
+async function busy(button, label, task) {
+  const original = button.textContent;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  button.textContent = label;
+  try {
+    await task();
+  } catch (error) {
+    showError(error);
+  } finally {
+    button.textContent = original;
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+  }
+}
+
+function wire() {
+  $("error-dismiss").addEventListener("click", () => {
+    $("error").hidden = true;
+  });
+  $("register-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    register(event.currentTarget, event.submitter ?? event.currentTarget.querySelector("button"));
+  });
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    useKey(event.currentTarget, event.submitter ?? event.currentTarget.querySelector("button"));
+  });
+  $("forget-key").addEventListener("click", forgetKey);
+  $("clock-resync").addEventListener("click", () => syncClock());
+  $("telescope").addEventListener("change", (event) => {
+    state.telescope = state.telescopes.find((t) => t.id === event.currentTarget.value);
+    try {
+      localStorage.setItem(TELESCOPE_STORAGE, state.telescope?.id ?? "");
+    } catch {
+      // not kept, fine
+    }
+    const chosen = $("day").value;
+    showDay(chosen ? dayLink(state.telescope, chosen) : state.telescope?._links?.today).catch(showError);
+  });
+  $("day").addEventListener("change", (event) => {
+    const chosen = event.currentTarget.value;
+    if (chosen && state.telescope) showDay(dayLink(state.telescope, chosen)).catch(showError);
+  });
+  $("prev-day").addEventListener("click", () => showDay(state.day?._links?.previous).catch(showError));
+  $("next-day").addEventListener("click", () => showDay(state.day?._links?.next).catch(showError));
+  $("grid").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-index]");
+    if (button) onSlotClick(button);
+  });
+  $("bookings-more").addEventListener("click", (event) => busy(event.currentTarget, "Loading…", () => loadBookings(true)));
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && state.clock && localNow() - state.clock.syncedAtLocalMs > 60_000) syncClock();
+  });
+  // The displayed time ticks every second; every 15 s the grid ages free slots into past ones.
+  // Both are local: the server is asked only for the clock, every few minutes.
+  let ticks = 0;
+  setInterval(() => {
+    renderClock();
+    ticks += 1;
+    if (ticks % 15 === 0) renderGrid();
+  }, 1_000);
+  setInterval(() => syncClock(), CLOCK_RESYNC_MS);
+}
+
+async function main() {
+  wire();
+  renderAccount();
+  renderBookings();
+  try {
+    await loadEntry();
+  } catch (error) {
+    showError(error);
+    $("day-status").textContent = "The booking API is not reachable. Reload the page to try again.";
+    return;
+  }
+  const clockReady = syncClock();
+  startEvents();
+  try {
+    await loadTelescopes();
+    await Promise.all([state.telescope ? showDay(state.telescope._links.today) : undefined, loadBookings()]);
+  } catch (error) {
+    showError(error);
+  }
+  await clockReady;
+}
+
+main();
