@@ -21,6 +21,8 @@ export type LockErrorCode =
   | "session_expired"
   | "stale_sequence"
   | "too_many_waiters"
+  | "too_many_watchers"
+  | "events_compacted"
   | "not_found"
   | "timeout"
   | "unavailable"
@@ -30,11 +32,18 @@ export class LockError extends Error {
   readonly code: LockErrorCode;
   /** holder: for `conflict`, who holds the resource (its token is a decimal string). */
   readonly holder: { resource: string; token: string; owner: string } | undefined;
-  constructor(code: LockErrorCode, message: string, options?: { cause?: unknown; holder?: LockError["holder"] }) {
+  /** details: the node's error details, e.g. `{ oldestIndex }` for `events_compacted`. */
+  readonly details: Record<string, unknown> | undefined;
+  constructor(
+    code: LockErrorCode,
+    message: string,
+    options?: { cause?: unknown; holder?: LockError["holder"]; details?: Record<string, unknown> },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "LockError";
     this.code = code;
     this.holder = options?.holder;
+    this.details = options?.details;
   }
 }
 
@@ -110,6 +119,37 @@ export type TxnOperation =
   | { readonly op: "put"; readonly key: string; readonly value: string }
   | { readonly op: "delete"; readonly key: string }
   | { readonly op: "append"; readonly chain: string; readonly value: string };
+
+/**
+ * WatchEvent is one committed lock event, as the nodes apply them (fencing tokens as decimal
+ * strings). `index` is the Raft index of the entry that caused it; one entry may cause several.
+ */
+export type WatchEvent =
+  | { readonly type: "granted"; readonly index: number; readonly resource: string; readonly token: string; readonly owner: string }
+  | { readonly type: "released"; readonly index: number; readonly resource: string; readonly token: string }
+  | { readonly type: "expired"; readonly index: number; readonly resource: string; readonly token: string }
+  | { readonly type: "renewed"; readonly index: number; readonly resource: string; readonly token: string }
+  | { readonly type: "wait_timeout"; readonly index: number; readonly waiterId: number }
+  | {
+      readonly type: "key_changed";
+      readonly index: number;
+      readonly key: string;
+      readonly deleted: boolean;
+      readonly token: string;
+      /** value: the key's new value (puts and appends; absent for deletes). */
+      readonly value?: string;
+    };
+
+export interface WatchOptions {
+  /** after: yield events with a higher index (e.g. a range page's `index`). @default only events from now on */
+  readonly after?: number;
+  /** pollTimeoutMs: how long each long poll waits for an event before asking again (at most 30000). @default 25000 */
+  readonly pollTimeoutMs?: number;
+  /** limit: about how many events one poll fetches (at most 1000). @default 1000 */
+  readonly limit?: number;
+  /** signal ends the watch: the iterator then throws LockError `aborted`. */
+  readonly signal?: AbortSignal;
+}
 
 /** SendOptions: how one request is sent (internal). */
 interface SendOptions extends RequestOptions {
@@ -215,6 +255,73 @@ export class LockClient {
     const query = new URLSearchParams({ prefix, limit: String(options.limit ?? 100), after: options.after ?? "" });
     const answer = await this.send("GET", `/kv?${query}`, undefined, options);
     return answer.body as unknown as RangePage;
+  }
+
+  /**
+   * watch yields the committed lock events after `options.after`, in index order, each once: all
+   * events when `prefix` is empty, else the `key_changed` events of keys starting with it. It
+   * long-polls any node (each serves from its own applied log), and moves to another node, with
+   * the usual backoff, when one fails.
+   *
+   * **When to use**: to follow changes (bookings, a chain's new records) without polling reads.
+   * To see everything: read with `range`, then watch with `after` set to the page's `index`.
+   *
+   * **Gotchas**: a node keeps a bounded window of events. If `after` is older than every node
+   * still holds (or the watcher fell far behind), the iterator throws `events_compacted`
+   * (`details.oldestIndex`): read the state again and watch from its `index`. It throws
+   * `unavailable` once every node failed `retriesMax` times in a row, and `aborted` when `signal`
+   * aborts. Events between yields wait in the cluster, not in memory here; a slow consumer just
+   * polls later.
+   *
+   * **Example**:
+   * ```ts
+   * const page = await client.range("booking/");
+   * for await (const event of client.watch("booking/", { after: page.index, signal })) {
+   *   if (event.type === "key_changed") console.log(event.key, event.deleted ? "deleted" : event.value);
+   * }
+   * ```
+   */
+  async *watch(prefix: string, options: WatchOptions = {}): AsyncGenerator<WatchEvent, void, undefined> {
+    const pollTimeoutMs = options.pollTimeoutMs ?? 25_000;
+    let after = options.after;
+    for (;;) {
+      const query = new URLSearchParams({ prefix, timeoutMs: String(pollTimeoutMs), limit: String(options.limit ?? 1000) });
+      if (after !== undefined) query.set("after", String(after));
+      const answer = await this.pollWatch(`/watch?${query}`, {
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        timeoutMs: pollTimeoutMs + this.options.requestTimeoutMs,
+      });
+      const body = answer.body as unknown as { events: WatchEvent[]; lastIndex: number };
+      for (const event of body.events) {
+        if (after === undefined || event.index > after) yield event;
+      }
+      // A node that lags behind the last one may answer a lower lastIndex: never go back.
+      after = Math.max(after ?? 0, body.lastIndex);
+    }
+  }
+
+  /**
+   * pollWatch sends one watch poll. On `events_compacted` it asks every node once more before
+   * giving up: nodes hold different windows of events (one that restarted from a snapshot holds
+   * none from before it), so another may still have them.
+   */
+  private async pollWatch(path: string, options: SendOptions): Promise<ApiAnswer> {
+    try {
+      return await this.send("GET", path, undefined, options);
+    } catch (error) {
+      if (!(error instanceof LockError && error.code === "events_compacted")) throw error;
+      for (const [position, node] of this.options.nodes.entries()) {
+        const answer = await this.attempt("GET", `${node}${path}`, undefined, options).catch((other: unknown) => {
+          if (other instanceof LockError && other.code === "aborted") throw other;
+          return undefined;
+        });
+        if (answer !== undefined && answer.status < 400) {
+          this.preferred = position;
+          return answer;
+        }
+      }
+      throw error;
+    }
   }
 
   /** leases lists the current leases, linearizably. */
@@ -518,7 +625,7 @@ function retryable(status: number): boolean {
 }
 
 function errorFrom(answer: ApiAnswer): LockError {
-  const error = (answer.body["error"] ?? {}) as { code?: string; message?: string; holder?: LockError["holder"] };
+  const error = (answer.body["error"] ?? {}) as { code?: string; message?: string; holder?: LockError["holder"]; details?: unknown };
   const known: readonly string[] = [
     "conflict",
     "not_held",
@@ -529,13 +636,20 @@ function errorFrom(answer: ApiAnswer): LockError {
     "session_expired",
     "stale_sequence",
     "too_many_waiters",
+    "too_many_watchers",
+    "events_compacted",
     "not_found",
     "timeout",
   ];
   let code: LockErrorCode = "unavailable";
   if (error.code !== undefined && known.includes(error.code)) code = error.code as LockErrorCode;
   else if (error.code === "invalid_command" || answer.status === 400 || answer.status === 413) code = "invalid_request";
-  return new LockError(code, error.message ?? `HTTP ${answer.status}`, error.holder === undefined ? undefined : { holder: error.holder });
+  return new LockError(code, error.message ?? `HTTP ${answer.status}`, {
+    ...(error.holder === undefined ? {} : { holder: error.holder }),
+    ...(error.details !== null && typeof error.details === "object" && !Array.isArray(error.details)
+      ? { details: error.details as Record<string, unknown> }
+      : {}),
+  });
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -20,6 +20,17 @@ describe("loadNodeConfig", () => {
     expect([...config.peers.keys()]).toEqual(["n1", "n2", "n3"]);
     expect(config.tickIntervalMs).toBe(10);
     expect(config.electionTimeoutTicks).toBe(15);
+    expect(config.watchEventsMax).toBe(10_000);
+    expect(config.watchBytesMax).toBe(64 * 1024 * 1024);
+    expect(config.watchersMax).toBe(1000);
+  });
+
+  it("validates the watch limits", () => {
+    expect(loadNodeConfig(["--watch-events-max", "500"], env).watchEventsMax).toBe(500);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_WATCH_EVENTS_MAX: "0" })).toThrow(/SCTEC_WATCH_EVENTS_MAX \/ --watch-events-max/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_WATCH_EVENTS_MAX: "many" })).toThrow(/SCTEC_WATCH_EVENTS_MAX/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_WATCH_BYTES_MAX: "1000" })).toThrow(/SCTEC_WATCH_BYTES_MAX/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_WATCHERS_MAX: "0" })).toThrow(/SCTEC_WATCHERS_MAX/);
   });
 
   it("lets flags override the environment", () => {

@@ -46,6 +46,12 @@ export const nodeConfigSchema = z
     snapshotIntervalEntries: integer(10, 10_000_000),
     bodyBytesMax: integer(1024, 16 * 1024 * 1024),
     frameBytesMax: integer(64 * 1024, 256 * 1024 * 1024),
+    /** watchEventsMax: how many applied events the node keeps for watchers (GET /watch); older ones answer events_compacted. */
+    watchEventsMax: integer(100, 10_000_000),
+    /** watchBytesMax: the same ring's memory bound (events carry values of up to 64 KiB), at least 1 MiB so one event always fits. */
+    watchBytesMax: integer(1024 * 1024, 4 * 1024 * 1024 * 1024),
+    /** watchersMax: how many watch polls may wait at once; one more is refused (429 too_many_watchers). */
+    watchersMax: integer(1, 100_000),
     logPretty: z.enum(["true", "false"]).transform((value) => value === "true"),
     /** join: this node joins a running cluster (added as a learner) instead of founding one with its peers. */
     join: z.enum(["true", "false"]).transform((value) => value === "true"),
@@ -87,6 +93,9 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, { env: string; fla
   snapshotIntervalEntries: { env: "SCTEC_SNAPSHOT_ENTRIES", flag: "snapshot-entries", fallback: "10000" },
   bodyBytesMax: { env: "SCTEC_BODY_BYTES_MAX", flag: "body-bytes-max", fallback: "65536" },
   frameBytesMax: { env: "SCTEC_FRAME_BYTES_MAX", flag: "frame-bytes-max", fallback: "16777216" },
+  watchEventsMax: { env: "SCTEC_WATCH_EVENTS_MAX", flag: "watch-events-max", fallback: "10000" },
+  watchBytesMax: { env: "SCTEC_WATCH_BYTES_MAX", flag: "watch-bytes-max", fallback: "67108864" },
+  watchersMax: { env: "SCTEC_WATCHERS_MAX", flag: "watchers-max", fallback: "1000" },
   logPretty: { env: "SCTEC_LOG_PRETTY", flag: "log-pretty", fallback: "false" },
   join: { env: "SCTEC_JOIN", flag: "join", fallback: "false" },
   founders: { env: "SCTEC_FOUNDERS", flag: "founders" },

@@ -3,7 +3,8 @@
 // leases are granted with the entry index as token, conflicts name the holder; followers answer
 // not_leader with a hint; the leader expires leases through the log; queued acquires are granted
 // in order; a stopped leader is replaced without losing a lease; a restarted node recovers its
-// state from its durable log and snapshot.
+// state from its durable log and snapshot, and its watchers get every event after the snapshot
+// (events_compacted before it).
 
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
@@ -36,6 +37,9 @@ async function startHost(cluster: TestCluster, id: NodeId, seed: number): Promis
     snapshotIntervalEntries: 20,
     proposalTimeoutMs: 2000,
     pendingRequestsMax: 1000,
+    watchEventsMax: 10_000,
+    watchBytesMax: 64 * 1024 * 1024,
+    watchersMax: 1000,
     logger,
     nowMs: () => performance.now(),
   });
@@ -163,5 +167,28 @@ describe("LockNodeHost", () => {
     await waitFor(() => (restarted.machine.lease("r-29") !== undefined ? true : undefined), "the restarted node to catch up");
     expect(restarted.machine.leases()).toHaveLength(30);
     expect(restarted.status().snapshotIndex).toBeGreaterThan(0);
+  });
+
+  it("a node restarted from a snapshot serves watchers the events after it, and events_compacted before it", async () => {
+    const cluster = await startCluster();
+    const leader = await leaderOf(cluster);
+    for (let round = 0; round < 30; round++) await leader.propose(acquire(`watched-${round}`, [`w-${round}`]));
+    const follower = [...cluster.hosts.values()].find((host) => host !== leader) as LockNodeHost;
+    await waitFor(() => (follower.machine.lease("w-29") !== undefined ? true : undefined), "replication");
+    const id = follower.nodeId;
+    await stopHost(cluster, id);
+    const restarted = await startHost(cluster, id, 98);
+    await waitFor(() => (restarted.machine.lease("w-29") !== undefined ? true : undefined), "the restarted node to catch up");
+    const snapshotIndex = restarted.status().snapshotIndex;
+    expect(snapshotIndex).toBeGreaterThan(0);
+    expect(restarted.watchStatus()).toEqual({ watchers: 0, oldestIndex: snapshotIndex });
+    await expect(restarted.watch({ prefix: "", after: 0, limit: 1000, timeoutMs: 0 })).rejects.toMatchObject({
+      code: "events_compacted",
+      details: { oldestIndex: snapshotIndex },
+    });
+    const replayed = await restarted.watch({ prefix: "", after: snapshotIndex, limit: 1000, timeoutMs: 0 });
+    const fromLeader = await leader.watch({ prefix: "", after: snapshotIndex, limit: 1000, timeoutMs: 0 });
+    expect(replayed.events.length).toBeGreaterThan(0);
+    expect(replayed.events).toEqual(fromLeader.events.filter((event) => event.index <= replayed.lastIndex));
   });
 });

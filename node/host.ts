@@ -25,6 +25,7 @@ import { decodeCommand, decodeLockSnapshot, encodeCommand, encodeLockSnapshot } 
 import { LeaseTimekeeper } from "./state/lease-timekeeper.ts";
 import { type Applied, type LockLimits, LockStateMachine } from "./state/lock-state-machine.ts";
 import type { LockCommand, LockEvent } from "./state/types.ts";
+import { type WatchAnswer, WatchHub, type WatchQuery } from "./watch-hub.ts";
 
 /** NodeErrorCode: why the node could not serve a request. The HTTP layer maps each to a status. */
 export type NodeErrorCode = "not_leader" | "proposal_dropped" | "leadership_lost" | "timeout" | "shutting_down" | "overloaded";
@@ -58,6 +59,11 @@ export interface HostOptions {
   readonly proposalTimeoutMs: number;
   /** pendingRequestsMax bounds proposals and reads waiting for their outcome. */
   readonly pendingRequestsMax: number;
+  /** watchEventsMax and watchBytesMax bound the ring of applied events that watchers read (GET /watch). */
+  readonly watchEventsMax: number;
+  readonly watchBytesMax: number;
+  /** watchersMax bounds the watch polls waiting at once. */
+  readonly watchersMax: number;
   readonly logger: Logger;
   /** nowMs is a monotonic clock in milliseconds (performance.now in production). */
   readonly nowMs: () => number;
@@ -93,6 +99,7 @@ export class LockNodeHost {
   private readonly storage: MemoryStorage;
   private readonly rawNode: RawNode;
   private readonly timekeeper: LeaseTimekeeper;
+  private readonly watchHub: WatchHub;
   private readonly inputs: Input[] = [];
   private pendingTicks = 0;
   private driving = false;
@@ -121,6 +128,14 @@ export class LockNodeHost {
     this.timekeeper = new LeaseTimekeeper({
       reproposeAfterMs: 10 * options.tickIntervalMs * options.raft.electionTimeoutTicks,
       dueCommandsMax: 256,
+    });
+    this.watchHub = new WatchHub({
+      eventsMax: options.watchEventsMax,
+      bytesMax: options.watchBytesMax,
+      watchersMax: options.watchersMax,
+      appliedIndex: () => this.machine.appliedIndex(),
+      // Entries after the snapshot are applied again from the log, so their events are recorded.
+      coveredFrom: machine.appliedIndex(),
     });
   }
 
@@ -198,6 +213,20 @@ export class LockNodeHost {
     return new Promise((done) => this.enqueue({ kind: "transfer", transferee, done }));
   }
 
+  /**
+   * watch answers the lock events this node has applied above `query.after`, waiting up to
+   * `query.timeoutMs` for the first (see WatchHub). It reads this node's own applied state: no
+   * leader is involved, since the events are committed data.
+   */
+  watch(query: WatchQuery): Promise<WatchAnswer> {
+    return this.watchHub.poll(query);
+  }
+
+  /** watchStatus: polls waiting now, and the lowest `after` this node can answer (for /status). */
+  watchStatus(): { watchers: number; oldestIndex: number } {
+    return { watchers: this.watchHub.watcherCount(), oldestIndex: this.watchHub.oldestIndex() };
+  }
+
   /** onEvent subscribes to lock events as this node applies them; returns the unsubscribe function. */
   onEvent(listener: (event: LockEvent) => void): () => void {
     this.eventListeners.add(listener);
@@ -216,6 +245,7 @@ export class LockNodeHost {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.watchHub.close();
     await this.drivePromise;
     const error = new NodeError("shutting_down", "the node is shutting down");
     // Inputs still queued behind the last save were never fed to the core: answer them too.
@@ -360,6 +390,7 @@ export class LockNodeHost {
     if (ready.softState !== undefined) this.roleChanged(ready.softState.role, ready.softState.leaderId);
     if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot);
     for (const entry of ready.committedEntries) this.apply(entry);
+    if (ready.committedEntries.length > 0) this.watchHub.wake();
     this.settleReads(ready);
     this.rawNode.advance(ready);
     await this.maybeCompact();
@@ -398,6 +429,7 @@ export class LockNodeHost {
   private installSnapshot(snapshot: Snapshot): void {
     this.machine = LockStateMachine.restore(decodeLockSnapshot(snapshot.data), this.options.lockLimits);
     this.machine.applyNoop(snapshot.metadata.index);
+    this.watchHub.restart(snapshot.metadata.index); // The events it skipped were never seen here.
     this.options.logger.info({ event: "snapshot_installed", index: snapshot.metadata.index }, "installed a snapshot from the leader");
   }
 
@@ -407,6 +439,7 @@ export class LockNodeHost {
     if (entry.kind === "normal") {
       applied = this.machine.apply(entry.index, decodeCommand(entry.data));
       this.timekeeper.applied(this.options.nowMs(), this.machine, applied);
+      this.watchHub.record(applied.events);
       for (const event of applied.events) for (const listener of this.eventListeners) listener(event);
       for (const resolved of applied.resolvedWaiters) {
         const queued = this.queuedWaiters.get(resolved.waiterId);

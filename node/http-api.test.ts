@@ -115,6 +115,28 @@ describe("the node HTTP API", () => {
     expect(second.body.index).toBeGreaterThanOrEqual(first.body.index);
   });
 
+  it("serves /watch from any node with the token, validates its query, and reports watchers in /status", async () => {
+    expect((await call(followerUrl(), "GET", "/watch?timeoutMs=0", undefined, { token: null })).status).toBe(401);
+    expect((await call(followerUrl(), "GET", "/watch?timeoutMs=30001")).body.error.code).toBe("invalid_request");
+    expect((await call(followerUrl(), "GET", "/watch?after=-1")).body.error.code).toBe("invalid_request");
+    expect((await call(followerUrl(), "GET", "/watch?color=red")).body.error.code).toBe("invalid_request");
+    const lease = await call(leaderUrl(), "POST", "/lock", { resource: "slot-6", owner: "fay" });
+    const written = await call(leaderUrl(), "POST", "/txn", {
+      guards: [{ resource: "slot-6", token: lease.body.token }],
+      operations: [{ op: "put", key: "watched/1", value: "one" }],
+    });
+    // A follower applies the entry a moment after the leader answers: a long poll waits for it.
+    const answer = await call(followerUrl(), "GET", `/watch?prefix=watched/&after=${written.body.index - 1}&timeoutMs=5000`);
+    expect(answer.body).toEqual({
+      events: [{ type: "key_changed", index: written.body.index, key: "watched/1", deleted: false, token: lease.body.token, value: "one" }],
+      lastIndex: expect.any(Number),
+    });
+    const empty = await call(followerUrl(), "GET", `/watch?prefix=watched/&after=${answer.body.lastIndex}&timeoutMs=0`);
+    expect(empty.body).toEqual({ events: [], lastIndex: expect.any(Number) });
+    const status = await call(followerUrl(), "GET", "/status", undefined, { token: null });
+    expect(status.body.watch).toEqual({ watchers: 0, oldestIndex: 0 });
+  });
+
   it("a follower forwards to the leader", async () => {
     const granted = await call(followerUrl(), "POST", "/lock", { resource: "slot-3", owner: "carol" });
     expect(granted.status).toBe(200);

@@ -13,12 +13,14 @@ import type { PeerTransport } from "./contracts.ts";
 import { type LockNodeHost, NodeError } from "./host.ts";
 import { chainNamePattern } from "./state/chain.ts";
 import type { Applied } from "./state/lock-state-machine.ts";
-import type { LockCommand, LockResult, LockResultCode, Session } from "./state/types.ts";
+import type { LockCommand, LockEvent, LockResult, LockResultCode, Session } from "./state/types.ts";
+import { WatchError } from "./watch-hub.ts";
 
 /** ApiErrorCode is every error code the HTTP API answers with. */
 export type ApiErrorCode =
   | LockResultCode
   | NodeError["code"]
+  | WatchError["code"]
   | "invalid_request"
   | "unauthorized"
   | "not_found"
@@ -37,6 +39,8 @@ export const statusOf: Record<ApiErrorCode, number> = {
   stale_sequence: 409,
   session_expired: 409,
   too_many_waiters: 429,
+  too_many_watchers: 429,
+  events_compacted: 410,
   invalid_command: 400,
   invalid_request: 400,
   unauthorized: 401,
@@ -153,6 +157,10 @@ export function createApi(options: ApiOptions): express.Express {
     handle(options, (request) => kvRangeHandler(options, request)),
   );
   app.get(
+    "/watch",
+    handle(options, (request, _log, response) => watchHandler(options, request, response)),
+  );
+  app.get(
     "/leases",
     handle(options, () => leasesHandler(options)),
   );
@@ -171,14 +179,14 @@ export function createApi(options: ApiOptions): express.Express {
   return app;
 }
 
-type Handler = (request: Request, log: Logger) => Promise<{ status: number; body: unknown }>;
+type Handler = (request: Request, log: Logger, response: Response) => Promise<{ status: number; body: unknown }>;
 
 /** handle runs a handler, forwards to the leader when this node is not it, and maps errors. */
 function handle(options: ApiOptions, handler: Handler) {
   return async (request: Request, response: Response): Promise<void> => {
     const log = options.logger.child({ requestId: response.locals["requestId"] });
     try {
-      const { status, body } = await handler(request, log);
+      const { status, body } = await handler(request, log, response);
       response.status(status).json(body);
     } catch (error) {
       if (error instanceof NodeError && error.code === "not_leader") {
@@ -333,6 +341,38 @@ async function kvRangeHandler(options: ApiOptions, request: Request): Promise<{ 
   };
 }
 
+const watchQuery = z.strictObject({
+  prefix: z.string().max(256).default(""),
+  /** after: answer events with a higher index; without it, only events applied from now on. */
+  after: z.coerce.number().int().min(0).optional(),
+  timeoutMs: z.coerce.number().int().min(0).max(30_000).default(25_000),
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+});
+
+/**
+ * watchHandler is a long poll over this node's applied events (no forwarding: events are
+ * committed data, and every node derives the same ones). A poll whose caller hangs up is dropped,
+ * so it stops counting against watchersMax.
+ */
+async function watchHandler(options: ApiOptions, request: Request, response: Response): Promise<{ status: number; body: unknown }> {
+  const query = parse(watchQuery, request.query);
+  const hungUp = new AbortController();
+  response.on("close", () => hungUp.abort());
+  const answer = await options.host.watch({
+    prefix: query.prefix,
+    after: query.after ?? options.host.machine.appliedIndex(),
+    limit: query.limit,
+    timeoutMs: query.timeoutMs,
+    signal: hungUp.signal,
+  });
+  return { status: 200, body: { events: answer.events.map(eventBody), lastIndex: answer.lastIndex } };
+}
+
+/** eventBody is an event as the API shows it: fencing tokens as decimal strings. */
+function eventBody(event: LockEvent): unknown {
+  return "token" in event ? { ...event, token: String(event.token) } : event;
+}
+
 async function leasesHandler(options: ApiOptions): Promise<{ status: number; body: unknown }> {
   const leases = await options.host.linearizableRead((machine) => machine.leases());
   return {
@@ -402,11 +442,12 @@ function statusBody(options: ApiOptions): unknown {
   const peers = Object.fromEntries(
     [...options.transport.peerStatus()].map(([id, peer]) => [id, { connected: peer.connected, lastContactMs: peer.lastContactMs ?? null }]),
   );
-  return { nodeId: status.id, pid: process.pid, ...status, peers };
+  return { nodeId: status.id, pid: process.pid, ...status, peers, watch: options.host.watchStatus() };
 }
 
 function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
+  if (error instanceof WatchError) return new ApiError(error.code, error.message, error.details);
   if (error instanceof NodeError)
     return new ApiError(error.code, error.message, error.leaderHint === null ? undefined : { leaderId: error.leaderHint });
   const status = (error as { status?: number; type?: string }).status;

@@ -84,6 +84,9 @@ async function main(): Promise<void> {
     snapshotIntervalEntries: config.snapshotIntervalEntries,
     proposalTimeoutMs: 5000,
     pendingRequestsMax: 10_000,
+    watchEventsMax: config.watchEventsMax,
+    watchBytesMax: config.watchBytesMax,
+    watchersMax: config.watchersMax,
     logger,
     nowMs: () => performance.now(),
   });

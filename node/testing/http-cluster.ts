@@ -17,16 +17,25 @@ export interface HttpCluster {
   readonly hub: MemoryTransportHub;
   leaderUrl(): string;
   followerUrl(): string;
+  /** stopNode stops one node as main.ts does on SIGTERM: its connections are cut, its host stopped. */
+  stopNode(id: string): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startHttpCluster(options: { bodyBytesMax?: number; ttlMsMin?: number } = {}): Promise<HttpCluster> {
+export interface HttpClusterOptions {
+  readonly bodyBytesMax?: number;
+  readonly ttlMsMin?: number;
+  readonly watchEventsMax?: number;
+  readonly watchersMax?: number;
+}
+
+export async function startHttpCluster(options: HttpClusterOptions = {}): Promise<HttpCluster> {
   const ids = ["n1", "n2", "n3"].map(nodeId);
   const apiToken = "test-token-0123456789";
   const logger = pino({ level: "silent" });
   const hub = new MemoryTransportHub();
   const hosts = new Map<NodeId, LockNodeHost>();
-  const servers: Server[] = [];
+  const servers = new Map<NodeId, Server>();
   const urls = new Map<string, string>();
   for (const [position, id] of ids.entries()) {
     const transport = hub.transport(id);
@@ -41,6 +50,9 @@ export async function startHttpCluster(options: { bodyBytesMax?: number; ttlMsMi
       snapshotIntervalEntries: 1000,
       proposalTimeoutMs: 2000,
       pendingRequestsMax: 1000,
+      watchEventsMax: options.watchEventsMax ?? 10_000,
+      watchBytesMax: 64 * 1024 * 1024,
+      watchersMax: options.watchersMax ?? 1000,
       logger,
       nowMs: () => performance.now(),
     });
@@ -49,7 +61,7 @@ export async function startHttpCluster(options: { bodyBytesMax?: number; ttlMsMi
       createApi({ host, transport, apiToken, peerUrls: urls, bodyBytesMax: options.bodyBytesMax ?? 4096, logger }),
     );
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    servers.push(server);
+    servers.set(id, server);
     urls.set(id, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
   }
   const deadline = performance.now() + 5000;
@@ -61,19 +73,25 @@ export async function startHttpCluster(options: { bodyBytesMax?: number; ttlMsMi
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   const urlOf = (host: LockNodeHost | undefined) => urls.get(host?.nodeId as string) as string;
+  const stopped = new Set<NodeId>();
+  const stopNode = async (id: NodeId): Promise<void> => {
+    if (stopped.has(id)) return;
+    stopped.add(id);
+    const server = servers.get(id) as Server;
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await hosts.get(id)?.stop();
+  };
   return {
     apiToken,
     hosts,
     urls,
     hub,
-    leaderUrl: () => urlOf([...hosts.values()].find((host) => host.status().role === "leader")),
-    followerUrl: () => urlOf([...hosts.values()].find((host) => host.status().role !== "leader")),
+    leaderUrl: () => urlOf([...hosts.values()].find((host) => host.status().role === "leader" && !stopped.has(host.nodeId))),
+    followerUrl: () => urlOf([...hosts.values()].find((host) => host.status().role !== "leader" && !stopped.has(host.nodeId))),
+    stopNode: (id) => stopNode(nodeId(id)),
     stop: async () => {
-      for (const server of servers) {
-        server.closeAllConnections();
-        await new Promise((resolve) => server.close(resolve));
-      }
-      for (const host of hosts.values()) await host.stop();
+      for (const id of ids) await stopNode(id);
     },
   };
 }
