@@ -25,6 +25,7 @@ const state = {
   bookingsNext: undefined,
   bookingLoads: 0,
   booking: new Map(), // slot key -> the click in flight { idempotencyKey, requestedAtUtc }
+  cancelling: new Set(), // ids of bookings whose cancel is in flight
   unsettled: new Map(), // slot key -> a click whose outcome is unknown: clicking again retries it with the same key
   clock: undefined, // { offsetMs, uncertaintyMs, rttMs, samples, syncedAtLocalMs }
   events: undefined,
@@ -513,9 +514,12 @@ function renderBookings() {
       if (cancel) {
         const button = document.createElement("button");
         button.type = "button";
-        button.textContent = "Cancel";
+        const cancelling = state.cancelling.has(booking.id);
+        button.textContent = cancelling ? "Cancelling…" : "Cancel";
+        button.disabled = cancelling;
+        if (cancelling) button.setAttribute("aria-busy", "true");
         button.setAttribute("aria-label", `Cancel booking ${telescopeName(booking.telescopeId)} ${describeWhen(booking)}`);
-        button.addEventListener("click", () => cancelBooking(booking, button));
+        button.addEventListener("click", () => cancelBooking(booking));
         item.append(button);
       }
       return item;
@@ -524,19 +528,26 @@ function renderBookings() {
   $("bookings-more").hidden = !signedIn || !state.bookingsNext;
 }
 
-async function cancelBooking(booking, button) {
+async function cancelBooking(booking) {
   const link = booking._links?.cancel;
-  if (!link) return;
-  await busy(button, "Cancelling…", async () => {
-    try {
-      const cancelled = await withRetries(() => follow(link, { apiKey: state.apiKey }));
-      if (cancelled && typeof cancelled === "object" && cancelled.id) upsertBooking(cancelled);
-      showNotice(`Cancelled ${telescopeName(booking.telescopeId)} ${describeWhen(booking)}.`);
-    } finally {
-      reloadDaySoon();
-      loadBookingsSoon();
-    }
-  });
+  if (!link || state.cancelling.has(booking.id)) return;
+  // Kept in the state, not on the button: the list may be drawn again while the request is out.
+  state.cancelling.add(booking.id);
+  renderBookings();
+  try {
+    const cancelled = await withRetries(() => follow(link, { apiKey: state.apiKey }));
+    if (cancelled && typeof cancelled === "object" && cancelled.id) upsertBooking(cancelled);
+    showNotice(`Cancelled ${telescopeName(booking.telescopeId)} ${describeWhen(booking)}.`);
+  } catch (error) {
+    // A retry whose first attempt went through answers already_cancelled: the wish is granted.
+    if (error instanceof ApiError && error.code === "already_cancelled") showNotice(`${describeWhen(booking)} was already cancelled.`);
+    else showError(error);
+  } finally {
+    state.cancelling.delete(booking.id);
+    renderBookings();
+    reloadDaySoon();
+    loadBookingsSoon();
+  }
 }
 
 function focusBooking(bookingId) {
