@@ -15,11 +15,13 @@ const $ = (id) => document.getElementById(id);
 const state = {
   apiKey: readStoredKey(),
   keyProblem: undefined, // why the stored key does not work, when it does not
+  keyError: undefined, // the API's answer that refused it
   entry: undefined, // GET /api (with the key when there is one)
   me: undefined,
   telescopes: [],
   telescope: undefined,
   day: undefined, // GET …/days/{day}
+  dayWanted: undefined, // the link of the day asked for last
   dayLoads: 0, // generation counter: an older answer never overwrites a newer one
   bookings: [],
   bookingsNext: undefined,
@@ -124,6 +126,7 @@ function storeKey(key) {
 /** GET /api, with the key when there is one; then who the key belongs to. */
 async function loadEntry() {
   state.keyProblem = undefined;
+  state.keyError = undefined;
   state.me = undefined;
   if (state.apiKey) {
     try {
@@ -131,6 +134,7 @@ async function loadEntry() {
     } catch (error) {
       if (!(error instanceof ApiError) || error.code !== "unauthorized") throw error;
       state.keyProblem = `Your saved API key was not accepted: ${error.message}`;
+      state.keyError = error;
       state.entry = await follow({ href: ENTRY_POINT });
     }
     const meLink = state.entry?._links?.me;
@@ -141,6 +145,7 @@ async function loadEntry() {
       } catch (error) {
         if (!(error instanceof ApiError) || (error.code !== "unauthorized" && error.code !== "not_found")) throw error;
         state.keyProblem = `Your saved API key was not accepted: ${error.message}`;
+        state.keyError = error;
       }
     } else if (!state.keyProblem) {
       state.keyProblem = "The API did not recognise your saved key.";
@@ -196,14 +201,15 @@ async function useKey(form, button) {
     storeKey(key);
     await loadEntry();
     if (state.keyProblem) {
-      const problem = state.keyProblem;
+      const refusal = state.keyError ?? new ApiError("unauthorized", "The API did not recognise that key.", 401);
       storeKey(undefined);
       state.keyProblem = undefined;
+      state.keyError = undefined;
       renderAccount();
-      throw new ApiError("unauthorized", problem.replace(/^Your saved API key/, "That API key"), 401);
+      throw refusal;
     }
     form.reset();
-    showNotice(`Signed in as ${state.me?.name ?? "you"}.`);
+    showNotice(`Welcome back, ${state.me?.name ?? "you"}.`);
     await Promise.all([loadBookings(), reloadDay()]);
   });
 }
@@ -264,13 +270,14 @@ function dayLink(telescope, day) {
 async function showDay(link) {
   if (!link) return;
   const generation = ++state.dayLoads;
+  state.dayWanted = { href: link.href }; // what a reload reads: the day asked for last, even before it arrives
   $("day-status").textContent = "Loading…";
   try {
     const day = await follow(link, { apiKey: usableKey() });
     if (generation !== state.dayLoads) return;
     state.day = day;
     $("day").value = day.day;
-    $("day-status").textContent = `${telescopeName(day.telescopeId)}, ${day.day}: ${countFree(day)} free of ${day.slots.length} slots`;
+    $("day-status").textContent = describeDay(day);
     renderGrid();
   } catch (error) {
     if (generation !== state.dayLoads) return;
@@ -283,8 +290,8 @@ async function showDay(link) {
 
 /** Reads the shown day again (after an event, a booking, a cancellation, a sign-in). */
 async function reloadDay() {
-  const self = state.day?._links?.self;
-  if (self) await showDay(self);
+  const wanted = state.dayWanted ?? state.day?._links?.self;
+  if (wanted) await showDay(wanted);
   else if (state.telescope) await showDay(state.telescope._links.today);
 }
 
@@ -303,8 +310,12 @@ function renderDayButtons() {
   $("next-day").disabled = !state.day?._links?.next;
 }
 
-function countFree(day) {
-  return day.slots.filter((slot) => effectiveState(slot) === "free").length;
+function describeDay(day) {
+  const count = (wanted) => day.slots.filter((slot) => effectiveState(slot) === wanted).length;
+  const closed = count("closed");
+  const horizon = state.telescopes.find((t) => t.id === day.telescopeId)?.horizonDays;
+  const beyond = closed > 0 ? `; ${closed} not bookable yet${horizon ? ` (bookings open ${horizon} days ahead)` : ""}` : "";
+  return `${telescopeName(day.telescopeId)}, ${day.day}: ${count("free")} free of ${day.slots.length} slots${beyond}`;
 }
 
 function telescopeName(id) {
@@ -319,14 +330,18 @@ function hhmm(iso) {
   return new Date(iso).toISOString().slice(11, 16);
 }
 
-/** free | yours | taken | past | booking: the server's state, aged by the synchronised clock. */
+/**
+ * free | yours | taken | past | closed | booking: the server's state, aged by the synchronised
+ * clock; "closed" is free but without a `book` link (beyond the booking horizon).
+ */
 function effectiveState(slot) {
   if (state.day && state.booking.has(slotKey(state.day.telescopeId, slot.startUtc))) return "booking";
   if (slot.state === "free" && Date.parse(slot.startUtc) <= serverNow()) return "past";
+  if (slot.state === "free" && !slot._links?.book) return "closed";
   return slot.state;
 }
 
-const LABELS = { free: "free", yours: "yours", taken: "taken", past: "past", booking: "booking…" };
+const LABELS = { free: "free", yours: "yours", taken: "taken", past: "past", closed: "not bookable yet", booking: "booking…" };
 
 function renderGrid() {
   const grid = $("grid");
