@@ -16,15 +16,20 @@ import { WebSocketTransport } from "./transport/websocket-transport.ts";
 
 function makeLogger(config: NodeConfig): Logger {
   const streams: { stream: NodeJS.WritableStream | ReturnType<typeof destination> }[] = [];
+  const buffered: ReturnType<typeof destination>[] = [];
   if (config.logPretty) {
     // pino-pretty is loaded only when asked for: production logs stay JSON.
     streams.push({ stream: pinoTransport({ target: "pino-pretty", options: { colorize: true } }) });
   } else {
     // Buffered, asynchronous writes: a synchronous write per line cost ~15% of a busy leader's CPU.
-    streams.push({ stream: destination({ dest: 1, sync: false, minLength: 4096 }) });
+    buffered.push(destination({ dest: 1, sync: false, minLength: 4096 }));
   }
-  if (config.logFile !== undefined)
-    streams.push({ stream: destination({ dest: config.logFile, sync: false, minLength: 4096, mkdir: true }) });
+  if (config.logFile !== undefined) buffered.push(destination({ dest: config.logFile, sync: false, minLength: 4096, mkdir: true }));
+  for (const stream of buffered) streams.push({ stream });
+  // A quiet node must not sit on its last lines: whatever is buffered goes out within half a second.
+  setInterval(() => {
+    for (const stream of buffered) stream.flush();
+  }, 500).unref();
   return pino({ base: { service: "lock-node", nodeId: config.nodeId }, timestamp: pino.stdTimeFunctions.isoTime }, multistream(streams));
 }
 

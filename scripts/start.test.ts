@@ -11,14 +11,15 @@ import { afterAll, expect, it } from "vitest";
 const dataDir = mkdtempSync(join(tmpdir(), "sctec-start-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-it("npm start runs a three-node cluster that elects a leader and stops cleanly", async () => {
-  const { stdout } = await promisify(execFile)("npx", ["tsx", "scripts/start.ts", "--seconds", "8", "--data", dataDir], {
+it("npm start runs a three-node cluster and the scheduler, prints the booking page, and stops cleanly", async () => {
+  const { stdout } = await promisify(execFile)("npx", ["tsx", "scripts/start.ts", "--seconds", "12", "--data", dataDir], {
     timeout: 60_000,
   });
   expect(stdout).toMatch(/node n1: http:\/\/127\.0\.0\.1:7001/);
   expect(stdout).toMatch(/node n3: http:\/\/127\.0\.0\.1:7003/);
   expect(stdout).toMatch(/cluster ready: leader n\d in term \d+/);
   expect(stdout).toMatch(/API token: [0-9a-f]{48}/);
+  expect(stdout).toMatch(/booking page: http:\/\/127\.0\.0\.1:8080\//);
   expect(stdout).toContain("stopped");
   expect(stdout).not.toMatch(/exited \(/);
 });

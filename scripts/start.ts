@@ -1,6 +1,8 @@
 // `npm start`: the whole system on this machine, on embedded defaults. It starts three lock nodes
-// as child processes on 127.0.0.1:7001-7003 (data under ./data/n1..n3), prints where each
-// listens, waits for a leader and prints it. Ctrl-C (or SIGTERM) stops the nodes cleanly.
+// as child processes on 127.0.0.1:7001-7003 (data under ./data/n1..n3) and the booking API with
+// its page on 127.0.0.1:8080 (logs in ./data/app.log), prints where each listens, waits for a
+// leader and for the scheduler, and prints the booking page's URL. Ctrl-C (or SIGTERM) stops
+// everything cleanly.
 // The cluster secret and API token are generated on first start and kept in
 // ./data/credentials.json, so a restart finds the same cluster.
 //
@@ -59,6 +61,23 @@ for (const node of nodes) {
   children.set(node.id, child);
   log(`node ${node.id}: http://127.0.0.1:${node.port} (status: http://127.0.0.1:${node.port}/status, pid ${child.pid})`);
 }
+const schedulerPort = 8080;
+const scheduler = spawn(process.execPath, ["--import", "tsx", "scheduler/main.ts"], {
+  env: {
+    ...process.env,
+    SCHEDULER_LISTEN: `127.0.0.1:${schedulerPort}`,
+    SCHEDULER_NODES: nodes.map((node) => `http://127.0.0.1:${node.port}`).join(","),
+    SCTEC_API_TOKEN: credentials.apiToken,
+    SCHEDULER_LOG_DIR: dataRoot,
+  },
+  stdio: ["ignore", "ignore", "inherit"],
+});
+scheduler.on("exit", (code, signal) => {
+  children.delete("scheduler");
+  if (!stopping) log(`the scheduler exited (${signal ?? `code ${code}`}); see ${join(dataRoot, "app.log")}`);
+});
+children.set("scheduler", scheduler);
+log(`scheduler: http://127.0.0.1:${schedulerPort} (pid ${scheduler.pid}, log ${join(dataRoot, "app.log")})`);
 log(`data in ${dataRoot}; API token: ${credentials.apiToken}`);
 log(`try: SCTEC_API_TOKEN=${credentials.apiToken} npm run cli -- lock slot-1`);
 
@@ -72,6 +91,7 @@ async function waitForLeader(): Promise<void> {
         const status = (await response.json()) as { role: string; term: number; nodeId: string };
         if (status.role === "leader") {
           log(`cluster ready: leader ${status.nodeId} in term ${status.term}`);
+          await waitForScheduler(deadline);
           return;
         }
       } catch {
@@ -83,10 +103,26 @@ async function waitForLeader(): Promise<void> {
   if (!stopping) log("no leader within 30 s: check the node logs");
 }
 
+async function waitForScheduler(deadline: number): Promise<void> {
+  while (!stopping && Date.now() < deadline) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${schedulerPort}/healthz`);
+      if (response.ok) {
+        log(`booking page: http://127.0.0.1:${schedulerPort}/ (API: http://127.0.0.1:${schedulerPort}/api)`);
+        return;
+      }
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolveWait) => setTimeout(resolveWait, 200));
+  }
+  if (!stopping) log(`the scheduler did not become healthy within 30 s: see ${join(dataRoot, "app.log")}`);
+}
+
 async function stop(): Promise<void> {
   if (stopping) return;
   stopping = true;
-  log("stopping the nodes");
+  log("stopping the scheduler and the nodes");
   for (const child of children.values()) child.kill("SIGTERM");
   const deadline = Date.now() + 10_000;
   while (children.size > 0 && Date.now() < deadline) await new Promise((resolveWait) => setTimeout(resolveWait, 50));

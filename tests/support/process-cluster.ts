@@ -21,7 +21,7 @@ export interface NodeStatus {
   readonly lastIndex: number;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);

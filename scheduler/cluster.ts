@@ -1,0 +1,88 @@
+// The scheduler's view of the lock cluster: the few calls it needs, as an interface, so the
+// booking flow reads as the design says and tests can count calls. `lockClusterPort` adapts
+// client/'s LockClient to it.
+
+import { type LockClient, LockError } from "../client/lock-client.ts";
+
+export type ClusterOperation =
+  | { readonly op: "put"; readonly key: string; readonly value: string }
+  | { readonly op: "delete"; readonly key: string }
+  | { readonly op: "append"; readonly chain: string; readonly value: string };
+
+export interface ClusterItem {
+  readonly key: string;
+  readonly value: string;
+  readonly modIndex: number;
+}
+
+export interface ClusterLease {
+  /** token is the fencing token (a decimal string). */
+  readonly token: string;
+  /** isValid: the client's pessimistic view of whether the lease still holds. */
+  isValid(): boolean;
+  txn(operations: readonly ClusterOperation[], requestId: string): Promise<{ index: number }>;
+  release(requestId: string): Promise<void>;
+}
+
+export interface ClusterEvent {
+  readonly index: number;
+  readonly key: string;
+  readonly value: string | undefined;
+}
+
+export interface ClusterPort {
+  acquire(resources: readonly string[], options: { ttlMs: number; waitMs: number; requestId: string }): Promise<ClusterLease>;
+  get(key: string, requestId: string): Promise<ClusterItem | undefined>;
+  range(prefix: string, options: { limit: number; after?: string; requestId: string }): Promise<{ items: ClusterItem[]; more: boolean }>;
+  /** watch yields key changes under `prefix` committed after index `after`, in order, once each. */
+  watch(prefix: string, options: { after: number; signal: AbortSignal }): AsyncIterable<ClusterEvent>;
+  /** appliedIndex: how far the answering node has applied the log (where a new watch starts). */
+  appliedIndex(): Promise<number>;
+}
+
+export { LockError };
+
+/** lockClusterPort adapts a LockClient to ClusterPort. */
+export function lockClusterPort(client: LockClient): ClusterPort {
+  return {
+    async acquire(resources, options) {
+      const lease = await client.acquire(resources, {
+        ttlMs: options.ttlMs,
+        waitMs: options.waitMs,
+        autoRenew: false,
+        requestId: options.requestId,
+      });
+      return {
+        token: lease.token,
+        isValid: () => lease.isValid(),
+        txn: async (operations, requestId) => {
+          const result = await lease.txn(operations, { requestId });
+          return { index: result.index };
+        },
+        release: (requestId) => lease.release({ requestId }),
+      };
+    },
+    async get(key, requestId) {
+      const item = await client.get(key, { requestId });
+      return item === undefined ? undefined : { key, value: item.value, modIndex: item.modIndex };
+    },
+    async range(prefix, options) {
+      const page = await client.range(prefix, {
+        limit: options.limit,
+        requestId: options.requestId,
+        ...(options.after === undefined ? {} : { after: options.after }),
+      });
+      return { items: page.items.map((item) => ({ key: item.key, value: item.value, modIndex: item.modIndex })), more: page.more };
+    },
+    async *watch(prefix, options) {
+      for await (const event of client.watch(prefix, { after: options.after, signal: options.signal })) {
+        if (event.type !== "key_changed") continue;
+        yield { index: event.index, key: event.key, value: event.value };
+      }
+    },
+    async appliedIndex() {
+      const status = await client.status();
+      return Number(status["appliedIndex"]);
+    },
+  };
+}

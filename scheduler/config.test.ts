@@ -1,0 +1,46 @@
+import { describe, expect, it } from "vitest";
+import { loadSchedulerConfig, SchedulerConfigError } from "./config.ts";
+
+const token = "0123456789abcdef0123";
+
+describe("scheduler configuration", () => {
+  it("has working defaults: hubble-acad with 5-minute slots, locking on, 127.0.0.1:8080", () => {
+    const config = loadSchedulerConfig({ SCTEC_API_TOKEN: token });
+    expect(config.listen).toEqual({ host: "127.0.0.1", port: 8080 });
+    expect(config.locking).toBe("on");
+    expect(config.telescopes.find((telescope) => telescope.id === "hubble-acad")?.slotMinutes).toBe(5);
+    expect(config.nodes).toHaveLength(3);
+  });
+
+  it("reports every problem at once, naming the variable", () => {
+    let error: unknown;
+    try {
+      loadSchedulerConfig({
+        SCHEDULER_LISTEN: "8080",
+        SCHEDULER_LOCKING: "maybe",
+        SCHEDULER_TELESCOPES: '[{"id":"x","name":"X","slotMinutes":7}]',
+        SCHEDULER_LEASE_TTL_MS: "5",
+      });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(SchedulerConfigError);
+    const message = (error as Error).message;
+    for (const name of [
+      "SCHEDULER_LISTEN",
+      "SCHEDULER_LOCKING",
+      "SCHEDULER_TELESCOPES",
+      "SCHEDULER_LEASE_TTL_MS",
+      "SCTEC_API_TOKEN: is required",
+    ]) {
+      expect(message).toContain(name);
+    }
+    expect(message).toContain("must divide a day");
+  });
+
+  it("refuses malformed telescope JSON and duplicate ids", () => {
+    expect(() => loadSchedulerConfig({ SCTEC_API_TOKEN: token, SCHEDULER_TELESCOPES: "[" })).toThrow(/is not JSON/);
+    const twice = '[{"id":"a","name":"A","slotMinutes":5},{"id":"a","name":"B","slotMinutes":5}]';
+    expect(() => loadSchedulerConfig({ SCTEC_API_TOKEN: token, SCHEDULER_TELESCOPES: twice })).toThrow(/unique/);
+  });
+});

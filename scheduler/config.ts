@@ -1,0 +1,124 @@
+// The scheduler's configuration, from the environment (SCHEDULER_*), validated with zod at
+// startup. Every problem is reported at once, naming the variable to fix.
+
+import { z } from "zod";
+import type { Telescope } from "./slots.ts";
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const telescopeSchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "lower-case letters, digits and dashes"),
+    name: z.string().min(1).max(120),
+    slotMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(1440)
+      .refine((minutes) => 1440 % minutes === 0, "must divide a day"),
+    horizonDays: z.number().int().min(1).max(366).default(30),
+    slotsPerBookingMax: z.number().int().min(1).max(48).default(12),
+  })
+  .strict();
+
+const defaultTelescopes: Telescope[] = [
+  { id: "hubble-acad", name: "Hubble Acad", slotMinutes: 5, horizonDays: 30, slotsPerBookingMax: 12 },
+  { id: "webb-acad", name: "Webb Acad", slotMinutes: 10, horizonDays: 30, slotsPerBookingMax: 12 },
+];
+
+export const schedulerConfigSchema = z
+  .object({
+    listen: z
+      .string()
+      .regex(/^[^:]+:\d{1,5}$/, "must be host:port")
+      .transform((text) => {
+        const [host, port] = text.split(":") as [string, string];
+        return { host, port: Number(port) };
+      }),
+    /** nodes: base URLs of lock nodes, any subset of the cluster. */
+    nodes: z
+      .string()
+      .min(1)
+      .transform((text) => text.split(",").map((url) => url.trim()))
+      .pipe(z.array(z.string().regex(/^https?:\/\/[^/]+$/, "each node is http://host:port")).min(1)),
+    apiToken: z.string().min(16, "must be at least 16 characters (the lock cluster's API token)"),
+    telescopes: z
+      .string()
+      .optional()
+      .transform((text, context) => {
+        if (text === undefined || text.trim() === "") return defaultTelescopes;
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          context.addIssue({ code: "custom", message: "is not JSON" });
+          return z.NEVER;
+        }
+      })
+      .pipe(z.array(telescopeSchema).min(1)),
+    /** locking: "off" reproduces the lab's delivery 2 (no slot leases: the race becomes visible). */
+    locking: z.enum(["on", "off"]),
+    leaseTtlMs: integer(1000, 600_000),
+    /** clusterTimeoutMs bounds each call to the cluster (after its own retries the answer is 503). */
+    clusterTimeoutMs: integer(100, 60_000),
+    rateLimitPerMinute: integer(1, 1_000_000),
+    bodyBytesMax: integer(1024, 1024 * 1024),
+    logDir: z.string().min(1),
+    logPretty: z.enum(["true", "false"]).transform((value) => value === "true"),
+    instanceId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+    /** auditVerifyRecordsMax bounds how many chain records GET /audit reads to verify the chain. */
+    auditVerifyRecordsMax: integer(100, 10_000_000),
+    /** eventsKeptMax: recent booking events kept for WebSocket clients that resume (`?after=`). */
+    eventsKeptMax: integer(10, 1_000_000),
+    /** pauseBeforeWriteMs: a test hook; the process blocks this long (event loop included) between the checks and the write. */
+    pauseBeforeWriteMs: integer(0, 600_000),
+  })
+  .strict()
+  .superRefine((config, context) => {
+    const ids = config.telescopes.map((telescope) => telescope.id);
+    if (new Set(ids).size !== ids.length)
+      context.addIssue({ code: "custom", path: ["telescopes"], message: "telescope ids must be unique" });
+  });
+
+export type SchedulerConfig = z.output<typeof schedulerConfigSchema>;
+
+const sources: Record<keyof z.input<typeof schedulerConfigSchema>, { env: string; fallback?: string }> = {
+  listen: { env: "SCHEDULER_LISTEN", fallback: "127.0.0.1:8080" },
+  nodes: { env: "SCHEDULER_NODES", fallback: "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003" },
+  apiToken: { env: "SCTEC_API_TOKEN" },
+  telescopes: { env: "SCHEDULER_TELESCOPES" },
+  locking: { env: "SCHEDULER_LOCKING", fallback: "on" },
+  leaseTtlMs: { env: "SCHEDULER_LEASE_TTL_MS", fallback: "10000" },
+  clusterTimeoutMs: { env: "SCHEDULER_CLUSTER_TIMEOUT_MS", fallback: "8000" },
+  rateLimitPerMinute: { env: "SCHEDULER_RATE_LIMIT_PER_MINUTE", fallback: "6000" },
+  bodyBytesMax: { env: "SCHEDULER_BODY_BYTES_MAX", fallback: "16384" },
+  logDir: { env: "SCHEDULER_LOG_DIR", fallback: "." },
+  logPretty: { env: "SCHEDULER_LOG_PRETTY", fallback: "false" },
+  instanceId: { env: "SCHEDULER_INSTANCE_ID", fallback: `scheduler-${process.pid}` },
+  auditVerifyRecordsMax: { env: "SCHEDULER_AUDIT_VERIFY_RECORDS_MAX", fallback: "1000000" },
+  eventsKeptMax: { env: "SCHEDULER_EVENTS_KEPT_MAX", fallback: "1000" },
+  pauseBeforeWriteMs: { env: "SCHEDULER_TEST_PAUSE_BEFORE_WRITE_MS", fallback: "0" },
+};
+
+export class SchedulerConfigError extends Error {
+  readonly code = "invalid_config";
+}
+
+/** loadSchedulerConfig reads the environment over the defaults; throws SchedulerConfigError listing every problem. */
+export function loadSchedulerConfig(env: Readonly<Record<string, string | undefined>>): SchedulerConfig {
+  const raw: Record<string, string | undefined> = {};
+  for (const [key, source] of Object.entries(sources)) {
+    const value = env[source.env] ?? source.fallback;
+    if (value !== undefined) raw[key] = value;
+  }
+  const parsed = schedulerConfigSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const key = String(issue.path[0] ?? "");
+    const source = sources[key as keyof typeof sources];
+    const where = source === undefined ? key : source.env;
+    const message = issue.code === "invalid_type" && raw[key] === undefined ? "is required" : issue.message;
+    const path = issue.path.length > 1 ? ` (at ${issue.path.slice(1).join(".")})` : "";
+    return `  ${where}: ${message}${path}`;
+  });
+  throw new SchedulerConfigError(`invalid scheduler configuration:\n${problems.join("\n")}`);
+}

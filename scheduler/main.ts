@@ -1,0 +1,83 @@
+// The scheduler process: configuration from SCHEDULER_* (scheduler/config.ts), a LockClient for
+// the cluster, the booking API and page on one port, booking events over WebSocket (/events).
+// SIGTERM / SIGINT stop it cleanly: stop accepting, finish what is in flight, close.
+
+import { createServer } from "node:http";
+import { LockClient } from "../client/lock-client.ts";
+import { createApp } from "./app.ts";
+import { Bookings } from "./bookings.ts";
+import { lockClusterPort } from "./cluster.ts";
+import { loadSchedulerConfig, SchedulerConfigError } from "./config.ts";
+import { BookingEvents } from "./events.ts";
+import { createSchedulerLogger } from "./logging.ts";
+import { Scientists } from "./scientists.ts";
+
+let config: ReturnType<typeof loadSchedulerConfig>;
+try {
+  config = loadSchedulerConfig(process.env);
+} catch (error) {
+  if (error instanceof SchedulerConfigError) {
+    console.error(error.message);
+    process.exit(2);
+  }
+  throw error;
+}
+
+const { log, flush, logFile } = createSchedulerLogger({ logDir: config.logDir, pretty: config.logPretty, instanceId: config.instanceId });
+const client = new LockClient({ nodes: config.nodes, apiToken: config.apiToken, requestTimeoutMs: config.clusterTimeoutMs });
+const cluster = lockClusterPort(client);
+const telescopes = new Map(config.telescopes.map((telescope) => [telescope.id, telescope]));
+const nowMs = (): number => Date.now();
+const bookings = new Bookings({
+  cluster,
+  telescopes,
+  serviceName: "scheduler",
+  leaseTtlMs: config.leaseTtlMs,
+  locking: config.locking === "on",
+  nowMs,
+  pauseBeforeWriteMs: config.pauseBeforeWriteMs,
+});
+const scientists = new Scientists({ cluster, serviceName: "scheduler", leaseTtlMs: config.leaseTtlMs, nowMs, cachedMax: 10_000 });
+const events = new BookingEvents({ cluster, telescopes, eventsKeptMax: config.eventsKeptMax, subscribersMax: 10_000, log });
+const app = createApp({
+  bookings,
+  scientists,
+  cluster,
+  telescopes: config.telescopes,
+  log,
+  nowMs,
+  bodyBytesMax: config.bodyBytesMax,
+  rateLimitPerMinute: config.rateLimitPerMinute,
+  auditVerifyRecordsMax: config.auditVerifyRecordsMax,
+});
+
+const server = createServer(app);
+server.keepAliveTimeout = 65_000;
+server.on("upgrade", (request, socket, head) => {
+  if (new URL(request.url ?? "/", "http://scheduler").pathname === "/events") events.handleUpgrade(request, socket, head);
+  else socket.end("HTTP/1.1 404 Not Found\r\n\r\n");
+});
+server.listen(config.listen.port, config.listen.host, () => {
+  const url = `http://${config.listen.host}:${config.listen.port}`;
+  log.info({ event: "scheduler_started", url, nodes: config.nodes, logFile, locking: config.locking }, `scheduler listening on ${url}`);
+  if (config.locking === "off") {
+    log.warn({ event: "locking_disabled" }, "LOCKING IS OFF: bookings race (lab delivery 2 demonstration only)");
+  }
+  events.start();
+});
+
+let stopping = false;
+async function stop(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ event: "scheduler_stopping", signal }, `stopping on ${signal}`);
+  const forced = setTimeout(() => process.exit(1), 10_000);
+  forced.unref();
+  await events.close();
+  server.closeIdleConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  flush();
+  process.exit(0);
+}
+process.on("SIGTERM", () => void stop("SIGTERM"));
+process.on("SIGINT", () => void stop("SIGINT"));

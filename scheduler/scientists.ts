@@ -1,0 +1,121 @@
+// Scientists: registration (the API key is returned once and only its hash is stored) and
+// authentication of `Authorization: Bearer sk_<id>_<secret>`. Registration takes a lease on the
+// email, so two registrations of one address cannot both pass the uniqueness check.
+
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import type { ClusterPort } from "./cluster.ts";
+import { ApiError } from "./errors.ts";
+import type { SchedulerLogger as Logger } from "./logging.ts";
+import { type AuditRecord, clusterError, keys, type Scientist, sha256Hex } from "./records.ts";
+
+const apiKeyPattern = /^sk_(sci_[0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+
+export interface ScientistsOptions {
+  readonly cluster: ClusterPort;
+  readonly serviceName: string;
+  readonly leaseTtlMs: number;
+  readonly nowMs: () => number;
+  /** cachedMax bounds the cache of scientist records (they never change once written). */
+  readonly cachedMax: number;
+}
+
+export class Scientists {
+  private readonly options: ScientistsOptions;
+  private readonly cache = new Map<string, Scientist>();
+
+  constructor(options: ScientistsOptions) {
+    this.options = options;
+  }
+
+  async register(
+    input: { name: string; email: string; institution?: string | undefined },
+    log: Logger,
+    requestId: string,
+  ): Promise<{ scientist: Scientist; apiKey: string; order: number }> {
+    const email = input.email.toLowerCase();
+    const id = `sci_${randomBytes(6).toString("hex")}`;
+    const secret = randomBytes(32).toString("base64url");
+    const scientist: Scientist = {
+      id,
+      name: input.name,
+      email,
+      ...(input.institution === undefined || input.institution === "" ? {} : { institution: input.institution }),
+      keyHash: sha256Hex(secret),
+      createdAtUtc: new Date(this.options.nowMs()).toISOString(),
+    };
+    const resource = `scientist-email_${sha256Hex(email).slice(0, 32)}`;
+    let lease: Awaited<ReturnType<ClusterPort["acquire"]>>;
+    try {
+      lease = await this.options.cluster.acquire([resource], { ttlMs: this.options.leaseTtlMs, waitMs: 2000, requestId });
+    } catch (error) {
+      throw clusterError(error, "registering a scientist");
+    }
+    try {
+      const existing = await this.options.cluster.get(keys.scientistEmail(email), requestId);
+      if (existing !== undefined) throw new ApiError("email_taken", `a scientist with the email ${email} is already registered`);
+      const audit: AuditRecord = {
+        timestamp_utc: scientist.createdAtUtc,
+        level: "AUDIT",
+        event_type: "SCIENTIST_REGISTERED",
+        service: this.options.serviceName,
+        request_id: requestId,
+        details: { scientist_id: id, ...(scientist.institution === undefined ? {} : { institution: scientist.institution }) },
+      };
+      const { index } = await lease.txn(
+        [
+          { op: "put", key: keys.scientist(id), value: JSON.stringify(scientist) },
+          { op: "put", key: keys.scientistEmail(email), value: id },
+          { op: "append", chain: keys.auditChain, value: JSON.stringify(audit) },
+        ],
+        requestId,
+      );
+      log.info({ event: "scientist_registered", scientistId: id, order: index }, `scientist ${id} registered`);
+      log.audit({ ...audit, audit: true, order: index }, "audit");
+      this.remember(scientist);
+      return { scientist, apiKey: `sk_${id}_${secret}`, order: index };
+    } catch (error) {
+      throw clusterError(error, "registering a scientist");
+    } finally {
+      await lease.release(requestId).catch((error: unknown) => log.warn({ event: "lock_release_failed", err: error }, "release failed"));
+    }
+  }
+
+  /** authenticate returns the scientist the bearer key belongs to, or throws 401. */
+  async authenticate(authorization: string | undefined, requestId: string): Promise<Scientist> {
+    const match = /^Bearer (\S+)$/.exec(authorization ?? "");
+    const parsed = match === null ? null : apiKeyPattern.exec(match[1] as string);
+    if (authorization === undefined) {
+      throw new ApiError("unauthorized", "an API key is required: Authorization: Bearer sk_… (register with POST /scientists)");
+    }
+    if (parsed === null) throw new ApiError("unauthorized", "the API key is malformed: expected Authorization: Bearer sk_<id>_<secret>");
+    const [, id, secret] = parsed as unknown as [string, string, string];
+    const scientist = await this.find(id, requestId);
+    const expected = Buffer.from(scientist?.keyHash ?? "0".repeat(64), "hex");
+    const actual = Buffer.from(sha256Hex(secret), "hex");
+    if (scientist === undefined || !timingSafeEqual(expected, actual)) throw new ApiError("unauthorized", "unknown or wrong API key");
+    return scientist;
+  }
+
+  async find(id: string, requestId: string): Promise<Scientist | undefined> {
+    const cached = this.cache.get(id);
+    if (cached !== undefined) return cached;
+    let item: Awaited<ReturnType<ClusterPort["get"]>>;
+    try {
+      item = await this.options.cluster.get(keys.scientist(id), requestId);
+    } catch (error) {
+      throw clusterError(error, "reading a scientist");
+    }
+    if (item === undefined) return undefined;
+    const scientist = JSON.parse(item.value) as Scientist;
+    this.remember(scientist);
+    return scientist;
+  }
+
+  private remember(scientist: Scientist): void {
+    if (this.cache.size >= this.options.cachedMax) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    this.cache.set(scientist.id, scientist);
+  }
+}

@@ -1,0 +1,403 @@
+// The booking API in one process against a real in-process three-node cluster: registration and
+// keys, the rules, exactly one winner among simultaneous requests, idempotent retries, owner-only
+// cancellation through the link, HATEOAS links, paging, the verified audit chain, live events over
+// WebSocket (each id once, resumable), rate limits and input errors.
+
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { LockClient } from "../client/lock-client.ts";
+import { type HttpCluster, startHttpCluster } from "../node/testing/http-cluster.ts";
+import { createApp } from "../scheduler/app.ts";
+import { Bookings } from "../scheduler/bookings.ts";
+import { lockClusterPort } from "../scheduler/cluster.ts";
+import { BookingEvents } from "../scheduler/events.ts";
+import { createSchedulerLogger } from "../scheduler/logging.ts";
+import { Scientists } from "../scheduler/scientists.ts";
+import type { Telescope } from "../scheduler/slots.ts";
+
+const telescopes: Telescope[] = [
+  { id: "hubble-acad", name: "Hubble Acad", slotMinutes: 5, horizonDays: 30, slotsPerBookingMax: 12 },
+  { id: "webb-acad", name: "Webb Acad", slotMinutes: 10, horizonDays: 30, slotsPerBookingMax: 12 },
+];
+
+interface Scheduler {
+  url: string;
+  server: Server;
+  events: BookingEvents;
+  logLines: string[];
+}
+
+let cluster: HttpCluster;
+let scheduler: Scheduler;
+let tmpLogDir: string;
+
+async function startScheduler(options: { rateLimitPerMinute?: number } = {}): Promise<Scheduler> {
+  const logLines: string[] = [];
+  const stdout = new Writable({
+    write(chunk, _encoding, callback) {
+      logLines.push(...String(chunk).split("\n").filter(Boolean));
+      callback();
+    },
+  });
+  const { log } = createSchedulerLogger({ logDir: tmpLogDir, pretty: false, instanceId: "test", stdout });
+  const client = new LockClient({ nodes: [...cluster.urls.values()], apiToken: cluster.apiToken });
+  const port = lockClusterPort(client);
+  const byId = new Map(telescopes.map((telescope) => [telescope.id, telescope]));
+  const nowMs = () => Date.now();
+  const events = new BookingEvents({ cluster: port, telescopes: byId, eventsKeptMax: 100, subscribersMax: 10, log });
+  const app = createApp({
+    bookings: new Bookings({
+      cluster: port,
+      telescopes: byId,
+      serviceName: "scheduler",
+      leaseTtlMs: 5000,
+      locking: true,
+      nowMs,
+      pauseBeforeWriteMs: 0,
+    }),
+    scientists: new Scientists({ cluster: port, serviceName: "scheduler", leaseTtlMs: 5000, nowMs, cachedMax: 100 }),
+    cluster: port,
+    telescopes,
+    log,
+    nowMs,
+    bodyBytesMax: 4096,
+    rateLimitPerMinute: options.rateLimitPerMinute ?? 100_000,
+    auditVerifyRecordsMax: 100_000,
+  });
+  const server = createServer(app);
+  server.on("upgrade", (request, socket, head) => events.handleUpgrade(request, socket, head));
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  events.start();
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, events, logLines };
+}
+
+beforeAll(async () => {
+  const { mkdtempSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  tmpLogDir = mkdtempSync(join(tmpdir(), "sctec-scheduler-"));
+  cluster = await startHttpCluster();
+  scheduler = await startScheduler();
+});
+afterAll(async () => {
+  await scheduler.events.close();
+  scheduler.server.closeAllConnections();
+  scheduler.server.close();
+  await cluster.stop();
+});
+
+// biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field at run time
+type Json = any;
+
+async function call(
+  method: string,
+  path: string,
+  options: { key?: string; body?: unknown; headers?: Record<string, string>; base?: string } = {},
+) {
+  const response = await fetch(`${options.base ?? scheduler.url}${path}`, {
+    method,
+    headers: {
+      ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+      ...(options.key === undefined ? {} : { authorization: `Bearer ${options.key}` }),
+      ...options.headers,
+    },
+    ...(options.body === undefined ? {} : { body: typeof options.body === "string" ? options.body : JSON.stringify(options.body) }),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: (text === "" ? {} : JSON.parse(text)) as Json };
+}
+
+let emailCounter = 0;
+async function register(name = "Marie Curie"): Promise<{ id: string; key: string }> {
+  emailCounter += 1;
+  const answer = await call("POST", "/scientists", {
+    body: { name, email: `scientist${emailCounter}@example.org`, institution: "Sorbonne" },
+  });
+  expect(answer.status).toBe(201);
+  return { id: answer.body.scientist.id, key: answer.body.apiKey };
+}
+
+/** slot returns the start and end of the n-th 5-minute slot of tomorrow (UTC), always in the future. */
+function slot(n: number, slots = 1): { startUtc: string; endUtc: string; day: string } {
+  const midnight = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1);
+  const iso = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)}Z`;
+  return { startUtc: iso(midnight + n * 300_000), endUtc: iso(midnight + (n + slots) * 300_000), day: iso(midnight).slice(0, 10) };
+}
+
+function book(key: string, n: number, options: { slots?: number; idempotencyKey?: string; telescopeId?: string } = {}) {
+  const { startUtc, endUtc } = slot(n, options.slots);
+  return call("POST", "/bookings", {
+    key,
+    body: { telescopeId: options.telescopeId ?? "hubble-acad", startUtc, endUtc, requestedAtUtc: new Date().toISOString() },
+    ...(options.idempotencyKey === undefined ? {} : { headers: { "idempotency-key": options.idempotencyKey } }),
+  });
+}
+
+describe("scientists and keys", () => {
+  it("registers a scientist, returns the key once, refuses a second registration of the email in any case", async () => {
+    const answer = await call("POST", "/scientists", { body: { name: "Ada", email: "Ada@Example.org" } });
+    expect(answer.status).toBe(201);
+    expect(answer.headers.get("location")).toBe(`/scientists/${answer.body.scientist.id}`);
+    expect(answer.body.apiKey).toMatch(/^sk_sci_[0-9a-f]{12}_/);
+    expect(answer.body.scientist).not.toHaveProperty("keyHash");
+    expect(answer.body._links.bookings.href).toBe(`/bookings?scientistId=${answer.body.scientist.id}`);
+    const again = await call("POST", "/scientists", { body: { name: "Ada 2", email: "ada@example.ORG" } });
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe("email_taken");
+    const me = await call("GET", `/scientists/${answer.body.scientist.id}`, { key: answer.body.apiKey });
+    expect(me.status).toBe(200);
+    expect(me.body.email).toBe("ada@example.org");
+    expect(me.body).not.toHaveProperty("keyHash");
+  });
+
+  it("refuses bad input with the field named, and requests without a valid key", async () => {
+    const bad = await call("POST", "/scientists", { body: { name: "", email: "not-an-email", extra: 1 } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe("invalid_request");
+    expect(bad.body.error.details.map((detail: Json) => detail.path)).toEqual(expect.arrayContaining(["name", "email"]));
+    expect((await call("GET", "/bookings")).body.error.code).toBe("unauthorized");
+    const { id } = await register();
+    const forged = `sk_${id}_${"A".repeat(43)}`;
+    expect((await call("GET", "/bookings", { key: forged })).status).toBe(401);
+    expect(
+      (await call("POST", "/scientists", { body: "{not json", headers: { "content-type": "application/json" } })).body.error.code,
+    ).toBe("invalid_json");
+    const huge = await call("POST", "/scientists", { body: { name: "x".repeat(5000), email: "a@b.org" } });
+    expect(huge.status).toBe(413);
+    expect(huge.body.error.code).toBe("body_too_large");
+  });
+});
+
+describe("time and discovery", () => {
+  it("serves the server clock and an entry point with links, more of them with a key", async () => {
+    const before = Date.now();
+    const time = await call("GET", "/time");
+    expect(time.body.serverTimeMs).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(time.body.serverTimeUtc)).toBe(time.body.serverTimeMs);
+    expect(scheduler.logLines.some((line) => line.includes('"event":"time_requested"'))).toBe(true);
+    const open = await call("GET", "/api");
+    expect(Object.keys(open.body._links)).toEqual(expect.arrayContaining(["time", "telescopes", "register", "bookings", "events"]));
+    expect(open.body._links).not.toHaveProperty("my-bookings");
+    const { id, key } = await register();
+    const withKey = await call("GET", "/api", { key });
+    expect(withKey.body._links["my-bookings"].href).toBe(`/bookings?scientistId=${id}`);
+    const openapi = await call("GET", "/openapi.json");
+    expect(openapi.body.openapi).toBe("3.1.0");
+    expect(openapi.body.paths["/bookings"].post.requestBody.content["application/json"].schema.required).toEqual(
+      expect.arrayContaining(["telescopeId", "startUtc", "endUtc", "requestedAtUtc"]),
+    );
+  });
+});
+
+describe("bookings", () => {
+  it("books a slot with links, shows it in the day grid and the lists, and enforces the rules", async () => {
+    const marie = await register();
+    const pierre = await register("Pierre Curie");
+    const answer = await book(marie.key, 10, { slots: 2 });
+    expect(answer.status).toBe(201);
+    const booking = answer.body;
+    expect(booking).toMatchObject({ telescopeId: "hubble-acad", scientistId: marie.id, status: "confirmed" });
+    expect(booking.slots).toHaveLength(2);
+    expect(booking.order).toBeGreaterThan(0);
+    expect(booking.fencingToken).toMatch(/^\d+$/);
+    expect(booking._links.cancel).toEqual({ href: `/bookings/${booking.id}`, method: "DELETE" });
+    // Another scientist sees it without a cancel link.
+    const seen = await call("GET", booking._links.self.href, { key: pierre.key });
+    expect(seen.body._links).not.toHaveProperty("cancel");
+    // The day grid: yours for the owner, taken for the other, book links only on free slots.
+    const day = slot(10).day;
+    const forMarie = await call("GET", `/telescopes/hubble-acad/days/${day}`, { key: marie.key });
+    const forPierre = await call("GET", `/telescopes/hubble-acad/days/${day}`, { key: pierre.key });
+    expect(forMarie.body.slots).toHaveLength(288);
+    expect(forMarie.body.slots[10]).toMatchObject({ state: "yours", bookingId: booking.id });
+    expect(forMarie.body.slots[11].state).toBe("yours");
+    expect(forPierre.body.slots[10].state).toBe("taken");
+    expect(forPierre.body.slots[10]._links).not.toHaveProperty("book");
+    expect(forPierre.body.slots[12]).toMatchObject({ state: "free", _links: { book: { href: "/bookings", method: "POST" } } });
+    // Overlapping booking: 409 slot_taken naming the booking in the way.
+    const overlap = await book(pierre.key, 11, { slots: 3 });
+    expect(overlap.status).toBe(409);
+    expect(overlap.body.error).toMatchObject({ code: "slot_taken", details: { bookings: [{ href: `/bookings/${booking.id}` }] } });
+    // Lists.
+    const mine = await call("GET", `/bookings?scientistId=${marie.id}`, { key: marie.key });
+    expect(mine.body.items.map((item: Json) => item.id)).toEqual([booking.id]);
+    const ofDay = await call("GET", `/bookings?telescopeId=hubble-acad&day=${day}`, { key: pierre.key });
+    expect(ofDay.body.items.map((item: Json) => item.id)).toContain(booking.id);
+  });
+
+  it("refuses what breaks the rules with 422 and a stable code", async () => {
+    const { key } = await register();
+    const now = Date.now();
+    const iso = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)}Z`;
+    const aligned = Math.ceil(now / 300_000) * 300_000 + 3_600_000;
+    const cases: [unknown, number, string][] = [
+      [{ startUtc: iso(aligned + 60_000), endUtc: iso(aligned + 360_000) }, 422, "not_aligned"],
+      [{ startUtc: iso(aligned), endUtc: iso(aligned) }, 422, "empty_interval"],
+      [{ startUtc: iso(aligned), endUtc: iso(aligned + 13 * 300_000) }, 422, "too_long"],
+      [{ startUtc: iso(aligned - 2 * 86_400_000), endUtc: iso(aligned - 2 * 86_400_000 + 300_000) }, 422, "in_the_past"],
+      [{ startUtc: iso(aligned + 31 * 86_400_000), endUtc: iso(aligned + 31 * 86_400_000 + 300_000) }, 422, "beyond_horizon"],
+      [{ telescopeId: "nope", startUtc: iso(aligned), endUtc: iso(aligned + 300_000) }, 422, "unknown_telescope"],
+      [{ startUtc: "tomorrow", endUtc: iso(aligned + 300_000) }, 400, "invalid_request"],
+    ];
+    for (const [fields, status, code] of cases) {
+      const answer = await call("POST", "/bookings", {
+        key,
+        body: { telescopeId: "hubble-acad", requestedAtUtc: new Date().toISOString(), ...(fields as object) },
+      });
+      expect([answer.status, answer.body.error?.code]).toEqual([status, code]);
+    }
+  });
+
+  it("gives exactly one of ten simultaneous requests for a slot a 201, the rest 409, and stores one booking and one audit record", async () => {
+    const scientists = await Promise.all(Array.from({ length: 10 }, (_, n) => register(`Racer ${n}`)));
+    const answers = await Promise.all(scientists.map((scientist) => book(scientist.key, 40)));
+    const statuses = answers.map((answer) => answer.status).sort();
+    expect(statuses).toEqual([201, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
+    const winner = answers.find((answer) => answer.status === 201)?.body as Json;
+    const stored = await call("GET", `/bookings?telescopeId=hubble-acad&day=${slot(40).day}`, { key: scientists[0]?.key as string });
+    expect(stored.body.items.filter((item: Json) => item.startUtc === slot(40).startUtc).map((item: Json) => item.id)).toEqual([winner.id]);
+    const audit = await call("GET", "/audit?limit=500", { key: scientists[0]?.key as string });
+    const records = audit.body.items.filter(
+      (item: Json) => item.record.event_type === "BOOKING_CREATED" && item.record.details.start_utc === slot(40).startUtc,
+    );
+    expect(records).toHaveLength(1);
+    expect(records[0].record.details.booking_id).toBe(winner.id);
+  });
+
+  it("replays a retry with the same Idempotency-Key instead of answering 409", async () => {
+    const { key } = await register();
+    const first = await book(key, 60, { idempotencyKey: "click-1" });
+    const retry = await book(key, 60, { idempotencyKey: "click-1" });
+    expect(first.status).toBe(201);
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(retry.body.id).toBe(first.body.id);
+    const other = await book(key, 60, { idempotencyKey: "click-2" });
+    expect(other.body.error.code).toBe("slot_taken");
+  });
+
+  it("lets only the owner cancel, through the link; the slot is free again; a second cancel is refused", async () => {
+    const owner = await register();
+    const stranger = await register();
+    const made = (await book(owner.key, 70)).body;
+    const cancel = made._links.cancel;
+    const refused = await call(cancel.method, cancel.href, { key: stranger.key });
+    expect([refused.status, refused.body.error.code]).toEqual([403, "forbidden"]);
+    const cancelled = await call(cancel.method, cancel.href, { key: owner.key });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({ status: "cancelled", order: made.order });
+    expect(cancelled.body.cancelOrder).toBeGreaterThan(made.order);
+    expect(cancelled.body._links).not.toHaveProperty("cancel");
+    const again = await call(cancel.method, cancel.href, { key: owner.key });
+    expect([again.status, again.body.error.code]).toEqual([409, "already_cancelled"]);
+    const rebooked = await book(stranger.key, 70);
+    expect(rebooked.status).toBe(201);
+    expect((await call("GET", "/bookings/bk_000000000000000000000000", { key: owner.key })).status).toBe(404);
+    const audit = await call("GET", "/audit?limit=500", { key: owner.key });
+    expect(audit.body.chain).toMatchObject({ verified: true });
+    const types = audit.body.items
+      .filter((item: Json) => item.record.details.booking_id === made.id)
+      .map((item: Json) => item.record.event_type);
+    expect(types).toEqual(["BOOKING_CREATED", "BOOKING_CANCELLED"]);
+  });
+
+  it("pages through a list with next links, each booking once", async () => {
+    const { id, key } = await register();
+    const made = [];
+    for (let n = 100; n < 105; n += 1) made.push((await book(key, n)).body.id);
+    const seen: string[] = [];
+    let href: string | undefined = `/bookings?scientistId=${id}&limit=2`;
+    while (href !== undefined) {
+      const page = await call("GET", href, { key });
+      expect(page.status).toBe(200);
+      seen.push(...page.body.items.map((item: Json) => item.id));
+      href = page.body._links.next?.href;
+    }
+    expect(seen).toEqual(made);
+    expect((await call("GET", `/bookings?scientistId=${id}&cursor=bm9wZQ`, { key })).body.error.code).toBe("invalid_cursor");
+  });
+});
+
+describe("audit and events", () => {
+  it("pushes each booking event once over WebSocket, and resumes after a reconnect without duplicates", async () => {
+    const { key } = await register();
+    const wsUrl = `${scheduler.url.replace("http", "ws")}/events`;
+    const received: Json[] = [];
+    const socket = new WebSocket(wsUrl);
+    socket.on("message", (data) => received.push(JSON.parse(String(data))));
+    await once(socket, "open");
+    const first = (await book(key, 150)).body;
+    const until = async (predicate: () => boolean, what: string) => {
+      const deadline = Date.now() + 10_000;
+      while (!predicate()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(received)}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    await until(() => received.some((message) => message.booking?.id === first.id), "the first event");
+    expect(received[0]?.type).toBe("hello");
+    const event = received.find((message) => message.booking?.id === first.id) as Json;
+    expect(event).toMatchObject({
+      type: "BOOKING_CREATED",
+      order: first.order,
+      booking: { startUtc: first.startUtc, status: "confirmed" },
+    });
+    socket.close();
+    // While the page is away, two more things happen; on resume it gets exactly those.
+    const second = (await book(key, 151)).body;
+    await call("DELETE", first._links.cancel.href, { key });
+    const resumed: Json[] = [];
+    const again = new WebSocket(`${wsUrl}?after=${event.id}`);
+    again.on("message", (data) => resumed.push(JSON.parse(String(data))));
+    await once(again, "open");
+    await until(() => resumed.filter((message) => message.id !== undefined).length >= 2, "the resumed events");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const bookingEvents = resumed.filter((message) => message.id !== undefined);
+    expect(bookingEvents.map((message) => [message.type, message.booking.id])).toEqual([
+      ["BOOKING_CREATED", second.id],
+      ["BOOKING_CANCELLED", first.id],
+    ]);
+    expect(new Set(bookingEvents.map((message) => message.id)).size).toBe(2);
+    again.close();
+  });
+
+  it("detects a tampered chain: the verifier fails on a changed record", async () => {
+    const { key } = await register();
+    await book(key, 160);
+    const audit = await call("GET", "/audit?limit=500", { key });
+    expect(audit.body.chain.verified).toBe(true);
+    expect(audit.body.chain.records).toBe(audit.body.items.length);
+    const { verifyChain } = await import("../client/audit-chain.ts");
+    const raw = audit.body.items.map((item: Json) => ({ ...item, record: JSON.stringify(item.record) }));
+    expect(verifyChain(raw).ok).toBe(true);
+    const victim = raw.findIndex((item: Json) => item.record.includes("hubble-acad"));
+    expect(victim).toBeGreaterThanOrEqual(0);
+    const tampered = raw.map((item: Json, position: number) =>
+      position === victim ? { ...item, record: item.record.replace("hubble-acad", "webb-acad") } : item,
+    );
+    expect(verifyChain(tampered)).toMatchObject({ ok: false, brokenAtSeq: raw[victim].seq });
+    expect(verifyChain(raw.filter((_: Json, position: number) => position !== victim))).toMatchObject({ ok: false });
+  });
+});
+
+describe("limits", () => {
+  it("answers 429 with Retry-After above the rate limit", async () => {
+    const limited = await startScheduler({ rateLimitPerMinute: 5 });
+    try {
+      const statuses: number[] = [];
+      for (let n = 0; n < 7; n += 1) statuses.push((await call("GET", "/time", { base: limited.url })).status);
+      expect(statuses.slice(0, 5)).toEqual([200, 200, 200, 200, 200]);
+      const refused = await call("GET", "/time", { base: limited.url });
+      expect([refused.status, refused.body.error.code]).toEqual([429, "rate_limited"]);
+    } finally {
+      await limited.events.close();
+      limited.server.closeAllConnections();
+      limited.server.close();
+    }
+  });
+});

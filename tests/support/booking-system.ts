@@ -1,0 +1,94 @@
+// BookingSystem runs the whole system on loopback for tests: a three-node lock cluster
+// (ProcessCluster, real node processes) and N scheduler processes (scheduler/main.ts), each on a
+// free port with its own log directory. Every wait is bounded; stop() kills what it started, by PID.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { freePort, ProcessCluster, waitFor } from "./process-cluster.ts";
+
+export interface BookingSystem {
+  readonly schedulerUrls: string[];
+  readonly nodeUrls: string[];
+  readonly apiToken: string;
+  readonly cluster: ProcessCluster;
+  /** logDir of scheduler i (its app.log is inside). */
+  schedulerLogDir(position: number): string;
+  schedulerLog(position: number): string;
+  nodeLog(id: string): string;
+  /** startScheduler starts one more scheduler (with extra environment) and returns its URL. */
+  startScheduler(env?: Record<string, string>): Promise<string>;
+  killScheduler(position: number, signal?: NodeJS.Signals): void;
+  stop(): Promise<void>;
+}
+
+export async function startBookingSystem(
+  options: { schedulers?: number; env?: Record<string, string>; nodeEnv?: Record<string, string> } = {},
+): Promise<BookingSystem> {
+  const cluster = await ProcessCluster.start({ size: 3, ...(options.nodeEnv === undefined ? {} : { env: options.nodeEnv }) });
+  const schedulers: { url: string; logDir: string; child: ChildProcess }[] = [];
+
+  async function startScheduler(env: Record<string, string> = {}): Promise<string> {
+    const port = await freePort();
+    const logDir = join(cluster.dataRoot, `scheduler-${schedulers.length + 1}`);
+    mkdirSync(logDir, { recursive: true });
+    const child = spawn(process.execPath, ["--import", "tsx", "scheduler/main.ts"], {
+      env: {
+        ...process.env,
+        SCHEDULER_LISTEN: `127.0.0.1:${port}`,
+        SCHEDULER_NODES: cluster.urls().join(","),
+        SCTEC_API_TOKEN: cluster.apiToken,
+        SCHEDULER_LOG_DIR: logDir,
+        SCHEDULER_INSTANCE_ID: `scheduler-${schedulers.length + 1}`,
+        ...options.env,
+        ...env,
+      },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    child.stderr?.on("data", (chunk: Buffer) => process.stderr.write(`[scheduler ${port}] ${chunk}`));
+    const url = `http://127.0.0.1:${port}`;
+    schedulers.push({ url, logDir, child });
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`scheduler on ${port} exited with code ${child.exitCode}`);
+        try {
+          const response = await fetch(`${url}/healthz`);
+          return response.ok ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      `scheduler on ${url}`,
+      20_000,
+    );
+    return url;
+  }
+
+  for (let position = 0; position < (options.schedulers ?? 1); position += 1) await startScheduler();
+
+  return {
+    get schedulerUrls() {
+      return schedulers.map((scheduler) => scheduler.url);
+    },
+    nodeUrls: cluster.urls(),
+    apiToken: cluster.apiToken,
+    cluster,
+    schedulerLogDir: (position) => (schedulers[position] as { logDir: string }).logDir,
+    schedulerLog: (position) => readFileSync(join((schedulers[position] as { logDir: string }).logDir, "app.log"), "utf8"),
+    nodeLog: (id) => readFileSync(join(cluster.dataRoot, `${id}.log`), "utf8"),
+    startScheduler,
+    killScheduler(position, signal = "SIGKILL") {
+      schedulers[position]?.child.kill(signal);
+    },
+    async stop() {
+      for (const scheduler of schedulers) {
+        if (scheduler.child.exitCode === null && scheduler.child.signalCode === null) {
+          const exited = new Promise((resolve) => scheduler.child.once("exit", resolve));
+          scheduler.child.kill("SIGKILL");
+          await exited;
+        }
+      }
+      await cluster.close();
+    },
+  };
+}
