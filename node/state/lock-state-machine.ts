@@ -91,6 +91,8 @@ export class LockStateMachine {
   private waiters: Waiter[] = [];
   /** keys: deleted keys stay as tombstones, so a stale writer cannot bring them back. */
   private readonly keys = new Map<string, StoredValue & { deleted: boolean }>();
+  /** sortedKeys: every key of `keys` (tombstones included) in JavaScript string order, for range reads. */
+  private readonly sortedKeys: string[] = [];
   /** sessions are kept in least-recently-used order (Map insertion order, refreshed on use). */
   private readonly sessions = new Map<string, SessionRecord>();
   /** chainHeads: the last record of each hash chain, which the next append links to. */
@@ -159,12 +161,38 @@ export class LockStateMachine {
    */
   range(prefix: string, limit: number, after = ""): { items: { key: string; value: StoredValue }[]; more: boolean } {
     const found: { key: string; value: StoredValue }[] = [];
-    for (const [key, stored] of this.keys) {
-      if (stored.deleted || !key.startsWith(prefix) || key <= after) continue;
+    // Start at the first key above both the prefix's start and `after`, and walk the sorted index
+    // while the prefix holds: a range costs O(log n + what it returns, plus tombstones in between).
+    const from = after >= prefix ? after : prefix;
+    for (let position = this.firstKeyPositionAbove(from, from === after); position < this.sortedKeys.length; position += 1) {
+      const key = this.sortedKeys[position] as string;
+      if (!key.startsWith(prefix)) break;
+      const stored = this.keys.get(key);
+      assert(stored !== undefined, `sorted key index names ${key}, which is not stored`);
+      if (stored.deleted) continue;
+      if (found.length === limit) return { items: found, more: true };
       found.push({ key, value: { value: stored.value, token: stored.token, modIndex: stored.modIndex } });
     }
-    found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return { items: found.slice(0, limit), more: found.length > limit };
+    return { items: found, more: false };
+  }
+
+  /** firstKeyPositionAbove: the position of the first key > `from` (or >= when not exclusive) in the sorted index. */
+  private firstKeyPositionAbove(from: string, exclusive: boolean): number {
+    let low = 0;
+    let high = this.sortedKeys.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      const key = this.sortedKeys[middle] as string;
+      if (key < from || (exclusive && key === from)) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  /** storeKey writes a key, adding it to the sorted index the first time it is seen (tombstones stay in both). */
+  private storeKey(key: string, stored: StoredValue & { deleted: boolean }): void {
+    if (!this.keys.has(key)) this.sortedKeys.splice(this.firstKeyPositionAbove(key, false), 0, key);
+    this.keys.set(key, stored);
   }
 
   /** chainHead returns the last record's seq and hash of a hash chain, if it has any. */
@@ -450,13 +478,13 @@ export class LockStateMachine {
     const keys: string[] = [];
     for (const operation of operations) {
       if (operation.op === "delete") {
-        this.keys.set(operation.key, { value: "", token, modIndex: index, deleted: true });
+        this.storeKey(operation.key, { value: "", token, modIndex: index, deleted: true });
         events.push({ type: "key_changed", index, key: operation.key, deleted: true, token });
         keys.push(operation.key);
         continue;
       }
       const { key, value } = operation.op === "put" ? operation : this.append(index, operation.chain, operation.value);
-      this.keys.set(key, { value, token, modIndex: index, deleted: false });
+      this.storeKey(key, { value, token, modIndex: index, deleted: false });
       events.push({ type: "key_changed", index, key, deleted: false, token, value });
       keys.push(key);
     }
@@ -522,6 +550,8 @@ export class LockStateMachine {
     for (const lease of snapshot.leases) machine.leasesByResource.set(lease.resource, lease);
     machine.waiters = snapshot.waiters.slice();
     for (const [key, stored] of snapshot.keys) machine.keys.set(key, { ...stored });
+    for (const key of machine.keys.keys()) machine.sortedKeys.push(key);
+    machine.sortedKeys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     for (const [clientId, record] of snapshot.sessions) {
       machine.sessions.set(clientId, { evictedThrough: record.evictedThrough, results: new Map(record.results) });
     }
