@@ -553,11 +553,24 @@ export class Lease {
    *
    * **Gotchas**: `keys` lists the keys written, in the order of `operations`; an append's key is
    * named by the txn's index, so it is known only from this answer (or by reading the chain).
-   * A txn writes each key and appends to each chain at most once.
+   * A txn writes each key and appends to each chain at most once. With `release: true` the same
+   * entry ends the lease once the writes are applied (one round instead of two); the lease stops
+   * being valid here at once, whatever the answer.
    */
-  async txn(operations: readonly TxnOperation[], options: RequestOptions = {}): Promise<{ index: number; keys: string[] }> {
+  async txn(
+    operations: readonly TxnOperation[],
+    options: RequestOptions & { readonly release?: boolean } = {},
+  ): Promise<{ index: number; keys: string[] }> {
     const guards = this.resources.map((resource) => ({ resource, token: this.token }));
-    const answer = await this.client.mutate("/txn", { guards, operations: [...operations] }, options);
+    if (options.release === true) {
+      this.released = true;
+      this.stopAutoRenew();
+    }
+    const answer = await this.client.mutate(
+      "/txn",
+      { guards, operations: [...operations], ...(options.release === true ? { releaseGuards: true } : {}) },
+      options,
+    );
     const body = answer.body as { index: number; keys: string[] };
     return { index: body.index, keys: body.keys };
   }

@@ -97,6 +97,7 @@ const txnBody = z.strictObject({
     )
     .min(1)
     .max(64),
+  releaseGuards: z.boolean().optional(),
 });
 const memberBody = z.strictObject({ action: z.enum(["add_learner", "promote_learner", "remove_node"]), nodeId: name });
 const transferBody = z.strictObject({ to: name });
@@ -298,7 +299,17 @@ async function leaseHandler(options: ApiOptions, request: Request, type: "releas
 
 async function txnHandler(options: ApiOptions, request: Request): Promise<{ status: number; body: unknown }> {
   const body = parse(txnBody, request.body);
-  const applied = await options.host.propose({ type: "txn", ...sessionOf(body), guards: body.guards, operations: body.operations });
+  const applied = await options.host.propose({
+    type: "txn",
+    ...sessionOf(body),
+    guards: body.guards,
+    operations: body.operations,
+    ...(body.releaseGuards === true ? { releaseGuards: true } : {}),
+  });
+  if (applied.result.status === "committed" && body.releaseGuards === true) {
+    const resources = body.guards.map((guard) => guard.resource).join(", ");
+    options.logger.info({ event: "lock_released", leases: body.guards }, `lock for ${resources} released`);
+  }
   return resultResponse(applied.result);
 }
 

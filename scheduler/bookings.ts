@@ -86,6 +86,7 @@ export class Bookings {
     log.info({ event: "booking_request_received", resources, bookingId: id }, `request received for POST /bookings for resource ${named}`);
 
     const lease = await this.takeLeases(resources, id, log, requestId, 0);
+    let releasedByWrite = false;
     try {
       log.info({ event: "conflict_check", resources }, `checking conflicts for ${named}`);
       if (input.idempotencyKey !== undefined) {
@@ -133,6 +134,8 @@ export class Bookings {
         { op: "append", chain: keys.auditChain, value: JSON.stringify(audit) },
       ];
       const { index } = await this.write(lease, operations, log, requestId, `booking ${named}`);
+      releasedByWrite = true;
+      log.info({ event: "lock_releasing", resources }, `releasing lock for ${named} (in the same transaction as the write)`);
       const booking = resolveBooking(stored, index);
       log.info({ event: "booking_created", bookingId: id, order: index, fencingToken: lease.token }, `booking ${id} created`);
       log.audit({ ...audit, audit: true, order: index }, "audit");
@@ -140,7 +143,7 @@ export class Bookings {
     } catch (error) {
       throw clusterError(error, `booking ${named}`);
     } finally {
-      await this.release(lease, resources, log, requestId);
+      if (!releasedByWrite) await this.release(lease, resources, log, requestId);
     }
   }
 
@@ -152,6 +155,7 @@ export class Bookings {
     const resources = booking.slots.map((slot) => slotResource(booking.telescopeId, Date.parse(slot))).sort();
     // A cancellation waits a little for the slots' leases: a booking attempt on them ends quickly.
     const lease = await this.takeLeases(resources, id, log, requestId, 2000);
+    let releasedByWrite = false;
     try {
       const current = await this.get(id, requestId);
       this.checkCancellable(current, scientist);
@@ -180,13 +184,15 @@ export class Bookings {
         requestId,
         `cancelling ${id}`,
       );
+      releasedByWrite = true;
+      log.info({ event: "lock_releasing", resources }, `releasing lock for ${resources.join(", ")} (in the same transaction as the write)`);
       log.info({ event: "booking_cancelled", bookingId: id, order: index }, `booking ${id} cancelled`);
       log.audit({ ...audit, audit: true, order: index }, "audit");
       return resolveBooking(stored, index);
     } catch (error) {
       throw clusterError(error, `cancelling ${id}`);
     } finally {
-      await this.release(lease, resources, log, requestId);
+      if (!releasedByWrite) await this.release(lease, resources, log, requestId);
     }
   }
 
@@ -327,7 +333,8 @@ export class Bookings {
     what: string,
   ): Promise<{ index: number }> {
     try {
-      return await lease.txn(operations, requestId);
+      // The write also ends the leases: once it is applied nothing more needs them.
+      return await lease.txn(operations, requestId, { release: true });
     } catch (error) {
       const mapped = clusterError(error, what);
       if (mapped.code === "lease_lost") {

@@ -20,7 +20,8 @@ export interface ClusterLease {
   readonly token: string;
   /** isValid: the client's pessimistic view of whether the lease still holds. */
   isValid(): boolean;
-  txn(operations: readonly ClusterOperation[], requestId: string): Promise<{ index: number }>;
+  /** txn writes under the lease; with `release` the same entry ends the lease (one round fewer). */
+  txn(operations: readonly ClusterOperation[], requestId: string, options?: { release?: boolean }): Promise<{ index: number }>;
   release(requestId: string): Promise<void>;
 }
 
@@ -55,8 +56,8 @@ export function lockClusterPort(client: LockClient): ClusterPort {
       return {
         token: lease.token,
         isValid: () => lease.isValid(),
-        txn: async (operations, requestId) => {
-          const result = await lease.txn(operations, { requestId });
+        txn: async (operations, requestId, txnOptions) => {
+          const result = await lease.txn(operations, { requestId, release: txnOptions?.release === true });
           return { index: result.index };
         },
         release: (requestId) => lease.release({ requestId }),

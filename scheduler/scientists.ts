@@ -50,6 +50,7 @@ export class Scientists {
     } catch (error) {
       throw clusterError(error, "registering a scientist");
     }
+    let released = false;
     try {
       const existing = await this.options.cluster.get(keys.scientistEmail(email), requestId);
       if (existing !== undefined) throw new ApiError("email_taken", `a scientist with the email ${email} is already registered`);
@@ -68,7 +69,9 @@ export class Scientists {
           { op: "append", chain: keys.auditChain, value: JSON.stringify(audit) },
         ],
         requestId,
+        { release: true },
       );
+      released = true;
       log.info({ event: "scientist_registered", scientistId: id, order: index }, `scientist ${id} registered`);
       log.audit({ ...audit, audit: true, order: index }, "audit");
       this.remember(scientist);
@@ -76,7 +79,8 @@ export class Scientists {
     } catch (error) {
       throw clusterError(error, "registering a scientist");
     } finally {
-      await lease.release(requestId).catch((error: unknown) => log.warn({ event: "lock_release_failed", err: error }, "release failed"));
+      if (!released)
+        await lease.release(requestId).catch((error: unknown) => log.warn({ event: "lock_release_failed", err: error }, "release failed"));
     }
   }
 

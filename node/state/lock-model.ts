@@ -103,6 +103,9 @@ class ModelLocks {
           return { status: "rejected", code: "invalid_command" };
         }
         if (writes.some((key) => key.startsWith("~chain/"))) return { status: "rejected", code: "invalid_command" };
+        if (new Set(command.guards.map((guard) => guard.resource)).size !== command.guards.length) {
+          return { status: "rejected", code: "invalid_command" };
+        }
         if (!this.allHeld(command.guards)) return { status: "rejected", code: "stale_fencing_token" };
         const token = Math.max(...command.guards.map((guard) => guard.token));
         if (writes.some((key) => (this.keys.get(key)?.token ?? 0) > token)) return { status: "rejected", code: "stale_fencing_token" };
@@ -120,6 +123,10 @@ class ModelLocks {
             });
             keys.push(operation.key);
           }
+        }
+        if (command.releaseGuards === true) {
+          for (const guard of command.guards) this.holders.delete(guard.resource);
+          this.wake();
         }
         return { status: "committed", keys };
       }
@@ -355,6 +362,7 @@ const commandArbitraries = [
       client,
       resource,
       choice: tokenChoice,
+      releaseGuards: fc.boolean(),
       writes: fc.array(
         fc.oneof(
           { arbitrary: fc.record({ op: fc.constantFrom("put", "delete"), key: fc.constantFrom(...keyNames) }), weight: 2 },
@@ -365,7 +373,7 @@ const commandArbitraries = [
       ),
     })
     .map(
-      ({ client: clientId, resource: name, choice, writes }) =>
+      ({ client: clientId, resource: name, choice, writes, releaseGuards }) =>
         new SessionCommand(
           clientId,
           (model, session) => ({
@@ -377,8 +385,9 @@ const commandArbitraries = [
               if (write.op === "append") return { op: "append", chain: write.chain, value };
               return write.op === "put" ? { op: "put", key: write.key, value } : { op: "delete", key: write.key };
             }),
+            ...(releaseGuards ? { releaseGuards: true } : {}),
           }),
-          `txn ${name} (${choice}) ${writes.map((write) => ("chain" in write ? `append ${write.chain}` : `${write.op} ${write.key}`)).join(", ")}`,
+          `txn ${name} (${choice}) ${writes.map((write) => ("chain" in write ? `append ${write.chain}` : `${write.op} ${write.key}`)).join(", ")}${releaseGuards ? " and release" : ""}`,
         ),
     ),
   fc.record({ resource, choice: tokenChoice, stale: fc.boolean() }).map(

@@ -262,7 +262,7 @@ export class LockStateMachine {
       case "release":
         return this.release(index, command.leases);
       case "txn":
-        return this.txn(index, command.guards, command.operations);
+        return this.txn(index, command.guards, command.operations, command.releaseGuards === true);
     }
   }
 
@@ -447,7 +447,7 @@ export class LockStateMachine {
   // -------------------------------------------------------------------------------------------
   // Fenced transactions.
 
-  private txn(index: number, guards: readonly LeaseRef[], operations: readonly TxnOperation[]): Applied {
+  private txn(index: number, guards: readonly LeaseRef[], operations: readonly TxnOperation[], releaseGuards: boolean): Applied {
     const invalid = this.checkTxn(guards, operations);
     if (invalid !== undefined) return answer(rejected("invalid_command", invalid));
     for (const guard of guards) {
@@ -488,7 +488,13 @@ export class LockStateMachine {
       events.push({ type: "key_changed", index, key, deleted: false, token, value });
       keys.push(key);
     }
-    return { result: { status: "committed", index, keys }, events, resolvedWaiters: [] };
+    if (!releaseGuards) return { result: { status: "committed", index, keys }, events, resolvedWaiters: [] };
+    for (const guard of guards) {
+      this.leasesByResource.delete(guard.resource);
+      events.push({ type: "released", index, resource: guard.resource, token: guard.token });
+    }
+    const woken = this.grantWaiters(index);
+    return { result: { status: "committed", index, keys }, events: [...events, ...woken.events], resolvedWaiters: woken.resolved };
   }
 
   /** append advances a chain's head and returns the key and stored value of its new record. */
@@ -501,6 +507,7 @@ export class LockStateMachine {
   private checkTxn(guards: readonly LeaseRef[], operations: readonly TxnOperation[]): string | undefined {
     const limits = this.limits;
     if (!Array.isArray(guards) || guards.length === 0) return "a txn acts under at least one lease (its guards)";
+    if (new Set(guards.map((guard) => guard?.resource)).size !== guards.length) return "guards must name distinct resources";
     if (guards.length > limits.resourcesPerAcquireMax) return `at most ${limits.resourcesPerAcquireMax} guards`;
     for (const guard of guards) {
       if (!isName(guard.resource, limits.nameLengthMax) || !isPositiveInteger(guard.token))

@@ -48,6 +48,8 @@ export type LockCommand =
       /** guards: every named lease must be the resource's current one, or nothing is written. */
       readonly guards: readonly LeaseRef[];
       readonly operations: readonly TxnOperation[];
+      /** releaseGuards ends the guards' leases in the same entry, once the writes are applied (saves a release round). */
+      readonly releaseGuards?: boolean;
     }
   | { readonly type: "expire"; readonly resource: string; readonly token: FencingToken; readonly version: number }
   | { readonly type: "cancel_wait"; readonly waiterId: number };
