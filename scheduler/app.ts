@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { ipKeyGenerator, rateLimit } from "express-rate-limit";
 import type { z } from "zod";
-import { readAuditPage } from "./audit.ts";
+import { AuditTrail } from "./audit.ts";
 import type { Bookings } from "./bookings.ts";
 import type { ClusterPort } from "./cluster.ts";
 import { ApiError, statusOfCode } from "./errors.ts";
@@ -33,7 +33,10 @@ export interface AppOptions {
   readonly log: Logger;
   readonly nowMs: () => number;
   readonly bodyBytesMax: number;
+  /** rateLimitPerMinute: per verified scientist. */
   readonly rateLimitPerMinute: number;
+  /** rateLimitPerAddressPerMinute: per client address, on every request. */
+  readonly rateLimitPerAddressPerMinute: number;
   readonly auditVerifyRecordsMax: number;
   /** webRoot: the directory of the booking page (client/web). */
   readonly webRoot?: string;
@@ -48,6 +51,25 @@ const defaultWebRoot = fileURLToPath(new URL("../client/web/", import.meta.url))
 
 export function createApp(options: AppOptions): express.Express {
   const app = express();
+  const audit = new AuditTrail(options.cluster, options.auditVerifyRecordsMax);
+  const perScientistLimit = rateLimit({
+    windowMs: 60_000,
+    limit: options.rateLimitPerMinute,
+    standardHeaders: "draft-7",
+    legacyHeaders: false,
+    keyGenerator: (_request, response) => `scientist:${String(response.locals["scientistId"])}`,
+    handler: (request, response, next) =>
+      next(rateLimited(request, response, `more than ${options.rateLimitPerMinute} requests a minute with this API key`)),
+  });
+  const authenticate = async (request: Request, response: Response): Promise<Scientist> => {
+    const scientist = await options.scientists.authenticate(request.header("authorization"), requestIdOf(response));
+    response.locals["log"] = logOf(response).child({ scientistId: scientist.id });
+    response.locals["scientistId"] = scientist.id;
+    await new Promise<void>((resolve, reject) =>
+      perScientistLimit(request, response, (error?: unknown) => (error === undefined ? resolve() : reject(error))),
+    );
+    return scientist;
+  };
   app.disable("x-powered-by");
   app.set("trust proxy", "loopback, uniquelocal");
   app.use((request: Request, response: Response, next: NextFunction) => {
@@ -63,17 +85,17 @@ export function createApp(options: AppOptions): express.Express {
     });
     next();
   });
+  // Two limits: per address on everything (before any key is checked, so made-up keys cannot
+  // dodge it), and per scientist once a key has been verified (authenticate()).
   app.use(
     rateLimit({
       windowMs: 60_000,
-      limit: options.rateLimitPerMinute,
+      limit: options.rateLimitPerAddressPerMinute,
       standardHeaders: "draft-7",
       legacyHeaders: false,
-      // Per API key when there is one (a scientist behind a shared address is not punished for
-      // others), per address otherwise.
-      keyGenerator: (request) => request.header("authorization") ?? `ip:${ipKeyGenerator(request.ip ?? "unknown")}`,
-      handler: (_request, response) =>
-        sendError(response, new ApiError("rate_limited", `more than ${options.rateLimitPerMinute} requests a minute; slow down`)),
+      keyGenerator: (request) => `ip:${ipKeyGenerator(request.ip ?? "unknown")}`,
+      handler: (request, response, next) =>
+        next(rateLimited(request, response, `more than ${options.rateLimitPerAddressPerMinute} requests a minute from this address`)),
     }),
   );
   app.use(express.json({ limit: options.bodyBytesMax, strict: true }));
@@ -90,7 +112,7 @@ export function createApp(options: AppOptions): express.Express {
       openapi: { href: "/openapi.json" },
     };
     if (request.header("authorization") !== undefined) {
-      const scientist = await options.scientists.authenticate(request.header("authorization"), requestIdOf(response));
+      const scientist = await authenticate(request, response);
       links["me"] = { href: `/scientists/${scientist.id}` };
       links["my-bookings"] = { href: `/bookings?scientistId=${scientist.id}` };
       links["book"] = { href: "/bookings", method: "POST" };
@@ -131,7 +153,7 @@ export function createApp(options: AppOptions): express.Express {
   });
 
   app.get("/scientists/:id", async (request, response) => {
-    const caller = await authenticate(options, request, response);
+    const caller = await authenticate(request, response);
     const scientist = await options.scientists.find(String(request.params.id), requestIdOf(response));
     if (scientist === undefined) throw new ApiError("not_found", `there is no scientist ${request.params.id}`);
     response.json({ ...scientistView(scientist, caller), _links: scientistLinks(scientist) });
@@ -152,14 +174,9 @@ export function createApp(options: AppOptions): express.Express {
     const telescope = telescopeOf(options, String(request.params.id));
     const day = parse(daySchema, request.params.day);
     if (parseDay(day) === undefined) throw new ApiError("invalid_request", `${day} is not a real day`);
-    const caller = request.header("authorization") === undefined ? undefined : await authenticate(options, request, response);
+    const caller = request.header("authorization") === undefined ? undefined : await authenticate(request, response);
     const requestId = requestIdOf(response);
     const claims = await options.bookings.claimsOfDay(telescope.id, day, requestId);
-    const mine = new Set<string>();
-    if (caller !== undefined && claims.size > 0) {
-      const { items } = await options.bookings.list({ scientistId: caller.id, day, status: "confirmed", limit: 100 }, requestId);
-      for (const booking of items) mine.add(booking.id);
-    }
     const nowMs = options.nowMs();
     const horizonMs = nowMs + telescope.horizonDays * 86_400_000;
     const slotMs = telescope.slotMinutes * 60_000;
@@ -170,8 +187,9 @@ export function createApp(options: AppOptions): express.Express {
       slotMinutes: telescope.slotMinutes,
       slots: slotStartsOfDay(telescope, day).map((startMs) => {
         const startUtc = isoUtc(startMs);
-        const bookingId = claims.get(startUtc);
-        const state = startMs <= nowMs ? "past" : bookingId === undefined ? "free" : mine.has(bookingId) ? "yours" : "taken";
+        const claim = claims.get(startUtc);
+        const bookingId = claim?.bookingId;
+        const state = startMs <= nowMs ? "past" : claim === undefined ? "free" : claim.scientistId === caller?.id ? "yours" : "taken";
         const links: Links = {};
         if (bookingId !== undefined) links["booking"] = { href: `/bookings/${bookingId}` };
         if (state === "free" && startMs <= horizonMs) links["book"] = { href: "/bookings", method: "POST" };
@@ -188,7 +206,7 @@ export function createApp(options: AppOptions): express.Express {
   });
 
   app.post("/bookings", async (request, response) => {
-    const scientist = await authenticate(options, request, response);
+    const scientist = await authenticate(request, response);
     const body = parse(createBookingBody, request.body);
     const keyHeader = request.header("idempotency-key");
     const idempotencyKey = keyHeader === undefined ? undefined : parse(idempotencyKeyHeader, keyHeader);
@@ -206,7 +224,7 @@ export function createApp(options: AppOptions): express.Express {
   });
 
   app.get("/bookings", async (request, response) => {
-    const scientist = await authenticate(options, request, response);
+    const scientist = await authenticate(request, response);
     const query = parse(listBookingsQuery, request.query);
     const { items, nextCursor } = await options.bookings.list(query, requestIdOf(response));
     const selfQuery = new URLSearchParams();
@@ -218,21 +236,21 @@ export function createApp(options: AppOptions): express.Express {
   });
 
   app.get("/bookings/:id", async (request, response) => {
-    const scientist = await authenticate(options, request, response);
+    const scientist = await authenticate(request, response);
     const booking = await options.bookings.get(bookingIdOf(request), requestIdOf(response));
     response.json(bookingView(booking, scientist, options.nowMs()));
   });
 
   app.delete("/bookings/:id", async (request, response) => {
-    const scientist = await authenticate(options, request, response);
+    const scientist = await authenticate(request, response);
     const booking = await options.bookings.cancel(bookingIdOf(request), scientist, logOf(response), requestIdOf(response));
     response.json(bookingView(booking, scientist, options.nowMs()));
   });
 
   app.get("/audit", async (request, response) => {
-    await authenticate(options, request, response);
+    await authenticate(request, response);
     const query = parse(auditQuery, request.query);
-    const page = await readAuditPage(options.cluster, query, options.auditVerifyRecordsMax, requestIdOf(response));
+    const page = await audit.page(query, requestIdOf(response));
     const links: Links = { self: { href: `/audit?limit=${query.limit}${query.cursor === undefined ? "" : `&cursor=${query.cursor}`}` } };
     if (page.nextCursor !== undefined) links["next"] = { href: `/audit?limit=${query.limit}&cursor=${page.nextCursor}` };
     response.json({ chain: page.chain, items: page.items, _links: links });
@@ -262,8 +280,18 @@ export function createApp(options: AppOptions): express.Express {
       sendError(response, new ApiError("body_too_large", `the body is larger than ${options.bodyBytesMax} bytes`));
       return;
     }
-    if (type === "entity.parse.failed" || (status === 400 && type !== undefined)) {
+    if (type === "entity.parse.failed") {
       sendError(response, new ApiError("invalid_json", `the body is not valid JSON: ${(error as Error).message}`));
+      return;
+    }
+    if (status === 415) {
+      sendError(response, new ApiError("unsupported_media_type", `${(error as Error).message}; send JSON in UTF-8`));
+      return;
+    }
+    // Anything else express or its body parser refused as the caller's fault (a malformed path,
+    // an unsupported encoding…) is the caller's fault here too.
+    if (status !== undefined && status >= 400 && status < 500) {
+      sendError(response, new ApiError("invalid_request", `the request could not be read: ${(error as Error).message}`));
       return;
     }
     log.error({ event: "internal_error", err: error }, "unexpected error");
@@ -300,10 +328,11 @@ function logOf(response: Response): Logger {
   return response.locals["log"] as Logger;
 }
 
-async function authenticate(options: AppOptions, request: Request, response: Response): Promise<Scientist> {
-  const scientist = await options.scientists.authenticate(request.header("authorization"), requestIdOf(response));
-  response.locals["log"] = logOf(response).child({ scientistId: scientist.id });
-  return scientist;
+function rateLimited(request: Request, response: Response, message: string): ApiError {
+  const resetTime = (request as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
+  const seconds = resetTime === undefined ? 60 : Math.max(1, Math.ceil((resetTime.getTime() - Date.now()) / 1000));
+  response.setHeader("retry-after", String(seconds));
+  return new ApiError("rate_limited", `${message}; retry in ${seconds} s`);
 }
 
 function bookingIdOf(request: Request): string {

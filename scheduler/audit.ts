@@ -1,59 +1,90 @@
 // The audit trail as stored in the cluster: the `audit` hash chain, whose records the cluster
-// itself numbers and chains when it applies each transaction. GET /audit reads it back and
-// verifies the whole chain with client/'s verifier.
+// itself numbers and chains when it applies each transaction. GET /audit verifies the chain and
+// answers with one page of it.
+//
+// Verification is incremental: the first request verifies from the genesis, and this process
+// remembers the verified head (seq, hash, key), so later requests only verify what was appended
+// since. Each request verifies at most `recordsPerRequestMax` records; beyond that it says
+// "partial" and how far it got, and the next request goes on from there.
 
-import { type ChainRecord, verifyChain } from "../client/audit-chain.ts";
+import { type ChainRecord, chainGenesisHash, verifyChain } from "../client/audit-chain.ts";
 import type { ClusterPort } from "./cluster.ts";
 import { ApiError } from "./errors.ts";
 import { type AuditRecord, clusterError, keys } from "./records.ts";
 
+export type ChainStatus =
+  | { readonly verified: true; readonly records: number; readonly headHash: string }
+  | { readonly verified: "partial"; readonly records: number; readonly verifiedThroughSeq: number; readonly headHash: string }
+  | { readonly verified: false; readonly brokenAtSeq: number; readonly reason: string };
+
 export interface AuditPage {
-  readonly chain:
-    | { verified: true; records: number; headHash: string }
-    | { verified: false; records: number; brokenAtSeq: number; reason: string };
+  readonly chain: ChainStatus;
   readonly items: readonly (Omit<ChainRecord, "record"> & { record: AuditRecord })[];
   readonly nextCursor: string | undefined;
 }
 
-/** readAuditPage reads the whole chain (at most `recordsMax`), verifies it, and returns one page of it. */
-export async function readAuditPage(
-  cluster: ClusterPort,
-  query: { limit: number; cursor?: string | undefined },
-  recordsMax: number,
-  requestId: string,
-): Promise<AuditPage> {
-  let fromSeq = 1;
-  if (query.cursor !== undefined) {
-    fromSeq = Number(Buffer.from(query.cursor, "base64url").toString("utf8"));
-    if (!Number.isSafeInteger(fromSeq) || fromSeq < 1)
-      throw new ApiError("invalid_cursor", "the cursor is not one this API made; follow the next link");
+export class AuditTrail {
+  private readonly cluster: ClusterPort;
+  private readonly recordsPerRequestMax: number;
+  /** head: how far this process has verified the chain. */
+  private head = { seq: 0, hash: chainGenesisHash, key: undefined as string | undefined };
+  private broken: { brokenAtSeq: number; reason: string } | undefined;
+
+  constructor(cluster: ClusterPort, recordsPerRequestMax: number) {
+    this.cluster = cluster;
+    this.recordsPerRequestMax = recordsPerRequestMax;
   }
-  const records: ChainRecord[] = [];
-  let after: string | undefined;
-  try {
+
+  /** verify extends the verified head over what was appended since, up to the per-request bound. */
+  async verify(requestId: string): Promise<ChainStatus> {
+    if (this.broken !== undefined) return { verified: false, ...this.broken };
+    let read = 0;
     for (;;) {
-      const page = await cluster.range(keys.auditPrefix, { limit: 1000, requestId, ...(after === undefined ? {} : { after }) });
-      for (const item of page.items) records.push(JSON.parse(item.value) as ChainRecord);
-      if (!page.more || page.items.length === 0) break;
-      if (records.length >= recordsMax) break;
-      after = page.items.at(-1)?.key;
+      const page = await this.cluster.range(keys.auditPrefix, {
+        limit: 1000,
+        requestId,
+        ...(this.head.key === undefined ? {} : { after: this.head.key }),
+      });
+      const records = page.items.map((item) => JSON.parse(item.value) as ChainRecord);
+      const verdict = verifyChain(records, this.head);
+      if (!verdict.ok) {
+        this.broken = { brokenAtSeq: verdict.brokenAtSeq, reason: verdict.reason };
+        return { verified: false, ...this.broken };
+      }
+      const last = page.items.at(-1);
+      if (last !== undefined) this.head = { seq: this.head.seq + verdict.count, hash: verdict.headHash, key: last.key };
+      read += page.items.length;
+      if (!page.more) return { verified: true, records: this.head.seq, headHash: this.head.hash };
+      if (read >= this.recordsPerRequestMax) {
+        return { verified: "partial", records: this.head.seq, verifiedThroughSeq: this.head.seq, headHash: this.head.hash };
+      }
     }
-  } catch (error) {
-    throw clusterError(error, "reading the audit chain");
   }
-  const verdict = verifyChain(records);
-  const chain: AuditPage["chain"] = verdict.ok
-    ? { verified: true, records: verdict.count, headHash: verdict.headHash }
-    : { verified: false, records: records.length, brokenAtSeq: verdict.brokenAtSeq, reason: verdict.reason };
-  const start = records.findIndex((record) => record.seq >= fromSeq);
-  const slice = start === -1 ? [] : records.slice(start, start + query.limit);
-  const last = slice.at(-1);
-  const hasMore = start !== -1 && start + query.limit < records.length;
-  return {
-    chain,
-    items: slice.map((record) => ({ ...record, record: parseRecord(record.record) })),
-    nextCursor: hasMore && last !== undefined ? Buffer.from(String(last.seq + 1)).toString("base64url") : undefined,
-  };
+
+  /** page verifies, then reads `limit` records after the cursor (a chain key this API handed out). */
+  async page(query: { limit: number; cursor?: string | undefined }, requestId: string): Promise<AuditPage> {
+    let after: string | undefined;
+    if (query.cursor !== undefined) {
+      after = Buffer.from(query.cursor, "base64url").toString("utf8");
+      if (!after.startsWith(keys.auditPrefix))
+        throw new ApiError("invalid_cursor", "the cursor is not one this API made; follow the next link");
+    }
+    try {
+      const chain = await this.verify(requestId);
+      const page = await this.cluster.range(keys.auditPrefix, { limit: query.limit, requestId, ...(after === undefined ? {} : { after }) });
+      const last = page.items.at(-1);
+      return {
+        chain,
+        items: page.items.map((item) => {
+          const record = JSON.parse(item.value) as ChainRecord;
+          return { ...record, record: parseRecord(record.record) };
+        }),
+        nextCursor: page.more && last !== undefined ? Buffer.from(last.key).toString("base64url") : undefined,
+      };
+    } catch (error) {
+      throw clusterError(error, "reading the audit chain");
+    }
+  }
 }
 
 export function parseRecord(value: string): AuditRecord {

@@ -50,6 +50,20 @@ export interface ListQuery {
   readonly cursor?: string | undefined;
 }
 
+/** SlotClaim is the value of a `slot/` key: which booking holds the slot, and whose it is. */
+export interface SlotClaim {
+  readonly bookingId: string;
+  readonly scientistId: string;
+}
+
+function slotClaim(bookingId: string, scientistId: string): string {
+  return JSON.stringify({ bookingId, scientistId });
+}
+
+function parseSlotClaim(value: string): SlotClaim {
+  return JSON.parse(value) as SlotClaim;
+}
+
 export class Bookings {
   private readonly options: BookingsOptions;
 
@@ -85,13 +99,27 @@ export class Bookings {
     const named = resources.join(", ");
     log.info({ event: "booking_request_received", resources, bookingId: id }, `request received for POST /bookings for resource ${named}`);
 
-    const lease = await this.takeLeases(resources, id, log, requestId, 0);
+    // With an Idempotency-Key the booking's id is fixed, so two requests with one key must not
+    // both pass the check below: the key gets a lease of its own, taken with the slots'.
+    const idempotencyResource = input.idempotencyKey === undefined ? undefined : `idempotency_${id}`;
+    const lease = await this.takeLeases(resources, id, log, requestId, 0, idempotencyResource);
     let releasedByWrite = false;
     try {
       log.info({ event: "conflict_check", resources }, `checking conflicts for ${named}`);
       if (input.idempotencyKey !== undefined) {
         const earlier = await this.read(id, requestId);
-        if (earlier !== undefined && earlier.scientistId === scientist.id) {
+        if (earlier !== undefined) {
+          const same =
+            earlier.telescopeId === telescope.id &&
+            earlier.startUtc === isoUtc(checked.slots[0] as number) &&
+            earlier.endUtc === isoUtc(Date.parse(input.endUtc));
+          if (!same) {
+            throw new ApiError(
+              "idempotency_key_reused",
+              `this Idempotency-Key was already used for another booking (${earlier.telescopeId} ${earlier.startUtc}–${earlier.endUtc}); use a new key for a new booking`,
+              { booking: { href: `/bookings/${earlier.id}` } },
+            );
+          }
           log.info({ event: "booking_replayed", bookingId: id }, `booking ${id} already made under this Idempotency-Key`);
           return { booking: earlier, replayed: true };
         }
@@ -130,7 +158,7 @@ export class Bookings {
         { op: "put", key: keys.booking(id), value },
         { op: "put", key: keys.day(stored), value },
         { op: "put", key: keys.scientistBooking(stored), value },
-        ...slots.map((slot): ClusterOperation => ({ op: "put", key: keys.slot(telescope.id, slot), value: id })),
+        ...slots.map((slot): ClusterOperation => ({ op: "put", key: keys.slot(telescope.id, slot), value: slotClaim(id, scientist.id) })),
         { op: "append", chain: keys.auditChain, value: JSON.stringify(audit) },
       ];
       const { index } = await this.write(lease, operations, log, requestId, `booking ${named}`);
@@ -239,9 +267,9 @@ export class Bookings {
     return { items, nextCursor: after === undefined ? undefined : Buffer.from(after).toString("base64url") };
   }
 
-  /** claimsOfDay reads which slots of a telescope's day are taken, and by which booking. */
-  async claimsOfDay(telescopeId: string, day: string, requestId: string): Promise<Map<string, string>> {
-    const claims = new Map<string, string>();
+  /** claimsOfDay reads which slots of a telescope's day are taken, by which booking and whose. */
+  async claimsOfDay(telescopeId: string, day: string, requestId: string): Promise<Map<string, SlotClaim>> {
+    const claims = new Map<string, SlotClaim>();
     let after: string | undefined;
     for (let pages = 0; pages < 4; pages += 1) {
       let page: { items: ClusterItem[]; more: boolean };
@@ -254,7 +282,7 @@ export class Bookings {
       } catch (error) {
         throw clusterError(error, "reading the day's slots");
       }
-      for (const item of page.items) claims.set(item.key.slice(keys.slotPrefix(telescopeId).length), item.value);
+      for (const item of page.items) claims.set(item.key.slice(keys.slotPrefix(telescopeId).length), parseSlotClaim(item.value));
       if (!page.more) break;
       after = page.items.at(-1)?.key;
     }
@@ -285,7 +313,7 @@ export class Bookings {
     });
     return page.items
       .filter((item) => item.key >= first && item.key <= end)
-      .map((item) => ({ slot: item.key.slice(keys.slotPrefix(telescopeId).length), bookingId: item.value }));
+      .map((item) => ({ slot: item.key.slice(keys.slotPrefix(telescopeId).length), bookingId: parseSlotClaim(item.value).bookingId }));
   }
 
   private checkCancellable(booking: Booking, scientist: Scientist): void {
@@ -302,11 +330,13 @@ export class Bookings {
     log: Logger,
     requestId: string,
     waitMs: number,
+    extraResource?: string,
   ): Promise<ClusterLease> {
     const named = resources.join(", ");
     // Without locking (the lab's delivery 2), the write still needs a lease to act under: one no
     // other request will ever ask for, so it excludes nothing.
-    const asked = this.options.locking ? resources : [`unlocked_${id}_${randomBytes(4).toString("hex")}`];
+    const locked = this.options.locking ? resources : [`unlocked_${id}_${randomBytes(4).toString("hex")}`];
+    const asked = extraResource === undefined ? locked : [...locked, extraResource];
     if (!this.options.locking) {
       log.warn({ event: "locking_disabled" }, "LOCKING IS OFF: bookings race (lab delivery 2 demonstration only)");
     }

@@ -61,11 +61,14 @@ export const schedulerConfigSchema = z
     /** clusterTimeoutMs bounds each call to the cluster (after its own retries the answer is 503). */
     clusterTimeoutMs: integer(100, 60_000),
     rateLimitPerMinute: integer(1, 1_000_000),
+    rateLimitPerAddressPerMinute: integer(1, 10_000_000),
+    /** clusterRetriesMax: retries of one cluster call (other nodes, backoff) before the answer is 503. */
+    clusterRetriesMax: integer(0, 20),
     bodyBytesMax: integer(1024, 1024 * 1024),
     logDir: z.string().min(1),
     logPretty: z.enum(["true", "false"]).transform((value) => value === "true"),
     instanceId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
-    /** auditVerifyRecordsMax bounds how many chain records GET /audit reads to verify the chain. */
+    /** auditVerifyRecordsMax bounds how many chain records one GET /audit verifies (later requests go on). */
     auditVerifyRecordsMax: integer(100, 10_000_000),
     /** eventsKeptMax: recent booking events kept for WebSocket clients that resume (`?after=`). */
     eventsKeptMax: integer(10, 1_000_000),
@@ -88,13 +91,15 @@ const sources: Record<keyof z.input<typeof schedulerConfigSchema>, { env: string
   telescopes: { env: "SCHEDULER_TELESCOPES" },
   locking: { env: "SCHEDULER_LOCKING", fallback: "on" },
   leaseTtlMs: { env: "SCHEDULER_LEASE_TTL_MS", fallback: "10000" },
-  clusterTimeoutMs: { env: "SCHEDULER_CLUSTER_TIMEOUT_MS", fallback: "8000" },
+  clusterTimeoutMs: { env: "SCHEDULER_CLUSTER_TIMEOUT_MS", fallback: "3000" },
   rateLimitPerMinute: { env: "SCHEDULER_RATE_LIMIT_PER_MINUTE", fallback: "6000" },
+  rateLimitPerAddressPerMinute: { env: "SCHEDULER_RATE_LIMIT_PER_ADDRESS_PER_MINUTE", fallback: "60000" },
+  clusterRetriesMax: { env: "SCHEDULER_CLUSTER_RETRIES_MAX", fallback: "4" },
   bodyBytesMax: { env: "SCHEDULER_BODY_BYTES_MAX", fallback: "16384" },
   logDir: { env: "SCHEDULER_LOG_DIR", fallback: "." },
   logPretty: { env: "SCHEDULER_LOG_PRETTY", fallback: "false" },
   instanceId: { env: "SCHEDULER_INSTANCE_ID", fallback: `scheduler-${process.pid}` },
-  auditVerifyRecordsMax: { env: "SCHEDULER_AUDIT_VERIFY_RECORDS_MAX", fallback: "1000000" },
+  auditVerifyRecordsMax: { env: "SCHEDULER_AUDIT_VERIFY_RECORDS_MAX", fallback: "20000" },
   eventsKeptMax: { env: "SCHEDULER_EVENTS_KEPT_MAX", fallback: "1000" },
   pauseBeforeWriteMs: { env: "SCHEDULER_TEST_PAUSE_BEFORE_WRITE_MS", fallback: "0" },
 };

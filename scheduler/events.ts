@@ -71,13 +71,26 @@ export class BookingEvents {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  /** handleUpgrade takes over an HTTP upgrade on /events. */
+  /** handleUpgrade takes every HTTP upgrade of the server: /events becomes a subscriber, anything else is refused. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // After an upgrade Node leaves the socket without an error listener: a peer that resets it
+    // while we refuse must not take the process down.
+    socket.on("error", () => socket.destroy());
+    let url: URL;
+    try {
+      url = new URL(request.url ?? "/", "http://scheduler");
+    } catch {
+      socket.end("HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n\r\nmalformed request target\n");
+      return;
+    }
+    if (url.pathname !== "/events") {
+      socket.end("HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\n\r\nWebSocket upgrades are served on /events only\n");
+      return;
+    }
     if (this.subscribers.size >= this.options.subscribersMax) {
       socket.end("HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\r\ntoo many event subscribers\n");
       return;
     }
-    const url = new URL(request.url ?? "/", "http://scheduler");
     const afterText = url.searchParams.get("after");
     const after = afterText === null || afterText === "" ? undefined : Number(afterText);
     if (after !== undefined && (!Number.isSafeInteger(after) || after < 0)) {

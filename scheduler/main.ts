@@ -11,6 +11,7 @@ import { loadSchedulerConfig, SchedulerConfigError } from "./config.ts";
 import { BookingEvents } from "./events.ts";
 import { createSchedulerLogger } from "./logging.ts";
 import { Scientists } from "./scientists.ts";
+import { ensureTelescopeGrids, TelescopeGridMismatch } from "./telescopes.ts";
 
 let config: ReturnType<typeof loadSchedulerConfig>;
 try {
@@ -24,7 +25,13 @@ try {
 }
 
 const { log, flush, logFile } = createSchedulerLogger({ logDir: config.logDir, pretty: config.logPretty, instanceId: config.instanceId });
-const client = new LockClient({ nodes: config.nodes, apiToken: config.apiToken, requestTimeoutMs: config.clusterTimeoutMs });
+// Bounded: at most (retries + 1) attempts of clusterTimeoutMs each, plus backoff, before a 503.
+const client = new LockClient({
+  nodes: config.nodes,
+  apiToken: config.apiToken,
+  requestTimeoutMs: config.clusterTimeoutMs,
+  retriesMax: config.clusterRetriesMax,
+});
 const cluster = lockClusterPort(client);
 const telescopes = new Map(config.telescopes.map((telescope) => [telescope.id, telescope]));
 const nowMs = (): number => Date.now();
@@ -48,15 +55,36 @@ const app = createApp({
   nowMs,
   bodyBytesMax: config.bodyBytesMax,
   rateLimitPerMinute: config.rateLimitPerMinute,
+  rateLimitPerAddressPerMinute: config.rateLimitPerAddressPerMinute,
   auditVerifyRecordsMax: config.auditVerifyRecordsMax,
 });
 
+// Record (or check) each telescope's slot grid before serving: bookings depend on it.
+for (let attempt = 1; ; attempt += 1) {
+  try {
+    await ensureTelescopeGrids(cluster, config.telescopes, config.leaseTtlMs);
+    break;
+  } catch (error) {
+    if (error instanceof TelescopeGridMismatch) {
+      log.fatal({ event: "telescope_grid_mismatch", err: error }, error.message);
+      flush();
+      console.error(error.message);
+      process.exit(2);
+    }
+    // The cluster may still be electing a leader: keep trying for a while, then give up loudly.
+    if (attempt >= 30) {
+      log.fatal({ event: "cluster_unavailable", err: error }, "the lock cluster did not answer at startup");
+      flush();
+      process.exit(1);
+    }
+    log.warn({ event: "cluster_unavailable", err: error, attempt }, "waiting for the lock cluster");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
 const server = createServer(app);
 server.keepAliveTimeout = 65_000;
-server.on("upgrade", (request, socket, head) => {
-  if (new URL(request.url ?? "/", "http://scheduler").pathname === "/events") events.handleUpgrade(request, socket, head);
-  else socket.end("HTTP/1.1 404 Not Found\r\n\r\n");
-});
+server.on("upgrade", (request, socket, head) => events.handleUpgrade(request, socket, head));
 server.listen(config.listen.port, config.listen.host, () => {
   const url = `http://${config.listen.host}:${config.listen.port}`;
   log.info({ event: "scheduler_started", url, nodes: config.nodes, logFile, locking: config.locking }, `scheduler listening on ${url}`);

@@ -111,6 +111,7 @@ export function clusterError(error: unknown, what: string): ApiError {
   if (error instanceof LockError) {
     switch (error.code) {
       case "conflict":
+      case "wait_timeout":
         return new ApiError("slot_busy", `${what}: another request holds the lease right now; try again`);
       case "stale_fencing_token":
       case "not_held":
@@ -118,6 +119,7 @@ export function clusterError(error: unknown, what: string): ApiError {
           "lease_lost",
           `${what}: the lease ran out before the write (the scheduler paused or the cluster failed over); nothing was written`,
         );
+      case "too_many_waiters":
       case "timeout":
       case "unavailable":
       case "aborted":

@@ -48,7 +48,11 @@ export class Scientists {
     try {
       lease = await this.options.cluster.acquire([resource], { ttlMs: this.options.leaseTtlMs, waitMs: 2000, requestId });
     } catch (error) {
-      throw clusterError(error, "registering a scientist");
+      const mapped = clusterError(error, "registering a scientist");
+      // Another registration of this email holds its lease right now.
+      if (mapped.code === "slot_busy")
+        throw new ApiError("email_busy", `${email} is being registered by another request right now; try again`);
+      throw mapped;
     }
     let released = false;
     try {

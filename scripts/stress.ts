@@ -103,6 +103,7 @@ async function main(): Promise<number> {
   const created: Json[] = [];
   let retried = 0;
   let unresolved = 0;
+  const unexpected: string[] = [];
   let done = 0;
   const started = performance.now();
   await Promise.all(
@@ -130,6 +131,9 @@ async function main(): Promise<number> {
       const status = (answer as { status: number }).status;
       if (status >= 500) unresolved += 1;
       counts.set(status, (counts.get(status) ?? 0) + 1);
+      // A 409 must be a lost race for the lease or a slot already booked: anything else is a failure.
+      const code = (answer as { body: Json }).body?.error?.code;
+      if (status === 409 && code !== "slot_busy" && code !== "slot_taken") unexpected.push(`409 ${code}`);
       if (status === 201) created.push((answer as { body: Json }).body);
       done += 1;
       if (large && done % 50 === 0) say(`  ${done}/${requestsTotal} answered`);
@@ -186,6 +190,7 @@ async function main(): Promise<number> {
   if (created201 !== slotCount) problems.push(`${created201} × 201 (want ${slotCount}, one per slot)`);
   const conflicts = counts.get(409) ?? 0;
   if (conflicts !== requestsTotal - slotCount) problems.push(`${conflicts} × 409 (want ${requestsTotal - slotCount})`);
+  if (unexpected.length > 0) problems.push(`${unexpected.length} unexpected conflict answers: ${[...new Set(unexpected)].join(", ")}`);
   if (unresolved > 0) problems.push(`${unresolved} requests still failed with 5xx after ${retriesMax} retries`);
   if (chain.verified !== true) problems.push(`the audit chain does not verify: ${JSON.stringify(chain)}`);
   say(

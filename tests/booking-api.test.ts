@@ -32,10 +32,13 @@ interface Scheduler {
 }
 
 let cluster: HttpCluster;
+/** clockOffsetMs moves the schedulers' clock (to make bookings start without waiting). */
+let clockOffsetMs = 0;
 let scheduler: Scheduler;
+let otherScheduler: Scheduler;
 let tmpLogDir: string;
 
-async function startScheduler(options: { rateLimitPerMinute?: number } = {}): Promise<Scheduler> {
+async function startScheduler(options: { rateLimitPerMinute?: number; rateLimitPerAddressPerMinute?: number } = {}): Promise<Scheduler> {
   const logLines: string[] = [];
   const stdout = new Writable({
     write(chunk, _encoding, callback) {
@@ -47,7 +50,7 @@ async function startScheduler(options: { rateLimitPerMinute?: number } = {}): Pr
   const client = new LockClient({ nodes: [...cluster.urls.values()], apiToken: cluster.apiToken });
   const port = lockClusterPort(client);
   const byId = new Map(telescopes.map((telescope) => [telescope.id, telescope]));
-  const nowMs = () => Date.now();
+  const nowMs = () => Date.now() + clockOffsetMs;
   const events = new BookingEvents({ cluster: port, telescopes: byId, eventsKeptMax: 100, subscribersMax: 10, log });
   const app = createApp({
     bookings: new Bookings({
@@ -66,6 +69,7 @@ async function startScheduler(options: { rateLimitPerMinute?: number } = {}): Pr
     nowMs,
     bodyBytesMax: 4096,
     rateLimitPerMinute: options.rateLimitPerMinute ?? 100_000,
+    rateLimitPerAddressPerMinute: options.rateLimitPerAddressPerMinute ?? 1_000_000,
     auditVerifyRecordsMax: 100_000,
   });
   const server = createServer(app);
@@ -83,11 +87,14 @@ beforeAll(async () => {
   tmpLogDir = mkdtempSync(join(tmpdir(), "sctec-scheduler-"));
   cluster = await startHttpCluster();
   scheduler = await startScheduler();
+  otherScheduler = await startScheduler();
 });
 afterAll(async () => {
-  await scheduler.events.close();
-  scheduler.server.closeAllConnections();
-  scheduler.server.close();
+  for (const running of [scheduler, otherScheduler]) {
+    await running.events.close();
+    running.server.closeAllConnections();
+    running.server.close();
+  }
   await cluster.stop();
 });
 
@@ -258,6 +265,10 @@ describe("bookings", () => {
     const answers = await Promise.all(scientists.map((scientist) => book(scientist.key, 40)));
     const statuses = answers.map((answer) => answer.status).sort();
     expect(statuses).toEqual([201, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
+    // Each loser lost the race for the lease or found the slot booked; nothing else is acceptable.
+    for (const answer of answers.filter((candidate) => candidate.status === 409)) {
+      expect(["slot_busy", "slot_taken"]).toContain(answer.body["error"].code);
+    }
     const winner = answers.find((answer) => answer.status === 201)?.body as Json;
     const stored = await call("GET", `/bookings?telescopeId=hubble-acad&day=${slot(40).day}`, { key: scientists[0]?.key as string });
     expect(stored.body.items.filter((item: Json) => item.startUtc === slot(40).startUtc).map((item: Json) => item.id)).toEqual([winner.id]);
@@ -279,6 +290,37 @@ describe("bookings", () => {
     expect(retry.body.id).toBe(first.body.id);
     const other = await book(key, 60, { idempotencyKey: "click-2" });
     expect(other.body.error.code).toBe("slot_taken");
+  });
+
+  it("refuses an Idempotency-Key reused for another booking, one after the other and at once, and never stores two", async () => {
+    const { key } = await register();
+    expect((await book(key, 80, { idempotencyKey: "reused" })).status).toBe(201);
+    const later = await book(key, 81, { idempotencyKey: "reused" });
+    expect([later.status, later.body["error"]?.code]).toEqual([422, "idempotency_key_reused"]);
+    const [first, second] = await Promise.all([book(key, 82, { idempotencyKey: "twice" }), book(key, 83, { idempotencyKey: "twice" })]);
+    const statuses = [first.status, second.status].sort();
+    expect(statuses[0]).toBe(201);
+    const loser = first.status === 201 ? second : first;
+    expect(["slot_busy", "idempotency_key_reused"]).toContain(loser.body["error"].code);
+    const winner = first.status === 201 ? first : second;
+    const stored = await call("GET", `/bookings/${winner.body["id"]}`, { key });
+    expect(stored.body["startUtc"]).toBe(winner.body["startUtc"]);
+    const day = await call("GET", `/telescopes/hubble-acad/days/${slot(82).day}`, { key });
+    const claimed = day.body["slots"].filter((candidate: Json) => candidate.bookingId === winner.body["id"]);
+    expect(claimed.map((candidate: Json) => candidate.startUtc)).toEqual([winner.body["startUtc"]]);
+  });
+
+  it("refuses to cancel a booking that has started", async () => {
+    const { key } = await register();
+    const made = (await book(key, 90)).body;
+    clockOffsetMs = 3 * 86_400_000;
+    try {
+      const late = await call("DELETE", made["_links"]["cancel"].href, { key });
+      expect([late.status, late.body["error"].code]).toEqual([422, "already_started"]);
+      expect((await call("GET", made["_links"]["self"].href, { key })).body["_links"]).not.toHaveProperty("cancel");
+    } finally {
+      clockOffsetMs = 0;
+    }
   });
 
   it("lets only the owner cancel, through the link; the slot is free again; a second cancel is refused", async () => {
@@ -363,7 +405,51 @@ describe("audit and events", () => {
       ["BOOKING_CANCELLED", first.id],
     ]);
     expect(new Set(bookingEvents.map((message) => message.id)).size).toBe(2);
+    const firstIds = received.filter((message) => message.id !== undefined).map((message) => message.id);
+    expect(new Set(firstIds).size).toBe(firstIds.length);
     again.close();
+    // The same position resumes on another scheduler: ids are the chain's, the same everywhere.
+    const elsewhere: Json[] = [];
+    const other = new WebSocket(`${otherScheduler.url.replace("http", "ws")}/events?after=${event["id"]}`);
+    other.on("message", (data) => elsewhere.push(JSON.parse(String(data))));
+    await once(other, "open");
+    await until(() => elsewhere.filter((message) => message.id !== undefined).length >= 2, "the events resumed on the other scheduler");
+    expect(elsewhere.filter((message) => message.id !== undefined).map((message) => message.id)).toEqual(
+      bookingEvents.map((message) => message.id),
+    );
+    other.close();
+  });
+
+  it("survives malformed and reset WebSocket upgrades", async () => {
+    const { connect } = await import("node:net");
+    const port = Number(new URL(scheduler.url).port);
+    const answerTo = (requestText: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connect(port, "127.0.0.1", () => socket.write(requestText));
+        let text = "";
+        socket.on("data", (chunk) => {
+          text += String(chunk);
+        });
+        socket.on("close", () => resolve(text));
+        socket.on("error", () => resolve(text));
+      });
+    const upgrade =
+      "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    expect(await answerTo(`GET http://[ HTTP/1.1\r\nHost: x\r\n${upgrade}`)).toMatch(/^HTTP\/1\.1 400/);
+    expect(await answerTo(`GET /nope HTTP/1.1\r\nHost: x\r\n${upgrade}`)).toMatch(/^HTTP\/1\.1 404/);
+    // A client that resets the connection as soon as it has asked.
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      await new Promise<void>((resolve) => {
+        const socket = connect(port, "127.0.0.1", () => {
+          socket.write(`GET /nope HTTP/1.1\r\nHost: x\r\n${upgrade}`);
+          socket.resetAndDestroy();
+          resolve();
+        });
+        socket.on("error", () => resolve());
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await call("GET", "/time")).status).toBe(200);
   });
 
   it("detects a tampered chain: the verifier fails on a changed record", async () => {
@@ -386,18 +472,58 @@ describe("audit and events", () => {
 });
 
 describe("limits", () => {
-  it("answers 429 with Retry-After above the rate limit", async () => {
-    const limited = await startScheduler({ rateLimitPerMinute: 5 });
+  it("answers 429 with Retry-After above the per-address limit, which made-up keys do not escape", async () => {
+    const limited = await startScheduler({ rateLimitPerAddressPerMinute: 5 });
     try {
       const statuses: number[] = [];
-      for (let n = 0; n < 7; n += 1) statuses.push((await call("GET", "/time", { base: limited.url })).status);
-      expect(statuses.slice(0, 5)).toEqual([200, 200, 200, 200, 200]);
-      const refused = await call("GET", "/time", { base: limited.url });
+      for (let n = 0; n < 5; n += 1) {
+        statuses.push((await call("GET", "/time", { base: limited.url, headers: { authorization: `junk${n}` } })).status);
+      }
+      expect(statuses).toEqual([200, 200, 200, 200, 200]);
+      const refused = await call("GET", "/time", { base: limited.url, headers: { authorization: "junk-new" } });
       expect([refused.status, refused.body.error.code]).toEqual([429, "rate_limited"]);
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
     } finally {
       await limited.events.close();
       limited.server.closeAllConnections();
       limited.server.close();
     }
+  });
+});
+
+describe("per-key limit, input errors, telescope grids", () => {
+  it("limits each verified key separately", async () => {
+    const limited = await startScheduler({ rateLimitPerMinute: 3 });
+    try {
+      const alice = await register();
+      const bob = await register();
+      const statuses: number[] = [];
+      for (let n = 0; n < 4; n += 1)
+        statuses.push((await call("GET", `/bookings?scientistId=${alice.id}`, { base: limited.url, key: alice.key })).status);
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      expect((await call("GET", `/bookings?scientistId=${bob.id}`, { base: limited.url, key: bob.key })).status).toBe(200);
+    } finally {
+      await limited.events.close();
+      limited.server.closeAllConnections();
+      limited.server.close();
+    }
+  });
+
+  it("answers malformed paths and unsupported encodings with 4xx, not 500", async () => {
+    expect((await call("GET", "/telescopes/%E0/days/2025-12-01")).status).toBe(400);
+    const latin = await call("POST", "/scientists", {
+      body: '{"name":"x","email":"x@y.org"}',
+      headers: { "content-type": "application/json; charset=latin1" },
+    });
+    expect([latin.status, latin.body["error"].code]).toEqual([415, "unsupported_media_type"]);
+  });
+
+  it("records each telescope's slot grid and refuses a scheduler configured with another one", async () => {
+    const { ensureTelescopeGrids, TelescopeGridMismatch } = await import("../scheduler/telescopes.ts");
+    const port = lockClusterPort(new LockClient({ nodes: [...cluster.urls.values()], apiToken: cluster.apiToken }));
+    const grid: Telescope = { id: "grid-test", name: "Grid", slotMinutes: 10, horizonDays: 30, slotsPerBookingMax: 12 };
+    await ensureTelescopeGrids(port, [grid], 5000);
+    await ensureTelescopeGrids(port, [grid], 5000);
+    await expect(ensureTelescopeGrids(port, [{ ...grid, slotMinutes: 5 }], 5000)).rejects.toBeInstanceOf(TelescopeGridMismatch);
   });
 });
