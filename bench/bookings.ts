@@ -166,7 +166,11 @@ async function main(): Promise<void> {
   console.log(`machine: ${machine}`);
   const system: BookingSystem = await startBookingSystem({
     schedulers: 3,
-    env: { SCHEDULER_TELESCOPES: JSON.stringify(telescopes), SCHEDULER_RATE_LIMIT_PER_MINUTE: "1000000", SCHEDULER_RATE_LIMIT_PER_ADDRESS_PER_MINUTE: "10000000" },
+    env: {
+      SCHEDULER_TELESCOPES: JSON.stringify(telescopes),
+      SCHEDULER_RATE_LIMIT_PER_MINUTE: "1000000",
+      SCHEDULER_RATE_LIMIT_PER_ADDRESS_PER_MINUTE: "10000000",
+    },
   });
   const rows: Row[] = [];
   try {
