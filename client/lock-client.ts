@@ -85,6 +85,18 @@ export interface AcquireOptions extends RequestOptions {
   readonly waitMs?: number;
   /** autoRenew keeps the lease alive until released. @default true */
   readonly autoRenew?: boolean;
+  /**
+   * reads: up to 4 range reads (limit 1 to 100 each) that the granting log entry answers itself, as
+   * of the grant: what the lease starts from, linearizably, without another round. Answered on
+   * `lease.reads` for an immediate grant; a grant after a wait carries none (read separately then).
+   */
+  readonly reads?: readonly { readonly prefix: string; readonly after?: string; readonly limit: number }[];
+}
+
+/** RangeResult is the answer to one range read made with an acquire. */
+export interface RangeResult {
+  readonly items: readonly { readonly key: string; readonly value: string; readonly modIndex: number }[];
+  readonly more: boolean;
 }
 
 export interface RangeOptions extends RequestOptions {
@@ -217,11 +229,17 @@ export class LockClient {
     const sentAt = this.options.now();
     const answer = await this.mutate(
       "/lock",
-      { resources: [...resources].sort(), owner: this.clientId, ttlMs: options.ttlMs, waitMs: options.waitMs ?? 0 },
+      {
+        resources: [...resources].sort(),
+        owner: this.clientId,
+        ttlMs: options.ttlMs,
+        waitMs: options.waitMs ?? 0,
+        ...(options.reads === undefined ? {} : { reads: options.reads }),
+      },
       options,
     );
-    const body = answer.body as { token: string; resources: string[]; ttlMs: number };
-    const lease = new Lease(this, { resources: body.resources, token: body.token, ttlMs: body.ttlMs, sentAt });
+    const body = answer.body as { token: string; resources: string[]; ttlMs: number; reads?: RangeResult[] };
+    const lease = new Lease(this, { resources: body.resources, token: body.token, ttlMs: body.ttlMs, sentAt, reads: body.reads });
     if (options.waitMs !== undefined && options.waitMs > 0 && !lease.isValid()) await lease.renew(); // Granted after a long wait.
     if (options.autoRenew ?? true) lease.startAutoRenew();
     return lease;
@@ -504,8 +522,15 @@ export class Lease {
   private released = false;
   private readonly listeners = new Map<LeaseEvent, Set<(error?: LockError) => void>>();
 
-  constructor(client: LockClient, grant: { resources: readonly string[]; token: string; ttlMs: number; sentAt: number }) {
+  /** reads: the answers to the acquire's `reads`, as of the grant (undefined if none were asked or the grant came after a wait). */
+  readonly reads: readonly RangeResult[] | undefined;
+
+  constructor(
+    client: LockClient,
+    grant: { resources: readonly string[]; token: string; ttlMs: number; sentAt: number; reads?: readonly RangeResult[] | undefined },
+  ) {
     this.client = client;
+    this.reads = grant.reads;
     this.resources = grant.resources;
     this.token = grant.token;
     this.ttlMs = grant.ttlMs;

@@ -79,6 +79,11 @@ const lockBody = z.strictObject({
   owner: name,
   ttlMs: z.number().int().positive().default(10_000),
   waitMs: z.number().int().min(0).default(0),
+  /** reads: range reads answered by the granting entry itself (linearizable, no extra round). */
+  reads: z
+    .array(z.strictObject({ prefix: z.string().max(256), after: z.string().max(256).optional(), limit: z.number().int().min(1).max(100) }))
+    .max(4)
+    .optional(),
 });
 const leaseBody = z.strictObject({ ...resourcesField, ...sessionFields, token });
 const txnBody = z.strictObject({
@@ -275,7 +280,23 @@ async function lockHandler(options: ApiOptions, request: Request, log: Logger): 
   const session = sessionOf(body);
   const what = resources.join(", ");
   log.info({ event: "lock_requested", resources, owner: body.owner }, `lock request received for ${what}`);
-  const command: LockCommand = { type: "acquire", ...session, resources, owner: body.owner, ttlMs: body.ttlMs, waitMs: body.waitMs };
+  const command: LockCommand = {
+    type: "acquire",
+    ...session,
+    resources,
+    owner: body.owner,
+    ttlMs: body.ttlMs,
+    waitMs: body.waitMs,
+    ...(body.reads === undefined
+      ? {}
+      : {
+          reads: body.reads.map((read) => ({
+            prefix: read.prefix,
+            limit: read.limit,
+            ...(read.after === undefined ? {} : { after: read.after }),
+          })),
+        }),
+  };
   if (body.waitMs > 0) log.info({ event: "lock_wait", resources }, `${what}: will wait up to ${body.waitMs} ms if in use`);
   // A queued acquire is answered when it is granted or times out (the host wires this up as it
   // applies the entry, so a grant in the same batch is not missed).

@@ -5,7 +5,7 @@
 // writes nothing, and the caller gets `lease_lost` (never a blind retry, never half a booking).
 
 import { randomBytes } from "node:crypto";
-import type { ClusterItem, ClusterLease, ClusterOperation, ClusterPort } from "./cluster.ts";
+import type { ClusterItem, ClusterLease, ClusterOperation, ClusterPort, RangeRead } from "./cluster.ts";
 import { ApiError } from "./errors.ts";
 import type { SchedulerLogger as Logger } from "./logging.ts";
 import {
@@ -102,12 +102,22 @@ export class Bookings {
     // With an Idempotency-Key the booking's id is fixed, so two requests with one key must not
     // both pass the check below: the key gets a lease of its own, taken with the slots'.
     const idempotencyResource = input.idempotencyKey === undefined ? undefined : `idempotency_${id}`;
-    const lease = await this.takeLeases(resources, id, log, requestId, 0, idempotencyResource);
+    // The granting entry itself reads the slot claims (and the booking an earlier attempt with this
+    // key may have made): a linearizable read as of the grant, with no further round.
+    const claimsRead = this.claimsRead(telescope.id, slots);
+    const reads: RangeRead[] = [claimsRead, ...(input.idempotencyKey === undefined ? [] : [{ prefix: keys.booking(id), limit: 1 }])];
+    const lease = await this.takeLeases(resources, id, log, requestId, 0, idempotencyResource, reads);
     let releasedByWrite = false;
     try {
       log.info({ event: "conflict_check", resources }, `checking conflicts for ${named}`);
       if (input.idempotencyKey !== undefined) {
-        const earlier = await this.read(id, requestId);
+        const found = lease.reads?.[1];
+        const earlier =
+          found === undefined
+            ? await this.read(id, requestId)
+            : found.items[0] === undefined
+              ? undefined
+              : resolveBooking(parseStoredBooking(found.items[0].value), found.items[0].modIndex);
         if (earlier !== undefined) {
           const same =
             earlier.telescopeId === telescope.id &&
@@ -124,7 +134,9 @@ export class Bookings {
           return { booking: earlier, replayed: true };
         }
       }
-      const claims = await this.claimsOf(telescope.id, slots, requestId);
+      const claimItems =
+        lease.reads?.[0]?.items ?? (await this.options.cluster.range(claimsRead.prefix, { ...claimsRead, requestId })).items;
+      const claims = this.claimsIn(telescope.id, slots, claimItems);
       if (claims.length > 0) {
         log.info({ event: "booking_conflict", resources, bookings: claims }, `${named} is already booked`);
         throw new ApiError("slot_taken", `${telescope.id} ${claims.map((claim) => claim.slot).join(", ")} is already booked`, {
@@ -300,18 +312,17 @@ export class Bookings {
   }
 
   /**
-   * claimsOf reads the claims on the given consecutive slots in one linearizable range read: the
-   * `after` key is the first slot's key without its final "Z", which sorts just before it.
+   * claimsRead is the one range read that finds the claims on consecutive slots: the `after` key is
+   * the first slot's key without its final "Z", which sorts just before it.
    */
-  private async claimsOf(telescopeId: string, slots: readonly string[], requestId: string): Promise<{ slot: string; bookingId: string }[]> {
+  private claimsRead(telescopeId: string, slots: readonly string[]): RangeRead {
+    return { prefix: keys.slotPrefix(telescopeId), after: keys.slot(telescopeId, slots[0] as string).slice(0, -1), limit: slots.length };
+  }
+
+  private claimsIn(telescopeId: string, slots: readonly string[], items: readonly ClusterItem[]): { slot: string; bookingId: string }[] {
     const first = keys.slot(telescopeId, slots[0] as string);
     const end = keys.slot(telescopeId, slots.at(-1) as string);
-    const page = await this.options.cluster.range(keys.slotPrefix(telescopeId), {
-      after: first.slice(0, -1),
-      limit: slots.length,
-      requestId,
-    });
-    return page.items
+    return items
       .filter((item) => item.key >= first && item.key <= end)
       .map((item) => ({ slot: item.key.slice(keys.slotPrefix(telescopeId).length), bookingId: parseSlotClaim(item.value).bookingId }));
   }
@@ -331,6 +342,7 @@ export class Bookings {
     requestId: string,
     waitMs: number,
     extraResource?: string,
+    reads?: readonly RangeRead[],
   ): Promise<ClusterLease> {
     const named = resources.join(", ");
     // Without locking (the lab's delivery 2), the write still needs a lease to act under: one no
@@ -342,7 +354,12 @@ export class Bookings {
     }
     log.info({ event: "lock_trying", resources }, `trying to acquire lock for ${named}`);
     try {
-      const lease = await this.options.cluster.acquire(asked, { ttlMs: this.options.leaseTtlMs, waitMs, requestId });
+      const lease = await this.options.cluster.acquire(asked, {
+        ttlMs: this.options.leaseTtlMs,
+        waitMs,
+        requestId,
+        ...(reads === undefined ? {} : { reads }),
+      });
       log.info(
         { event: "lock_acquired", resources, fencingToken: lease.token },
         `lock acquired for ${named} (fencing token ${lease.token})`,

@@ -15,9 +15,18 @@ export interface ClusterItem {
   readonly modIndex: number;
 }
 
+/** RangeRead: live keys under `prefix`, after `after` (exclusive), at most `limit`. */
+export interface RangeRead {
+  readonly prefix: string;
+  readonly after?: string;
+  readonly limit: number;
+}
+
 export interface ClusterLease {
   /** token is the fencing token (a decimal string). */
   readonly token: string;
+  /** reads: the acquire's range reads as of the granting entry (undefined when none were asked or answered). */
+  readonly reads: readonly { readonly items: readonly ClusterItem[]; readonly more: boolean }[] | undefined;
   /** isValid: the client's pessimistic view of whether the lease still holds. */
   isValid(): boolean;
   /** txn writes under the lease; with `release` the same entry ends the lease (one round fewer). */
@@ -32,7 +41,10 @@ export interface ClusterEvent {
 }
 
 export interface ClusterPort {
-  acquire(resources: readonly string[], options: { ttlMs: number; waitMs: number; requestId: string }): Promise<ClusterLease>;
+  acquire(
+    resources: readonly string[],
+    options: { ttlMs: number; waitMs: number; requestId: string; reads?: readonly RangeRead[] },
+  ): Promise<ClusterLease>;
   get(key: string, requestId: string): Promise<ClusterItem | undefined>;
   range(prefix: string, options: { limit: number; after?: string; requestId: string }): Promise<{ items: ClusterItem[]; more: boolean }>;
   /** watch yields key changes under `prefix` committed after index `after`, in order, once each. */
@@ -52,9 +64,11 @@ export function lockClusterPort(client: LockClient): ClusterPort {
         waitMs: options.waitMs,
         autoRenew: false,
         requestId: options.requestId,
+        ...(options.reads === undefined ? {} : { reads: options.reads }),
       });
       return {
         token: lease.token,
+        reads: lease.reads,
         isValid: () => lease.isValid(),
         txn: async (operations, requestId, txnOptions) => {
           const result = await lease.txn(operations, { requestId, release: txnOptions?.release === true });

@@ -552,3 +552,48 @@ describe("range reads", () => {
     );
   });
 });
+
+describe("reads with an acquire", () => {
+  it("answers the reads as of the granting entry, and not for a refused or queued acquire", () => {
+    const machine = new LockStateMachine();
+    const first = machine.apply(1, { type: "acquire", resources: ["r"], owner: "o", ttlMs: 5000, waitMs: 0 });
+    machine.apply(2, {
+      type: "txn",
+      guards: [{ resource: "r", token: tokenOf(first.result) }],
+      operations: [
+        { op: "put", key: "slot/a", value: "1" },
+        { op: "put", key: "slot/b", value: "2" },
+        { op: "put", key: "slot/c", value: "3" },
+      ],
+      releaseGuards: true,
+    });
+    const reads = [
+      { prefix: "slot/", after: "slot/a", limit: 1 },
+      { prefix: "slot/c", limit: 5 },
+      { prefix: "none/", limit: 5 },
+    ];
+    const granted = machine.apply(3, { type: "acquire", resources: ["r"], owner: "o", ttlMs: 5000, waitMs: 0, reads });
+    expect(granted.result).toMatchObject({
+      status: "granted",
+      reads: [
+        { items: [{ key: "slot/b", value: "2", modIndex: 2 }], more: true },
+        { items: [{ key: "slot/c", value: "3", modIndex: 2 }], more: false },
+        { items: [], more: false },
+      ],
+    });
+    const refused = machine.apply(4, { type: "acquire", resources: ["r"], owner: "p", ttlMs: 5000, waitMs: 0, reads });
+    expect(refused.result).toMatchObject({ status: "rejected", code: "conflict" });
+    expect(refused.result).not.toHaveProperty("reads");
+    const queued = machine.apply(5, { type: "acquire", resources: ["r"], owner: "p", ttlMs: 5000, waitMs: 1000, reads });
+    expect(queued.result).toEqual({ status: "queued", waiterId: 5 });
+    const tooMany = machine.apply(6, {
+      type: "acquire",
+      resources: ["x"],
+      owner: "p",
+      ttlMs: 5000,
+      waitMs: 0,
+      reads: [...reads, ...reads],
+    });
+    expect(tooMany.result).toMatchObject({ status: "rejected", code: "invalid_command" });
+  });
+});

@@ -39,6 +39,9 @@ export interface LockLimits {
   readonly sessionsMax: number;
   /** resultsPerSessionMax: how many recent results each client session keeps for retries. */
   readonly resultsPerSessionMax: number;
+  /** readsPerAcquireMax and readLimitMax bound the range reads an acquire may carry (their answers are remembered per session). */
+  readonly readsPerAcquireMax: number;
+  readonly readLimitMax: number;
 }
 
 export const lockLimitsDefaults: LockLimits = {
@@ -52,6 +55,8 @@ export const lockLimitsDefaults: LockLimits = {
   waitersMax: 10_000,
   sessionsMax: 10_000,
   resultsPerSessionMax: 64,
+  readsPerAcquireMax: 4,
+  readLimitMax: 100,
 };
 
 /** Applied is what applying one entry produced: the answer for the proposer and the events for watchers. */
@@ -277,7 +282,16 @@ export class LockStateMachine {
     const blocker = resources.find((resource) => this.leasesByResource.has(resource) || reserved.has(resource));
     if (blocker === undefined) {
       const events = this.grant(index, resources, command.owner, command.session?.clientId ?? "", command.ttlMs);
-      return { result: granted(index, resources, command.owner, command.ttlMs), events, resolvedWaiters: [] };
+      const result = { status: "granted" as const, token: index, resources, owner: command.owner, ttlMs: command.ttlMs };
+      if (command.reads === undefined || command.reads.length === 0) return { result, events, resolvedWaiters: [] };
+      const reads = command.reads.map((read) => {
+        const page = this.range(read.prefix, read.limit, read.after ?? "");
+        return {
+          items: page.items.map((item) => ({ key: item.key, value: item.value.value, modIndex: item.value.modIndex })),
+          more: page.more,
+        };
+      });
+      return { result: { ...result, reads }, events, resolvedWaiters: [] };
     }
     const holder = this.leasesByResource.get(blocker);
     if (command.waitMs === 0) {
@@ -310,6 +324,20 @@ export class LockStateMachine {
       if (!isName(resource, limits.nameLengthMax)) return `resource names are 1 to ${limits.nameLengthMax} characters`;
     }
     if (!isName(command.owner, limits.nameLengthMax)) return `owner is 1 to ${limits.nameLengthMax} characters`;
+    if (command.reads !== undefined) {
+      if (!Array.isArray(command.reads) || command.reads.length > limits.readsPerAcquireMax)
+        return `at most ${limits.readsPerAcquireMax} reads per acquire`;
+      for (const read of command.reads) {
+        const valid =
+          typeof read?.prefix === "string" &&
+          read.prefix.length <= limits.nameLengthMax &&
+          (read.after === undefined || (typeof read.after === "string" && read.after.length <= limits.nameLengthMax)) &&
+          isPositiveInteger(read.limit) &&
+          read.limit <= limits.readLimitMax;
+        if (!valid)
+          return `each read is a prefix and an optional after (at most ${limits.nameLengthMax} characters) and a limit from 1 to ${limits.readLimitMax}`;
+      }
+    }
     if (!isPositiveInteger(command.ttlMs) || command.ttlMs < limits.ttlMsMin || command.ttlMs > limits.ttlMsMax) {
       return `ttlMs must be an integer in [${limits.ttlMsMin}, ${limits.ttlMsMax}]`;
     }

@@ -12,6 +12,20 @@ export interface Session {
   readonly sequence: number;
 }
 
+/** RangeRead asks for the live keys starting with `prefix`, after `after` (exclusive), at most `limit`. */
+export interface RangeRead {
+  readonly prefix: string;
+  readonly after?: string;
+  readonly limit: number;
+}
+
+/** RangeItem is one key a RangeRead found. */
+export interface RangeItem {
+  readonly key: string;
+  readonly value: string;
+  readonly modIndex: number;
+}
+
 /** LeaseRef names one lease: a resource and the token it was granted with. */
 export interface LeaseRef {
   readonly resource: string;
@@ -39,6 +53,11 @@ export type LockCommand =
       readonly ttlMs: number;
       /** waitMs: 0 answers "conflict" at once; more queues the request (FIFO) for up to that long. */
       readonly waitMs: number;
+      /**
+       * reads: range reads done by the granting entry itself, so the holder learns the state its lease
+       * starts from without another (ReadIndex) round. Only an immediate grant reads; a queued one does not.
+       */
+      readonly reads?: readonly RangeRead[];
     }
   | { readonly type: "renew"; readonly session?: Session; readonly leases: readonly LeaseRef[] }
   | { readonly type: "release"; readonly session?: Session; readonly leases: readonly LeaseRef[] }
@@ -74,6 +93,8 @@ export type LockResult =
       readonly resources: readonly string[];
       readonly owner: string;
       readonly ttlMs: number;
+      /** reads: the answers to the acquire's `reads`, in order, as of the granting entry. */
+      readonly reads?: readonly { readonly items: readonly RangeItem[]; readonly more: boolean }[];
     }
   | { readonly status: "queued"; readonly waiterId: number }
   | { readonly status: "renewed"; readonly leases: readonly LeaseRef[]; readonly ttlMs: number }
