@@ -134,8 +134,12 @@ export class Bookings {
           return { booking: earlier, replayed: true };
         }
       }
-      const claimItems =
-        lease.reads?.[0]?.items ?? (await this.options.cluster.range(claimsRead.prefix, { ...claimsRead, requestId })).items;
+      // An answer cut short for size (more, with fewer items than asked) is read again in full.
+      const answered = lease.reads?.[0];
+      const complete = answered !== undefined && (!answered.more || answered.items.length === claimsRead.limit);
+      const claimItems = complete
+        ? answered.items
+        : (await this.options.cluster.range(claimsRead.prefix, { ...claimsRead, requestId })).items;
       const claims = this.claimsIn(telescope.id, slots, claimItems);
       if (claims.length > 0) {
         log.info({ event: "booking_conflict", resources, bookings: claims }, `${named} is already booked`);

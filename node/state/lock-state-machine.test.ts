@@ -586,6 +586,26 @@ describe("reads with an acquire", () => {
     expect(refused.result).not.toHaveProperty("reads");
     const queued = machine.apply(5, { type: "acquire", resources: ["r"], owner: "p", ttlMs: 5000, waitMs: 1000, reads });
     expect(queued.result).toEqual({ status: "queued", waiterId: 5 });
+    const small = new LockStateMachine({ ...lockLimitsDefaults, readBytesMax: 20 });
+    const lease = small.apply(1, { type: "acquire", resources: ["r"], owner: "o", ttlMs: 5000, waitMs: 0 });
+    small.apply(2, {
+      type: "txn",
+      guards: [{ resource: "r", token: tokenOf(lease.result) }],
+      operations: [
+        { op: "put", key: "k1", value: "0123456789" },
+        { op: "put", key: "k2", value: "0123456789" },
+      ],
+      releaseGuards: true,
+    });
+    const cut = small.apply(3, {
+      type: "acquire",
+      resources: ["r"],
+      owner: "o",
+      ttlMs: 5000,
+      waitMs: 0,
+      reads: [{ prefix: "k", limit: 10 }],
+    });
+    expect(cut.result).toMatchObject({ reads: [{ items: [{ key: "k1" }], more: true }] });
     const tooMany = machine.apply(6, {
       type: "acquire",
       resources: ["x"],

@@ -42,6 +42,8 @@ export interface LockLimits {
   /** readsPerAcquireMax and readLimitMax bound the range reads an acquire may carry (their answers are remembered per session). */
   readonly readsPerAcquireMax: number;
   readonly readLimitMax: number;
+  /** readBytesMax bounds the keys and values all reads of one acquire return (in UTF-16 code units). */
+  readonly readBytesMax: number;
 }
 
 export const lockLimitsDefaults: LockLimits = {
@@ -57,6 +59,7 @@ export const lockLimitsDefaults: LockLimits = {
   resultsPerSessionMax: 64,
   readsPerAcquireMax: 4,
   readLimitMax: 100,
+  readBytesMax: 64 * 1024,
 };
 
 /** Applied is what applying one entry produced: the answer for the proposer and the events for watchers. */
@@ -284,12 +287,19 @@ export class LockStateMachine {
       const events = this.grant(index, resources, command.owner, command.session?.clientId ?? "", command.ttlMs);
       const result = { status: "granted" as const, token: index, resources, owner: command.owner, ttlMs: command.ttlMs };
       if (command.reads === undefined || command.reads.length === 0) return { result, events, resolvedWaiters: [] };
+      // The answers are remembered with the session's results, so their size is bounded: past
+      // readBytesMax an answer is cut short and says `more` (the holder reads the rest by range).
+      let bytesLeft = this.limits.readBytesMax;
       const reads = command.reads.map((read) => {
         const page = this.range(read.prefix, read.limit, read.after ?? "");
-        return {
-          items: page.items.map((item) => ({ key: item.key, value: item.value.value, modIndex: item.value.modIndex })),
-          more: page.more,
-        };
+        const items: { key: string; value: string; modIndex: number }[] = [];
+        for (const item of page.items) {
+          const bytes = item.key.length + item.value.value.length;
+          if (bytes > bytesLeft) return { items, more: true };
+          bytesLeft -= bytes;
+          items.push({ key: item.key, value: item.value.value, modIndex: item.value.modIndex });
+        }
+        return { items, more: page.more };
       });
       return { result: { ...result, reads }, events, resolvedWaiters: [] };
     }
