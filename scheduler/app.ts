@@ -44,7 +44,7 @@ export interface AppOptions {
   readonly onRequest?: (route: string, method: string, status: number, durationMs: number) => void;
 }
 
-type Link = { href: string; method?: string };
+type Link = { href: string; method?: string; templated?: boolean };
 type Links = Record<string, Link>;
 
 const defaultWebRoot = fileURLToPath(new URL("../client/web/", import.meta.url));
@@ -353,6 +353,8 @@ function telescopeView(telescope: Telescope, nowMs: number): Record<string, unkn
     _links: {
       self: { href: `/telescopes/${telescope.id}` },
       today: { href: `/telescopes/${telescope.id}/days/${dayOf(nowMs)}` },
+      // A URI template (RFC 6570): the client fills in {day}, it does not build the URL itself.
+      day: { href: `/telescopes/${telescope.id}/days/{day}`, templated: true },
       bookings: { href: `/bookings?telescopeId=${telescope.id}` },
     },
   };

@@ -257,14 +257,13 @@ async function loadTelescopes() {
 }
 
 /**
- * The link to a chosen day. The API has links for today, the previous and the next day, but no
- * template for an arbitrary date: this takes the telescope's `today` link and puts the chosen date
- * in place of today's (the one URL the page derives; actions always follow links as given).
+ * The link to a chosen day: the telescope's `day` link is a URI template (`…/days/{day}`), which
+ * the page fills in; it builds no URL of its own.
  */
 function dayLink(telescope, day) {
-  const today = telescope?._links?.today?.href;
-  if (typeof today === "string" && /\d{4}-\d{2}-\d{2}$/.test(today)) return { href: today.replace(/\d{4}-\d{2}-\d{2}$/, day) };
-  return { href: `${telescope._links.self.href}/days/${day}` };
+  const template = telescope?._links?.day;
+  if (template?.templated !== true || typeof template.href !== "string") throw new Error("the API gave no day link for this telescope");
+  return { href: template.href.replace("{day}", encodeURIComponent(day)) };
 }
 
 async function showDay(link) {
