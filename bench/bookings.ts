@@ -8,11 +8,12 @@
 //   npm run bench:bookings              about 2 minutes
 //   npm run bench:bookings -- --quick   about 1 minute
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { request } from "undici";
 import { type BookingSystem, startBookingSystem } from "../tests/support/booking-system.ts";
+import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, concurrency: { type: "string" } } });
 const quick = values.quick === true;
@@ -194,26 +195,10 @@ async function main(): Promise<void> {
       `bench/results/bookings-${date}${quick ? "-quick" : ""}.json`,
       `${JSON.stringify({ date, machine, quick, concurrency, rows }, null, 2)}\n`,
     );
-    updateBenchmarksDoc(`Measured ${date}${quick ? " (--quick)" : ""} on ${machine}.\n\n${summary}`);
+    updateBenchmarksDoc("bookings", `Measured ${date}${quick ? " (--quick)" : ""} on ${machine}.\n\n${summary}`);
   } finally {
     await system.stop();
   }
-}
-
-/** updateBenchmarksDoc replaces the text between the bench:bookings markers in docs/BENCHMARKS.md. */
-function updateBenchmarksDoc(text: string): void {
-  const path = "docs/BENCHMARKS.md";
-  const doc = readFileSync(path, "utf8");
-  const start = "<!-- bench:bookings:start -->";
-  const end = "<!-- bench:bookings:end -->";
-  const from = doc.indexOf(start);
-  const to = doc.indexOf(end);
-  if (from < 0 || to < 0) {
-    console.log(`(no ${start} markers in ${path}: not updated)`);
-    return;
-  }
-  writeFileSync(path, `${doc.slice(0, from + start.length)}\n${text}\n${doc.slice(to)}`);
-  console.log(`updated ${path}`);
 }
 
 main().catch((error: unknown) => {

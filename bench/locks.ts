@@ -6,11 +6,12 @@
 //   npm run bench:locks              about 3 minutes
 //   npm run bench:locks -- --quick   about 1 minute (shorter runs, 5 kills)
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { LockClient, LockError } from "../client/lock-client.ts";
 import { ProcessCluster, waitFor } from "../tests/support/process-cluster.ts";
+import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" } } });
 const quick = values.quick === true;
@@ -181,26 +182,10 @@ async function main(): Promise<void> {
       `bench/results/locks-${date}${quick ? "-quick" : ""}.json`,
       `${JSON.stringify({ date, machine, quick, rows, failover }, null, 2)}\n`,
     );
-    updateBenchmarksDoc(`Measured ${date}${quick ? " (--quick)" : ""} on ${machine}.\n\n${summary}`);
+    updateBenchmarksDoc("locks", `Measured ${date}${quick ? " (--quick)" : ""} on ${machine}.\n\n${summary}`);
   } finally {
     await cluster.close();
   }
-}
-
-/** updateBenchmarksDoc replaces the text between the bench:locks markers in docs/BENCHMARKS.md. */
-function updateBenchmarksDoc(text: string): void {
-  const path = "docs/BENCHMARKS.md";
-  const doc = readFileSync(path, "utf8");
-  const start = "<!-- bench:locks:start -->";
-  const end = "<!-- bench:locks:end -->";
-  const from = doc.indexOf(start);
-  const to = doc.indexOf(end);
-  if (from < 0 || to < 0) {
-    console.log(`(no ${start} markers in ${path}: not updated)`);
-    return;
-  }
-  writeFileSync(path, `${doc.slice(0, from + start.length)}\n${text}\n${doc.slice(to)}`);
-  console.log(`updated ${path}`);
 }
 
 main().catch((error: unknown) => {
