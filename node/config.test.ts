@@ -33,6 +33,21 @@ describe("loadNodeConfig", () => {
     expect(() => loadNodeConfig([], { ...env, SCTEC_WATCHERS_MAX: "0" })).toThrow(/SCTEC_WATCHERS_MAX/);
   });
 
+  it("reads the status page and metrics settings, with bounds", () => {
+    const config = loadNodeConfig([], env);
+    expect(config.bookingUrl).toBe("http://127.0.0.1:8080/");
+    expect(config.statusViewersMax).toBe(100);
+    expect(config.statusTimelineEventsMax).toBe(200);
+    expect(config.statusLeasesMax).toBe(200);
+    expect(config.statusPushMs).toBe(500);
+    expect(config.statusPeerPollMs).toBe(1000);
+    expect(loadNodeConfig(["--booking-url", "http://booking.local:9000/"], env).bookingUrl).toBe("http://booking.local:9000/");
+    expect(() => loadNodeConfig([], { ...env, SCTEC_BOOKING_URL: "ftp://x" })).toThrow(/SCTEC_BOOKING_URL \/ --booking-url/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_STATUS_VIEWERS_MAX: "0" })).toThrow(/SCTEC_STATUS_VIEWERS_MAX/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_STATUS_TIMELINE_EVENTS_MAX: "5" })).toThrow(/SCTEC_STATUS_TIMELINE_EVENTS_MAX/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_STATUS_PUSH_MS: "10" })).toThrow(/SCTEC_STATUS_PUSH_MS/);
+  });
+
   it("lets flags override the environment", () => {
     const config = loadNodeConfig(["--election-ticks", "20", "--node-id", "n2"], env);
     expect(config.electionTimeoutTicks).toBe(20);

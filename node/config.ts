@@ -61,6 +61,18 @@ export const nodeConfigSchema = z
       .optional()
       .transform((text) => (text === undefined || text.trim() === "" ? undefined : text.split(",").map((id) => id.trim()))),
     logFile: z.string().optional(),
+    /** bookingUrl: where the status page links to the booking page (the scheduler's). */
+    bookingUrl: z.string().regex(/^https?:\/\/[^\s]+$/, "must be an http(s) URL"),
+    /** statusViewersMax: status pages watching this node at once (/status/live); one more is refused (503). */
+    statusViewersMax: integer(1, 10_000),
+    /** statusTimelineEventsMax: the status page's timeline ring (elections, terms, membership, transfers, peers). */
+    statusTimelineEventsMax: integer(10, 100_000),
+    /** statusLeasesMax: lease rows in one status view (the total is always shown). */
+    statusLeasesMax: integer(1, 100_000),
+    /** statusPushMs: how often the status page gets a fresh view (sooner when the timeline moves). */
+    statusPushMs: integer(50, 60_000),
+    /** statusPeerPollMs: how often a watched node asks its peers' /status (server-side, one request in flight per peer). */
+    statusPeerPollMs: integer(200, 60_000),
   })
   .strict()
   .superRefine((config, context) => {
@@ -100,6 +112,12 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, { env: string; fla
   join: { env: "SCTEC_JOIN", flag: "join", fallback: "false" },
   founders: { env: "SCTEC_FOUNDERS", flag: "founders" },
   logFile: { env: "SCTEC_LOG_FILE", flag: "log-file" },
+  bookingUrl: { env: "SCTEC_BOOKING_URL", flag: "booking-url", fallback: "http://127.0.0.1:8080/" },
+  statusViewersMax: { env: "SCTEC_STATUS_VIEWERS_MAX", flag: "status-viewers-max", fallback: "100" },
+  statusTimelineEventsMax: { env: "SCTEC_STATUS_TIMELINE_EVENTS_MAX", flag: "status-timeline-events-max", fallback: "200" },
+  statusLeasesMax: { env: "SCTEC_STATUS_LEASES_MAX", flag: "status-leases-max", fallback: "200" },
+  statusPushMs: { env: "SCTEC_STATUS_PUSH_MS", flag: "status-push-ms", fallback: "500" },
+  statusPeerPollMs: { env: "SCTEC_STATUS_PEER_POLL_MS", flag: "status-peer-poll-ms", fallback: "1000" },
 };
 
 export class ConfigError extends Error {

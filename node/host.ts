@@ -21,6 +21,7 @@ import {
   type Status,
 } from "../raft/index.ts";
 import type { DurableLog, PeerTransport } from "./contracts.ts";
+import type { HostObserver } from "./host-observer.ts";
 import { decodeCommand, decodeLockSnapshot, encodeCommand, encodeLockSnapshot } from "./state/codec.ts";
 import { LeaseTimekeeper } from "./state/lease-timekeeper.ts";
 import { type Applied, type LockLimits, LockStateMachine } from "./state/lock-state-machine.ts";
@@ -67,6 +68,8 @@ export interface HostOptions {
   readonly logger: Logger;
   /** nowMs is a monotonic clock in milliseconds (performance.now in production). */
   readonly nowMs: () => number;
+  /** observer watches the loop for metrics and the status page (host-observer.ts); its hooks must be cheap. */
+  readonly observer?: HostObserver;
 }
 
 type Input =
@@ -331,13 +334,17 @@ export class LockNodeHost {
       case "read":
         this.startRead(input.waiter);
         return;
-      case "transfer":
-        input.done(this.rawNode.transferLeadership(input.transferee));
+      case "transfer": {
+        const outcome = this.rawNode.transferLeadership(input.transferee);
+        this.options.observer?.transferRequested?.(input.transferee, outcome.kind);
+        input.done(outcome);
         return;
+      }
     }
   }
 
   private trackProposal(outcome: ReturnType<RawNode["propose"]>, waiter: ProposalWaiter): void {
+    this.options.observer?.proposed?.(outcome.kind);
     if (outcome.kind === "not_leader") {
       waiter.reject(new NodeError("not_leader", "this node is not the leader", outcome.leaderHint));
     } else if (outcome.kind === "dropped") {
@@ -393,6 +400,7 @@ export class LockNodeHost {
     if (ready.committedEntries.length > 0) this.watchHub.wake();
     this.settleReads(ready);
     this.rawNode.advance(ready);
+    this.options.observer?.readyHandled?.(ready, this.options.nowMs());
     await this.maybeCompact();
   }
 
@@ -457,6 +465,7 @@ export class LockNodeHost {
         );
       }
     }
+    this.options.observer?.applied?.(entry, applied);
     const waiter = this.proposals.get(entry.index);
     if (waiter === undefined) return;
     this.proposals.delete(entry.index);

@@ -1,5 +1,6 @@
 // The lock node process: `tsx node/main.ts [flags]` (see config.ts for the settings). One port
-// serves the HTTP API, /status, /healthz and the peer WebSocket (/raft). SIGTERM or SIGINT stop
+// serves the HTTP API, /status, /healthz, the status page (`/`, live over /status/live), /metrics
+// and the peer WebSocket (/raft). SIGTERM or SIGINT stop
 // it cleanly; a broken Raft invariant crashes it loudly (exit 70), as the core's contract asks.
 
 import { randomInt } from "node:crypto";
@@ -9,9 +10,14 @@ import { createSeededRandom, type NodeId, nodeId, RaftInvariantError, raftConfig
 import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
 import { DataDirError } from "./contracts.ts";
 import { LockNodeHost } from "./host.ts";
+import { combineObservers } from "./host-observer.ts";
 import { createApi } from "./http-api.ts";
+import { NodeMetrics } from "./metrics.ts";
 import { LevelDurableLog } from "./persistence/level-durable-log.ts";
 import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
+import { StatusFeed } from "./status-feed.ts";
+import { createNodeFront } from "./status-server.ts";
+import { StatusTimeline } from "./status-timeline.ts";
 import { WebSocketTransport } from "./transport/websocket-transport.ts";
 
 function makeLogger(config: NodeConfig): Logger {
@@ -72,6 +78,21 @@ async function main(): Promise<void> {
     logger: logger.child({ component: "transport" }),
   });
   const longestElectionMs = 2 * config.electionTimeoutTicks * config.tickIntervalMs;
+  const timeline = new StatusTimeline({ eventsMax: config.statusTimelineEventsMax, wallNowMs: () => Date.now() });
+  // The gauges read the host at scrape time; it exists by the time anyone can scrape.
+  let hostForMetrics: LockNodeHost | undefined;
+  const metrics = new NodeMetrics({
+    nodeId: config.nodeId,
+    processMetrics: true,
+    appendsTrackedMax: 100_000,
+    source: {
+      status: () => (hostForMetrics as LockNodeHost).status(),
+      leaseCounts: () => {
+        const machine = (hostForMetrics as LockNodeHost).machine;
+        return { leases: machine.leases().length, waiters: machine.waitersNow().length };
+      },
+    },
+  });
   const host = await LockNodeHost.start({
     nodeId: id,
     raft: {
@@ -82,7 +103,7 @@ async function main(): Promise<void> {
     },
     bootstrapVoters: config.join ? [] : (config.founders ?? [...config.peers.keys()]).map(nodeId),
     tickIntervalMs: config.tickIntervalMs,
-    durableLog,
+    durableLog: metrics.instrumentDurableLog(durableLog),
     transport,
     // A lease must outlast the longest failover: TTLs start at 1.5 × the longest election timeout.
     lockLimits: { ...lockLimitsDefaults, ttlMsMin: Math.ceil(1.5 * longestElectionMs) },
@@ -94,11 +115,31 @@ async function main(): Promise<void> {
     watchersMax: config.watchersMax,
     logger,
     nowMs: () => performance.now(),
+    observer: combineObservers(metrics, timeline),
   });
-  const server = createServer(
-    createApi({ host, transport, apiToken: config.apiToken, peerUrls: config.peers, bodyBytesMax: config.bodyBytesMax, logger }),
-  );
+  hostForMetrics = host;
+  timeline.start(host.status());
+  const feed = new StatusFeed({
+    host,
+    transport,
+    timeline,
+    peerUrls: config.peers,
+    bookingUrl: config.bookingUrl,
+    viewersMax: config.statusViewersMax,
+    leasesShownMax: config.statusLeasesMax,
+    pushIntervalMs: config.statusPushMs,
+    peerPollIntervalMs: config.statusPeerPollMs,
+    peerPollTimeoutMs: Math.min(800, config.statusPeerPollMs),
+    // A follower hears from its leader every heartbeat; twice the longest election timeout of silence means trouble.
+    staleAfterMs: Math.max(1000, 2 * longestElectionMs),
+    nowMs: () => performance.now(),
+    wallNowMs: () => Date.now(),
+    logger: logger.child({ component: "status-feed" }),
+  });
+  const api = createApi({ host, transport, apiToken: config.apiToken, peerUrls: config.peers, bodyBytesMax: config.bodyBytesMax, logger });
+  const server = createServer(createNodeFront({ api, metrics, feed, logger }));
   transport.handleUpgrade(server, "/raft");
+  feed.attach(server, "/status/live", ["/raft"]);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.listen.port, config.listen.host, resolve);
@@ -113,6 +154,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ event: "stopping", signal }, `node ${id} stopping (${signal})`);
+    feed.close();
     server.closeAllConnections();
     server.close();
     await host.stop();

@@ -42,6 +42,8 @@ export interface AppOptions {
   readonly webRoot?: string;
   /** onRequest: observes every answered request (for metrics). */
   readonly onRequest?: (route: string, method: string, status: number, durationMs: number) => void;
+  /** metrics: served at GET /metrics in the Prometheus text format (scheduler/metrics.ts), open like /healthz. */
+  readonly metrics?: { text(): Promise<string>; readonly contentType: string };
 }
 
 type Link = { href: string; method?: string; templated?: boolean };
@@ -133,6 +135,14 @@ export function createApp(options: AppOptions): express.Express {
     } catch {
       response.status(503).json({ ok: false, cluster: "unreachable" });
     }
+  });
+
+  app.get("/metrics", async (_request, response) => {
+    if (options.metrics === undefined) throw new ApiError("not_found", "this scheduler keeps no metrics");
+    const text = await options.metrics.text();
+    response.setHeader("content-type", options.metrics.contentType);
+    response.setHeader("cache-control", "no-store");
+    response.send(text);
   });
 
   app.get("/openapi.json", (_request, response) => {

@@ -31,6 +31,22 @@ export interface BookingsOptions {
   readonly nowMs: () => number;
   /** pauseBeforeWrite blocks the whole process between the checks and the write (a test hook). */
   readonly pauseBeforeWriteMs: number;
+  /** observer hears the flow's outcomes (for metrics); it must be cheap and must not throw. */
+  readonly observer?: BookingObserver;
+}
+
+/** LockWaitOutcome: how taking a booking's leases ended. */
+export type LockWaitOutcome = "acquired" | "busy" | "failed";
+
+/** BookingObserver hears what the booking flow decided (scheduler/metrics.ts counts it). */
+export interface BookingObserver {
+  bookingCreated(): void;
+  bookingCancelled(): void;
+  /** bookingConflict: a create answered 409, because a slot's lease was held (slot_busy) or the slot was booked (slot_taken). */
+  bookingConflict(reason: "slot_busy" | "slot_taken"): void;
+  /** fencingRejected: the cluster refused a write under a lease that was no longer current (answered lease_lost). */
+  fencingRejected(): void;
+  lockWaited(durationMs: number, outcome: LockWaitOutcome): void;
 }
 
 export interface CreateBookingInput {
@@ -106,7 +122,10 @@ export class Bookings {
     // key may have made): a linearizable read as of the grant, with no further round.
     const claimsRead = this.claimsRead(telescope.id, slots);
     const reads: RangeRead[] = [claimsRead, ...(input.idempotencyKey === undefined ? [] : [{ prefix: keys.booking(id), limit: 1 }])];
-    const lease = await this.takeLeases(resources, id, log, requestId, 0, idempotencyResource, reads);
+    const lease = await this.takeLeases(resources, id, log, requestId, 0, idempotencyResource, reads).catch((error: unknown) => {
+      if (error instanceof ApiError && error.code === "slot_busy") this.options.observer?.bookingConflict("slot_busy");
+      throw error;
+    });
     let releasedByWrite = false;
     try {
       log.info({ event: "conflict_check", resources }, `checking conflicts for ${named}`);
@@ -182,10 +201,13 @@ export class Bookings {
       log.info({ event: "lock_releasing", resources }, `releasing lock for ${named} (in the same transaction as the write)`);
       const booking = resolveBooking(stored, index);
       log.info({ event: "booking_created", bookingId: id, order: index, fencingToken: lease.token }, `booking ${id} created`);
+      this.options.observer?.bookingCreated();
       log.audit({ ...audit, audit: true, order: index }, "audit");
       return { booking, replayed: false };
     } catch (error) {
-      throw clusterError(error, `booking ${named}`);
+      const mapped = clusterError(error, `booking ${named}`);
+      if (mapped.code === "slot_taken") this.options.observer?.bookingConflict("slot_taken");
+      throw mapped;
     } finally {
       if (!releasedByWrite) await this.release(lease, resources, log, requestId);
     }
@@ -231,6 +253,7 @@ export class Bookings {
       releasedByWrite = true;
       log.info({ event: "lock_releasing", resources }, `releasing lock for ${resources.join(", ")} (in the same transaction as the write)`);
       log.info({ event: "booking_cancelled", bookingId: id, order: index }, `booking ${id} cancelled`);
+      this.options.observer?.bookingCancelled();
       log.audit({ ...audit, audit: true, order: index }, "audit");
       return resolveBooking(stored, index);
     } catch (error) {
@@ -357,6 +380,7 @@ export class Bookings {
       log.warn({ event: "locking_disabled" }, "LOCKING IS OFF: bookings race (lab delivery 2 demonstration only)");
     }
     log.info({ event: "lock_trying", resources }, `trying to acquire lock for ${named}`);
+    const startedMs = performance.now();
     try {
       const lease = await this.options.cluster.acquire(asked, {
         ttlMs: this.options.leaseTtlMs,
@@ -364,6 +388,7 @@ export class Bookings {
         requestId,
         ...(reads === undefined ? {} : { reads }),
       });
+      this.options.observer?.lockWaited(performance.now() - startedMs, "acquired");
       log.info(
         { event: "lock_acquired", resources, fencingToken: lease.token },
         `lock acquired for ${named} (fencing token ${lease.token})`,
@@ -371,6 +396,7 @@ export class Bookings {
       return lease;
     } catch (error) {
       const mapped = clusterError(error, named);
+      this.options.observer?.lockWaited(performance.now() - startedMs, mapped.code === "slot_busy" ? "busy" : "failed");
       if (mapped.code === "slot_busy") log.info({ event: "lock_busy", resources }, `failed to acquire lock for ${named}: resource busy`);
       throw mapped;
     }
@@ -389,6 +415,7 @@ export class Bookings {
     } catch (error) {
       const mapped = clusterError(error, what);
       if (mapped.code === "lease_lost") {
+        this.options.observer?.fencingRejected();
         log.warn(
           { event: "lease_lost", fencingToken: lease.token },
           `the cluster refused the write under fencing token ${lease.token}: ${mapped.message}`,

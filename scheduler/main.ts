@@ -10,6 +10,7 @@ import { lockClusterPort } from "./cluster.ts";
 import { loadSchedulerConfig, SchedulerConfigError } from "./config.ts";
 import { BookingEvents } from "./events.ts";
 import { createSchedulerLogger } from "./logging.ts";
+import { SchedulerMetrics } from "./metrics.ts";
 import { Scientists } from "./scientists.ts";
 import { ensureTelescopeGrids, TelescopeGridMismatch } from "./telescopes.ts";
 
@@ -35,6 +36,7 @@ const client = new LockClient({
 const cluster = lockClusterPort(client);
 const telescopes = new Map(config.telescopes.map((telescope) => [telescope.id, telescope]));
 const nowMs = (): number => Date.now();
+const metrics = new SchedulerMetrics({ instanceId: config.instanceId, processMetrics: true });
 const bookings = new Bookings({
   cluster,
   telescopes,
@@ -43,6 +45,7 @@ const bookings = new Bookings({
   locking: config.locking === "on",
   nowMs,
   pauseBeforeWriteMs: config.pauseBeforeWriteMs,
+  observer: metrics,
 });
 const scientists = new Scientists({ cluster, serviceName: "scheduler", leaseTtlMs: config.leaseTtlMs, nowMs, cachedMax: 10_000 });
 const events = new BookingEvents({ cluster, telescopes, eventsKeptMax: config.eventsKeptMax, subscribersMax: 10_000, log });
@@ -57,6 +60,8 @@ const app = createApp({
   rateLimitPerMinute: config.rateLimitPerMinute,
   rateLimitPerAddressPerMinute: config.rateLimitPerAddressPerMinute,
   auditVerifyRecordsMax: config.auditVerifyRecordsMax,
+  onRequest: metrics.onRequest,
+  metrics,
 });
 
 // Record (or check) each telescope's slot grid before serving: bookings depend on it.

@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BookingSystem, startBookingSystem } from "./support/booking-system.ts";
 import { waitFor } from "./support/process-cluster.ts";
+import { parsePrometheusText } from "./support/prometheus-text.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field at run time
 type Json = any;
@@ -146,6 +147,9 @@ describe("fencing end to end", () => {
     expect(records.map((item) => item.record.details.booking_id)).toEqual([winner?.body.id]);
     expect(audit.body.chain.verified).toBe(true);
     expect(system.schedulerLog(4)).toContain('"event":"lease_lost"');
+    // The paused scheduler counts its one fencing rejection in /metrics.
+    const pausedMetrics = parsePrometheusText(await (await fetch(`${pausedUrl}/metrics`)).text());
+    expect(pausedMetrics.sum("sctec_scheduler_fencing_rejections_total")).toBe(1);
   }, 60_000);
 });
 
