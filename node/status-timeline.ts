@@ -100,7 +100,8 @@ export class StatusTimeline implements HostObserver {
     if (ready.hardState !== undefined && ready.hardState.term !== this.term) {
       const previous = this.term;
       this.term = ready.hardState.term;
-      this.record("term_changed", `term ${previous} → ${this.term}`);
+      // Before start() the term loaded from disk is not known here: say only where it went.
+      this.record("term_changed", previous === 0 ? `term is now ${this.term}` : `term ${previous} → ${this.term}`);
     }
     if (ready.softState !== undefined) this.softStateChanged(ready.softState.role, ready.softState.leaderId);
     for (const entry of ready.committedEntries) {
@@ -123,7 +124,7 @@ export class StatusTimeline implements HostObserver {
     this.role = role;
     this.leaderId = leaderId;
     if (role !== wasRole) {
-      if (role === "pre_candidate") this.record("pre_vote", `pre-vote started (would campaign for term ${this.term + 1})`);
+      if (role === "pre_candidate") this.record("pre_vote", "pre-vote started (asking whether an election could be won)");
       else if (role === "candidate") this.record("election_started", `election started for term ${this.term}`);
       else if (role === "leader") this.record("election_won", `won the election: leader for term ${this.term}`);
       else if (wasRole === "leader") this.record("stepped_down", `stepped down as leader in term ${this.term}`);
