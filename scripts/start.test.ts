@@ -11,7 +11,7 @@ import { afterAll, expect, it } from "vitest";
 const dataDir = mkdtempSync(join(tmpdir(), "sctec-start-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-it("npm start runs a three-node cluster and the scheduler, prints the booking page, and stops cleanly", async () => {
+it("npm start runs a three-node cluster and the scheduler, prints the booking page and the status pages, and stops cleanly", async () => {
   const { stdout } = await promisify(execFile)("npx", ["tsx", "scripts/start.ts", "--seconds", "12", "--data", dataDir], {
     timeout: 60_000,
   });
@@ -20,6 +20,8 @@ it("npm start runs a three-node cluster and the scheduler, prints the booking pa
   expect(stdout).toMatch(/cluster ready: leader n\d in term \d+/);
   expect(stdout).toMatch(/API token: [0-9a-f]{48}/);
   expect(stdout).toMatch(/booking page: http:\/\/127\.0\.0\.1:8080\//);
+  expect(stdout).toMatch(/node n1: http:\/\/127\.0\.0\.1:7001 \(status page: http:\/\/127\.0\.0\.1:7001\/,/);
+  expect(stdout).toContain("status pages: http://127.0.0.1:7001/ http://127.0.0.1:7002/ http://127.0.0.1:7003/");
   expect(stdout).toContain("stopped");
   expect(stdout).not.toMatch(/exited \(/);
 });

@@ -1,8 +1,8 @@
 // `npm start`: the whole system on this machine, on embedded defaults. It starts three lock nodes
 // as child processes on 127.0.0.1:7001-7003 (data under ./data/n1..n3) and the booking API with
 // its page on 127.0.0.1:8080 (logs in ./data/app.log), prints where each listens, waits for a
-// leader and for the scheduler, and prints the booking page's URL. Ctrl-C (or SIGTERM) stops
-// everything cleanly.
+// leader and for the scheduler, and prints the URLs of the booking page and of the nodes' status
+// pages. Ctrl-C (or SIGTERM) stops everything cleanly.
 // The cluster secret and API token are generated on first start and kept in
 // ./data/credentials.json, so a restart finds the same cluster.
 //
@@ -36,6 +36,7 @@ const credentials: Credentials = existsSync(credentialsPath)
 writeFileSync(credentialsPath, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
 
 const nodes = [1, 2, 3].map((position) => ({ id: `n${position}`, port: 7000 + position }));
+const schedulerPort = 8080;
 const peers = nodes.map((node) => `${node.id}=http://127.0.0.1:${node.port}`).join(",");
 const log = (message: string): void => console.log(`${new Date().toISOString()} ${message}`);
 
@@ -51,6 +52,7 @@ for (const node of nodes) {
       SCTEC_CLUSTER_SECRET: credentials.clusterSecret,
       SCTEC_API_TOKEN: credentials.apiToken,
       SCTEC_LOG_FILE: join(dataRoot, `${node.id}.log`),
+      SCTEC_BOOKING_URL: `http://127.0.0.1:${schedulerPort}/`,
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -59,9 +61,8 @@ for (const node of nodes) {
     if (!stopping) log(`node ${node.id} exited (${signal ?? `code ${code}`}); see ${join(dataRoot, `${node.id}.log`)}`);
   });
   children.set(node.id, child);
-  log(`node ${node.id}: http://127.0.0.1:${node.port} (status: http://127.0.0.1:${node.port}/status, pid ${child.pid})`);
+  log(`node ${node.id}: http://127.0.0.1:${node.port} (status page: http://127.0.0.1:${node.port}/, pid ${child.pid})`);
 }
-const schedulerPort = 8080;
 const scheduler = spawn(process.execPath, ["--import", "tsx", "scheduler/main.ts"], {
   env: {
     ...process.env,
@@ -91,6 +92,9 @@ async function waitForLeader(): Promise<void> {
         const status = (await response.json()) as { role: string; term: number; nodeId: string };
         if (status.role === "leader") {
           log(`cluster ready: leader ${status.nodeId} in term ${status.term}`);
+          log(
+            `status pages: ${nodes.map((each) => `http://127.0.0.1:${each.port}/`).join(" ")} (metrics: /metrics on each node and the scheduler)`,
+          );
           await waitForScheduler(deadline);
           return;
         }
