@@ -1,13 +1,19 @@
 // Membership changes and leadership transfer through the admin API, on real processes: a fourth
 // node (in the address book, started with --join) is added as a learner, catches up, is promoted
 // to voter, keeps the cluster available when a founder dies, and is removed again; leadership is
-// handed to a chosen node.
+// handed to a chosen node. The nodes' status page timelines (GET /status/view) record both.
 
 import { afterEach, describe, expect, it } from "vitest";
 import { LockClient } from "../client/lock-client.ts";
 import { ProcessCluster, waitFor } from "./support/process-cluster.ts";
 
 let cluster: ProcessCluster | undefined;
+
+/** timelineOf: the texts of a node's status page timeline, oldest first. */
+async function timelineOf(target: ProcessCluster, id: string): Promise<string[]> {
+  const view = (await (await fetch(`${target.url(id)}/status/view`)).json()) as { timeline: { kind: string; text: string }[] };
+  return view.timeline.map((event) => `${event.kind}: ${event.text}`).reverse();
+}
 afterEach(async () => {
   await cluster?.close();
   cluster = undefined;
@@ -60,6 +66,12 @@ describe("membership and leadership transfer (real processes)", () => {
       10_000,
     );
     expect(after.voters.sort()).toEqual(["n1", "n2", "n3"]);
+    const changes = (await timelineOf(target, leader)).filter((line) => line.startsWith("membership_changed") && line.includes("n4"));
+    expect(changes.map((line) => line.replace(/ \(index \d+\)$/, ""))).toEqual([
+      "membership_changed: membership: add_learner n4",
+      "membership_changed: membership: promote_learner n4",
+      "membership_changed: membership: remove_node n4",
+    ]);
     expect((await client.leases()).map((lease) => lease.resource)).toContain("before-9");
   });
 
@@ -72,6 +84,8 @@ describe("membership and leadership transfer (real processes)", () => {
     await client.acquire(["held"], { ttlMs: 600_000, autoRenew: false });
     await client.admin("/admin/transfer", { to: chosen });
     expect(await target.waitForLeader(5000, leader)).toBe(chosen);
+    expect(await timelineOf(target, leader)).toContain(`leader_transfer: leader transfer to ${chosen} started`);
+    expect((await timelineOf(target, chosen)).some((line) => line.startsWith("election_won"))).toBe(true);
     expect((await client.leases()).map((lease) => lease.resource)).toContain("held");
   });
 });
