@@ -46,8 +46,10 @@ const chosen = (values.systems ?? systemKeys.join(","))
   .split(",")
   .filter((key): key is SystemKey => (systemKeys as readonly string[]).includes(key));
 
-const progress = (message: string) => process.stdout.write(`  … ${message}\n`);
+const progress = (message: string) => process.stdout.write(`  … ${(performance.now() / 1000).toFixed(0).padStart(3)} s  ${message}\n`);
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** deadlineAfter is a timer for Promise.race that does not keep the process alive. */
+const deadlineAfter = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 // ---------------------------------------------------------------------------------------------
 // Cleanup: every process this script starts is stopped by its PID at the end, on an error, and on
@@ -64,7 +66,7 @@ function onCleanup(stop: () => Promise<void>): () => void {
 async function cleanupAll(): Promise<void> {
   for (const stop of [...cleanups].reverse()) {
     cleanups.delete(stop);
-    await Promise.race([stop().catch((error: unknown) => console.error("cleanup failed:", error)), sleep(15_000)]);
+    await Promise.race([stop().catch((error: unknown) => console.error("cleanup failed:", error)), deadlineAfter(15_000)]);
   }
 }
 
@@ -287,7 +289,17 @@ class EtcdCluster {
     ];
     const log = openSync(join(this.dataRoot, `${member.name}.log`), "a");
     try {
-      member.child = track(spawn("etcd", args, { stdio: ["ignore", log, log] }));
+      const child = track(spawn("etcd", args, { stdio: ["ignore", log, log] }));
+      member.child = child;
+      child.once("exit", (code, signal) => {
+        if (member.child !== child) return; // Killed on purpose.
+        member.child = undefined;
+        const tail = readFileSync(join(this.dataRoot, `${member.name}.log`), "utf8")
+          .split("\n")
+          .slice(-5)
+          .join("\n");
+        progress(`etcd ${member.name} exited by itself (${code ?? signal}); its log ends:\n${tail}`);
+      });
     } finally {
       closeSync(log);
     }
@@ -299,7 +311,7 @@ class EtcdCluster {
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGKILL");
-    await Promise.race([exited, sleep(10_000)]);
+    await Promise.race([exited, deadlineAfter(10_000)]);
   }
 
   /** status asks one member for its id, the leader it knows and its term (undefined if it does not answer). */
@@ -381,7 +393,7 @@ async function startEtcd(tuned: boolean): Promise<System> {
       // after 3 failures in a row, which on a failover mostly measures the breaker. The failover
       // client turns it off as etcd3's README shows, and the driver retries, as for the others.
       const client = new Etcd3({ hosts: cluster.clientUrls(), faultHandling: { host: () => noop, global: noop } });
-      await client.get("warm-up").string(); // Connect before the clock starts, as a long-lived client would be.
+      await retrying(() => client.get("warm-up").string()); // Connect before the clock starts, as a long-lived client would be.
       return etcdSession(client, true);
     },
     serverPids: async () => cluster.members.flatMap((member) => (member.child?.pid === undefined ? [] : [member.child.pid])),
@@ -432,7 +444,7 @@ async function startSingle(): Promise<System> {
     if (current === undefined || current.exitCode !== null || current.signalCode !== null) return;
     const exited = new Promise((resolve) => current.once("exit", resolve));
     current.kill("SIGKILL");
-    await Promise.race([exited, sleep(10_000)]);
+    await Promise.race([exited, deadlineAfter(10_000)]);
   };
   const stop = async () => {
     await kill();
@@ -617,22 +629,13 @@ async function measure(
   };
 }
 
-/** repeat runs one workload `settings.repetitions` times and summarises it (latency percentiles over all runs). */
-async function repeat(system: System, workload: string, mode: "distinct" | "contended", concurrency: number): Promise<WorkloadResult> {
-  const samples: RunSample[] = [];
-  for (let rep = 0; rep < settings.repetitions; rep++) {
-    const sample = await measure(system, mode, concurrency, settings.runSeconds, `${system.key}-${mode}-${concurrency}-${rep}`);
-    samples.push(sample);
-    const sorted = [...sample.latenciesMs].sort((a, b) => a - b);
-    progress(
-      `${system.key}: ${workload}, run ${rep + 1}/${settings.repetitions}: ${sample.opsPerSecond.toFixed(0)}/s, p50 ${percentile(sorted, 0.5).toFixed(1)} ms, servers ${sample.serverCpuPercent.toFixed(0)}% CPU, client ${sample.clientCpuPercent.toFixed(0)}%${sample.errors > 0 ? `, ${sample.errors} errors` : ""}`,
-    );
-  }
+/** summarise turns the runs of one workload on one system into its figures (latency percentiles over all runs). */
+function summarise(system: SystemKey, workload: string, samples: readonly RunSample[]): WorkloadResult {
   const runs = samples.map((sample) => sample.opsPerSecond);
   const latencies = samples.flatMap((sample) => sample.latenciesMs).sort((a, b) => a - b);
   return {
     workload,
-    system: system.key,
+    system,
     opsPerSecond: { min: Math.min(...runs), median: median(runs), max: Math.max(...runs), runs },
     p50Ms: percentile(latencies, 0.5),
     p99Ms: percentile(latencies, 0.99),
@@ -738,33 +741,27 @@ async function failoverRound(
   return { sampleMs, forgotten, tokenWentBack, victim: crash.victim };
 }
 
-async function failovers(system: System): Promise<FailoverResult> {
-  const samplesMs: number[] = [];
-  const victims: string[] = [];
-  let forgotten = 0;
-  let tokenWentBack = 0;
-  for (let round = 0; round < settings.kills; round++) {
-    const result = await failoverRound(system, round);
-    samplesMs.push(result.sampleMs);
-    victims.push(result.victim);
-    forgotten += result.forgotten;
-    tokenWentBack += result.tokenWentBack ? 1 : 0;
-    progress(
-      `${system.key}: kill ${round + 1}/${settings.kills} (${result.victim}): next acquire after ${result.sampleMs.toFixed(0)} ms; ${result.forgotten} of ${settings.heldPerKill} held locks forgotten${result.tokenWentBack ? "; fencing token went back" : ""}`,
-    );
-  }
-  const sorted = [...samplesMs].sort((a, b) => a - b);
+interface FailoverSample {
+  readonly sampleMs: number;
+  readonly forgotten: number;
+  readonly tokenWentBack: boolean;
+  readonly victim: string;
+}
+
+/** summariseFailovers turns one system's kills into its failover figures. */
+function summariseFailovers(system: SystemKey, samples: readonly FailoverSample[]): FailoverResult {
+  const samplesMs = samples.map((sample) => sample.sampleMs);
   return {
-    system: system.key,
-    kills: settings.kills,
+    system,
+    kills: samples.length,
     samplesMs,
-    minMs: sorted[0] ?? Number.NaN,
-    medianMs: percentile(sorted, 0.5),
-    maxMs: sorted[sorted.length - 1] ?? Number.NaN,
-    held: settings.kills * settings.heldPerKill,
-    forgotten,
-    tokenWentBack,
-    victims,
+    minMs: Math.min(...samplesMs),
+    medianMs: median(samplesMs),
+    maxMs: Math.max(...samplesMs),
+    held: samples.length * settings.heldPerKill,
+    forgotten: samples.reduce((sum, sample) => sum + sample.forgotten, 0),
+    tokenWentBack: samples.filter((sample) => sample.tokenWentBack).length,
+    victims: samples.map((sample) => sample.victim),
   };
 }
 
@@ -873,15 +870,68 @@ const starters: Record<SystemKey, () => Promise<System>> = {
   single: startSingle,
 };
 
-/** runSystem starts one system, runs every workload and the failovers on it, and stops it. */
-async function runSystem(key: SystemKey, results: WorkloadResult[], failoverResults: FailoverResult[]): Promise<void> {
-  progress(`starting ${systemNames[key]}`);
+/** Samples collects every run and kill, per system and workload, across the rounds. */
+class Samples {
+  readonly runs = new Map<string, RunSample[]>();
+  readonly kills = new Map<SystemKey, FailoverSample[]>();
+
+  addRun(system: SystemKey, workload: string, sample: RunSample): void {
+    const key = `${system}|${workload}`;
+    this.runs.set(key, [...(this.runs.get(key) ?? []), sample]);
+  }
+
+  addKill(system: SystemKey, sample: FailoverSample): number {
+    const kills = [...(this.kills.get(system) ?? []), sample];
+    this.kills.set(system, kills);
+    return kills.length;
+  }
+
+  results(): { workloads: WorkloadResult[]; failovers: FailoverResult[] } {
+    const results: WorkloadResult[] = [];
+    for (const { workload } of workloads) {
+      for (const system of chosen) {
+        const samples = this.runs.get(`${system}|${workload}`);
+        if (samples !== undefined) results.push(summarise(system, workload, samples));
+      }
+    }
+    const failoverResults = chosen.flatMap((system) => {
+      const kills = this.kills.get(system);
+      return kills === undefined ? [] : [summariseFailovers(system, kills)];
+    });
+    return { workloads: results, failovers: failoverResults };
+  }
+}
+
+/** killsInRound spreads `settings.kills` over the rounds (10 over 3: 3, 3, 4). */
+const killsInRound = (round: number) =>
+  Math.floor((settings.kills * (round + 1)) / settings.repetitions) - Math.floor((settings.kills * round) / settings.repetitions);
+
+/**
+ * runRound starts one system, runs each workload once and this round's share of the kills, and
+ * stops it. Rounds go through all systems in turn, so that load from elsewhere on the machine
+ * falls on all of them alike rather than on whichever ran while it lasted.
+ */
+async function runRound(key: SystemKey, round: number, samples: Samples): Promise<void> {
+  const tag = `${systemNames[key]}, round ${round + 1}/${settings.repetitions}`;
+  progress(`${tag}: starting`);
   const system = await starters[key]();
   try {
-    progress(`${key}: warming up for ${settings.warmupSeconds} s`);
-    await measure(system, "distinct", 16, settings.warmupSeconds, `${key}-warmup`);
-    for (const { workload, mode, concurrency } of workloads) results.push(await repeat(system, workload, mode, concurrency));
-    failoverResults.push(await failovers(system));
+    await measure(system, "distinct", 16, settings.warmupSeconds, `${key}-${round}-warmup`);
+    for (const { workload, mode, concurrency } of workloads) {
+      const sample = await measure(system, mode, concurrency, settings.runSeconds, `${key}-${round}-${mode}-${concurrency}`);
+      samples.addRun(key, workload, sample);
+      const sorted = [...sample.latenciesMs].sort((a, b) => a - b);
+      progress(
+        `${tag}: ${workload}: ${sample.opsPerSecond.toFixed(0)}/s, p50 ${percentile(sorted, 0.5).toFixed(1)} ms, servers ${sample.serverCpuPercent.toFixed(0)}% CPU, client ${sample.clientCpuPercent.toFixed(0)}%${sample.errors > 0 ? `, ${sample.errors} errors` : ""}`,
+      );
+    }
+    for (let kill = 0; kill < killsInRound(round); kill++) {
+      const result = await failoverRound(system, round * 1000 + kill);
+      const count = samples.addKill(key, result);
+      progress(
+        `${tag}: kill ${count}/${settings.kills} (${result.victim}): next acquire after ${result.sampleMs.toFixed(0)} ms; ${result.forgotten} of ${settings.heldPerKill} held locks forgotten${result.tokenWentBack ? "; fencing token went back" : ""}`,
+      );
+    }
   } finally {
     await system.close();
   }
@@ -896,14 +946,15 @@ async function main(): Promise<void> {
   console.log(`machine: ${machine}; load average before: ${loadBefore.join(" ")}`);
   const etcdVersion = chosen.some((key) => key.startsWith("etcd")) ? ensureEtcd() : undefined;
   if (etcdVersion !== undefined) console.log(`${etcdVersion}, client etcd3 (lock recipe: lease + txn, fencing token = the key's revision)`);
-  const results: WorkloadResult[] = [];
-  const failoverResults: FailoverResult[] = [];
-  const startedAt = performance.now();
+  const samples = new Samples();
   try {
-    for (const key of chosen) await runSystem(key, results, failoverResults);
+    for (let round = 0; round < settings.repetitions; round++) {
+      for (const key of chosen) await runRound(key, round, samples);
+    }
   } finally {
     await cleanupAll();
   }
+  const { workloads: results, failovers: failoverResults } = samples.results();
   const loadAfter = loadavg().map((load) => load.toFixed(2));
   const date = new Date().toISOString().slice(0, 10);
   const summary = [
@@ -913,7 +964,7 @@ async function main(): Promise<void> {
     `Against issue 7's targets (this run):\n\n${targets(results, failoverResults).join("\n")}`,
   ].join("\n\n");
   console.log(`\n${summary}\n`);
-  console.log(`took ${((performance.now() - startedAt) / 1000).toFixed(0)} s; load average after: ${loadAfter.join(" ")}`);
+  console.log(`took ${(performance.now() / 1000).toFixed(0)} s; load average after: ${loadAfter.join(" ")}`);
   mkdirSync("bench/results", { recursive: true });
   const file = `bench/results/compare-${date}${quick ? "-quick" : ""}.json`;
   writeFileSync(
@@ -931,8 +982,12 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch(async (error: unknown) => {
-  console.error(error);
-  await cleanupAll();
-  process.exit(1);
-});
+// Every process this script started is stopped by now; grpc channels and keep-alive sockets of
+// the clients need not hold the exit up.
+main()
+  .then(() => process.exit(0))
+  .catch(async (error: unknown) => {
+    console.error(error);
+    await cleanupAll();
+    process.exit(1);
+  });
