@@ -12,8 +12,8 @@
 // test: it reads the wall clock, prints a table, writes bench/results/compare-<date>.json and
 // updates docs/BENCHMARKS.md between its markers.
 //
-//   npm run bench:compare              about 9 minutes (3 repetitions of 5 s, 10 kills per system)
-//   npm run bench:compare -- --quick   under 2 minutes (2 repetitions of 1.5 s, 3 kills per system)
+//   npm run bench:compare              about 7 minutes (3 rounds of 5 s runs, 10 kills per system)
+//   npm run bench:compare -- --quick   under 2 minutes (2 rounds of 1.5 s runs, 3 kills per system)
 //   npm run bench:compare -- --systems sctec,single   only these (the doc is then left alone)
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -941,7 +941,7 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   const loadBefore = loadavg().map((load) => load.toFixed(2));
   console.log(
-    `bench:compare${quick ? " --quick" : ""}: ${chosen.map((key) => systemNames[key]).join(", ")}, one after another on loopback; ${quick ? "under 2 minutes" : "this takes about 9 minutes"}`,
+    `bench:compare${quick ? " --quick" : ""}: ${chosen.map((key) => systemNames[key]).join(", ")}, one after another on loopback; ${quick ? "under 2 minutes" : "this takes about 7 minutes"}`,
   );
   console.log(`machine: ${machine}; load average before: ${loadBefore.join(" ")}`);
   const etcdVersion = chosen.some((key) => key.startsWith("etcd")) ? ensureEtcd() : undefined;
