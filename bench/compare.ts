@@ -15,6 +15,7 @@
 //   npm run bench:compare              about 7 minutes (3 rounds of 5 s runs, 10 kills per system)
 //   npm run bench:compare -- --quick   under 2 minutes (2 rounds of 1.5 s runs, 3 kills per system)
 //   npm run bench:compare -- --systems sctec,single   only these (the doc is then left alone)
+//   BENCH_COMPARE_DEBUG=1 npm run bench:compare …    also print each failed attempt during a failover
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -314,12 +315,12 @@ class EtcdCluster {
     await Promise.race([exited, deadlineAfter(10_000)]);
   }
 
-  /** status asks one member for its id, the leader it knows and its term (undefined if it does not answer). */
-  async status(member: EtcdMember): Promise<{ memberId: string; leaderId: string; term: string } | undefined> {
+  /** status asks one member for its id and the leader it knows (undefined if it does not answer). */
+  async status(member: EtcdMember): Promise<{ memberId: string; leaderId: string } | undefined> {
     const client = new Etcd3({ hosts: `http://127.0.0.1:${member.clientPort}`, dialTimeout: 1000 });
     try {
       const status = await client.maintenance.status({ deadline: Date.now() + 1000 });
-      return { memberId: status.header.member_id, leaderId: status.leader, term: status.raftTerm };
+      return { memberId: status.header.member_id, leaderId: status.leader };
     } catch {
       return undefined;
     } finally {
