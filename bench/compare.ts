@@ -64,7 +64,15 @@ function onCleanup(stop: () => Promise<void>): () => void {
   return () => cleanups.delete(stop);
 }
 
+/** stopping: set once cleanup has begun; nothing is started or restarted after it. */
+let stopping = false;
+/** pendingStarts: cluster starts in flight, whose processes cleanup must wait for before it can stop them. */
+const pendingStarts = new Set<Promise<unknown>>();
+
 async function cleanupAll(): Promise<void> {
+  stopping = true;
+  await Promise.race([Promise.allSettled([...pendingStarts]), deadlineAfter(30_000)]);
+  await new Promise((resolve) => setImmediate(resolve)); // Let the starter register what it started.
   for (const stop of [...cleanups].reverse()) {
     cleanups.delete(stop);
     await Promise.race([stop().catch((error: unknown) => console.error("cleanup failed:", error)), deadlineAfter(15_000)]);
@@ -177,7 +185,9 @@ const attemptTimeoutMs = 300;
 
 /** startSctec starts three real nodes in the `npm start` configuration (ProcessCluster). */
 async function startSctec(): Promise<System> {
-  const cluster = await ProcessCluster.start();
+  const start = ProcessCluster.start();
+  pendingStarts.add(start);
+  const cluster = await start.finally(() => pendingStarts.delete(start));
   const unregister = onCleanup(() => cluster.close());
   return {
     key: "sctec",
@@ -215,6 +225,7 @@ async function startSctec(): Promise<System> {
         victim: leader,
         kill: () => cluster.kill(leader),
         restore: async () => {
+          if (stopping) return;
           cluster.startNode(leader);
           await waitFor(() => cluster.status(leader), `${leader} to come back`, 15_000);
         },
@@ -404,6 +415,7 @@ async function startEtcd(tuned: boolean): Promise<System> {
         victim: leader.name,
         kill: () => cluster.kill(leader),
         restore: async () => {
+          if (stopping) return;
           cluster.startMember(leader);
           await waitFor(() => cluster.status(leader), `etcd ${leader.name} to come back`, 15_000);
         },
@@ -464,7 +476,7 @@ async function startSingle(): Promise<System> {
       victim: "coordinator",
       async kill() {
         await kill();
-        spawnCoordinator(); // Restarted at once, as a supervisor would: what it held is gone.
+        if (!stopping) spawnCoordinator(); // Restarted at once, as a supervisor would: what it held is gone.
       },
       restore: async () => void (await ready()),
     }),
@@ -914,6 +926,7 @@ const killsInRound = (round: number) =>
  */
 async function runRound(key: SystemKey, round: number, samples: Samples): Promise<void> {
   const tag = `${systemNames[key]}, round ${round + 1}/${settings.repetitions}`;
+  if (stopping) return;
   progress(`${tag}: starting`);
   const system = await starters[key]();
   try {
