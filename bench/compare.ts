@@ -161,7 +161,6 @@ interface Session {
 
 interface System {
   readonly key: SystemKey;
-  readonly name: string;
   /** waitsInServer: the server queues waiters itself (SCTEC's FIFO); otherwise the driver retries on conflict. */
   readonly waitsInServer: boolean;
   /** session opens a client; `failover` ones give up each attempt after 300 ms and are retried by the driver. */
@@ -191,7 +190,6 @@ async function startSctec(): Promise<System> {
   const unregister = onCleanup(() => cluster.close());
   return {
     key: "sctec",
-    name: "SCTEC (3 nodes)",
     waitsInServer: true,
     async session({ failover }) {
       const client = new LockClient({
@@ -397,7 +395,6 @@ async function startEtcd(tuned: boolean): Promise<System> {
   const shared = new Etcd3({ hosts: cluster.clientUrls() });
   return {
     key: tuned ? "etcd-tuned" : "etcd-default",
-    name: tuned ? "etcd tuned (3 members)" : "etcd default (3 members)",
     waitsInServer: false,
     async session({ failover }) {
       if (!failover) return etcdSession(shared, false);
@@ -468,7 +465,6 @@ async function startSingle(): Promise<System> {
   await ready();
   return {
     key: "single",
-    name: "single coordinator (1 process, in memory)",
     waitsInServer: false,
     session: async ({ failover }) => coordinatorSession(url, failover ? attemptTimeoutMs : 5000),
     serverPids: async () => (child?.pid === undefined ? [] : [child.pid]),
