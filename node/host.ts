@@ -20,6 +20,7 @@ import {
   type Snapshot,
   type Status,
 } from "../raft/index.ts";
+import { coalesceMessages } from "./coalesce-messages.ts";
 import type { DurableLog, PeerTransport } from "./contracts.ts";
 import { decodeCommand, decodeLockSnapshot, encodeCommand, encodeLockSnapshot } from "./state/codec.ts";
 import { LeaseTimekeeper } from "./state/lease-timekeeper.ts";
@@ -386,7 +387,8 @@ export class LockNodeHost {
     if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
     this.storage.append(ready.entries);
     if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
-    for (const message of ready.messages) this.options.transport.send(message);
+    // One frame per peer per Ready where the core produced many (see coalesce-messages.ts).
+    for (const message of coalesceMessages(ready.messages, this.options.raft)) this.options.transport.send(message);
     if (ready.softState !== undefined) this.roleChanged(ready.softState.role, ready.softState.leaderId);
     if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot);
     for (const entry of ready.committedEntries) this.apply(entry);
