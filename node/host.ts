@@ -112,6 +112,7 @@ export class LockNodeHost {
   private readsAwaitingApply: ReadWaiter[] = [];
   private nextReadId = 1;
   private role: Status["role"] = "follower";
+  private knownLeaderId: NodeId | null = null;
   private readonly eventListeners = new Set<(event: LockEvent) => void>();
   /** queuedWaiters: proposals whose acquire was queued, by waiter id, waiting for their final answer. */
   private readonly queuedWaiters = new Map<number, { resolve: (applied: Applied) => void; timer: NodeJS.Timeout }>();
@@ -236,6 +237,11 @@ export class LockNodeHost {
 
   status(): Status {
     return this.rawNode.status();
+  }
+
+  /** leaderId: the leader this node knows, as of the last Ready handled (cheap: no status object is built). */
+  leaderId(): NodeId | null {
+    return this.knownLeaderId;
   }
 
   leaseDeadlineMs(resource: string): number | undefined {
@@ -414,6 +420,7 @@ export class LockNodeHost {
   private roleChanged(role: Status["role"], leaderId: NodeId | null): void {
     const was = this.role;
     this.role = role;
+    this.knownLeaderId = leaderId;
     this.options.logger.info({ event: "role_changed", role, leaderId, term: this.rawNode.status().term }, `${this.nodeId} is now ${role}`);
     if (role === "leader") {
       this.timekeeper.becomeLeader(this.options.nowMs(), this.machine);
