@@ -380,8 +380,18 @@ export class LockNodeHost {
     this.reads.set(requestId, waiter);
   }
 
-  /** handleReady follows the contract: persist, then send, then apply, then advance. */
+  /**
+   * handleReady follows the contract: persist, then send, then apply, then advance. A leader's
+   * AppendEntries go out before the write (thesis §10.2.1, allowed by the contract): they promise
+   * nothing about this node's disk, and the core counts the leader's own entries only once
+   * advance() reports them durable. The followers' disk writes then overlap the leader's, which
+   * takes one fsync off the latency of every commit.
+   */
   private async handleReady(ready: Ready): Promise<void> {
+    const early = ready.appendsBeforePersist ? ready.messages.filter((message) => message.type === "append_entries") : [];
+    const late = early.length === 0 ? ready.messages : ready.messages.filter((message) => message.type !== "append_entries");
+    // One frame per peer where the core produced many (see coalesce-messages.ts).
+    for (const message of coalesceMessages(early, this.options.raft)) this.options.transport.send(message);
     if (this.needsSave(ready)) {
       if (ready.hardState !== undefined) this.savedHardState = ready.hardState;
       await this.options.durableLog.save({
@@ -393,8 +403,7 @@ export class LockNodeHost {
     if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
     this.storage.append(ready.entries);
     if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
-    // One frame per peer per Ready where the core produced many (see coalesce-messages.ts).
-    for (const message of coalesceMessages(ready.messages, this.options.raft)) this.options.transport.send(message);
+    for (const message of coalesceMessages(late, this.options.raft)) this.options.transport.send(message);
     if (ready.softState !== undefined) this.roleChanged(ready.softState.role, ready.softState.leaderId);
     if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot);
     for (const entry of ready.committedEntries) this.apply(entry);
