@@ -203,6 +203,15 @@ export class RaftLog {
     this.appliedIndex = index;
   }
 
+  /**
+   * stableLastIndex is the last index of this log that is durable: the entries before the first
+   * unstable one (those the host has not yet reported persisted). A leader counts only these
+   * towards a majority (thesis §10.2.1), so it may send entries before its own disk write ends.
+   */
+  stableLastIndex(): LogIndex {
+    return this.unstableEntries.length > 0 ? this.unstableOffset - 1 : this.lastIndex();
+  }
+
   /** stableTo marks unstable entries up to (index, term) durable, unless they were replaced meanwhile. */
   stableTo(index: LogIndex, term: Term): void {
     if (index < this.unstableOffset) return;

@@ -23,6 +23,11 @@ export interface SoftState {
  *     the stored log: everything from the first entry's index on is replaced.
  *  2. Only then send `messages`: a vote or an append acknowledgement promises that the data
  *     behind it is durable (Figure 2: "update persistent state before responding to RPCs").
+ *     The exception: when `appendsBeforePersist` is true, the `append_entries` messages may be
+ *     sent before step 1 (thesis §10.2.1). They promise nothing about this server's disk: a
+ *     leader counts its own entries towards commit only once advance() reports them persisted.
+ *     It is false when the Ready changes the term or the vote, which must be durable before any
+ *     message of the new term leaves (a lone voter wins its election within one Ready).
  *  3. Install `snapshot` into the state machine, then apply `committedEntries` in order. They
  *     are committed: applying them may be made visible to clients.
  *  4. Serve `readStates` once the state machine has applied up to their index; fail
@@ -35,6 +40,8 @@ export interface Ready {
   readonly entries: readonly Entry[];
   readonly snapshot: Snapshot | undefined;
   readonly messages: readonly RaftMessage[];
+  /** appendsBeforePersist: the `append_entries` in `messages` may be sent before persisting (see above). */
+  readonly appendsBeforePersist: boolean;
   readonly committedEntries: readonly Entry[];
   readonly readStates: readonly ReadState[];
   readonly droppedReads: readonly number[];
@@ -136,12 +143,14 @@ export class RawNode {
     const raft = this.raft;
     const softState = this.softState();
     const hardState = raft.hardState();
+    const previous = this.previousHardState;
     const ready: Ready = {
       softState: sameSoftState(softState, this.previousSoftState) ? undefined : softState,
       hardState: sameHardState(hardState, this.previousHardState) ? undefined : hardState,
       entries: raft.log.unstableEntries.slice(),
       snapshot: raft.log.unstableSnapshot,
       messages: raft.outbox,
+      appendsBeforePersist: hardState.term === previous.term && hardState.votedFor === previous.votedFor,
       committedEntries: raft.log.committedToApply(raft.config.applyBytesMax),
       readStates: raft.readStates,
       droppedReads: raft.droppedReads,
@@ -165,7 +174,10 @@ export class RawNode {
       raft.log.appliedIndex = Math.max(raft.log.appliedIndex, ready.snapshot.metadata.index);
     }
     const lastEntry = ready.entries[ready.entries.length - 1];
-    if (lastEntry !== undefined) raft.log.stableTo(lastEntry.index, lastEntry.term);
+    if (lastEntry !== undefined) {
+      raft.log.stableTo(lastEntry.index, lastEntry.term);
+      raft.entriesStable();
+    }
     raft.appliedTo(ready.committedEntries);
   }
 

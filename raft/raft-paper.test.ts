@@ -1262,3 +1262,88 @@ describe("the checks catch the planted bugs", () => {
     expect(status(cluster, "n1").commitIndex).toBe(7);
   });
 });
+
+describe("thesis §10.2.1 the leader writes to its disk in parallel with replication", () => {
+  /** threeNodes: n1 elected leader over raw nodes whose Readys the test handles by hand (persist, send, advance). */
+  function threeNodes() {
+    const ids = ["n1", "n2", "n3"].map(nodeId);
+    const storages = new Map(ids.map((id) => [id, MemoryStorage.bootstrap(ids)]));
+    const nodes = new Map(
+      ids.map((id, seed) => [
+        id,
+        new RawNode({ ...raftConfigDefaults, ...plain, id, random: createSeededRandom(seed) }, storages.get(id) as MemoryStorage),
+      ]),
+    );
+    const network: RaftMessage[] = [];
+    const handle = (id: NodeId): void => {
+      const node = nodes.get(id) as RawNode;
+      for (let ready = node.ready(); ready !== undefined; ready = node.ready()) {
+        const storage = storages.get(id) as MemoryStorage;
+        storage.append(ready.entries);
+        if (ready.hardState) storage.setHardState(ready.hardState);
+        network.push(...ready.messages);
+        node.advance(ready);
+      }
+    };
+    const deliverAll = (): void => {
+      for (const id of ids) handle(id);
+      for (let message = network.shift(); message !== undefined; message = network.shift()) {
+        (nodes.get(message.to) as RawNode).step(message);
+        handle(message.to);
+      }
+    };
+    (nodes.get(nodeId("n1")) as RawNode).campaign();
+    deliverAll();
+    const leader = nodes.get(nodeId("n1")) as RawNode;
+    expect(leader.status()).toMatchObject({ role: "leader", commitIndex: 4 });
+    return { nodes, storages, network, handle, leader };
+  }
+
+  it("thesis §10.2.1 a leader does not count entries it has not persisted towards a majority", () => {
+    const { nodes, storages, network, handle, leader } = threeNodes();
+    leader.propose(new TextEncoder().encode("x"));
+    const ready = leader.ready();
+    expect(ready?.entries.map((entry) => entry.index)).toEqual([5]);
+    // The leader's disk write has not finished: its appends go out anyway, and n2 acknowledges.
+    const toN2 = ready?.messages.find((message) => message.to === "n2" && message.type === "append_entries") as RaftMessage;
+    (nodes.get(nodeId("n2")) as RawNode).step(toN2);
+    handle(nodeId("n2"));
+    const ack = network.splice(0).find((message) => message.type === "append_entries_result") as RaftMessage;
+    leader.step(ack);
+    // n2 alone is not a majority of three: the leader's own copy is not durable yet.
+    expect(leader.status().commitIndex).toBe(4);
+    // Once the host reports the leader's write done, its copy and n2's commit the entry.
+    (storages.get(nodeId("n1")) as MemoryStorage).append(ready?.entries ?? []);
+    leader.advance(ready as NonNullable<typeof ready>);
+    expect(leader.status().commitIndex).toBe(5);
+  });
+
+  it("thesis §10.2.1 appends may precede the disk write only when the Ready changes neither term nor vote", () => {
+    const { leader } = threeNodes();
+    leader.propose(new TextEncoder().encode("x"));
+    expect(leader.ready()?.appendsBeforePersist).toBe(true);
+    // A lone voter wins its election in the Ready that raises its term: nothing may go out before that is durable.
+    const lone = new RawNode(
+      { ...raftConfigDefaults, ...plain, id: nodeId("n1"), random: createSeededRandom(1) },
+      MemoryStorage.bootstrap([nodeId("n1")]),
+    );
+    lone.campaign();
+    const ready = lone.ready();
+    expect(ready?.softState?.role).toBe("leader");
+    expect(ready?.appendsBeforePersist).toBe(false);
+  });
+
+  it("thesis §10.2.1 two followers' durable copies commit an entry the leader has not yet persisted", () => {
+    const { nodes, storages, network, handle, leader } = threeNodes();
+    leader.propose(new TextEncoder().encode("x"));
+    const ready = leader.ready() as NonNullable<ReturnType<RawNode["ready"]>>;
+    for (const message of ready.messages) {
+      (nodes.get(message.to) as RawNode).step(message);
+      handle(message.to);
+    }
+    for (const ack of network.splice(0)) leader.step(ack);
+    expect(leader.status().commitIndex).toBe(5);
+    (storages.get(nodeId("n1")) as MemoryStorage).append(ready.entries);
+    leader.advance(ready);
+  });
+});

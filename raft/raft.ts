@@ -328,7 +328,8 @@ export class Raft {
     const lastIndex = this.log.lastIndex();
     for (const [id, progress] of this.progress) {
       const fresh = this.newProgress(lastIndex + 1, progress.isLearner);
-      if (id === this.id) fresh.matchIndex = lastIndex;
+      // Its own entries count once durable only (see entriesStable).
+      if (id === this.id) fresh.matchIndex = this.log.stableLastIndex();
       this.progress.set(id, fresh);
     }
   }
@@ -807,11 +808,22 @@ export class Raft {
     const index = this.log.lastIndex() + 1;
     const placed: Entry = { ...entry, term: this.term, index };
     this.log.append([placed]);
-    const self = this.progress.get(this.id);
-    if (self !== undefined) self.maybeUpdate(index);
-    this.maybeCommit();
+    // The leader's own copy counts towards commit only once the host reports it durable
+    // (entriesStable), not now: so its appends may go out while its own disk write runs.
     this.broadcastAppend();
     return { kind: "accepted", index, term: this.term };
+  }
+
+  /**
+   * entriesStable is called by RawNode.advance once the host has persisted entries: a leader now
+   * counts them as its own match (thesis §10.2.1: the leader may write to its disk in parallel
+   * with replicating, counting itself only once its entries are durable), which may commit them.
+   */
+  entriesStable(): void {
+    if (this.role !== "leader") return;
+    const self = this.progress.get(this.id);
+    if (self === undefined || !self.maybeUpdate(this.log.stableLastIndex())) return;
+    if (this.maybeCommit()) this.broadcastAppend();
   }
 
   private refuseProposal(): ProposeOutcome | undefined {
@@ -973,7 +985,7 @@ export class Raft {
         continue;
       }
       const progress = this.newProgress(this.log.lastIndex() + 1, isLearner);
-      if (id === this.id) progress.matchIndex = this.log.lastIndex();
+      if (id === this.id) progress.matchIndex = this.log.stableLastIndex();
       this.progress.set(id, progress);
     }
   }

@@ -66,7 +66,17 @@ function main(): void {
     `sim: ${runs} schedule(s), seed ${seed}${path === undefined ? "" : `, path ${path}`}, faulty phase up to ${safetyTicksMax} ticks${bug === undefined ? "" : `, planted bug ${bug}`}`,
   );
   const started = performance.now();
-  const totals = { schedules: 0, ticks: 0, deliveries: 0, elections: 0, crashes: 0, acknowledged: 0, snapshots: 0, livenessTicksMax: 0 };
+  const totals = {
+    schedules: 0,
+    ticks: 0,
+    deliveries: 0,
+    elections: 0,
+    crashes: 0,
+    crashesBeforePersist: 0,
+    acknowledged: 0,
+    snapshots: 0,
+    livenessTicksMax: 0,
+  };
   let lastReport = started;
   const details = checkSimulations({
     runs,
@@ -81,6 +91,7 @@ function main(): void {
       totals.deliveries += result.stats.deliveries;
       totals.elections += result.stats.elections;
       totals.crashes += result.stats.crashes;
+      totals.crashesBeforePersist += result.stats.crashesBeforePersist;
       totals.acknowledged += result.stats.commandsAcknowledged;
       totals.snapshots += result.stats.snapshotsInstalled;
       totals.livenessTicksMax = Math.max(totals.livenessTicksMax, result.stats.livenessTicks);
@@ -101,7 +112,7 @@ function main(): void {
   );
   console.log(`simulated ticks:      ${totals.ticks}, deliveries ${totals.deliveries} (${(totals.deliveries / seconds).toFixed(0)}/s)`);
   console.log(
-    `elections ${totals.elections}, crashes ${totals.crashes}, writes acknowledged ${totals.acknowledged}, snapshots installed ${totals.snapshots}`,
+    `elections ${totals.elections}, crashes ${totals.crashes} (${totals.crashesBeforePersist} after early appends, before the write), writes acknowledged ${totals.acknowledged}, snapshots installed ${totals.snapshots}`,
   );
   console.log(`slowest convergence after heal: ${totals.livenessTicksMax} ticks`);
   if (failed) {

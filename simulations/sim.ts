@@ -43,6 +43,8 @@ export interface SimStats {
   dropped: number;
   elections: number;
   crashes: number;
+  /** crashesBeforePersist: of those, crashes between a Ready's early AppendEntries and its disk write. */
+  crashesBeforePersist: number;
   commandsProposed: number;
   commandsAcknowledged: number;
   readsServed: number;
@@ -105,6 +107,7 @@ class Simulation {
     dropped: 0,
     elections: 0,
     crashes: 0,
+    crashesBeforePersist: 0,
     commandsProposed: 0,
     commandsAcknowledged: 0,
     readsServed: 0,
@@ -130,11 +133,14 @@ class Simulation {
   private readonly locks: LockWorkload | undefined;
   /** adminRandom drives operator actions, apart from the main stream, so enabling them leaves other choices unchanged. */
   private readonly adminRandom;
+  /** crashBeforePersistRandom draws which crashes strike between a Ready's early sends and its disk write, apart from the main stream. */
+  private readonly crashBeforePersistRandom;
 
   constructor(options: SimOptions) {
     this.options = options;
     this.random = createSeededRandom(options.seed);
     this.adminRandom = createSeededRandom(options.seed ^ 0x2545f491);
+    this.crashBeforePersistRandom = createSeededRandom(options.seed ^ 0x5bd1e995);
     this.network = new SimNetwork({
       faults: {
         dropProbability: options.dropProbability,
@@ -251,7 +257,9 @@ class Simulation {
       node.storage.setHardState(ready.hardState);
       node.term = ready.hardState.term;
     }
-    // 2. Send.
+    // 2. Send. (The node sends a leader's AppendEntries before persisting, thesis §10.2.1. Here a
+    // Ready is handled at once, so that order shows only when a crash strikes in between, which
+    // crashRandomNode models; sending in the core's order keeps the schedules as they were.)
     for (const message of ready.messages) this.network.send(message);
     // 3. Apply.
     if (ready.softState !== undefined) this.roleChanged(node, rawNode, ready.softState.role);
@@ -413,8 +421,22 @@ class Simulation {
     // subtle rules (Figure 8, leader completeness) are tested.
     const leader = this.random.nextInt(2) === 0 ? this.currentLeader() : undefined;
     const node = leader ?? (live[this.random.nextInt(live.length)] as SimNode);
+    // Half the crashes strike between a Ready's early AppendEntries and its disk write (the node
+    // sends those first, thesis §10.2.1): the followers may then hold entries the crashed node
+    // never persisted. The other half strike before the Ready, as before; either way nothing of
+    // it is persisted. (A stream of its own, so the main stream's choices stay as they were.)
+    if (this.crashBeforePersistRandom.nextInt(2) === 0) this.sendEarlyThenLose(node);
     this.crash(node);
     node.restartAtTick = this.tickNow + 1 + this.random.nextInt(this.options.restartDelayTicksMax + 1);
+  }
+
+  /** sendEarlyThenLose takes the node's next Ready and sends its AppendEntries only: the crash that follows loses the rest. */
+  private sendEarlyThenLose(node: SimNode): void {
+    const ready = node.rawNode?.ready();
+    if (ready === undefined || !ready.appendsBeforePersist) return;
+    const early = ready.messages.filter((message) => message.type === "append_entries");
+    for (const message of early) this.network.send(message);
+    if (early.length > 0 && ready.entries.length > 0) this.stats.crashesBeforePersist++;
   }
 
   private crash(node: SimNode): void {

@@ -1,0 +1,115 @@
+// `npx tsx bench/profile-locks.ts [--workload c64|contended] [--seconds 8] [--profile] [--dir DIR]`:
+// where the CPU goes under one bench:locks workload. It always prints the CPU time each process
+// (leader, followers, this client) spent per cycle, read from /proc (Linux): on a shared machine
+// that figure is far steadier than throughput, which moves with whatever else runs. With
+// --profile, each node also runs with `--cpu-prof`, and the profiles are summarized by self time
+// per module (profiling slows everything down, so its throughput is not comparable with
+// `npm run bench:locks`). The profiles are written when the nodes stop on SIGTERM (a SIGKILL
+// would lose them), to DIR (default: a fresh directory under the system's temp dir).
+
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { LockClient } from "../client/lock-client.ts";
+import { ProcessCluster } from "../tests/support/process-cluster.ts";
+
+const { values } = parseArgs({
+  options: {
+    workload: { type: "string", default: "c64" },
+    seconds: { type: "string", default: "8" },
+    profile: { type: "boolean", default: false },
+    dir: { type: "string" },
+  },
+});
+const seconds = Number(values.seconds);
+const dir = values.dir ?? mkdtempSync(join(tmpdir(), "sctec-profile-"));
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { readonly functionName: string; readonly url: string };
+  readonly hitCount?: number;
+}
+interface Profile {
+  readonly nodes: readonly ProfileNode[];
+  readonly startTime: number;
+  readonly endTime: number;
+  readonly samples: readonly number[];
+}
+
+/** moduleOf names where a sampled function lives: a package, a Node internal, one of our folders, or the native function. */
+function moduleOf(frame: ProfileNode["callFrame"]): string {
+  const { url, functionName } = frame;
+  if (url === "") return `(${functionName || "native"})`;
+  const packageMatch = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (packageMatch !== null) return packageMatch[1] as string;
+  if (url.startsWith("node:")) return url;
+  const ours = /\/(raft|node|client|tests|bench)\/(.*)$/.exec(url);
+  return ours === null ? url : `${ours[1]}/${ours[2]}`;
+}
+
+function summarize(file: string): string {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
+  const byModule = new Map<string, number>();
+  let total = 0;
+  for (const node of profile.nodes) {
+    const hits = node.hitCount ?? 0;
+    total += hits;
+    const module = moduleOf(node.callFrame);
+    byModule.set(module, (byModule.get(module) ?? 0) + hits);
+  }
+  const seconds = (profile.endTime - profile.startTime) / 1e6;
+  const rows = [...byModule]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 25)
+    .map(([module, hits]) => `  ${((100 * hits) / total).toFixed(1).padStart(5)}%  ${module}`);
+  return `${file} (${seconds.toFixed(1)} s, ${total} samples)\n${rows.join("\n")}`;
+}
+
+/** cpuSeconds: user + system CPU time a process has used so far (fields 14 and 15 of /proc/PID/stat, in clock ticks of 10 ms). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function main(): Promise<void> {
+  const cluster = await ProcessCluster.start(values.profile ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${dir}`] } : {});
+  const leader = await cluster.waitForLeader(10_000);
+  const leaderPid = (await cluster.status(leader))?.pid;
+  const pids = new Map<string, number>();
+  for (const id of cluster.ids()) pids.set(id === leader ? `${id} (leader)` : id, (await cluster.status(id))?.pid ?? 0);
+  pids.set("client", process.pid);
+  const cpuBefore = new Map([...pids].map(([name, pid]) => [name, cpuSeconds(pid)]));
+  let operations = 0;
+  const deadline = performance.now() + seconds * 1000;
+  try {
+    const contended = values.workload === "contended";
+    await Promise.all(
+      Array.from({ length: contended ? 16 : 64 }, async (_, worker) => {
+        const client = new LockClient({ nodes: cluster.urls(), apiToken: cluster.apiToken, retriesMax: 20, retryBaseMs: 5 });
+        while (performance.now() < deadline) {
+          const resource = contended ? "profile-contended" : `profile-${worker}`;
+          const lease = await client.acquire([resource], { ttlMs: 60_000, autoRenew: false, waitMs: contended ? 10_000 : 0 });
+          await lease.release();
+          operations++;
+        }
+      }),
+    );
+    const cpu = [...pids].map(
+      ([name, pid]) => `${name} ${((1000 * (cpuSeconds(pid) - (cpuBefore.get(name) ?? 0))) / operations).toFixed(3)}`,
+    );
+    console.log(`${values.workload}: ${(operations / seconds).toFixed(0)} cycles/s; CPU ms per cycle: ${cpu.join(", ")}`);
+  } finally {
+    for (const id of cluster.ids()) await cluster.kill(id, "SIGTERM");
+    await cluster.close();
+  }
+  if (!values.profile) return;
+  console.log(`leader ${leader} (pid ${leaderPid}, in the file name); profiles in ${dir}`);
+  for (const file of readdirSync(dir).filter((name) => name.endsWith(".cpuprofile"))) console.log(summarize(join(dir, file)));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
