@@ -161,6 +161,7 @@ describe("StatusTimeline", () => {
     entries: [],
     snapshot: undefined,
     messages: [],
+    appendsBeforePersist: false,
     committedEntries: [],
     readStates: [],
     droppedReads: [],

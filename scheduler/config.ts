@@ -74,6 +74,8 @@ export const schedulerConfigSchema = z
     eventsKeptMax: integer(10, 1_000_000),
     /** pauseBeforeWriteMs: a test hook; the process blocks this long (event loop included) between the checks and the write. */
     pauseBeforeWriteMs: integer(0, 600_000),
+    /** unlockedWriteDelayMs: with SCHEDULER_LOCKING=off only, an asynchronous wait between the check and the write. */
+    unlockedWriteDelayMs: integer(0, 60_000),
   })
   .strict()
   .superRefine((config, context) => {
@@ -102,6 +104,7 @@ const sources: Record<keyof z.input<typeof schedulerConfigSchema>, { env: string
   auditVerifyRecordsMax: { env: "SCHEDULER_AUDIT_VERIFY_RECORDS_MAX", fallback: "20000" },
   eventsKeptMax: { env: "SCHEDULER_EVENTS_KEPT_MAX", fallback: "1000" },
   pauseBeforeWriteMs: { env: "SCHEDULER_TEST_PAUSE_BEFORE_WRITE_MS", fallback: "0" },
+  unlockedWriteDelayMs: { env: "SCHEDULER_UNLOCKED_WRITE_DELAY_MS", fallback: "0" },
 };
 
 export class SchedulerConfigError extends Error {

@@ -45,6 +45,7 @@ const bookings = new Bookings({
   locking: config.locking === "on",
   nowMs,
   pauseBeforeWriteMs: config.pauseBeforeWriteMs,
+  unlockedWriteDelayMs: config.unlockedWriteDelayMs,
   observer: metrics,
 });
 const scientists = new Scientists({ cluster, serviceName: "scheduler", leaseTtlMs: config.leaseTtlMs, nowMs, cachedMax: 10_000 });

@@ -61,6 +61,7 @@ async function startScheduler(options: { rateLimitPerMinute?: number; rateLimitP
       locking: true,
       nowMs,
       pauseBeforeWriteMs: 0,
+      unlockedWriteDelayMs: 0,
     }),
     scientists: new Scientists({ cluster: port, serviceName: "scheduler", leaseTtlMs: 5000, nowMs, cachedMax: 100 }),
     cluster: port,

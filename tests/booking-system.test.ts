@@ -57,7 +57,7 @@ let pausedUrl: string;
 
 beforeAll(async () => {
   system = await startBookingSystem({ schedulers: 3 });
-  unlockedUrl = await system.startScheduler({ SCHEDULER_LOCKING: "off" });
+  unlockedUrl = await system.startScheduler({ SCHEDULER_LOCKING: "off", SCHEDULER_UNLOCKED_WRITE_DELAY_MS: "300" });
   pausedUrl = await system.startScheduler({ SCHEDULER_TEST_PAUSE_BEFORE_WRITE_MS: "3000", SCHEDULER_LEASE_TTL_MS: "1000" });
 }, 90_000);
 
