@@ -8,7 +8,7 @@
 //   npm run bench:bookings              about 2 minutes
 //   npm run bench:bookings -- --quick   about 1 minute
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { request } from "undici";
@@ -39,7 +39,27 @@ interface Row {
   readonly answersPerSecond: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** cpuMsPerBooking: CPU time of every process of the system (nodes, schedulers, this client) per booking made. */
+  readonly cpuMsPerBooking: number;
   readonly note: string;
+}
+
+/** cpuMs: user + system CPU time a process has used so far (fields 14 and 15 of /proc/PID/stat, in 10 ms ticks). */
+function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** systemCpuMs: CPU used so far by all the system's processes and this one. On a shared machine
+ * this is steadier than throughput: other load slows the run but does not add to it. */
+async function systemCpuMs(system: BookingSystem): Promise<number> {
+  const nodePids = await Promise.all(system.cluster.ids().map(async (id) => (await system.cluster.status(id))?.pid ?? 0));
+  const own = process.cpuUsage();
+  return [...nodePids, ...system.schedulerPids()].reduce((sum, pid) => sum + cpuMs(pid), (own.user + own.system) / 1000);
 }
 
 function percentile(sorted: readonly number[], fraction: number): number {
@@ -98,6 +118,7 @@ async function book(
  * test, repeated), the next round starting when every answer of the last one is in.
  */
 async function run(
+  system: BookingSystem,
   urls: readonly string[],
   keys: readonly string[],
   telescopeId: string,
@@ -106,6 +127,7 @@ async function run(
   seconds: number,
 ): Promise<Row> {
   const record = { latencies: [] as number[], statuses: new Map<number, number>() };
+  const cpuBefore = await systemCpuMs(system);
   const dayMs = 86_400_000;
   const base = Math.floor(Date.now() / dayMs) * dayMs + dayMs;
   const started = performance.now();
@@ -134,6 +156,7 @@ async function run(
     }
   }
   const elapsedSeconds = (performance.now() - started) / 1000;
+  const cpuUsedMs = (await systemCpuMs(system)) - cpuBefore;
   const latencies = record.latencies.sort((a, b) => a - b);
   const created = record.statuses.get(201) ?? 0;
   return {
@@ -142,6 +165,7 @@ async function run(
     answersPerSecond: latencies.length / elapsedSeconds,
     p50Ms: percentile(latencies, 0.5),
     p99Ms: percentile(latencies, 0.99),
+    cpuMsPerBooking: created === 0 ? Number.NaN : cpuUsedMs / created,
     note: [...record.statuses]
       .sort()
       .map(([status, count]) => `${count} × ${status}`)
@@ -150,10 +174,13 @@ async function run(
 }
 
 function table(rows: readonly Row[]): string {
-  const lines = ["| workload | bookings/s | answers/s | p50 ms | p99 ms | answers |", "| --- | --- | --- | --- | --- | --- |"];
+  const lines = [
+    "| workload | bookings/s | answers/s | p50 ms | p99 ms | CPU ms per booking, all processes | 2-core capacity, bookings/s | answers |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
   for (const row of rows) {
     lines.push(
-      `| ${row.workload} | ${row.bookingsPerSecond.toFixed(0)} | ${row.answersPerSecond.toFixed(0)} | ${row.p50Ms.toFixed(1)} | ${row.p99Ms.toFixed(1)} | ${row.note} |`,
+      `| ${row.workload} | ${row.bookingsPerSecond.toFixed(0)} | ${row.answersPerSecond.toFixed(0)} | ${row.p50Ms.toFixed(1)} | ${row.p99Ms.toFixed(1)} | ${row.cpuMsPerBooking.toFixed(2)} | ${(2000 / row.cpuMsPerBooking).toFixed(0)} | ${row.note} |`,
     );
   }
   return lines.join("\n");
@@ -178,15 +205,15 @@ async function main(): Promise<void> {
     const urls = system.schedulerUrls;
     const keys = await registerMany(urls, 16);
     progress(`warm-up (${quick ? 1 : 3} s)`);
-    await run(urls, keys, "bench-5", "uncontended", 16, quick ? 1 : 3);
+    await run(system, urls, keys, "bench-5", "uncontended", 16, quick ? 1 : 3);
     progress(`uncontended through one scheduler, ${concurrency} clients, ${runSeconds} s`);
-    rows.push(await run(urls.slice(0, 1), keys, "bench-1", "uncontended", concurrency, runSeconds));
+    rows.push(await run(system, urls.slice(0, 1), keys, "bench-1", "uncontended", concurrency, runSeconds));
     progress(`uncontended through three schedulers, ${concurrency} clients, ${runSeconds} s`);
-    rows.push(await run(urls, keys, "bench-2", "uncontended", concurrency, runSeconds));
+    rows.push(await run(system, urls, keys, "bench-2", "uncontended", concurrency, runSeconds));
     progress(`contended (16 clients per slot) through one scheduler, ${runSeconds} s`);
-    rows.push(await run(urls.slice(0, 1), keys, "bench-3", "contended", 16, runSeconds));
+    rows.push(await run(system, urls.slice(0, 1), keys, "bench-3", "contended", 16, runSeconds));
     progress(`contended (16 clients per slot) through three schedulers, ${runSeconds} s`);
-    rows.push(await run(urls, keys, "bench-4", "contended", 16, runSeconds));
+    rows.push(await run(system, urls, keys, "bench-4", "contended", 16, runSeconds));
     const date = new Date().toISOString().slice(0, 10);
     const summary = table(rows);
     console.log(`\n${summary}\n`);

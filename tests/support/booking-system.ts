@@ -19,6 +19,8 @@ export interface BookingSystem {
   /** startScheduler starts one more scheduler (with extra environment) and returns its URL. */
   startScheduler(env?: Record<string, string>): Promise<string>;
   killScheduler(position: number, signal?: NodeJS.Signals): void;
+  /** schedulerPids: the PIDs of the running scheduler processes (for CPU accounting). */
+  schedulerPids(): number[];
   stop(): Promise<void>;
 }
 
@@ -77,6 +79,11 @@ export async function startBookingSystem(
     schedulerLog: (position) => readFileSync(join((schedulers[position] as { logDir: string }).logDir, "app.log"), "utf8"),
     nodeLog: (id) => readFileSync(join(cluster.dataRoot, `${id}.log`), "utf8"),
     startScheduler,
+    schedulerPids() {
+      return schedulers.flatMap((scheduler) =>
+        scheduler.child.pid === undefined || scheduler.child.exitCode !== null ? [] : [scheduler.child.pid],
+      );
+    },
     killScheduler(position, signal = "SIGKILL") {
       schedulers[position]?.child.kill(signal);
     },
