@@ -223,9 +223,9 @@ function checkAnswers(fromMs: number, during: string): void {
 
 function failedAttemptsSince(fromMs: number, toMs = Number.POSITIVE_INFINITY): string {
   const failed = load.failedAttempts.filter((attempt) => attempt.atMs >= fromMs && attempt.atMs <= toMs);
-  return failed.length === 0
-    ? "no attempt failed"
-    : `${failed.length} attempts failed and were retried with their Idempotency-Key (${countBy(failed, (attempt) => attempt.what)})`;
+  if (failed.length === 0) return "no attempt failed";
+  const busy = failed.some((attempt) => attempt.what === "409 slot_busy");
+  return `${failed.length} attempts failed and were retried with their Idempotency-Key (${countBy(failed, (attempt) => attempt.what)})${busy ? "; a slot_busy after a failed attempt can be that attempt's own lease, held until its write commits or the lease ends, so the client asks again" : ""}`;
 }
 
 async function sentinelHeld(): Promise<boolean> {
@@ -523,14 +523,15 @@ async function stepKillScheduler(): Promise<void> {
   const killedAt = kill.atMs;
   await Promise.race([burst, sleep(60_000)]);
   await sleep(Math.max(0, killedAt + 10_000 - now()));
-  const cut = load.outcomes.filter((outcome) =>
-    outcome.failures.some((failure) => failure.atMs >= killedAt - 500 && failure.atMs <= killedAt + 10_000),
-  );
-  const failures = cut.flatMap((outcome) => outcome.failures);
+  const cut = load.outcomes.filter((outcome) => outcome.failures.some((failure) => failure.upstream === victimUpstream));
+  const waited = cut.filter((outcome) => outcome.failures.some((failure) => failure.what === "409 slot_busy")).length;
   check(
     cut.length > 0,
     cut.length > 0
-      ? `the kill cut off ${cut.length} bookings in flight (${countBy(failures, (failure) => `${failure.what} from ${nameOf(failure.upstream)}`)})`
+      ? `the kill cut off ${cut.length} bookings in flight on ${victim.name} (nginx answered them ${countBy(
+          cut.flatMap((outcome) => outcome.failures.filter((failure) => failure.upstream === victimUpstream)),
+          (failure) => failure.what,
+        )})${waited > 0 ? `; ${waited} of them then met their own first attempt's lease (409 slot_busy) and asked again until it was decided` : ""}`
       : "the kill cut off no booking in flight (nothing was caught in the middle)",
   );
   if (cut.length > 0) {

@@ -1,8 +1,9 @@
 // The steady booking load of `npm run demo:compose` (scripts/demo-compose.ts): a few workers post
 // bookings through the load balancer, one after another, each with an Idempotency-Key. A 5xx, a
 // `lease_lost` or a broken connection is retried with the same key (as docs/API.md says is safe),
-// within a time limit, so every booking ends with one clear answer: 201, or 409 when its slot was
-// busy or taken. Every answer and every failed attempt is recorded with its time and the scheduler
+// and so is a `slot_busy` that follows one of those (the busy lease may be the cut-off attempt's
+// own), within a time limit, so every booking ends with one clear answer: 201, or 409 when its
+// slot was busy or taken. Every answer and every failed attempt is recorded with its time and the scheduler
 // that served it (nginx's X-Upstream header), for the demo's checks.
 
 import { randomUUID } from "node:crypto";
@@ -32,7 +33,7 @@ export interface Outcome {
   readonly failures: readonly FailedAttempt[];
 }
 
-/** FailedAttempt: one attempt that got a 5xx, a `lease_lost` or no answer, and was retried. */
+/** FailedAttempt: one attempt that got a 5xx, a `lease_lost`, a `slot_busy` after one of those, or no answer, and was retried. */
 export interface FailedAttempt {
   readonly atMs: number;
   readonly what: string;
@@ -222,7 +223,10 @@ export class BookingLoad {
       try {
         answer = await request(`${this.options.baseUrl}/bookings`, "POST", { key, body, headers: { "idempotency-key": idempotencyKey } });
         const code = (answer.body["error"] as { code?: string } | undefined)?.code;
-        if (answer.status < 500 && code !== "lease_lost") {
+        // After an attempt that was cut off, `slot_busy` may be that attempt's own lease, held until
+        // its write commits or the lease runs out: the booking is in doubt, so ask again, same key.
+        const inDoubt = code === "lease_lost" || (code === "slot_busy" && failures.length > 0);
+        if (answer.status < 500 && !inDoubt) {
           this.outcomes.push({
             sentMs,
             answeredMs: this.options.now(),
