@@ -48,6 +48,19 @@ describe("loadNodeConfig", () => {
     expect(() => loadNodeConfig([], { ...env, SCTEC_STATUS_PUSH_MS: "10" })).toThrow(/SCTEC_STATUS_PUSH_MS/);
   });
 
+  it("reads the status page's links to the members, which must be peers", () => {
+    expect(loadNodeConfig([], env).statusLinks).toBeUndefined();
+    const links = loadNodeConfig([], { ...env, SCTEC_STATUS_LINKS: "n1=http://127.0.0.1:9001,n3=http://127.0.0.1:9003" }).statusLinks;
+    expect([...(links ?? [])]).toEqual([
+      ["n1", "http://127.0.0.1:9001"],
+      ["n3", "http://127.0.0.1:9003"],
+    ]);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_STATUS_LINKS: "n9=http://127.0.0.1:9009" })).toThrow(
+      /SCTEC_STATUS_LINKS \/ --status-links: n9 is not in the peer list/,
+    );
+    expect(() => loadNodeConfig(["--status-links", "n1=ftp://x"], env)).toThrow(/SCTEC_STATUS_LINKS/);
+  });
+
   it("lets flags override the environment", () => {
     const config = loadNodeConfig(["--election-ticks", "20", "--node-id", "n2"], env);
     expect(config.electionTimeoutTicks).toBe(20);

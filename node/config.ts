@@ -61,6 +61,12 @@ export const nodeConfigSchema = z
       .optional()
       .transform((text) => (text === undefined || text.trim() === "" ? undefined : text.split(",").map((id) => id.trim()))),
     logFile: z.string().optional(),
+    /**
+     * statusLinks: where the status page links to each member (id=http://host:port,…), for when a
+     * browser reaches the nodes at other addresses than their peers do (containers behind published
+     * ports). Members not listed keep their SCTEC_PEERS address.
+     */
+    statusLinks: peerList.optional(),
     /** bookingUrl: where the status page links to the booking page (the scheduler's). */
     bookingUrl: z.string().regex(/^https?:\/\/[^\s]+$/, "must be an http(s) URL"),
     /** statusViewersMax: status pages watching this node at once (/status/live); one more is refused (503). */
@@ -78,6 +84,9 @@ export const nodeConfigSchema = z
   .superRefine((config, context) => {
     if (!config.peers.has(config.nodeId)) {
       context.addIssue({ code: "custom", path: ["peers"], message: `must include this node (${config.nodeId})` });
+    }
+    for (const id of config.statusLinks?.keys() ?? []) {
+      if (!config.peers.has(id)) context.addIssue({ code: "custom", path: ["statusLinks"], message: `${id} is not in the peer list` });
     }
     for (const founder of config.founders ?? []) {
       if (!config.peers.has(founder))
@@ -112,6 +121,7 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, { env: string; fla
   join: { env: "SCTEC_JOIN", flag: "join", fallback: "false" },
   founders: { env: "SCTEC_FOUNDERS", flag: "founders" },
   logFile: { env: "SCTEC_LOG_FILE", flag: "log-file" },
+  statusLinks: { env: "SCTEC_STATUS_LINKS", flag: "status-links" },
   bookingUrl: { env: "SCTEC_BOOKING_URL", flag: "booking-url", fallback: "http://127.0.0.1:8080/" },
   statusViewersMax: { env: "SCTEC_STATUS_VIEWERS_MAX", flag: "status-viewers-max", fallback: "100" },
   statusTimelineEventsMax: { env: "SCTEC_STATUS_TIMELINE_EVENTS_MAX", flag: "status-timeline-events-max", fallback: "200" },

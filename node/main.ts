@@ -131,6 +131,7 @@ async function main(): Promise<void> {
     transport,
     timeline,
     peerUrls: config.peers,
+    ...(config.statusLinks === undefined ? {} : { linkUrls: config.statusLinks }),
     bookingUrl: config.bookingUrl,
     viewersMax: config.statusViewersMax,
     leasesShownMax: config.statusLeasesMax,

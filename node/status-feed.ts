@@ -33,6 +33,8 @@ export interface StatusFeedOptions {
   readonly timeline: StatusTimeline;
   /** peerUrls: every member's base HTTP URL (the address book), this node's included. */
   readonly peerUrls: ReadonlyMap<string, string>;
+  /** linkUrls: where the page links to a member, when a browser reaches it elsewhere than its peers do (default: peerUrls). */
+  readonly linkUrls?: ReadonlyMap<string, string>;
   readonly bookingUrl: string;
   /** viewersMax bounds the pages watching at once; one more is refused (503). */
   readonly viewersMax: number;
@@ -76,6 +78,8 @@ export class StatusFeed {
   /** leaseAppliedAtMs: monotonic time this node applied each lease's grant or last renewal (for followers' estimates). */
   private readonly leaseAppliedAtMs = new Map<string, number>();
   private readonly startedMs: number;
+  /** memberUrls: the address book with the links a browser should follow (linkUrls over peerUrls). */
+  private readonly memberUrls: ReadonlyMap<string, string>;
   private readonly ticker: NodeJS.Timeout;
   private readonly detachers: (() => void)[] = [];
   private wss: WebSocketServer | undefined;
@@ -96,6 +100,7 @@ export class StatusFeed {
       if (!(Number.isInteger(options[key]) && options[key] >= 1)) throw new Error(`StatusFeed: ${key} must be a positive integer`);
     }
     this.options = options;
+    this.memberUrls = new Map([...options.peerUrls].map(([id, url]) => [id, options.linkUrls?.get(id) ?? url]));
     this.startedMs = options.nowMs();
     for (const id of options.peerUrls.keys()) {
       if (id !== options.host.nodeId) this.polls.set(id, { status: undefined, atMs: undefined, error: undefined, inFlight: false });
@@ -121,7 +126,7 @@ export class StatusFeed {
       nodeId: this.options.host.nodeId,
       wallNowMs: this.options.wallNowMs(),
       status,
-      peerUrls: this.options.peerUrls,
+      peerUrls: this.memberUrls,
       bookingUrl: this.options.bookingUrl,
       links,
       polls,
