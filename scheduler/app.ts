@@ -311,7 +311,7 @@ export function createApp(options: AppOptions): express.Express {
 }
 
 function sendError(response: Response, error: ApiError): void {
-  if (error.code === "cluster_unavailable") response.setHeader("retry-after", "1");
+  if (error.code === "cluster_unavailable" || error.code === "booking_in_progress") response.setHeader("retry-after", "1");
   response.status(statusOfCode[error.code]).json({
     error: { code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) },
   });

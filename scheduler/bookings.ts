@@ -5,7 +5,7 @@
 // writes nothing, and the caller gets `lease_lost` (never a blind retry, never half a booking).
 
 import { randomBytes } from "node:crypto";
-import type { ClusterItem, ClusterLease, ClusterOperation, ClusterPort, RangeRead } from "./cluster.ts";
+import { type ClusterItem, type ClusterLease, type ClusterOperation, type ClusterPort, LockError, type RangeRead } from "./cluster.ts";
 import { ApiError } from "./errors.ts";
 import type { SchedulerLogger as Logger } from "./logging.ts";
 import {
@@ -119,7 +119,10 @@ export class Bookings {
 
     // With an Idempotency-Key the booking's id is fixed, so two requests with one key must not
     // both pass the check below: the key gets a lease of its own, taken with the slots'.
-    const idempotencyResource = input.idempotencyKey === undefined ? undefined : `idempotency_${id}`;
+    // Its name sorts before every slot's ("!" < letters), so when an earlier attempt with this key
+    // still holds its leases, the conflict names this one: the retry is told "still in progress",
+    // not "busy", and asks again instead of taking a 409 for a booking that may yet be stored.
+    const idempotencyResource = input.idempotencyKey === undefined ? undefined : `!idempotency_${id}`;
     // The granting entry itself reads the slot claims (and the booking an earlier attempt with this
     // key may have made): a linearizable read as of the grant, with no further round.
     const claimsRead = this.claimsRead(telescope.id, slots);
@@ -402,6 +405,18 @@ export class Bookings {
       );
       return lease;
     } catch (error) {
+      if (
+        extraResource !== undefined &&
+        error instanceof LockError &&
+        error.code === "conflict" &&
+        error.holder?.resource === extraResource
+      ) {
+        log.info({ event: "booking_in_progress", resources }, `an earlier attempt with this Idempotency-Key still holds ${named}`);
+        throw new ApiError(
+          "booking_in_progress",
+          "an earlier attempt with this Idempotency-Key is still being decided; retry with the same key shortly",
+        );
+      }
       const mapped = clusterError(error, named);
       this.options.observer?.lockWaited(performance.now() - startedMs, mapped.code === "slot_busy" ? "busy" : "failed");
       if (mapped.code === "slot_busy") log.info({ event: "lock_busy", resources }, `failed to acquire lock for ${named}: resource busy`);

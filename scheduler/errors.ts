@@ -28,6 +28,7 @@ export const statusOfCode = {
   rate_limited: 429,
   internal: 500,
   cluster_unavailable: 503,
+  booking_in_progress: 503,
 } as const satisfies Record<string, number>;
 
 export type ApiErrorCode = keyof typeof statusOfCode;

@@ -302,13 +302,33 @@ describe("bookings", () => {
     const statuses = [first.status, second.status].sort();
     expect(statuses[0]).toBe(201);
     const loser = first.status === 201 ? second : first;
-    expect(["slot_busy", "idempotency_key_reused"]).toContain(loser.body["error"].code);
+    // The loser either ran second (reused key) or met the winner still at work (in progress).
+    expect(["booking_in_progress", "idempotency_key_reused"]).toContain(loser.body.error.code);
     const winner = first.status === 201 ? first : second;
     const stored = await call("GET", `/bookings/${winner.body["id"]}`, { key });
     expect(stored.body["startUtc"]).toBe(winner.body["startUtc"]);
     const day = await call("GET", `/telescopes/hubble-acad/days/${slot(82).day}`, { key });
     const claimed = day.body["slots"].filter((candidate: Json) => candidate.bookingId === winner.body["id"]);
     expect(claimed.map((candidate: Json) => candidate.startUtc)).toEqual([winner.body["startUtc"]]);
+  });
+
+  it("tells a retry whose earlier attempt still holds the leases to ask again (503), not that the slot is busy", async () => {
+    const { id: scientistId, key } = await register();
+    const { createHash } = await import("node:crypto");
+    const bookingId = `bk_${createHash("sha256").update(`${scientistId}\nstill-going`).digest("hex").slice(0, 24)}`;
+    // Stand in for the earlier attempt: hold its key's lease and the slot's.
+    const earlier = await new LockClient({ nodes: [...cluster.urls.values()], apiToken: cluster.apiToken }).acquire(
+      [`!idempotency_${bookingId}`, `hubble-acad_${slot(95).startUtc}`],
+      { ttlMs: 5000, autoRenew: false },
+    );
+    const retry = await book(key, 95, { idempotencyKey: "still-going" });
+    expect([retry.status, retry.body.error.code]).toEqual([503, "booking_in_progress"]);
+    expect(retry.headers.get("retry-after")).toBe("1");
+    // Someone else's request for the slot is simply busy.
+    const other = await register();
+    expect((await book(other.key, 95, { idempotencyKey: "another" })).body.error.code).toBe("slot_busy");
+    await earlier.release();
+    expect((await book(key, 95, { idempotencyKey: "still-going" })).status).toBe(201);
   });
 
   it("refuses to cancel a booking that has started", async () => {
