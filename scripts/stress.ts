@@ -6,7 +6,7 @@
 //   npm run stress                                  10 requests to http://127.0.0.1:8080
 //   npm run stress -- --url URL[,URL…] --requests N
 //   npm run stress -- --large [--requests 400 --slots 40]
-//       several hundred requests over many slots, spread over every URL given; 5xx answers
+//       several hundred requests over many slots, spread over every URL given; 5xx and lease_lost answers
 //       are retried with the same Idempotency-Key until they get a clear answer (bounded)
 
 import { randomUUID } from "node:crypto";
@@ -124,7 +124,9 @@ async function main(): Promise<number> {
         } catch (error) {
           answer = { status: 599, body: { error: { code: "unreachable", message: (error as Error).message } } };
         }
-        if (answer.status < 500) break;
+        // A 5xx, or lease_lost (the scheduler's lease ran out before its write: nothing was
+        // written), leaves the booking undecided: ask again with the same Idempotency-Key.
+        if (answer.status < 500 && answer.body?.error?.code !== "lease_lost") break;
         retried += 1;
         await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** attempt)));
       }
