@@ -4,26 +4,19 @@
 // A cancels through the booking's `cancel` link, B sees it free again.
 //
 // Needs /usr/bin/chromium (`apt-get update && apt-get install -y chromium`; .ci/run installs it).
-// Without it the test is reported as skipped, with the reason in its name and on stderr.
+// Without it the test is skipped with the reason in its name and on stderr; in CI it fails.
 import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import type { Browser, Page, Request } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBookingSystem } from "./support/booking-system.ts";
+import { declareMissingChromium, HAS_CHROMIUM, launchChromium } from "./support/chromium.ts";
 
-const { SCTEC_CHROMIUM } = process.env;
-const CHROMIUM = SCTEC_CHROMIUM ?? "/usr/bin/chromium";
-const HAS_CHROMIUM = existsSync(CHROMIUM);
 const SCREENSHOT = path.resolve("test-results/booking-page.png");
 const WAIT_MS = 20_000; // the machine is small and shared: generous waits, but a bound on "live" below
 const LIVE_BOUND_MS = 5_000; // the page should turn a slot within about a second; this leaves room for a loaded CI
 
-if (!HAS_CHROMIUM) {
-  console.warn(
-    `\n*** tests/booking-page.test.ts SKIPPED: no Chromium at ${CHROMIUM}. Install it: apt-get update && apt-get install -y chromium ***\n`,
-  );
-  it.skip(`booking page: SKIPPED, no Chromium at ${CHROMIUM} (apt-get install -y chromium)`, () => {});
-}
+declareMissingChromium("tests/booking-page.test.ts");
 
 describe.skipIf(!HAS_CHROMIUM)("booking page in headless Chromium", () => {
   let system: Awaited<ReturnType<typeof startBookingSystem>> | undefined;
@@ -31,20 +24,7 @@ describe.skipIf(!HAS_CHROMIUM)("booking page in headless Chromium", () => {
 
   beforeAll(async () => {
     system = await startBookingSystem({ schedulers: 2 });
-    const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      timeout: 60_000,
-    });
+    browser = await launchChromium();
   }, 240_000);
 
   afterAll(async () => {

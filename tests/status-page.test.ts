@@ -10,26 +10,19 @@
 //  5. a screenshot of the survivor's page is saved to test-results/status-page.png.
 //
 // Needs /usr/bin/chromium (`apt-get update && apt-get install -y chromium`; .ci/run installs it).
-// Without it the test is reported as skipped, with the reason in its name and on stderr.
+// Without it the test is skipped with the reason in its name and on stderr; in CI it fails.
 import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import type { Browser, Page, Request } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { declareMissingChromium, HAS_CHROMIUM, launchChromium } from "./support/chromium.ts";
 import { ProcessCluster, waitFor } from "./support/process-cluster.ts";
 
-const { SCTEC_CHROMIUM } = process.env;
-const CHROMIUM = SCTEC_CHROMIUM ?? "/usr/bin/chromium";
-const HAS_CHROMIUM = existsSync(CHROMIUM);
 const SCREENSHOT = path.resolve("test-results/status-page.png");
 const WAIT_MS = 20_000; // the machine is small and shared: generous waits for setup
 const FAILOVER_SHOWN_MS = 10_000; // "within a few seconds": election ~0.3 s, link loss at once, pushes every 0.5 s
 
-if (!HAS_CHROMIUM) {
-  console.warn(
-    `\n*** tests/status-page.test.ts SKIPPED: no Chromium at ${CHROMIUM}. Install it: apt-get update && apt-get install -y chromium ***\n`,
-  );
-  it.skip(`status page: SKIPPED, no Chromium at ${CHROMIUM} (apt-get install -y chromium)`, () => {});
-}
+declareMissingChromium("tests/status-page.test.ts");
 
 interface OpenPage {
   id: string;
@@ -45,20 +38,7 @@ describe.skipIf(!HAS_CHROMIUM)("status page in headless Chromium", () => {
 
   beforeAll(async () => {
     cluster = await ProcessCluster.start({ size: 3 });
-    const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      timeout: 60_000,
-    });
+    browser = await launchChromium();
   }, 240_000);
 
   afterAll(async () => {
