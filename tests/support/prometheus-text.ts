@@ -88,8 +88,12 @@ function parseSample(line: string, where: string): Sample {
     labels[key] = raw.replace(/\\(["\\n])/g, (_, character: string) => (character === "n" ? "\n" : character));
     rest = rest.slice(whole.length);
   }
-  const value = valueText === "+Inf" ? Number.POSITIVE_INFINITY : valueText === "-Inf" ? Number.NEGATIVE_INFINITY : Number(valueText);
-  if (Number.isNaN(value) && valueText !== "NaN") throw new Error(`bad value in ${where}`);
+  // Prometheus reads values with Go's ParseFloat, which takes NaN and Inf in any case (prom-client
+  // writes an empty event-loop-lag summary as "Nan").
+  const special = valueText.toLowerCase();
+  const value =
+    special === "+inf" || special === "inf" ? Number.POSITIVE_INFINITY : special === "-inf" ? Number.NEGATIVE_INFINITY : Number(valueText);
+  if (Number.isNaN(value) && special !== "nan") throw new Error(`bad value in ${where}`);
   return { name, labels, value };
 }
 
