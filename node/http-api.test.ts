@@ -165,6 +165,70 @@ describe("the node HTTP API", () => {
     expect((await call(leaderUrl(), "GET", "/nowhere")).status).toBe(404);
   });
 
+  it("answers alike on the hot path and through express (fuzz over bodies, tokens and content types)", async () => {
+    const leaderId = [...cluster.hosts.values()].find((host) => host.status().role === "leader")?.nodeId as string;
+    const hotUrl = cluster.urls.get(leaderId) as string;
+    const expressUrl = cluster.expressOnlyUrls.get(leaderId) as string;
+    // Bodies that the state machine never sees (it would answer the second call differently from
+    // the first): wrong shapes, wrong types, broken JSON, oversized bodies. Valid bodies are
+    // checked by every other test, which runs on the hot path.
+    const invalidBody = fc.oneof(
+      fc.jsonValue().map((value) => JSON.stringify(value)),
+      fc.string({ maxLength: 40 }),
+      fc.record({ resource: fc.integer(), owner: fc.string() }).map((value) => JSON.stringify(value)),
+      fc.record({ resource: fc.string(), owner: fc.string(), ttlMs: fc.string() }).map((value) => JSON.stringify(value)),
+      fc.record({ guards: fc.constant([]), operations: fc.constant([]) }).map((value) => JSON.stringify(value)),
+      fc.constant(JSON.stringify({ resource: "x".repeat(5000), owner: "a" })),
+      fc.constant(""),
+    );
+    const contentType = fc.constantFrom(
+      "application/json",
+      "Application/JSON; charset=UTF-8",
+      "text/plain",
+      "application/json; charset=latin1",
+    );
+    const authorization = fc.constantFrom(`Bearer ${apiToken}`, "Bearer wrong-token-0123456789", undefined);
+    const answer = async (url: string, path: string, body: string, type: string, auth: string | undefined) => {
+      const headers: Record<string, string> = { "content-type": type, "x-request-id": "fuzz" };
+      if (auth !== undefined) headers["authorization"] = auth;
+      const response = await request(`${url}${path}`, { method: "POST", headers, body });
+      const text = await response.body.text();
+      const parsed = JSON.parse(text) as { error?: { code?: string; details?: unknown } };
+      return {
+        status: response.statusCode,
+        code: parsed.error?.code,
+        details: parsed.error?.details,
+        contentType: response.headers["content-type"],
+        requestId: response.headers["x-request-id"],
+        leader: response.headers["x-sctec-leader"],
+      };
+    };
+    let hotAnswers = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom("/lock", "/unlock", "/renew", "/txn"),
+        invalidBody,
+        contentType,
+        authorization,
+        async (path, body, type, auth) => {
+          const viaExpress = await answer(expressUrl, path, body, type, auth);
+          const viaHotPath = await answer(hotUrl, path, body, type, auth);
+          expect(viaExpress.status, `${path} ${body}`).toBeGreaterThanOrEqual(400);
+          expect(viaExpress.status, `${path} ${body}`).toBeLessThan(500);
+          // Malformed JSON's message comes from the parser, so only the code is compared for it.
+          expect(viaHotPath, `${path} ${type} ${body}`).toEqual(
+            viaExpress.code === "invalid_request" && viaExpress.details === undefined
+              ? { ...viaExpress, details: viaHotPath.details }
+              : viaExpress,
+          );
+          if (auth === `Bearer ${apiToken}` && type.toLowerCase().startsWith("application/json")) hotAnswers++;
+        },
+      ),
+      { numRuns: 200, seed: 5 },
+    );
+    expect(hotAnswers).toBeGreaterThan(20);
+  });
+
   it("never answers arbitrary bodies with a 5xx, and keeps serving (fuzz)", async () => {
     const body = fc.oneof(
       fc.jsonValue(),

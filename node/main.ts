@@ -11,7 +11,7 @@ import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
 import { DataDirError } from "./contracts.ts";
 import { LockNodeHost } from "./host.ts";
 import { combineObservers } from "./host-observer.ts";
-import { createApi } from "./http-api.ts";
+import { createApi, createHotPath, withHotPath } from "./http-api.ts";
 import { NodeMetrics } from "./metrics.ts";
 import { LevelDurableLog } from "./persistence/level-durable-log.ts";
 import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
@@ -144,8 +144,9 @@ async function main(): Promise<void> {
     wallNowMs: () => Date.now(),
     logger: logger.child({ component: "status-feed" }),
   });
-  const api = createApi({ host, transport, apiToken: config.apiToken, peerUrls: config.peers, bodyBytesMax: config.bodyBytesMax, logger });
-  const server = createServer(createNodeFront({ api, metrics, feed, logger }));
+  const apiOptions = { host, transport, apiToken: config.apiToken, peerUrls: config.peers, bodyBytesMax: config.bodyBytesMax, logger };
+  const hotPath = createHotPath(apiOptions, (path, method, response) => metrics.observeRequest(path, method, response));
+  const server = createServer(withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger })));
   transport.handleUpgrade(server, "/raft");
   feed.attach(server, "/status/live", ["/raft"]);
   await new Promise<void>((resolve, reject) => {

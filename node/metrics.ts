@@ -5,6 +5,7 @@
 // when someone scrapes (collect callbacks); the loop itself only bumps counters and observes
 // histograms, and HTTP requests are labelled by route (a fixed, small set), never by URL.
 
+import type { ServerResponse } from "node:http";
 import type { NextFunction, Request, Response } from "express";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Entry, Ready, Role, Status } from "../raft/index.ts";
@@ -303,16 +304,21 @@ export class NodeMetrics implements HostObserver {
   /** httpMiddleware counts and times every request once its answer is sent (or the caller hung up). */
   httpMiddleware(): (request: Request, response: Response, next: NextFunction) => void {
     return (request, response, next) => {
-      const startedMs = performance.now();
       // Named now: mounted routers rewrite the path while they run.
-      const route = routeOf(request.path);
-      const method = request.method === "GET" || request.method === "POST" ? request.method : "other";
-      response.once("close", () => {
-        this.httpRequests.inc({ route, method, status: String(response.statusCode) });
-        this.httpSeconds.observe({ route, method }, (performance.now() - startedMs) / 1000);
-      });
+      this.observeRequest(request.path, request.method, response);
       next();
     };
+  }
+
+  /** observeRequest counts and times one request once its answer is sent (the API's hot path calls it directly). */
+  observeRequest(path: string, requestMethod: string, response: ServerResponse): void {
+    const startedMs = performance.now();
+    const route = routeOf(path);
+    const method = requestMethod === "GET" || requestMethod === "POST" ? requestMethod : "other";
+    response.once("close", () => {
+      this.httpRequests.inc({ route, method, status: String(response.statusCode) });
+      this.httpSeconds.observe({ route, method }, (performance.now() - startedMs) / 1000);
+    });
   }
 
   /** text renders every metric in the Prometheus text format. */

@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { pino } from "pino";
 import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../../raft/index.ts";
 import { LockNodeHost } from "../host.ts";
-import { createApi } from "../http-api.ts";
+import { createApi, createHotPath, withHotPath } from "../http-api.ts";
 import { lockLimitsDefaults } from "../state/lock-state-machine.ts";
 import { MemoryDurableLog, MemoryTransportHub } from "./memory-doubles.ts";
 
@@ -14,6 +14,11 @@ export interface HttpCluster {
   readonly apiToken: string;
   readonly hosts: Map<NodeId, LockNodeHost>;
   readonly urls: Map<string, string>;
+  /**
+   * expressOnlyUrls: each node's API once more, without the hot path (createHotPath), so tests can
+   * check that both paths answer alike.
+   */
+  readonly expressOnlyUrls: Map<string, string>;
   readonly hub: MemoryTransportHub;
   leaderUrl(): string;
   followerUrl(): string;
@@ -37,6 +42,8 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
   const hosts = new Map<NodeId, LockNodeHost>();
   const servers = new Map<NodeId, Server>();
   const urls = new Map<string, string>();
+  const expressOnlyUrls = new Map<string, string>();
+  const expressOnlyServers: Server[] = [];
   for (const [position, id] of ids.entries()) {
     const transport = hub.transport(id);
     const host = await LockNodeHost.start({
@@ -57,12 +64,15 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
       nowMs: () => performance.now(),
     });
     hosts.set(id, host);
-    const server = createServer(
-      createApi({ host, transport, apiToken, peerUrls: urls, bodyBytesMax: options.bodyBytesMax ?? 4096, logger }),
-    );
+    const apiOptions = { host, transport, apiToken, peerUrls: urls, bodyBytesMax: options.bodyBytesMax ?? 4096, logger };
+    const server = createServer(withHotPath(createHotPath(apiOptions), createApi(apiOptions)));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     servers.set(id, server);
     urls.set(id, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const expressOnly = createServer(createApi(apiOptions));
+    await new Promise<void>((resolve) => expressOnly.listen(0, "127.0.0.1", resolve));
+    expressOnlyServers.push(expressOnly);
+    expressOnlyUrls.set(id, `http://127.0.0.1:${(expressOnly.address() as AddressInfo).port}`);
   }
   const deadline = performance.now() + 5000;
   while (
@@ -86,11 +96,16 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
     apiToken,
     hosts,
     urls,
+    expressOnlyUrls,
     hub,
     leaderUrl: () => urlOf([...hosts.values()].find((host) => host.status().role === "leader" && !stopped.has(host.nodeId))),
     followerUrl: () => urlOf([...hosts.values()].find((host) => host.status().role !== "leader" && !stopped.has(host.nodeId))),
     stopNode: (id) => stopNode(nodeId(id)),
     stop: async () => {
+      for (const server of expressOnlyServers) {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
       for (const id of ids) await stopNode(id);
     },
   };
