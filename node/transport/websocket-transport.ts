@@ -333,6 +333,12 @@ export class WebSocketTransport implements PeerTransport {
         maxPayload: this.options.frameBytesMax,
         handshakeTimeout: this.options.handshakeTimeoutMs,
         perMessageDeflate: false,
+        // A zero mask: masking (RFC 6455 §10.3) keeps scripts in browsers from shaping bytes that
+        // a caching proxy could misread. A peer link has no browser and no proxy, and a zero mask
+        // is a valid one that lets ws skip a random mask and a copy of every frame.
+        generateMask: (mask: Buffer) => {
+          mask.fill(0);
+        },
       });
     } catch (error) {
       this.logger.error({ err: error, peer: peer.id, url: peer.url }, "cannot dial peer");
