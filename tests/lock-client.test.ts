@@ -169,6 +169,37 @@ describe("LockClient", () => {
     await lease.release();
   });
 
+  it("bounds each attempt by requestTimeoutMs (code timeout), and a caller's signal ends a call at once (code aborted)", async () => {
+    // A node that takes requests and never answers: only the client's own bounds end a call.
+    const server = createServer(() => {});
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const nodes = [`http://127.0.0.1:${(server.address() as AddressInfo).port}`];
+      const silent = new LockClient({
+        nodes,
+        apiToken: cluster.apiToken,
+        requestTimeoutMs: 150,
+        retriesMax: 1,
+        sleep: async () => {},
+      });
+      const startedMs = performance.now();
+      const timedOut = await silent.acquire(["slot-t"], { ttlMs: 5000, autoRenew: false }).catch((caught: unknown) => caught);
+      expect(timedOut).toMatchObject({ code: "timeout" });
+      // Two attempts of 150 ms each; the bound is generous for a loaded machine.
+      expect(performance.now() - startedMs).toBeLessThan(2500);
+      const controller = new AbortController();
+      const patient = new LockClient({ nodes, apiToken: cluster.apiToken, requestTimeoutMs: 60_000 });
+      const pending = patient
+        .acquire(["slot-t"], { ttlMs: 5000, autoRenew: false, signal: controller.signal })
+        .catch((caught: unknown) => caught);
+      setTimeout(() => controller.abort(), 50);
+      expect(await pending).toMatchObject({ code: "aborted" });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it("sends a per-call request id as x-request-id, the same on every retry of the call", async () => {
     const seen: { path: string; requestId: IncomingHttpHeaders[string] }[] = [];
     let failFirst = true;
