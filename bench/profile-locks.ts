@@ -75,15 +75,19 @@ function cpuSeconds(pid: number): number {
 
 async function main(): Promise<void> {
   const cluster = await ProcessCluster.start(values.profile ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${dir}`] } : {});
-  const leader = await cluster.waitForLeader(10_000);
-  const leaderPid = (await cluster.status(leader))?.pid;
-  const pids = new Map<string, number>();
-  for (const id of cluster.ids()) pids.set(id === leader ? `${id} (leader)` : id, (await cluster.status(id))?.pid ?? 0);
-  pids.set("client", process.pid);
-  const cpuBefore = new Map([...pids].map(([name, pid]) => [name, cpuSeconds(pid)]));
-  let operations = 0;
-  const deadline = performance.now() + seconds * 1000;
+  let leader = "";
+  let leaderPid: number | undefined;
+  // Everything after the start is inside the try: a failure anywhere (no leader in time on a busy
+  // machine, say) still stops the nodes instead of leaving them running.
   try {
+    leader = await cluster.waitForLeader(10_000);
+    leaderPid = (await cluster.status(leader))?.pid;
+    const pids = new Map<string, number>();
+    for (const id of cluster.ids()) pids.set(id === leader ? `${id} (leader)` : id, (await cluster.status(id))?.pid ?? 0);
+    pids.set("client", process.pid);
+    const cpuBefore = new Map([...pids].map(([name, pid]) => [name, cpuSeconds(pid)]));
+    let operations = 0;
+    const deadline = performance.now() + seconds * 1000;
     const contended = values.workload === "contended";
     await Promise.all(
       Array.from({ length: contended ? 16 : 64 }, async (_, worker) => {
