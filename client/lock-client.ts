@@ -8,7 +8,7 @@
 // automatically before then, and signals when it is in jeopardy or lost.
 
 import { randomUUID } from "node:crypto";
-import { request } from "undici";
+import { Pool, request } from "undici";
 
 /** LockErrorCode: the stable codes every LockClient error carries. Branch on these, not on classes. */
 export type LockErrorCode =
@@ -205,6 +205,8 @@ export class LockClient {
   private readonly slotWaiters: (() => void)[] = [];
   private sequence = 0;
   private preferred = 0;
+  /** pools: one connection pool per configured node, made on first use (see attempt). */
+  private readonly pools = new Map<string, { readonly pool: Pool; readonly basePath: string }>();
 
   constructor(options: LockClientOptions) {
     if (options.nodes.length === 0) throw new LockError("invalid_request", "LockClient needs at least one node URL");
@@ -329,7 +331,7 @@ export class LockClient {
     } catch (error) {
       if (!(error instanceof LockError && error.code === "events_compacted")) throw error;
       for (const [position, node] of this.options.nodes.entries()) {
-        const answer = await this.attempt("GET", `${node}${path}`, undefined, options).catch((other: unknown) => {
+        const answer = await this.attempt("GET", node, path, undefined, options).catch((other: unknown) => {
           if (other instanceof LockError && other.code === "aborted") throw other;
           return undefined;
         });
@@ -432,7 +434,7 @@ export class LockClient {
       if (attempt > 0) await this.options.sleep(this.backoffMs(attempt), signal);
       const url = node ?? (this.options.nodes[(this.preferred + attempt) % this.options.nodes.length] as string);
       try {
-        const answer = await this.attempt(method, `${url}${path}`, body, options);
+        const answer = await this.attempt(method, url, path, body, options);
         if (answer.status < 400) {
           if (node === undefined) this.prefer(url, answer.leaderUrl);
           return answer;
@@ -450,25 +452,40 @@ export class LockClient {
     throw lastError ?? new LockError("unavailable", "no node answered");
   }
 
+  /**
+   * attempt sends one HTTP request to `node` and reads its whole answer within the timeout. It
+   * costs the scheduler two of these per booking, so it avoids what is dear per request in undici:
+   * parsing the URL and finding its pool (a configured node's pool is kept here), and
+   * AbortSignal.timeout (plus AbortSignal.any with a caller's signal), which cost more than one
+   * plain timer and controller.
+   */
   private async attempt(
     method: "GET" | "POST",
-    url: string,
+    node: string,
+    path: string,
     body: Record<string, unknown> | undefined,
     options: SendOptions,
   ): Promise<ApiAnswer> {
     const { signal } = options;
+    const url = `${node}${path}`;
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+    if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: signal.reason });
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError"));
+    }, timeoutMs);
+    timer.unref();
+    const onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiToken}`, "content-type": "application/json" };
     if (options.requestId !== undefined) headers["x-request-id"] = options.requestId;
     try {
-      const response = await request(url, {
-        method,
-        headers,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: combined,
-      });
+      const sent = { method, headers, signal: controller.signal, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
+      const target = this.poolOf(node);
+      const response =
+        target === undefined ? await request(url, sent) : await target.pool.request({ ...sent, path: `${target.basePath}${path}` });
       const text = await response.body.text();
       const leader = response.headers["x-sctec-leader"];
       return {
@@ -478,9 +495,23 @@ export class LockClient {
       };
     } catch (error) {
       if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: error });
-      if (timeout.aborted) throw new LockError("timeout", `${url} did not answer within ${timeoutMs} ms`, { cause: error });
+      if (timedOut) throw new LockError("timeout", `${url} did not answer within ${timeoutMs} ms`, { cause: error });
       throw new LockError("unavailable", `${url} is unreachable: ${(error as Error).message}`, { cause: error });
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  /** poolOf is the connection pool of a configured node (undefined for any other URL: undici's global one serves it). */
+  private poolOf(node: string): { readonly pool: Pool; readonly basePath: string } | undefined {
+    let target = this.pools.get(node);
+    if (target === undefined && this.options.nodes.includes(node)) {
+      const url = new URL(node);
+      target = { pool: new Pool(url.origin), basePath: url.pathname.replace(/\/+$/, "") };
+      this.pools.set(node, target);
+    }
+    return target;
   }
 
   /** prefer remembers which node to try first: the leader the answer named, if the client knows it, else the node that answered. */
