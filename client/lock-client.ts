@@ -733,14 +733,15 @@ function errorFrom(answer: ApiAnswer): LockError {
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        reject(new LockError("aborted", "the request was aborted", { cause: signal.reason }));
-      },
-      { once: true },
-    );
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new LockError("aborted", "the request was aborted", { cause: signal?.reason }));
+    };
+    // The listener goes when the timer fires: a watch sleeps between polls under one long-lived signal.
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

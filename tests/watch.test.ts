@@ -90,9 +90,9 @@ describe("LockClient.watch", () => {
     const watcher = new LockClient({
       nodes: [...lab.urls.values()],
       apiToken: lab.apiToken,
-      sleep: (ms) => {
+      sleep: async (ms) => {
         waits.push(ms);
-        return sleep(ms);
+        await sleep(ms);
       },
     });
     const watched = take(watcher.watch("spaced/", { after: start.index, pollIntervalMinMs: 300 }), 6);
