@@ -3,10 +3,11 @@
 // Every line goes to stdout (JSON, or human-readable when asked) and to app.log.
 //
 // A booking writes eight lines (the lab's key points), so how they are written shows in the
-// scheduler's CPU per booking: both destinations are written asynchronously and in batches of at
-// least `batchBytesMin`, never one system call per line. A batch waits at most `flushIntervalMs`;
-// a warning or worse is written at once; `flush()` writes everything synchronously (on stop, and
-// on the fatal exits), and pino writes what is left when the process exits normally.
+// scheduler's CPU per booking: lines are serialized once, gathered here into batches of about
+// `batchCharsMin`, and each batch goes to both destinations as one asynchronous write, never one
+// system call per line. A batch waits at most `flushIntervalMs`; a warning or worse goes out at
+// once; `flush()` writes everything synchronously (on stop, on the fatal exits, and when the
+// process exits).
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -16,60 +17,71 @@ export type SchedulerLogger = Logger<"audit">;
 
 const auditLevel = 35;
 const warnLevel = 40;
-/** batchBytesMin: about a dozen lines; a busy scheduler fills it many times within flushIntervalMs. */
-const batchBytesMin = 4096;
+/** batchCharsMin: about a dozen lines; a busy scheduler fills it many times within flushIntervalMs. */
+const batchCharsMin = 4096;
 /** flushIntervalMs bounds how late a line of a quiet scheduler reaches its destinations. */
 const flushIntervalMs = 100;
 
-/** Destination is what the tee needs of a stream: SonicBoom (pino.destination) or any Writable. */
+/** Destination is what the batcher needs of a stream: SonicBoom (pino.destination) or any Writable. */
 interface Destination {
-  write(line: string): unknown;
-  flush?(): void;
+  write(text: string): unknown;
   flushSync?(): void;
 }
+
+/** flushers: every logger's flush, run when the process exits (an uncaught error included). */
+const flushers = new Set<() => void>();
+process.on("exit", () => {
+  for (const flush of flushers) {
+    try {
+      flush();
+    } catch {
+      // A log file not yet open (or already closed) must not replace the exit's own reason.
+    }
+  }
+});
 
 export function createSchedulerLogger(options: {
   readonly logDir: string;
   readonly pretty: boolean;
   readonly instanceId: string;
-  /** stdout: where the console stream goes (tests pass their own; it is written synchronously). */
+  /** stdout: where the console stream goes (tests pass their own; it gets every line at once). */
   readonly stdout?: NodeJS.WritableStream;
 }): { log: SchedulerLogger; flush: () => void; logFile: string } {
   mkdirSync(options.logDir, { recursive: true });
   const logFile = join(options.logDir, "app.log");
-  const file = pino.destination({ dest: logFile, sync: false, mkdir: true, minLength: batchBytesMin });
-  let console: Destination;
+  // SonicBoom without minLength: it writes what it is given as soon as its previous write is done.
+  // The batching is done here because SonicBoom measures its whole pending buffer on every write.
+  const file = pino.destination({ dest: logFile, sync: false, mkdir: true });
+  const batched: Destination[] = [file];
+  let immediate: Destination | undefined;
   if (options.pretty) {
-    console = pino.transport({
+    immediate = pino.transport({
       target: "pino-pretty",
       options: { colorize: false, translateTime: "SYS:isoTime", customLevels: "audit:35" },
     }) as NodeJS.WritableStream;
   } else if (options.stdout !== undefined) {
-    console = options.stdout;
+    immediate = options.stdout;
   } else {
     // Not process.stdout: to a file or a pipe that writes synchronously, one system call per line.
-    console = pino.destination({ dest: 1, sync: false, minLength: batchBytesMin });
+    batched.push(pino.destination({ dest: 1, sync: false }));
   }
-  const batched: Destination[] = [file, ...(console === options.stdout || options.pretty ? [] : [console])];
-  let unflushed = false;
-  const flushAsync = (): void => {
-    unflushed = false;
-    for (const destination of batched) destination.flush?.();
+  let pending = "";
+  const writePending = (): void => {
+    if (pending === "") return;
+    const batch = pending;
+    pending = "";
+    for (const destination of batched) destination.write(batch);
   };
-  const timer = setInterval(() => {
-    if (unflushed) flushAsync();
-  }, flushIntervalMs);
+  const timer = setInterval(writePending, flushIntervalMs);
   timer.unref();
-  // One line, serialized once, to both destinations. pino sets `lastLevel` on a stream that asks
-  // for it (needsMetadata) before each write.
-  const tee = {
+  // pino sets `lastLevel` on a stream that asks for it (needsMetadata) before each write.
+  const stream = {
     [pino.symbols.needsMetadataGsym]: true,
     lastLevel: 0,
     write(line: string): void {
-      console.write(line);
-      file.write(line);
-      if (this.lastLevel >= warnLevel) flushAsync();
-      else unflushed = true;
+      immediate?.write(line);
+      pending += line;
+      if (pending.length >= batchCharsMin || this.lastLevel >= warnLevel) writePending();
     },
   };
   const log = pino<"audit">(
@@ -79,11 +91,12 @@ export function createSchedulerLogger(options: {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label, number) => ({ level: label === "audit" ? "AUDIT" : number }) },
     },
-    tee,
+    stream,
   );
   const flush = (): void => {
-    unflushed = false;
+    writePending();
     for (const destination of batched) destination.flushSync?.();
   };
+  flushers.add(flush);
   return { log, flush, logFile };
 }
