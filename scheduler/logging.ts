@@ -40,6 +40,20 @@ process.on("exit", () => {
   }
 });
 
+/** isoTimeOncePerMs is pino's isoTime, formatted once per millisecond: a booking's lines mostly share one. */
+function isoTimeOncePerMs(): () => string {
+  let lastMs = Number.NaN;
+  let lastText = "";
+  return () => {
+    const nowMs = Date.now();
+    if (nowMs !== lastMs) {
+      lastMs = nowMs;
+      lastText = `,"time":"${new Date(nowMs).toISOString()}"`;
+    }
+    return lastText;
+  };
+}
+
 export function createSchedulerLogger(options: {
   readonly logDir: string;
   readonly pretty: boolean;
@@ -88,7 +102,7 @@ export function createSchedulerLogger(options: {
     {
       customLevels: { audit: auditLevel },
       base: { service: "scheduler", instance: options.instanceId, pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTimeOncePerMs(),
       formatters: { level: (label, number) => ({ level: label === "audit" ? "AUDIT" : number }) },
     },
     stream,
