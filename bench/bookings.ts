@@ -11,7 +11,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
-import { request } from "undici";
+import { Pool } from "undici";
 import { type BookingSystem, startBookingSystem } from "../tests/support/booking-system.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
 
@@ -84,8 +84,17 @@ function percentile(sorted: readonly number[], fraction: number): number {
 const progress = (message: string) => process.stdout.write(`  … ${message}\n`);
 const iso = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)}Z`;
 
+/** pools: a connection pool per scheduler, kept here: undici's `request(url)` parses the URL and looks its pool up on every call. */
+const pools = new Map<string, Pool>();
+
 async function post(url: string, path: string, body: unknown, key?: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const answer = await request(`${url}${path}`, {
+  let pool = pools.get(url);
+  if (pool === undefined) {
+    pool = new Pool(url);
+    pools.set(url, pool);
+  }
+  const answer = await pool.request({
+    path,
     method: "POST",
     headers: { "content-type": "application/json", ...(key === undefined ? {} : { authorization: `Bearer ${key}` }) },
     body: JSON.stringify(body),
