@@ -11,7 +11,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
-import { request } from "undici";
+import { Pool } from "undici";
 import { type BookingSystem, startBookingSystem } from "../tests/support/booking-system.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
 
@@ -41,6 +41,8 @@ interface Row {
   readonly p99Ms: number;
   /** cpuMsPerBooking: CPU time of every process of the system (nodes, schedulers, this client) per booking made. */
   readonly cpuMsPerBooking: number;
+  /** cpuMsPerBookingByRole: the same, split by who spent it (all schedulers, all nodes, this load generator). */
+  readonly cpuMsPerBookingByRole: CpuMs;
   readonly note: string;
 }
 
@@ -54,12 +56,24 @@ function cpuMs(pid: number): number {
   }
 }
 
-/** systemCpuMs: CPU used so far by all the system's processes and this one. On a shared machine
- * this is steadier than throughput: other load slows the run but does not add to it. */
-async function systemCpuMs(system: BookingSystem): Promise<number> {
+/** CpuMs: CPU time by role: all scheduler processes, all lock nodes, and this load generator. */
+interface CpuMs {
+  readonly schedulers: number;
+  readonly nodes: number;
+  readonly loadGenerator: number;
+}
+
+/** systemCpuMs: CPU used so far by all the system's processes and this one, by role. On a shared
+ * machine this is steadier than throughput: other load slows the run but does not add to it. */
+async function systemCpuMs(system: BookingSystem): Promise<CpuMs> {
   const nodePids = await Promise.all(system.cluster.ids().map(async (id) => (await system.cluster.status(id))?.pid ?? 0));
   const own = process.cpuUsage();
-  return [...nodePids, ...system.schedulerPids()].reduce((sum, pid) => sum + cpuMs(pid), (own.user + own.system) / 1000);
+  const sum = (pids: readonly number[]) => pids.reduce((total, pid) => total + cpuMs(pid), 0);
+  return { schedulers: sum(system.schedulerPids()), nodes: sum(nodePids), loadGenerator: (own.user + own.system) / 1000 };
+}
+
+function totalCpuMs(cpu: CpuMs): number {
+  return cpu.schedulers + cpu.nodes + cpu.loadGenerator;
 }
 
 function percentile(sorted: readonly number[], fraction: number): number {
@@ -70,8 +84,17 @@ function percentile(sorted: readonly number[], fraction: number): number {
 const progress = (message: string) => process.stdout.write(`  … ${message}\n`);
 const iso = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)}Z`;
 
+/** pools: a connection pool per scheduler, kept here: undici's `request(url)` parses the URL and looks its pool up on every call. */
+const pools = new Map<string, Pool>();
+
 async function post(url: string, path: string, body: unknown, key?: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const answer = await request(`${url}${path}`, {
+  let pool = pools.get(url);
+  if (pool === undefined) {
+    pool = new Pool(url);
+    pools.set(url, pool);
+  }
+  const answer = await pool.request({
+    path,
     method: "POST",
     headers: { "content-type": "application/json", ...(key === undefined ? {} : { authorization: `Bearer ${key}` }) },
     body: JSON.stringify(body),
@@ -156,16 +179,22 @@ async function run(
     }
   }
   const elapsedSeconds = (performance.now() - started) / 1000;
-  const cpuUsedMs = (await systemCpuMs(system)) - cpuBefore;
+  const cpuAfter = await systemCpuMs(system);
   const latencies = record.latencies.sort((a, b) => a - b);
   const created = record.statuses.get(201) ?? 0;
+  const perBooking = (before: number, after: number) => (created === 0 ? Number.NaN : (after - before) / created);
   return {
     workload: `${mode}, ${clients} ${mode === "uncontended" ? "clients" : "clients per slot"}, ${urls.length} scheduler${urls.length > 1 ? "s" : ""}`,
     bookingsPerSecond: created / elapsedSeconds,
     answersPerSecond: latencies.length / elapsedSeconds,
     p50Ms: percentile(latencies, 0.5),
     p99Ms: percentile(latencies, 0.99),
-    cpuMsPerBooking: created === 0 ? Number.NaN : cpuUsedMs / created,
+    cpuMsPerBooking: perBooking(totalCpuMs(cpuBefore), totalCpuMs(cpuAfter)),
+    cpuMsPerBookingByRole: {
+      schedulers: perBooking(cpuBefore.schedulers, cpuAfter.schedulers),
+      nodes: perBooking(cpuBefore.nodes, cpuAfter.nodes),
+      loadGenerator: perBooking(cpuBefore.loadGenerator, cpuAfter.loadGenerator),
+    },
     note: [...record.statuses]
       .sort()
       .map(([status, count]) => `${count} × ${status}`)
@@ -175,12 +204,13 @@ async function run(
 
 function table(rows: readonly Row[]): string {
   const lines = [
-    "| workload | bookings/s | answers/s | p50 ms | p99 ms | CPU ms per booking, all processes | 2-core capacity, bookings/s | answers |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| workload | bookings/s | answers/s | p50 ms | p99 ms | CPU ms per booking, all processes | of which schedulers / nodes / load generator | 2-core capacity, bookings/s | answers |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const row of rows) {
+    const { schedulers, nodes, loadGenerator } = row.cpuMsPerBookingByRole;
     lines.push(
-      `| ${row.workload} | ${row.bookingsPerSecond.toFixed(0)} | ${row.answersPerSecond.toFixed(0)} | ${row.p50Ms.toFixed(1)} | ${row.p99Ms.toFixed(1)} | ${row.cpuMsPerBooking.toFixed(2)} | ${(2000 / row.cpuMsPerBooking).toFixed(0)} | ${row.note} |`,
+      `| ${row.workload} | ${row.bookingsPerSecond.toFixed(0)} | ${row.answersPerSecond.toFixed(0)} | ${row.p50Ms.toFixed(1)} | ${row.p99Ms.toFixed(1)} | ${row.cpuMsPerBooking.toFixed(2)} | ${schedulers.toFixed(2)} / ${nodes.toFixed(2)} / ${loadGenerator.toFixed(2)} | ${(2000 / row.cpuMsPerBooking).toFixed(0)} | ${row.note} |`,
     );
   }
   return lines.join("\n");

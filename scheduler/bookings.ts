@@ -14,6 +14,7 @@ import {
   clusterError,
   keys,
   parseStoredBooking,
+  randomHex,
   resolveBooking,
   type Scientist,
   type StoredBooking,
@@ -112,7 +113,7 @@ export class Bookings {
     const resources = checked.slots.map((slot) => slotResource(telescope.id, slot)).sort();
     const id =
       input.idempotencyKey === undefined
-        ? `bk_${randomBytes(12).toString("hex")}`
+        ? `bk_${randomHex(12)}`
         : `bk_${sha256Hex(`${scientist.id}\n${input.idempotencyKey}`).slice(0, 24)}`;
     const named = resources.join(", ");
     log.info({ event: "booking_request_received", resources, bookingId: id }, `request received for POST /bookings for resource ${named}`);

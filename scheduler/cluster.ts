@@ -47,8 +47,11 @@ export interface ClusterPort {
   ): Promise<ClusterLease>;
   get(key: string, requestId: string): Promise<ClusterItem | undefined>;
   range(prefix: string, options: { limit: number; after?: string; requestId: string }): Promise<{ items: ClusterItem[]; more: boolean }>;
-  /** watch yields key changes under `prefix` committed after index `after`, in order, once each. */
-  watch(prefix: string, options: { after: number; signal: AbortSignal }): AsyncIterable<ClusterEvent>;
+  /**
+   * watch yields key changes under `prefix` committed after index `after`, in order, once each;
+   * polls that brought changes are `pollIntervalMinMs` apart at least (LockClient.watch).
+   */
+  watch(prefix: string, options: { after: number; signal: AbortSignal; pollIntervalMinMs?: number }): AsyncIterable<ClusterEvent>;
   /** appliedIndex: how far the answering node has applied the log (where a new watch starts). */
   appliedIndex(): Promise<number>;
 }
@@ -90,7 +93,8 @@ export function lockClusterPort(client: LockClient): ClusterPort {
       return { items: page.items.map((item) => ({ key: item.key, value: item.value, modIndex: item.modIndex })), more: page.more };
     },
     async *watch(prefix, options) {
-      for await (const event of client.watch(prefix, { after: options.after, signal: options.signal })) {
+      const spacing = options.pollIntervalMinMs === undefined ? {} : { pollIntervalMinMs: options.pollIntervalMinMs };
+      for await (const event of client.watch(prefix, { after: options.after, signal: options.signal, ...spacing })) {
         if (event.type !== "key_changed") continue;
         yield { index: event.index, key: event.key, value: event.value };
       }

@@ -30,6 +30,14 @@ export interface BookingEvent {
   };
 }
 
+/**
+ * watchPollIntervalMinMs spaces the polls of the audit chain while bookings stream in. Every
+ * scheduler follows every booking, so without it each one polls once per batch the cluster
+ * applies (hundreds a second under load, each a request to a node); a page sees an event at most
+ * this much later.
+ */
+const watchPollIntervalMinMs = 50;
+
 interface Subscriber {
   readonly socket: WebSocket;
   /** position: the chain sequence number this subscriber is up to date with (undefined: from now on). */
@@ -137,7 +145,8 @@ export class BookingEvents {
     while (!this.abort.signal.aborted) {
       try {
         if (after === undefined) after = await this.options.cluster.appliedIndex();
-        for await (const change of this.options.cluster.watch(keys.auditPrefix, { after, signal: this.abort.signal })) {
+        const watching = { after, signal: this.abort.signal, pollIntervalMinMs: watchPollIntervalMinMs };
+        for await (const change of this.options.cluster.watch(keys.auditPrefix, watching)) {
           after = change.index;
           failures = 0;
           if (change.value !== undefined) this.onChainRecord(JSON.parse(change.value) as ChainRecord);

@@ -1,7 +1,7 @@
 // The stored shapes (docs/MODELS.md) and their keys in the cluster's key-value store, plus the
 // audit record in the lab's JSON shape (docs/LOGGING.md). One place, so keys never drift.
 
-import { createHash } from "node:crypto";
+import { hash, randomFillSync } from "node:crypto";
 import { LockError } from "./cluster.ts";
 import { ApiError } from "./errors.ts";
 
@@ -98,8 +98,24 @@ export function bookingAudit(
   };
 }
 
+/** sha256Hex: crypto.hash is the one-shot form, cheaper than a Hash object for short texts (one per authenticated request). */
 export function sha256Hex(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
+  return hash("sha256", text, "hex");
+}
+
+/** randomPool holds CSPRNG bytes handed out once each: one randomFillSync per 4 KiB costs less than a randomBytes per id. */
+const randomPool = Buffer.alloc(4096);
+let randomPoolOffset = randomPool.length;
+
+/** randomHex is `bytes` (at most 4096) fresh random bytes as hex, for ids (never for secrets: those are not pooled). */
+export function randomHex(bytes: number): string {
+  if (randomPoolOffset + bytes > randomPool.length) {
+    randomFillSync(randomPool);
+    randomPoolOffset = 0;
+  }
+  const text = randomPool.toString("hex", randomPoolOffset, randomPoolOffset + bytes);
+  randomPoolOffset += bytes;
+  return text;
 }
 
 /**

@@ -1,6 +1,6 @@
 // Watching the cluster's committed events through LockClient.watch, against in-process three-node
 // clusters behind HTTP: events arrive in index order and exactly once, across long polls that time
-// out in between; a watch from before what the nodes still hold fails with events_compacted (410);
+// out in between, and with polls spaced by pollIntervalMinMs; a watch from before what the nodes still hold fails with events_compacted (410);
 // and a watch goes on through another node when the leader it was polling is stopped.
 
 import { request } from "undici";
@@ -78,6 +78,34 @@ describe("LockClient.watch", () => {
     const indexes = events.map((event) => event.index);
     expect(indexes).toEqual([...indexes].sort((a, b) => a - b));
     expect(events[0]).toMatchObject({ token: lease.token });
+    await lease.release();
+  });
+
+  it("with pollIntervalMinMs, a poll that brought events waits out the rest of the interval; the events still come in order, each once", async () => {
+    const lab = await cluster();
+    const writer = clientOf(lab);
+    const lease = await writer.acquire(["slot-spaced"], { ttlMs: 10_000, autoRenew: false });
+    const start = await writer.range("spaced/");
+    const waits: number[] = [];
+    const watcher = new LockClient({
+      nodes: [...lab.urls.values()],
+      apiToken: lab.apiToken,
+      sleep: async (ms) => {
+        waits.push(ms);
+        await sleep(ms);
+      },
+    });
+    const watched = take(watcher.watch("spaced/", { after: start.index, pollIntervalMinMs: 300 }), 6);
+    for (let position = 1; position <= 6; position += 1) await lease.put([{ key: `spaced/${position}`, value: String(position) }]);
+    const events = await watched;
+    expect(events.map((event) => (event.type === "key_changed" ? event.key : ""))).toEqual(
+      [1, 2, 3, 4, 5, 6].map((position) => `spaced/${position}`),
+    );
+    // The writes follow each other within the interval: the first answer is followed by a wait,
+    // and no wait is longer than the interval.
+    expect(waits.length).toBeGreaterThan(0);
+    for (const ms of waits) expect(ms).toBeGreaterThan(0);
+    for (const ms of waits) expect(ms).toBeLessThanOrEqual(300);
     await lease.release();
   });
 

@@ -25,7 +25,13 @@ export interface BookingSystem {
 }
 
 export async function startBookingSystem(
-  options: { schedulers?: number; env?: Record<string, string>; nodeEnv?: Record<string, string> } = {},
+  options: {
+    schedulers?: number;
+    env?: Record<string, string>;
+    nodeEnv?: Record<string, string>;
+    /** schedulerArgs: extra arguments for each scheduler's `node` (for example --cpu-prof). */
+    schedulerArgs?: readonly string[];
+  } = {},
 ): Promise<BookingSystem> {
   const cluster = await ProcessCluster.start({ size: 3, ...(options.nodeEnv === undefined ? {} : { env: options.nodeEnv }) });
   const schedulers: { url: string; logDir: string; child: ChildProcess }[] = [];
@@ -34,7 +40,7 @@ export async function startBookingSystem(
     const port = await freePort();
     const logDir = join(cluster.dataRoot, `scheduler-${schedulers.length + 1}`);
     mkdirSync(logDir, { recursive: true });
-    const child = spawn(process.execPath, ["--import", "tsx", "scheduler/main.ts"], {
+    const child = spawn(process.execPath, [...(options.schedulerArgs ?? []), "--import", "tsx", "scheduler/main.ts"], {
       env: {
         ...process.env,
         SCHEDULER_LISTEN: `127.0.0.1:${port}`,
