@@ -32,9 +32,9 @@ export interface BookingEvent {
 
 /**
  * watchPollIntervalMinMs spaces the polls of the audit chain while bookings stream in. Every
- * scheduler follows every booking, so without it each one polls once per batch the cluster
- * applies (hundreds a second under load, each a request to a node); a page sees an event at most
- * this much later.
+ * scheduler follows every booking, and a node answers a waiting poll as soon as it applies one:
+ * under bench load a scheduler with little else to do polled 70 times a second, 6 bookings an
+ * answer (28 an answer at 50 ms apart). A page sees an event at most this much later.
  */
 const watchPollIntervalMinMs = 50;
 
