@@ -305,11 +305,16 @@ export class LockNodeHost {
     this.kick();
   }
 
-  /** kick starts the drive loop unless it is running; a running loop picks up new inputs itself. */
+  /**
+   * kick starts the drive loop unless it is running; a running loop picks up new inputs itself.
+   * An idle loop starts on the next turn of the event loop (setImmediate), not at once: requests
+   * and peer frames that arrived in the same poll as this one are queued by then, and go into
+   * the same Ready and the same fsync instead of one each.
+   */
   private kick(): void {
     if (this.driving || this.stopped) return;
     this.driving = true;
-    this.drivePromise = this.drive().finally(() => {
+    this.drivePromise = new Promise((resolve) => setImmediate(resolve)).then(() => this.drive()).finally(() => {
       this.driving = false;
       // Something may have arrived between the loop's last look and now.
       if (this.inputs.length > 0 || this.pendingTicks > 0) this.kick();
