@@ -314,11 +314,13 @@ export class LockNodeHost {
   private kick(): void {
     if (this.driving || this.stopped) return;
     this.driving = true;
-    this.drivePromise = new Promise((resolve) => setImmediate(resolve)).then(() => this.drive()).finally(() => {
-      this.driving = false;
-      // Something may have arrived between the loop's last look and now.
-      if (this.inputs.length > 0 || this.pendingTicks > 0) this.kick();
-    });
+    this.drivePromise = new Promise((resolve) => setImmediate(resolve))
+      .then(() => this.drive())
+      .finally(() => {
+        this.driving = false;
+        // Something may have arrived between the loop's last look and now.
+        if (this.inputs.length > 0 || this.pendingTicks > 0) this.kick();
+      });
   }
 
   private async drive(): Promise<void> {
