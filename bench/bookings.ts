@@ -8,12 +8,13 @@
 //   npm run bench:bookings              about 2 minutes
 //   npm run bench:bookings -- --quick   about 1 minute
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
 import { type BookingSystem, startBookingSystem } from "../tests/support/booking-system.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
+import { percentile, readProcStat } from "./measure.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, concurrency: { type: "string" } } });
 const quick = values.quick === true;
@@ -46,16 +47,6 @@ interface Row {
   readonly note: string;
 }
 
-/** cpuMs: user + system CPU time a process has used so far (fields 14 and 15 of /proc/PID/stat, in 10 ms ticks). */
-function cpuMs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return 0;
-  }
-}
-
 /** CpuMs: CPU time by role: all scheduler processes, all lock nodes, and this load generator. */
 interface CpuMs {
   readonly schedulers: number;
@@ -68,17 +59,12 @@ interface CpuMs {
 async function systemCpuMs(system: BookingSystem): Promise<CpuMs> {
   const nodePids = await Promise.all(system.cluster.ids().map(async (id) => (await system.cluster.status(id))?.pid ?? 0));
   const own = process.cpuUsage();
-  const sum = (pids: readonly number[]) => pids.reduce((total, pid) => total + cpuMs(pid), 0);
+  const sum = (pids: readonly number[]) => pids.reduce((total, pid) => total + (readProcStat(pid)?.cpuMs ?? 0), 0);
   return { schedulers: sum(system.schedulerPids()), nodes: sum(nodePids), loadGenerator: (own.user + own.system) / 1000 };
 }
 
 function totalCpuMs(cpu: CpuMs): number {
   return cpu.schedulers + cpu.nodes + cpu.loadGenerator;
-}
-
-function percentile(sorted: readonly number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] as number;
 }
 
 const progress = (message: string) => process.stdout.write(`  … ${message}\n`);

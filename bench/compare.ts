@@ -29,6 +29,7 @@ import { request } from "undici";
 import { LockClient, LockError, type Lease as SctecLease } from "../client/lock-client.ts";
 import { freePort, ProcessCluster, waitFor } from "../tests/support/process-cluster.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
+import { percentile, readProcStat } from "./measure.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, systems: { type: "string" } } });
 const quick = values.quick === true;
@@ -103,20 +104,6 @@ process.on("exit", () => {
 // CPU: servers from /proc/<pid>/stat (the process and its descendants), the client from
 // process.cpuUsage().
 
-const clockTicksPerSecond = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
-
-/** readStat returns a process's parent and its user+system CPU in ms, or undefined if it is gone. */
-function readStat(pid: number): { parent: number; cpuMs: number } | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = text.slice(text.lastIndexOf(")") + 2).split(" "); // fields[0] is field 3, `state`.
-    const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15)
-    return { parent: Number(fields[1]), cpuMs: (ticks * 1000) / clockTicksPerSecond };
-  } catch {
-    return undefined;
-  }
-}
-
 /** treeCpuMs sums the CPU of `roots` and of all their descendants alive now. */
 function treeCpuMs(roots: readonly number[]): number {
   const children = new Map<number, number[]>();
@@ -124,7 +111,7 @@ function treeCpuMs(roots: readonly number[]): number {
   for (const entry of readdirSync("/proc")) {
     const pid = Number(entry);
     if (!Number.isSafeInteger(pid)) continue;
-    const stat = readStat(pid);
+    const stat = readProcStat(pid);
     if (stat === undefined) continue;
     cpu.set(pid, stat.cpuMs);
     children.set(stat.parent, [...(children.get(stat.parent) ?? []), pid]);
@@ -545,11 +532,6 @@ interface WorkloadResult {
   readonly serverCpuMsPerOp: number;
   readonly errors: number;
   readonly conflictRetries: number;
-}
-
-function percentile(sorted: readonly number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] as number;
 }
 
 /** median of the runs (the mean of the middle two for an even count). */

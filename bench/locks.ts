@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { LockClient, LockError } from "../client/lock-client.ts";
 import { ProcessCluster, waitFor } from "../tests/support/process-cluster.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
+import { percentile } from "./measure.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" } } });
 const quick = values.quick === true;
@@ -25,11 +26,6 @@ interface Row {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly note: string;
-}
-
-function percentile(sorted: readonly number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] as number;
 }
 
 function progress(message: string): void {

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { LockClient } from "../client/lock-client.ts";
 import { ProcessCluster } from "../tests/support/process-cluster.ts";
+import { readProcStat } from "./measure.ts";
 
 const { values } = parseArgs({
   options: {
@@ -66,11 +67,9 @@ function summarize(file: string): string {
   return `${file} (${seconds.toFixed(1)} s, ${total} samples)\n${rows.join("\n")}`;
 }
 
-/** cpuSeconds: user + system CPU time a process has used so far (fields 14 and 15 of /proc/PID/stat, in clock ticks of 10 ms). */
+/** cpuSeconds: user + system CPU time a process has used so far (0 once it is gone). */
 function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return (readProcStat(pid)?.cpuMs ?? 0) / 1000;
 }
 
 async function main(): Promise<void> {
