@@ -16,6 +16,8 @@ export interface HostObserver {
   applied?(entry: Entry, applied: Applied | undefined): void;
   /** proposed: the core's answer to a proposal fed to it. */
   proposed?(outcome: ProposalOutcomeKind): void;
+  /** joinHeld: an acquire that would only join a lock's queue was held back to go out with the next write. */
+  joinHeld?(): void;
   /** transferRequested: a leadership transfer was asked of this node, and what the core answered. */
   transferRequested?(transferee: NodeId, outcome: "started" | ProposalOutcomeKind): void;
 }
@@ -31,6 +33,9 @@ export function combineObservers(...observers: readonly HostObserver[]): HostObs
     },
     proposed: (outcome) => {
       for (const observer of observers) observer.proposed?.(outcome);
+    },
+    joinHeld: () => {
+      for (const observer of observers) observer.joinHeld?.();
     },
     transferRequested: (transferee, outcome) => {
       for (const observer of observers) observer.transferRequested?.(transferee, outcome);

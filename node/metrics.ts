@@ -71,6 +71,7 @@ export class NodeMetrics implements HostObserver {
   private readonly electionsWon: Counter;
   private readonly leaderChanges: Counter;
   private readonly proposals: Counter<"outcome">;
+  private readonly joinsHeld: Counter;
   private readonly appendSeconds: Histogram;
   private readonly appendsUntimed: Counter;
   private readonly fsyncSeconds: Histogram<"op">;
@@ -112,6 +113,11 @@ export class NodeMetrics implements HostObserver {
       name: "sctec_raft_proposals_total",
       help: "Proposals (lock commands and membership steps) fed to the core, by its answer: accepted, not_leader, dropped.",
       labelNames: ["outcome"],
+      registers,
+    });
+    this.joinsHeld = new Counter({
+      name: "sctec_raft_queue_joins_held_total",
+      help: "Leader only: acquires that would only join a lock's queue, held back to go out with the next write (or tick).",
       registers,
     });
     this.appendSeconds = new Histogram({
@@ -244,6 +250,10 @@ export class NodeMetrics implements HostObserver {
       else if (event.type === "released") this.leaseReleases.inc();
       else if (event.type === "wait_timeout") this.waitTimeouts.inc();
     }
+  }
+
+  joinHeld(): void {
+    this.joinsHeld.inc();
   }
 
   proposed(outcome: ProposalOutcomeKind): void {
