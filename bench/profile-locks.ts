@@ -1,7 +1,8 @@
 // `npx tsx bench/profile-locks.ts [--workload c64|contended] [--seconds 8] [--profile] [--dir DIR]`:
 // where the CPU goes under one bench:locks workload. It always prints the CPU time each process
 // (leader, followers, this client) spent per cycle, read from /proc (Linux): on a shared machine
-// that figure is far steadier than throughput, which moves with whatever else runs. With
+// that figure is far steadier than throughput, which moves with whatever else runs. It also
+// prints each node's fsyncs per cycle (from its /metrics): how well writes were batched. With
 // --profile, each node also runs with `--cpu-prof`, and the profiles are summarized by self time
 // per module (profiling slows everything down, so its throughput is not comparable with
 // `npm run bench:locks`). The profiles are written when the nodes stop on SIGTERM (a SIGKILL
@@ -67,6 +68,13 @@ function summarize(file: string): string {
   return `${file} (${seconds.toFixed(1)} s, ${total} samples)\n${rows.join("\n")}`;
 }
 
+/** fsyncCount: how many synced saves (one per persisted Ready) a node has made, from its /metrics. */
+async function fsyncCount(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  const line = text.split("\n").find((row) => row.startsWith("sctec_storage_fsync_seconds_count{") && row.includes('op="save"'));
+  return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
 /** cpuSeconds: user + system CPU time a process has used so far (0 once it is gone). */
 function cpuSeconds(pid: number): number {
   return (readProcStat(pid)?.cpuMs ?? 0) / 1000;
@@ -85,6 +93,7 @@ async function main(): Promise<void> {
     for (const id of cluster.ids()) pids.set(id === leader ? `${id} (leader)` : id, (await cluster.status(id))?.pid ?? 0);
     pids.set("client", process.pid);
     const cpuBefore = new Map([...pids].map(([name, pid]) => [name, cpuSeconds(pid)]));
+    const fsyncsBefore = await Promise.all(cluster.ids().map((id) => fsyncCount(cluster.url(id))));
     let operations = 0;
     const deadline = performance.now() + seconds * 1000;
     const contended = values.workload === "contended";
@@ -102,7 +111,13 @@ async function main(): Promise<void> {
     const cpu = [...pids].map(
       ([name, pid]) => `${name} ${((1000 * (cpuSeconds(pid) - (cpuBefore.get(name) ?? 0))) / operations).toFixed(3)}`,
     );
+    const fsyncsAfter = await Promise.all(cluster.ids().map((id) => fsyncCount(cluster.url(id))));
+    const fsyncs = cluster.ids().map((id, position) => {
+      const count = (fsyncsAfter[position] ?? Number.NaN) - (fsyncsBefore[position] ?? Number.NaN);
+      return `${id}${id === leader ? " (leader)" : ""} ${(count / operations).toFixed(2)}`;
+    });
     console.log(`${values.workload}: ${(operations / seconds).toFixed(0)} cycles/s; CPU ms per cycle: ${cpu.join(", ")}`);
+    console.log(`fsyncs per cycle: ${fsyncs.join(", ")}`);
   } finally {
     for (const id of cluster.ids()) await cluster.kill(id, "SIGTERM");
     await cluster.close();

@@ -9,7 +9,7 @@
 //
 // One kind of proposal is not urgent: an acquire that may wait, on a resource another owner
 // holds, only joins the queue. The leader holds such joins back until the next write goes out
-// anyway, or the next tick, and proposes them first, ahead of that write (see feedInputs).
+// anyway (at most two ticks), and proposes them first, ahead of that write (see feedInputs).
 
 import type { Logger } from "pino";
 import {
@@ -126,6 +126,9 @@ export class LockNodeHost {
    */
   private readonly heldAppends = new Map<NodeId, RaftMessage>();
   private pendingTicks = 0;
+  /** ticksFed counts ticks fed to the core; heldSinceTick is its value when the oldest held join was held. */
+  private ticksFed = 0;
+  private heldSinceTick = 0;
   private driving = false;
   private stopped = false;
   private ticker: NodeJS.Timeout | undefined;
@@ -212,8 +215,8 @@ export class LockNodeHost {
         timer: undefined,
         ...(options.awaitQueuedMs === undefined ? {} : { awaitQueuedMs: options.awaitQueuedMs }),
       };
-      // A wait no longer than a tick is not held back: holding may delay the join by up to a tick.
-      const mayWait = command.type === "acquire" && command.waitMs > this.options.tickIntervalMs;
+      // A wait no longer than two ticks is not held back: holding may delay the join that long.
+      const mayWait = command.type === "acquire" && command.waitMs > 2 * this.options.tickIntervalMs;
       const queueJoin = mayWait ? { resources: command.resources, owner: command.owner } : undefined;
       this.enqueue({ kind: "propose", data: encodeCommand(command), waiter, ...(queueJoin === undefined ? {} : { queueJoin }) });
     });
@@ -359,16 +362,21 @@ export class LockNodeHost {
     // Ticks first: a node that was busy catches up on time, but never more than one election's worth.
     const ticks = Math.min(this.pendingTicks, this.options.raft.electionTimeoutTicks);
     this.pendingTicks = 0;
+    this.ticksFed += ticks;
     for (let tick = 0; tick < ticks; tick++) this.rawNode.tick();
     const inputs = this.inputs.splice(0, this.inputs.length);
     // Held joins go out (first, in arrival order, so the queue stays FIFO) with the next write:
-    // another proposal, a membership step, a tick (which may propose expiries), or one of them
-    // no longer only joining a queue (the resource was released, or this node is no longer the
-    // leader). Otherwise a join would take an fsync of its own, on every node; under contention
-    // a holder's release then often waits behind it. In bench:locks this took the hand-offs on
-    // one resource from about 1.65 fsyncs each to 1.1, and from about 460 to 540 per second.
+    // another proposal or a membership step; or when one of them no longer only joins a queue
+    // (the resource was released, or this node is no longer the leader); or on the second tick
+    // after the oldest was held, so a join waits less than two tick intervals. (Not on the first
+    // tick: at 500 hand-offs a second a tick falls between a join and the next release one time
+    // in five, and the join then took an fsync of its own.) Unheld, a join would take an fsync
+    // of its own on every node, and under contention the holder's release would often wait
+    // behind it. In `bench/profile-locks.ts --workload contended` (two runs each) a hand-off took
+    // 1.67-1.71 fsyncs on each node before, 1.13-1.14 when held joins went out on the first
+    // tick, and 1.00 now; hand-offs went from 348-361 to 409-422 to 427-429 a second.
     const flush =
-      ticks > 0 ||
+      (this.heldJoins.length > 0 && this.ticksFed - this.heldSinceTick >= 2) ||
       inputs.some((input) => input.kind === "conf_change" || (input.kind === "propose" && !this.onlyJoinsQueue(input))) ||
       this.heldJoins.some((input) => !this.onlyJoinsQueue(input));
     if (flush && this.heldJoins.length > 0) {
@@ -379,6 +387,7 @@ export class LockNodeHost {
     if (ticks > 0) this.proposeDueExpiries();
     for (const input of inputs) {
       if (!flush && this.onlyJoinsQueue(input)) {
+        if (this.heldJoins.length === 0) this.heldSinceTick = this.ticksFed;
         this.heldJoins.push(input);
         this.options.observer?.joinHeld?.();
       } else {
