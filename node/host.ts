@@ -9,7 +9,8 @@
 //
 // One kind of proposal is not urgent: an acquire that may wait, on a resource another owner
 // holds, only joins the queue. The leader holds such joins back until the next write goes out
-// anyway (at most two ticks), and proposes them first, ahead of that write (see feedInputs).
+// anyway (or about two ticks at most), and proposes them first, ahead of that write (see
+// feedInputs). The log still decides every outcome; holding only changes when a join is logged.
 
 import type { Logger } from "pino";
 import {
@@ -141,7 +142,10 @@ export class LockNodeHost {
   private knownLeaderId: NodeId | null = null;
   private readonly eventListeners = new Set<(event: LockEvent) => void>();
   /** queuedWaiters: proposals whose acquire was queued, by waiter id, waiting for their final answer. */
-  private readonly queuedWaiters = new Map<number, { resolve: (applied: Applied) => void; timer: NodeJS.Timeout }>();
+  private readonly queuedWaiters = new Map<
+    number,
+    { resolve: (applied: Applied) => void; reject: (error: NodeError) => void; timer: NodeJS.Timeout }
+  >();
   private drivePromise: Promise<void> = Promise.resolve();
   /** savedHardState is the hard state last handed to the durable log. */
   private savedHardState: { term: number; votedFor: NodeId | null; commitIndex: number };
@@ -365,26 +369,32 @@ export class LockNodeHost {
     this.ticksFed += ticks;
     for (let tick = 0; tick < ticks; tick++) this.rawNode.tick();
     const inputs = this.inputs.splice(0, this.inputs.length);
+    const due = ticks > 0 ? this.timekeeper.due(this.options.nowMs()) : [];
     // Held joins go out (first, in arrival order, so the queue stays FIFO) with the next write:
-    // another proposal or a membership step; or when one of them no longer only joins a queue
-    // (the resource was released, or this node is no longer the leader); or on the second tick
-    // after the oldest was held, so a join waits less than two tick intervals. (Not on the first
-    // tick: at 500 hand-offs a second a tick falls between a join and the next release one time
-    // in five, and the join then took an fsync of its own.) Unheld, a join would take an fsync
-    // of its own on every node, and under contention the holder's release would often wait
-    // behind it. In `bench/profile-locks.ts --workload contended` (two runs each) a hand-off took
-    // 1.67-1.71 fsyncs on each node before, 1.13-1.14 when held joins went out on the first
-    // tick, and 1.00 now; hand-offs went from 348-361 to 409-422 to 427-429 a second.
+    // another proposal, a membership step, the leader's own expiries; or before a leadership
+    // transfer, which refuses proposals while it runs; or when one of them no longer only joins
+    // a queue (the resource was released, or this node is no longer the leader); or on the
+    // second tick fed after the oldest was held: under two tick intervals, plus the loop turn
+    // that is running then. (Not on the first tick: at 500 hand-offs a second a tick falls
+    // between a join and the next release one time in five, and the join then took an fsync of
+    // its own.) Unheld, a join would take an fsync of its own on every node, and under
+    // contention the holder's release would often wait behind it. In
+    // `bench/profile-locks.ts --workload contended` (two runs each) a hand-off took 1.67-1.71
+    // fsyncs on each node before, 1.13-1.14 when held joins went out on the first tick, and 1.00
+    // now; hand-offs went from 348-361 to 409-422 to 427-429 a second.
     const flush =
+      due.length > 0 ||
       (this.heldJoins.length > 0 && this.ticksFed - this.heldSinceTick >= 2) ||
-      inputs.some((input) => input.kind === "conf_change" || (input.kind === "propose" && !this.onlyJoinsQueue(input))) ||
+      inputs.some(
+        (input) => input.kind === "conf_change" || input.kind === "transfer" || (input.kind === "propose" && !this.onlyJoinsQueue(input)),
+      ) ||
       this.heldJoins.some((input) => !this.onlyJoinsQueue(input));
     if (flush && this.heldJoins.length > 0) {
       const held = this.heldJoins;
       this.heldJoins = [];
       for (const input of held) this.feed(input);
     }
-    if (ticks > 0) this.proposeDueExpiries();
+    this.proposeExpiries(due);
     for (const input of inputs) {
       if (!flush && this.onlyJoinsQueue(input)) {
         if (this.heldJoins.length === 0) this.heldSinceTick = this.ticksFed;
@@ -635,8 +645,8 @@ export class LockNodeHost {
     this.readsAwaitingApply = still;
   }
 
-  private proposeDueExpiries(): void {
-    for (const command of this.timekeeper.due(this.options.nowMs())) {
+  private proposeExpiries(due: readonly LockCommand[]): void {
+    for (const command of due) {
       const outcome = this.rawNode.propose(encodeCommand(command));
       if (outcome.kind !== "accepted") break;
       this.options.logger.info({ event: "lease_expiry_proposed", ...command }, `proposing ${command.type}`);
@@ -663,11 +673,15 @@ export class LockNodeHost {
       this.queuedWaiters.delete(waiterId);
       waiter.resolve(queued);
     }, waiter.awaitQueuedMs);
-    this.queuedWaiters.set(waiterId, { resolve: (final) => waiter.resolve(final), timer });
+    this.queuedWaiters.set(waiterId, { resolve: (final) => waiter.resolve(final), reject: (error) => waiter.reject(error), timer });
   }
 
   private failPending(error: NodeError): void {
-    for (const queued of this.queuedWaiters.values()) clearTimeout(queued.timer);
+    // A queued acquire's caller hears too: its wait is in the log, and a retry with the same session finds it.
+    for (const queued of this.queuedWaiters.values()) {
+      clearTimeout(queued.timer);
+      queued.reject(error);
+    }
     this.queuedWaiters.clear();
     for (const waiter of this.proposals.values()) {
       if (waiter.timer !== undefined) clearTimeout(waiter.timer);

@@ -117,7 +117,7 @@ export class NodeMetrics implements HostObserver {
     });
     this.joinsHeld = new Counter({
       name: "sctec_raft_queue_joins_held_total",
-      help: "Leader only: acquires that would only join a lock's queue, held back to go out with the next write (at most two ticks).",
+      help: "Leader only: acquires that would only join a lock's queue, held back to go out with the next write (about two ticks at most).",
       registers,
     });
     this.appendSeconds = new Histogram({

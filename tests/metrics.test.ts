@@ -111,7 +111,7 @@ describe("/metrics on real processes", () => {
     expect(delta("sctec_lease_grants_total")).toBe(2); // the first acquire, then the waiter
     expect(delta("sctec_lease_conflicts_total")).toBe(1);
     expect(delta("sctec_lease_releases_total")).toBe(1);
-    expect(delta("sctec_raft_queue_joins_held_total")).toBe(1); // the waiter's join, held for the next write or tick
+    expect(delta("sctec_raft_queue_joins_held_total")).toBe(1); // the waiter's join, held for the next write or the second tick
     expect(delta("sctec_raft_proposals_total", { outcome: "accepted" })).toBeGreaterThanOrEqual(4);
     expect(delta("sctec_raft_append_seconds_count")).toBeGreaterThanOrEqual(4);
     expect(delta("sctec_storage_fsync_seconds_count", { op: "save" })).toBeGreaterThanOrEqual(4);

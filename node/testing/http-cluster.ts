@@ -74,12 +74,15 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
     expressOnlyServers.push(expressOnly);
     expressOnlyUrls.set(id, `http://127.0.0.1:${(expressOnly.address() as AddressInfo).port}`);
   }
+  // Ready means a leader every node knows, which has applied its own first entry: before that it
+  // refuses membership changes as pending (503), which a test of their validation would misread.
+  const leaderReady = (host: LockNodeHost) => {
+    const status = host.status();
+    return status.role === "leader" && status.appliedIndex >= status.lastIndex;
+  };
   const deadline = performance.now() + 5000;
-  while (
-    ![...hosts.values()].some((host) => host.status().role === "leader") ||
-    ![...hosts.values()].every((host) => host.status().leaderId !== null)
-  ) {
-    if (performance.now() > deadline) throw new Error("no leader elected within 5 s");
+  while (![...hosts.values()].some(leaderReady) || ![...hosts.values()].every((host) => host.status().leaderId !== null)) {
+    if (performance.now() > deadline) throw new Error("no leader ready within 5 s");
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   const urlOf = (host: LockNodeHost | undefined) => urls.get(host?.nodeId as string) as string;
