@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { LockClient } from "../client/lock-client.ts";
 import { ProcessCluster } from "../tests/support/process-cluster.ts";
+import { parsePrometheusText } from "../tests/support/prometheus-text.ts";
 import { readProcStat } from "./measure.ts";
 
 const { values } = parseArgs({
@@ -71,8 +72,7 @@ function summarize(file: string): string {
 /** fsyncCount: how many synced saves (one per persisted Ready) a node has made, from its /metrics. */
 async function fsyncCount(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-  const line = text.split("\n").find((row) => row.startsWith("sctec_storage_fsync_seconds_count{") && row.includes('op="save"'));
-  return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(" ") + 1));
+  return parsePrometheusText(text).sum("sctec_storage_fsync_seconds_count", { op: "save" });
 }
 
 /** cpuSeconds: user + system CPU time a process has used so far (0 once it is gone). */
