@@ -45,7 +45,16 @@ describe("LockClient", () => {
     await first.release();
     const second = await client().acquire(["slot-b"], { ttlMs: 5000, autoRenew: false });
     await second.put([{ key: "booking/b", value: "second" }]);
-    const refused = await first.put([{ key: "booking/b", value: "first" }]).catch((caught: unknown) => caught);
+    // The released lease refuses locally, sending nothing; the cluster's fence is the real guard,
+    // so the same write sent anyway under the old token is refused there.
+    const refusedLocally = await first.put([{ key: "booking/b", value: "first" }]).catch((caught: unknown) => caught);
+    expect(refusedLocally).toMatchObject({ code: "not_held" });
+    const refused = await client()
+      .mutate("/txn", {
+        guards: [{ resource: "slot-b", token: first.token }],
+        operations: [{ op: "put", key: "booking/b", value: "first" }],
+      })
+      .catch((caught: unknown) => caught);
     expect(refused).toMatchObject({ code: "stale_fencing_token" });
     expect((await client().get("booking/b"))?.value).toBe("second");
     expect(await client().get("booking/none")).toBeUndefined();
@@ -145,7 +154,11 @@ describe("LockClient", () => {
     const refused = await lease.txn([{ op: "put", key: page.items[0]?.key ?? "", value: "forged" }]).catch((caught: unknown) => caught);
     expect(refused).toMatchObject({ code: "invalid_request" });
     await lease.release();
-    const stale = await lease.txn([{ op: "append", chain: "client-audit", value: "late" }]).catch((caught: unknown) => caught);
+    const late = { op: "append", chain: "client-audit", value: "late" } as const;
+    expect(await lease.txn([late]).catch((caught: unknown) => caught)).toMatchObject({ code: "not_held" });
+    const stale = await client()
+      .mutate("/txn", { guards: lease.resources.map((resource) => ({ resource, token: lease.token })), operations: [late] })
+      .catch((caught: unknown) => caught);
     expect(stale).toMatchObject({ code: "stale_fencing_token" });
     expect((await client().range(chainPrefix("client-audit"))).items).toHaveLength(3);
   });
