@@ -1,4 +1,4 @@
-// LockNodeHost end to end in one process: three hosts over the in-memory transport and durable
+// LockService end to end in one process: three hosts over the in-memory transport and durable
 // log, with real (short) timers. It shows the host drives the core correctly: a leader is elected;
 // leases are granted with the entry index as token, conflicts name the holder; followers answer
 // not_leader with a hint; the leader expires leases through the log; queued acquires are granted
@@ -11,7 +11,9 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../raft/index.ts";
 import type { DurableLog } from "./contracts.ts";
-import { LockNodeHost, NodeError } from "./host.ts";
+import { systemClock } from "./driver/clock.ts";
+import { DriverError } from "./driver/raft-driver.ts";
+import { LockService } from "./lock-service.ts";
 import { decodeCommand } from "./state/codec.ts";
 import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
 import type { LockCommand } from "./state/types.ts";
@@ -33,13 +35,13 @@ class GatedDurableLog extends MemoryDurableLog {
 interface TestCluster {
   hub: MemoryTransportHub;
   logs: Map<NodeId, GatedDurableLog>;
-  hosts: Map<NodeId, LockNodeHost>;
+  hosts: Map<NodeId, LockService>;
 }
 
 const clusters: TestCluster[] = [];
 
-async function startHost(cluster: TestCluster, id: NodeId, seed: number): Promise<LockNodeHost> {
-  const host = await LockNodeHost.start({
+async function startHost(cluster: TestCluster, id: NodeId, seed: number): Promise<LockService> {
+  const host = await LockService.start({
     nodeId: id,
     raft: { ...raftConfigDefaults, electionTimeoutTicks: 10, heartbeatIntervalTicks: 2, random: createSeededRandom(seed) },
     bootstrapVoters: ids,
@@ -54,7 +56,7 @@ async function startHost(cluster: TestCluster, id: NodeId, seed: number): Promis
     watchBytesMax: 64 * 1024 * 1024,
     watchersMax: 1000,
     logger,
-    nowMs: () => performance.now(),
+    clock: systemClock,
   });
   cluster.hosts.set(id, host);
   return host;
@@ -109,7 +111,7 @@ function acquire(clientId: string, resources: string[], options: { ttlMs?: numbe
   };
 }
 
-describe("LockNodeHost", () => {
+describe("LockService", () => {
   it("elects a leader and grants a lease with the entry index as fencing token; a second acquire conflicts", async () => {
     const cluster = await startCluster();
     const leader = await leaderOf(cluster);
@@ -121,16 +123,16 @@ describe("LockNodeHost", () => {
     expect(conflict.result).toMatchObject({ status: "rejected", code: "conflict", holder: { token } });
     // Every replica applies the same grant.
     for (const host of cluster.hosts.values())
-      await waitFor(() => (host.machine.lease("slot-1")?.token === token ? true : undefined), "replication");
+      await waitFor(() => (host.localState().lease("slot-1")?.token === token ? true : undefined), "replication");
   });
 
   it("a follower answers not_leader with the leader's id", async () => {
     const cluster = await startCluster();
     const leader = await leaderOf(cluster);
-    const follower = [...cluster.hosts.values()].find((host) => host !== leader) as LockNodeHost;
+    const follower = [...cluster.hosts.values()].find((host) => host !== leader) as LockService;
     await waitFor(() => follower.status().leaderId ?? undefined, "the follower to learn the leader");
     const error = await follower.propose(acquire("carol", ["slot-2"])).catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(NodeError);
+    expect(error).toBeInstanceOf(DriverError);
     expect(error).toMatchObject({ code: "not_leader", leaderHint: leader.nodeId });
     await expect(follower.linearizableRead((machine) => machine.lease("slot-2"))).rejects.toMatchObject({ code: "not_leader" });
   });
@@ -141,9 +143,9 @@ describe("LockNodeHost", () => {
     const granted = await leader.propose(acquire("dave", ["slot-3"], { ttlMs: 300 }));
     expect(granted.result.status).toBe("granted");
     expect(await leader.linearizableRead((machine) => machine.lease("slot-3")?.owner)).toBe("dave");
-    await waitFor(() => (leader.machine.lease("slot-3") === undefined ? true : undefined), "the lease to expire", 3000);
+    await waitFor(() => (leader.localState().lease("slot-3") === undefined ? true : undefined), "the lease to expire", 3000);
     for (const host of cluster.hosts.values())
-      await waitFor(() => (host.machine.lease("slot-3") === undefined ? true : undefined), "expiry everywhere");
+      await waitFor(() => (host.localState().lease("slot-3") === undefined ? true : undefined), "expiry everywhere");
   });
 
   it("grants a queued acquire when the holder releases", async () => {
@@ -173,13 +175,13 @@ describe("LockNodeHost", () => {
     const cluster = await startCluster();
     const leader = await leaderOf(cluster);
     for (let round = 0; round < 30; round++) await leader.propose(acquire(`client-${round}`, [`r-${round}`]));
-    const follower = [...cluster.hosts.values()].find((host) => host !== leader) as LockNodeHost;
-    await waitFor(() => (follower.machine.lease("r-29") !== undefined ? true : undefined), "replication");
+    const follower = [...cluster.hosts.values()].find((host) => host !== leader) as LockService;
+    await waitFor(() => (follower.localState().lease("r-29") !== undefined ? true : undefined), "replication");
     const id = follower.nodeId;
     await stopHost(cluster, id);
     const restarted = await startHost(cluster, id, 99);
-    await waitFor(() => (restarted.machine.lease("r-29") !== undefined ? true : undefined), "the restarted node to catch up");
-    expect(restarted.machine.leases()).toHaveLength(30);
+    await waitFor(() => (restarted.localState().lease("r-29") !== undefined ? true : undefined), "the restarted node to catch up");
+    expect(restarted.localState().leases()).toHaveLength(30);
     expect(restarted.status().snapshotIndex).toBeGreaterThan(0);
   });
 
@@ -187,12 +189,12 @@ describe("LockNodeHost", () => {
     const cluster = await startCluster();
     const leader = await leaderOf(cluster);
     for (let round = 0; round < 30; round++) await leader.propose(acquire(`watched-${round}`, [`w-${round}`]));
-    const follower = [...cluster.hosts.values()].find((host) => host !== leader) as LockNodeHost;
-    await waitFor(() => (follower.machine.lease("w-29") !== undefined ? true : undefined), "replication");
+    const follower = [...cluster.hosts.values()].find((host) => host !== leader) as LockService;
+    await waitFor(() => (follower.localState().lease("w-29") !== undefined ? true : undefined), "replication");
     const id = follower.nodeId;
     await stopHost(cluster, id);
     const restarted = await startHost(cluster, id, 98);
-    await waitFor(() => (restarted.machine.lease("w-29") !== undefined ? true : undefined), "the restarted node to catch up");
+    await waitFor(() => (restarted.localState().lease("w-29") !== undefined ? true : undefined), "the restarted node to catch up");
     const snapshotIndex = restarted.status().snapshotIndex;
     expect(snapshotIndex).toBeGreaterThan(0);
     expect(restarted.watchStatus()).toEqual({ watchers: 0, oldestIndex: snapshotIndex });
@@ -207,9 +209,9 @@ describe("LockNodeHost", () => {
   });
 });
 
-describe("LockNodeHost holds back acquires that would only join a queue", () => {
+describe("LockService holds back acquires that would only join a queue", () => {
   // Ticks come only when the test says so: setInterval (the host's ticker) is faked, everything else is real.
-  async function startTickless(): Promise<{ cluster: TestCluster; leader: LockNodeHost; tick: () => Promise<void> }> {
+  async function startTickless(): Promise<{ cluster: TestCluster; leader: LockService; tick: () => Promise<void> }> {
     vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
     const cluster = await startCluster();
     const tick = async () => {
@@ -217,7 +219,7 @@ describe("LockNodeHost holds back acquires that would only join a queue", () => 
       await new Promise((resolve) => setTimeout(resolve, 5));
     };
     const deadline = performance.now() + 10_000;
-    let leader: LockNodeHost | undefined;
+    let leader: LockService | undefined;
     while (leader === undefined) {
       if (performance.now() > deadline) throw new Error("no leader within 10 s of ticks");
       await tick();
@@ -269,12 +271,26 @@ describe("LockNodeHost holds back acquires that would only join a queue", () => 
     await settle();
     expect(leader.status().lastIndex).toBe(lastIndexBefore);
     await tick();
-    await waitFor(() => (leader.machine.waitersNow().some((waiter) => waiter.owner === "karl") ? true : undefined), "karl to queue");
-    expect(leader.machine.waitersNow().map((waiter) => waiter.owner)).toEqual(["karl", "lara"]);
+    await waitFor(
+      () =>
+        leader
+          .localState()
+          .waitersNow()
+          .some((waiter) => waiter.owner === "karl")
+          ? true
+          : undefined,
+      "karl to queue",
+    );
+    expect(
+      leader
+        .localState()
+        .waitersNow()
+        .map((waiter) => waiter.owner),
+    ).toEqual(["karl", "lara"]);
     expect(leader.status().lastIndex).toBe(lastIndexBefore + 2);
     // Its wait then runs out on the leader's clock, through the log, as any queued acquire's does.
     const until = performance.now() + 5000;
-    while (leader.machine.waitersNow().length > 0 && performance.now() < until) await tick();
+    while (leader.localState().waitersNow().length > 0 && performance.now() < until) await tick();
     expect((await outcome).result).toMatchObject({ status: "rejected", code: "wait_timeout" });
     expect((await later).result).toMatchObject({ status: "rejected", code: "wait_timeout" });
   });
@@ -328,7 +344,16 @@ describe("LockNodeHost holds back acquires that would only join a queue", () => 
     await settle();
     await tick();
     await tick();
-    await waitFor(() => (leader.machine.waitersNow().some((waiter) => waiter.owner === "quinn") ? true : undefined), "quinn to queue");
+    await waitFor(
+      () =>
+        leader
+          .localState()
+          .waitersNow()
+          .some((waiter) => waiter.owner === "quinn")
+          ? true
+          : undefined,
+      "quinn to queue",
+    );
     await stopHost(cluster, leader.nodeId);
     expect(await Promise.race([outcome, sleep(3000).then(() => "no answer within 3 s")])).toMatchObject({ code: "shutting_down" });
   });
@@ -361,9 +386,15 @@ describe("LockNodeHost holds back acquires that would only join a queue", () => 
     const transferee = ids.find((id) => id !== leader.nodeId) as NodeId;
     expect(await leader.transferLeadership(transferee)).toEqual({ kind: "started" });
     // The join went into the log before the transfer began, and the cluster keeps it.
-    const next = cluster.hosts.get(transferee) as LockNodeHost;
+    const next = cluster.hosts.get(transferee) as LockService;
     await waitFor(
-      () => (next.machine.waitersNow().some((waiter) => waiter.owner === "ugo") ? true : undefined),
+      () =>
+        next
+          .localState()
+          .waitersNow()
+          .some((waiter) => waiter.owner === "ugo")
+          ? true
+          : undefined,
       "ugo's join on the transferee",
     );
   });

@@ -18,7 +18,8 @@ import { request as httpRequest } from "undici";
 import { z } from "zod";
 import { type NodeId, nodeId } from "../raft/index.ts";
 import type { PeerTransport } from "./contracts.ts";
-import { type LockNodeHost, NodeError } from "./host.ts";
+import { DriverError } from "./driver/raft-driver.ts";
+import type { LockService } from "./lock-service.ts";
 import { chainNamePattern } from "./state/chain.ts";
 import type { Applied } from "./state/lock-state-machine.ts";
 import type { LockCommand, LockEvent, LockResult, LockResultCode, Session } from "./state/types.ts";
@@ -27,7 +28,7 @@ import { WatchError } from "./watch-hub.ts";
 /** ApiErrorCode is every error code the HTTP API answers with. */
 export type ApiErrorCode =
   | LockResultCode
-  | NodeError["code"]
+  | DriverError["code"]
   | WatchError["code"]
   | "invalid_request"
   | "unauthorized"
@@ -67,7 +68,7 @@ export const statusOf: Record<ApiErrorCode, number> = {
 };
 
 export interface ApiOptions {
-  readonly host: LockNodeHost;
+  readonly host: LockService;
   readonly transport: PeerTransport;
   readonly apiToken: string;
   /** peerUrls: each member's base HTTP URL, for forwarding to the leader. */
@@ -310,7 +311,7 @@ function serve(options: ApiOptions, handler: Handler) {
       const { status, body } = await handler(request, log, response);
       sendJson(response, status, body);
     } catch (error) {
-      if (error instanceof NodeError && error.code === "not_leader") {
+      if (error instanceof DriverError && error.code === "not_leader") {
         await forward(options, request, response, requestId, error.leaderHint, log);
         return;
       }
@@ -519,7 +520,7 @@ async function watchHandler(
   response.on("close", () => hungUp.abort());
   const answer = await options.host.watch({
     prefix: query.prefix,
-    after: query.after ?? options.host.machine.appliedIndex(),
+    after: query.after ?? options.host.localState().appliedIndex(),
     limit: query.limit,
     timeoutMs: query.timeoutMs,
     signal: hungUp.signal,
@@ -552,10 +553,10 @@ async function memberHandler(options: ApiOptions, request: ApiRequest): Promise<
     await options.host.proposeConfChange({ type: body.action, nodeId: nodeId(body.nodeId) });
   } catch (error) {
     // Refusals that are the caller's to fix are 4xx; "a change is pending" stays a retryable 503.
-    if (error instanceof NodeError && error.dropReason === "learner_not_caught_up") {
+    if (error instanceof DriverError && error.dropReason === "learner_not_caught_up") {
       throw new ApiError("learner_not_caught_up", `${body.nodeId} is still catching up; promote it a little later`);
     }
-    if (error instanceof NodeError && (error.dropReason === "invalid_conf_change" || error.dropReason === "not_a_voter")) {
+    if (error instanceof DriverError && (error.dropReason === "invalid_conf_change" || error.dropReason === "not_a_voter")) {
       throw new ApiError("invalid_request", `membership change refused: ${body.action} ${body.nodeId} does not fit the current membership`);
     }
     throw error;
@@ -567,7 +568,7 @@ async function memberHandler(options: ApiOptions, request: ApiRequest): Promise<
 async function transferHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
   const body = parse(transferBody, request.body);
   const outcome = await options.host.transferLeadership(nodeId(body.to));
-  if (outcome.kind === "not_leader") throw new NodeError("not_leader", "this node is not the leader", outcome.leaderHint);
+  if (outcome.kind === "not_leader") throw new DriverError("not_leader", "this node is not the leader", outcome.leaderHint);
   if (outcome.kind === "dropped") throw new ApiError("invalid_request", `transfer refused: ${outcome.reason}`);
   return { status: 202, body: { transferringTo: body.to } };
 }
@@ -607,7 +608,7 @@ function statusBody(options: ApiOptions): unknown {
 function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof WatchError) return new ApiError(error.code, error.message, error.details);
-  if (error instanceof NodeError)
+  if (error instanceof DriverError)
     return new ApiError(error.code, error.message, error.leaderHint === null ? undefined : { leaderId: error.leaderHint });
   const status = (error as { status?: number; type?: string }).status;
   if (status === 413) return new ApiError("payload_too_large", "the request body is too large");

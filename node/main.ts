@@ -9,9 +9,10 @@ import { destination, type Logger, multistream, pino, transport as pinoTransport
 import { createSeededRandom, type NodeId, nodeId, RaftInvariantError, raftConfigDefaults } from "../raft/index.ts";
 import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
 import { DataDirError } from "./contracts.ts";
-import { LockNodeHost } from "./host.ts";
+import { systemClock } from "./driver/clock.ts";
 import { combineObservers } from "./host-observer.ts";
 import { createApi, createHotPath, withHotPath } from "./http-api.ts";
+import { LockService } from "./lock-service.ts";
 import { NodeMetrics } from "./metrics.ts";
 import { LevelDurableLog } from "./persistence/level-durable-log.ts";
 import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
@@ -87,20 +88,20 @@ async function main(): Promise<void> {
   const longestElectionMs = 2 * config.electionTimeoutTicks * config.tickIntervalMs;
   const timeline = new StatusTimeline({ eventsMax: config.statusTimelineEventsMax, wallNowMs: () => Date.now() });
   // The gauges read the host at scrape time; it exists by the time anyone can scrape.
-  let hostForMetrics: LockNodeHost | undefined;
+  let hostForMetrics: LockService | undefined;
   const metrics = new NodeMetrics({
     nodeId: config.nodeId,
     processMetrics: true,
     appendsTrackedMax: 100_000,
     source: {
-      status: () => (hostForMetrics as LockNodeHost).status(),
+      status: () => (hostForMetrics as LockService).status(),
       leaseCounts: () => {
-        const machine = (hostForMetrics as LockNodeHost).machine;
+        const machine = (hostForMetrics as LockService).localState();
         return { leases: machine.leases().length, waiters: machine.waitersNow().length };
       },
     },
   });
-  const host = await LockNodeHost.start({
+  const host = await LockService.start({
     nodeId: id,
     raft: {
       ...raftConfigDefaults,
@@ -121,7 +122,7 @@ async function main(): Promise<void> {
     watchBytesMax: config.watchBytesMax,
     watchersMax: config.watchersMax,
     logger,
-    nowMs: () => performance.now(),
+    clock: systemClock,
     observer: combineObservers(metrics, timeline),
   });
   hostForMetrics = host;

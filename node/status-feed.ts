@@ -18,11 +18,12 @@ import type { Lease, LockEvent, Waiter } from "./state/types.ts";
 import type { StatusTimeline } from "./status-timeline.ts";
 import { buildStatusView, type LeaseRow, type PeerPoll, type PolledStatus, type StatusView } from "./status-view.ts";
 
-/** StatusFeedHost is what the feed reads from the node (LockNodeHost fits it). */
+/** StatusFeedHost is what the feed reads from the node (LockService fits it). */
 export interface StatusFeedHost {
   readonly nodeId: NodeId;
   status(): Status;
-  readonly machine: { leases(): Lease[]; waitersNow(): Waiter[] };
+  /** localState: this node's applied lock state (no ReadIndex round: a status page shows what the node knows). */
+  localState(): { leases(): Lease[]; waitersNow(): Waiter[] };
   leaseDeadlineMs(resource: string): number | undefined;
   onEvent(listener: (event: LockEvent) => void): () => void;
 }
@@ -267,8 +268,11 @@ export class StatusFeed {
    * it applied the grant or renewal (a new leader restarts every countdown, so it may be longer).
    */
   private leaseRows(isLeader: boolean, nowMs: number): { rows: LeaseRow[]; total: number; waitersTotal: number } {
-    const leases = this.options.host.machine.leases().sort((a, b) => (a.resource < b.resource ? -1 : a.resource > b.resource ? 1 : 0));
-    const waiters = this.options.host.machine.waitersNow();
+    const leases = this.options.host
+      .localState()
+      .leases()
+      .sort((a, b) => (a.resource < b.resource ? -1 : a.resource > b.resource ? 1 : 0));
+    const waiters = this.options.host.localState().waitersNow();
     const waitersOf = new Map<string, number>();
     for (const waiter of waiters) for (const resource of waiter.resources) waitersOf.set(resource, (waitersOf.get(resource) ?? 0) + 1);
     const rows = leases.slice(0, this.options.leasesShownMax).map((lease): LeaseRow => {
