@@ -43,6 +43,16 @@ export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undef
   }
 }
 
+/**
+ * liveChildren: every node process started here and not yet gone. If the test process exits
+ * without closing its clusters (a failed hook, a timeout), they are killed with it instead of
+ * living on as orphans that hold ports and CPU.
+ */
+const liveChildren = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of liveChildren) child.kill("SIGKILL");
+});
+
 export class ProcessCluster {
   readonly apiToken = randomBytes(16).toString("hex");
   readonly clusterSecret = randomBytes(16).toString("hex");
@@ -72,7 +82,12 @@ export class ProcessCluster {
     cluster.founders = ids.slice(0, options.founders ?? ids.length);
     for (const id of ids) cluster.ports.set(id, await freePort());
     for (const id of cluster.founders) cluster.startNode(id);
-    await cluster.waitForLeader(15_000);
+    try {
+      await cluster.waitForLeader(15_000);
+    } catch (error) {
+      await cluster.close(); // Never leave the nodes running when the cluster cannot be handed over.
+      throw error;
+    }
     return cluster;
   }
 
@@ -111,6 +126,8 @@ export class ProcessCluster {
     });
     child.stderr?.on("data", (chunk: Buffer) => process.stderr.write(`[${id}] ${chunk}`));
     this.processes.set(id, child);
+    liveChildren.add(child);
+    child.once("exit", () => liveChildren.delete(child));
   }
 
   /** signal sends a signal to a node's process (SIGKILL, SIGSTOP, SIGCONT, SIGTERM). */
