@@ -3,8 +3,8 @@
 // runs on the path of every Ready. Hooks only read what they are given; they never call back into
 // the host or the core.
 
+import type { Applied } from "../lock/lock-state-machine.ts";
 import type { DriverObserver } from "./driver/raft-driver.ts";
-import type { Applied } from "./state/lock-state-machine.ts";
 
 export type { ProposalOutcomeKind } from "./driver/raft-driver.ts";
 

@@ -16,13 +16,13 @@ import express, { type NextFunction, type Request, type Response } from "express
 import type { Logger } from "pino";
 import { request as httpRequest } from "undici";
 import { z } from "zod";
+import { chainNamePattern } from "../lock/chain.ts";
+import type { Applied } from "../lock/lock-state-machine.ts";
+import type { LockCommand, LockEvent, LockResult, LockResultCode, Session } from "../lock/types.ts";
 import { type NodeId, nodeId } from "../raft/index.ts";
 import type { PeerTransport } from "./contracts.ts";
 import { DriverError } from "./driver/raft-driver.ts";
 import type { LockService } from "./lock-service.ts";
-import { chainNamePattern } from "./state/chain.ts";
-import type { Applied } from "./state/lock-state-machine.ts";
-import type { LockCommand, LockEvent, LockResult, LockResultCode, Session } from "./state/types.ts";
 import { WatchError } from "./watch-hub.ts";
 
 /** ApiErrorCode is every error code the HTTP API answers with. */

@@ -10,15 +10,15 @@
 // `turnStarting`). The log still decides every outcome; holding only changes when a join is logged.
 
 import type { Logger } from "pino";
+import { decodeCommand, decodeLockSnapshot, encodeCommand, encodeLockSnapshot } from "../lock/codec.ts";
+import { LeaseTimekeeper } from "../lock/lease-timekeeper.ts";
+import { type Applied, type LockLimits, LockStateMachine } from "../lock/lock-state-machine.ts";
+import type { Lease, LockCommand, LockEvent, Waiter } from "../lock/types.ts";
 import type { ConfChange, Entry, NodeId, RaftConfig, Refusal, Snapshot, Status } from "../raft/index.ts";
 import type { DurableLog, DurableState, PeerTransport } from "./contracts.ts";
 import type { Clock, TimerHandle } from "./driver/clock.ts";
 import { DriverError, type DriverListener, RaftDriver, type StateMachine } from "./driver/raft-driver.ts";
 import type { HostObserver } from "./host-observer.ts";
-import { decodeCommand, decodeLockSnapshot, encodeCommand, encodeLockSnapshot } from "./state/codec.ts";
-import { LeaseTimekeeper } from "./state/lease-timekeeper.ts";
-import { type Applied, type LockLimits, LockStateMachine } from "./state/lock-state-machine.ts";
-import type { Lease, LockCommand, LockEvent, Waiter } from "./state/types.ts";
 import { type WatchAnswer, WatchHub, type WatchQuery } from "./watch-hub.ts";
 
 export interface LockServiceOptions {

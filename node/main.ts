@@ -6,6 +6,8 @@
 import { randomInt } from "node:crypto";
 import { createServer } from "node:http";
 import { destination, type Logger, multistream, pino, transport as pinoTransport } from "pino";
+import { LockInvariantError } from "../lock/assert.ts";
+import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
 import { createSeededRandom, type NodeId, nodeId, RaftInvariantError, raftConfigDefaults } from "../raft/index.ts";
 import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
 import { DataDirError } from "./contracts.ts";
@@ -15,10 +17,9 @@ import { createApi, createHotPath, withHotPath } from "./http-api.ts";
 import { LockService } from "./lock-service.ts";
 import { NodeMetrics } from "./metrics.ts";
 import { LevelDurableLog } from "./persistence/level-durable-log.ts";
-import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
-import { StatusFeed } from "./status-feed.ts";
-import { createNodeFront } from "./status-server.ts";
-import { StatusTimeline } from "./status-timeline.ts";
+import { StatusFeed } from "./status/status-feed.ts";
+import { createNodeFront } from "./status/status-server.ts";
+import { StatusTimeline } from "./status/status-timeline.ts";
 import { WebSocketTransport } from "./transport/websocket-transport.ts";
 
 /**
@@ -177,11 +178,16 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT"));
 }
 
+/** invariantName names a broken invariant of the core or of the lock state machine (a bug, never an outcome). */
+function invariantName(error: unknown): string | undefined {
+  if (error instanceof RaftInvariantError) return "RAFT INVARIANT BROKEN";
+  if (error instanceof LockInvariantError) return "LOCK INVARIANT BROKEN";
+  return undefined;
+}
+
 process.on("uncaughtException", (error) => {
   // A broken invariant is a bug: crash loudly rather than serve from a corrupt state.
-  process.stderr.write(
-    `${error instanceof RaftInvariantError ? "RAFT INVARIANT BROKEN" : "uncaught exception"}: ${error.stack ?? String(error)}\n`,
-  );
+  process.stderr.write(`${invariantName(error) ?? "uncaught exception"}: ${error.stack ?? String(error)}\n`);
   process.exit(70);
 });
 process.on("unhandledRejection", (reason) => {

@@ -15,7 +15,7 @@ import { RawNode } from "./node.ts";
 import type { PlantedBug } from "./planted-bugs.ts";
 import { createSeededRandom } from "./random.ts";
 import { MemoryStorage } from "./storage.ts";
-import { TestCluster } from "./test-cluster.ts";
+import { TestCluster } from "./testing/test-cluster.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.

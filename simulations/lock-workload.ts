@@ -10,16 +10,10 @@
 //   clientDriftDiscount) − margin, as the real client library counts it;
 // - the fencing tokens handed out for a resource strictly increase.
 
-import { LeaseTimekeeper } from "../node/state/lease-timekeeper.ts";
-import {
-  type Applied,
-  type LockLimits,
-  LockStateMachine,
-  type LockStateSnapshot,
-  lockLimitsDefaults,
-} from "../node/state/lock-state-machine.ts";
-import type { LeasePlantedBug } from "../node/state/planted-bugs.ts";
-import type { LockCommand, LockResult } from "../node/state/types.ts";
+import { LeaseTimekeeper } from "../lock/lease-timekeeper.ts";
+import { type Applied, type LockLimits, LockStateMachine, type LockStateSnapshot, lockLimitsDefaults } from "../lock/lock-state-machine.ts";
+import type { LeasePlantedBug } from "../lock/planted-bugs.ts";
+import type { LockCommand, LockResult } from "../lock/types.ts";
 import type { RandomSource } from "../raft/random.ts";
 
 /**

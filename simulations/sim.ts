@@ -3,9 +3,9 @@
 // properties continuously and liveness at the end. It is a pure function of its options: no
 // clock, no Math.random, no I/O, so any failing run replays exactly from its options.
 
-import { decodeCommand, encodeCommand } from "../node/state/codec.ts";
-import type { LockStateSnapshot } from "../node/state/lock-state-machine.ts";
-import type { LockCommand } from "../node/state/types.ts";
+import { decodeCommand, encodeCommand } from "../lock/codec.ts";
+import type { LockStateSnapshot } from "../lock/lock-state-machine.ts";
+import type { LockCommand } from "../lock/types.ts";
 import { RaftInvariantError } from "../raft/assert.ts";
 import { raftConfigDefaults } from "../raft/config.ts";
 import type { ConfChange, Entry, LogIndex, NodeId, RaftMessage, Term } from "../raft/messages.ts";

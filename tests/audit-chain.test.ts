@@ -5,8 +5,8 @@
 
 import { describe, expect, it } from "vitest";
 import { type ChainRecord, chainGenesisHash, chainPrefix, chainRecordHash, verifyChain } from "../client/audit-chain.ts";
-import { chainRecordHash as nodeChainRecordHash } from "../node/state/chain.ts";
-import { LockStateMachine } from "../node/state/lock-state-machine.ts";
+import { chainRecordHash as nodeChainRecordHash } from "../lock/chain.ts";
+import { LockStateMachine } from "../lock/lock-state-machine.ts";
 
 /** writeChain appends `count` records to chain `chain` through fenced txns and reads them back. */
 function writeChain(chain: string, count: number): ChainRecord[] {

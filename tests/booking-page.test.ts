@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import type { Browser, Page, Request } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBookingSystem } from "./support/booking-system.ts";
+import { startBookingSystem } from "../harness/booking-system.ts";
 import { declareMissingChromium, HAS_CHROMIUM, launchChromium } from "./support/chromium.ts";
 
 const SCREENSHOT = path.resolve("test-results/booking-page.png");

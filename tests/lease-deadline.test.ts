@@ -10,8 +10,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lease, LockClient, type LockError } from "../client/lock-client.ts";
-import { type Cut, LoopbackProxy } from "./support/loopback-proxy.ts";
-import { ProcessCluster } from "./support/process-cluster.ts";
+import { type Cut, LoopbackProxy } from "../harness/loopback-proxy.ts";
+import { ProcessCluster } from "../harness/process-cluster.ts";
 
 let cluster: ProcessCluster;
 let proxies: LoopbackProxy[] = [];

@@ -8,9 +8,9 @@
 //   requests by route pattern (the fencing rejection is shown in booking-system.test.ts).
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type BookingSystem, startBookingSystem } from "./support/booking-system.ts";
-import { waitFor } from "./support/process-cluster.ts";
-import { type Exposition, parsePrometheusText } from "./support/prometheus-text.ts";
+import { type BookingSystem, startBookingSystem } from "../harness/booking-system.ts";
+import { waitFor } from "../harness/process-cluster.ts";
+import { type Exposition, parsePrometheusText } from "../harness/prometheus-text.ts";
 
 describe("the Prometheus text reader", () => {
   const good = [

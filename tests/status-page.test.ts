@@ -15,8 +15,8 @@ import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import type { Browser, Page, Request } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ProcessCluster, waitFor } from "../harness/process-cluster.ts";
 import { declareMissingChromium, HAS_CHROMIUM, launchChromium } from "./support/chromium.ts";
-import { ProcessCluster, waitFor } from "./support/process-cluster.ts";
 
 const SCREENSHOT = path.resolve("test-results/status-page.png");
 const WAIT_MS = 20_000; // the machine is small and shared: generous waits for setup

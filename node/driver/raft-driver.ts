@@ -28,9 +28,9 @@ import {
   type Snapshot,
   type Status,
 } from "../../raft/index.ts";
-import { coalesceMessages } from "../coalesce-messages.ts";
 import type { DurableLog, DurableState, PeerTransport } from "../contracts.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
+import { coalesceMessages } from "./coalesce-messages.ts";
 
 /** DriverErrorCode: why the driver could not serve a proposal or read. The HTTP layer maps each to a status. */
 export type DriverErrorCode = "not_leader" | "proposal_dropped" | "leadership_lost" | "timeout" | "shutting_down" | "overloaded";

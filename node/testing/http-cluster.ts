@@ -4,11 +4,11 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino } from "pino";
+import { lockLimitsDefaults } from "../../lock/lock-state-machine.ts";
 import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../../raft/index.ts";
 import { systemClock } from "../driver/clock.ts";
 import { createApi, createHotPath, withHotPath } from "../http-api.ts";
 import { LockService } from "../lock-service.ts";
-import { lockLimitsDefaults } from "../state/lock-state-machine.ts";
 import { MemoryDurableLog, MemoryTransportHub } from "./memory-doubles.ts";
 
 export interface HttpCluster {

@@ -3,8 +3,8 @@
 // imported from there. The folder's relative imports resolve inside the copy; package imports
 // resolve from the repository's node_modules, which is above test-results/.
 
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const repositoryRoot = fileURLToPath(new URL("../..", import.meta.url));
@@ -27,12 +27,31 @@ export async function importMutant<T>(folder: string, entry: string, mutation: M
   const copy = join(mutantsRoot, `${process.pid}-${made++}`, folder);
   mkdirSync(copy, { recursive: true });
   cpSync(join(repositoryRoot, folder), copy, { recursive: true, filter: (source) => !source.endsWith(".test.ts") });
+  pointOutside(join(repositoryRoot, folder), copy);
   const target = join(copy, relative(folder, mutation.file));
   const source = readFileSync(target, "utf8");
   const occurrences = source.split(mutation.original).length - 1;
   if (occurrences !== 1) throw new Error(`the mutation target occurs ${occurrences} times in ${mutation.file}: ${mutation.original}`);
   writeFileSync(target, source.replace(mutation.original, mutation.replacement));
   return (await import(pathToFileURL(join(copy, entry)).href)) as T;
+}
+
+/**
+ * pointOutside rewrites, in every file of the copy, the relative imports that leave the copied
+ * folder (`../raft/assert.ts` from lock/) to the repository's files, which the copy does not hold.
+ */
+function pointOutside(original: string, copy: string): void {
+  for (const entry of readdirSync(copy, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.endsWith(".ts")) continue;
+    const copied = join(entry.parentPath, entry.name);
+    const originalDirectory = join(original, relative(copy, entry.parentPath));
+    const source = readFileSync(copied, "utf8");
+    const rewritten = source.replace(/(from\s+["'])(\.\.?\/[^"']+)(["'])/g, (whole, before: string, specifier: string, after: string) => {
+      const target = resolve(originalDirectory, specifier);
+      return target.startsWith(`${original}/`) ? whole : `${before}${pathToFileURL(target).href}${after}`;
+    });
+    if (rewritten !== source) writeFileSync(copied, rewritten);
+  }
 }
 
 /** removeMutants deletes this process's copies. */

@@ -1,15 +1,13 @@
-// The lock state machine's model-based property must bite: each mutant below is a copy of
-// node/state/lock-state-machine.ts with one rule broken, written next to the original (so its
-// imports resolve), imported, and checked against the reference model. The property must fail
-// for every mutant, and pass for the unmodified machine (node/state/lock-model.test.ts).
+// The lock state machine's model-based property must bite: each mutant below is a copy of lock/
+// with one rule of lock-state-machine.ts broken, written under test-results/mutants/ (never into
+// a source folder; tests/support/mutants.ts), imported, and checked against the reference model.
+// The property must fail for every mutant, and pass for the unmodified machine
+// (lock/lock-model.test.ts).
 
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { checkAgainstModel, type MachineClass } from "../node/state/lock-model.ts";
-
-const sourcePath = new URL("../node/state/lock-state-machine.ts", import.meta.url);
-const source = readFileSync(sourcePath, "utf8");
-const written: URL[] = [];
+import { importMutant, removeMutants } from "../tests/support/mutants.ts";
+import type { MachineClass } from "./testing/lock-model.ts";
+import { checkAgainstModel } from "./testing/lock-model.ts";
 
 const mutants: [string, string, string][] = [
   ["a release ignores the token", "if (lease === undefined || lease.token !== ref.token) {", "if (lease === undefined) {"],
@@ -45,17 +43,15 @@ const mutants: [string, string, string][] = [
   ],
 ];
 
-afterAll(() => {
-  for (const url of written) rmSync(url, { force: true });
-});
+afterAll(() => removeMutants());
 
 describe("the model-based property catches each broken lock state machine", () => {
   it.each(mutants)("mutant: %s", async (_name, original, replacement) => {
-    expect(source.split(original).length - 1, `the mutation target must occur exactly once: ${original}`).toBe(1);
-    const url = new URL(`../node/state/mutant-${process.pid}-${written.length}.ts`, import.meta.url);
-    written.push(url);
-    writeFileSync(url, source.replace(original, replacement));
-    const mutant = (await import(url.href)) as { LockStateMachine: MachineClass };
+    const mutant = await importMutant<{ LockStateMachine: MachineClass }>("lock", "lock-state-machine.ts", {
+      file: "lock/lock-state-machine.ts",
+      original,
+      replacement,
+    });
     expect(() => checkAgainstModel(mutant.LockStateMachine, 400, 3)).toThrow();
   });
 });

@@ -2,8 +2,8 @@
 // changes, membership changes, leader transfers, peers lost and found), as a bounded ring kept in
 // memory. It is the node's own view: each node records what it saw, when it saw it.
 
-import type { NodeId, Ready, Role } from "../raft/index.ts";
-import type { HostObserver, ProposalOutcomeKind } from "./host-observer.ts";
+import type { NodeId, Ready, Role } from "../../raft/index.ts";
+import type { HostObserver, ProposalOutcomeKind } from "../host-observer.ts";
 
 export type TimelineKind =
   | "started"

@@ -6,8 +6,8 @@
 // scripts/lock-mutations.test.ts shows that this property catches broken copies of the machine.
 
 import { describe, it } from "vitest";
-import { checkAgainstModel } from "./lock-model.ts";
 import { LockStateMachine } from "./lock-state-machine.ts";
+import { checkAgainstModel } from "./testing/lock-model.ts";
 
 describe("the lock state machine against its reference model", () => {
   it("agrees with the model on every answer and every state, and keeps the lease invariants", () => {

@@ -9,14 +9,14 @@
 
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { decodeCommand } from "../lock/codec.ts";
+import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
+import type { LockCommand } from "../lock/types.ts";
 import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../raft/index.ts";
 import type { DurableLog } from "./contracts.ts";
 import { systemClock } from "./driver/clock.ts";
 import { DriverError } from "./driver/raft-driver.ts";
 import { LockService } from "./lock-service.ts";
-import { decodeCommand } from "./state/codec.ts";
-import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
-import type { LockCommand } from "./state/types.ts";
 import { MemoryDurableLog, MemoryTransportHub } from "./testing/memory-doubles.ts";
 
 const ids = ["n1", "n2", "n3"].map(nodeId);

@@ -6,10 +6,10 @@
 import { fileURLToPath } from "node:url";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
-import type { NodeMetrics } from "./metrics.ts";
+import type { NodeMetrics } from "../metrics.ts";
 import type { StatusFeed } from "./status-feed.ts";
 
-export const statusPageRoot = fileURLToPath(new URL("./status-page/", import.meta.url));
+export const statusPageRoot = fileURLToPath(new URL("./page/", import.meta.url));
 
 export interface NodeFrontOptions {
   readonly api: express.Express;

@@ -11,9 +11,9 @@
 
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { runScenario } from "../raft/scenario.ts";
+import { runScenario } from "./testing/scenario.ts";
 
-const testdata = new URL("../raft/testdata/", import.meta.url);
+const testdata = new URL("./testdata/", import.meta.url);
 const { UPDATE } = process.env;
 const update = UPDATE === "1";
 const files = readdirSync(testdata)

@@ -7,7 +7,7 @@
 //   known details are shown with their age, never as current;
 // - a follower that has not heard from its leader lately, or knows none, says so (`view.warnings`).
 
-import type { Status } from "../raft/index.ts";
+import type { Status } from "../../raft/index.ts";
 import type { TimelineEvent } from "./status-timeline.ts";
 
 /** PolledStatus is the part of a peer's GET /status this view uses (progress is filled on leaders). */

@@ -18,7 +18,7 @@
 //   nothing; dropping it is a lost message, which Raft tolerates.
 // Everything else goes out unchanged and in order; the order among messages to one peer is kept.
 
-import { type AppendEntries, type AppendEntriesResult, entryBytes, type RaftMessage } from "../raft/index.ts";
+import { type AppendEntries, type AppendEntriesResult, entryBytes, type RaftMessage } from "../../raft/index.ts";
 
 export interface CoalesceLimits {
   /** entriesPerAppendMax and appendBytesMax bound one merged AppendEntries, as they bound the core's own. */

@@ -37,11 +37,11 @@
 //   crash ID | restart ID | compact ID        durable storage survives a crash
 //   raft-state | progress ID | raft-log ID [from=INDEX] | applied IDS | reads IDS
 
-import type { RaftConfig } from "./config.ts";
-import { raftConfigDefaults } from "./config.ts";
-import type { ConfChange, Entry, NodeId, RaftMessage } from "./messages.ts";
-import { nodeId } from "./messages.ts";
-import type { ProposeOutcome, Refusal } from "./raft.ts";
+import type { RaftConfig } from "../config.ts";
+import { raftConfigDefaults } from "../config.ts";
+import type { ConfChange, Entry, NodeId, RaftMessage } from "../messages.ts";
+import { nodeId } from "../messages.ts";
+import type { ProposeOutcome, Refusal } from "../raft.ts";
 import type { TestNode } from "./test-cluster.ts";
 import { describeMessage, TestCluster } from "./test-cluster.ts";
 

@@ -8,7 +8,7 @@
 // expiry decided before a renewal does nothing), and a waiter's patience likewise ends with a
 // `cancel_wait` entry. Every replica therefore agrees on when each lease ended.
 
-import { assert } from "../../raft/assert.ts";
+import { assert } from "./assert.ts";
 import { chainKeyOf, chainKeyPrefix, chainNamePattern, chainRecordOf, encodeChainRecord } from "./chain.ts";
 import type {
   ChainHead,

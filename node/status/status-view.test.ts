@@ -4,7 +4,7 @@
 // such; a follower without a leader, or not hearing from it, says its view may be stale; a leader
 // without a majority says it will step down; the timeline keeps its bound and folds repeats.
 import { describe, expect, it } from "vitest";
-import { type NodeId, nodeId, type Ready, type Status } from "../raft/index.ts";
+import { type NodeId, nodeId, type Ready, type Status } from "../../raft/index.ts";
 import { StatusTimeline } from "./status-timeline.ts";
 import { buildStatusView, type PeerPoll, type PolledStatus, type StatusViewInputs } from "./status-view.ts";
 

@@ -12,9 +12,9 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { WebSocket, WebSocketServer } from "ws";
-import type { NodeId, Status } from "../raft/index.ts";
-import type { PeerTransport } from "./contracts.ts";
-import type { Lease, LockEvent, Waiter } from "./state/types.ts";
+import type { Lease, LockEvent, Waiter } from "../../lock/types.ts";
+import type { NodeId, Status } from "../../raft/index.ts";
+import type { PeerTransport } from "../contracts.ts";
 import type { StatusTimeline } from "./status-timeline.ts";
 import { buildStatusView, type LeaseRow, type PeerPoll, type PolledStatus, type StatusView } from "./status-view.ts";
 

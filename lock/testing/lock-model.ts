@@ -12,8 +12,8 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
 import fc from "fast-check";
 import { expect } from "vitest";
-import { type LockLimits, type LockStateMachine, lockLimitsDefaults } from "./lock-state-machine.ts";
-import type { LeaseRef, LockCommand, LockResult, TxnOperation } from "./types.ts";
+import { type LockLimits, type LockStateMachine, lockLimitsDefaults } from "../lock-state-machine.ts";
+import type { LeaseRef, LockCommand, LockResult, TxnOperation } from "../types.ts";
 
 const resourceNames = ["a", "b", "c"] as const;
 const keyNames = ["k1", "k2"] as const;

@@ -3,16 +3,16 @@
 // Ready's contract exactly (persist, then send, then apply, then advance), so it also serves as
 // the reference for how a host should drive the core. Only tests import it.
 
-import { assert } from "./assert.ts";
-import type { RaftConfig } from "./config.ts";
-import { raftConfigDefaults } from "./config.ts";
-import type { Entry, LogIndex, NodeId, RaftMessage } from "./messages.ts";
-import { nodeId } from "./messages.ts";
-import type { Ready } from "./node.ts";
-import { RawNode } from "./node.ts";
-import type { PlantedBug } from "./planted-bugs.ts";
-import { createSeededRandom } from "./random.ts";
-import { MemoryStorage } from "./storage.ts";
+import { assert } from "../assert.ts";
+import type { RaftConfig } from "../config.ts";
+import { raftConfigDefaults } from "../config.ts";
+import type { Entry, LogIndex, NodeId, RaftMessage } from "../messages.ts";
+import { nodeId } from "../messages.ts";
+import type { Ready } from "../node.ts";
+import { RawNode } from "../node.ts";
+import type { PlantedBug } from "../planted-bugs.ts";
+import { createSeededRandom } from "../random.ts";
+import { MemoryStorage } from "../storage.ts";
 
 export interface TestNode {
   readonly id: NodeId;

@@ -16,7 +16,7 @@ import {
   type RaftMessage,
   RawNode,
   raftConfigDefaults,
-} from "../raft/index.ts";
+} from "../../raft/index.ts";
 import { coalesceMessages } from "./coalesce-messages.ts";
 
 const [n1, n2, n3] = ["n1", "n2", "n3"].map(nodeId) as [NodeId, NodeId, NodeId];
