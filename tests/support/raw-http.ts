@@ -1,6 +1,7 @@
 // rawHttp sends bytes as they are over a plain TCP socket and reads the answer, for requests no
 // HTTP client library would send (odd header whitespace, malformed request lines, broken
-// chunking). Bounded: it gives up after timeoutMs and at answerBytesMax.
+// chunking). Bounded: it gives up after timeoutMs and at answerBytesMax, and with stopAfterHead as
+// soon as the answer's head is in.
 
 import { connect } from "node:net";
 
@@ -15,7 +16,7 @@ export interface RawAnswer {
 export function rawHttp(
   baseUrl: string,
   request: string | Uint8Array,
-  options: { timeoutMs?: number; answerBytesMax?: number } = {},
+  options: { timeoutMs?: number; answerBytesMax?: number; halfClose?: boolean; stopAfterHead?: boolean } = {},
 ): Promise<RawAnswer> {
   const url = new URL(baseUrl);
   const timeoutMs = options.timeoutMs ?? 5000;
@@ -38,7 +39,8 @@ export function rawHttp(
     const timer = setTimeout(() => finish(true), timeoutMs);
     socket.on("data", (chunk: Buffer) => {
       text += chunk.toString("latin1");
-      if (text.length >= answerBytesMax) finish(false);
+      // stopAfterHead: the status and headers are all the caller wants (an upgraded socket would stay open).
+      if (text.length >= answerBytesMax || (options.stopAfterHead === true && text.includes("\r\n\r\n"))) finish(false);
     });
     socket.on("end", () => finish(false));
     socket.on("close", () => finish(false));
