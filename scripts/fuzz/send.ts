@@ -39,7 +39,7 @@ function beyondLatin1(text: string): boolean {
  */
 export function createSender(options: { connections: number; timeoutMs: number }): Sender {
   const agent = new HttpAgent({ keepAlive: true, maxSockets: options.connections, maxFreeSockets: options.connections });
-  const send = (fuzzRequest: FuzzRequest): Promise<FuzzAnswer> => {
+  const send = (fuzzRequest: FuzzRequest, fresh = false): Promise<FuzzAnswer> => {
     const startedMs = performance.now();
     if (fuzzRequest.raw !== undefined) {
       return rawHttp(fuzzRequest.baseUrl, fuzzRequest.raw.bytes, {
@@ -78,7 +78,16 @@ export function createSender(options: { connections: number; timeoutMs: number }
         return;
       }
       outgoing.on("timeout", () => outgoing.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
-      outgoing.on("error", (error) => fail(`${(error as { code?: string }).code ?? error.name}: ${error.message}`));
+      outgoing.on("error", (error) => {
+        // A kept-alive socket the server closed as it sat idle fails the next request sent on it
+        // before the server read a byte: that race is the client's, so it is tried once more on a
+        // fresh connection, as browsers do.
+        if (outgoing.reusedSocket && !fresh && (error as { code?: string }).code === "ECONNRESET") {
+          void send(fuzzRequest, true).then(resolve);
+          return;
+        }
+        fail(`${(error as { code?: string }).code ?? error.name}: ${error.message}`);
+      });
       outgoing.on("response", (response: IncomingMessage) => {
         const chunks: Buffer[] = [];
         let bytes = 0;

@@ -1,7 +1,7 @@
 // The system under fuzz and what must hold after the run: a real three-node lock cluster and a
 // real booking API (tests/support/booking-system.ts, free loopback ports), seeded with data whose
 // every byte is recorded, and the end checks: every process still up, one leader that every node
-// agrees on, writes still commit (a lock cycle and a booking), the seeded data unchanged, and the
+// agrees on, the membership unchanged, writes still commit (a lock cycle and a booking), the seeded data unchanged, and the
 // audit chain verifying (read from the cluster and checked here, and as the booking API reports it).
 
 import { type ChainRecord, verifyChain } from "../../client/audit-chain.ts";
@@ -186,6 +186,15 @@ export async function endChecks(fuzz: FuzzSystem): Promise<CheckResult[]> {
       15_000,
     );
     return leader;
+  });
+  await check("the membership is as it started (the admin API changed nothing)", async () => {
+    const leader = await system.cluster.waitForLeader(15_000);
+    const status = (await system.cluster.status(leader)) as unknown as { voters: string[]; learners: string[] } | undefined;
+    const expected = system.cluster.ids().sort();
+    const shown = { voters: [...(status?.voters ?? [])].sort(), learners: status?.learners ?? [] };
+    if (JSON.stringify(shown) !== JSON.stringify({ voters: expected, learners: [] }))
+      throw new Error(`membership is ${JSON.stringify(shown)}`);
+    return `voters ${expected.join(", ")}, no learners`;
   });
   await check("writes still commit (a lock cycle with a fenced write, and a booking)", async () => {
     const lease = await client.acquire([`after-fuzz-${Date.now()}`], { ttlMs: 10_000, autoRenew: false });

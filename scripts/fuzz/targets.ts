@@ -197,6 +197,8 @@ export const nodeTemplates: readonly Template[] = [
     method: "POST",
     route: "/admin/members",
     credentials: "node",
+    // Twice as often as most: one bad membership request used to stop every write (issue 14).
+    weight: 2,
     build: (rng) => ({ body: { action: rng.pick(["add_learner", "promote_learner", "remove_node"]), nodeId: rng.pick(invalidNodeIds) } }),
     tame: tameNodeIdField("nodeId"),
   },
