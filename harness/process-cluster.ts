@@ -74,7 +74,14 @@ export class ProcessCluster {
   private nodeArgs: readonly string[] = [];
 
   static async start(
-    options: { size?: number; founders?: number; env?: Record<string, string>; nodeArgs?: readonly string[] } = {},
+    options: {
+      size?: number;
+      founders?: number;
+      env?: Record<string, string>;
+      nodeArgs?: readonly string[];
+      /** leaderTimeoutMs bounds the wait for the first leader. @default 15000 */
+      leaderTimeoutMs?: number;
+    } = {},
   ): Promise<ProcessCluster> {
     const ids = Array.from({ length: options.size ?? 3 }, (_, position) => `n${position + 1}`);
     const cluster = new ProcessCluster(ids, options.env ?? {});
@@ -83,9 +90,9 @@ export class ProcessCluster {
     for (const id of ids) cluster.ports.set(id, await freePort());
     for (const id of cluster.founders) cluster.startNode(id);
     try {
-      await cluster.waitForLeader(15_000);
+      await cluster.waitForLeader(options.leaderTimeoutMs ?? 15_000);
     } catch (error) {
-      await cluster.close(); // Never leave the nodes running when the cluster cannot be handed over.
+      await cluster.close(); // Nothing it started may outlive a failed start.
       throw error;
     }
     return cluster;
@@ -128,6 +135,11 @@ export class ProcessCluster {
     this.processes.set(id, child);
     liveChildren.add(child);
     child.once("exit", () => liveChildren.delete(child));
+  }
+
+  /** exitedNodes: the nodes whose process this cluster started and which have exited since (a crash, unless a test killed it). */
+  exitedNodes(): string[] {
+    return [...this.processes].filter(([, child]) => child.exitCode !== null || child.signalCode !== null).map(([id]) => id);
   }
 
   /** signal sends a signal to a node's process (SIGKILL, SIGSTOP, SIGCONT, SIGTERM). */

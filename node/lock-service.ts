@@ -10,11 +10,21 @@
 // `turnStarting`). The log still decides every outcome; holding only changes when a join is logged.
 
 import type { Logger } from "pino";
-import { decodeCommand, decodeLockSnapshot, encodeCommand, encodeLockSnapshot } from "../lock/codec.ts";
+import { decodeCommand, decodeLockSnapshot, encodeCheckedCommand, encodeLockSnapshot } from "../lock/codec.ts";
 import { LeaseTimekeeper } from "../lock/lease-timekeeper.ts";
 import { type Applied, type LockLimits, LockStateMachine } from "../lock/lock-state-machine.ts";
 import type { Lease, LockCommand, LockEvent, Waiter } from "../lock/types.ts";
-import type { ConfChange, Entry, NodeId, RaftConfig, Refusal, Snapshot, Status } from "../raft/index.ts";
+import { confChangeSchema, describeIssues } from "../protocol/commands.ts";
+import {
+  assert,
+  type ConfChange,
+  type Entry,
+  type NodeId,
+  type RaftConfig,
+  type Refusal,
+  type Snapshot,
+  type Status,
+} from "../raft/index.ts";
 import type { DurableLog, DurableState, PeerTransport } from "./contracts.ts";
 import type { Clock, TimerHandle } from "./driver/clock.ts";
 import { DriverError, type DriverListener, RaftDriver, type StateMachine } from "./driver/raft-driver.ts";
@@ -142,8 +152,14 @@ export class LockService implements StateMachine<Applied>, DriverListener {
    * `awaitQueuedMs`, an acquire the log queued keeps its caller waiting that long for the grant.
    */
   submit(command: LockCommand, options: { awaitQueuedMs?: number }, done: (outcome: SubmitOutcome) => void): void {
+    // Checked before anything else, on any node: what no follower could decode never enters the log.
+    const encoded = encodeCheckedCommand(command);
+    if (!encoded.ok) {
+      done({ error: new DriverError("invalid_command", `invalid ${command.type} command: ${encoded.reason}`) });
+      return;
+    }
     if (!this.admit(done)) return;
-    const data = encodeCommand(command);
+    const data = encoded.data;
     // A wait no longer than two ticks is not held back: holding may delay the join that long.
     const mayWait = command.type === "acquire" && command.waitMs > 2 * this.options.tickIntervalMs;
     if (mayWait && this.onlyJoinsQueue(command.resources, command.owner)) {
@@ -163,6 +179,9 @@ export class LockService implements StateMachine<Applied>, DriverListener {
 
   /** proposeConfChange proposes one membership step (held joins go first) and resolves once it is applied. */
   proposeConfChange(change: ConfChange): Promise<void> {
+    const checked = confChangeSchema.safeParse(change);
+    if (!checked.success)
+      return Promise.reject(new DriverError("invalid_command", `invalid membership change: ${describeIssues(checked.error)}`));
     this.releaseHeldJoins();
     return new Promise((resolve, reject) =>
       this.driver.proposeConfChange(change, (outcome) => ("error" in outcome ? reject(outcome.error) : resolve())),
@@ -260,7 +279,7 @@ export class LockService implements StateMachine<Applied>, DriverListener {
       }
       return undefined;
     }
-    const applied = this.machine.apply(entry.index, decodeCommand(entry.data));
+    const applied = this.machine.apply(entry.index, decodeCommand(entry.data, entry.index));
     this.timekeeper.applied(this.clock.nowMs(), this.machine, applied);
     this.watchHub.record(applied.events);
     for (const event of applied.events) for (const listener of this.eventListeners) listener(event);
@@ -312,7 +331,9 @@ export class LockService implements StateMachine<Applied>, DriverListener {
       this.heldJoins.some((join) => !this.onlyJoinsQueue(join.resources, join.owner));
     if (flush) this.releaseHeldJoins();
     for (const command of due) {
-      this.driver.propose(encodeCommand(command), () => undefined); // Proposed again later if it is lost.
+      const encoded = encodeCheckedCommand(command);
+      assert(encoded.ok, `the leader's own ${command.type} command is invalid: ${encoded.ok ? "" : encoded.reason}`);
+      this.driver.propose(encoded.data, () => undefined); // Proposed again later if it is lost.
       this.options.logger.info({ event: "lease_expiry_proposed", ...command }, `proposing ${command.type}`);
     }
   }

@@ -1,6 +1,6 @@
 // A lease holder cut off from a real cluster hears `lost` at its local deadline, not seconds later,
 // and before anyone else is granted the lock. Real node processes on free loopback ports; the
-// holder reaches them only through loopback proxies (tests/support/loopback-proxy.ts) that the
+// holder reaches them only through loopback proxies (harness/loopback-proxy.ts) that the
 // test cuts: everything dropped, requests only, answers only. Another client, connected directly,
 // waits for the same resource meanwhile.
 //

@@ -33,7 +33,15 @@ import type { Clock, TimerHandle } from "./clock.ts";
 import { coalesceMessages } from "./coalesce-messages.ts";
 
 /** DriverErrorCode: why the driver could not serve a proposal or read. The HTTP layer maps each to a status. */
-export type DriverErrorCode = "not_leader" | "proposal_dropped" | "leadership_lost" | "timeout" | "shutting_down" | "overloaded";
+export type DriverErrorCode =
+  | "not_leader"
+  | "proposal_dropped"
+  | "leadership_lost"
+  | "timeout"
+  | "shutting_down"
+  | "overloaded"
+  /** invalid_command: the command does not fit its schema (protocol/commands.ts), so it never enters the log. */
+  | "invalid_command";
 
 export class DriverError extends Error {
   readonly code: DriverErrorCode;
