@@ -108,7 +108,11 @@ export class Bookings {
       });
     }
     const checked = slotsOf(telescope, Date.parse(input.startUtc), Date.parse(input.endUtc), receivedAtMs);
-    if ("violation" in checked) throw new ApiError(checked.violation, checked.message);
+    if ("violation" in checked) {
+      // beyond_horizon says when the range opens, so a client a moment early can wait and ask again.
+      const details = checked.opensAtMs === undefined ? undefined : { opensAtUtc: isoUtc(checked.opensAtMs) };
+      throw new ApiError(checked.violation, checked.message, details);
+    }
     const slots = checked.slots.map(isoUtc);
     const resources = checked.slots.map((slot) => slotResource(telescope.id, slot)).sort();
     const id =
