@@ -5,6 +5,7 @@
 // writes nothing, and the caller gets `lease_lost` (never a blind retry, never half a booking).
 
 import { randomBytes } from "node:crypto";
+import { alternativesWindowMs, alternativeView, nearestFreeRanges } from "./alternatives.ts";
 import { type ClusterItem, type ClusterLease, type ClusterOperation, type ClusterPort, LockError, type RangeRead } from "./cluster.ts";
 import { ApiError } from "./errors.ts";
 import type { SchedulerLogger as Logger } from "./logging.ts";
@@ -21,6 +22,9 @@ import {
   sha256Hex,
 } from "./records.ts";
 import { isoUtc, slotResource, slotsOf, type Telescope } from "./slots.ts";
+
+/** alternativesClaimsReadMax bounds the one range read behind a 409's alternatives (the cluster answers at most 1000 keys a read). */
+const alternativesClaimsReadMax = 1000;
 
 export interface BookingsOptions {
   readonly cluster: ClusterPort;
@@ -94,7 +98,67 @@ export class Bookings {
     return this.options.telescopes.get(id);
   }
 
+  /**
+   * create books the input's slots for the scientist, or throws an ApiError. A 409 for slots taken
+   * or busy carries `details.alternatives`: the nearest free ranges of the same length (issue 18).
+   */
   async create(
+    input: CreateBookingInput,
+    scientist: Scientist,
+    log: Logger,
+    requestId: string,
+  ): Promise<{ booking: Booking; replayed: boolean }> {
+    try {
+      return await this.decide(input, scientist, log, requestId);
+    } catch (error) {
+      if (!(error instanceof ApiError) || (error.code !== "slot_taken" && error.code !== "slot_busy")) throw error;
+      // Looked up after the leases are released: the offer is a hint, read as of now, never held.
+      const alternatives = await this.alternatives(input, error.code === "slot_busy", requestId).catch((lookupError: unknown) => {
+        log.warn({ event: "alternatives_failed", err: lookupError }, "could not look up free ranges to offer");
+        return [];
+      });
+      const details = { ...(error.details as Record<string, unknown> | undefined), alternatives };
+      throw new ApiError(error.code, error.message, details);
+    }
+  }
+
+  /** alternatives reads the slot claims around a refused range and picks the nearest free ranges of its length. */
+  private async alternatives(input: CreateBookingInput, busy: boolean, requestId: string): Promise<Record<string, unknown>[]> {
+    const telescope = this.options.telescopes.get(input.telescopeId);
+    if (telescope === undefined) return [];
+    const slotMs = telescope.slotMinutes * 60_000;
+    const startMs = Date.parse(input.startUtc);
+    const count = (Date.parse(input.endUtc) - startMs) / slotMs;
+    const fromMs = startMs - alternativesWindowMs;
+    let toMs = startMs + alternativesWindowMs + count * slotMs;
+    const page = await this.options.cluster.range(keys.slotPrefix(telescope.id), {
+      after: keys.slot(telescope.id, isoUtc(fromMs)).slice(0, -1),
+      limit: alternativesClaimsReadMax,
+      requestId,
+    });
+    const claimed = new Set<number>();
+    for (const item of page.items) {
+      const slotStartMs = Date.parse(item.key.slice(keys.slotPrefix(telescope.id).length));
+      if (slotStartMs >= toMs) break;
+      claimed.add(slotStartMs);
+    }
+    // A page cut short ends the window at its last claim: beyond it nothing is known.
+    const last = page.items.at(-1);
+    if (page.more && last !== undefined) toMs = Math.min(toMs, Date.parse(last.key.slice(keys.slotPrefix(telescope.id).length)));
+    const ranges = nearestFreeRanges({
+      telescope,
+      startMs,
+      count,
+      nowMs: this.options.nowMs(),
+      claimedStartsMs: claimed,
+      fromMs,
+      toMs,
+      excludeRequested: busy,
+    });
+    return ranges.map((range) => alternativeView(telescope.id, range));
+  }
+
+  private async decide(
     input: CreateBookingInput,
     scientist: Scientist,
     log: Logger,
