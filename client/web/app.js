@@ -1,14 +1,13 @@
 // The booking page: plain DOM, no framework. Everything it does goes through the links the API
 // hands out (docs/API.md); the one URL it knows is the entry point `/api`.
-import { ApiError, describeError, ENTRY_POINT, follow, randomKey } from "./api.js";
-import { formatOffset, serverTimeOf, synchronise } from "./clock.js";
+import { ApiError, describeError, ENTRY_POINT, follow } from "./api.js";
+import { mayNotBeDecided, newClick, ServerClock, sendBooking, withRetries } from "./booking.js";
+import { formatOffset } from "./clock.js";
 import { LiveEvents } from "./events.js";
 
 const KEY_STORAGE = "sctec.apiKey";
 const TELESCOPE_STORAGE = "sctec.telescopeId";
-const CLOCK_SAMPLES = 8;
 const CLOCK_RESYNC_MS = 5 * 60_000;
-const BOOK_ATTEMPTS_MAX = 3;
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,34 +25,29 @@ const state = {
   bookings: [],
   bookingsNext: undefined,
   bookingLoads: 0,
-  booking: new Map(), // slot key -> the click in flight { idempotencyKey, requestedAtUtc }
+  booking: new Map(), // slot key -> the click in flight (booking.js newClick)
   cancelling: new Set(), // ids of bookings whose cancel is in flight
   unsettled: new Map(), // slot key -> a click whose outcome is unknown: clicking again retries it with the same key
-  clock: undefined, // { offsetMs, uncertaintyMs, rttMs, samples, syncedAtLocalMs }
+  clock: undefined, // a ServerClock (booking.js) over the `time` link
   events: undefined,
 };
 
 // ---- clock ----------------------------------------------------------------------------------
 
-/** The local clock, ms since the epoch: monotonic between syncs, so a wall-clock jump does not skew it. */
-function localNow() {
-  return performance.timeOrigin + performance.now();
-}
-
 /** The server's clock as far as Cristian's algorithm knows it (the local clock until the first sync). */
 function serverNow() {
-  return localNow() + (state.clock?.offsetMs ?? 0);
+  return state.clock ? state.clock.now() : performance.timeOrigin + performance.now();
 }
 
 async function syncClock() {
   const link = state.entry?._links?.time;
   if (!link) return;
+  state.clock ??= ServerClock.overLink(link);
   const button = $("clock-resync");
   button.disabled = true;
   button.setAttribute("aria-busy", "true");
   try {
-    const result = await synchronise(async () => serverTimeOf(await follow(link)), localNow, CLOCK_SAMPLES);
-    state.clock = { ...result, syncedAtLocalMs: localNow() };
+    await state.clock.sync();
   } catch (error) {
     $("clock-sync").textContent = `clock: not synchronised (${describeError(error).message})`;
     return;
@@ -69,7 +63,7 @@ function renderClock() {
   const now = new Date(serverNow());
   $("clock-now").textContent = now.toISOString().slice(11, 19);
   $("clock-now").dateTime = now.toISOString();
-  const clock = state.clock;
+  const clock = state.clock?.estimate;
   if (clock) {
     const synced = new Date(clock.syncedAtLocalMs + clock.offsetMs).toISOString().slice(11, 19);
     $("clock-sync").textContent =
@@ -417,18 +411,19 @@ async function book(day, slot) {
   if (state.booking.has(key)) return;
   // One Idempotency-Key per click; a click whose outcome stayed unknown (no answer, 503) is
   // retried with the same key, so it can never book twice.
-  const click = state.unsettled.get(key) ?? { idempotencyKey: randomKey(), requestedAtUtc: new Date(serverNow()).toISOString() };
+  const click =
+    state.unsettled.get(key) ??
+    newClick({ telescopeId: day.telescopeId, startUtc: slot.startUtc, endUtc: slot.endUtc }, { now: serverNow });
   state.booking.set(key, click);
   renderGrid();
-  const body = { telescopeId: day.telescopeId, startUtc: slot.startUtc, endUtc: slot.endUtc, requestedAtUtc: click.requestedAtUtc };
   try {
-    const booking = await withRetries(() => follow(slot._links.book, { apiKey: state.apiKey, body, idempotencyKey: click.idempotencyKey }));
+    const booking = await sendBooking({ link: slot._links.book, click, apiKey: state.apiKey, clock: state.clock });
     state.unsettled.delete(key);
     markYours(booking);
     upsertBooking(booking);
     showNotice(`Booked ${telescopeName(booking.telescopeId)} ${describeWhen(booking)} (order ${booking.order}).`);
   } catch (error) {
-    if (error instanceof ApiError && error.retryable) state.unsettled.set(key, click);
+    if (mayNotBeDecided(error)) state.unsettled.set(key, click);
     else state.unsettled.delete(key);
     showError(error);
   } finally {
@@ -437,18 +432,6 @@ async function book(day, slot) {
   }
   reloadDaySoon();
   loadBookings().catch(showError);
-}
-
-async function withRetries(attempt) {
-  for (let i = 1; ; i += 1) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (!(error instanceof ApiError) || !error.retryable || i >= BOOK_ATTEMPTS_MAX) throw error;
-      const wait = error.retryAfterMs ?? 250 * 2 ** i * (0.5 + Math.random() / 2);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 5_000)));
-    }
-  }
 }
 
 /** Marks a booking's slots in the shown day (from a booking answer or a live event). */
@@ -669,7 +652,8 @@ function wire() {
   });
   $("bookings-more").addEventListener("click", (event) => busy(event.currentTarget, "Loading…", () => loadBookings(true)));
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && state.clock && localNow() - state.clock.syncedAtLocalMs > 60_000) syncClock();
+    const synced = state.clock?.estimate;
+    if (document.visibilityState === "visible" && synced && state.clock.localNow() - synced.syncedAtLocalMs > 60_000) syncClock();
   });
   // The displayed time ticks every second; every 15 s the grid ages free slots into past ones.
   // Both are local: the server is asked only for the clock, every few minutes.
