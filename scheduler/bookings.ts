@@ -23,6 +23,18 @@ import {
 } from "./records.ts";
 import { isoUtc, slotResource, slotsOf, type Telescope } from "./slots.ts";
 
+/** ClaimsNear: the slot starts claimed in [fromMs, toMs) of one telescope. */
+interface ClaimsNear {
+  readonly claimed: ReadonlySet<number>;
+  readonly fromMs: number;
+  readonly toMs: number;
+}
+
+/** alternativesClaimsKeptMs: how long one read of claims serves the offers of other lost races. */
+const alternativesClaimsKeptMs = 250;
+/** alternativesClaimsKeptMax bounds the windows kept at once. */
+const alternativesClaimsKeptMax = 256;
+
 /** alternativesClaimsReadMax bounds the one range read behind a 409's alternatives (the cluster answers at most 1000 keys a read). */
 const alternativesClaimsReadMax = 1000;
 
@@ -122,40 +134,68 @@ export class Bookings {
     }
   }
 
-  /** alternatives reads the slot claims around a refused range and picks the nearest free ranges of its length. */
+  /**
+   * alternatives picks the nearest free ranges of a refused range's length, from the slot claims
+   * around it. Those are read once per telescope and hour-aligned window and kept for
+   * alternativesClaimsKeptMs, shared by every request that needs them meanwhile: when a block
+   * opens, hundreds of requests lose within milliseconds of each other, and one read serves them
+   * all. An offer is a hint (booking it decides), so a read that old is good enough.
+   */
   private async alternatives(input: CreateBookingInput, busy: boolean, requestId: string): Promise<Record<string, unknown>[]> {
     const telescope = this.options.telescopes.get(input.telescopeId);
     if (telescope === undefined) return [];
     const slotMs = telescope.slotMinutes * 60_000;
     const startMs = Date.parse(input.startUtc);
-    const count = (Date.parse(input.endUtc) - startMs) / slotMs;
-    const fromMs = startMs - alternativesWindowMs;
-    let toMs = startMs + alternativesWindowMs + count * slotMs;
-    const page = await this.options.cluster.range(keys.slotPrefix(telescope.id), {
-      after: keys.slot(telescope.id, isoUtc(fromMs)).slice(0, -1),
+    const lengthMs = Date.parse(input.endUtc) - startMs;
+    const near = await this.claimsNear(telescope.id, startMs, requestId);
+    const ranges = nearestFreeRanges({
+      telescope,
+      startMs,
+      count: lengthMs / slotMs,
+      nowMs: this.options.nowMs(),
+      claimedStartsMs: near.claimed,
+      fromMs: Math.max(near.fromMs, startMs - alternativesWindowMs),
+      toMs: Math.min(near.toMs, startMs + alternativesWindowMs + lengthMs),
+      excludeRequested: busy,
+    });
+    return ranges.map((range) => alternativeView(telescope.id, range));
+  }
+
+  private readonly claimsNearKept = new Map<string, { readonly readAtMs: number; readonly claims: Promise<ClaimsNear> }>();
+
+  /** claimsNear: the claimed slot starts of a telescope from an hour before startMs − the window to the window's far end, read or kept. */
+  private claimsNear(telescopeId: string, startMs: number, requestId: string): Promise<ClaimsNear> {
+    const fromMs = Math.floor((startMs - alternativesWindowMs) / 3_600_000) * 3_600_000;
+    const key = `${telescopeId}|${fromMs}`;
+    const nowMs = performance.now();
+    const kept = this.claimsNearKept.get(key);
+    if (kept !== undefined && nowMs - kept.readAtMs < alternativesClaimsKeptMs) return kept.claims;
+    const claims = this.readClaimsNear(telescopeId, fromMs, fromMs + 2 * alternativesWindowMs + 2 * 3_600_000, requestId);
+    this.claimsNearKept.delete(key);
+    this.claimsNearKept.set(key, { readAtMs: nowMs, claims });
+    claims.catch(() => this.claimsNearKept.delete(key));
+    while (this.claimsNearKept.size > alternativesClaimsKeptMax)
+      this.claimsNearKept.delete(this.claimsNearKept.keys().next().value as string);
+    return claims;
+  }
+
+  private async readClaimsNear(telescopeId: string, fromMs: number, toMs: number, requestId: string): Promise<ClaimsNear> {
+    const prefix = keys.slotPrefix(telescopeId);
+    const page = await this.options.cluster.range(prefix, {
+      after: keys.slot(telescopeId, isoUtc(fromMs)).slice(0, -1),
       limit: alternativesClaimsReadMax,
       requestId,
     });
     const claimed = new Set<number>();
     for (const item of page.items) {
-      const slotStartMs = Date.parse(item.key.slice(keys.slotPrefix(telescope.id).length));
+      const slotStartMs = Date.parse(item.key.slice(prefix.length));
       if (slotStartMs >= toMs) break;
       claimed.add(slotStartMs);
     }
     // A page cut short ends the window at its last claim: beyond it nothing is known.
     const last = page.items.at(-1);
-    if (page.more && last !== undefined) toMs = Math.min(toMs, Date.parse(last.key.slice(keys.slotPrefix(telescope.id).length)));
-    const ranges = nearestFreeRanges({
-      telescope,
-      startMs,
-      count,
-      nowMs: this.options.nowMs(),
-      claimedStartsMs: claimed,
-      fromMs,
-      toMs,
-      excludeRequested: busy,
-    });
-    return ranges.map((range) => alternativeView(telescope.id, range));
+    const knownToMs = page.more && last !== undefined ? Math.min(toMs, Date.parse(last.key.slice(prefix.length))) : toMs;
+    return { claimed, fromMs, toMs: knownToMs };
   }
 
   private async decide(

@@ -36,9 +36,13 @@ export async function startBookingSystem(
   const cluster = await ProcessCluster.start({ size: 3, ...(options.nodeEnv === undefined ? {} : { env: options.nodeEnv }) });
   const schedulers: { url: string; logDir: string; child: ChildProcess }[] = [];
 
+  let started = 0;
   async function startScheduler(env: Record<string, string> = {}): Promise<string> {
+    // Numbered before the first await, so that schedulers started together get a directory each.
+    started += 1;
+    const number = started;
     const port = await freePort();
-    const logDir = join(cluster.dataRoot, `scheduler-${schedulers.length + 1}`);
+    const logDir = join(cluster.dataRoot, `scheduler-${number}`);
     mkdirSync(logDir, { recursive: true });
     const child = spawn(process.execPath, [...(options.schedulerArgs ?? []), "--import", "tsx", "scheduler/main.ts"], {
       env: {
@@ -47,7 +51,7 @@ export async function startBookingSystem(
         SCHEDULER_NODES: cluster.urls().join(","),
         SCTEC_API_TOKEN: cluster.apiToken,
         SCHEDULER_LOG_DIR: logDir,
-        SCHEDULER_INSTANCE_ID: `scheduler-${schedulers.length + 1}`,
+        SCHEDULER_INSTANCE_ID: `scheduler-${number}`,
         ...options.env,
         ...env,
       },
