@@ -76,7 +76,22 @@ export async function startBookingSystem(
     return url;
   }
 
-  for (let position = 0; position < (options.schedulers ?? 1); position += 1) await startScheduler();
+  const stop = async () => {
+    for (const scheduler of schedulers) {
+      if (scheduler.child.exitCode === null && scheduler.child.signalCode === null) {
+        const exited = new Promise((resolve) => scheduler.child.once("exit", resolve));
+        scheduler.child.kill("SIGKILL");
+        await exited;
+      }
+    }
+    await cluster.close();
+  };
+  try {
+    for (let position = 0; position < (options.schedulers ?? 1); position += 1) await startScheduler();
+  } catch (error) {
+    await stop(); // never leave processes running behind a failed start
+    throw error;
+  }
 
   return {
     get schedulerUrls() {
@@ -97,15 +112,6 @@ export async function startBookingSystem(
     killScheduler(position, signal = "SIGKILL") {
       schedulers[position]?.child.kill(signal);
     },
-    async stop() {
-      for (const scheduler of schedulers) {
-        if (scheduler.child.exitCode === null && scheduler.child.signalCode === null) {
-          const exited = new Promise((resolve) => scheduler.child.once("exit", resolve));
-          scheduler.child.kill("SIGKILL");
-          await exited;
-        }
-      }
-      await cluster.close();
-    },
+    stop,
   };
 }

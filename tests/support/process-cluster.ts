@@ -72,7 +72,12 @@ export class ProcessCluster {
     cluster.founders = ids.slice(0, options.founders ?? ids.length);
     for (const id of ids) cluster.ports.set(id, await freePort());
     for (const id of cluster.founders) cluster.startNode(id);
-    await cluster.waitForLeader(15_000);
+    try {
+      await cluster.waitForLeader(15_000);
+    } catch (error) {
+      await cluster.close(); // never leave the nodes running behind a failed start
+      throw error;
+    }
     return cluster;
   }
 
