@@ -51,7 +51,7 @@ function reportText(report: HorizonRushReport, machine: string, date: string, lo
     .join(", ");
   const statuses = Object.entries(requests.byStatus)
     .sort(([a], [b]) => Number(a) - Number(b))
-    .map(([status, n]) => `${status}: ${count(n)}`)
+    .map(([status, n]) => `${status === "0" ? "no answer within 15 s" : status}: ${count(n)}`)
     .join(", ");
   const ended = Object.entries(report.clicks.endedWith)
     .map(([how, n]) => `${how} ${count(n)}`)
@@ -77,7 +77,7 @@ function reportText(report: HorizonRushReport, machine: string, date: string, lo
     ["5xx", `${requests.serverErrors}`],
     [
       "clicks",
-      `${count(report.clicks.first)} first choices, ${count(report.clicks.firstWon)} won; ${count(report.clicks.second)} second choices (the first range a 409 offered), ${count(report.clicks.secondWon)} won; ${count(report.clicks.again)} clicks repeated with the same key after an open outcome. How each choice ended: ${ended}`,
+      `${count(report.clicks.first)} first choices, ${count(report.clicks.firstWon)} won; ${count(report.clicks.second)} second choices (the first range a 409 offered), ${count(report.clicks.secondWon)} won; ${count(report.clicks.again)} clicks repeated with the same key after no answer or a 503. How each choice ended: ${ended}`,
     ],
     [
       "latency per request",
@@ -87,7 +87,10 @@ function reportText(report: HorizonRushReport, machine: string, date: string, lo
       "latency per click",
       `p50 ${ms(report.clickLatency.p50Ms)} ms, p99 ${ms(report.clickLatency.p99Ms)} ms (retries and their waits included)`,
     ],
-    ["the rush", `${report.rushSeconds.toFixed(2)} s from the opening to the last answer`],
+    [
+      "the rush",
+      `${report.rushSeconds.toFixed(2)} s from the opening to the last answer; CPU meanwhile: schedulers ${report.cpuSeconds.schedulers.toFixed(1)} s, nodes ${report.cpuSeconds.nodes.toFixed(1)} s, load generator ${report.cpuSeconds.loadGenerator.toFixed(1)} s (${cpus().length} cores give ${(cpus().length * report.rushSeconds).toFixed(0)} s in that time); ${(report.requests.total / report.rushSeconds).toFixed(0)} answers/s`,
+    ],
     [
       "slots booked",
       `${count(report.slotsBookedInBlock)} of the ${count(report.slotsOpened)} that opened; ${count(report.slotsBooked - report.slotsBookedInBlock)} more elsewhere, taken as offered alternatives`,

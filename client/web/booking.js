@@ -70,9 +70,14 @@ export function newClick({ telescopeId, startUtc, endUtc }, clock) {
   };
 }
 
-/** mayNotBeDecided: an error after which the booking may yet exist, or may be made by asking again. */
+/**
+ * mayNotBeDecided: an error after which the booking may exist without the client knowing: no
+ * answer, a timeout, or a 503 (the cluster may have written before it stopped answering; an
+ * earlier attempt with the key is still being decided). Such a click is kept, and sent again with
+ * its key. A 409, 422 or 429 says nothing was booked: the next click may use a new key.
+ */
 export function mayNotBeDecided(error) {
-  return error instanceof ApiError && error.retryable;
+  return error instanceof ApiError && (error.code === "network" || error.code === "timeout" || error.status === 503);
 }
 
 /**

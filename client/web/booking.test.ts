@@ -8,7 +8,7 @@
 
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ApiError } from "./api.js";
-import { newClick, RETRY_WAIT_MAX_MS, ServerClock, sendBooking, waitBeforeRetryMs } from "./booking.js";
+import { mayNotBeDecided, newClick, RETRY_WAIT_MAX_MS, ServerClock, sendBooking, waitBeforeRetryMs } from "./booking.js";
 
 interface Sent {
   url: string;
@@ -106,6 +106,26 @@ describe("sendBooking", () => {
     const tooEarly = new ApiError("beyond_horizon", "later", 422, { opensAtUtc: "2026-11-08T12:00:00Z" });
     expect(waitBeforeRetryMs(tooEarly, 1, far)).toBeUndefined();
     expect(waitBeforeRetryMs(new ApiError("beyond_horizon", "later", 422, {}), 1, clock)).toBeUndefined();
+  });
+});
+
+describe("mayNotBeDecided", () => {
+  it("keeps a click whose booking may exist unknown to the page (no answer, 503), and only those", () => {
+    const open = [
+      new ApiError("network", "x", 0),
+      new ApiError("timeout", "x", 0),
+      new ApiError("cluster_unavailable", "x", 503),
+      new ApiError("booking_in_progress", "x", 503),
+    ];
+    const decided = [
+      new ApiError("slot_busy", "x", 409),
+      new ApiError("slot_taken", "x", 409),
+      new ApiError("lease_lost", "x", 409),
+      new ApiError("rate_limited", "x", 429),
+      new ApiError("beyond_horizon", "x", 422),
+    ];
+    expect(open.map(mayNotBeDecided)).toEqual([true, true, true, true]);
+    expect(decided.map(mayNotBeDecided)).toEqual([false, false, false, false, false]);
   });
 });
 

@@ -20,12 +20,14 @@
 // Used by bench/rush.ts (1,000 scientists) and tests/horizon-rush.test.ts (50).
 
 import { createHash } from "node:crypto";
+import { readProcStat } from "../../bench/measure.ts";
 import { type ChainRecord, chainPrefix, verifyChain } from "../../client/audit-chain.ts";
 import { LockClient } from "../../client/lock-client.ts";
 import { ApiError, follow } from "../../client/web/api.js";
 import { type Click, mayNotBeDecided, monotonicNow, newClick, ServerClock, sendBooking } from "../../client/web/booking.js";
 import { createSeededRandom } from "../../raft/random.ts";
 import { type BookingSystem, startBookingSystem } from "./booking-system.ts";
+import { poolFetch } from "./pool-fetch.ts";
 import { type CommittedLog, firstDisagreement, readCommittedLog } from "./raft-log.ts";
 import {
   type Check,
@@ -97,6 +99,8 @@ export interface HorizonRushReport {
   readonly clockUncertaintyMs: { readonly p50Ms: number; readonly maxMs: number };
   /** rushSeconds: from the opening to the last answer. */
   readonly rushSeconds: number;
+  /** cpuSeconds: CPU time each role used from just before the opening to the last answer (from /proc). */
+  readonly cpuSeconds: CpuByRole;
   /** slotsBooked: every slot booked in the rush; slotsBookedInBlock: those of the block that opened (the rest were offered alternatives). */
   readonly slotsBooked: number;
   readonly slotsBookedInBlock: number;
@@ -145,6 +149,11 @@ export async function runHorizonRush(options: HorizonRushOptions): Promise<Horiz
   };
   say(`starting three lock nodes (log compaction off, so the whole Raft log can be read afterwards) and a registration desk`);
   const system = await startBookingSystem({ schedulers: 1, env: unlimited, nodeEnv: { SCTEC_SNAPSHOT_ENTRIES: "10000000" } });
+  // The scientists' requests go through the page's code (api.js, booking.js) unchanged, over a
+  // cheaper fetch (pool-fetch.ts), so that this one process can send 1,000 at nearly one instant.
+  const transport = poolFetch();
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = transport.fetch;
   try {
     const preparedAt = performance.now();
     const deskUrl = system.schedulerUrls[0] as string;
@@ -168,7 +177,9 @@ export async function runHorizonRush(options: HorizonRushOptions): Promise<Horiz
       if (ready && marginMs > 1_000) {
         say(`every scientist ready ${(marginMs / 1000).toFixed(1)} s before the opening`);
         const preparationSeconds = (performance.now() - preparedAt) / 1000;
+        const cpuBefore = await cpuByRole(system);
         const rush = await rushAtOpening(scientists, staged, say);
+        rush.cpuSeconds = subtractCpu(await cpuByRole(system), cpuBefore);
         return await proveAndReport(system, { options, telescopes, staged, rush, tries, preparationSeconds, say });
       }
       if (tries === 3) throw new Error(`the scientists were not ready before the opening in ${tries} tries (last lead ${leadMs / 1000} s)`);
@@ -179,6 +190,8 @@ export async function runHorizonRush(options: HorizonRushOptions): Promise<Horiz
       leadMs *= 2;
     }
   } finally {
+    globalThis.fetch = realFetch;
+    await transport.close();
     await system.stop();
   }
 }
@@ -280,6 +293,29 @@ interface RushRun {
   readonly firstSendOffsetsMs: number[];
   readonly clockUncertaintiesMs: number[];
   lastAnswerWallMs: number;
+  cpuSeconds: CpuByRole;
+}
+
+/** CpuByRole: CPU seconds of the three schedulers, the three nodes, and this load generator. */
+export interface CpuByRole {
+  readonly schedulers: number;
+  readonly nodes: number;
+  readonly loadGenerator: number;
+}
+
+async function cpuByRole(system: BookingSystem): Promise<CpuByRole> {
+  const nodePids = await Promise.all(system.cluster.ids().map(async (id) => (await system.cluster.status(id))?.pid ?? 0));
+  const sum = (pids: readonly number[]) => pids.reduce((total, pid) => total + (readProcStat(pid)?.cpuMs ?? 0), 0) / 1000;
+  const own = process.cpuUsage();
+  return { schedulers: sum(system.schedulerPids()), nodes: sum(nodePids), loadGenerator: (own.user + own.system) / 1e6 };
+}
+
+function subtractCpu(after: CpuByRole, before: CpuByRole): CpuByRole {
+  return {
+    schedulers: after.schedulers - before.schedulers,
+    nodes: after.nodes - before.nodes,
+    loadGenerator: after.loadGenerator - before.loadGenerator,
+  };
 }
 
 /** rushAtOpening: every scientist fires at the opening by its own synchronised clock. */
@@ -291,13 +327,14 @@ async function rushAtOpening(scientists: readonly Scientist[], staged: StagedOpe
     firstSendOffsetsMs: [],
     clockUncertaintiesMs: scientists.map((scientist) => scientist.clock.estimate?.uncertaintyMs ?? Number.NaN),
     lastAnswerWallMs: 0,
+    cpuSeconds: { schedulers: 0, nodes: 0, loadGenerator: 0 },
   };
-  const realFetch = globalThis.fetch;
+  const plainFetch = globalThis.fetch;
   // Time every booking request at the one place they all pass, without touching the page's code.
   globalThis.fetch = async (input, init) => {
     const startedMs = performance.now();
     try {
-      return await realFetch(input, init);
+      return await plainFetch(input, init);
     } finally {
       if (init?.method === "POST") run.requestLatenciesMs.push(performance.now() - startedMs);
     }
@@ -329,7 +366,7 @@ async function rushAtOpening(scientists: readonly Scientist[], staged: StagedOpe
       }),
     );
   } finally {
-    globalThis.fetch = realFetch;
+    globalThis.fetch = plainFetch;
   }
   return run;
 }
@@ -521,6 +558,7 @@ function summarise(
     },
     clockUncertaintyMs: summariseUncertainty(rush.clockUncertaintiesMs),
     rushSeconds: (rush.lastAnswerWallMs - staged.openingWallMs) / 1000,
+    cpuSeconds: rush.cpuSeconds,
     slotsBooked: bookedStarts.length,
     slotsBookedInBlock: bookedStarts.filter((start) => start >= staged.blockStartMs && start < staged.blockStartMs + hourMs).length,
     logEntries,
