@@ -19,6 +19,8 @@ export interface BookingSystem {
   /** startScheduler starts one more scheduler (with extra environment) and returns its URL. */
   startScheduler(env?: Record<string, string>): Promise<string>;
   killScheduler(position: number, signal?: NodeJS.Signals): void;
+  /** stopScheduler stops scheduler i as an operator would (SIGTERM), and waits for it to exit (SIGKILL after 10 s). */
+  stopScheduler(position: number): Promise<void>;
   /** schedulerPids: the PIDs of the running scheduler processes (for CPU accounting). */
   schedulerPids(): number[];
   stop(): Promise<void>;
@@ -111,6 +113,15 @@ export async function startBookingSystem(
     },
     killScheduler(position, signal = "SIGKILL") {
       schedulers[position]?.child.kill(signal);
+    },
+    async stopScheduler(position) {
+      const child = schedulers[position]?.child;
+      if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      const forced = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(forced);
     },
     stop,
   };

@@ -24,7 +24,7 @@ import { readProcStat } from "../../bench/measure.ts";
 import { type ChainRecord, chainPrefix, verifyChain } from "../../client/audit-chain.ts";
 import { LockClient } from "../../client/lock-client.ts";
 import { ApiError, follow } from "../../client/web/api.js";
-import { type Click, mayNotBeDecided, monotonicNow, newClick, ServerClock, sendBooking } from "../../client/web/booking.js";
+import { type Click, mayNotBeDecided, monotonicNow, newClick, ServerClock, sendBooking, withRetries } from "../../client/web/booking.js";
 import { createSeededRandom } from "../../raft/random.ts";
 import { type BookingSystem, startBookingSystem } from "./booking-system.ts";
 import { poolFetch } from "./pool-fetch.ts";
@@ -50,6 +50,8 @@ export interface HorizonRushOptions {
   /** slotsPerRangeMax: each scientist wants 1 to this many consecutive slots. */
   readonly slotsPerRangeMax: number;
   readonly progress: (message: string) => void;
+  /** schedulerArgs: extra arguments for each scheduler's `node` (for example --cpu-prof, to profile a rush). */
+  readonly schedulerArgs?: readonly string[];
 }
 
 export interface LatencySummary {
@@ -148,7 +150,12 @@ export async function runHorizonRush(options: HorizonRushOptions): Promise<Horiz
     SCHEDULER_RATE_LIMIT_PER_MINUTE: "1000000",
   };
   say(`starting three lock nodes (log compaction off, so the whole Raft log can be read afterwards) and a registration desk`);
-  const system = await startBookingSystem({ schedulers: 1, env: unlimited, nodeEnv: { SCTEC_SNAPSHOT_ENTRIES: "10000000" } });
+  const system = await startBookingSystem({
+    schedulers: 1,
+    env: unlimited,
+    nodeEnv: { SCTEC_SNAPSHOT_ENTRIES: "10000000" },
+    ...(options.schedulerArgs === undefined ? {} : { schedulerArgs: options.schedulerArgs }),
+  });
   // The scientists' requests go through the page's code (api.js, booking.js) unchanged, over a
   // cheaper fetch (pool-fetch.ts), so that this one process can send 1,000 at nearly one instant.
   const transport = poolFetch();
@@ -203,10 +210,25 @@ async function registerScientists(deskUrl: string, options: HorizonRushOptions, 
   const registered: { id: string; apiKey: string }[] = new Array(options.scientists);
   let done = 0;
   await inParallel(options.scientists, 16, async (position) => {
-    const answer = await follow(entry._links.register, {
-      base: deskUrl,
-      body: { name: `Scientist ${position + 1}`, email: `rush-${run}-${position + 1}@example.org`, institution: "Horizon Rush" },
-    });
+    // A registration has no idempotency key: one that met a 503 (an election on a loaded machine)
+    // may or may not exist, so the next try uses another address (at most 5 tries, a second apart).
+    const answer = await withRetries(
+      (() => {
+        let tries = 0;
+        return () => {
+          tries += 1;
+          return follow(entry._links.register, {
+            base: deskUrl,
+            body: {
+              name: `Scientist ${position + 1}`,
+              email: `rush-${run}-${position + 1}-${tries}@example.org`,
+              institution: "Horizon Rush",
+            },
+          });
+        };
+      })(),
+      { attemptsMax: 5 },
+    );
     registered[position] = { id: answer.scientist.id, apiKey: answer.apiKey };
     done += 1;
     if (done % Math.max(1, Math.floor(options.scientists / 4)) === 0) say(`  ${done} registered`);
@@ -438,6 +460,9 @@ interface ProofInput {
 async function proveAndReport(system: BookingSystem, input: ProofInput): Promise<HorizonRushReport> {
   const { rush, telescopes, say } = input;
   const telescopeIds = telescopes.map((telescope) => telescope.id);
+  // The schedulers stop as an operator would stop them (SIGTERM: what is in flight finishes, logs
+  // are flushed, a CPU profile asked for with schedulerArgs is written).
+  for (const url of input.staged.urls) await system.stopScheduler(system.schedulerUrls.indexOf(url));
   say("reading the stored bookings, slot claims and audit chain from the cluster");
   const client = new LockClient({ nodes: system.nodeUrls, apiToken: system.apiToken });
   const bookingItems = await rangeAll(client, "booking/");
