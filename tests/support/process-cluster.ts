@@ -73,7 +73,9 @@ export class ProcessCluster {
     for (const id of ids) cluster.ports.set(id, await freePort());
     for (const id of cluster.founders) cluster.startNode(id);
     try {
-      await cluster.waitForLeader(15_000);
+      // Generous: three node processes start through tsx, and on a loaded machine (the whole suite
+      // runs beside other engineers' work) that alone has taken longer than 15 s.
+      await cluster.waitForLeader(45_000);
     } catch (error) {
       await cluster.close(); // never leave the nodes running behind a failed start
       throw error;
