@@ -73,7 +73,7 @@ export async function startBookingSystem(
         }
       },
       `scheduler on ${url}`,
-      20_000,
+      60_000, // generous: a scheduler starts through tsx, and schedulers started together on a loaded machine take their time
     );
     return url;
   }

@@ -176,7 +176,9 @@ export async function runHorizonRush(options: HorizonRushOptions): Promise<Horiz
       wanted: wantedRange(random, telescopes, options.slotsPerRangeMax),
     }));
 
-    let leadMs = 10_000 + options.scientists * 15;
+    // Preparing takes each scientist an entry point and 8 clock samples: about 15 ms apiece on a
+    // quiet machine, several times that on a loaded one. A lead too short costs a restart.
+    let leadMs = 10_000 + options.scientists * 40;
     for (let tries = 1; ; tries += 1) {
       const staged = await stageOpening(system, unlimited, leadMs, say);
       const ready = await prepareScientists(scientists, staged.urls, options, say);
