@@ -179,15 +179,25 @@ async function lock(
   const lease = await client.acquire(resources, { ttlMs, waitMs: integerOption(values.wait, "wait", 0), autoRenew: holdMs > 0 });
   print({ resources: lease.resources, token: lease.token, ttlMs: lease.ttlMs });
   if (holdMs === 0) return; // Leave it held: it expires after its TTL unless unlocked.
-  lease.on("lost", (error) => process.stderr.write(`lease lost: ${error?.message ?? "expired"}\n`));
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, holdMs);
+  lease.on("jeopardy", (error) => process.stderr.write(`lease in jeopardy: ${error?.message ?? "renewals are failing"}\n`));
+  lease.on("safe", () => process.stderr.write("lease safe again: a renewal succeeded\n"));
+  // Holding ends at --hold, at Ctrl-C, or at once when the lease is lost (exit 1: it was not held to the end).
+  const ended = await new Promise<"held" | "lost">((resolve) => {
+    const timer = setTimeout(() => resolve("held"), holdMs);
     process.once("SIGINT", () => {
       clearTimeout(timer);
-      resolve();
+      resolve("held");
+    });
+    lease.on("lost", (error) => {
+      clearTimeout(timer);
+      process.stderr.write(`lease lost: ${error?.message ?? "expired"}\n`);
+      resolve("lost");
     });
   });
-  await lease.release();
+  await lease.release().catch((error: unknown) => {
+    if (ended === "held") throw error; // A lost lease's release may find it gone already.
+  });
+  if (ended === "lost") fail(`error lease_expired: lost the lease on ${lease.resources.join(", ")} before --hold ended`, 1);
   print({ released: lease.resources, token: lease.token });
 }
 

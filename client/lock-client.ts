@@ -1,52 +1,22 @@
 // LockClient talks to the lock cluster over HTTP (undici). It needs no leader address: any node
 // answers (followers forward to the leader), and the client sticks to the node that answered
 // last. Every mutating request carries a session (clientId + sequence), so a retry after a
-// timeout, a lost reply or a failover returns the first answer instead of acting twice.
+// timeout, a lost reply or a failover returns the first answer instead of acting twice; only a
+// lease's own renewals and unlocks go without one (they are idempotent by nature: see lease.ts).
 //
-// A lease is counted pessimistically, from when the request was *first sent*, shortened by the
-// clock-drift discount and a safety margin. The client never trusts it beyond that, renews it
-// automatically before then, and signals when it is in jeopardy or lost.
+// A lease is counted pessimistically, from when its request was sent (a grant's first attempt, a
+// renewal's answered attempt), shortened by the clock-drift discount and a safety margin. The
+// client never trusts it beyond that, renews it automatically before then, and signals when it is
+// in jeopardy or lost (lease.ts).
 
 import { randomUUID } from "node:crypto";
-import { EventEmitter } from "node:events";
-import { Pool, request } from "undici";
+import { LockError, type LockErrorCode } from "./errors.ts";
+import { Lease, type LeaseHost, type MutateOptions } from "./lease.ts";
+import { AttemptSignal, HttpTransport, type LockTransport } from "./transport.ts";
 
-/** LockErrorCode: the stable codes every LockClient error carries. Branch on these, not on classes. */
-export type LockErrorCode =
-  | "conflict"
-  | "not_held"
-  | "stale_fencing_token"
-  | "wait_timeout"
-  | "invalid_request"
-  | "unauthorized"
-  | "session_expired"
-  | "stale_sequence"
-  | "too_many_waiters"
-  | "too_many_watchers"
-  | "events_compacted"
-  | "not_found"
-  | "timeout"
-  | "unavailable"
-  | "aborted";
-
-export class LockError extends Error {
-  readonly code: LockErrorCode;
-  /** holder: for `conflict`, who holds the resource (its token is a decimal string). */
-  readonly holder: { resource: string; token: string; owner: string } | undefined;
-  /** details: the node's error details, e.g. `{ oldestIndex }` for `events_compacted`. */
-  readonly details: Record<string, unknown> | undefined;
-  constructor(
-    code: LockErrorCode,
-    message: string,
-    options?: { cause?: unknown; holder?: LockError["holder"]; details?: Record<string, unknown> },
-  ) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "LockError";
-    this.code = code;
-    this.holder = options?.holder;
-    this.details = options?.details;
-  }
-}
+export { LockError, type LockErrorCode } from "./errors.ts";
+export { Lease, type LeaseEvent, type LeaseState, type MutateOptions } from "./lease.ts";
+export type { LockTransport, TransportAnswer, TransportRequest } from "./transport.ts";
 
 export interface LockClientOptions {
   /** nodes: base URLs of any members, e.g. ["http://127.0.0.1:7001", …]. */
@@ -71,6 +41,13 @@ export interface LockClientOptions {
   readonly random?: () => number;
   /** sleep waits (injectable for tests). */
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * jeopardyFractionLeft: a lease whose renewals have not succeeded by the time this share of its
+   * local validity is left signals `jeopardy` (see Lease). Between 0 and 1. @default 1/3
+   */
+  readonly jeopardyFractionLeft?: number;
+  /** transport sends each request (injectable for tests). @default HTTP over undici */
+  readonly transport?: LockTransport;
 }
 
 /** RequestOptions apply to one call. */
@@ -177,6 +154,12 @@ interface SendOptions extends RequestOptions {
   readonly node?: string;
   /** timeoutMs replaces requestTimeoutMs for this request (long polls). */
   readonly timeoutMs?: number;
+  /**
+   * deadlineMs: every attempt and retry ends by then (a renewal's: the lease's local deadline).
+   * Each attempt gets at most a third of what is left (at least 20 ms, never past the deadline),
+   * so a node that does not answer leaves time to ask another before a renewal's jeopardy point.
+   */
+  readonly deadlineMs?: number;
 }
 
 interface ApiAnswer {
@@ -184,6 +167,8 @@ interface ApiAnswer {
   readonly body: Record<string, unknown>;
   /** leaderUrl: the leader the answering node knows (header x-sctec-leader), if any. */
   readonly leaderUrl: string | undefined;
+  /** sentAtMs: when the attempt that was answered was sent (the client's monotonic clock). */
+  readonly sentAtMs: number;
 }
 
 /**
@@ -204,9 +189,10 @@ interface ApiAnswer {
  * await lease.release();
  * ```
  */
-export class LockClient {
+export class LockClient implements LeaseHost {
   private currentClientId: string;
-  private readonly options: Required<Omit<LockClientOptions, "clientId">>;
+  private readonly options: Required<Omit<LockClientOptions, "clientId" | "transport">>;
+  private readonly transport: LockTransport;
   /** sessionStart settles when the session's first request has; later requests wait for it (see mutate). */
   private sessionStart: Promise<unknown> | undefined;
   /** outstanding: the sequences of the current session sent and not yet answered (see takeSequence). */
@@ -216,8 +202,6 @@ export class LockClient {
   private readonly holderWaiters: (() => void)[] = [];
   private sequence = 0;
   private preferred = 0;
-  /** pools: one connection pool per configured node, made on first use (see attempt). */
-  private readonly pools = new Map<string, { readonly pool: Pool; readonly basePath: string }>();
 
   constructor(options: LockClientOptions) {
     if (options.nodes.length === 0) throw new LockError("invalid_request", "LockClient needs at least one node URL");
@@ -234,7 +218,22 @@ export class LockClient {
       now: options.now ?? (() => performance.now()),
       random: options.random ?? Math.random,
       sleep: options.sleep ?? sleep,
+      jeopardyFractionLeft: options.jeopardyFractionLeft ?? 1 / 3,
     };
+    const fraction = this.options.jeopardyFractionLeft;
+    if (!(fraction > 0 && fraction < 1))
+      throw new LockError("invalid_request", `jeopardyFractionLeft must be between 0 and 1, got ${fraction}`);
+    this.transport = options.transport ?? new HttpTransport(this.options.nodes);
+  }
+
+  /** jeopardyFractionLeft: see LockClientOptions. */
+  get jeopardyFractionLeft(): number {
+    return this.options.jeopardyFractionLeft;
+  }
+
+  /** requestTimeoutMs: see LockClientOptions. */
+  get requestTimeoutMs(): number {
+    return this.options.requestTimeoutMs;
   }
 
   /** acquire takes leases on all `resources` at once (all or none) and returns a Lease. */
@@ -253,7 +252,7 @@ export class LockClient {
     );
     const body = answer.body as { token: string; resources: string[]; ttlMs: number; reads?: RangeResult[] };
     const lease = new Lease(this, { resources: body.resources, token: body.token, ttlMs: body.ttlMs, sentAt, reads: body.reads });
-    if (options.waitMs !== undefined && options.waitMs > 0 && !lease.isValid()) await lease.renew(); // Granted after a long wait.
+    await lease.activate(options.signal === undefined ? {} : { signal: options.signal }); // Renews first a lease that arrived out of date.
     if (options.autoRenew ?? true) lease.startAutoRenew();
     return lease;
   }
@@ -372,6 +371,28 @@ export class LockClient {
     return (await this.send("POST", path, body, {})).body;
   }
 
+  /**
+   * renewLease renews a lease and answers when the validity it bought starts: the send time of
+   * the attempt that was answered. A renewal goes without a session, unlike other writes: it is
+   * idempotent by nature (it extends the lease with that token, if current, to a full TTL from
+   * when it is applied, and does nothing otherwise), so each attempt stands alone, and a retry
+   * that gets through late buys validity from its own send time, not from the first attempt's.
+   */
+  async renewLease(resources: readonly string[], token: string, options: MutateOptions = {}): Promise<number> {
+    // No place in the session window is taken (see takeSequence): it guards the results a
+    // session remembers, which a renewal does not use, and a busy client must not starve its leases' renewals.
+    return (await this.send("POST", "/renew", { resources: [...resources], token }, options)).sentAtMs;
+  }
+
+  /**
+   * unlockLease asks the cluster to end a lease, once, within `deadlineMs`, without a session: an
+   * unlock names its token, so a repeat can only find the lease gone (`not_held`), never end
+   * another's. Leases use it to let go of a lease they lost (see Lease).
+   */
+  async unlockLease(resources: readonly string[], token: string, options: MutateOptions = {}): Promise<void> {
+    await this.send("POST", "/unlock", { resources: [...resources], token }, options);
+  }
+
   /** clientId names this client's session (it changes only if the cluster forgot the session). */
   get clientId(): string {
     return this.currentClientId;
@@ -381,20 +402,20 @@ export class LockClient {
    * mutate sends a mutating request with a new session sequence, retrying it unchanged. The
    * cluster starts a session only at sequence 1, so later requests wait until the first one has
    * settled; and a new sequence is sent only while the oldest unanswered one is fewer than
-   * `sequenceWindowMax` behind it, within the window of results the cluster remembers per session.
-   * If the cluster no longer knows the session (`session_expired`:
+   * `sequenceWindowMax` behind it, within the window of results the
+   * cluster remembers per session. If the cluster no longer knows the session (`session_expired`:
    * it was evicted, or its first request never arrived), a new session is started and the request
    * is sent once more under it.
    */
-  async mutate(path: string, body: Record<string, unknown>, options: RequestOptions = {}): Promise<ApiAnswer> {
-    const sequence = await this.takeSequence(path !== "/lock");
+  async mutate(path: string, body: Record<string, unknown>, options: MutateOptions = {}): Promise<ApiAnswer> {
+    const sequence = await this.takeSequence(path !== "/lock", options.signal);
     return this.mutateInSession(path, body, options, this.currentClientId, sequence, true);
   }
 
   private async mutateInSession(
     path: string,
     body: Record<string, unknown>,
-    options: RequestOptions,
+    options: MutateOptions,
     clientId: string,
     sequence: number,
     mayRestart: boolean,
@@ -430,19 +451,20 @@ export class LockClient {
 
   /**
    * takeSequence numbers a new request once it would be fewer than sequenceWindowMax past the
-   * oldest unanswered one (it is then unanswered itself until its attempt settles). Counting
-   * requests in flight is not enough: one slow request (a retry after a timeout) can be overtaken
-   * by any number of quick ones, and once the cluster has remembered 64 newer results it refuses
-   * the slow one as stale_sequence although it was never applied (found by bench:rush: 1,000
-   * simultaneous bookings through three schedulers got 33 answers 503). The check and the
-   * numbering happen together, so waiters woken at once cannot all pass the same check.
+   * oldest unanswered one (it is then unanswered itself until its attempt settles); `signal` ends
+   * the wait (a renewal's deadline). Counting requests in flight is not enough: one slow request
+   * (a retry after a timeout) can be overtaken by any number of quick ones, and once the cluster
+   * has remembered 64 newer results it refuses the slow one as stale_sequence although it was
+   * never applied (found by bench:rush: 1,000 simultaneous bookings through three schedulers got
+   * 33 answers 503). The check and the numbering happen together, so waiters woken at once cannot
+   * all pass the same check.
    *
    * A request on a lease already held (`holder`: txn, renew, release) goes before every waiting
    * acquire: it ends work in progress and frees resources, while a queued acquire only starts more.
    * Behind a burst of acquires a holder's write would otherwise wait its turn until its lease ran
-   * out (bench:rush at a load of 15: ten bookings lost their leases, answered lease_lost).
+   * out (bench:rush at a load of 15: bookings lost their leases, answered lease_lost).
    */
-  private async takeSequence(holder: boolean): Promise<number> {
+  private async takeSequence(holder: boolean, signal: AbortSignal | undefined): Promise<number> {
     for (;;) {
       let oldest = this.sequence + 1;
       for (const sequence of this.outstanding) oldest = Math.min(oldest, sequence);
@@ -452,7 +474,24 @@ export class LockClient {
         this.outstanding.add(this.sequence);
         return this.sequence;
       }
-      await new Promise<void>((resolve) => (holder ? this.holderWaiters : this.slotWaiters).push(resolve));
+      const waiters = holder ? this.holderWaiters : this.slotWaiters;
+      await new Promise<void>((resolve, reject) => {
+        if (signal?.aborted) {
+          reject(new LockError("aborted", "the request was aborted", { cause: signal.reason }));
+          return;
+        }
+        const onAbort = () => {
+          const position = waiters.indexOf(wake);
+          if (position >= 0) waiters.splice(position, 1);
+          reject(new LockError("aborted", "the request was aborted", { cause: signal?.reason }));
+        };
+        const wake = () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+        waiters.push(wake);
+      });
     }
   }
 
@@ -469,14 +508,16 @@ export class LockClient {
     body: Record<string, unknown> | undefined,
     options: SendOptions,
   ): Promise<ApiAnswer> {
-    const { signal, node } = options;
+    const { signal, node, deadlineMs } = options;
     let lastError: LockError | undefined;
     for (let attempt = 0; attempt <= this.options.retriesMax; attempt++) {
       if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: signal.reason });
-      if (attempt > 0) await this.options.sleep(this.backoffMs(attempt), signal);
+      const backoffMs = attempt === 0 ? 0 : Math.min(this.backoffMs(attempt), this.leftMs(deadlineMs));
+      if (backoffMs > 0) await this.options.sleep(backoffMs, signal);
+      if (this.leftMs(deadlineMs) <= 0) break;
       const url = node ?? (this.options.nodes[(this.preferred + attempt) % this.options.nodes.length] as string);
       try {
-        const answer = await this.attempt(method, url, path, body, options);
+        const answer = await this.attempt(method, url, path, body, { ...options, timeoutMs: this.attemptTimeoutMs(options) });
         if (answer.status < 400) {
           if (node === undefined) this.prefer(url, answer.leaderUrl);
           return answer;
@@ -491,15 +532,29 @@ export class LockClient {
             : new LockError("unavailable", `${url} did not answer: ${(error as Error).message}`, { cause: error });
       }
     }
+    if (deadlineMs !== undefined && this.leftMs(deadlineMs) <= 0) {
+      throw new LockError("timeout", `no node answered ${path} before its deadline`, { cause: lastError });
+    }
     throw lastError ?? new LockError("unavailable", "no node answered");
   }
 
+  /** leftMs is the time left until `deadlineMs` (unbounded without one). */
+  private leftMs(deadlineMs: number | undefined): number {
+    return deadlineMs === undefined ? Number.POSITIVE_INFINITY : deadlineMs - this.options.now();
+  }
+
+  /** attemptTimeoutMs bounds one attempt: the request's timeout, and within a deadline a third of what is left (see SendOptions). */
+  private attemptTimeoutMs(options: SendOptions): number {
+    const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
+    const leftMs = this.leftMs(options.deadlineMs);
+    return Math.ceil(Math.min(timeoutMs, Math.max(leftMs / 3, Math.min(leftMs, 20))));
+  }
+
   /**
-   * attempt sends one HTTP request to `node` and reads its whole answer within the timeout. It
-   * costs the scheduler two of these per booking, so it avoids what is dear per request in undici:
-   * parsing the URL and finding its pool (a configured node's pool is kept here), and abort signals
+   * attempt sends one request to `node` and reads its whole answer within the timeout. It costs
+   * the scheduler two of these per booking, so it avoids abort signals, which are dear per request
    * (AbortSignal.timeout, AbortSignal.any, even an AbortController): one plain timer ends the
-   * attempt through an AttemptAbort.
+   * attempt through an AttemptSignal.
    */
   private async attempt(
     method: "GET" | "POST",
@@ -512,28 +567,32 @@ export class LockClient {
     const url = `${node}${path}`;
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
     if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: signal.reason });
-    const ending = new AttemptAbort();
+    const ending = new AttemptSignal();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       ending.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError"));
     }, timeoutMs);
-    timer.unref();
+    timer.unref?.();
     const onAbort = () => ending.abort(signal?.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiToken}`, "content-type": "application/json" };
     if (options.requestId !== undefined) headers["x-request-id"] = options.requestId;
+    const sentAtMs = this.options.now();
     try {
-      const sent = { method, headers, signal: ending, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
-      const target = this.poolOf(node);
-      const response =
-        target === undefined ? await request(url, sent) : await target.pool.request({ ...sent, path: `${target.basePath}${path}` });
-      const text = await response.body.text();
-      const leader = response.headers["x-sctec-leader"];
+      const answer = await this.transport.send({
+        method,
+        node,
+        path,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: ending,
+      });
       return {
-        status: response.statusCode,
-        body: text.length > 0 ? (JSON.parse(text) as Record<string, unknown>) : {},
-        leaderUrl: typeof leader === "string" ? leader : undefined,
+        status: answer.status,
+        body: answer.body.length > 0 ? (JSON.parse(answer.body) as Record<string, unknown>) : {},
+        leaderUrl: answer.leaderUrl,
+        sentAtMs,
       };
     } catch (error) {
       if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: error });
@@ -543,17 +602,6 @@ export class LockClient {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     }
-  }
-
-  /** poolOf is the connection pool of a configured node (undefined for any other URL: undici's global one serves it). */
-  private poolOf(node: string): { readonly pool: Pool; readonly basePath: string } | undefined {
-    let target = this.pools.get(node);
-    if (target === undefined && this.options.nodes.includes(node)) {
-      const url = new URL(node);
-      target = { pool: new Pool(url.origin), basePath: url.pathname.replace(/\/+$/, "") };
-      this.pools.set(node, target);
-    }
-    return target;
   }
 
   /** prefer remembers which node to try first: the leader the answer named, if the client knows it, else the node that answered. */
@@ -574,174 +622,6 @@ export class LockClient {
 
   now(): number {
     return this.options.now();
-  }
-}
-
-/** LeaseEvent: `jeopardy` when a renewal failed but the lease is still valid; `lost` when it can no longer be trusted. */
-export type LeaseEvent = "renewed" | "jeopardy" | "lost";
-
-/**
- * Lease is a held lease: its fencing token (a decimal string), a pessimistic local `validUntil`,
- * renewal, release and fenced writes. Listen with `lease.on("lost", …)`.
- */
-export class Lease {
-  readonly resources: readonly string[];
-  readonly token: string;
-  readonly ttlMs: number;
-  private readonly client: LockClient;
-  private validUntilMs: number;
-  private renewTimer: NodeJS.Timeout | undefined;
-  private autoRenewing = false;
-  private released = false;
-  private readonly listeners = new Map<LeaseEvent, Set<(error?: LockError) => void>>();
-
-  /** reads: the answers to the acquire's `reads`, as of the grant (undefined if none were asked or the grant came after a wait). */
-  readonly reads: readonly RangeResult[] | undefined;
-
-  constructor(
-    client: LockClient,
-    grant: { resources: readonly string[]; token: string; ttlMs: number; sentAt: number; reads?: readonly RangeResult[] | undefined },
-  ) {
-    this.client = client;
-    this.reads = grant.reads;
-    this.resources = grant.resources;
-    this.token = grant.token;
-    this.ttlMs = grant.ttlMs;
-    this.validUntilMs = client.validUntil(grant.sentAt, grant.ttlMs);
-  }
-
-  /** validUntil is the monotonic time (ms) after which this lease must not be relied upon. */
-  get validUntil(): number {
-    return this.validUntilMs;
-  }
-
-  isValid(): boolean {
-    return !this.released && this.client.now() < this.validUntilMs;
-  }
-
-  on(event: LeaseEvent, listener: (error?: LockError) => void): () => void {
-    const set = this.listeners.get(event) ?? new Set();
-    set.add(listener);
-    this.listeners.set(event, set);
-    return () => set.delete(listener);
-  }
-
-  /** renew extends the lease; the new validity counts from this request's send time. */
-  async renew(): Promise<void> {
-    const sentAt = this.client.now();
-    await this.client.mutate("/renew", { resources: [...this.resources], token: this.token });
-    this.validUntilMs = this.client.validUntil(sentAt, this.ttlMs);
-    this.emit("renewed");
-  }
-
-  /** put writes keys under this lease's fencing token, in one transaction. */
-  async put(entries: readonly { key: string; value: string }[], options: RequestOptions = {}): Promise<{ index: number; keys: string[] }> {
-    return this.txn(
-      entries.map((entry) => ({ op: "put", key: entry.key, value: entry.value })),
-      options,
-    );
-  }
-
-  /**
-   * txn applies `operations` (put, delete, append) atomically under this lease's fencing token:
-   * all of them or, if the lease is no longer current (`stale_fencing_token`), none.
-   *
-   * **When to use**: to write a record together with its audit entry, e.g.
-   * `lease.txn([{ op: "put", key: "booking/42", value }, { op: "append", chain: "audit", value: entry }])`.
-   *
-   * **Gotchas**: `keys` lists the keys written, in the order of `operations`; an append's key is
-   * named by the txn's index, so it is known only from this answer (or by reading the chain).
-   * A txn writes each key and appends to each chain at most once. With `release: true` the same
-   * entry ends the lease once the writes are applied (one round instead of two); the lease stops
-   * being valid here at once, whatever the answer.
-   */
-  async txn(
-    operations: readonly TxnOperation[],
-    options: RequestOptions & { readonly release?: boolean } = {},
-  ): Promise<{ index: number; keys: string[] }> {
-    const guards = this.resources.map((resource) => ({ resource, token: this.token }));
-    if (options.release === true) {
-      this.released = true;
-      this.stopAutoRenew();
-    }
-    const answer = await this.client.mutate(
-      "/txn",
-      { guards, operations: [...operations], ...(options.release === true ? { releaseGuards: true } : {}) },
-      options,
-    );
-    const body = answer.body as { index: number; keys: string[] };
-    return { index: body.index, keys: body.keys };
-  }
-
-  /** release ends the lease; it stops being valid at once, whatever the answer. */
-  async release(options: RequestOptions = {}): Promise<void> {
-    this.released = true;
-    this.stopAutoRenew();
-    await this.client.mutate("/unlock", { resources: [...this.resources], token: this.token }, options);
-  }
-
-  /**
-   * startAutoRenew keeps the lease alive. Each renewal is scheduled from what is left of the
-   * lease's validity, at half of it (and at most a third of the TTL), so a lease that arrived late
-   * (after a wait or retries) is renewed in time, and a failed renewal leaves time for another.
-   */
-  startAutoRenew(): void {
-    this.stopAutoRenew();
-    this.autoRenewing = true;
-    this.scheduleRenew();
-  }
-
-  stopAutoRenew(): void {
-    this.autoRenewing = false;
-    if (this.renewTimer !== undefined) clearTimeout(this.renewTimer);
-    this.renewTimer = undefined;
-  }
-
-  private scheduleRenew(): void {
-    if (!this.autoRenewing || this.released) return;
-    const leftMs = this.validUntilMs - this.client.now();
-    const delayMs = Math.max(10, Math.min(this.ttlMs / 3, leftMs / 2));
-    this.renewTimer = setTimeout(() => {
-      void this.renewInBackground().finally(() => this.scheduleRenew());
-    }, delayMs);
-    this.renewTimer.unref();
-  }
-
-  private async renewInBackground(): Promise<void> {
-    if (this.released) return;
-    try {
-      await this.renew();
-    } catch (error) {
-      const lockError = error instanceof LockError ? error : new LockError("unavailable", String(error));
-      if (lockError.code === "not_held" || !this.isValid()) {
-        this.stopAutoRenew();
-        this.validUntilMs = Math.min(this.validUntilMs, this.client.now());
-        this.emit("lost", lockError);
-      } else {
-        this.emit("jeopardy", lockError);
-      }
-    }
-  }
-
-  private emit(event: LeaseEvent, error?: LockError): void {
-    for (const listener of this.listeners.get(event) ?? []) listener(error);
-  }
-}
-
-/**
- * AttemptAbort ends one attempt, on its timeout or the caller's signal. undici takes an
- * EventEmitter with `aborted` and `reason` as a request's signal, as well as an AbortSignal; an
- * AbortController (an EventTarget) cost about 9 µs more per request in a loopback benchmark.
- */
-class AttemptAbort extends EventEmitter {
-  aborted = false;
-  reason: unknown = undefined;
-
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    this.emit("abort");
   }
 }
 

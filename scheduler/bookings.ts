@@ -63,8 +63,11 @@ export interface BookingObserver {
   bookingCancelled(): void;
   /** bookingConflict: a create answered 409, because a slot's lease was held (slot_busy) or the slot was booked (slot_taken). */
   bookingConflict(reason: "slot_busy" | "slot_taken"): void;
-  /** fencingRejected: the cluster refused a write under a lease that was no longer current (answered lease_lost). */
-  fencingRejected(): void;
+  /**
+   * fencingRejected: a write under a lease that was no longer current was refused (answered
+   * lease_lost), by the client before sending (its local deadline had passed) or by the cluster's fence.
+   */
+  fencingRejected(refusedBy: "client" | "cluster"): void;
   lockWaited(durationMs: number, outcome: LockWaitOutcome): void;
 }
 
@@ -546,10 +549,13 @@ export class Bookings {
     } catch (error) {
       const mapped = clusterError(error, what);
       if (mapped.code === "lease_lost") {
-        this.options.observer?.fencingRejected();
+        const refusedBy = error instanceof LockError && error.code === "lease_expired" ? "client" : "cluster";
+        this.options.observer?.fencingRejected(refusedBy);
         log.warn(
-          { event: "lease_lost", fencingToken: lease.token },
-          `the cluster refused the write under fencing token ${lease.token}: ${mapped.message}`,
+          { event: "lease_lost", fencingToken: lease.token, refusedBy },
+          refusedBy === "client"
+            ? `the lease (fencing token ${lease.token}) ran out before the write; nothing was sent: ${mapped.message}`
+            : `the cluster refused the write under fencing token ${lease.token}: ${mapped.message}`,
         );
       }
       throw mapped;

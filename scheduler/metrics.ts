@@ -20,7 +20,7 @@ export class SchedulerMetrics implements BookingObserver {
   private readonly bookingsCreated: Counter;
   private readonly bookingsCancelled: Counter;
   private readonly conflicts: Counter<"reason">;
-  private readonly fencingRejections: Counter;
+  private readonly fencingRejections: Counter<"refused_by">;
   private readonly lockWaitSeconds: Histogram<"outcome">;
   private readonly httpRequests: Counter<"route" | "method" | "status">;
   private readonly httpSeconds: Histogram<"route" | "method">;
@@ -43,7 +43,8 @@ export class SchedulerMetrics implements BookingObserver {
     });
     this.fencingRejections = new Counter({
       name: "sctec_scheduler_fencing_rejections_total",
-      help: "Writes the cluster refused because their lease was no longer current (stale fencing token): answered lease_lost.",
+      help: "Writes refused because their lease was no longer current, answered lease_lost: refused_by client (the lease's local deadline passed, nothing was sent) or cluster (stale fencing token).",
+      labelNames: ["refused_by"],
       registers,
     });
     this.lockWaitSeconds = new Histogram({
@@ -80,8 +81,8 @@ export class SchedulerMetrics implements BookingObserver {
     this.conflicts.inc({ reason });
   }
 
-  fencingRejected(): void {
-    this.fencingRejections.inc();
+  fencingRejected(refusedBy: "client" | "cluster"): void {
+    this.fencingRejections.inc({ refused_by: refusedBy });
   }
 
   lockWaited(durationMs: number, outcome: LockWaitOutcome): void {

@@ -131,6 +131,7 @@ export function clusterError(error: unknown, what: string): ApiError {
         return new ApiError("slot_busy", `${what}: another request holds the lease right now; try again`);
       case "stale_fencing_token":
       case "not_held":
+      case "lease_expired": // Refused by the client before sending: the lease's local deadline passed.
         return new ApiError(
           "lease_lost",
           `${what}: the lease ran out before the write (the scheduler paused or the cluster failed over); nothing was written`,

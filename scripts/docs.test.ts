@@ -26,3 +26,12 @@ it("the README starts with the two commands for a fresh clone", () => {
   expect(firstBlock).toContain("npm install && npm start");
   expect(firstBlock).toContain("npm test");
 });
+
+it("README.md's lease example is client/example.ts verbatim (the import path from the repository root)", () => {
+  const readme = read("README.md");
+  const example = read("client/example.ts");
+  const code = example.slice(example.indexOf("import {")).replace('from "./lock-client.ts"', 'from "./client/lock-client.ts"');
+  const section = readme.slice(readme.indexOf("## Take a lock from code"));
+  const block = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+  expect(block).toBe(code);
+});

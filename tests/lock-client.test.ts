@@ -45,7 +45,16 @@ describe("LockClient", () => {
     await first.release();
     const second = await client().acquire(["slot-b"], { ttlMs: 5000, autoRenew: false });
     await second.put([{ key: "booking/b", value: "second" }]);
-    const refused = await first.put([{ key: "booking/b", value: "first" }]).catch((caught: unknown) => caught);
+    // The released lease refuses locally, sending nothing; the cluster's fence is the real guard,
+    // so the same write sent anyway under the old token is refused there.
+    const refusedLocally = await first.put([{ key: "booking/b", value: "first" }]).catch((caught: unknown) => caught);
+    expect(refusedLocally).toMatchObject({ code: "not_held" });
+    const refused = await client()
+      .mutate("/txn", {
+        guards: [{ resource: "slot-b", token: first.token }],
+        operations: [{ op: "put", key: "booking/b", value: "first" }],
+      })
+      .catch((caught: unknown) => caught);
     expect(refused).toMatchObject({ code: "stale_fencing_token" });
     expect((await client().get("booking/b"))?.value).toBe("second");
     expect(await client().get("booking/none")).toBeUndefined();
@@ -64,12 +73,17 @@ describe("LockClient", () => {
   });
 
   it("renews automatically, and signals `lost` when the cluster no longer has the lease", async () => {
-    const lease = await client().acquire(["slot-d"], { ttlMs: 300 });
+    // Valid locally for 1500 × 0.9 − 100 = 1250 ms; two renewals must come before the lease would
+    // have run out (on a loaded machine a renewal may take a while, so the wait is for the event).
+    const lease = await client().acquire(["slot-d"], { ttlMs: 1500 });
     let renewed = 0;
+    const firstDeadline = lease.validUntil;
     lease.on("renewed", () => renewed++);
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    expect(renewed).toBeGreaterThan(0);
+    const until = performance.now() + 10_000;
+    while (renewed < 2 && lease.isValid() && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(renewed).toBeGreaterThanOrEqual(2);
     expect(lease.isValid()).toBe(true);
+    expect(lease.validUntil).toBeGreaterThan(firstDeadline);
     const lost = new Promise<LockError | undefined>((resolve) => lease.on("lost", resolve));
     // Someone who knows the token releases it behind the holder's back (an operator, say).
     await client().mutate("/unlock", { resources: ["slot-d"], token: lease.token });
@@ -145,7 +159,11 @@ describe("LockClient", () => {
     const refused = await lease.txn([{ op: "put", key: page.items[0]?.key ?? "", value: "forged" }]).catch((caught: unknown) => caught);
     expect(refused).toMatchObject({ code: "invalid_request" });
     await lease.release();
-    const stale = await lease.txn([{ op: "append", chain: "client-audit", value: "late" }]).catch((caught: unknown) => caught);
+    const late = { op: "append", chain: "client-audit", value: "late" } as const;
+    expect(await lease.txn([late]).catch((caught: unknown) => caught)).toMatchObject({ code: "not_held" });
+    const stale = await client()
+      .mutate("/txn", { guards: lease.resources.map((resource) => ({ resource, token: lease.token })), operations: [late] })
+      .catch((caught: unknown) => caught);
     expect(stale).toMatchObject({ code: "stale_fencing_token" });
     expect((await client().range(chainPrefix("client-audit"))).items).toHaveLength(3);
   });
@@ -227,10 +245,15 @@ describe("LockClient", () => {
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
-      const proxied = new LockClient({ nodes: [`http://127.0.0.1:${(server.address() as AddressInfo).port}`], apiToken: cluster.apiToken });
+      // Long leases and timeouts: the point is the session window, not timing on a loaded machine.
+      const proxied = new LockClient({
+        nodes: [`http://127.0.0.1:${(server.address() as AddressInfo).port}`],
+        apiToken: cluster.apiToken,
+        requestTimeoutMs: 30_000,
+      });
       const outcomes = await Promise.all(
         Array.from({ length: 150 }, (_, n) =>
-          proxied.acquire([`window-${n}`], { ttlMs: 5000, autoRenew: false }).then(
+          proxied.acquire([`window-${n}`], { ttlMs: 120_000, autoRenew: false }).then(
             () => "granted",
             (error: unknown) => (error instanceof LockError ? error.code : String(error)),
           ),
@@ -264,11 +287,15 @@ describe("LockClient", () => {
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
-      const proxied = new LockClient({ nodes: [`http://127.0.0.1:${(server.address() as AddressInfo).port}`], apiToken: cluster.apiToken });
-      const held = await proxied.acquire(["priority-held"], { ttlMs: 30_000, autoRenew: false });
+      const proxied = new LockClient({
+        nodes: [`http://127.0.0.1:${(server.address() as AddressInfo).port}`],
+        apiToken: cluster.apiToken,
+        requestTimeoutMs: 30_000,
+      });
+      const held = await proxied.acquire(["priority-held"], { ttlMs: 120_000, autoRenew: false });
       let acquired = 0;
       const burst = Array.from({ length: 100 }, (_, n) =>
-        proxied.acquire([`priority-${n}`], { ttlMs: 30_000, autoRenew: false }).then(() => {
+        proxied.acquire([`priority-${n}`], { ttlMs: 120_000, autoRenew: false }).then(() => {
           acquired += 1;
         }),
       );

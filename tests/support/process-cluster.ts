@@ -43,6 +43,16 @@ export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undef
   }
 }
 
+/**
+ * liveChildren: every node process started here and not yet gone. If the test process exits
+ * without closing its clusters (a failed hook, a timeout), they are killed with it instead of
+ * living on as orphans that hold ports and CPU.
+ */
+const liveChildren = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of liveChildren) child.kill("SIGKILL");
+});
+
 export class ProcessCluster {
   readonly apiToken = randomBytes(16).toString("hex");
   readonly clusterSecret = randomBytes(16).toString("hex");
@@ -77,7 +87,7 @@ export class ProcessCluster {
       // runs beside other engineers' work) that alone has taken longer than 15 s.
       await cluster.waitForLeader(45_000);
     } catch (error) {
-      await cluster.close(); // never leave the nodes running behind a failed start
+      await cluster.close(); // Never leave the nodes running when the cluster cannot be handed over.
       throw error;
     }
     return cluster;
@@ -118,6 +128,8 @@ export class ProcessCluster {
     });
     child.stderr?.on("data", (chunk: Buffer) => process.stderr.write(`[${id}] ${chunk}`));
     this.processes.set(id, child);
+    liveChildren.add(child);
+    child.once("exit", () => liveChildren.delete(child));
   }
 
   /** signal sends a signal to a node's process (SIGKILL, SIGSTOP, SIGCONT, SIGTERM). */
