@@ -23,6 +23,8 @@ export interface BookingSystem {
   stopScheduler(position: number): Promise<void>;
   /** schedulerPids: the PIDs of the running scheduler processes (for CPU accounting). */
   schedulerPids(): number[];
+  /** exited: the processes (nodes by id, schedulers by URL) that have exited since they were started. */
+  exited(): string[];
   stop(): Promise<void>;
 }
 
@@ -33,9 +35,15 @@ export async function startBookingSystem(
     nodeEnv?: Record<string, string>;
     /** schedulerArgs: extra arguments for each scheduler's `node` (for example --cpu-prof). */
     schedulerArgs?: readonly string[];
+    /** leaderTimeoutMs bounds the wait for the cluster's first leader. @default 15000 */
+    leaderTimeoutMs?: number;
   } = {},
 ): Promise<BookingSystem> {
-  const cluster = await ProcessCluster.start({ size: 3, ...(options.nodeEnv === undefined ? {} : { env: options.nodeEnv }) });
+  const cluster = await ProcessCluster.start({
+    size: 3,
+    ...(options.nodeEnv === undefined ? {} : { env: options.nodeEnv }),
+    ...(options.leaderTimeoutMs === undefined ? {} : { leaderTimeoutMs: options.leaderTimeoutMs }),
+  });
   const schedulers: { url: string; logDir: string; child: ChildProcess }[] = [];
 
   let started = 0;
@@ -110,6 +118,10 @@ export async function startBookingSystem(
       return schedulers.flatMap((scheduler) =>
         scheduler.child.pid === undefined || scheduler.child.exitCode !== null ? [] : [scheduler.child.pid],
       );
+    },
+    exited() {
+      const schedulersGone = schedulers.filter((scheduler) => scheduler.child.exitCode !== null || scheduler.child.signalCode !== null);
+      return [...cluster.exitedNodes(), ...schedulersGone.map((scheduler) => `scheduler ${scheduler.url}`)];
     },
     killScheduler(position, signal = "SIGKILL") {
       schedulers[position]?.child.kill(signal);

@@ -74,7 +74,14 @@ export class ProcessCluster {
   private nodeArgs: readonly string[] = [];
 
   static async start(
-    options: { size?: number; founders?: number; env?: Record<string, string>; nodeArgs?: readonly string[] } = {},
+    options: {
+      size?: number;
+      founders?: number;
+      env?: Record<string, string>;
+      nodeArgs?: readonly string[];
+      /** leaderTimeoutMs bounds the wait for the first leader. @default 15000 */
+      leaderTimeoutMs?: number;
+    } = {},
   ): Promise<ProcessCluster> {
     const ids = Array.from({ length: options.size ?? 3 }, (_, position) => `n${position + 1}`);
     const cluster = new ProcessCluster(ids, options.env ?? {});
@@ -85,9 +92,9 @@ export class ProcessCluster {
     try {
       // Generous: three node processes start through tsx, and on a loaded machine (the whole suite
       // runs beside other engineers' work) that alone has taken longer than 15 s.
-      await cluster.waitForLeader(45_000);
+      await cluster.waitForLeader(options.leaderTimeoutMs ?? 45_000);
     } catch (error) {
-      await cluster.close(); // Never leave the nodes running when the cluster cannot be handed over.
+      await cluster.close(); // Nothing it started may outlive a failed start.
       throw error;
     }
     return cluster;
@@ -130,6 +137,11 @@ export class ProcessCluster {
     this.processes.set(id, child);
     liveChildren.add(child);
     child.once("exit", () => liveChildren.delete(child));
+  }
+
+  /** exitedNodes: the nodes whose process this cluster started and which have exited since (a crash, unless a test killed it). */
+  exitedNodes(): string[] {
+    return [...this.processes].filter(([, child]) => child.exitCode !== null || child.signalCode !== null).map(([id]) => id);
   }
 
   /** signal sends a signal to a node's process (SIGKILL, SIGSTOP, SIGCONT, SIGTERM). */
