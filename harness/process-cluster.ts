@@ -90,7 +90,9 @@ export class ProcessCluster {
     for (const id of ids) cluster.ports.set(id, await freePort());
     for (const id of cluster.founders) cluster.startNode(id);
     try {
-      await cluster.waitForLeader(options.leaderTimeoutMs ?? 15_000);
+      // Generous: three node processes start through tsx, and on a loaded machine (the whole suite
+      // runs beside other engineers' work) that alone has taken longer than 15 s.
+      await cluster.waitForLeader(options.leaderTimeoutMs ?? 45_000);
     } catch (error) {
       await cluster.close(); // Nothing it started may outlive a failed start.
       throw error;
