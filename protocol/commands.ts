@@ -38,6 +38,8 @@ export const chainNameSchema = z.string().regex(chainNamePattern, "a chain name 
 const positiveInteger = z.int().positive();
 /** fencingTokenSchema is a fencing token as a command carries it: the granting entry's Raft index. */
 export const fencingTokenSchema = positiveInteger;
+/** fencingTokenTextSchema is a fencing token as answers carry it: its decimal string (no JSON reader loses digits). */
+export const fencingTokenTextSchema = z.string().regex(/^[1-9]\d*$/);
 
 const session = z.strictObject({ clientId: nameSchema, sequence: positiveInteger });
 const leaseRef = z.strictObject({ resource: nameSchema, token: fencingTokenSchema });

@@ -14,7 +14,7 @@
 // arrived, so it sees everything written before the request), and every run checks its records
 // against the head it read them after, never against one that moved meanwhile.
 
-import { type ChainRecord, chainGenesisHash, verifyChain } from "../client/audit-chain.ts";
+import { type ChainRecord, chainGenesisHash, verifyChain } from "../protocol/chain.ts";
 import { nameLengthMax } from "../protocol/limits.ts";
 import type { ClusterPort } from "./cluster.ts";
 import { ApiError } from "./errors.ts";

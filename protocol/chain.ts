@@ -1,43 +1,80 @@
-// Verifying the cluster's hash chains from outside it (client/ may import nothing of the node).
-// A txn's `append` operation adds a record to a chain; the cluster stores it under
-// `~chain/<chain>/<index, 16 digits>` as the JSON string
-// `{"chain","seq","index","prevHash","hash","record"}`, where
-//   hash = hex(sha256(`${prevHash}\n${seq}\n${index}\n${record}`))   (UTF-8)
-// seq counts from 1 per chain, and the first record's prevHash is 64 zeros. Each record thus
-// vouches for every one before it: a changed, dropped or reordered record breaks the links after it.
+// The hash chain's format, and its verifier: append-only, tamper-evident logs kept in the fenced
+// key-value store (the booking API's audit trail). Each record links to the one before it by hash,
+// so changing, dropping or reordering any stored record breaks every link after it, and a reader
+// can tell.
 //
-// This is the client's copy of node/state/chain.ts, on node:crypto; tests/audit-chain.test.ts
-// checks that the two agree on records the state machine wrote.
+// A record of chain C created by the txn at Raft index I is stored under
+// `~chain/C/<I zero-padded to 16 digits>` (so key order is record order) as the JSON string
+// `{"chain","seq","index","prevHash","hash","record"}`, with
+//   hash = hex(sha256(`${prevHash}\n${seq}\n${index}\n${record}`))   (UTF-8)
+// where seq counts from 1 per chain and the first record's prevHash is 64 zeros.
+//
+// Written once, here: the lock state machine writes records with it (lock/chain.ts) and every
+// reader verifies them with it (client/, the booking API, the harness). It is pure, so the state
+// machine can run it: SHA-256 comes from @noble/hashes, not node:crypto.
 
-import { createHash } from "node:crypto";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
+import { z } from "zod";
+
+/** chainKeyPrefix starts every chain record's key; the state machine lets only `append` write under it. */
+export const chainKeyPrefix = "~chain/";
 
 /** chainGenesisHash is the prevHash of a chain's first record. */
 export const chainGenesisHash = "0".repeat(64);
 
-/** ChainRecord is one stored record of a hash chain (the parsed value of its `~chain/…` key). */
-export interface ChainRecord {
-  readonly chain: string;
-  readonly seq: number;
+/** chainRecordSchema is one stored record (the parsed value of its `~chain/…` key). */
+export const chainRecordSchema = z.object({
+  chain: z.string(),
+  /** seq counts the chain's records from 1. */
+  seq: z.int(),
   /** index: the Raft index of the txn that appended it (also the last part of its key). */
-  readonly index: number;
-  readonly prevHash: string;
-  readonly hash: string;
+  index: z.int(),
+  prevHash: z.string(),
+  hash: z.string(),
   /** record: the value the txn appended, verbatim. */
-  readonly record: string;
+  record: z.string(),
+});
+
+/** ChainRecord is one stored record of a hash chain. */
+export type ChainRecord = Readonly<z.output<typeof chainRecordSchema>>;
+
+/** ChainHead is the last record of a chain, as far as it is known: what the next record links to. */
+export interface ChainHead {
+  readonly seq: number;
+  readonly hash: string;
 }
 
+/** ChainVerdict is what verifyChain found: an unbroken chain (its count and head), or where it first breaks. */
 export type ChainVerdict =
   | { readonly ok: true; readonly count: number; readonly headHash: string }
   | { readonly ok: false; readonly brokenAtSeq: number; readonly reason: string };
 
 /** chainPrefix is the key prefix under which chain `chain`'s records are stored, in order: range-read it to get them. */
 export function chainPrefix(chain: string): string {
-  return `~chain/${chain}/`;
+  return `${chainKeyPrefix}${chain}/`;
+}
+
+/** chainKeyOf is the key of chain `chain`'s record created at Raft index `index`. */
+export function chainKeyOf(chain: string, index: number): string {
+  return `${chainPrefix(chain)}${String(index).padStart(16, "0")}`;
 }
 
 /** chainRecordHash is the hex SHA-256 that links a record to its predecessor. */
 export function chainRecordHash(prevHash: string, seq: number, index: number, record: string): string {
-  return createHash("sha256").update(`${prevHash}\n${seq}\n${index}\n${record}`, "utf8").digest("hex");
+  return bytesToHex(sha256(utf8ToBytes(`${prevHash}\n${seq}\n${index}\n${record}`)));
+}
+
+/** encodeChainRecord is the stored value: JSON with the fields in a fixed order, so every replica stores the same string. */
+export function encodeChainRecord(record: ChainRecord): string {
+  return JSON.stringify({
+    chain: record.chain,
+    seq: record.seq,
+    index: record.index,
+    prevHash: record.prevHash,
+    hash: record.hash,
+    record: record.record,
+  });
 }
 
 /**
@@ -60,10 +97,7 @@ export function chainRecordHash(prevHash: string, seq: number, index: number, re
  * const verdict = verifyChain(records); // { ok: true, count, headHash } | { ok: false, brokenAtSeq, reason }
  * ```
  */
-export function verifyChain(
-  records: readonly ChainRecord[],
-  from: { readonly seq: number; readonly hash: string } = { seq: 0, hash: chainGenesisHash },
-): ChainVerdict {
+export function verifyChain(records: readonly ChainRecord[], from: ChainHead = { seq: 0, hash: chainGenesisHash }): ChainVerdict {
   let seq = from.seq;
   let hash = from.hash;
   let index = 0;
@@ -71,7 +105,7 @@ export function verifyChain(
   for (const record of records) {
     const expectedSeq = seq + 1;
     const broken = (reason: string): ChainVerdict => ({ ok: false, brokenAtSeq: expectedSeq, reason });
-    if (!isChainRecord(record)) return broken("malformed record");
+    if (!chainRecordSchema.safeParse(record).success) return broken("malformed record");
     if (record.chain !== chain) return broken(`record of chain ${record.chain} among records of ${chain}`);
     if (record.seq !== expectedSeq) return broken(`expected seq ${expectedSeq}, found ${record.seq} (a record is missing or out of order)`);
     if (record.index <= index) return broken(`index ${record.index} does not rise (previous ${index})`);
@@ -84,18 +118,4 @@ export function verifyChain(
     index = record.index;
   }
   return { ok: true, count: records.length, headHash: hash };
-}
-
-function isChainRecord(value: unknown): value is ChainRecord {
-  const record = value as Partial<ChainRecord> | null;
-  return (
-    typeof record === "object" &&
-    record !== null &&
-    typeof record.chain === "string" &&
-    Number.isSafeInteger(record.seq) &&
-    Number.isSafeInteger(record.index) &&
-    typeof record.prevHash === "string" &&
-    typeof record.hash === "string" &&
-    typeof record.record === "string"
-  );
 }
