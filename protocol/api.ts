@@ -33,6 +33,7 @@ export const rangeReadRequestSchema = z.strictObject({
   after: prefixSchema.optional(),
   limit: z.number().int().min(1).max(readLimitMax),
 });
+export type RangeReadRequest = Wire<z.input<typeof rangeReadRequestSchema>>;
 
 /** lockRequestSchema is the body of POST /lock. */
 export const lockRequestSchema = z.strictObject({
@@ -43,11 +44,11 @@ export const lockRequestSchema = z.strictObject({
   waitMs: z.number().int().min(0).default(0),
   reads: z.array(rangeReadRequestSchema).max(readsPerAcquireMax).optional(),
 });
-export type LockRequest = z.input<typeof lockRequestSchema>;
+export type LockRequest = Wire<z.input<typeof lockRequestSchema>>;
 
 /** leaseRequestSchema is the body of POST /unlock and POST /renew. */
 export const leaseRequestSchema = z.strictObject({ ...resourcesFields, ...sessionFields, token: tokenSchema });
-export type LeaseRequest = z.input<typeof leaseRequestSchema>;
+export type LeaseRequest = Wire<z.input<typeof leaseRequestSchema>>;
 
 /** txnRequestSchema is the body of POST /txn. */
 export const txnRequestSchema = z.strictObject({
@@ -59,7 +60,7 @@ export const txnRequestSchema = z.strictObject({
   operations: z.array(txnOperationSchema).min(1).max(operationsPerTxnMax),
   releaseGuards: z.boolean().optional(),
 });
-export type TxnRequest = z.input<typeof txnRequestSchema>;
+export type TxnRequest = Wire<z.input<typeof txnRequestSchema>>;
 
 /** TxnOperation is one write of a txn: put, delete, or the next record of a hash chain (chain.ts). */
 export type TxnOperation = Wire<z.output<typeof txnOperationSchema>>;
@@ -72,11 +73,11 @@ export const memberRequestSchema = z.strictObject({
   action: z.enum(["add_learner", "promote_learner", "remove_node"]),
   nodeId: nodeIdSchema,
 });
-export type MemberRequest = z.input<typeof memberRequestSchema>;
+export type MemberRequest = Wire<z.input<typeof memberRequestSchema>>;
 
 /** transferRequestSchema is the body of POST /admin/transfer. */
 export const transferRequestSchema = z.strictObject({ to: nodeIdSchema });
-export type TransferRequest = z.input<typeof transferRequestSchema>;
+export type TransferRequest = Wire<z.input<typeof transferRequestSchema>>;
 
 /** rangeQuerySchema is the query of GET /kv; `after` is an exclusive start key, normally the last key of the previous page. */
 export const rangeQuerySchema = z.strictObject({
@@ -164,3 +165,21 @@ export const healthAnswerSchema = z.object({
   leaderId: z.string().nullable(),
 });
 export type HealthAnswer = Wire<z.output<typeof healthAnswerSchema>>;
+
+/**
+ * writeEndpoints are the four calls of every lock cycle (all POST): each path with the schema of
+ * its body and of its success answer. A body may carry a session (clientId + sequence, both or
+ * neither), which makes it exactly-once: a retry gets the first answer.
+ */
+export const writeEndpoints = {
+  "/lock": { request: lockRequestSchema, answer: grantAnswerSchema },
+  "/unlock": { request: leaseRequestSchema, answer: releaseAnswerSchema },
+  "/renew": { request: leaseRequestSchema, answer: renewAnswerSchema },
+  "/txn": { request: txnRequestSchema, answer: commitAnswerSchema },
+} as const;
+/** WritePath is the path of one of the write endpoints. */
+export type WritePath = keyof typeof writeEndpoints;
+/** WriteRequest is the body of a write endpoint, as a sender writes it. */
+export type WriteRequest<Path extends WritePath> = Wire<z.input<(typeof writeEndpoints)[Path]["request"]>>;
+/** WriteAnswer is the success answer of a write endpoint. */
+export type WriteAnswer<Path extends WritePath> = Wire<z.output<(typeof writeEndpoints)[Path]["answer"]>>;

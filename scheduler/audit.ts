@@ -17,8 +17,8 @@
 import { type ChainRecord, chainGenesisHash, verifyChain } from "../protocol/chain.ts";
 import { nameLengthMax } from "../protocol/limits.ts";
 import type { ClusterPort } from "./cluster.ts";
-import { ApiError } from "./errors.ts";
-import { type AuditRecord, clusterError, keys } from "./records.ts";
+import { ApiError, clusterError } from "./errors.ts";
+import { type AuditRecord, keys } from "./records.ts";
 
 export type ChainStatus =
   | { readonly verified: true; readonly records: number; readonly headHash: string }

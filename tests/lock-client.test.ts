@@ -7,9 +7,9 @@
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ChainRecord, chainPrefix, verifyChain } from "../protocol/chain.ts";
 import { LockClient, LockError } from "../client/lock-client.ts";
 import { type HttpCluster, startHttpCluster } from "../node/testing/http-cluster.ts";
+import { type ChainRecord, chainPrefix, verifyChain } from "../protocol/chain.ts";
 
 let cluster: HttpCluster;
 beforeAll(async () => {
