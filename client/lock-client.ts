@@ -360,7 +360,8 @@ export class LockClient implements LeaseHost {
   async renewLease(resources: readonly string[], token: string, options: MutateOptions = {}): Promise<number> {
     // No place in the session window is taken (see takeSequence): it guards the results a
     // session remembers, which a renewal does not use, and a busy client must not starve its leases' renewals.
-    const answer = await this.send("POST", "/renew", { resources: [...resources], token } satisfies WriteRequest<"/renew">, options);
+    const renewal = { resources: [...resources], token } satisfies WriteRequest<"/renew">;
+    const answer = await this.send("POST", "/renew", renewal, options);
     decode(writeEndpoints["/renew"].answer, answer, "/renew");
     return answer.sentAtMs;
   }
