@@ -87,7 +87,9 @@ export const rangeQuerySchema = z.strictObject({
 });
 
 const leaseRefAnswerSchema = z.object({ resource: z.string(), token: fencingTokenTextSchema });
-const rangeItemSchema = z.object({ key: z.string(), value: z.string(), modIndex: z.int() });
+/** rangeItemSchema is one key a range read found: its value and the index that wrote it. */
+export const rangeItemSchema = z.object({ key: z.string(), value: z.string(), modIndex: z.int() });
+export type RangeItem = Wire<z.output<typeof rangeItemSchema>>;
 
 /** rangeResultSchema is the answer to one of an acquire's range reads. */
 export const rangeResultSchema = z.object({ items: z.array(rangeItemSchema), more: z.boolean() });
