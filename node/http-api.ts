@@ -38,6 +38,7 @@ import {
 } from "../protocol/api.ts";
 import { nameSchema } from "../protocol/commands.ts";
 import { type ErrorAnswer, type ErrorCode, errorStatus } from "../protocol/errors.ts";
+import { invalidRequestOf } from "../protocol/issues.ts";
 import { requestIdPattern } from "../protocol/limits.ts";
 import type { NodeStatus } from "../protocol/status.ts";
 import { type WatchAnswer, type WatchEvent, watchQuerySchema } from "../protocol/watch.ts";
@@ -351,12 +352,8 @@ function authenticate(apiToken: string) {
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
   const parsed = schema.safeParse(value ?? {});
   if (!parsed.success) {
-    const details = parsed.error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
-    throw new ApiError(
-      "invalid_request",
-      `invalid request: ${details.map((detail) => `${detail.path || "body"}: ${detail.message}`).join("; ")}`,
-      details,
-    );
+    const { message, details } = invalidRequestOf(parsed.error, "body");
+    throw new ApiError("invalid_request", message, details);
   }
   return parsed.data;
 }

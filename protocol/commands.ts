@@ -10,6 +10,7 @@
 // deterministically, when it applies the entry.
 
 import { z } from "zod";
+import { issueDetailsOf, issuesText } from "./issues.ts";
 import {
   chainNamePattern,
   leasesPerCommandMax,
@@ -102,6 +103,6 @@ export const confChangeSchema = z.strictObject({
 
 /** describeIssues turns a zod error into one line, `path: message; …`, for logs and error answers. */
 export function describeIssues(error: z.ZodError, lengthMax = 300): string {
-  const text = error.issues.map((issue) => `${issue.path.map(String).join(".") || "value"}: ${issue.message}`).join("; ");
+  const text = issuesText(issueDetailsOf(error), "value");
   return text.length > lengthMax ? `${text.slice(0, lengthMax)}…` : text;
 }
