@@ -40,6 +40,7 @@ import { AttemptSignal, HttpTransport, type LockTransport } from "./transport.ts
 
 // The wire contract's types, as this client's API hands them out (protocol/ holds them, once).
 export type { KeyValue, LeasesAnswer, MemberAnswer, RangePage, RangeResult, TransferAnswer, TxnOperation } from "../protocol/api.ts";
+export { type ChainRecord, type ChainVerdict, chainPrefix, verifyChain } from "../protocol/chain.ts";
 export type { NodeStatus } from "../protocol/status.ts";
 export type { WatchEvent } from "../protocol/watch.ts";
 export { LockError, type LockErrorCode, lockErrorCodeOf, lockErrorCodes } from "./errors.ts";
