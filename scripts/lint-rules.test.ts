@@ -144,10 +144,13 @@ describe("lint rules enforce purity and import direction", () => {
     expect(io.output).toContain("No I/O libraries");
     const own = 'import { parseArgs } from "node:util";\nimport { z } from "zod";\nexport const p = [parseArgs, z];\n';
     expect(lint("config/example-lint.ts", own).ok).toBe(true);
+    const loader = 'import { loadConfig } from "../config/load-config.ts";\nexport const l = loadConfig;\n';
     for (const path of ["node/example-lint.ts", "scheduler/example-lint.ts"]) {
-      const result = lint(path, 'import { loadConfig } from "../config/load-config.ts";\nexport const l = loadConfig;\n');
+      const result = lint(path, loader);
       expect(result.ok, `${path}: ${result.output}`).toBe(true);
     }
+    // The client reads no process configuration: it is a library, given its options by its caller.
+    expect(lint("client/example-lint.ts", loader).output).toContain("it imports protocol/ and nothing else of ours");
   });
 
   it("forbids raft/ from importing protocol/ too", () => {
