@@ -70,4 +70,12 @@ describe("protocol/chain verifyChain", () => {
     expect(verifyChain(records.slice(2), { seq: 2, hash: first.headHash })).toEqual({ ok: true, count: 3, headHash: records[4]?.hash });
     expect(verifyChain(records.slice(2), { seq: 2, hash: chainGenesisHash })).toMatchObject({ ok: false, brokenAtSeq: 3 });
   });
+
+  it("verifies alike with a native SHA-256 handed in, and uses the one it is given", () => {
+    const native = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
+    expect(verifyChain(records, undefined, native)).toEqual(verifyChain(records));
+    const tampered = records.map((record) => (record.seq === 4 ? { ...record, record: "altered" } : record));
+    expect(verifyChain(tampered, undefined, native)).toEqual(verifyChain(tampered));
+    expect(verifyChain(records, undefined, () => "0".repeat(64))).toMatchObject({ ok: false, brokenAtSeq: 1 });
+  });
 });
