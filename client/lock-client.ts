@@ -334,7 +334,7 @@ export class LockClient implements LeaseHost {
     }
   }
 
-  /** leases lists the current leases, linearizably (with the leader's own deadline of each, when the leader answered). */
+  /** leases lists the current leases, linearizably, each with the leader's own deadline for it (null where that is unknown). */
   async leases(): Promise<LeasesAnswer["leases"]> {
     return decode(leasesAnswerSchema, await this.send("GET", "/leases", undefined, {}), "/leases").leases;
   }
