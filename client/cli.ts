@@ -112,7 +112,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     case "members": {
       const status = await client.status(values.node);
-      print({ leader: status["leaderId"], voters: status["voters"], learners: status["learners"], progress: status["progress"] });
+      print({ leader: status.leaderId, voters: status.voters, learners: status.learners, progress: status.progress });
       return;
     }
     case "leases":
