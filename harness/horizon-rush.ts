@@ -21,10 +21,10 @@
 
 import { createHash } from "node:crypto";
 import { readProcStat } from "../bench/measure.ts";
-import { type ChainRecord, chainPrefix, verifyChain } from "../client/audit-chain.ts";
 import { LockClient } from "../client/lock-client.ts";
 import { ApiError, follow } from "../client/web/api.js";
 import { type Click, mayNotBeDecided, monotonicNow, newClick, ServerClock, sendBooking, withRetries } from "../client/web/booking.js";
+import { type ChainRecord, chainPrefix, verifyChain } from "../protocol/chain.ts";
 import { createSeededRandom } from "../raft/random.ts";
 import { type BookingSystem, startBookingSystem } from "./booking-system.ts";
 import { poolFetch } from "./pool-fetch.ts";

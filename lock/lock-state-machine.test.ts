@@ -6,7 +6,7 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type ChainRecord, chainGenesisHash, verifyChain } from "./chain.ts";
+import { type ChainRecord, chainGenesisHash, verifyChain } from "../protocol/chain.ts";
 import { LockStateMachine, lockLimitsDefaults } from "./lock-state-machine.ts";
 import type { LockCommand, LockResult, Session, TxnOperation } from "./types.ts";
 

@@ -8,6 +8,7 @@
 // expiry decided before a renewal does nothing), and a waiter's patience likewise ends with a
 // `cancel_wait` entry. Every replica therefore agrees on when each lease ended.
 
+import { type ChainHead, chainKeyOf, chainKeyPrefix, encodeChainRecord } from "../protocol/chain.ts";
 import {
   chainNamePattern,
   leasesPerCommandMax,
@@ -18,9 +19,8 @@ import {
   valueLengthMax,
 } from "../protocol/limits.ts";
 import { assert } from "./assert.ts";
-import { chainKeyOf, chainKeyPrefix, chainRecordOf, encodeChainRecord } from "./chain.ts";
+import { chainRecordOf } from "./chain.ts";
 import type {
-  ChainHead,
   FencingToken,
   Lease,
   LeaseHolder,

@@ -149,12 +149,6 @@ export interface Waiter {
   readonly waitMs: number;
 }
 
-/** ChainHead is the last record of a hash chain: its sequence number and hash (what the next record links to). */
-export interface ChainHead {
-  readonly seq: number;
-  readonly hash: string;
-}
-
 /** StoredValue is a key's value with the token of its last write and the index that wrote it. */
 export interface StoredValue {
   readonly value: string;

@@ -8,12 +8,11 @@ import { randomBytes } from "node:crypto";
 import { nameLengthMax } from "../protocol/limits.ts";
 import { alternativesWindowMs, alternativeView, nearestFreeRanges } from "./alternatives.ts";
 import { type ClusterItem, type ClusterLease, type ClusterOperation, type ClusterPort, LockError, type RangeRead } from "./cluster.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, clusterError } from "./errors.ts";
 import type { SchedulerLogger as Logger } from "./logging.ts";
 import {
   type Booking,
   bookingAudit,
-  clusterError,
   keys,
   parseStoredBooking,
   randomHex,

@@ -8,7 +8,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
-import type { ChainRecord } from "../client/audit-chain.ts";
+import type { ChainRecord } from "../protocol/chain.ts";
 import { parseRecord } from "./audit.ts";
 import type { ClusterPort } from "./cluster.ts";
 import type { SchedulerLogger as Logger } from "./logging.ts";

@@ -4,9 +4,9 @@
 
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { ClusterPort } from "./cluster.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, clusterError } from "./errors.ts";
 import type { SchedulerLogger as Logger } from "./logging.ts";
-import { type AuditRecord, clusterError, keys, type Scientist, sha256Hex } from "./records.ts";
+import { type AuditRecord, keys, type Scientist, sha256Hex } from "./records.ts";
 
 const apiKeyPattern = /^sk_(sci_[0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 /** scientistIdPattern: the ids register() makes. Anything else names no scientist, and is not looked up. */

@@ -133,6 +133,26 @@ describe("lint rules enforce purity and import direction", () => {
     }
   });
 
+  it("lets config/ import zod and node:util only, and the node and the booking API import config/", () => {
+    for (const service of ["node/config.ts", "scheduler/config.ts", "protocol/limits.ts", "client/lock-client.ts"]) {
+      const result = lint("config/example-lint.ts", `import { x } from "../${service}";\nexport const y = x;\n`);
+      expect(result.ok, service).toBe(false);
+      expect(result.output).toContain("config/ imports nothing of ours");
+    }
+    const io = lint("config/example-lint.ts", 'import { request } from "undici";\nexport const r = request;\n');
+    expect(io.ok).toBe(false);
+    expect(io.output).toContain("No I/O libraries");
+    const own = 'import { parseArgs } from "node:util";\nimport { z } from "zod";\nexport const p = [parseArgs, z];\n';
+    expect(lint("config/example-lint.ts", own).ok).toBe(true);
+    const loader = 'import { loadConfig } from "../config/load-config.ts";\nexport const l = loadConfig;\n';
+    for (const path of ["node/example-lint.ts", "scheduler/example-lint.ts"]) {
+      const result = lint(path, loader);
+      expect(result.ok, `${path}: ${result.output}`).toBe(true);
+    }
+    // The client reads no process configuration: it is a library, given its options by its caller.
+    expect(lint("client/example-lint.ts", loader).output).toContain("it imports protocol/ and nothing else of ours");
+  });
+
   it("forbids raft/ from importing protocol/ too", () => {
     expect(
       lint("raft/example-lint.ts", 'import { nameLengthMax } from "../protocol/limits.ts";\nexport const n = nameLengthMax;\n').ok,

@@ -408,7 +408,7 @@ describe("audit and events", () => {
     const audit = await call("GET", "/audit?limit=500", { key });
     expect(audit.body.chain.verified).toBe(true);
     expect(audit.body.chain.records).toBe(audit.body.items.length);
-    const { verifyChain } = await import("../client/audit-chain.ts");
+    const { verifyChain } = await import("../protocol/chain.ts");
     const raw = audit.body.items.map((item: Json) => ({ ...item, record: JSON.stringify(item.record) }));
     expect(verifyChain(raw).ok).toBe(true);
     const victim = raw.findIndex((item: Json) => item.record.includes("hubble-acad"));

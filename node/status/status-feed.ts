@@ -12,7 +12,10 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { WebSocket, WebSocketServer } from "ws";
+import { z } from "zod";
 import type { Lease, LockEvent, Waiter } from "../../lock/types.ts";
+import { describeIssues } from "../../protocol/commands.ts";
+import { nodeStatusSchema, peerProgressSchema } from "../../protocol/status.ts";
 import type { NodeId, Status } from "../../raft/index.ts";
 import type { PeerLinkStatus, PeerTransport } from "../contracts.ts";
 import type { StatusTimeline } from "./status-timeline.ts";
@@ -297,23 +300,16 @@ export class StatusFeed {
   }
 }
 
+/** polledStatusSchema: the fields of a peer's /status (protocol/status.ts) that the view uses. */
+const polledStatusSchema = nodeStatusSchema
+  .pick({ role: true, term: true, leaderId: true, commitIndex: true, appliedIndex: true, lastIndex: true, snapshotIndex: true })
+  .extend({ progress: z.array(peerProgressSchema.pick({ id: true, matchIndex: true, state: true, recentActive: true })) });
+
 /** polledStatus checks the fields the view uses; a peer that answers something else is treated as failing. */
 function polledStatus(body: unknown): PolledStatus {
-  const value = body as Record<string, unknown>;
-  const numbers = ["term", "commitIndex", "appliedIndex", "lastIndex", "snapshotIndex"] as const;
-  if (typeof value !== "object" || value === null || typeof value["role"] !== "string") throw new Error("answered an unexpected body");
-  for (const key of numbers) if (typeof value[key] !== "number") throw new Error(`answered without ${key}`);
-  const progress = Array.isArray(value["progress"]) ? (value["progress"] as PolledStatus["progress"]) : [];
-  return {
-    role: value["role"] as string,
-    term: value["term"] as number,
-    leaderId: typeof value["leaderId"] === "string" ? (value["leaderId"] as string) : null,
-    commitIndex: value["commitIndex"] as number,
-    appliedIndex: value["appliedIndex"] as number,
-    lastIndex: value["lastIndex"] as number,
-    snapshotIndex: value["snapshotIndex"] as number,
-    progress: progress.slice(0, 64).filter((peer) => typeof peer?.id === "string" && typeof peer.matchIndex === "number"),
-  };
+  const parsed = polledStatusSchema.safeParse(body);
+  if (!parsed.success) throw new Error(`answered an unexpected body (${describeIssues(parsed.error)})`);
+  return { ...parsed.data, progress: parsed.data.progress.slice(0, 64) };
 }
 
 function describeFetchError(error: unknown, timeoutMs: number): string {

@@ -7,25 +7,20 @@
 //   known details are shown with their age, never as current;
 // - a follower that has not heard from its leader lately, or knows none, says so (`view.warnings`).
 
+import type { NodeStatus } from "../../protocol/status.ts";
 import type { Status } from "../../raft/index.ts";
 import type { TimelineEvent } from "./status-timeline.ts";
 
-/** PolledStatus is the part of a peer's GET /status this view uses (progress is filled on leaders). */
-export interface PolledStatus {
-  readonly role: string;
-  readonly term: number;
-  readonly leaderId: string | null;
-  readonly commitIndex: number;
-  readonly appliedIndex: number;
-  readonly lastIndex: number;
-  readonly snapshotIndex: number;
-  readonly progress: readonly {
-    readonly id: string;
-    readonly matchIndex: number;
-    readonly state: string;
-    readonly recentActive: boolean;
-  }[];
-}
+/**
+ * PolledStatus is the part of a peer's GET /status (the wire contract's NodeStatus) this view uses;
+ * progress is filled on leaders.
+ */
+export type PolledStatus = Pick<
+  NodeStatus,
+  "role" | "term" | "leaderId" | "commitIndex" | "appliedIndex" | "lastIndex" | "snapshotIndex"
+> & {
+  readonly progress: readonly Pick<NodeStatus["progress"][number], "id" | "matchIndex" | "state" | "recentActive">[];
+};
 
 export interface PeerPoll {
   /** status: the last good answer, if any. */

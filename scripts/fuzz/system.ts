@@ -4,10 +4,10 @@
 // agrees on, the membership unchanged, writes still commit (a lock cycle and a booking), the seeded data unchanged, and the
 // audit chain verifying (read from the cluster and checked here, and as the booking API reports it).
 
-import { type ChainRecord, verifyChain } from "../../client/audit-chain.ts";
 import { LockClient } from "../../client/lock-client.ts";
 import { type BookingSystem, startBookingSystem } from "../../harness/booking-system.ts";
 import { waitFor } from "../../harness/process-cluster.ts";
+import { type ChainRecord, verifyChain } from "../../protocol/chain.ts";
 import type { Fixtures } from "./targets.ts";
 
 /** Seeded is what the run wrote before fuzzing, as it was read back then. */
