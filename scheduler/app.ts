@@ -41,7 +41,7 @@ export interface AppOptions {
   /** registrationsPerAddressPerHour: POST /scientists per client address (each one makes an account). */
   readonly registrationsPerAddressPerHour: number;
   readonly auditVerifyRecordsMax: number;
-  /** webRoot: the directory of the booking page (client/web). */
+  /** webRoot: the directory of the booking page (scheduler/web). */
   readonly webRoot?: string;
   /** onRequest: observes every answered request (for metrics). */
   readonly onRequest?: (route: string, method: string, status: number, durationMs: number) => void;
@@ -52,7 +52,7 @@ export interface AppOptions {
 type Link = { href: string; method?: string; templated?: boolean };
 type Links = Record<string, Link>;
 
-const defaultWebRoot = fileURLToPath(new URL("../client/web/", import.meta.url));
+const defaultWebRoot = fileURLToPath(new URL("./web/", import.meta.url));
 
 export function createApp(options: AppOptions): express.Express {
   const app = express();
