@@ -13,6 +13,7 @@ COPY package.json package-lock.json ./
 # linux-x64 and load them at run time; no install script needs to run (nor may one, unreviewed).
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY protocol ./protocol
 COPY raft ./raft
 COPY lock ./lock
 COPY node ./node
