@@ -24,8 +24,8 @@ COPY scheduler ./scheduler
 # The planted bugs come along only as types (raft/config.ts names them); their code stays out of the image.
 RUN npx tsc -p tsconfig.build.json \
  && cp -r node/status/page dist/node/status/page \
- && mkdir -p dist/client/web \
- && cp client/web/*.html client/web/*.css client/web/*.js dist/client/web/ \
+ && mkdir -p dist/scheduler/web \
+ && cp scheduler/web/*.html scheduler/web/*.css scheduler/web/*.js dist/scheduler/web/ \
  && rm -f dist/raft/planted-bugs.js* dist/lock/planted-bugs.js* \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 

@@ -1,7 +1,7 @@
 // `npm run bench:rush`: the horizon rush (issue 18). 1,000 simulated scientists, registered
 // beforehand, all try at the same instant to book ranges of the slots that have just become
 // bookable, through three scheduler processes on a three-node cluster (real processes, LevelDB
-// with fsync), each with the booking page's own client logic (client/web/booking.js). The run and
+// with fsync), each with the booking page's own client logic (scheduler/web/booking.js). The run and
 // its proofs are in harness/horizon-rush.ts; tests/horizon-rush.test.ts runs the same with
 // 50 scientists. A benchmark, not a test: it prints a report, writes bench/results/rush-<date>.json
 // (every slot's winner included), updates docs/BENCHMARKS.md between its markers, and exits 1 if

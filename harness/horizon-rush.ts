@@ -1,7 +1,7 @@
 // The horizon rush: N simulated scientists, registered beforehand, all try at the same instant to
 // book ranges of the slots that have just become bookable, through three scheduler processes, on
 // a three-node cluster of real processes. Each scientist runs the booking page's own client logic
-// (client/web/booking.js): its own clock, off by up to ± clockSkewMaxMs, synchronised by Cristian's
+// (scheduler/web/booking.js): its own clock, off by up to ± clockSkewMaxMs, synchronised by Cristian's
 // algorithm over GET /time; one Idempotency-Key per click, sent again with the same key while the
 // outcome is open; a request a moment early sent again at the opening. A scientist who loses and is
 // offered free ranges (409 details.alternatives) clicks the first one, as the page offers.
@@ -22,10 +22,10 @@
 import { createHash } from "node:crypto";
 import { readProcStat } from "../bench/measure.ts";
 import { LockClient } from "../client/lock-client.ts";
-import { ApiError, follow } from "../client/web/api.js";
-import { type Click, mayNotBeDecided, monotonicNow, newClick, ServerClock, sendBooking, withRetries } from "../client/web/booking.js";
 import { type ChainRecord, chainPrefix, verifyChain } from "../protocol/chain.ts";
 import { createSeededRandom } from "../raft/random.ts";
+import { ApiError, follow } from "../scheduler/web/api.js";
+import { type Click, mayNotBeDecided, monotonicNow, newClick, ServerClock, sendBooking, withRetries } from "../scheduler/web/booking.js";
 import { type BookingSystem, startBookingSystem } from "./booking-system.ts";
 import { poolFetch } from "./pool-fetch.ts";
 import { type CommittedLog, firstDisagreement, readCommittedLog } from "./raft-log.ts";

@@ -172,4 +172,23 @@ describe("lint rules enforce purity and import direction", () => {
     );
     expect(result.ok).toBe(false);
   });
+
+  it.each([
+    ["node:*", 'import { readFileSync } from "node:fs";\nexport const f = readFileSync;\n'],
+    ["a package", 'import { z } from "zod";\nexport const s = z.string();\n'],
+    ["the server's code", 'import { createApp } from "../app.ts";\nexport const a = createApp;\n'],
+    ["client/", 'import { LockClient } from "../../client/lock-client.ts";\nexport const c = LockClient;\n'],
+    ["protocol/", 'import { nameLengthMax } from "../../protocol/limits.ts";\nexport const n = nameLengthMax;\n'],
+  ])("keeps the booking page (scheduler/web/) to its own browser modules: not %s", (_what, source) => {
+    const result = lint("scheduler/web/example-lint.ts", source);
+    expect(result.ok).toBe(false);
+    expect(result.output).toMatch(/scheduler\/web\/ is browser code|noNodejsModules/);
+  });
+
+  it("lets the booking page import its own modules, and the scheduler keep its rules beside it", () => {
+    const own = lint("scheduler/web/example-lint.ts", 'import { timeOf } from "./time-format.js";\nexport const t = timeOf;\n');
+    expect(own.ok, own.output).toBe(true);
+    const server = lint("scheduler/routes/example-lint.ts", 'import { RawNode } from "../../raft/index.ts";\nexport const r = RawNode;\n');
+    expect(server.ok).toBe(false);
+  });
 });

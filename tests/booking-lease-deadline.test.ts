@@ -91,10 +91,7 @@ function setup(leaseTtlMs: number, beforeRead: (lease: ClusterLease) => Promise<
     telescopes: new Map([[telescope.id, telescope]]),
     serviceName: "scheduler",
     leaseTtlMs,
-    locking: true,
     nowMs: () => Date.now(),
-    pauseBeforeWriteMs: 0,
-    unlockedWriteDelayMs: 0,
     observer,
   });
   return { bookings, log, sentPaths, refusals, leases };

@@ -1,4 +1,4 @@
-// The booking page (client/web/) in a real headless Chromium, against the real system: lock nodes
+// The booking page (scheduler/web/) in a real headless Chromium, against the real system: lock nodes
 // and two schedulers as processes on loopback. Shown, one test each:
 // The tests share tomorrow's grid, each in hours of its own (1: 03:00, 2: 06:00–09:55, 3: 17:00–19:55,
 // 5: 14:00–14:55, 6: 16:00–16:15; 4 looks at days in the past).
