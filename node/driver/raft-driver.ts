@@ -272,6 +272,21 @@ export class RaftDriver<TResult> {
     return this.knownLeaderId;
   }
 
+  /** currentTerm: the term of the newest hard state handed to the log (cheap; the simulator reads it on every apply). */
+  currentTerm(): number {
+    return this.storage.hardStateNow().term;
+  }
+
+  /** entryTerm: the term of this core's entry at `index`, if its log holds it (checkers and status pages). */
+  entryTerm(index: number): number | undefined {
+    return this.rawNode.entryTerm(index);
+  }
+
+  /** logEntries: this core's entries [lo, hi), clamped to what it holds (checkers and status pages). */
+  logEntries(lo: number, hi: number): readonly Entry[] {
+    return this.rawNode.logEntries(lo, hi);
+  }
+
   /** isLeader: whether this node led as of the last Ready handled. */
   isLeader(): boolean {
     return this.role === "leader";
@@ -429,6 +444,7 @@ export class RaftDriver<TResult> {
     } finally {
       this.feeding = false;
     }
+    if (this.inputs.length === 0) return;
     for (const input of this.inputs.splice(0, this.inputs.length)) this.feed(input);
   }
 
