@@ -40,8 +40,23 @@ function role(cluster: TestCluster, id: string): string {
   return status(cluster, id).role;
 }
 
-/** settle delivers messages (oldest first) until the network is quiet and returns every message taken off it, delivered or lost. */
+/**
+ * settle delivers messages (oldest first) until the network is quiet and returns every message
+ * taken off it, delivered or lost. Followers learn a new commit index from the leader's next append
+ * or heartbeat (no message is sent for it alone), so when a follower's commit index lags its
+ * leader's, the leader then sends one heartbeat round and that is delivered too.
+ */
 function settle(cluster: TestCluster): RaftMessage[] {
+  const taken = deliverAll(cluster);
+  const leader = cluster.leader();
+  if (leader !== undefined && lagsCommit(cluster, leader.id)) {
+    cluster.tick([leader.id], heartbeatTicks);
+    taken.push(...deliverAll(cluster));
+  }
+  return taken;
+}
+
+function deliverAll(cluster: TestCluster): RaftMessage[] {
   const taken: RaftMessage[] = [];
   while (cluster.inFlight.length > 0) {
     if (taken.length > 100_000) throw new Error("the network never went quiet");
@@ -50,6 +65,17 @@ function settle(cluster: TestCluster): RaftMessage[] {
     cluster.deliver(message);
   }
   return taken;
+}
+
+/** lagsCommit: whether a reachable member's commit index is below what its leader could tell it. */
+function lagsCommit(cluster: TestCluster, leader: string): boolean {
+  const leaderStatus = status(cluster, leader);
+  return leaderStatus.progress.some((peer) => {
+    if (peer.id === leader || !cluster.nodes.has(peer.id) || cluster.isLinkCut(leader, peer.id)) return false;
+    const follower = cluster.node(peer.id);
+    if (follower.rawNode === undefined) return false;
+    return follower.rawNode.status().commitIndex < Math.min(peer.matchIndex, leaderStatus.commitIndex);
+  });
 }
 
 /** deliverWhile delivers messages one at a time, oldest first, while `keepGoing` holds and messages remain. */

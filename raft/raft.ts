@@ -707,17 +707,14 @@ export class Raft {
       }
       return;
     }
-    const wasPaused = progress.isPaused();
     if (!progress.maybeUpdate(message.matchIndex)) return;
     if (progress.state === "probe") progress.becomeReplicate();
     else if (progress.state === "snapshot" && progress.matchIndex + 1 >= this.log.firstIndex()) progress.becomeReplicate();
     else if (progress.state === "replicate") progress.inflights.freeTo(message.matchIndex);
 
-    if (this.maybeCommit()) {
-      this.broadcastAppend();
-    } else if (wasPaused) {
-      this.sendAppend(message.from, true);
-    }
+    // A follower that was paused (probing) is sent what it lacks by the streaming loop below; an
+    // empty append would only carry the commit index, which the next heartbeat carries too.
+    if (this.maybeCommit()) this.broadcastCommit();
     // Keep streaming while there is more to send and room in the window.
     for (let sent = 0; sent < this.config.inflightAppendsMax && this.sendAppend(message.from, false); sent++);
     if (message.from === this.leadTransferee && progress.matchIndex === this.log.lastIndex()) {
@@ -731,7 +728,11 @@ export class Raft {
     progress.recentActive = true;
     progress.probeSent = false;
     if (progress.state === "replicate" && progress.inflights.full()) progress.inflights.freeFirst();
-    if (progress.matchIndex < this.log.lastIndex()) this.sendAppend(message.from, true);
+    // A follower behind the log gets the next append now: at once in the probe and snapshot states,
+    // and in the replicate state only when appends sent a heartbeat ago are still unacknowledged
+    // (lost: the append reveals the gap). Appends in flight are not sent again for every answer to
+    // a heartbeat that overtook them, which cost an empty append and its answer per commit.
+    if (progress.matchIndex < this.log.lastIndex() && progress.appendsOverdue()) this.sendAppend(message.from, true);
     if (message.readContext > 0 && this.voters.includes(message.from)) this.ackReads(message.from, message.readContext);
   }
 
@@ -748,11 +749,23 @@ export class Raft {
     for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id, true);
   }
 
+  /**
+   * broadcastCommit follows a commit advance: each follower with entries still to send gets them
+   * now, and the new commit index rides along; the others learn it from the next append or
+   * heartbeat (both carry it). An empty append of its own per commit would cost every follower an
+   * extra message and answer per committed batch, for news no one waits on: the leader answers
+   * clients once it applies, and a follower's commit index is only a hint until then.
+   */
+  private broadcastCommit(): void {
+    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id, false);
+  }
+
   private broadcastHeartbeat(): void {
     const newestRead = this.pendingReads[this.pendingReads.length - 1];
     const readContext = newestRead === undefined ? 0 : newestRead.context;
     for (const [id, progress] of this.progress) {
       if (id === this.id) continue;
+      progress.heartbeatSent();
       this.send({
         type: "heartbeat",
         from: this.id,
@@ -823,7 +836,7 @@ export class Raft {
     if (this.role !== "leader") return;
     const self = this.progress.get(this.id);
     if (self === undefined || !self.maybeUpdate(this.log.stableLastIndex())) return;
-    if (this.maybeCommit()) this.broadcastAppend();
+    if (this.maybeCommit()) this.broadcastCommit();
   }
 
   private refuseProposal(): ProposeOutcome | undefined {

@@ -149,13 +149,6 @@ export class RaftDriver<TResult> {
   private readonly rawNode: RawNode;
   private readonly stateMachine: StateMachine<TResult>;
   private readonly inputs: Input<TResult>[] = [];
-  /**
-   * heldAppends: per peer, an AppendEntries without entries held back for up to one tick (see
-   * sendMessages). Such a message only carries a new commit index or probes; the next append to
-   * the peer usually follows within a millisecond and carries the same news, so holding it saves
-   * the frame, the follower's answer and both ends' work, which was a third of a hand-off's cost.
-   */
-  private readonly heldAppends = new Map<NodeId, RaftMessage>();
   private pendingTicks = 0;
   private driving = false;
   /** feeding: inside a turn's feed step, where proposals from `turnStarting` go straight to the core. */
@@ -310,7 +303,6 @@ export class RaftDriver<TResult> {
     }
     this.stopped = true;
     if (this.ticker !== undefined) this.clock.clearTimer(this.ticker);
-    this.heldAppends.clear();
     this.stopWaiters.push(done);
     if (!this.driving) this.comeToRest();
   }
@@ -344,10 +336,6 @@ export class RaftDriver<TResult> {
 
   private onTick(): void {
     if (this.stopped) return;
-    // A held AppendEntries waits one tick at most: followers learn the commit index (and probes
-    // go out) within a tick even when no other append follows.
-    for (const message of this.heldAppends.values()) this.options.transport.send(message);
-    this.heldAppends.clear();
     this.pendingTicks++;
     this.kick();
   }
@@ -568,27 +556,13 @@ export class RaftDriver<TResult> {
 
   /**
    * sendMessages sends one frame per peer where the core produced many (see coalesce-messages.ts).
-   * An AppendEntries without entries that would be the last frame to its peer is held until the
-   * next send to that peer, where it merges into the next append, or the next tick (heldAppends).
+   * (An AppendEntries carrying only a new commit index was once held back here for a tick; the
+   * core no longer sends one: the commit index rides on the next append or heartbeat.)
    */
   private sendMessages(messages: readonly RaftMessage[]): void {
     if (messages.length === 0) return;
-    let batch = messages;
-    if (this.heldAppends.size > 0) {
-      const held = [...this.heldAppends.values()];
-      this.heldAppends.clear();
-      batch = [...held, ...messages];
-    }
-    const frames = coalesceMessages(batch, this.options.raft);
-    const lastTo = new Map<NodeId, number>();
-    for (const [position, message] of frames.entries()) lastTo.set(message.to, position);
-    for (const [position, message] of frames.entries()) {
-      if (message.type === "append_entries" && message.entries.length === 0 && lastTo.get(message.to) === position) {
-        this.heldAppends.set(message.to, message);
-      } else {
-        this.options.transport.send(message);
-      }
-    }
+    const frames = messages.length === 1 ? messages : coalesceMessages(messages, this.options.raft);
+    for (const message of frames) this.options.transport.send(message);
   }
 
   /**
