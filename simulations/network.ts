@@ -44,6 +44,8 @@ export class SimNetwork {
   private readonly lastArrivalMs = new Float64Array(nodesMax * nodesMax);
   private readonly slotOf: (id: string) => number;
   private readonly endpointOf: (slot: number) => Endpoint | undefined;
+  /** onSend sees every message as a node hands it over (the simulator checks what it promises). */
+  private readonly onSend: (message: RaftMessage) => void;
 
   constructor(options: {
     faults: NetworkFaults;
@@ -51,12 +53,14 @@ export class SimNetwork {
     random: RandomSource & { nextFloat(): number };
     slotOf: (id: string) => number;
     endpointOf: (slot: number) => Endpoint | undefined;
+    onSend: (message: RaftMessage) => void;
   }) {
     this.faults = options.faults;
     this.scheduler = options.scheduler;
     this.random = options.random;
     this.slotOf = options.slotOf;
     this.endpointOf = options.endpointOf;
+    this.onSend = options.onSend;
   }
 
   /** transport is the PeerTransport of one process, delivering to `endpoint`'s handler. */
@@ -72,6 +76,7 @@ export class SimNetwork {
   }
 
   send(message: RaftMessage): void {
+    this.onSend(message);
     this.sentByType.set(message.type, (this.sentByType.get(message.type) ?? 0) + 1);
     const faults = this.faults;
     if (faults.dropProbability > 0 && this.random.nextFloat() < faults.dropProbability) {

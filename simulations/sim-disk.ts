@@ -242,9 +242,23 @@ export class SimDisk implements DurableLog {
     return what;
   }
 
-  /** storedIndexes: the last stored index and the stored commit index (for the timeline and checks). */
-  storedHardState(): HardState {
+  /** durableHardState: the hard state on disk now (synced; for the checker's promise check). */
+  durableHardState(): HardState {
     return this.image.hardState;
+  }
+
+  /** durableLastIndex: the last index on disk now (synced), entries or snapshot. */
+  durableLastIndex(): number {
+    const image = this.image;
+    return (image.snapshot?.metadata.index ?? 0) + image.entries.length;
+  }
+
+  /** durableTermAt: the term of the entry at `index` on disk now, if it holds that entry (undefined inside the snapshot). */
+  durableTermAt(index: number): number | undefined {
+    const image = this.image;
+    const snapshotIndex = image.snapshot?.metadata.index ?? 0;
+    if (index === snapshotIndex) return image.snapshot?.metadata.term;
+    return image.entries[index - snapshotIndex - 1]?.term;
   }
 
   // -------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import { crc32c } from "../node/durable-rules.ts";
 import type { HostObserver } from "../node/host-observer.ts";
 import { LockService, type LockServiceOptions } from "../node/lock-service.ts";
 import { raftConfigDefaults } from "../raft/config.ts";
-import type { ConfChange, Entry, NodeId } from "../raft/messages.ts";
+import type { ConfChange, Entry, NodeId, RaftMessage } from "../raft/messages.ts";
 import { nodeId } from "../raft/messages.ts";
 import type { Role } from "../raft/raft.ts";
 import { createSeededRandom } from "../raft/random.ts";
@@ -198,6 +198,7 @@ class Simulation {
       random: createSeededRandom(options.seed ^ 0x68e31da4),
       slotOf: (id) => (this.byId.get(id) as SimNode).slot,
       endpointOf: (slot) => this.nodes[slot]?.endpoint,
+      onSend: (message) => this.checkPromise(message),
     });
     this.lockChecker = new LockChecker((kind, message) => this.fail(kind, message));
     this.clients = new SimClients(
@@ -480,6 +481,44 @@ class Simulation {
 
   // -------------------------------------------------------------------------------------------
   // What the nodes report.
+
+  /**
+   * checkPromise holds a node to what its message promises about its disk (the Ready contract,
+   * Figure 2: "update persistent state before responding to RPCs"). A granted vote promises that
+   * the vote is on disk; a successful append or snapshot answer promises that the log up to its
+   * match index is on disk. Checked against the disk's synced image as the message leaves, so a
+   * node that answers before its write is durable is caught at once, crash or not. A leader's own
+   * appends promise nothing (they may go out before its write, thesis §10.2.1).
+   */
+  private checkPromise(message: RaftMessage): void {
+    const node = this.byId.get(message.from);
+    if (node === undefined) return;
+    const disk = node.disk;
+    if (message.type === "request_vote_result") {
+      if (message.preVote || !message.voteGranted) return;
+      const stored = disk.durableHardState();
+      if (stored.term < message.term || (stored.term === message.term && stored.votedFor !== message.to)) {
+        this.fail(
+          "durability",
+          `${node.id} granted its vote in term ${message.term} to ${message.to}, but its disk holds term ${stored.term}, vote ${String(stored.votedFor)}`,
+        );
+      }
+      return;
+    }
+    let matchIndex: number;
+    if (message.type === "append_entries_result" && message.success) matchIndex = message.matchIndex;
+    else if (message.type === "install_snapshot_result") matchIndex = message.matchIndex;
+    else return;
+    const durableLast = disk.durableLastIndex();
+    const term = node.service?.entryTerm(matchIndex);
+    const durableTerm = disk.durableTermAt(matchIndex);
+    if (durableLast < matchIndex || (term !== undefined && durableTerm !== undefined && durableTerm !== term)) {
+      this.fail(
+        "durability",
+        `${node.id} acknowledged its log up to ${matchIndex}${term === undefined ? "" : `@${term}`} to ${message.to}, but its disk holds up to ${durableLast}${durableTerm === undefined ? "" : ` (${matchIndex}@${durableTerm})`}`,
+      );
+    }
+  }
 
   private entryApplied(node: SimNode, entry: Entry, applied: Applied | undefined): void {
     const service = node.service;

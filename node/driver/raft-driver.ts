@@ -513,17 +513,17 @@ export class RaftDriver<TResult> {
   private persist(ready: Ready, then: () => void): boolean {
     const early = ready.appendsBeforePersist ? ready.messages.filter((message) => message.type === "append_entries") : [];
     this.sendMessages(early);
-    if (!this.needsSave(ready)) return false;
-    if (ready.hardState !== undefined) {
-      assert(
-        ready.hardState.term >= this.savedHardState.term,
-        `term went back from ${this.savedHardState.term} to ${ready.hardState.term}`,
-      );
-      this.savedHardState = ready.hardState;
+    const membershipCommitted = this.commitsMembershipChange(ready);
+    if (!this.needsSave(ready) && !membershipCommitted) return false;
+    // A committed membership change is applied only once its commit index is on disk (see commitsMembershipChange).
+    const hardState = ready.hardState ?? (membershipCommitted ? this.storage.hardStateNow() : undefined);
+    if (hardState !== undefined) {
+      assert(hardState.term >= this.savedHardState.term, `term went back from ${this.savedHardState.term} to ${hardState.term}`);
+      this.savedHardState = hardState;
     }
     this.write(
       this.options.durableLog.save({
-        ...(ready.hardState === undefined ? {} : { hardState: ready.hardState }),
+        ...(hardState === undefined ? {} : { hardState }),
         entries: ready.entries,
         ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot }),
       }),
@@ -576,6 +576,23 @@ export class RaftDriver<TResult> {
     const hardState = ready.hardState;
     if (hardState === undefined) return false;
     return hardState.term !== this.savedHardState.term || hardState.votedFor !== this.savedHardState.votedFor;
+  }
+
+  /**
+   * commitsMembershipChange: the Ready applies a membership change whose commit is not on disk yet.
+   * Then the commit index is written before the change is applied (the exception to needsSave).
+   * A node rebuilds its membership at restart from the entries up to its stored commit index; with
+   * the commit index stale, a removal it had applied is undone, and the node counts the removed
+   * server's vote again. The operator stops a removed server once the others have applied its
+   * removal, so that vote never comes: a cluster of {n3, n4} that removed n4, whose n3 restarted,
+   * waited for n4 forever (found by the simulator; the regression schedule is in
+   * simulations/regressions.test.ts).
+   */
+  private commitsMembershipChange(ready: Ready): boolean {
+    for (const entry of ready.committedEntries) {
+      if (entry.kind === "conf_change" && entry.index > this.savedHardState.commitIndex) return true;
+    }
+    return false;
   }
 
   private roleChanged(role: Status["role"], leaderId: NodeId | null): void {
