@@ -120,6 +120,31 @@ export function simOptionsArbitrary(limits: {
   safetyTicksMax: number;
   plantedBug?: PlantedBug;
   plantedClientBug?: ClientPlantedBug;
+  /**
+   * hostile narrows the draw to the hostile end of every range (frequent crashes, busy clients,
+   * one entry per append, lossy links): a bug hunt within few schedules, as the planted-bug tests
+   * run. The same faults, only more of them.
+   */
+  hostile?: boolean;
+}): fc.Arbitrary<SimOptions> {
+  const base = generalArbitrary(limits);
+  if (limits.hostile !== true) return base;
+  return fc
+    .tuple(base, fc.constantFrom(0.02, 0.05), fc.integer({ min: 3, max: 6 }), fc.boolean())
+    .map(([options, crashProbability, clientCount, oneEntry]) => ({
+      ...options,
+      crashProbability,
+      clientCount,
+      clientActProbability: 0.8,
+      restartDelayTicksMax: Math.min(options.restartDelayTicksMax, 3 * options.electionTimeoutTicks),
+      ...(oneEntry ? { entriesPerAppendMax: 1 } : {}),
+    }));
+}
+
+function generalArbitrary(limits: {
+  safetyTicksMax: number;
+  plantedBug?: PlantedBug;
+  plantedClientBug?: ClientPlantedBug;
 }): fc.Arbitrary<SimOptions> {
   return fc
     .record({

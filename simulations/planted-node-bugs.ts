@@ -45,7 +45,8 @@ export const plantedNodeBugs: readonly PlantedNodeBug[] = [
       },
       {
         file: driver,
-        original: 'const late = ready.appendsBeforePersist ? ready.messages.filter((message) => message.type !== "append_entries") : ready.messages;',
+        original:
+          'const late = ready.appendsBeforePersist ? ready.messages.filter((message) => message.type !== "append_entries") : ready.messages;',
         replacement: "const late: RaftMessage[] = [];",
       },
     ],

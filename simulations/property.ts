@@ -27,6 +27,8 @@ export interface CheckOptions {
   readonly plantedClientBug?: ClientPlantedBug;
   /** implementation: the node code to run (a mutant with a planted bug, in tests); production by default. */
   readonly implementation?: NodeImplementation;
+  /** hostile: draw schedules from the hostile end of every fault range (see simOptionsArbitrary). */
+  readonly hostile?: boolean;
   /** shrink: let fast-check shrink a failure (default true); a bug hunt that only needs the first failure turns it off. */
   readonly shrink?: boolean;
   /** onRun is called after every schedule (shrinking runs included), for progress and totals. */
@@ -37,6 +39,7 @@ export interface CheckOptions {
 export function checkSimulations(options: CheckOptions): fc.RunDetails<[SimOptions]> {
   const generated = simOptionsArbitrary({
     safetyTicksMax: options.safetyTicksMax,
+    ...(options.hostile === true ? { hostile: true } : {}),
     ...(options.plantedBug === undefined ? {} : { plantedBug: options.plantedBug }),
     ...(options.plantedClientBug === undefined ? {} : { plantedClientBug: options.plantedClientBug }),
   });

@@ -81,6 +81,7 @@ class SimWrite implements PromiseLike<void> {
   fail: ((error: unknown) => void) | undefined;
   // biome-ignore lint/suspicious/noThenProperty: a thenable is the point: the driver waits with .then(ok, fail).
   then<TResult1 = void, TResult2 = never>(
+    // biome-ignore lint/suspicious/noConfusingVoidType: PromiseLike<void>'s own signature.
     onFulfilled?: ((value: void) => TResult1 | PromiseLike<TResult1>) | null,
     onRejected?: ((reason: unknown) => TResult2 | PromiseLike<TResult2>) | null,
   ): PromiseLike<TResult1 | TResult2> {
