@@ -74,7 +74,11 @@ export class CorruptValueError extends Error {
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
 
 export function encodeValue(value: Meta | HardState | Snapshot | Entry): Uint8Array {
-  const payload = packr.pack(value);
+  return frameValue(packr.pack(value));
+}
+
+/** frameValue puts the checksum frame in front of msgpack bytes (encodeValue's second half; tests frame raw bytes with it). */
+export function frameValue(payload: Uint8Array): Uint8Array {
   const framed = new Uint8Array(checksumBytes + payload.length);
   new DataView(framed.buffer).setUint32(0, crc32c(payload));
   framed.set(payload, checksumBytes);

@@ -125,7 +125,7 @@ export class LevelDurableLog implements DurableLog {
       }
       for (const entry of update.entries) operations.push(put(entryKey(entry.index), entry));
       if (operations.length === 0) return;
-      await this.db.batch(operations, { sync: true });
+      await this.writeBatch(operations);
       this.tracked = next;
     });
   }
@@ -135,7 +135,7 @@ export class LevelDurableLog implements DurableLog {
       const next = checkCompact(this.tracked, snapshot);
       const operations = this.deleteEntries(this.tracked.snapshotIndex + 1, next.snapshotIndex);
       operations.push(put(snapshotKey, snapshot));
-      await this.db.batch(operations, { sync: true });
+      await this.writeBatch(operations);
       this.tracked = next;
     });
   }
@@ -148,14 +148,24 @@ export class LevelDurableLog implements DurableLog {
   private enqueueWrite(write: () => Promise<void>): Promise<void> {
     const result = this.writeQueue.then(() => {
       if (this.failure !== undefined) throw new DurableLogFailedError(this.dataDir, this.failure);
-      return write().catch((error: unknown) => {
-        this.failure ??= error instanceof Error ? error : new Error(String(error));
-        throw error;
-      });
+      return write();
     });
     // The queue goes on (every later write then fails at once); the caller sees the failure through `result`.
     this.writeQueue = result.catch(() => undefined);
     return result;
+  }
+
+  /**
+   * writeBatch writes one synced batch. An I/O error fails the log for good (see `failure`); a
+   * write refused by an assertion before reaching the disk does not: the disk is as it was.
+   */
+  private async writeBatch(operations: BatchOperation[]): Promise<void> {
+    try {
+      await this.db.batch(operations, { sync: true });
+    } catch (error) {
+      this.failure ??= error instanceof Error ? error : new Error(String(error));
+      throw error;
+    }
   }
 
   /**
