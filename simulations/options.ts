@@ -81,13 +81,17 @@ export function healedDelayTicksMax(options: SimOptions): number {
   return Math.min(options.delayTicksMax, Math.floor(0.3 * options.electionTimeoutTicks));
 }
 
-/** defaultSimOptions is a moderate schedule with every kind of fault on, for the bench and for hand-written runs. */
+/**
+ * defaultSimOptions is a moderate schedule with every kind of fault on, for the bench and for
+ * hand-written runs. Its timing is the node's default (node/config.ts: 15 election ticks, 3
+ * heartbeat ticks of 10 ms).
+ */
 export const defaultSimOptions: SimOptions = {
   seed: 1,
   clusterSize: 5,
   safetyTicks: 10_000,
-  electionTimeoutTicks: 10,
-  heartbeatIntervalTicks: 2,
+  electionTimeoutTicks: 15,
+  heartbeatIntervalTicks: 3,
   entriesPerAppendMax: 16,
   inflightAppendsMax: 8,
   dropProbability: 0.02,

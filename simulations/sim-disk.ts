@@ -374,7 +374,23 @@ function mix(...values: readonly number[]): number {
   return seed >>> 0;
 }
 
-function entryChecksum(entry: Entry): number {
+/**
+ * entryChecksums caches each entry object's checksum: one entry object travels to every node and
+ * disk, and checksumming it again each time was a large share of a simulation's time. A damaged
+ * entry is a new object (corruptAtRest copies), so its checksum is computed afresh.
+ */
+const entryChecksums = new WeakMap<Entry, number>();
+
+/** entryChecksum: CRC-32C over an entry's content (the simulator also uses it as the entry's fingerprint). */
+export function entryChecksum(entry: Entry): number {
+  const cached = entryChecksums.get(entry);
+  if (cached !== undefined) return cached;
+  const checksum = computeEntryChecksum(entry);
+  entryChecksums.set(entry, checksum);
+  return checksum;
+}
+
+function computeEntryChecksum(entry: Entry): number {
   const kind = entry.kind === "normal" ? 1 : entry.kind === "noop" ? 2 : 3;
   const seed = mix(entry.index, entry.term, kind);
   if (entry.kind === "normal") return crc32c(entry.data, seed);

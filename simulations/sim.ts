@@ -28,7 +28,7 @@ import { LockChecker } from "./lock-checker.ts";
 import { type Endpoint, nodesMax, SimNetwork } from "./network.ts";
 import { healedDelayTicksMax, type SimOptions, tickMs } from "./options.ts";
 import { SimClock, type SimProcess, SimScheduler } from "./scheduler.ts";
-import { SimDisk } from "./sim-disk.ts";
+import { entryChecksum, SimDisk } from "./sim-disk.ts";
 import { Timeline, type TimelineEvent } from "./timeline.ts";
 
 /** NodeImplementation: the node code a simulation runs. Production by default; a test may pass a mutant (a copy with a planted bug). */
@@ -523,12 +523,7 @@ class Simulation {
   private entryApplied(node: SimNode, entry: Entry, applied: Applied | undefined): void {
     const service = node.service;
     if (service === undefined) return;
-    const key =
-      entry.kind === "normal"
-        ? crc32c(entry.data)
-        : entry.kind === "noop"
-          ? 1
-          : crc32c(textEncoder.encode(`${entry.change.type}:${entry.change.nodeId}`));
+    const key = entryChecksum(entry);
     const first = this.checker.applied(this.tickNow, node.id, entry.index, entry.term, key, service.currentTerm());
     if (applied !== undefined) {
       this.indexOfApplied.set(applied, entry.index);
@@ -929,5 +924,3 @@ class Simulation {
     }
   }
 }
-
-const textEncoder = new TextEncoder();
