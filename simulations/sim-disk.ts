@@ -138,6 +138,8 @@ export class SimDisk implements DurableLog {
   /** failure: the first failed write of this process; every later write fails (fail-stop). */
   private failure: SimDiskError | undefined;
   private process: SimProcess | undefined;
+  /** damaged: corruptAtRest struck and no check has found the damage gone since (see isDamaged). */
+  private damaged = false;
 
   constructor(options: {
     scheduler: SimScheduler;
@@ -239,8 +241,16 @@ export class SimDisk implements DurableLog {
       what = `entry ${entry.index}`;
     }
     this.stats.corruptions++;
+    this.damaged = true;
     this.observer.fault("corruption", `${what} damaged at rest`);
     return what;
+  }
+
+  /** isDamaged: whether a record on disk fails its checksum (damage at rest not yet overwritten by a later write). */
+  isDamaged(): boolean {
+    if (!this.damaged) return false;
+    this.damaged = this.checksumProblem() !== undefined;
+    return this.damaged;
   }
 
   /** durableHardState: the hard state on disk now (synced; for the checker's promise check). */

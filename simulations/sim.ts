@@ -123,8 +123,6 @@ interface SimNode {
   retired: boolean;
   /** failed: why the node refused to start (a corrupt disk); it stays down until the operator removes it. */
   failed: string | undefined;
-  /** corrupted: its disk was damaged at rest (found at its next start). */
-  corrupted: boolean;
   role: Role;
 }
 
@@ -354,7 +352,6 @@ class Simulation {
       diskFullUntilMs: 0,
       retired: false,
       failed: undefined,
-      corrupted: false,
       role: "follower",
     };
     this.nodes.push(node);
@@ -495,7 +492,8 @@ class Simulation {
     if (node === undefined) return;
     const disk = node.disk;
     if (message.type === "request_vote_result") {
-      if (message.preVote || !message.voteGranted) return;
+      // A hard state damaged at rest is judged when the node next starts (see below).
+      if (message.preVote || !message.voteGranted || disk.isDamaged()) return;
       const stored = disk.durableHardState();
       if (stored.term < message.term || (stored.term === message.term && stored.votedFor !== message.to)) {
         this.fail(
@@ -511,7 +509,9 @@ class Simulation {
     else return;
     const durableLast = disk.durableLastIndex();
     const term = node.service?.entryTerm(matchIndex);
-    const durableTerm = disk.durableTermAt(matchIndex);
+    // A record damaged at rest (corruptAtRest) is found when the node next starts; until then the
+    // running node's promises are judged by what it wrote, so the damaged term is not compared.
+    const durableTerm = disk.isDamaged() ? undefined : disk.durableTermAt(matchIndex);
     if (durableLast < matchIndex || (term !== undefined && durableTerm !== undefined && durableTerm !== term)) {
       this.fail(
         "durability",
@@ -687,13 +687,12 @@ class Simulation {
    * still form a quorum to do so.
    */
   private corruptRandomDisk(): void {
-    if (this.nodes.some((node) => (node.corrupted || node.failed !== undefined) && !node.retired)) return;
+    if (this.nodes.some((node) => (node.disk.isDamaged() || node.failed !== undefined) && !node.retired)) return;
     const leader = this.currentLeader()?.service;
     if (leader === undefined || leader.status().voters.length < 3) return;
     const candidates = this.nodes.filter((node) => !node.retired);
     const node = candidates[this.random.nextInt(candidates.length)] as SimNode;
     if (node.disk.corruptAtRest() === undefined) return;
-    node.corrupted = true;
     if (this.random.nextInt(2) === 0) this.crash(node);
   }
 
