@@ -125,8 +125,8 @@ export function simOptionsArbitrary(limits: {
   plantedBug?: PlantedBug;
   plantedClientBug?: ClientPlantedBug;
   /**
-   * hostile narrows the draw to the hostile end of every range (frequent crashes, busy clients,
-   * one entry per append, lossy links): a bug hunt within few schedules, as the planted-bug tests
+   * hostile narrows the draw to the hostile end of every range (frequent crashes and wall-clock
+   * steps, busy clients, one entry per append half the time): a bug hunt within few schedules, as the planted-bug tests
    * run. The same faults, only more of them.
    */
   hostile?: boolean;
@@ -134,10 +134,11 @@ export function simOptionsArbitrary(limits: {
   const base = generalArbitrary(limits);
   if (limits.hostile !== true) return base;
   return fc
-    .tuple(base, fc.constantFrom(0.02, 0.05), fc.integer({ min: 3, max: 6 }), fc.boolean())
-    .map(([options, crashProbability, clientCount, oneEntry]) => ({
+    .tuple(base, fc.constantFrom(0.02, 0.05), fc.integer({ min: 3, max: 6 }), fc.boolean(), fc.constantFrom(0.002, 0.01))
+    .map(([options, crashProbability, clientCount, oneEntry, clockStepProbability]) => ({
       ...options,
       crashProbability,
+      clockStepProbability,
       clientCount,
       clientActProbability: 0.8,
       restartDelayTicksMax: Math.min(options.restartDelayTicksMax, 3 * options.electionTimeoutTicks),

@@ -101,6 +101,23 @@ export const plantedNodeBugs: readonly PlantedNodeBug[] = [
     ],
   },
   {
+    name: "lease_countdown_on_wall_clock",
+    breaks: "the leader counts leases down on the wall clock (Date.now), which steps, instead of the monotonic clock",
+    mutations: [
+      {
+        file: lockService,
+        original: "this.timekeeper.applied(this.clock.nowMs(), this.machine, applied);",
+        replacement: "this.timekeeper.applied(Date.now(), this.machine, applied);",
+      },
+      { file: lockService, original: "this.timekeeper.due(this.clock.nowMs())", replacement: "this.timekeeper.due(Date.now())" },
+      {
+        file: lockService,
+        original: "this.timekeeper.becomeLeader(this.clock.nowMs(), this.machine);",
+        replacement: "this.timekeeper.becomeLeader(Date.now(), this.machine);",
+      },
+    ],
+  },
+  {
     name: "lease_expires_at_half_ttl",
     breaks: "the leader expires every lease after half its TTL",
     mutations: [

@@ -683,13 +683,14 @@ class Simulation {
   /**
    * corruptRandomDisk damages a record on one node's disk, found when it next starts (half the
    * time it crashes at once). Only one node at a time, and only while the voters number three or
-   * more: a node with a damaged disk stays down until the operator removes it, and the rest must
-   * still form a quorum to do so.
+   * more once every membership change in any log applies: a node with a damaged disk stays down
+   * until the operator removes it, and the rest must still form a quorum to do so. (Counting only
+   * the applied voters was a false alarm: a removal already in the log took {n1, n2, n3} to
+   * {n2, n3} just after n3's disk was damaged, and n2 alone could never remove n3.)
    */
   private corruptRandomDisk(): void {
-    if (this.nodes.some((node) => (node.disk.isDamaged() || node.failed !== undefined) && !node.retired)) return;
-    const leader = this.currentLeader()?.service;
-    if (leader === undefined || leader.status().voters.length < 3) return;
+    if (this.hasDamagedDisk()) return;
+    if (this.currentLeader() === undefined || this.votersOnceLogsApplyMin() < 3) return;
     const candidates = this.nodes.filter((node) => !node.retired);
     const node = candidates[this.random.nextInt(candidates.length)] as SimNode;
     if (node.disk.corruptAtRest() === undefined) return;
@@ -790,6 +791,31 @@ class Simulation {
   // -------------------------------------------------------------------------------------------
   // Operators: membership changes, leadership transfers, replacing a node whose disk is damaged.
 
+  private hasDamagedDisk(): boolean {
+    return this.nodes.some((node) => (node.disk.isDamaged() || node.failed !== undefined) && !node.retired);
+  }
+
+  /**
+   * votersOnceLogsApplyMin: the fewest voters any live node will have once every membership change
+   * in its log applies (the applied voters, then the log's conf changes past the applied index).
+   */
+  private votersOnceLogsApplyMin(): number {
+    let fewest = Number.MAX_SAFE_INTEGER;
+    for (const node of this.liveNodes()) {
+      const service = node.service as LockService;
+      const status = service.status();
+      const voters = new Set<NodeId>(status.voters);
+      for (const entry of service.logEntries(status.appliedIndex + 1, status.lastIndex + 1)) {
+        if (entry.kind !== "conf_change") continue;
+        const change = entry.change;
+        if (change.type === "remove_node") voters.delete(change.nodeId);
+        else if (change.type === "add_voter" || change.type === "promote_learner") voters.add(change.nodeId);
+      }
+      fewest = Math.min(fewest, voters.size);
+    }
+    return fewest;
+  }
+
   private hasFailedMember(): boolean {
     for (const node of this.nodes) if (node.failed !== undefined && !node.retired) return true;
     return false;
@@ -824,7 +850,12 @@ class Simulation {
       status.voters.length > this.options.clusterSize ||
       (status.voters.length > 1 && this.options.adminProbability > 0 && this.adminRandom.nextInt(3) === 0)
     ) {
-      change = { type: "remove_node", nodeId: status.voters[this.random.nextInt(status.voters.length)] as NodeId };
+      const removed = status.voters[this.random.nextInt(status.voters.length)] as NodeId;
+      // A damaged disk not yet found (its node still runs) will take its node down for good: the
+      // rest must keep a quorum without it, to remove it then.
+      const damaged = this.nodes.find((node) => node.disk.isDamaged() && !node.retired);
+      if (damaged !== undefined && damaged.id !== removed && this.votersOnceLogsApplyMin() <= 3) return;
+      change = { type: "remove_node", nodeId: removed };
     } else if (this.joins < 4 && this.nodes.length < nodesMax) {
       const id = nodeId(`n${this.nodes.length + 1}`);
       change = { type: "add_learner", nodeId: id };
