@@ -101,6 +101,74 @@ export const plantedNodeBugs: readonly PlantedNodeBug[] = [
     ],
   },
   {
+    name: "compaction_past_applied",
+    breaks: "compaction drops entries the snapshot does not hold: the snapshot is taken at the last index, past what was applied",
+    mutations: [
+      {
+        file: driver,
+        original: "this.storage.createSnapshot(applied, ",
+        replacement: "this.storage.createSnapshot(this.storage.lastIndex(), ",
+      },
+    ],
+  },
+  {
+    name: "leader_acknowledges_before_sync",
+    breaks: "the leader does not wait for its own write: it counts its entries durable, commits and answers clients before its fsync",
+    mutations: [
+      {
+        file: driver,
+        original: "    this.write(\n      this.options.durableLog.save({",
+        replacement:
+          "    (this.role === 'leader' && ready.appendsBeforePersist ? (written: PromiseLike<void>, then: () => void) => { void written; then(); } : this.write.bind(this))(\n      this.options.durableLog.save({",
+      },
+    ],
+  },
+  {
+    name: "snapshot_without_membership",
+    breaks: "a snapshot is written without its membership, so a node restarted from it knows no voters",
+    mutations: [
+      {
+        file: driver,
+        original: "this.storage.createSnapshot(applied, this.rawNode.confState(), ",
+        replacement: "this.storage.createSnapshot(applied, { voters: [], learners: [] }, ",
+      },
+    ],
+  },
+  {
+    name: "received_snapshot_not_saved",
+    breaks: "a snapshot from the leader is not written (only entries count as a save), yet acknowledged",
+    mutations: [
+      {
+        file: driver,
+        original: "if (ready.entries.length > 0 || ready.snapshot !== undefined) return true;",
+        replacement: "if (ready.entries.length > 0) return true;",
+      },
+    ],
+  },
+  {
+    name: "received_snapshot_not_restored",
+    breaks: "a snapshot from the leader replaces the log but not the lock state",
+    mutations: [
+      { file: driver, original: "    if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot);\n", replacement: "\n" },
+    ],
+  },
+  {
+    name: "restore_forgets_locks",
+    breaks: "a node restarted from its snapshot starts from an empty lock state",
+    mutations: [{ file: lockService, original: "      index === 0\n", replacement: "      index >= 0\n" }],
+  },
+  {
+    name: "membership_commit_not_stored",
+    breaks: "a membership change is applied before its commit index is on disk (the real bug the simulator found, planted back)",
+    mutations: [
+      {
+        file: driver,
+        original: "const membershipCommitted = this.commitsMembershipChange(ready);",
+        replacement: "const membershipCommitted = false;",
+      },
+    ],
+  },
+  {
     name: "lease_countdown_on_wall_clock",
     breaks: "the leader counts leases down on the wall clock (Date.now), which steps, instead of the monotonic clock",
     mutations: [
