@@ -5,7 +5,7 @@
 // (raft/README.md, "The contract").
 //
 // Key layout (utf8 string keys; values are msgpackr-encoded maps, see durable-codec.ts):
-//   "meta"                     { formatVersion: 1, clusterId, nodeId }, written on first open
+//   "meta"                     { formatVersion: 2, clusterId, nodeId }, written on first open
 //   "hard_state"               { term, votedFor, commitIndex }
 //   "snapshot"                 { metadata: { index, term, confState }, data }
 //   "entry/0000000000000042"   the entry at index 42 (16-digit zero-padded index: key order = index order)
