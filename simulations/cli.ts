@@ -158,7 +158,10 @@ function main(): void {
       printTimeline(counterexample, timelineLines);
       console.log(`counterexample (shrunk): ${JSON.stringify(counterexample)}`);
     }
-    console.log(`replay:  npm run sim -- --seed ${details.seed} --path ${details.counterexamplePath}`);
+    // Every flag that shapes the generated schedules goes into the replay command, or the path
+    // would lead through other schedules (--ticks bounds them, --bug is part of them).
+    const shaping = `${safetyTicksMax === 10_000 ? "" : ` --ticks ${safetyTicksMax}`}${bug === undefined ? "" : ` --bug ${bug}`}`;
+    console.log(`replay:  npm run sim -- --seed ${details.seed} --path ${details.counterexamplePath}${shaping}`);
     if (counterexample !== undefined) console.log(`or:      npm run sim -- --options '${JSON.stringify(counterexample)}'`);
     process.exit(1);
   }
