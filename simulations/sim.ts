@@ -682,11 +682,12 @@ class Simulation {
 
   /**
    * corruptRandomDisk damages a record on one node's disk, found when it next starts (half the
-   * time it crashes at once). Only one node at a time, and only while the voters number three or
-   * more once every membership change in any log applies: a node with a damaged disk stays down
-   * until the operator removes it, and the rest must still form a quorum to do so. (Counting only
-   * the applied voters was a false alarm: a removal already in the log took {n1, n2, n3} to
-   * {n2, n3} just after n3's disk was damaged, and n2 alone could never remove n3.)
+   * time it crashes at once). Only one node at a time, and only while every membership a live
+   * node uses or will use as its log applies has three voters or more (votersOnceLogsApplyMin): a
+   * node with a damaged disk stays down until the operator removes it, and the rest must still
+   * form a quorum to do so. (Counting only the applied voters was a false alarm: a removal already
+   * in the log took {n1, n2, n3} to {n2, n3} just after n3's disk was damaged, and n2 alone could
+   * never remove n3.)
    */
   private corruptRandomDisk(): void {
     if (this.hasDamagedDisk()) return;
@@ -796,8 +797,13 @@ class Simulation {
   }
 
   /**
-   * votersOnceLogsApplyMin: the fewest voters any live node will have once every membership change
-   * in its log applies (the applied voters, then the log's conf changes past the applied index).
+   * votersOnceLogsApplyMin: the fewest voters of any membership a live node uses now or will use as
+   * the membership changes in its log apply: its applied voters (which it elects with until it
+   * learns a change committed), then each step of the log's changes past its applied index. A
+   * damaged disk takes its node down for good, and the survivors keep a quorum of every one of
+   * these only if each has three voters or more. (Counting only the end of the log was a false
+   * alarm: {n3, n4} with n6's promotion in every log but not yet known to be committed lost n4,
+   * and n3 and n6, still electing with {n3, n4}, could never elect a leader.)
    */
   private votersOnceLogsApplyMin(): number {
     let fewest = Number.MAX_SAFE_INTEGER;
@@ -805,13 +811,14 @@ class Simulation {
       const service = node.service as LockService;
       const status = service.status();
       const voters = new Set<NodeId>(status.voters);
+      fewest = Math.min(fewest, voters.size);
       for (const entry of service.logEntries(status.appliedIndex + 1, status.lastIndex + 1)) {
         if (entry.kind !== "conf_change") continue;
         const change = entry.change;
         if (change.type === "remove_node") voters.delete(change.nodeId);
         else if (change.type === "add_voter" || change.type === "promote_learner") voters.add(change.nodeId);
+        fewest = Math.min(fewest, voters.size);
       }
-      fewest = Math.min(fewest, voters.size);
     }
     return fewest;
   }
