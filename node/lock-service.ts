@@ -140,8 +140,17 @@ export class LockService implements StateMachine<Applied>, DriverListener {
   /** start loads the durable state (or bootstraps an empty directory), then starts the driver. */
   static async start(options: LockServiceOptions): Promise<LockService> {
     const service = new LockService(options, await options.durableLog.load());
-    await new Promise<void>((resolve, reject) => service.driver.start((error) => (error === undefined ? resolve() : reject(error))));
+    await new Promise<void>((resolve, reject) => service.begin((error) => (error === undefined ? resolve() : reject(error))));
     return service;
+  }
+
+  /**
+   * begin starts the driver of a service built over a loaded state (the constructor): a founding
+   * node writes its bootstrap entries first; `onStarted` hears once it runs, or why it could not.
+   * The callback form of start(), for the simulator.
+   */
+  begin(onStarted: (error?: Error) => void): void {
+    this.driver.start(onStarted);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -177,15 +186,21 @@ export class LockService implements StateMachine<Applied>, DriverListener {
     );
   }
 
-  /** proposeConfChange proposes one membership step (held joins go first) and resolves once it is applied. */
-  proposeConfChange(change: ConfChange): Promise<void> {
+  /** changeMembership proposes one membership step (held joins go first); `done` hears once it is applied, or why not. */
+  changeMembership(change: ConfChange, done: (error: DriverError | undefined) => void): void {
+    // Checked before anything else: what no follower could decode never enters the log.
     const checked = confChangeSchema.safeParse(change);
-    if (!checked.success)
-      return Promise.reject(new DriverError("invalid_command", `invalid membership change: ${describeIssues(checked.error)}`));
+    if (!checked.success) {
+      done(new DriverError("invalid_command", `invalid membership change: ${describeIssues(checked.error)}`));
+      return;
+    }
     this.releaseHeldJoins();
-    return new Promise((resolve, reject) =>
-      this.driver.proposeConfChange(change, (outcome) => ("error" in outcome ? reject(outcome.error) : resolve())),
-    );
+    this.driver.proposeConfChange(change, (outcome) => done("error" in outcome ? outcome.error : undefined));
+  }
+
+  /** proposeConfChange is changeMembership as a promise. */
+  proposeConfChange(change: ConfChange): Promise<void> {
+    return new Promise((resolve, reject) => this.changeMembership(change, (error) => (error === undefined ? resolve() : reject(error))));
   }
 
   /** readState runs `read` on the lock state after a ReadIndex round (thesis §6.4). */
@@ -200,10 +215,15 @@ export class LockService implements StateMachine<Applied>, DriverListener {
     );
   }
 
-  /** transferLeadership hands leadership to `transferee`; held joins go first (a transfer refuses proposals while it runs). */
-  transferLeadership(transferee: NodeId): Promise<Refusal | { kind: "started" }> {
+  /** transfer hands leadership to `transferee`; held joins go first (a transfer refuses proposals while it runs). */
+  transfer(transferee: NodeId, done: (outcome: Refusal | { kind: "started" }) => void): void {
     this.releaseHeldJoins();
-    return new Promise((resolve) => this.driver.transferLeadership(transferee, resolve));
+    this.driver.transferLeadership(transferee, done);
+  }
+
+  /** transferLeadership is transfer as a promise. */
+  transferLeadership(transferee: NodeId): Promise<Refusal | { kind: "started" }> {
+    return new Promise((resolve) => this.transfer(transferee, resolve));
   }
 
   /**
@@ -233,6 +253,19 @@ export class LockService implements StateMachine<Applied>, DriverListener {
   /** leaderId: the leader this node knows, as of the last Ready handled. */
   leaderId(): NodeId | null {
     return this.driver.leaderId();
+  }
+
+  /** currentTerm, entryTerm and logEntries read the core's term and log (for checkers: the simulator's). */
+  currentTerm(): number {
+    return this.driver.currentTerm();
+  }
+
+  entryTerm(index: number): number | undefined {
+    return this.driver.entryTerm(index);
+  }
+
+  logEntries(lo: number, hi: number): readonly Entry[] {
+    return this.driver.logEntries(lo, hi);
   }
 
   /** localState: this node's applied lock state, read without a ReadIndex round (status pages, metrics; may be stale on a follower). */

@@ -157,13 +157,6 @@ export class RaftDriver<TResult> {
   private readonly rawNode: RawNode;
   private readonly stateMachine: StateMachine<TResult>;
   private readonly inputs: Input<TResult>[] = [];
-  /**
-   * heldAppends: per peer, an AppendEntries without entries held back for up to one tick (see
-   * sendMessages). Such a message only carries a new commit index or probes; the next append to
-   * the peer usually follows within a millisecond and carries the same news, so holding it saves
-   * the frame, the follower's answer and both ends' work, which was a third of a hand-off's cost.
-   */
-  private readonly heldAppends = new Map<NodeId, RaftMessage>();
   private pendingTicks = 0;
   private driving = false;
   /** feeding: inside a turn's feed step, where proposals from `turnStarting` go straight to the core. */
@@ -280,6 +273,21 @@ export class RaftDriver<TResult> {
     return this.knownLeaderId;
   }
 
+  /** currentTerm: the term of the newest hard state handed to the log (cheap; the simulator reads it on every apply). */
+  currentTerm(): number {
+    return this.storage.hardStateNow().term;
+  }
+
+  /** entryTerm: the term of this core's entry at `index`, if its log holds it (checkers and status pages). */
+  entryTerm(index: number): number | undefined {
+    return this.rawNode.entryTerm(index);
+  }
+
+  /** logEntries: this core's entries [lo, hi), clamped to what it holds (checkers and status pages). */
+  logEntries(lo: number, hi: number): readonly Entry[] {
+    return this.rawNode.logEntries(lo, hi);
+  }
+
   /** isLeader: whether this node led as of the last Ready handled. */
   isLeader(): boolean {
     return this.role === "leader";
@@ -303,7 +311,6 @@ export class RaftDriver<TResult> {
     }
     this.stopped = true;
     if (this.ticker !== undefined) this.clock.clearTimer(this.ticker);
-    this.heldAppends.clear();
     this.stopWaiters.push(done);
     if (!this.driving) this.comeToRest();
   }
@@ -337,10 +344,6 @@ export class RaftDriver<TResult> {
 
   private onTick(): void {
     if (this.stopped) return;
-    // A held AppendEntries waits one tick at most: followers learn the commit index (and probes
-    // go out) within a tick even when no other append follows.
-    for (const message of this.heldAppends.values()) this.options.transport.send(message);
-    this.heldAppends.clear();
     this.pendingTicks++;
     this.kick();
   }
@@ -437,6 +440,7 @@ export class RaftDriver<TResult> {
     } finally {
       this.feeding = false;
     }
+    if (this.inputs.length === 0) return;
     for (const input of this.inputs.splice(0, this.inputs.length)) this.feed(input);
   }
 
@@ -517,17 +521,17 @@ export class RaftDriver<TResult> {
   private persist(ready: Ready, then: () => void): boolean {
     const early = ready.appendsBeforePersist ? ready.messages.filter((message) => message.type === "append_entries") : [];
     this.sendMessages(early);
-    if (!this.needsSave(ready)) return false;
-    if (ready.hardState !== undefined) {
-      assert(
-        ready.hardState.term >= this.savedHardState.term,
-        `term went back from ${this.savedHardState.term} to ${ready.hardState.term}`,
-      );
-      this.savedHardState = ready.hardState;
+    const membershipCommitted = this.commitsMembershipChange(ready);
+    if (!this.needsSave(ready) && !membershipCommitted) return false;
+    // A committed membership change is applied only once its commit index is on disk (see commitsMembershipChange).
+    const hardState = ready.hardState ?? (membershipCommitted ? this.storage.hardStateNow() : undefined);
+    if (hardState !== undefined) {
+      assert(hardState.term >= this.savedHardState.term, `term went back from ${this.savedHardState.term} to ${hardState.term}`);
+      this.savedHardState = hardState;
     }
     this.write(
       this.options.durableLog.save({
-        ...(ready.hardState === undefined ? {} : { hardState: ready.hardState }),
+        ...(hardState === undefined ? {} : { hardState }),
         entries: ready.entries,
         ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot }),
       }),
@@ -560,27 +564,13 @@ export class RaftDriver<TResult> {
 
   /**
    * sendMessages sends one frame per peer where the core produced many (see coalesce-messages.ts).
-   * An AppendEntries without entries that would be the last frame to its peer is held until the
-   * next send to that peer, where it merges into the next append, or the next tick (heldAppends).
+   * (An AppendEntries carrying only a new commit index was once held back here for a tick; the
+   * core no longer sends one: the commit index rides on the next append or heartbeat.)
    */
   private sendMessages(messages: readonly RaftMessage[]): void {
     if (messages.length === 0) return;
-    let batch = messages;
-    if (this.heldAppends.size > 0) {
-      const held = [...this.heldAppends.values()];
-      this.heldAppends.clear();
-      batch = [...held, ...messages];
-    }
-    const frames = coalesceMessages(batch, this.options.raft);
-    const lastTo = new Map<NodeId, number>();
-    for (const [position, message] of frames.entries()) lastTo.set(message.to, position);
-    for (const [position, message] of frames.entries()) {
-      if (message.type === "append_entries" && message.entries.length === 0 && lastTo.get(message.to) === position) {
-        this.heldAppends.set(message.to, message);
-      } else {
-        this.options.transport.send(message);
-      }
-    }
+    const frames = messages.length === 1 ? messages : coalesceMessages(messages, this.options.raft);
+    for (const message of frames) this.options.transport.send(message);
   }
 
   /**
@@ -594,6 +584,23 @@ export class RaftDriver<TResult> {
     const hardState = ready.hardState;
     if (hardState === undefined) return false;
     return hardState.term !== this.savedHardState.term || hardState.votedFor !== this.savedHardState.votedFor;
+  }
+
+  /**
+   * commitsMembershipChange: the Ready applies a membership change whose commit is not on disk yet.
+   * Then the commit index is written before the change is applied (the exception to needsSave).
+   * A node rebuilds its membership at restart from the entries up to its stored commit index; with
+   * the commit index stale, a removal it had applied is undone, and the node counts the removed
+   * server's vote again. The operator stops a removed server once the others have applied its
+   * removal, so that vote never comes: a cluster of {n3, n4} that removed n4, whose n3 restarted,
+   * waited for n4 forever (found by the simulator; the regression schedule is in
+   * simulations/regressions.test.ts).
+   */
+  private commitsMembershipChange(ready: Ready): boolean {
+    for (const entry of ready.committedEntries) {
+      if (entry.kind === "conf_change" && entry.index > this.savedHardState.commitIndex) return true;
+    }
+    return false;
   }
 
   private roleChanged(role: Status["role"], leaderId: NodeId | null): void {

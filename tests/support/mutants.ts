@@ -20,19 +20,22 @@ export interface Mutation {
 
 /**
  * importMutant copies `folder` (from the repository root, e.g. "client"), applies the mutation,
- * and imports `entry` (a path inside the folder) from the copy. It throws if the mutation target
- * does not occur exactly once, so a mutant never silently equals the original.
+ * (or mutations) and imports `entry` (a path inside the folder) from the copy. It throws if a
+ * mutation target does not occur exactly once, so a mutant never silently equals the original.
  */
-export async function importMutant<T>(folder: string, entry: string, mutation: Mutation): Promise<T> {
+export async function importMutant<T>(folder: string, entry: string, mutation: Mutation | readonly Mutation[]): Promise<T> {
   const copy = join(mutantsRoot, `${process.pid}-${made++}`, folder);
   mkdirSync(copy, { recursive: true });
   cpSync(join(repositoryRoot, folder), copy, { recursive: true, filter: (source) => !source.endsWith(".test.ts") });
   pointOutside(join(repositoryRoot, folder), copy);
-  const target = join(copy, relative(folder, mutation.file));
-  const source = readFileSync(target, "utf8");
-  const occurrences = source.split(mutation.original).length - 1;
-  if (occurrences !== 1) throw new Error(`the mutation target occurs ${occurrences} times in ${mutation.file}: ${mutation.original}`);
-  writeFileSync(target, source.replace(mutation.original, mutation.replacement));
+  // Several replacements make one mutant when a bug spans more than one place (each must occur once).
+  for (const one of Array.isArray(mutation) ? mutation : [mutation]) {
+    const target = join(copy, relative(folder, one.file));
+    const source = readFileSync(target, "utf8");
+    const occurrences = source.split(one.original).length - 1;
+    if (occurrences !== 1) throw new Error(`the mutation target occurs ${occurrences} times in ${one.file}: ${one.original}`);
+    writeFileSync(target, source.replace(one.original, one.replacement));
+  }
   return (await import(pathToFileURL(join(copy, entry)).href)) as T;
 }
 
