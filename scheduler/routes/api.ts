@@ -5,6 +5,7 @@ import { Router } from "express";
 import type { Links, RequestContext } from "../middleware.ts";
 import { openApiDocument } from "../schemas.ts";
 
+/** apiRoutes serves the entry point's links and the OpenAPI document. */
 export function apiRoutes(context: RequestContext): Router {
   const router = Router();
   router.get("/api", async (request, response) => {

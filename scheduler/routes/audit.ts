@@ -6,6 +6,7 @@ import type { AuditTrail } from "../audit.ts";
 import { type Links, parse, type RequestContext, requestIdOf } from "../middleware.ts";
 import { auditQuery } from "../schemas.ts";
 
+/** auditRoutes serves the audit trail to any registered scientist. */
 export function auditRoutes(context: RequestContext, audit: AuditTrail): Router {
   const router = Router();
   router.get("/audit", async (request, response) => {

@@ -14,6 +14,7 @@ export interface BookingRoutesOptions {
   readonly nowMs: () => number;
 }
 
+/** bookingRoutes serves booking, listing, reading and cancelling. */
 export function bookingRoutes(context: RequestContext, options: BookingRoutesOptions): Router {
   const router = Router();
   const { bookings, nowMs } = options;

@@ -11,6 +11,7 @@ export interface MetricsText {
   readonly contentType: string;
 }
 
+/** healthRoutes serves /healthz (503 when the cluster does not answer) and /metrics (404 without a registry). */
 export function healthRoutes(cluster: ClusterPort, metrics: MetricsText | undefined): Router {
   const router = Router();
   router.get("/healthz", async (_request, response) => {

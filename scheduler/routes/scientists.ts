@@ -16,6 +16,7 @@ export interface ScientistRoutesOptions {
   readonly registrationsPerAddressPerHour: number;
 }
 
+/** scientistRoutes serves registration and a scientist's record. */
 export function scientistRoutes(context: RequestContext, options: ScientistRoutesOptions): Router {
   const router = Router();
   // Registration is open, and each one makes an account and a key in the cluster: its own, much

@@ -17,6 +17,7 @@ export interface TelescopeRoutesOptions {
   readonly nowMs: () => number;
 }
 
+/** telescopeRoutes serves the configured telescopes and their days of slots. */
 export function telescopeRoutes(context: RequestContext, options: TelescopeRoutesOptions): Router {
   const router = Router();
   const telescopeOf = (id: string): Telescope => {

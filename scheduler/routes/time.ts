@@ -3,6 +3,7 @@
 import { Router } from "express";
 import type { RequestContext } from "../middleware.ts";
 
+/** timeRoutes serves this scheduler's clock (nowMs: the clock main.ts chose, test offset included). */
 export function timeRoutes(context: RequestContext, nowMs: () => number): Router {
   const router = Router();
   router.get("/time", (request, response) => {
