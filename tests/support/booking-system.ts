@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, ProcessCluster, waitFor } from "./process-cluster.ts";
+import { freePort, ProcessCluster, type ProcessClusterOptions, waitFor } from "./process-cluster.ts";
 
 export interface BookingSystem {
   readonly schedulerUrls: string[];
@@ -31,9 +31,19 @@ export async function startBookingSystem(
     nodeEnv?: Record<string, string>;
     /** schedulerArgs: extra arguments for each scheduler's `node` (for example --cpu-prof). */
     schedulerArgs?: readonly string[];
+    /** clusterOptions: for the lock cluster (ProcessCluster.start), over the defaults here. */
+    clusterOptions?: ProcessClusterOptions;
+    /** onStderr: where a scheduler's stderr goes (default: this process's stderr, prefixed). */
+    onStderr?: (schedulerId: string, chunk: Buffer) => void;
+    /** onSpawn hears of every scheduler process started. */
+    onSpawn?: (schedulerId: string, child: ChildProcess) => void;
   } = {},
 ): Promise<BookingSystem> {
-  const cluster = await ProcessCluster.start({ size: 3, ...(options.nodeEnv === undefined ? {} : { env: options.nodeEnv }) });
+  const cluster = await ProcessCluster.start({
+    size: 3,
+    ...(options.nodeEnv === undefined ? {} : { env: options.nodeEnv }),
+    ...options.clusterOptions,
+  });
   const schedulers: { url: string; logDir: string; child: ChildProcess }[] = [];
 
   async function startScheduler(env: Record<string, string> = {}): Promise<string> {
@@ -53,7 +63,11 @@ export async function startBookingSystem(
       },
       stdio: ["ignore", "ignore", "pipe"],
     });
-    child.stderr?.on("data", (chunk: Buffer) => process.stderr.write(`[scheduler ${port}] ${chunk}`));
+    const schedulerId = `scheduler-${schedulers.length + 1}`;
+    child.stderr?.on("data", (chunk: Buffer) =>
+      options.onStderr === undefined ? process.stderr.write(`[scheduler ${port}] ${chunk}`) : options.onStderr(schedulerId, chunk),
+    );
+    options.onSpawn?.(schedulerId, child);
     const url = `http://127.0.0.1:${port}`;
     schedulers.push({ url, logDir, child });
     await waitFor(

@@ -1,0 +1,112 @@
+// The run's summary: one row per history (terminal and JSON), and the numbers by fault kind that
+// docs/RELIABILITY.md quotes.
+
+import type { HistoryResult } from "./history.ts";
+import { type FaultKind, faultKinds } from "./plan.ts";
+
+export interface HistoryRow {
+  readonly index: number;
+  readonly seed: number;
+  readonly workload: string;
+  readonly faults: string[];
+  readonly ok: boolean;
+  readonly failedChecks: string[];
+  readonly operations: number;
+  readonly unknown: number;
+  readonly fencedOff: number;
+  readonly wallSeconds: number;
+  readonly loadAverage: number;
+  readonly report: string;
+}
+
+export interface KindRow {
+  readonly kind: FaultKind;
+  /** variants: how many faults of each variant ran. */
+  readonly variants: Record<string, number>;
+  readonly faults: number;
+  readonly histories: number;
+  readonly failedHistories: number;
+}
+
+export function historyRow(result: HistoryResult, report: string): HistoryRow {
+  const lock = result.lockHistory;
+  return {
+    index: result.plan.index,
+    seed: result.plan.seed,
+    workload: result.plan.unfenced ? "lock-set (unfenced)" : result.plan.workload,
+    faults: result.faults.filter((fault) => fault.startedAtMs !== undefined).map((fault) => `${fault.plan.kind} ${fault.plan.variant}`),
+    ok: result.ok,
+    failedChecks: result.checks.filter((check) => !check.ok).map((check) => `${check.name}: ${check.detail}`),
+    operations: lock.length > 0 ? lock.length : result.bookingRequests.length,
+    unknown:
+      lock.length > 0
+        ? lock.filter((entry) => entry.operation.outcome.status === "unknown").length
+        : result.bookingRequests.filter((request) => request.outcome === "unknown").length,
+    fencedOff: lock.filter((entry) => entry.operation.kind === "write" && entry.operation.outcome.status === "stale").length,
+    wallSeconds: result.wallMs / 1000,
+    loadAverage: (result.loadAverage.start + result.loadAverage.end) / 2,
+    report,
+  };
+}
+
+export function kindRows(results: readonly HistoryResult[]): KindRow[] {
+  return faultKinds.map((kind) => {
+    const variants: Record<string, number> = {};
+    let faults = 0;
+    let histories = 0;
+    let failedHistories = 0;
+    for (const result of results) {
+      const ran = result.faults.filter((fault) => fault.plan.kind === kind && fault.startedAtMs !== undefined);
+      if (ran.length === 0) continue;
+      histories++;
+      if (!result.ok) failedHistories++;
+      for (const fault of ran) {
+        faults++;
+        variants[fault.plan.variant] = (variants[fault.plan.variant] ?? 0) + 1;
+      }
+    }
+    return { kind, variants, faults, histories, failedHistories };
+  });
+}
+
+/** formatHistoryTable renders the rows as a fixed-width table for the terminal. */
+export function formatHistoryTable(rows: readonly HistoryRow[]): string {
+  const header = ["#", "seed", "workload", "faults", "ops", "unknown", "fenced off", "s", "verdict"];
+  const lines = rows.map((row) => [
+    String(row.index),
+    `0x${row.seed.toString(16).padStart(8, "0")}`,
+    row.workload,
+    row.faults.join("; "),
+    String(row.operations),
+    String(row.unknown),
+    String(row.fencedOff),
+    row.wallSeconds.toFixed(0),
+    row.ok ? "pass" : "FAIL",
+  ]);
+  return table(header, lines);
+}
+
+export function formatKindTable(rows: readonly KindRow[]): string {
+  const header = ["fault kind", "faults", "variants", "histories", "failed"];
+  const lines = rows.map((row) => [
+    row.kind,
+    String(row.faults),
+    Object.entries(row.variants)
+      .map(([variant, count]) => `${variant} ${count}`)
+      .join(", "),
+    String(row.histories),
+    String(row.failedHistories),
+  ]);
+  return table(header, lines);
+}
+
+function table(header: readonly string[], lines: readonly (readonly string[])[]): string {
+  const widths = header.map((title, column) => Math.min(70, Math.max(title.length, ...lines.map((line) => (line[column] ?? "").length))));
+  const render = (cells: readonly string[]) =>
+    cells
+      .map((cell, column) =>
+        cell.length > (widths[column] ?? 0) ? `${cell.slice(0, (widths[column] ?? 1) - 1)}…` : cell.padEnd(widths[column] ?? 0),
+      )
+      .join("  ");
+  return [render(header), widths.map((width) => "-".repeat(width)).join("  "), ...lines.map(render)].join("\n");
+}
