@@ -27,7 +27,7 @@ import {
   type Status,
 } from "../raft/index.ts";
 import { coalesceMessages } from "./coalesce-messages.ts";
-import type { DurableLog, PeerTransport } from "./contracts.ts";
+import { DiskFullError, type DurableLog, type PeerTransport } from "./contracts.ts";
 import type { HostObserver } from "./host-observer.ts";
 import { decodeCommand, decodeLockSnapshot, encodeCommand, encodeLockSnapshot } from "./state/codec.ts";
 import { LeaseTimekeeper } from "./state/lease-timekeeper.ts";
@@ -36,7 +36,14 @@ import type { LockCommand, LockEvent } from "./state/types.ts";
 import { type WatchAnswer, WatchHub, type WatchQuery } from "./watch-hub.ts";
 
 /** NodeErrorCode: why the node could not serve a request. The HTTP layer maps each to a status. */
-export type NodeErrorCode = "not_leader" | "proposal_dropped" | "leadership_lost" | "timeout" | "shutting_down" | "overloaded";
+export type NodeErrorCode =
+  | "not_leader"
+  | "proposal_dropped"
+  | "leadership_lost"
+  | "timeout"
+  | "shutting_down"
+  | "overloaded"
+  | "disk_full";
 
 export class NodeError extends Error {
   readonly code: NodeErrorCode;
@@ -149,6 +156,10 @@ export class LockNodeHost {
   private drivePromise: Promise<void> = Promise.resolve();
   /** savedHardState is the hard state last handed to the durable log. */
   private savedHardState: { term: number; votedFor: NodeId | null; commitIndex: number };
+  /** diskFull: since when (nowMs) writes find the disk full, and the last error; undefined while they succeed (see persist). */
+  private diskFull: { sinceMs: number; message: string; peerMessagesDropped: number } | undefined;
+  /** wakeFromDiskWait ends persist's wait between attempts early (stop() calls it). */
+  private wakeFromDiskWait: (() => void) | undefined;
 
   private constructor(options: HostOptions, storage: MemoryStorage, machine: LockStateMachine) {
     this.options = options;
@@ -281,9 +292,17 @@ export class LockNodeHost {
     return this.timekeeper.leaseDeadlineMs(resource);
   }
 
+  /** storageStatus: whether writes reach the disk; for /status. */
+  storageStatus(): { ok: true } | { ok: false; reason: "disk_full"; message: string; failingForMs: number; peerMessagesDropped: number } {
+    if (this.diskFull === undefined) return { ok: true };
+    const { sinceMs, message, peerMessagesDropped } = this.diskFull;
+    return { ok: false, reason: "disk_full", message, failingForMs: Math.round(this.options.nowMs() - sinceMs), peerMessagesDropped };
+  }
+
   /** stop stops ticking, fails what is pending, and waits for the drive loop; the caller closes the log and transport. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.wakeFromDiskWait?.();
     if (this.ticker !== undefined) clearInterval(this.ticker);
     this.heldAppends.clear();
     this.watchHub.close();
@@ -307,6 +326,17 @@ export class LockNodeHost {
       reject(new NodeError("shutting_down", "the node is shutting down"));
       return false;
     }
+    if (this.diskFull !== undefined) {
+      // The loop waits for space (persist): nothing queued now would be served soon. A follower
+      // sends the caller on to the leader it knows; the leader, or a node that knows none, refuses.
+      const leader = this.knownLeaderId;
+      reject(
+        leader !== null && leader !== this.nodeId
+          ? new NodeError("not_leader", "this node's disk is full; ask the leader", leader)
+          : new NodeError("disk_full", `this node's disk is full, so it cannot write: ${this.diskFull.message}; another node may serve`),
+      );
+      return false;
+    }
     const pending = this.proposals.size + this.reads.size + this.inputs.length + this.heldJoins.length;
     if (pending >= this.options.pendingRequestsMax) {
       reject(new NodeError("overloaded", `more than ${this.options.pendingRequestsMax} requests are pending`));
@@ -317,6 +347,12 @@ export class LockNodeHost {
 
   private enqueue(input: Input): void {
     if (this.stopped) return;
+    if (this.diskFull !== undefined && input.kind === "message") {
+      // The loop is held until the disk has space: a peer message would only pile up (Raft
+      // tolerates loss, and the peers send newer ones).
+      this.diskFull.peerMessagesDropped++;
+      return;
+    }
     this.inputs.push(input);
     this.kick();
   }
@@ -493,11 +529,12 @@ export class LockNodeHost {
     this.sendMessages(early);
     if (this.needsSave(ready)) {
       if (ready.hardState !== undefined) this.savedHardState = ready.hardState;
-      await this.options.durableLog.save({
+      const saved = await this.persist({
         ...(ready.hardState === undefined ? {} : { hardState: ready.hardState }),
         entries: ready.entries,
         ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot }),
       });
+      if (!saved) return; // Stopped while the disk was full: nothing of this Ready goes out.
     }
     if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
     this.storage.append(ready.entries);
@@ -511,6 +548,51 @@ export class LockNodeHost {
     this.rawNode.advance(ready);
     this.options.observer?.readyHandled?.(ready, this.options.nowMs());
     await this.maybeCompact();
+  }
+
+  /**
+   * persist saves one Ready, and waits for space while the disk is full: the same write is tried
+   * again (the durable log reopens its database first, see LevelDurableLog) after 50 ms, doubling
+   * up to a second, until it succeeds or the node stops; the bound is the node's life, each wait
+   * at most a second. Meanwhile the loop is held here, so nothing that depends on this write is
+   * sent or applied: the node neither acknowledges nor votes, and the others go on without it.
+   * Requests are refused or sent on to the leader (admit), peer messages dropped (enqueue).
+   * Returns false if the node stopped first. Any other storage error propagates and stops the
+   * node: a disk that fails in other ways cannot be trusted with what it says it wrote.
+   */
+  private async persist(update: Parameters<DurableLog["save"]>[0]): Promise<boolean> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        await this.options.durableLog.save(update);
+        if (this.diskFull !== undefined) {
+          const waitedMs = Math.round(this.options.nowMs() - this.diskFull.sinceMs);
+          this.options.logger.warn({ event: "disk_space_back", waitedMs }, `the disk has space again after ${waitedMs} ms; resuming`);
+          this.diskFull = undefined;
+        }
+        return true;
+      } catch (error) {
+        if (!(error instanceof DiskFullError)) throw error;
+        if (this.diskFull === undefined) {
+          this.diskFull = { sinceMs: this.options.nowMs(), message: error.message, peerMessagesDropped: 0 };
+          this.options.logger.error(
+            { event: "disk_full", err: error },
+            "the disk is full: writes are refused, and the node waits for space before it goes on",
+          );
+        } else {
+          this.diskFull.message = error.message;
+          if (attempt % 20 === 0) this.options.logger.warn({ event: "disk_full", attempt }, "the disk is still full");
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(1000, 50 * 2 ** Math.min(attempt, 5)));
+          this.wakeFromDiskWait = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wakeFromDiskWait = undefined;
+      }
+    }
+    return false;
   }
 
   /**
@@ -659,12 +741,18 @@ export class LockNodeHost {
     if (applied - snapshotIndex < this.options.snapshotIntervalEntries || applied > this.storage.lastIndex()) return;
     // The stored commit index may lag (see needsSave); compaction may not pass it, so store it first.
     const hardState = this.storage.hardStateNow();
-    if (hardState.commitIndex > this.savedHardState.commitIndex) {
-      await this.options.durableLog.save({ hardState, entries: [] });
-      this.savedHardState = hardState;
+    try {
+      if (hardState.commitIndex > this.savedHardState.commitIndex) {
+        await this.options.durableLog.save({ hardState, entries: [] });
+        this.savedHardState = hardState;
+      }
+      const snapshot = this.storage.createSnapshot(applied, this.rawNode.confState(), encodeLockSnapshot(this.machine.snapshot()));
+      await this.options.durableLog.compact(snapshot);
+    } catch (error) {
+      // A compaction only saves space: without room for it, the log stays longer; the next one tries again.
+      if (!(error instanceof DiskFullError)) throw error;
+      this.options.logger.warn({ event: "compaction_skipped", err: error }, "no space to compact the log; trying again later");
     }
-    const snapshot = this.storage.createSnapshot(applied, this.rawNode.confState(), encodeLockSnapshot(this.machine.snapshot()));
-    await this.options.durableLog.compact(snapshot);
   }
 
   /** awaitQueued keeps a queued acquire's caller waiting for its grant or timeout; it is answered "queued" if neither comes in time. */

@@ -62,6 +62,7 @@ export const statusOf: Record<ApiErrorCode, number> = {
   leadership_lost: 503,
   shutting_down: 503,
   overloaded: 503,
+  disk_full: 503,
   timeout: 504,
   internal: 500,
 };
@@ -601,7 +602,14 @@ function statusBody(options: ApiOptions): unknown {
   const peers = Object.fromEntries(
     [...options.transport.peerStatus()].map(([id, peer]) => [id, { connected: peer.connected, lastContactMs: peer.lastContactMs ?? null }]),
   );
-  return { nodeId: status.id, pid: process.pid, ...status, peers, watch: options.host.watchStatus() };
+  return {
+    nodeId: status.id,
+    pid: process.pid,
+    ...status,
+    peers,
+    watch: options.host.watchStatus(),
+    storage: options.host.storageStatus(),
+  };
 }
 
 function toApiError(error: unknown): ApiError {

@@ -7,7 +7,7 @@
 // property applies random save/compact/reopen sequences to the log and to a plain in-memory model
 // of the same semantics (MemoryStorage's), and requires load() to equal the model after each step.
 
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -295,6 +295,71 @@ class LineWatcher {
     });
   }
 }
+
+/** onTmpfs runs `body` with a directory on a fresh tmpfs of `sizeBytes` (mounting needs root), unmounted afterwards. */
+async function onTmpfs(sizeBytes: number, body: (mount: string) => Promise<void>): Promise<void> {
+  const mount = fs.mkdtempSync(path.join(os.tmpdir(), "level-durable-log-tmpfs-"));
+  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${sizeBytes}`, "level-durable-log-test", mount]);
+  try {
+    await body(mount);
+  } finally {
+    for (const log of openLogs.splice(0)) await log.close().catch(() => undefined);
+    execFileSync("umount", [mount]);
+    fs.rmSync(mount, { recursive: true, force: true });
+  }
+}
+
+/** fillDisk writes a file next to the database until the disk refuses (bounded by the disk's size). */
+function fillDisk(file: string, sizeBytes: number): void {
+  const descriptor = fs.openSync(file, "a");
+  try {
+    for (const chunkBytes of [64 * 1024, 512]) {
+      for (let round = 0; round <= sizeBytes / chunkBytes + 1; round++) {
+        try {
+          fs.writeSync(descriptor, Buffer.alloc(chunkBytes));
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === "ENOSPC") break;
+          throw error;
+        }
+      }
+    }
+  } finally {
+    fs.closeSync(descriptor);
+  }
+}
+
+describe("LevelDurableLog on a full disk", () => {
+  // A tmpfs is the one disk a test can fill and empty at will; mounting one needs root (CI runs as root).
+  it.skipIf(process.getuid?.() !== 0)(
+    "a save that finds the disk full is refused (DiskFullError) and succeeds once there is space; every acknowledged save survives a reopen",
+    async () => {
+      const sizeBytes = 1024 * 1024;
+      await onTmpfs(sizeBytes, async (mount) => {
+        const dataDir = path.join(mount, "db");
+        let log = await openLog(dataDir);
+        await log.save({ hardState: hardState(1, 0), entries: normals(1, 10, 1) });
+        fillDisk(path.join(mount, "filler"), sizeBytes);
+        // Twenty 20 KiB entries: more than the disk has left, so LevelDB's log append is torn.
+        const large = Array.from({ length: 20 }, (_, position) => normal(11 + position, 1, new Array(20_000).fill(position)));
+        const refused = { hardState: hardState(1, 10), entries: large };
+        await expect(log.save(refused)).rejects.toMatchObject({ name: "DiskFullError", code: "disk_full" });
+        await expect(log.save(refused)).rejects.toMatchObject({ name: "DiskFullError", code: "disk_full" });
+        fs.rmSync(path.join(mount, "filler"));
+        await log.save(refused);
+        // Acknowledged after the disk was full: without a reopen in between, LevelDB would append
+        // these behind the torn record, and its replay at the next open would drop them.
+        await log.save({ hardState: hardState(1, 30), entries: normals(31, 40, 1) });
+        await log.save({ hardState: hardState(2, 40, "n2"), entries: normals(41, 45, 2) });
+        log = await reopen(log, dataDir);
+        const loaded = await log.load();
+        expect(loaded.entries.map((entry) => entry.index)).toEqual(Array.from({ length: 45 }, (_, position) => position + 1));
+        expect(loaded.entries[20]).toEqual(large[10]);
+        expect(loaded.hardState).toEqual(hardState(2, 40, "n2"));
+      });
+    },
+    30_000,
+  );
+});
 
 describe("LevelDurableLog durability", () => {
   it("every save a SIGKILLed writer saw resolve is on disk, the log is contiguous, and the live writer locks out other processes", async () => {

@@ -20,7 +20,7 @@ import { Level } from "level";
 import type { Entry, HardState, LogIndex, Snapshot } from "../../raft/index.ts";
 import { assert } from "../../raft/index.ts";
 import type { DurableLog, DurableState } from "../contracts.ts";
-import { DataDirError } from "../contracts.ts";
+import { DataDirError, DiskFullError } from "../contracts.ts";
 import {
   CorruptValueError,
   decodeEntry,
@@ -63,11 +63,29 @@ interface Tracked {
 
 const emptyHardState: HardState = { term: 0, votedFor: null, commitIndex: 0 };
 
+/**
+ * FailedWrite: a write that found the disk full, with what the log held before it and would hold
+ * after it. The database is reopened before the next write, and what it then holds says which.
+ */
+interface FailedWrite {
+  readonly update: SaveUpdate | undefined;
+  readonly before: Tracked;
+  readonly after: Tracked;
+}
+
 /** LevelDurableLog is the LevelDB implementation of DurableLog. Writes are serialized: one batch at a time. */
 export class LevelDurableLog implements DurableLog {
-  private readonly db: Database;
+  private db: Database;
   private readonly dataDir: string;
   private tracked: Tracked;
+  /**
+   * failedWrite: set when a batch found the disk full. LevelDB does not stop writing after a
+   * failed append to its log (only after a failed sync), and a record written after the torn one
+   * is lost when the log is replayed at the next open: an acknowledged write, gone. So the
+   * database is closed and reopened before anything else is written (the replay drops the torn
+   * record and starts a new log file).
+   */
+  private failedWrite: FailedWrite | undefined;
   /**
    * writeQueue chains writes. The node saves one Ready at a time anyway, but classic-level runs
    * batches on a thread pool, so two batches issued together could land in either order; the
@@ -108,6 +126,11 @@ export class LevelDurableLog implements DurableLog {
 
   save(update: SaveUpdate): Promise<void> {
     return this.enqueueWrite(async () => {
+      if (this.failedWrite !== undefined && (await this.reopen()) === "landed" && this.failedWrite?.update === update) {
+        this.failedWrite = undefined;
+        return; // The write that failed reached the disk after all: nothing to do again.
+      }
+      this.failedWrite = undefined;
       const next = checkSave(this.tracked, update);
       const operations: BatchOperation[] = [];
       if (update.hardState !== undefined) operations.push(put(hardStateKey, update.hardState));
@@ -125,13 +148,15 @@ export class LevelDurableLog implements DurableLog {
       }
       for (const entry of update.entries) operations.push(put(entryKey(entry.index), entry));
       if (operations.length === 0) return;
-      await this.db.batch(operations, { sync: true });
+      await this.writeBatch(operations, { update, before: this.tracked, after: next });
       this.tracked = next;
     });
   }
 
   compact(snapshot: Snapshot): Promise<void> {
     return this.enqueueWrite(async () => {
+      if (this.failedWrite !== undefined) await this.reopen();
+      this.failedWrite = undefined;
       const index = snapshot.metadata.index;
       assert(index > this.tracked.snapshotIndex, `compact at ${index} is not newer than the stored snapshot ${this.tracked.snapshotIndex}`);
       assert(index <= this.tracked.lastIndex, `compact at ${index} is past the last stored entry ${this.tracked.lastIndex}`);
@@ -141,9 +166,48 @@ export class LevelDurableLog implements DurableLog {
       );
       const operations = this.deleteEntries(this.tracked.snapshotIndex + 1, index);
       operations.push(put(snapshotKey, snapshot));
-      await this.db.batch(operations, { sync: true });
-      this.tracked = { ...this.tracked, snapshotIndex: index };
+      const after = { ...this.tracked, snapshotIndex: index };
+      await this.writeBatch(operations, { update: undefined, before: this.tracked, after });
+      this.tracked = after;
     });
+  }
+
+  /** writeBatch writes one synced batch; a full disk becomes DiskFullError, and the database is reopened before the next write. */
+  private async writeBatch(operations: BatchOperation[], failed: FailedWrite): Promise<void> {
+    try {
+      await this.db.batch(operations, { sync: true });
+    } catch (error) {
+      if (!isDiskFull(error)) throw error;
+      this.failedWrite = failed;
+      throw new DiskFullError(`the disk of ${this.dataDir} is full: ${errorMessage(error)}`, { cause: error });
+    }
+  }
+
+  /**
+   * reopen closes the database and opens it again after a write found the disk full, then reads
+   * what it holds: the state from before the failed write ("redo": it must be written again) or
+   * from after it ("landed"). Anything else means the disk lost something: the directory is
+   * corrupt. While the disk is still full the open itself fails, with DiskFullError.
+   */
+  private async reopen(): Promise<"redo" | "landed"> {
+    const failed = this.failedWrite as FailedWrite;
+    await this.db.close().catch(() => undefined); // It is replaced either way.
+    try {
+      this.db = await openDatabase(this.dataDir);
+    } catch (error) {
+      if (isDiskFull(error)) throw new DiskFullError(`the disk of ${this.dataDir} is still full: ${errorMessage(error)}`, { cause: error });
+      throw error;
+    }
+    const reread = trackedFrom(await readDurableState(this.db, this.dataDir));
+    if (sameTracked(reread, failed.before)) {
+      this.tracked = failed.before;
+      return "redo";
+    }
+    if (sameTracked(reread, failed.after)) {
+      this.tracked = failed.after;
+      return "landed";
+    }
+    throw corrupt(this.dataDir, "after the disk was full, it holds neither the state before the failed write nor the state after it");
   }
 
   async close(): Promise<void> {
@@ -168,6 +232,31 @@ export class LevelDurableLog implements DurableLog {
     for (let index = Math.max(from, 1); index <= to; index++) operations.push({ type: "del", key: entryKey(index) });
     return operations;
   }
+}
+
+/** isDiskFull: LevelDB's and Node's ways of saying ENOSPC or EDQUOT, along the cause chain. */
+function isDiskFull(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
+    const code = (current as NodeJS.ErrnoException).code;
+    if (code === "ENOSPC" || code === "EDQUOT" || /No space left on device|Disk quota exceeded/.test(current.message)) return true;
+    current = current.cause;
+  }
+  return false;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function sameTracked(a: Tracked, b: Tracked): boolean {
+  return (
+    a.snapshotIndex === b.snapshotIndex &&
+    a.lastIndex === b.lastIndex &&
+    a.hardState.term === b.hardState.term &&
+    a.hardState.votedFor === b.hardState.votedFor &&
+    a.hardState.commitIndex === b.hardState.commitIndex
+  );
 }
 
 function put(key: string, value: HardState | Snapshot | Entry): BatchOperation {
