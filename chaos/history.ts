@@ -9,7 +9,13 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { smallestFailingWindow } from "../tests/support/failing-window.ts";
 import { type FencedEntry, type FencedOperation, fencedKvModel } from "../tests/support/fenced-kv-model.ts";
-import { groupBy, SearchLimitError, searchLinearization, type TimedEntry } from "../tests/support/linearizability.ts";
+import {
+  groupBy,
+  SearchAbortedError,
+  SearchLimitError,
+  searchLinearizationAsync,
+  type TimedEntry,
+} from "../tests/support/linearizability.ts";
 import { ChaosCluster, type UnexpectedExit } from "./chaos-cluster.ts";
 import { compareDurableLogs, type LogComparison } from "./durable-logs.ts";
 import type { Capabilities } from "./environment.ts";
@@ -165,7 +171,7 @@ async function prepareWorkload(plan: HistoryPlan, chaos: ChaosCluster, context: 
       nowMs,
       scientists: 6,
       slots: 16,
-      operationDeadlineMs: 10_000,
+      operationDeadlineMs: 30_000,
       cyclesMax: 10_000,
     });
     await bookings.setUp();
@@ -181,7 +187,7 @@ async function prepareWorkload(plan: HistoryPlan, chaos: ChaosCluster, context: 
     ttlMs: context.leaseTtlMs,
     unfenced: plan.unfenced,
     pauseProbability: 0.08,
-    operationDeadlineMs: 8000,
+    operationDeadlineMs: 30_000,
     cyclesMax: 100_000,
   });
   return { ...base, lockSet, bookings: undefined };
@@ -235,19 +241,7 @@ async function play(
 }
 
 async function finalChecks(chaos: ChaosCluster, state: RunState, context: RunContext, checks: CheckOutcome[]): Promise<void> {
-  if (state.lockSet !== undefined) {
-    const finals = await state.lockSet.finalReads();
-    state.setCheck = checkSets(state.lockSet.elements, finals);
-    checks.push(...checkLockHistory(state.lockSet.history, state));
-    const sets = state.setCheck;
-    checks.push({
-      name: "lock-set: every acknowledged add is in the final set, no refused one",
-      ok: sets.ok,
-      detail: sets.ok
-        ? `${sets.committed} acknowledged, ${sets.stale} refused by the fence, ${sets.unknown} unknown (${sets.unknownPresent} of them landed)`
-        : `lost: ${sets.lost.slice(0, 10).join(" ")}${sets.lost.length > 10 ? " …" : ""}; refused but present: ${sets.refusedButPresent.slice(0, 10).join(" ")}`,
-    });
-  }
+  const finals = await state.lockSet?.finalReads();
   if (state.bookings !== undefined) {
     state.bookingCheck = await state.bookings.check();
     const bookings = state.bookingCheck;
@@ -259,6 +253,33 @@ async function finalChecks(chaos: ChaosCluster, state: RunState, context: RunCon
         : bookings.problems.slice(0, 8).join("; "),
     });
   }
+  await compareNodes(chaos, state, context, checks);
+  // Checked with the nodes stopped: the search may take the CPU for a while (it yields, so a
+  // Ctrl-C is still served).
+  if (state.lockSet !== undefined && finals !== undefined) {
+    checks.push(await checkLockHistory(state.lockSet.history, state, context.signal));
+    const sets = checkSets(state.lockSet.elements, finals);
+    state.setCheck = sets;
+    checks.push({
+      name: "lock-set: every acknowledged add is in the final set, no refused one",
+      ok: sets.ok,
+      detail: sets.ok
+        ? `${sets.committed} acknowledged, ${sets.stale} refused by the fence, ${sets.unknown} unknown (${sets.unknownPresent} of them landed)`
+        : `lost: ${sets.lost.slice(0, 10).join(" ")}${sets.lost.length > 10 ? " …" : ""}; refused but present: ${sets.refusedButPresent.slice(0, 10).join(" ")}`,
+    });
+  }
+  const exits = chaos.unexpectedExits;
+  checks.push({
+    name: "no node process died by itself",
+    ok: exits.length === 0,
+    detail:
+      exits.length === 0 ? "none" : exits.map((exit) => `${exit.id} exit ${exit.code ?? exit.signal}: ${lastLine(exit.stderr)}`).join("; "),
+  });
+  checks.push(...clockChecks(state.nemesis.records, chaos.monitor.samples));
+}
+
+/** compareNodes lets the cluster settle, checks every member caught up, stops the nodes and compares their logs and states. */
+async function compareNodes(chaos: ChaosCluster, state: RunState, context: RunContext, checks: CheckOutcome[]): Promise<void> {
   // Leases that clients left behind expire within a TTL (the schedulers' are 2 s): let those
   // expiries commit before the logs are compared at one index.
   await sleep(Math.max(context.leaseTtlMs, 2000) + 500);
@@ -280,19 +301,10 @@ async function finalChecks(chaos: ChaosCluster, state: RunState, context: RunCon
       ? `${state.logs.comparedIndexes} indexes compared across ${state.logs.nodes.length} nodes; states equal at the converged index`
       : state.logs.problems.slice(0, 5).join("; "),
   });
-  const exits = chaos.unexpectedExits;
-  checks.push({
-    name: "no node process died by itself",
-    ok: exits.length === 0,
-    detail:
-      exits.length === 0 ? "none" : exits.map((exit) => `${exit.id} exit ${exit.code ?? exit.signal}: ${lastLine(exit.stderr)}`).join("; "),
-  });
-  checks.push(...clockChecks(state.nemesis.records, chaos.monitor.samples));
 }
 
 /** checkLockHistory checks each resource's history against the fenced key-value model; failures get their smallest window. */
-function checkLockHistory(history: readonly FencedEntry[], state: RunState): CheckOutcome[] {
-  const outcomes: CheckOutcome[] = [];
+async function checkLockHistory(history: readonly FencedEntry[], state: RunState, signal: AbortSignal): Promise<CheckOutcome> {
   let operations = 0;
   let statesVisited = 0;
   const failed: string[] = [];
@@ -300,28 +312,28 @@ function checkLockHistory(history: readonly FencedEntry[], state: RunState): Che
   for (const [resource, entries] of groupBy(history, (entry) => entry.operation.resource)) {
     operations += entries.length;
     try {
-      const result = searchLinearization(entries, fencedKvModel(), { statesVisitedMax: searchStatesMax });
+      const result = await searchLinearizationAsync(entries, fencedKvModel(), { statesVisitedMax: searchStatesMax, signal });
       statesVisited += result.statesVisited;
       if (result.linearizable) continue;
       failed.push(resource);
       const window = smallestFailingWindow(entries as TimedEntry<FencedOperation>[], (anyStart) => fencedKvModel({ anyStart }));
       if (window !== undefined) state.failingWindows.push({ resource, ...window });
     } catch (error) {
-      if (!(error instanceof SearchLimitError)) throw error;
+      if (!(error instanceof SearchLimitError) && !(error instanceof SearchAbortedError)) throw error;
       inconclusive.push(resource);
     }
   }
-  outcomes.push({
+  const windows = state.failingWindows.map((window) => `${window.entries.length} operations`).join(", ");
+  return {
     name: "linearizable (lease lock with fencing, fenced key-value)",
     ok: failed.length === 0 && inconclusive.length === 0,
     detail:
       failed.length > 0
-        ? `NOT linearizable: ${failed.join(", ")}${state.failingWindows.length > 0 ? ` (smallest failing window: ${state.failingWindows.map((window) => `${window.entries.length} operations`).join(", ")})` : ""}`
+        ? `NOT linearizable: ${failed.join(", ")}${windows === "" ? "" : ` (smallest failing window: ${windows})`}`
         : inconclusive.length > 0
-          ? `undecided: the search for ${inconclusive.join(", ")} passed ${searchStatesMax} states`
+          ? `undecided: the search for ${inconclusive.join(", ")} passed ${searchStatesMax} states or was stopped`
           : `${operations} operations, ${statesVisited} states searched`,
-  });
-  return outcomes;
+  };
 }
 
 /**

@@ -12,7 +12,7 @@ import { type HistoryResult, runHistory } from "./history.ts";
 import { OptionsError, parseChaosOptions, usage } from "./options.ts";
 import { describeFault, type FaultKind, makeHistoryPlan } from "./plan.ts";
 import { renderHistoryReport } from "./report-html.ts";
-import { Resources, releaseStaleMounts, runPrefix } from "./resources.ts";
+import { Resources, releaseStale, runPrefix } from "./resources.ts";
 import { formatHistoryTable, formatKindTable, historyRow, kindRows } from "./summary.ts";
 
 const startedMs = performance.now();
@@ -35,12 +35,13 @@ async function main(): Promise<number> {
   }
   const resources = new Resources();
   installSignalHandlers(resources);
-  for (const released of releaseStaleMounts()) say(`released a disk an earlier, killed run left mounted: ${released}`);
+  for (const released of releaseStale()) say(`cleaned up after an earlier run that was killed: ${released}`);
   const runId = `${new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)}-seed-${options.seed}`;
   const runDir = resolve(options.out, runId);
   mkdirSync(runDir, { recursive: true });
   const tmpRoot = mkdtempSync(runPrefix());
   resources.addDirectory(tmpRoot);
+  resources.recordChildrenIn(join(tmpRoot, "children"));
   const capabilities = probeCapabilities(tmpRoot);
   const missing = missingCapabilities(options.kinds, capabilities);
   if (missing.length > 0) {

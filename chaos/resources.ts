@@ -4,23 +4,34 @@
 // runner must exit (a second Ctrl-C, an uncaught exception, process exit): children are killed by
 // PID through their ChildProcess (never by name), mounts unmounted, directories removed.
 //
-// A runner killed with SIGKILL cannot clean up. Its mounts carry its PID in their path
-// (`sctec-chaos-<pid>-…` under the temporary directory); the next run unmounts those whose PID is
-// no longer alive (releaseStaleMounts).
+// A runner killed with SIGKILL cannot clean up. Its directory carries its PID in its name
+// (`sctec-chaos-<pid>-…` under the temporary directory) and lists its children's PIDs with their
+// start times; the next run kills those children that still run (the same PID and start time:
+// never a recycled PID) and unmounts the disks, once that runner's PID is gone (releaseStale).
 
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 export class Resources {
   private readonly children = new Set<ChildProcess>();
   /** mounts, in mount order; released in reverse. */
   private readonly mounts: string[] = [];
   private readonly directories = new Set<string>();
+  /** childrenFile: where each child's PID and start time are written, for a later run to clean up after a SIGKILL. */
+  private childrenFile: string | undefined;
+
+  /** recordChildrenIn names the file (in the run's directory) that lists the children for releaseStale. */
+  recordChildrenIn(file: string): void {
+    this.childrenFile = file;
+  }
 
   addChild(child: ChildProcess): void {
     this.children.add(child);
     child.once("exit", () => this.children.delete(child));
+    const startTime = child.pid === undefined ? undefined : processStartTime(child.pid);
+    if (this.childrenFile !== undefined && startTime !== undefined) appendFileSync(this.childrenFile, `${child.pid} ${startTime}\n`);
   }
 
   addMount(path: string): void {
@@ -109,19 +120,67 @@ export function runPrefix(pid = process.pid): string {
   return `${tmpdir()}/sctec-chaos-${pid}-`;
 }
 
-/** releaseStaleMounts unmounts and removes what runs whose runner is gone (killed with SIGKILL) left behind; returns what it released. */
-export function releaseStaleMounts(): string[] {
+/**
+ * releaseStale cleans up after runs whose runner is gone (killed with SIGKILL): it kills their
+ * children that still run, unmounts their disks and removes their directories. Returns what it did.
+ */
+export function releaseStale(): string[] {
   const released: string[] = [];
   const pattern = new RegExp(`^${escapeRegExp(tmpdir())}/sctec-chaos-(\\d+)-[^/]+`);
-  const stale = new Set<string>();
+  const roots = new Set<string>();
   for (const mount of mountPoints()) {
     const match = pattern.exec(mount);
-    if (match === null || isAlive(Number(match[1]))) continue;
-    if (unmountNow(mount)) released.push(mount);
-    stale.add(match[0]);
+    if (match !== null && !isAlive(Number(match[1]))) roots.add(match[0]);
   }
-  for (const root of stale) rmSync(root, { recursive: true, force: true });
+  for (const name of listTmp()) {
+    const match = pattern.exec(join(tmpdir(), name));
+    if (match !== null && !isAlive(Number(match[1]))) roots.add(match[0]);
+  }
+  for (const root of roots) {
+    released.push(...killRecordedChildren(join(root, "children")));
+    for (const mount of mountPoints().filter((path) => path.startsWith(`${root}/`))) {
+      if (unmountNow(mount)) released.push(`unmounted ${mount}`);
+    }
+    rmSync(root, { recursive: true, force: true });
+  }
   return released;
+}
+
+function listTmp(): string[] {
+  try {
+    return readdirSync(tmpdir()).filter((name) => name.startsWith("sctec-chaos-"));
+  } catch {
+    return [];
+  }
+}
+
+/** killRecordedChildren kills the listed processes that still run with the recorded start time. */
+function killRecordedChildren(file: string): string[] {
+  if (!existsSync(file)) return [];
+  const killed: string[] = [];
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    const [pidText, startText] = line.split(" ");
+    const pid = Number(pidText);
+    if (!Number.isSafeInteger(pid) || pid <= 1 || processStartTime(pid) !== startText) continue;
+    try {
+      process.kill(pid, "SIGCONT");
+      process.kill(pid, "SIGKILL");
+      killed.push(`killed process ${pid} of an earlier run`);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return killed;
+}
+
+/** processStartTime: field 22 of /proc/<pid>/stat (clock ticks since boot), or undefined if the process is gone. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
 }
 
 function isAlive(pid: number): boolean {

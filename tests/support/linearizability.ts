@@ -76,83 +76,163 @@ export class SearchLimitError extends Error {
   }
 }
 
+/** SearchAbortedError: the caller stopped the search (searchLinearizationAsync's signal); nothing was decided. */
+export class SearchAbortedError extends Error {
+  readonly code = "search_aborted";
+  constructor(statesVisited: number) {
+    super(`linearizability search stopped after ${statesVisited} states`);
+    this.name = "SearchAbortedError";
+  }
+}
+
 /** statesVisitedMaxDefault bounds the search; beyond it the checker gives up loudly rather than run forever. */
 export const statesVisitedMaxDefault = 2_000_000;
 
 /**
- * DoneSet is the set of linearized operations, by position in invocation order: every position
- * below `frontier`, plus `extra` (sorted, all above it). Real time keeps the linearized set close
- * to a prefix, so this stays small where a bitmap would copy the whole history on every step.
+ * SearchNode is one point of the search: which required operations are linearized (every
+ * position below `frontier` in the list of required operations, plus `extra`, sorted, all above
+ * it), which optional ones took effect (`applied`, sorted positions), and the model's state. Real
+ * time keeps the linearized required operations close to a prefix, and few optional ones take
+ * effect, so both lists stay short where a bitmap would copy the whole history on every step.
  */
-interface DoneSet {
+interface SearchNode<State> {
   readonly frontier: number;
   readonly extra: readonly number[];
+  readonly applied: readonly number[];
+  readonly state: State;
 }
 
-function isDone(done: DoneSet, position: number): boolean {
-  return position < done.frontier || done.extra.includes(position);
-}
-
-function markDone(done: DoneSet, position: number): DoneSet {
-  const extra = [...done.extra, position].sort((a, b) => a - b);
-  let frontier = done.frontier;
-  while (extra[0] === frontier) {
-    extra.shift();
-    frontier++;
-  }
-  return { frontier, extra };
+function withSorted(list: readonly number[], item: number): number[] {
+  return [...list, item].sort((a, b) => a - b);
 }
 
 /**
- * searchLinearization looks for an order of `entries` that respects real time and that `model`
- * accepts. Depth-first over (linearized set, model state), with an explicit stack (no recursion)
- * and a memo of visited pairs; throws SearchLimitError beyond `statesVisitedMax`.
+ * LinearizationSearch looks for an order of the entries that respects real time and that the
+ * model accepts: depth-first over SearchNodes, with an explicit stack (no recursion) and a memo of
+ * visited nodes. `run(budget)` advances it by at most `budget` nodes, so a caller can search in
+ * slices and stay responsive (searchLinearizationAsync); searchLinearization runs it to the end.
  */
+export class LinearizationSearch<State, Operation> {
+  private readonly operations: readonly TimedEntry<Operation>[];
+  private readonly model: SequentialModel<State, Operation>;
+  /** requiredPositions / optionalPositions: positions in `operations` (invocation order) of each kind. */
+  private readonly requiredPositions: number[] = [];
+  private readonly optionalPositions: number[] = [];
+  private readonly statesVisitedMax: number;
+  private readonly visited = new Set<string>();
+  private readonly stack: SearchNode<State>[];
+  private result: SearchResult | undefined;
+
+  constructor(
+    entries: readonly TimedEntry<Operation>[],
+    model: SequentialModel<State, Operation>,
+    options: { statesVisitedMax?: number; initial?: State; isOptional?: (entry: TimedEntry<Operation>) => boolean } = {},
+  ) {
+    this.model = model;
+    this.statesVisitedMax = options.statesVisitedMax ?? statesVisitedMaxDefault;
+    this.operations = [...entries].sort((a, b) => a.invokedAtMs - b.invokedAtMs);
+    for (const [position, entry] of this.operations.entries()) {
+      if (options.isOptional?.(entry) ?? model.optional(entry)) this.optionalPositions.push(position);
+      else this.requiredPositions.push(position);
+    }
+    this.stack = [{ frontier: 0, extra: [], applied: [], state: options.initial ?? model.initial }];
+  }
+
+  get statesVisited(): number {
+    return this.visited.size;
+  }
+
+  /** run searches at most `budget` more nodes; it returns the result once there is one, else undefined. Throws SearchLimitError. */
+  run(budget: number): SearchResult | undefined {
+    for (let visits = 0; visits < budget && this.result === undefined; visits++) {
+      const node = this.stack.pop();
+      if (node === undefined) this.result = { linearizable: false, statesVisited: this.visited.size };
+      else this.visit(node);
+    }
+    return this.result;
+  }
+
+  private visit(node: SearchNode<State>): void {
+    if (node.frontier === this.requiredPositions.length) {
+      this.result = { linearizable: true, statesVisited: this.visited.size };
+      return;
+    }
+    const stateKey = this.model.stateKey(node.state);
+    const key = `${node.frontier}:${node.extra.join(",")}|${node.applied.join(",")}|${stateKey}`;
+    if (this.visited.has(key)) return;
+    this.visited.add(key);
+    if (this.visited.size > this.statesVisitedMax) throw new SearchLimitError(this.statesVisitedMax);
+    // The next operation must have been invoked before every pending required operation returned.
+    // (An optional one may never take effect, so it orders nothing; unknown ones never returned.)
+    let earliestReturn = Number.POSITIVE_INFINITY;
+    for (let index = node.frontier; index < this.requiredPositions.length; index++) {
+      if (node.extra.includes(index)) continue;
+      const entry = this.operations[this.requiredPositions[index] as number] as TimedEntry<Operation>;
+      earliestReturn = Math.min(earliestReturn, entry.returnedAtMs);
+      if (entry.invokedAtMs > earliestReturn) break; // Later ones were invoked later still.
+    }
+    const children: SearchNode<State>[] = [];
+    for (let index = node.frontier; index < this.requiredPositions.length; index++) {
+      const entry = this.operations[this.requiredPositions[index] as number] as TimedEntry<Operation>;
+      if (entry.invokedAtMs > earliestReturn) break;
+      if (node.extra.includes(index)) continue;
+      for (const next of this.model.next(node.state, entry)) children.push(this.requiredDone(node, index, next));
+    }
+    for (const position of this.optionalPositions) {
+      const entry = this.operations[position] as TimedEntry<Operation>;
+      if (entry.invokedAtMs > earliestReturn) break;
+      if (node.applied.includes(position)) continue;
+      for (const next of this.model.next(node.state, entry)) {
+        // An optional operation that changes nothing here is left for later (see the header).
+        if (this.model.stateKey(next) === stateKey) continue;
+        children.push({ ...node, applied: withSorted(node.applied, position), state: next });
+      }
+    }
+    // Pushed in reverse, so the earliest-invoked candidate is tried first.
+    for (let child = children.length - 1; child >= 0; child--) this.stack.push(children[child] as SearchNode<State>);
+  }
+
+  private requiredDone(node: SearchNode<State>, index: number, state: State): SearchNode<State> {
+    const extra = withSorted(node.extra, index);
+    let frontier = node.frontier;
+    while (extra[0] === frontier) {
+      extra.shift();
+      frontier++;
+    }
+    return { frontier, extra, applied: node.applied, state };
+  }
+}
+
+/** searchLinearization runs a LinearizationSearch to the end (see there); throws SearchLimitError beyond `statesVisitedMax`. */
 export function searchLinearization<State, Operation>(
   entries: readonly TimedEntry<Operation>[],
   model: SequentialModel<State, Operation>,
   options: { statesVisitedMax?: number; initial?: State; isOptional?: (entry: TimedEntry<Operation>) => boolean } = {},
 ): SearchResult {
-  const statesVisitedMax = options.statesVisitedMax ?? statesVisitedMaxDefault;
-  const operations = [...entries].sort((a, b) => a.invokedAtMs - b.invokedAtMs);
-  const count = operations.length;
-  const optional = operations.map((entry) => options.isOptional?.(entry) ?? model.optional(entry));
-  const required = optional.reduce((total, isOptional) => total + (isOptional ? 0 : 1), 0);
-  const visited = new Set<string>();
-  const stack: { done: DoneSet; requiredDone: number; state: State }[] = [
-    { done: { frontier: 0, extra: [] }, requiredDone: 0, state: options.initial ?? model.initial },
-  ];
-  while (stack.length > 0) {
-    const { done, requiredDone, state } = stack.pop() as { done: DoneSet; requiredDone: number; state: State };
-    if (requiredDone === required) return { linearizable: true, statesVisited: visited.size };
-    const stateKey = model.stateKey(state);
-    const key = `${done.frontier}:${done.extra.join(",")}|${stateKey}`;
-    if (visited.has(key)) continue;
-    visited.add(key);
-    if (visited.size > statesVisitedMax) throw new SearchLimitError(statesVisitedMax);
-    // The next operation must have been invoked before every pending required operation returned.
-    // (An optional one may never take effect, so it orders nothing; unknown ones never returned.)
-    let earliestReturn = Number.POSITIVE_INFINITY;
-    for (let position = done.frontier; position < count; position++) {
-      if (optional[position] !== true && !isDone(done, position)) {
-        earliestReturn = Math.min(earliestReturn, (operations[position] as TimedEntry<Operation>).returnedAtMs);
-      }
-    }
-    const children: { done: DoneSet; requiredDone: number; state: State }[] = [];
-    for (let position = done.frontier; position < count; position++) {
-      const entry = operations[position] as TimedEntry<Operation>;
-      if (entry.invokedAtMs > earliestReturn) break;
-      if (isDone(done, position)) continue;
-      for (const next of model.next(state, entry)) {
-        // An optional operation that changes nothing here is left for later (see the header).
-        if (optional[position] === true && model.stateKey(next) === stateKey) continue;
-        children.push({ done: markDone(done, position), requiredDone: requiredDone + (optional[position] === true ? 0 : 1), state: next });
-      }
-    }
-    // Pushed in reverse, so the earliest-invoked candidate is tried first.
-    for (let child = children.length - 1; child >= 0; child--) stack.push(children[child] as (typeof children)[number]);
+  const search = new LinearizationSearch(entries, model, options);
+  for (;;) {
+    const result = search.run(1_000_000);
+    if (result !== undefined) return result;
   }
-  return { linearizable: false, statesVisited: visited.size };
+}
+
+/**
+ * searchLinearizationAsync runs the search in slices, yielding to the event loop between them, so
+ * that signals and timers are served during a long search; it gives up (SearchLimitError) when
+ * `signal` aborts.
+ */
+export async function searchLinearizationAsync<State, Operation>(
+  entries: readonly TimedEntry<Operation>[],
+  model: SequentialModel<State, Operation>,
+  options: { statesVisitedMax?: number; signal?: AbortSignal } = {},
+): Promise<SearchResult> {
+  const search = new LinearizationSearch(entries, model, options);
+  for (;;) {
+    const result = search.run(2000);
+    if (result !== undefined) return result;
+    await new Promise((resolve) => setImmediate(resolve));
+    if (options.signal?.aborted === true) throw new SearchAbortedError(search.statesVisited);
+  }
 }
 
 export interface CheckResult {
