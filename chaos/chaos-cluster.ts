@@ -108,7 +108,9 @@ export class ChaosCluster {
     const clusterOptions: ProcessClusterOptions = {
       size: nodeIds.length,
       founders: foundersCount,
-      leaderTimeoutMs: 30_000,
+      leaderTimeoutMs: 60_000,
+      // Below the ephemeral ports: a node restarted on its port must find it free (freePortIn).
+      portRange: [20_000, 32_000],
       env: { SCTEC_SNAPSHOT_ENTRIES: String(options.snapshotEntries) },
       beforeStart: async (cluster) => {
         starting = cluster;

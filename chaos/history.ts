@@ -16,6 +16,7 @@ import {
   searchLinearizationAsync,
   type TimedEntry,
 } from "../tests/support/linearizability.ts";
+import { type AppliedComparison, compareAppliedEvents, readAppliedEvents } from "./applied-events.ts";
 import { ChaosCluster, type UnexpectedExit } from "./chaos-cluster.ts";
 import { compareDurableLogs, type LogComparison } from "./durable-logs.ts";
 import type { Capabilities } from "./environment.ts";
@@ -59,6 +60,8 @@ export interface HistoryResult {
   readonly plan: HistoryPlan;
   readonly startedAtUtc: string;
   readonly wallMs: number;
+  /** phasesMs: wall time to start the cluster (and the workload's setup), to play, and to stop and check. */
+  readonly phasesMs: { readonly start: number; readonly play: number; readonly check: number };
   readonly loadAverage: { readonly start: number; readonly end: number };
   readonly ok: boolean;
   readonly checks: CheckOutcome[];
@@ -72,6 +75,7 @@ export interface HistoryResult {
   readonly failingWindows: FailingWindowReport[];
   readonly unexpectedExits: UnexpectedExit[];
   readonly logs: LogComparison | undefined;
+  readonly applied: AppliedComparison | undefined;
   readonly setCheck: SetCheck | undefined;
   readonly bookingCheck: BookingCheck | undefined;
   readonly workDir: string;
@@ -93,6 +97,7 @@ export async function runHistory(plan: HistoryPlan, context: RunContext): Promis
   let chaos: ChaosCluster | undefined;
   let state: RunState | undefined;
   let error: string | undefined;
+  let startedMs: number | undefined;
   try {
     chaos = await ChaosCluster.start({
       workDir,
@@ -110,6 +115,7 @@ export async function runHistory(plan: HistoryPlan, context: RunContext): Promis
     });
     state = await prepareWorkload(plan, chaos, context, nowMs);
     origin = performance.now();
+    startedMs = origin;
     await play(plan, chaos, state, context, nowMs, checks);
   } catch (caught) {
     error = caught instanceof Error ? (caught.stack ?? caught.message) : String(caught);
@@ -126,6 +132,7 @@ export async function runHistory(plan: HistoryPlan, context: RunContext): Promis
     plan,
     startedAtUtc,
     wallMs: performance.now() - wallStart,
+    phasesMs: phases(wallStart, startedMs, state?.stoppedAtWallMs),
     loadAverage: { start: loadStart, end: loadavg()[0] as number },
     ok,
     checks,
@@ -139,6 +146,7 @@ export async function runHistory(plan: HistoryPlan, context: RunContext): Promis
     failingWindows: state?.failingWindows ?? [],
     unexpectedExits: chaos?.unexpectedExits ?? [],
     logs: state?.logs,
+    applied: state?.applied,
     setCheck: state?.setCheck,
     bookingCheck: state?.bookingCheck,
     workDir,
@@ -153,15 +161,28 @@ interface RunState {
   readonly bookings: BookingsWorkload | undefined;
   healedAtMs: number;
   endedAtMs: number;
+  /** stoppedAtWallMs: performance.now() when the workload stopped. */
+  stoppedAtWallMs: number | undefined;
   failingWindows: FailingWindowReport[];
   logs: LogComparison | undefined;
+  applied: AppliedComparison | undefined;
   setCheck: SetCheck | undefined;
   bookingCheck: BookingCheck | undefined;
 }
 
 async function prepareWorkload(plan: HistoryPlan, chaos: ChaosCluster, context: RunContext, nowMs: () => number): Promise<RunState> {
   const nemesis = new Nemesis({ chaos, seed: plan.seed, nowMs, log: context.log });
-  const base = { nemesis, healedAtMs: 0, endedAtMs: 0, failingWindows: [], logs: undefined, setCheck: undefined, bookingCheck: undefined };
+  const base = {
+    nemesis,
+    healedAtMs: 0,
+    endedAtMs: 0,
+    stoppedAtWallMs: undefined,
+    failingWindows: [],
+    logs: undefined,
+    applied: undefined,
+    setCheck: undefined,
+    bookingCheck: undefined,
+  };
   if (plan.workload === "bookings") {
     const bookings = new BookingsWorkload({
       schedulerUrls: chaos.system?.schedulerUrls ?? [],
@@ -216,15 +237,17 @@ async function play(
     await state.nemesis.healAll(); // A membership change that ran late may have left something.
     state.healedAtMs = nowMs();
     interrupted();
-    const leader = await chaos.waitForLeader(20_000).catch(() => undefined);
+    // Generous: restarting killed nodes on a loaded machine takes seconds each.
+    const leader = await chaos.waitForLeader(60_000).catch(() => undefined);
+    const leaderAfterMs = nowMs() - state.healedAtMs;
     checks.push({
       name: "a leader after healing",
       ok: leader !== undefined,
-      detail: leader === undefined ? "no leader within 20 s" : `${leader}`,
+      detail: leader === undefined ? "no leader within 60 s" : `${leader}, ${(leaderAfterMs / 1000).toFixed(1)} s after healing`,
     });
     await sleep(plan.durationMs - nowMs(), context.signal);
     const successesSince = (atMs: number) => state.lockSet?.committedWritesSince(atMs) ?? state.bookings?.createdSince(atMs) ?? 0;
-    for (let wait = 0; wait < 80 && successesSince(state.healedAtMs) === 0 && !context.signal.aborted; wait++) await sleep(250);
+    for (let wait = 0; wait < 240 && successesSince(state.healedAtMs) === 0 && !context.signal.aborted; wait++) await sleep(250);
     interrupted();
     const recovered = successesSince(state.healedAtMs);
     checks.push({
@@ -235,6 +258,7 @@ async function play(
   } finally {
     await workload.stop();
     state.endedAtMs = nowMs();
+    state.stoppedAtWallMs = performance.now();
   }
   interrupted();
   await finalChecks(chaos, state, context, checks);
@@ -289,6 +313,19 @@ async function compareNodes(chaos: ChaosCluster, state: RunState, context: RunCo
     ok: converged.ok,
     detail: converged.ok ? `${converged.ids.join(", ")} at index ${converged.index}` : converged.detail,
   });
+  if (converged.ok) {
+    const applied = await Promise.all(
+      converged.ids.map((id) => readAppliedEvents(id, chaos.cluster.url(id), chaos.cluster.apiToken, converged.index)),
+    );
+    state.applied = compareAppliedEvents(applied, converged.index);
+    checks.push({
+      name: "the nodes applied the same events at every index",
+      ok: state.applied.ok,
+      detail: state.applied.ok
+        ? `${state.applied.comparedIndexes} indexes compared across ${applied.length} nodes, up to ${converged.index}`
+        : state.applied.problems.slice(0, 3).join("; "),
+    });
+  }
   const dataDirs = new Map(
     chaos.cluster.ids().map((id) => [id, chaos.disks === undefined ? join(chaos.cluster.dataRoot, id) : chaos.disks.dataDir(id)]),
   );
@@ -366,6 +403,13 @@ function clockChecks(records: readonly FaultRecord[], samples: readonly StatusSa
     }
   }
   return outcomes;
+}
+
+function phases(wallStart: number, startedMs: number | undefined, stoppedMs: number | undefined): HistoryResult["phasesMs"] {
+  const endMs = performance.now();
+  const started = startedMs ?? endMs;
+  const stopped = stoppedMs ?? endMs;
+  return { start: started - wallStart, play: stopped - started, check: endMs - stopped };
 }
 
 /** termChanged: whether any node reported a higher term within [fromMs, toMs] than any had before it. */

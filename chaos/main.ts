@@ -106,7 +106,7 @@ async function runHistories(
     writeFileSync(reportPath, renderHistoryReport(result, replayCommand(options, index)));
     const row = historyRow(result, reportPath);
     say(
-      `history ${index}: ${result.ok ? "PASS" : "FAIL"} in ${row.wallSeconds.toFixed(0)} s: ${row.operations} operations, ${row.unknown} unknown, ${row.fencedOff} writes fenced off${result.ok ? "" : `\n    ${row.failedChecks.join("\n    ")}\n    replay: ${replayCommand(options, index)}`}`,
+      `history ${index}: ${result.ok ? "PASS" : "FAIL"} in ${row.wallSeconds.toFixed(0)} s (start ${(result.phasesMs.start / 1000).toFixed(0)}, play ${(result.phasesMs.play / 1000).toFixed(0)}, check ${(result.phasesMs.check / 1000).toFixed(0)}), load ${row.loadAverage.toFixed(1)}: ${row.operations} operations, ${row.unknown} unknown, ${row.fencedOff} writes fenced off${result.ok ? "" : `\n    ${row.failedChecks.join("\n    ")}\n    replay: ${replayCommand(options, index)}`}`,
     );
     expectedMs = Math.max(...results.map((each) => each.wallMs)) + 5000;
   }

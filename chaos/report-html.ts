@@ -21,6 +21,8 @@ interface Bar {
   readonly title: string;
   /** thin bars (reads) sit in the middle of the lane. */
   readonly thin?: boolean;
+  /** label: written inside the bar when it is wide enough. */
+  readonly label?: string;
 }
 
 interface Lane {
@@ -37,7 +39,7 @@ export function renderHistoryReport(result: HistoryResult, replay: string): stri
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)} (seed 0x${plan.seed.toString(16)})</title>
 <style>${css}</style></head><body>
 <header class="${result.ok ? "pass" : "fail"}"><h1>${escapeHtml(title)}</h1>
-<p>${escapeHtml(plan.workload)}${plan.unfenced ? " <b>(unfenced: the negative control)</b>" : ""} · seed <code>0x${plan.seed.toString(16)}</code> (run seed ${plan.runSeed}, history ${plan.index}) · started ${escapeHtml(result.startedAtUtc)} · ${(result.wallMs / 1000).toFixed(1)} s · load ${result.loadAverage.start.toFixed(1)} → ${result.loadAverage.end.toFixed(1)}</p>
+<p>${escapeHtml(plan.workload)}${plan.unfenced ? " <b>(unfenced: the negative control)</b>" : ""} · seed <code>0x${plan.seed.toString(16)}</code> (run seed ${plan.runSeed}, history ${plan.index}) · started ${escapeHtml(result.startedAtUtc)} · ${(result.wallMs / 1000).toFixed(1)} s (start ${(result.phasesMs.start / 1000).toFixed(1)}, play ${(result.phasesMs.play / 1000).toFixed(1)}, stop and check ${(result.phasesMs.check / 1000).toFixed(1)}) · load ${result.loadAverage.start.toFixed(1)} → ${result.loadAverage.end.toFixed(1)}</p>
 <p>Replay: <code>${escapeHtml(replay)}</code></p></header>
 <main>
 <h2>Checks</h2>
@@ -254,12 +256,17 @@ function numbers(result: HistoryResult): string {
   for (const request of result.bookingRequests) label(`${request.kind} ${request.outcome}`);
   const rows = [...counts].sort().map(([key, count]) => `<tr><td>${escapeHtml(key)}</td><td class="num">${count}</td></tr>`);
   if (result.logs !== undefined) {
-    rows.push(`<tr><td>indexes compared across nodes</td><td class="num">${result.logs.comparedIndexes}</td></tr>`);
+    rows.push(`<tr><td>durable log indexes compared across nodes</td><td class="num">${result.logs.comparedIndexes}</td></tr>`);
     for (const node of result.logs.nodes) {
       rows.push(
         `<tr><td>${escapeHtml(node.id)}: snapshot at / last index / committed</td><td class="num">${node.snapshotIndex} / ${node.lastIndex} / ${node.committedIndex}</td></tr>`,
       );
     }
+  }
+  if (result.applied !== undefined) {
+    rows.push(
+      `<tr><td>indexes whose applied events were compared across nodes</td><td class="num">${result.applied.comparedIndexes}</td></tr>`,
+    );
   }
   if (result.bookingCheck !== undefined && result.bookingCheck.problems.length > 0) {
     rows.push(`<tr><td>booking problems</td><td>${result.bookingCheck.problems.map(escapeHtml).join("<br>")}</td></tr>`);
@@ -369,7 +376,8 @@ svg.timeline { display: block; background: #fff; border: 1px solid #e3e6ea; marg
 .band.mark { fill: #1f7a4d; fill-opacity: .7; stroke: none; }
 .band-label { font-size: 10px; fill: #7a5a00; }
 .no-leader { fill: #e6e8eb; }
-.node-n1 { fill: #4e79a7; } .node-n2 { fill: #f28e2b; } .node-n3 { fill: #59a14f; } .node-n4 { fill: #b07aa1; } .node-n5 { fill: #76b7b2; }
+.node-n1 { fill: #2a9d8f; } .node-n2 { fill: #7b5ea7; } .node-n3 { fill: #c0803b; } .node-n4 { fill: #d1495b; } .node-n5 { fill: #6d7f1f; }
+.bar-label { font-size: 9px; fill: #fff; pointer-events: none; }
 .role-leader { fill: #2f4b7c; } .role-follower { fill: #a9bcd6; } .role-candidate, .role-pre_candidate { fill: #f28e2b; }
 .op-acquire-granted { fill: #4e79a7; } .op-acquire-conflict, .op-acquire-refused { fill: #cfd4da; }
 .op-write-committed { fill: #3a9a5b; } .op-write-stale { fill: #8e44ad; }

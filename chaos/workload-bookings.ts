@@ -161,7 +161,7 @@ export class BookingsWorkload {
         request.returnedAtMs = this.options.nowMs();
         return request;
       }
-      await sleep(Math.min(1000, 100 * 2 ** attempt), AbortSignal.timeout(Math.max(1, deadlineMs - performance.now())));
+      await sleep(Math.min(1000, 100 * 2 ** attempt), AbortSignal.timeout(Math.max(1, Math.ceil(deadlineMs - performance.now()))));
     }
     return request;
   }

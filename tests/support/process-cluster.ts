@@ -33,6 +33,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * freePortIn returns a port in [low, high) that nothing listens on now, tried at random (bounded).
+ * A range below the kernel's ephemeral ports (32768 and up on Linux by default) matters for a node
+ * that is killed and restarted on its port: an ephemeral port can meanwhile become the local port
+ * of some outgoing connection, and the restart then fails with EADDRINUSE.
+ */
+export async function freePortIn(low: number, high: number): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port in [${low}, ${high}) after 200 tries`);
+}
+
 export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs: number): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
@@ -70,6 +89,8 @@ export interface ProcessClusterOptions {
   readonly beforeStart?: (cluster: ProcessCluster) => Promise<void>;
   /** leaderTimeoutMs bounds the wait for the first leader. @default 15000 */
   readonly leaderTimeoutMs?: number;
+  /** portRange: choose the nodes' ports in [low, high) (see freePortIn); by default any free port. */
+  readonly portRange?: readonly [number, number];
 }
 
 export class ProcessCluster {
@@ -93,7 +114,8 @@ export class ProcessCluster {
     const ids = Array.from({ length: options.size ?? 3 }, (_, position) => `n${position + 1}`);
     const cluster = new ProcessCluster(ids, options);
     cluster.founders = ids.slice(0, options.founders ?? ids.length);
-    for (const id of ids) cluster.ports.set(id, await freePort());
+    const range = options.portRange;
+    for (const id of ids) cluster.ports.set(id, range === undefined ? await freePort() : await freePortIn(range[0], range[1]));
     await options.beforeStart?.(cluster);
     for (const id of cluster.founders) cluster.startNode(id);
     await cluster.waitForLeader(options.leaderTimeoutMs ?? 15_000);
