@@ -271,7 +271,10 @@ export class Nemesis {
     record.targets = this.pickTargets(plan, record);
     const offsetSeconds = plan.clockOffsetSeconds ?? 0;
     this.options.log(`  fault: ${record.label}: ${record.targets.join(", ")}`);
-    const probe = this.probeLease(record);
+    // The probe lease is granted first: the clock must move while its countdown runs.
+    const probe = this.probeLease(record, () => {
+      if (plan.variant !== "strobe") for (const id of record.targets) clocks.set(id, offsetSeconds);
+    });
     if (plan.variant === "strobe") {
       const periodMs = plan.strobePeriodMs ?? 100;
       // Bounded: one flip per period until the end, and never more than the plan allows.
@@ -284,7 +287,6 @@ export class Nemesis {
       }
       record.notes.push(`${flips} flips`);
     } else {
-      for (const id of record.targets) clocks.set(id, offsetSeconds);
       await hold();
     }
     await probe;
@@ -292,12 +294,13 @@ export class Nemesis {
   }
 
   /**
-   * probeLease takes a lease while the clock is off and watches it expire: the leader must end it
-   * on its monotonic clock, about its TTL after the grant, whatever the wall clock says (a lease
-   * timed on the wall clock would end at once after a step forward, and minutes late after a step
-   * back). Bounded by the fault's duration; what it saw goes into the record for the checks.
+   * probeLease takes a lease, lets the clock fault start (`granted`), and watches the lease
+   * expire: the leader must end it on its monotonic clock, about its TTL after the grant, whatever
+   * the wall clock did meanwhile (a lease timed on the wall clock would end at once after a step
+   * forward, and minutes late after a step back). Bounded by the fault's duration; what it saw
+   * goes into the record for the checks.
    */
-  private async probeLease(record: FaultRecord): Promise<void> {
+  private async probeLease(record: FaultRecord, granted: () => void): Promise<void> {
     const ttlMs = 1000;
     const resource = `probe/clock-${this.records.indexOf(record)}`;
     const probe: LeaseProbe = { ttlMs, invokedAtMs: this.options.nowMs(), grantedAtMs: undefined, goneAtMs: undefined };
@@ -313,6 +316,8 @@ export class Nemesis {
     } catch (error) {
       record.notes.push(`lease probe not granted: ${(error as Error).message}`);
       return;
+    } finally {
+      granted();
     }
     for (let poll = 0; poll < 200 && this.options.nowMs() < endAtMs && !this.healing.signal.aborted; poll++) {
       try {
