@@ -60,6 +60,17 @@ describe("lint rules enforce purity and import direction", () => {
     expect(lint("node/state/example-lint.ts", inside).ok).toBe(true);
   });
 
+  it("forbids chaos/ from importing the scheduler's code or the simulator, but not the client", () => {
+    expect(lint("chaos/example-lint.ts", 'import { Bookings } from "../scheduler/bookings.ts";\nexport const b = Bookings;\n').ok).toBe(
+      false,
+    );
+    expect(lint("chaos/example-lint.ts", 'import { runSchedule } from "../simulations/sim.ts";\nexport const r = runSchedule;\n').ok).toBe(
+      false,
+    );
+    const client = lint("chaos/example-lint.ts", 'import { LockClient } from "../client/lock-client.ts";\nexport const c = LockClient;\n');
+    expect(client.ok, client.output).toBe(true);
+  });
+
   it("forbids scheduler/ from reaching past client/", () => {
     expect(lint("scheduler/example-lint.ts", 'import { RawNode } from "../raft/index.ts";\nexport const r = RawNode;\n').ok).toBe(false);
   });

@@ -48,7 +48,13 @@ describe.skipIf(process.getuid?.() !== 0)("a full disk on a real node", () => {
       leaderTimeoutMs: 60_000,
     });
     const started = cluster;
-    const client = new LockClient({ nodes: started.urls(), apiToken: started.apiToken, requestTimeoutMs: 1500, retriesMax: 40, retryMaxMs: 500 });
+    const client = new LockClient({
+      nodes: started.urls(),
+      apiToken: started.apiToken,
+      requestTimeoutMs: 1500,
+      retriesMax: 40,
+      retryMaxMs: 500,
+    });
     const acknowledged = new Map<string, string>();
     for (let round = 0; round < 10; round++) {
       await writeUnderLease(client, `before-${round}`, `v${round}`);
