@@ -5,8 +5,9 @@
 // fault starts, from the cluster as it is then.
 //
 // Kinds come from a deck: the run deals every enabled kind once, in a shuffled order, then again,
-// so that any run of k histories with s faults each covers every kind once k·s reaches the
-// number of kinds (three histories cover all seven). Membership changes and leadership transfers
+// so that a run's first k histories of s faults each cover every kind once k·s reaches the number
+// of kinds (the first three histories cover all seven), and any window of twice that does too
+// (any five histories in a row). Membership changes and leadership transfers
 // always run during another fault, as the issue asks.
 
 import { createSeededRandom } from "../raft/index.ts";
