@@ -10,6 +10,7 @@ import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type BookingSystem, startBookingSystem } from "../tests/support/booking-system.ts";
 import { ProcessCluster, type ProcessClusterOptions, waitFor } from "../tests/support/process-cluster.ts";
+import type { BuiltCommands } from "./build.ts";
 import { type Capabilities, FsyncDelays, faketimeLibrary, NodeClocks, NodeDisks } from "./environment.ts";
 import { Monitor } from "./monitor.ts";
 import { PeerNetwork } from "./network.ts";
@@ -33,6 +34,8 @@ export interface ChaosClusterOptions {
   /** schedulers: how many scheduler processes to start (0: none). */
   readonly schedulers: number;
   readonly schedulerLeaseTtlMs: number;
+  /** commands: the compiled build's processes (undefined: the sources through tsx). */
+  readonly commands: BuiltCommands | undefined;
   /** nowMs: the history's clock. */
   readonly nowMs: () => number;
   readonly log: (text: string) => void;
@@ -108,6 +111,7 @@ export class ChaosCluster {
     const clusterOptions: ProcessClusterOptions = {
       size: nodeIds.length,
       founders: foundersCount,
+      ...(options.commands === undefined ? {} : { nodeCommand: options.commands.node }),
       leaderTimeoutMs: 60_000,
       // Below the ephemeral ports: a node restarted on its port must find it free (freePortIn).
       portRange: [20_000, 32_000],
@@ -147,6 +151,7 @@ export class ChaosCluster {
         system = await startBookingSystem({
           schedulers: options.schedulers,
           clusterOptions,
+          ...(options.commands === undefined ? {} : { schedulerCommand: options.commands.scheduler }),
           env: { SCHEDULER_LEASE_TTL_MS: String(options.schedulerLeaseTtlMs), SCHEDULER_CLUSTER_TIMEOUT_MS: "1500" },
           onStderr: (id, chunk) => void appendFile(join(options.workDir, `${id}.stderr`), chunk).catch(() => undefined),
           onSpawn: (_id, child) => options.resources.addChild(child),

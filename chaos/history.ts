@@ -17,6 +17,7 @@ import {
   type TimedEntry,
 } from "../tests/support/linearizability.ts";
 import { type AppliedComparison, compareAppliedEvents, readAppliedEvents } from "./applied-events.ts";
+import type { BuiltCommands } from "./build.ts";
 import { ChaosCluster, type UnexpectedExit } from "./chaos-cluster.ts";
 import { compareDurableLogs, type LogComparison } from "./durable-logs.ts";
 import type { Capabilities } from "./environment.ts";
@@ -39,6 +40,8 @@ export interface RunContext {
   readonly leaseTtlMs: number;
   readonly diskBytes: number;
   readonly keepLogs: boolean;
+  /** commands: the compiled build's processes (undefined: the sources through tsx). */
+  readonly commands: BuiltCommands | undefined;
   readonly log: (text: string) => void;
 }
 
@@ -110,6 +113,7 @@ export async function runHistory(plan: HistoryPlan, context: RunContext): Promis
       slowFsync: plan.faults.some((fault) => fault.variant === "slow-fsync"),
       schedulers: plan.workload === "bookings" ? 2 : 0,
       schedulerLeaseTtlMs: 2000,
+      commands: context.commands,
       nowMs,
       log: context.log,
     });

@@ -7,6 +7,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, relative, resolve } from "node:path";
+import { type BuiltCommands, buildProcesses } from "./build.ts";
 import { probeCapabilities } from "./environment.ts";
 import { type HistoryResult, runHistory } from "./history.ts";
 import { OptionsError, parseChaosOptions, usage } from "./options.ts";
@@ -53,7 +54,20 @@ async function main(): Promise<number> {
     `chaos run: seed ${options.seed}, ${options.onlyHistory === undefined ? `up to ${options.minutes} min` : `history ${options.onlyHistory} only`}, faults ${options.kinds.join(",")}, ${cpus().length} CPUs, load ${loadavg()[0]?.toFixed(2)}`,
   );
   say(`reports: ${relative(process.cwd(), runDir) || "."}`);
-  const results = await runHistories(options, { resources, runDir, tmpRoot, capabilities });
+  let commands: BuiltCommands | undefined;
+  if (options.build) {
+    const buildDir = join(runDir, "build");
+    say("compiling the node and the scheduler (tsconfig.build.json), as the container image runs them …");
+    try {
+      commands = buildProcesses(buildDir);
+      resources.addDirectory(buildDir);
+    } catch (error) {
+      process.stderr.write(`${(error as Error).message}\n(--no-build runs the sources through tsx)\n`);
+      resources.releaseAllNow();
+      return 2;
+    }
+  }
+  const results = await runHistories(options, { resources, runDir, tmpRoot, capabilities, commands });
   const summary = summarize(options, results, runDir);
   writeFileSync(join(runDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
   resources.releaseAllNow();
@@ -67,7 +81,13 @@ const stopping = new AbortController();
 
 async function runHistories(
   options: Exclude<ReturnType<typeof parseChaosOptions>, "help">,
-  shared: { resources: Resources; runDir: string; tmpRoot: string; capabilities: ReturnType<typeof probeCapabilities> },
+  shared: {
+    resources: Resources;
+    runDir: string;
+    tmpRoot: string;
+    capabilities: ReturnType<typeof probeCapabilities>;
+    commands: BuiltCommands | undefined;
+  },
 ): Promise<HistoryResult[]> {
   const results: HistoryResult[] = [];
   const budgetMs = options.minutes * 60_000;

@@ -23,6 +23,8 @@ export interface ChaosOptions {
   readonly diskMiB: number;
   /** requireAllKinds: fail the run unless every enabled fault kind ran at least once (CI). */
   readonly requireAllKinds: boolean;
+  /** build: run the compiled build (tsconfig.build.json) rather than the sources through tsx. */
+  readonly build: boolean;
 }
 
 export const usage = `npm run chaos -- [options]
@@ -44,6 +46,7 @@ writes an HTML report per history and a summary (terminal and JSON) under --out.
   --out DIR              where reports go (default test-results/chaos)
   --keep-logs            keep node logs of passing histories too
   --require-all-kinds    fail unless every enabled fault kind ran at least once
+  --no-build             run the sources through tsx instead of compiling them once (slower starts)
   --help`;
 
 export class OptionsError extends Error {
@@ -72,6 +75,7 @@ export function parseChaosOptions(argv: readonly string[]): ChaosOptions | "help
         out: { type: "string" },
         "keep-logs": { type: "boolean" },
         "require-all-kinds": { type: "boolean" },
+        "no-build": { type: "boolean" },
         help: { type: "boolean" },
       },
     }).values;
@@ -113,6 +117,7 @@ export function parseChaosOptions(argv: readonly string[]): ChaosOptions | "help
     leaseTtlMs: integer("ttl-ms", 1000, 450, 60_000),
     diskMiB: integer("disk-mib", 64, 16, 4096),
     requireAllKinds: values["require-all-kinds"] === true,
+    build: values["no-build"] !== true,
   };
   if (options.unfenced && !options.workloads.includes("lock-set")) problems.push("--unfenced needs the lock-set workload");
   if (problems.length > 0) throw new OptionsError(`invalid options:\n  ${problems.join("\n  ")}\n\n${usage}`);

@@ -31,6 +31,8 @@ export async function startBookingSystem(
     nodeEnv?: Record<string, string>;
     /** schedulerArgs: extra arguments for each scheduler's `node` (for example --cpu-prof). */
     schedulerArgs?: readonly string[];
+    /** schedulerCommand: what `node` runs, after schedulerArgs. @default ["--import", "tsx", "scheduler/main.ts"] */
+    schedulerCommand?: readonly string[];
     /** clusterOptions: for the lock cluster (ProcessCluster.start), over the defaults here. */
     clusterOptions?: ProcessClusterOptions;
     /** onStderr: where a scheduler's stderr goes (default: this process's stderr, prefixed). */
@@ -50,7 +52,8 @@ export async function startBookingSystem(
     const port = await freePort();
     const logDir = join(cluster.dataRoot, `scheduler-${schedulers.length + 1}`);
     mkdirSync(logDir, { recursive: true });
-    const child = spawn(process.execPath, [...(options.schedulerArgs ?? []), "--import", "tsx", "scheduler/main.ts"], {
+    const command = options.schedulerCommand ?? ["--import", "tsx", "scheduler/main.ts"];
+    const child = spawn(process.execPath, [...(options.schedulerArgs ?? []), ...command], {
       env: {
         ...process.env,
         SCHEDULER_LISTEN: `127.0.0.1:${port}`,

@@ -73,6 +73,8 @@ export interface ProcessClusterOptions {
   readonly env?: Record<string, string>;
   /** nodeArgs: extra arguments for each node's `node` (for example --cpu-prof). */
   readonly nodeArgs?: readonly string[];
+  /** nodeCommand: what `node` runs, after nodeArgs (a compiled build's main.js). @default ["--import", "tsx", "node/main.ts"] */
+  readonly nodeCommand?: readonly string[];
   /** peersFor: the SCTEC_PEERS a node is started with (default: every node's own address). */
   readonly peersFor?: (id: string) => string;
   /** envFor: extra environment for one node, over `env`. */
@@ -157,7 +159,8 @@ export class ProcessCluster {
       this.ids()
         .map((peer) => `${peer}=${this.url(peer)}`)
         .join(",");
-    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), "--import", "tsx", "node/main.ts"], {
+    const command = this.options.nodeCommand ?? ["--import", "tsx", "node/main.ts"];
+    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), ...command], {
       env: {
         ...process.env,
         SCTEC_NODE_ID: id,
