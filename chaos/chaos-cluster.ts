@@ -63,6 +63,7 @@ export class ChaosCluster {
   readonly unexpectedExits: UnexpectedExit[] = [];
   /** paused: nodes stopped with SIGSTOP and not yet continued. */
   readonly paused = new Set<string>();
+  private closed = false;
   private readonly options: ChaosClusterOptions;
   /** expectingExit: nodes the nemesis or the runner is ending; their exit is no surprise. */
   private readonly expectingExit = new Set<string>();
@@ -199,7 +200,8 @@ export class ChaosCluster {
   }
 
   restart(id: string): void {
-    if (this.running(id)) return;
+    // After close(), a fault still winding down must not start anything again.
+    if (this.closed || this.running(id)) return;
     this.expectingExit.delete(id);
     this.cluster.startNode(id);
   }
@@ -246,6 +248,7 @@ export class ChaosCluster {
    * their logs from disk.
    */
   async close(): Promise<string[]> {
+    this.closed = true;
     this.monitor.stop();
     for (const id of this.cluster.ids()) {
       this.expectingExit.add(id);

@@ -125,6 +125,7 @@ export async function runHistory(plan: HistoryPlan, context: RunContext): Promis
     error = caught instanceof Error ? (caught.stack ?? caught.message) : String(caught);
     checks.push({ name: "history ran to the end", ok: false, detail: error.split("\n")[0] ?? error });
   } finally {
+    await state?.faultsDone;
     chaos?.keepSchedulerLogs();
     const leftovers = await closeQuietly(chaos, context);
     if (leftovers.length > 0) checks.push({ name: "cleaned up", ok: false, detail: `could not unmount ${leftovers.join(", ")}` });
@@ -167,6 +168,8 @@ interface RunState {
   endedAtMs: number;
   /** stoppedAtWallMs: performance.now() when the workload stopped. */
   stoppedAtWallMs: number | undefined;
+  /** faultsDone: the nemesis's run, awaited before the cluster is closed (an interrupted history too). */
+  faultsDone: Promise<void>;
   failingWindows: FailingWindowReport[];
   logs: LogComparison | undefined;
   applied: AppliedComparison | undefined;
@@ -181,6 +184,7 @@ async function prepareWorkload(plan: HistoryPlan, chaos: ChaosCluster, context: 
     healedAtMs: 0,
     endedAtMs: 0,
     stoppedAtWallMs: undefined,
+    faultsDone: Promise.resolve(),
     failingWindows: [],
     logs: undefined,
     applied: undefined,
@@ -234,10 +238,11 @@ async function play(
   };
   workload.start();
   try {
-    const faults = state.nemesis.run(plan.faults, context.signal);
+    state.faultsDone = state.nemesis.run(plan.faults, context.signal);
     await sleep(plan.healAtMs - nowMs(), context.signal);
+    interrupted();
     await state.nemesis.healAll();
-    await faults;
+    await state.faultsDone;
     await state.nemesis.healAll(); // A membership change that ran late may have left something.
     state.healedAtMs = nowMs();
     interrupted();
@@ -260,7 +265,7 @@ async function play(
       detail: `${recovered} ${state.lockSet === undefined ? "bookings" : "writes"} acknowledged after healing`,
     });
   } finally {
-    await workload.stop();
+    await workload.stop({ abort: context.signal.aborted });
     state.endedAtMs = nowMs();
     state.stoppedAtWallMs = performance.now();
   }

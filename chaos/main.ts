@@ -181,9 +181,14 @@ function missingCapabilities(kinds: readonly FaultKind[], capabilities: ReturnTy
 
 function installSignalHandlers(resources: Resources): void {
   let signals = 0;
+  let firstSignalMs = 0;
   const onSignal = (signal: NodeJS.Signals) => {
+    // Ctrl-C reaches this process twice: from the terminal (to the whole process group) and
+    // relayed by tsx, its parent. Only a second one at least a second later means "at once".
+    if (signals === 1 && performance.now() - firstSignalMs < 1000) return;
     signals++;
     if (signals === 1) {
+      firstSignalMs = performance.now();
       say(`${signal}: ending the current history and cleaning up (again to stop at once)`);
       stopping.abort();
       // Bounded: the orderly stop gets a minute; then everything goes at once.

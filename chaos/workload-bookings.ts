@@ -55,6 +55,8 @@ export class BookingsWorkload {
   readonly requests: BookingRequest[] = [];
   private readonly options: BookingsOptions;
   private readonly stopping = new AbortController();
+  /** aborting ends the requests in flight (an interrupted run). */
+  private readonly aborting = new AbortController();
   private loops: Promise<void>[] = [];
   private scientists: Scientist[] = [];
   /** slotStarts: the pool of slots, a week or more ahead (ISO UTC). */
@@ -92,8 +94,10 @@ export class BookingsWorkload {
     this.loops = this.scientists.map((scientist, position) => this.clientLoop(scientist, position));
   }
 
-  async stop(): Promise<void> {
+  /** stop ends the loops after their current request (each bounded by its deadline), or at once with `abort`. */
+  async stop(options: { abort?: boolean } = {}): Promise<void> {
     this.stopping.abort();
+    if (options.abort === true) this.aborting.abort();
     await Promise.all(this.loops);
   }
 
@@ -146,7 +150,7 @@ export class BookingsWorkload {
     };
     this.requests.push(request);
     const deadlineMs = performance.now() + this.options.operationDeadlineMs;
-    for (let attempt = 0; attempt < 50 && performance.now() < deadlineMs; attempt++) {
+    for (let attempt = 0; attempt < 50 && performance.now() < deadlineMs && !this.aborting.signal.aborted; attempt++) {
       request.attempts = attempt + 1;
       const url = this.scheduler(firstScheduler + attempt);
       const answer =
@@ -161,7 +165,8 @@ export class BookingsWorkload {
         request.returnedAtMs = this.options.nowMs();
         return request;
       }
-      await sleep(Math.min(1000, 100 * 2 ** attempt), AbortSignal.timeout(Math.max(1, Math.ceil(deadlineMs - performance.now()))));
+      const leftMs = Math.max(1, Math.ceil(deadlineMs - performance.now()));
+      await sleep(Math.min(1000, 100 * 2 ** attempt), AbortSignal.any([this.aborting.signal, AbortSignal.timeout(leftMs)]));
     }
     return request;
   }

@@ -54,6 +54,8 @@ export class LockSetWorkload {
   readonly pauses: ClientPause[] = [];
   private readonly options: LockSetOptions;
   private readonly stopping = new AbortController();
+  /** aborting ends the operations in flight (an interrupted run: their outcomes no longer matter). */
+  private readonly aborting = new AbortController();
   private loops: Promise<void>[] = [];
 
   constructor(options: LockSetOptions) {
@@ -68,9 +70,10 @@ export class LockSetWorkload {
     this.loops = Array.from({ length: this.options.clients }, (_, position) => this.clientLoop(position));
   }
 
-  /** stop ends the loops after their current operation (each bounded by its deadline). */
-  async stop(): Promise<void> {
+  /** stop ends the loops after their current operation (each bounded by its deadline), or at once with `abort`. */
+  async stop(options: { abort?: boolean } = {}): Promise<void> {
     this.stopping.abort();
+    if (options.abort === true) this.aborting.abort();
     await Promise.all(this.loops);
   }
 
@@ -87,7 +90,7 @@ export class LockSetWorkload {
     const values: { key: string; value: string | null }[] = [];
     for (const [position, key] of this.keyNames().entries()) {
       const invokedAtMs = this.options.nowMs();
-      const found = await client.get(key, { signal: AbortSignal.timeout(this.options.operationDeadlineMs) });
+      const found = await client.get(key, { signal: this.readSignal() });
       const value = found?.value ?? null;
       this.record("final", invokedAtMs, this.options.nowMs(), {
         kind: "read",
@@ -136,7 +139,7 @@ export class LockSetWorkload {
           if (random.nextFloat() < this.options.pauseProbability) {
             const pauseMs = Math.round(this.options.ttlMs * (1.2 + 0.8 * random.nextFloat()));
             const fromMs = this.options.nowMs();
-            await sleep(pauseMs);
+            await sleep(pauseMs, this.aborting.signal);
             this.pauses.push({ client: name, fromMs, toMs: this.options.nowMs() });
           }
           const element = `${name}.${cycle}`;
@@ -148,8 +151,12 @@ export class LockSetWorkload {
     }
   }
 
-  private deadline(): { deadlineMs: number } {
-    return { deadlineMs: performance.now() + this.options.operationDeadlineMs };
+  private deadline(): { deadlineMs: number; signal: AbortSignal } {
+    return { deadlineMs: performance.now() + this.options.operationDeadlineMs, signal: this.aborting.signal };
+  }
+
+  private readSignal(): AbortSignal {
+    return AbortSignal.any([this.aborting.signal, AbortSignal.timeout(this.options.operationDeadlineMs)]);
   }
 
   /** acquire records one acquire and returns the token when it was granted. */
@@ -189,7 +196,7 @@ export class LockSetWorkload {
   private async read(client: LockClient, name: string, resource: string, key: string): Promise<string | null | undefined> {
     const invokedAtMs = this.options.nowMs();
     try {
-      const found = await client.get(key, { signal: AbortSignal.timeout(this.options.operationDeadlineMs) });
+      const found = await client.get(key, { signal: this.readSignal() });
       const value = found?.value ?? null;
       this.record(name, invokedAtMs, this.options.nowMs(), { kind: "read", resource, key, outcome: { status: "read", value } });
       return value;
