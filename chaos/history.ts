@@ -216,6 +216,7 @@ async function prepareWorkload(plan: HistoryPlan, chaos: ChaosCluster, context: 
     ttlMs: context.leaseTtlMs,
     unfenced: plan.unfenced,
     pauseProbability: 0.08,
+    pauseOnceAfterMs: plan.healAtMs,
     operationDeadlineMs: 30_000,
     cyclesMax: 100_000,
   });

@@ -14,7 +14,7 @@ import { OptionsError, parseChaosOptions, usage } from "./options.ts";
 import { describeFault, type FaultKind, makeHistoryPlan } from "./plan.ts";
 import { renderHistoryReport } from "./report-html.ts";
 import { Resources, releaseStale, runPrefix } from "./resources.ts";
-import { formatHistoryTable, formatKindTable, historyRow, kindRows } from "./summary.ts";
+import { electionStats, formatHistoryTable, formatKindTable, historyRow, kindRows } from "./summary.ts";
 
 const startedMs = performance.now();
 const say = (text: string) => process.stdout.write(`[${((performance.now() - startedMs) / 1000).toFixed(1).padStart(7)} s] ${text}\n`);
@@ -136,11 +136,13 @@ async function runHistories(
 function summarize(options: Exclude<ReturnType<typeof parseChaosOptions>, "help">, results: readonly HistoryResult[], runDir: string) {
   const histories = results.map((result) => historyRow(result, join(runDir, `history-${String(result.plan.index).padStart(3, "0")}.html`)));
   const byKind = kindRows(results);
+  const elections = electionStats(results);
   const missingKinds = byKind.filter((row) => options.kinds.includes(row.kind) && row.faults === 0).map((row) => row.kind);
   const failed = histories.filter((row) => !row.ok);
   const verdict = [
     `${histories.length} histories, ${histories.length - failed.length} passed, ${failed.length} failed${stopping.signal.aborted ? " (interrupted)" : ""}`,
     ...(missingKinds.length > 0 ? [`fault kinds that did not run: ${missingKinds.join(", ")}`] : []),
+    `new terms: ${elections.clockFaultElections} in ${elections.clockFaultSeconds.toFixed(0)} s of clock faults alone, ${elections.quietElections} in ${elections.quietSeconds.toFixed(0)} s without faults`,
   ];
   const ok =
     histories.length > 0 && failed.length === 0 && !stopping.signal.aborted && (!options.requireAllKinds || missingKinds.length === 0);
@@ -156,6 +158,7 @@ function summarize(options: Exclude<ReturnType<typeof parseChaosOptions>, "help"
     missingKinds,
     histories,
     byKind,
+    elections,
   };
 }
 

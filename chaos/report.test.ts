@@ -7,7 +7,7 @@ import type { HistoryResult } from "./history.ts";
 import { OptionsError, parseChaosOptions } from "./options.ts";
 import { makeHistoryPlan } from "./plan.ts";
 import { renderHistoryReport } from "./report-html.ts";
-import { formatHistoryTable, historyRow } from "./summary.ts";
+import { electionStats, formatHistoryTable, historyRow } from "./summary.ts";
 
 const entry = (client: string, invokedAtMs: number, returnedAtMs: number, operation: FencedEntry["operation"]): FencedEntry => ({
   client,
@@ -122,6 +122,24 @@ describe("the summary table", () => {
     const table = formatHistoryTable([historyRow(failedHistory(), "report.html")]);
     expect(table).toMatch(/lock-set \(unfenced\)/);
     expect(table).toMatch(/FAIL/);
+  });
+});
+
+describe("electionStats", () => {
+  it("counts new terms during clock faults that ran alone, and in quiet time away from faults", () => {
+    const result = failedHistory();
+    const sample = (atMs: number, term: number) => ({ ...(result.samples[0] as HistoryResult["samples"][number]), atMs, term });
+    const clock = { ...(result.faults[0] as HistoryResult["faults"][number]), plan: { ...result.faults[0]?.plan, kind: "clock" as const } };
+    const stats = electionStats([
+      {
+        ...result,
+        faults: [{ ...clock, startedAtMs: 6000, endedAtMs: 8000 } as HistoryResult["faults"][number]],
+        // Term 3 at 2 s (quiet), term 4 at 7 s (during the clock fault), term 5 at 9 s (just after it: neither).
+        samples: [sample(0, 2), sample(2000, 3), sample(7000, 4), sample(9000, 5)],
+      },
+    ]);
+    expect(stats).toMatchObject({ clockFaultSeconds: 2, clockFaultElections: 1, quietElections: 1 });
+    expect(stats.quietSeconds).toBeCloseTo((20_000 - 1000 - 5000) / 1000, 0);
   });
 });
 

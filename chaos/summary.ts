@@ -110,3 +110,52 @@ function table(header: readonly string[], lines: readonly (readonly string[])[])
       .join("  ");
   return [render(header), widths.map((width) => "-".repeat(width)).join("  "), ...lines.map(render)].join("\n");
 }
+
+/**
+ * ElectionStats: how often the term changed during clock faults that ran alone, and during quiet
+ * time (no fault on, and none in the 3 s before), over a run. A wall-clock fault may change nothing
+ * but times of day, so the first rate should be no higher than the second (which on a loaded
+ * machine is not zero: a node that misses heartbeats for 150-300 ms starts an election).
+ */
+export interface ElectionStats {
+  readonly clockFaultSeconds: number;
+  readonly clockFaultElections: number;
+  readonly quietSeconds: number;
+  readonly quietElections: number;
+}
+
+export function electionStats(results: readonly HistoryResult[]): ElectionStats {
+  let clockFaultMs = 0;
+  let clockFaultElections = 0;
+  let quietMs = 0;
+  let quietElections = 0;
+  for (const result of results) {
+    const elections = electionTimes(result);
+    const faults = result.faults
+      .filter((fault) => fault.startedAtMs !== undefined)
+      .map((fault) => ({ kind: fault.plan.kind, fromMs: fault.startedAtMs as number, toMs: fault.endedAtMs ?? result.endedAtMs }));
+    for (const fault of faults) {
+      if (fault.kind !== "clock" || faults.some((other) => other !== fault && other.fromMs < fault.toMs && fault.fromMs < other.toMs))
+        continue;
+      clockFaultMs += fault.toMs - fault.fromMs;
+      clockFaultElections += elections.filter((atMs) => atMs > fault.fromMs && atMs <= fault.toMs).length;
+    }
+    // Quiet: sampled in 100 ms steps, outside every fault and the 3 s after it.
+    const quietAt = (atMs: number) => !faults.some((fault) => atMs >= fault.fromMs && atMs < fault.toMs + 3000);
+    for (let atMs = 1000; atMs < result.endedAtMs; atMs += 100) if (quietAt(atMs)) quietMs += 100;
+    quietElections += elections.filter((atMs) => atMs >= 1000 && quietAt(atMs)).length;
+  }
+  return { clockFaultSeconds: clockFaultMs / 1000, clockFaultElections, quietSeconds: quietMs / 1000, quietElections };
+}
+
+/** electionTimes: when the monitor first saw each new term (a node's answer with a term above every earlier one). */
+function electionTimes(result: HistoryResult): number[] {
+  const times: number[] = [];
+  let highest = 0;
+  for (const sample of [...result.samples].sort((a, b) => a.atMs - b.atMs)) {
+    if (sample.term <= highest) continue;
+    if (highest > 0) times.push(sample.atMs);
+    highest = sample.term;
+  }
+  return times;
+}

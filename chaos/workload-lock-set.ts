@@ -32,6 +32,13 @@ export interface LockSetOptions {
   readonly unfenced: boolean;
   /** pauseProbability: the chance, per cycle, that a client pauses between its read and its write, past the TTL. */
   readonly pauseProbability: number;
+  /**
+   * pauseOnceAfterMs: besides, every client pauses so once in its first cycle after this time (the
+   * history's healing), so that each history has pauses in a healthy cluster, where another client
+   * surely takes the lock meanwhile: the fence is exercised (and --unfenced loses data) even when
+   * the faults left the clients few cycles before.
+   */
+  readonly pauseOnceAfterMs: number;
   /** operationDeadlineMs: an operation without an answer by then is unknown. */
   readonly operationDeadlineMs: number;
   /** cyclesMax bounds each client's loop. */
@@ -127,6 +134,7 @@ export class LockSetWorkload {
     const name = `c${position}`;
     const client = this.client(name, position);
     const random = createSeededRandom((this.options.seed ^ Math.imul(position + 1, 0x27d4_eb2d)) >>> 0);
+    let pausedAfterHealing = false;
     for (let cycle = 0; cycle < this.options.cyclesMax && !this.stopping.signal.aborted; cycle++) {
       const keyIndex = random.nextInt(this.options.keys);
       const resource = `lock/${keyIndex}`;
@@ -136,7 +144,9 @@ export class LockSetWorkload {
       if (token !== undefined) {
         const value = await this.read(client, name, resource, key);
         if (value !== undefined) {
-          if (random.nextFloat() < this.options.pauseProbability) {
+          const afterHealing: boolean = !pausedAfterHealing && this.options.nowMs() >= this.options.pauseOnceAfterMs;
+          if (afterHealing) pausedAfterHealing = true;
+          if (random.nextFloat() < this.options.pauseProbability || afterHealing) {
             const pauseMs = Math.round(this.options.ttlMs * (1.2 + 0.8 * random.nextFloat()));
             const fromMs = this.options.nowMs();
             await sleep(pauseMs, this.aborting.signal);
