@@ -132,6 +132,9 @@ function svg(
       parts.push(
         `<rect class="${bar.css}" x="${left.toFixed(1)}" y="${barY}" width="${width.toFixed(1)}" height="${barHeight}"><title>${escapeHtml(bar.title)}</title></rect>`,
       );
+      if (bar.label !== undefined && width > bar.label.length * 5.5 + 4) {
+        parts.push(`<text class="bar-label" x="${(left + 3).toFixed(1)}" y="${y + laneHeight - 5}">${escapeHtml(bar.label)}</text>`);
+      }
     }
   });
   const axisY = top + lanes.length * laneHeight;
@@ -150,9 +153,16 @@ function leaderLane(samples: readonly StatusSample[], endMs: number): Lane {
   let current: { id: string | undefined; term: number; fromMs: number } = { id: undefined, term: 0, fromMs: 0 };
   const sorted = [...samples].sort((a, b) => a.atMs - b.atMs);
   const flush = (atMs: number) => {
-    if (current.id !== undefined)
-      bars.push({ fromMs: current.fromMs, toMs: atMs, css: `node-${current.id}`, title: `leader ${current.id}, term ${current.term}` });
-    else if (atMs > current.fromMs) bars.push({ fromMs: current.fromMs, toMs: atMs, css: "no-leader", title: "no leader known" });
+    if (current.id !== undefined) {
+      const label = `${current.id} t${current.term}`;
+      bars.push({
+        fromMs: current.fromMs,
+        toMs: atMs,
+        css: `node-${current.id}`,
+        title: `leader ${current.id}, term ${current.term}`,
+        label,
+      });
+    } else if (atMs > current.fromMs) bars.push({ fromMs: current.fromMs, toMs: atMs, css: "no-leader", title: "no leader known" });
   };
   for (const sample of sorted) {
     latest.set(sample.id, sample);

@@ -109,6 +109,7 @@ describe("the history report", () => {
     expect(html).toContain("Smallest failing window (lock/0)");
     expect(html).toContain("write set/0 under token 5");
     expect(html).toContain("partition bridge");
+    expect(html).toMatch(/<text class="bar-label"[^>]*>n1 t2<\/text>/); // the leader and its term, written in its segment
   });
 
   it("escapes what it shows", () => {
