@@ -141,7 +141,7 @@ function summarize(options: Exclude<ReturnType<typeof parseChaosOptions>, "help"
   const failed = histories.filter((row) => !row.ok);
   const verdict = [
     `${histories.length} histories, ${histories.length - failed.length} passed, ${failed.length} failed${stopping.signal.aborted ? " (interrupted)" : ""}`,
-    ...(missingKinds.length > 0 ? [`fault kinds that did not run: ${missingKinds.join(", ")}`] : []),
+    ...(missingKinds.length > 0 ? [`fault kinds that never took effect: ${missingKinds.join(", ")}`] : []),
     `new terms: ${elections.clockFaultElections} in ${elections.clockFaultSeconds.toFixed(0)} s of clock faults alone, ${elections.quietElections} in ${elections.quietSeconds.toFixed(0)} s without faults`,
   ];
   const ok =
@@ -170,6 +170,7 @@ function replayCommand(options: Exclude<ReturnType<typeof parseChaosOptions>, "h
     options.faultsPerHistory !== 3 ? `--faults-per-history ${options.faultsPerHistory}` : "",
     options.workloads.length !== 2 ? `--workload ${options.workloads[0]}` : "",
     options.leaseTtlMs !== 1000 ? `--ttl-ms ${options.leaseTtlMs}` : "",
+    options.diskMiB !== 64 ? `--disk-mib ${options.diskMiB}` : "",
   ].filter((part) => part !== "");
   return `npm run chaos -- --seed ${options.seed} --history ${index}${extra.length > 0 ? ` ${extra.join(" ")}` : ""}`;
 }

@@ -11,7 +11,13 @@ import { type Edge, partitions } from "./network.ts";
 import { describeFault, type FaultPlan } from "./plan.ts";
 import { sleep } from "./sleep.ts";
 
-/** FaultRecord is what happened when a planned fault ran. */
+/**
+ * FaultRecord is what happened when a planned fault ran. A fault that started may still have done
+ * nothing (no leader to transfer from, a membership change that never committed): `effective`
+ * says whether it did, and `ranAs` what it turned out to be (a "leader" fault that found no leader
+ * hit one node instead). The summary counts only effective faults, by `ranAs`, so that "every
+ * kind ran" means it really did.
+ */
 export interface FaultRecord {
   readonly plan: FaultPlan;
   readonly label: string;
@@ -19,6 +25,8 @@ export interface FaultRecord {
   startedAtMs: number | undefined;
   endedAtMs: number | undefined;
   notes: string[];
+  effective: boolean;
+  ranAs: string;
   /** leaseProbe: for a clock fault, a lease taken while the clock was off and left to expire (see clockFault). */
   leaseProbe?: LeaseProbe;
 }
@@ -40,6 +48,8 @@ export interface NemesisOptions {
 
 /** membershipWaitMs bounds a membership change (add, catch up, promote, remove) under faults. */
 const membershipWaitMs = 12_000;
+/** transferGraceMs: how long past its planned end a transfer fault that moved no leader yet keeps trying. */
+const transferGraceMs = 6000;
 
 export class Nemesis {
   readonly records: FaultRecord[] = [];
@@ -99,7 +109,16 @@ export class Nemesis {
   }
 
   private async runFault(plan: FaultPlan, signal: AbortSignal): Promise<void> {
-    const record: FaultRecord = { plan, label: describeFault(plan), targets: [], startedAtMs: undefined, endedAtMs: undefined, notes: [] };
+    const record: FaultRecord = {
+      plan,
+      label: describeFault(plan),
+      targets: [],
+      startedAtMs: undefined,
+      endedAtMs: undefined,
+      notes: [],
+      effective: false,
+      ranAs: plan.variant,
+    };
     this.records.push(record);
     await sleep(plan.startMs - this.options.nowMs(), signal);
     if (signal.aborted || this.healing.signal.aborted) {
@@ -115,7 +134,7 @@ export class Nemesis {
     }
     record.endedAtMs = this.options.nowMs();
     this.options.log(
-      `  fault ended: ${record.label} on ${record.targets.join(", ") || "—"}${record.notes.length > 0 ? ` (${record.notes.join("; ")})` : ""}`,
+      `  fault ended: ${record.label} on ${record.targets.join(", ") || "—"}${record.effective ? "" : ", NO EFFECT"}${record.notes.length > 0 ? ` (${record.notes.join("; ")})` : ""}`,
     );
   }
 
@@ -125,12 +144,13 @@ export class Nemesis {
     const hold = () => sleep(endAtMs - this.options.nowMs(), AbortSignal.any([signal, this.healing.signal]));
     switch (plan.kind) {
       case "kill": {
-        record.targets = this.killTargets(plan);
+        record.targets = this.killTargets(plan, record);
         this.options.log(`  fault: ${record.label}: kill -9 ${record.targets.join(", ")}`);
         for (const id of record.targets) {
           this.killed.add(id);
           await chaos.kill(id);
         }
+        record.effective = record.targets.length > 0;
         await hold();
         for (const id of record.targets) {
           if (!this.killed.has(id) || this.removed.has(id)) continue;
@@ -143,6 +163,7 @@ export class Nemesis {
         record.targets = [this.pickTarget(plan, record)];
         this.options.log(`  fault: ${record.label}: SIGSTOP ${record.targets.join(", ")}`);
         for (const id of record.targets) chaos.pause(id);
+        record.effective = true;
         await hold();
         for (const id of record.targets) chaos.resume(id);
         return;
@@ -151,6 +172,7 @@ export class Nemesis {
         const edges = this.partitionEdges(plan, record);
         this.options.log(`  fault: ${record.label}: cut ${edges.map((edge) => `${edge.from}→${edge.to}`).join(" ")}`);
         chaos.network.cut(edges);
+        record.effective = edges.length > 0;
         await hold();
         chaos.network.restore(edges);
         return;
@@ -190,6 +212,7 @@ export class Nemesis {
       const leader = this.options.chaos.monitor.leader();
       if (leader !== undefined && candidates.includes(leader)) return leader;
       record.notes.push("no leader known when it started: hit one node instead");
+      if (record.ranAs === "leader") record.ranAs = "one";
     }
     const pool = candidates.length > 0 ? candidates : this.options.chaos.cluster.foundingIds();
     return pool[Math.floor(plan.pick * pool.length)] as string;
@@ -199,7 +222,7 @@ export class Nemesis {
     return plan.target === "all" ? this.runningMembers() : [this.pickTarget(plan, record)];
   }
 
-  private killTargets(plan: FaultPlan): string[] {
+  private killTargets(plan: FaultPlan, record: FaultRecord): string[] {
     const running = this.runningMembers();
     const voters = this.voters().filter((id) => running.includes(id));
     switch (plan.variant) {
@@ -211,7 +234,10 @@ export class Nemesis {
       }
       case "leader": {
         const leader = this.options.chaos.monitor.leader();
-        return leader !== undefined && running.includes(leader) ? [leader] : this.shuffle(running).slice(0, 1);
+        if (leader !== undefined && running.includes(leader)) return [leader];
+        record.notes.push("no leader known when it started: killed one node instead");
+        record.ranAs = "one";
+        return this.shuffle(running).slice(0, 1);
       }
       default:
         return this.shuffle(running).slice(0, 1);
@@ -253,6 +279,7 @@ export class Nemesis {
       }
       default: {
         const leader = this.pickTarget({ ...plan, target: "leader" }, record);
+        if (record.notes.some((note) => note.startsWith("no leader known"))) record.ranAs = "isolate-one";
         record.targets = [leader];
         return partitions.isolate(
           leader,
@@ -275,6 +302,7 @@ export class Nemesis {
     const probe = this.probeLease(record, () => {
       if (plan.variant !== "strobe") for (const id of record.targets) clocks.set(id, offsetSeconds);
     });
+    record.effective = record.targets.length > 0;
     if (plan.variant === "strobe") {
       const periodMs = plan.strobePeriodMs ?? 100;
       // Bounded: one flip per period until the end, and never more than the plan allows.
@@ -341,6 +369,7 @@ export class Nemesis {
       const fsync = chaos.fsync;
       if (fsync === undefined) throw new Error("the nodes were not started with slow-fsync.so");
       for (const id of record.targets) fsync.set(id, plan.fsyncDelayMs ?? 100);
+      record.effective = record.targets.length > 0;
       await hold();
       for (const id of record.targets) fsync.set(id, 0);
       return;
@@ -351,6 +380,7 @@ export class Nemesis {
       const bytes = disks.fill(id);
       record.notes.push(`${id}: filled ${(bytes / 1024 / 1024).toFixed(1)} MiB, ${disks.freeBytes(id)} bytes left`);
     }
+    record.effective = record.targets.length > 0;
     await hold();
     for (const id of record.targets) disks.free(id);
   }
@@ -373,6 +403,7 @@ export class Nemesis {
       this.options.log(`  fault: ${record.label}: remove ${victim}`);
       if (await this.memberAction("remove_node", victim, deadlineMs, record)) {
         this.removed.add(victim);
+        record.effective = true;
         await chaos.stopGracefully(victim);
         record.notes.push(`${victim} removed and stopped`);
       }
@@ -390,13 +421,19 @@ export class Nemesis {
     if (!(await this.memberAction("add_learner", spare, deadlineMs, record))) return;
     if (!(await this.memberAction("promote_learner", spare, deadlineMs, record))) return;
     record.notes.push(`${spare} added and promoted`);
-    if (plan.variant !== "replace-leader") return;
+    if (plan.variant !== "replace-leader") {
+      record.effective = true;
+      return;
+    }
     if (replaced === undefined) {
-      record.notes.push("no leader known to replace");
+      record.notes.push("no leader known to replace: only added a node");
+      record.ranAs = "add";
+      record.effective = true;
       return;
     }
     if (await this.memberAction("remove_node", replaced, deadlineMs, record)) {
       this.removed.add(replaced);
+      record.effective = true;
       await chaos.stopGracefully(replaced);
       record.notes.push(`the old leader ${replaced} removed and stopped`);
     }
@@ -429,16 +466,31 @@ export class Nemesis {
     return members.voters.includes(nodeId);
   }
 
+  /**
+   * transfers asks for `plan.transfers` leadership transfers, one after another, within the
+   * fault's time. Its companion fault may leave no leader for a while (a kill, a pause): then it
+   * waits for one, and if no transfer went through by the fault's end it keeps trying for up to
+   * transferGraceMs more (bounded in time and attempts), so that a transfer fault is rarely one
+   * that did nothing; `effective` says whether one did.
+   */
   private async transfers(plan: FaultPlan, record: FaultRecord, endAtMs: number): Promise<void> {
     const chaos = this.options.chaos;
     const count = plan.transfers ?? 1;
-    for (let transfer = 0; transfer < count && this.options.nowMs() < endAtMs; transfer++) {
+    const graceEndMs = endAtMs + transferGraceMs;
+    let done = 0;
+    let waitedForLeader = false;
+    const goOn = () => {
+      const nowMs = this.options.nowMs();
+      return !this.healing.signal.aborted && (nowMs < endAtMs || (done === 0 && nowMs < graceEndMs));
+    };
+    for (let attempt = 0; done < count && attempt < count + 40 && goOn(); attempt++) {
       const leader = chaos.monitor.leader();
       const others = this.voters().filter((id) => id !== leader && chaos.running(id) && !chaos.paused.has(id));
       const to = others[this.random.nextInt(Math.max(1, others.length))];
       if (leader === undefined || to === undefined) {
-        record.notes.push("no leader or no other voter to transfer to");
-        await sleep(500);
+        if (!waitedForLeader) record.notes.push("waited for a leader and another voter to transfer to");
+        waitedForLeader = true;
+        await sleep(250, this.healing.signal);
         continue;
       }
       record.targets.push(to);
@@ -446,21 +498,21 @@ export class Nemesis {
       try {
         await this.admin.admin("/admin/transfer", { to });
         const started = this.options.nowMs();
-        await sleep(0);
         // Bounded wait for the transfer to show (or not) before the next one.
         for (let poll = 0; poll < 20 && this.options.nowMs() - started < 2000; poll++) {
           await chaos.monitor.pollNow();
           if (chaos.monitor.leader() === to) break;
           await sleep(100);
         }
-        record.notes.push(
-          `${leader} → ${to}: ${chaos.monitor.leader() === to ? "done" : `leader now ${chaos.monitor.leader() ?? "none"}`}`,
-        );
+        const moved = chaos.monitor.leader() === to;
+        if (moved) done++;
+        record.notes.push(`${leader} → ${to}: ${moved ? "done" : `leader now ${chaos.monitor.leader() ?? "none"}`}`);
       } catch (error) {
         record.notes.push(`${leader} → ${to} refused: ${(error as Error).message}`);
       }
-      await sleep(Math.min(700, endAtMs - this.options.nowMs()));
+      await sleep(Math.max(0, Math.min(700, endAtMs - this.options.nowMs())), this.healing.signal);
     }
+    record.effective = done > 0;
   }
 
   private shuffle(ids: readonly string[]): string[] {

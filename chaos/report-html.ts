@@ -93,7 +93,7 @@ function timeline(result: HistoryResult, fromMs: number, toMs: number): string {
     .map((fault) => ({
       fromMs: fault.startedAtMs as number,
       toMs: fault.endedAtMs ?? toMs,
-      label: `${fault.plan.kind} ${fault.plan.variant}${fault.targets.length > 0 ? ` ${fault.targets.join(",")}` : ""}`,
+      label: `${fault.plan.kind} ${fault.ranAs}${fault.targets.length > 0 ? ` ${fault.targets.join(",")}` : ""}${fault.effective ? "" : " (no effect)"}`,
     }));
   bands.push({ fromMs: result.healedAtMs, toMs: result.healedAtMs, label: "healed" });
   return svg(lanes, fromMs, toMs, bands);
@@ -244,7 +244,7 @@ function faultsTable(faults: readonly FaultRecord[]): string {
   const rows = faults
     .map(
       (fault) =>
-        `<tr><td>${escapeHtml(fault.label)}</td><td>${escapeHtml(fault.targets.join(", ") || "—")}</td><td>${fault.startedAtMs === undefined ? "not started" : ms(fault.startedAtMs)}</td><td>${fault.endedAtMs === undefined ? "" : ms(fault.endedAtMs)}</td><td>${escapeHtml(fault.notes.join("; "))}${fault.leaseProbe === undefined ? "" : escapeHtml(` lease probe: asked at ${ms(fault.leaseProbe.invokedAtMs)}, granted ${fault.leaseProbe.grantedAtMs === undefined ? "never" : ms(fault.leaseProbe.grantedAtMs)}, gone ${fault.leaseProbe.goneAtMs === undefined ? "not by the end" : ms(fault.leaseProbe.goneAtMs)}`)}</td></tr>`,
+        `<tr><td>${escapeHtml(fault.label)}</td><td>${escapeHtml(fault.targets.join(", ") || "—")}</td><td>${fault.startedAtMs === undefined ? "not started" : ms(fault.startedAtMs)}</td><td>${fault.endedAtMs === undefined ? "" : ms(fault.endedAtMs)}</td><td>${fault.startedAtMs !== undefined && !fault.effective ? "<strong>no effect</strong>: " : ""}${escapeHtml(fault.notes.join("; "))}${fault.leaseProbe === undefined ? "" : escapeHtml(` lease probe: asked at ${ms(fault.leaseProbe.invokedAtMs)}, granted ${fault.leaseProbe.grantedAtMs === undefined ? "never" : ms(fault.leaseProbe.grantedAtMs)}, gone ${fault.leaseProbe.goneAtMs === undefined ? "not by the end" : ms(fault.leaseProbe.goneAtMs)}`)}</td></tr>`,
     )
     .join("\n");
   return `<table class="ops"><thead><tr><th>fault</th><th>targets</th><th>from</th><th>to</th><th>what happened</th></tr></thead><tbody>${rows}</tbody></table>`;

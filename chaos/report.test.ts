@@ -4,10 +4,10 @@
 import { describe, expect, it } from "vitest";
 import type { FencedEntry } from "../tests/support/fenced-kv-model.ts";
 import type { HistoryResult } from "./history.ts";
-import { OptionsError, parseChaosOptions } from "./options.ts";
+import { OptionsError, parseChaosOptions, usage } from "./options.ts";
 import { makeHistoryPlan } from "./plan.ts";
 import { renderHistoryReport } from "./report-html.ts";
-import { electionStats, formatHistoryTable, historyRow } from "./summary.ts";
+import { electionStats, formatHistoryTable, formatKindTable, historyRow, kindRows } from "./summary.ts";
 
 const entry = (client: string, invokedAtMs: number, returnedAtMs: number, operation: FencedEntry["operation"]): FencedEntry => ({
   client,
@@ -50,6 +50,8 @@ function failedHistory(): HistoryResult {
         startedAtMs: 2000,
         endedAtMs: 5000,
         notes: ["n1 | n3, bridged by n2"],
+        effective: true,
+        ranAs: "bridge",
       },
     ],
     healedAtMs: 16_000,
@@ -126,6 +128,34 @@ describe("the summary table", () => {
   });
 });
 
+describe("the numbers by fault kind", () => {
+  it("count only faults that took effect, under what they turned out to be, and the others as no effect", () => {
+    const result = failedHistory();
+    const bridge = result.faults[0] as HistoryResult["faults"][number];
+    const transfer = { ...bridge, plan: { ...bridge.plan, kind: "transfer" as const, variant: "transfer" }, ranAs: "transfer" };
+    const pause = { ...bridge, plan: { ...bridge.plan, kind: "pause" as const, variant: "leader" } };
+    const rows = kindRows([
+      {
+        ...result,
+        faults: [
+          bridge,
+          { ...transfer, effective: false }, // no leader to transfer from
+          { ...pause, ranAs: "one" }, // no leader known: it paused one node
+          { ...pause, startedAtMs: undefined, effective: false }, // never started
+        ],
+      },
+    ]);
+    const row = (kind: string) => rows.find((each) => each.kind === kind);
+    expect(row("partition")).toMatchObject({ faults: 1, noEffect: 0, variants: { bridge: 1 }, histories: 1, failedHistories: 1 });
+    expect(row("transfer")).toMatchObject({ faults: 0, noEffect: 1, variants: {}, histories: 0 });
+    expect(row("pause")).toMatchObject({ faults: 1, noEffect: 0, variants: { one: 1 }, histories: 1 });
+    expect(formatKindTable(rows)).toMatch(/transfer\s+0\s+1\s/);
+    expect(historyRow({ ...result, faults: [{ ...transfer, effective: false }] }, "r.html").faults).toEqual([
+      "transfer transfer (no effect)",
+    ]);
+  });
+});
+
 describe("electionStats", () => {
   it("counts new terms during clock faults that ran alone, and in quiet time away from faults", () => {
     const result = failedHistory();
@@ -158,5 +188,45 @@ describe("the command line", () => {
     }
     expect(() => parseChaosOptions(["--unfenced", "--workload", "bookings"])).toThrow(/--unfenced needs the lock-set workload/);
     expect(() => parseChaosOptions(["--nope"])).toThrow(OptionsError);
+  });
+
+  it("reads every option it documents", () => {
+    const documented = [...usage.matchAll(/^ {2}(--[a-z-]+)/gm)].map((match) => match[1]);
+    const given = [
+      ["--minutes", "3"],
+      ["--histories", "4"],
+      ["--seed", "7"],
+      ["--history", "2"],
+      ["--history-seconds", "30"],
+      ["--faults", "kill,clock"],
+      ["--faults-per-history", "4"],
+      ["--workload", "lock-set"],
+      ["--unfenced"],
+      ["--ttl-ms", "800"],
+      ["--disk-mib", "32"],
+      ["--out", "somewhere"],
+      ["--keep-logs"],
+      ["--require-all-kinds"],
+      ["--no-build"],
+    ];
+    expect(documented.sort()).toEqual([...given.map((option) => option[0]), "--help"].sort());
+    expect(parseChaosOptions(given.flat() as string[])).toEqual({
+      minutes: 3,
+      histories: 4,
+      seed: 7,
+      onlyHistory: 2,
+      historySeconds: 30,
+      kinds: ["kill", "clock"],
+      faultsPerHistory: 4,
+      workloads: ["lock-set"],
+      unfenced: true,
+      leaseTtlMs: 800,
+      diskMiB: 32,
+      out: "somewhere",
+      keepLogs: true,
+      requireAllKinds: true,
+      build: false,
+    });
+    expect(parseChaosOptions(["--help"])).toBe("help");
   });
 });

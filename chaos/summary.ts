@@ -21,9 +21,13 @@ export interface HistoryRow {
 
 export interface KindRow {
   readonly kind: FaultKind;
-  /** variants: how many faults of each variant ran. */
+  /** variants: how many effective faults of each variant ran (as they turned out: `ranAs`). */
   readonly variants: Record<string, number>;
+  /** faults: how many took effect (nemesis.ts, FaultRecord.effective). */
   readonly faults: number;
+  /** noEffect: how many started but did nothing (for example, no leader to transfer). */
+  readonly noEffect: number;
+  /** histories: in how many histories one took effect; failedHistories: how many of those failed. */
   readonly histories: number;
   readonly failedHistories: number;
 }
@@ -34,7 +38,9 @@ export function historyRow(result: HistoryResult, report: string): HistoryRow {
     index: result.plan.index,
     seed: result.plan.seed,
     workload: result.plan.unfenced ? "lock-set (unfenced)" : result.plan.workload,
-    faults: result.faults.filter((fault) => fault.startedAtMs !== undefined).map((fault) => `${fault.plan.kind} ${fault.plan.variant}`),
+    faults: result.faults
+      .filter((fault) => fault.startedAtMs !== undefined)
+      .map((fault) => `${fault.plan.kind} ${fault.ranAs}${fault.effective ? "" : " (no effect)"}`),
     ok: result.ok,
     failedChecks: result.checks.filter((check) => !check.ok).map((check) => `${check.name}: ${check.detail}`),
     operations: lock.length > 0 ? lock.length : result.bookingRequests.length,
@@ -53,19 +59,22 @@ export function kindRows(results: readonly HistoryResult[]): KindRow[] {
   return faultKinds.map((kind) => {
     const variants: Record<string, number> = {};
     let faults = 0;
+    let noEffect = 0;
     let histories = 0;
     let failedHistories = 0;
     for (const result of results) {
-      const ran = result.faults.filter((fault) => fault.plan.kind === kind && fault.startedAtMs !== undefined);
+      const started = result.faults.filter((fault) => fault.plan.kind === kind && fault.startedAtMs !== undefined);
+      const ran = started.filter((fault) => fault.effective);
+      noEffect += started.length - ran.length;
       if (ran.length === 0) continue;
       histories++;
       if (!result.ok) failedHistories++;
       for (const fault of ran) {
         faults++;
-        variants[fault.plan.variant] = (variants[fault.plan.variant] ?? 0) + 1;
+        variants[fault.ranAs] = (variants[fault.ranAs] ?? 0) + 1;
       }
     }
-    return { kind, variants, faults, histories, failedHistories };
+    return { kind, variants, faults, noEffect, histories, failedHistories };
   });
 }
 
@@ -87,10 +96,11 @@ export function formatHistoryTable(rows: readonly HistoryRow[]): string {
 }
 
 export function formatKindTable(rows: readonly KindRow[]): string {
-  const header = ["fault kind", "faults", "variants", "histories", "failed"];
+  const header = ["fault kind", "faults", "no effect", "variants", "histories", "failed"];
   const lines = rows.map((row) => [
     row.kind,
     String(row.faults),
+    String(row.noEffect),
     Object.entries(row.variants)
       .map(([variant, count]) => `${variant} ${count}`)
       .join(", "),
@@ -132,7 +142,7 @@ export function electionStats(results: readonly HistoryResult[]): ElectionStats 
   for (const result of results) {
     const elections = electionTimes(result);
     const faults = result.faults
-      .filter((fault) => fault.startedAtMs !== undefined)
+      .filter((fault) => fault.startedAtMs !== undefined && fault.effective)
       .map((fault) => ({ kind: fault.plan.kind, fromMs: fault.startedAtMs as number, toMs: fault.endedAtMs ?? result.endedAtMs }));
     for (const fault of faults) {
       if (fault.kind !== "clock" || faults.some((other) => other !== fault && other.fromMs < fault.toMs && fault.fromMs < other.toMs))
