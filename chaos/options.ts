@@ -21,7 +21,7 @@ export interface ChaosOptions {
   readonly keepLogs: boolean;
   readonly leaseTtlMs: number;
   readonly diskMiB: number;
-  /** requireAllKinds: fail the run unless every enabled fault kind ran at least once (CI). */
+  /** requireAllKinds: fail the run unless every enabled fault kind took effect at least once (CI). */
   readonly requireAllKinds: boolean;
   /** build: run the compiled build (tsconfig.build.json) rather than the sources through tsx. */
   readonly build: boolean;
@@ -45,7 +45,7 @@ writes an HTML report per history and a summary (terminal and JSON) under --out.
   --disk-mib N           each node's tmpfs disk (default 64)
   --out DIR              where reports go (default test-results/chaos)
   --keep-logs            keep node logs of passing histories too
-  --require-all-kinds    fail unless every enabled fault kind ran at least once
+  --require-all-kinds    fail unless every enabled fault kind took effect at least once
   --no-build             run the sources through tsx instead of compiling them once (slower starts)
   --help`;
 
