@@ -12,6 +12,7 @@
 // SUSPENDED and LOST). Fencing stays the real guard of the data; these signals keep the holder
 // from doing work that no store can fence (telescope commands, emails) after it stopped holding.
 
+import { strict as assertStrict } from "node:assert";
 import { LockError } from "./errors.ts";
 import type { RangeResult, RequestOptions, TxnOperation } from "./lock-client.ts";
 
@@ -35,12 +36,21 @@ export interface LeaseHost {
   validUntil(sentAt: number, ttlMs: number): number;
   /** jeopardyFractionLeft: the share of a lease's local validity left when, unrenewed, it is in jeopardy. */
   readonly jeopardyFractionLeft: number;
+  /** requestTimeoutMs bounds the renewal of a lease that arrived out of date (see activate). */
+  readonly requestTimeoutMs: number;
   mutate(path: string, body: Record<string, unknown>, options?: MutateOptions): Promise<{ readonly body: Record<string, unknown> }>;
   /** renewLease renews; it answers the send time of the attempt that was answered (see LockClient.renewLease). */
   renewLease(resources: readonly string[], token: string, options?: MutateOptions): Promise<number>;
+  /** unlockLease ends a lease without a session, within the deadline (see LockClient.unlockLease). */
+  unlockLease(resources: readonly string[], token: string, options?: MutateOptions): Promise<void>;
 }
 
 type Listener = (error?: LockError) => void;
+
+/** assert: a broken invariant of the lease's own logic (a programmer error) crashes loudly. */
+function assert(condition: boolean, message: string): asserts condition {
+  assertStrict(condition, message);
+}
 
 /** timeToleranceMs: how far from a computed point in time a timer may fire and count as on time. */
 const timeToleranceMs = 0.001;
@@ -82,8 +92,12 @@ export class Lease {
   private renewTimer: Timer | undefined;
   private jeopardyTimer: Timer | undefined;
   private deadlineTimer: Timer | undefined;
-  /** renewals: the renewals in flight; each is aborted when the lease is lost or released. */
-  private readonly renewals = new Set<AbortController>();
+  /** renewal: the renewal in flight, which every renew() joins (renewals are single-flight). */
+  private renewal: Promise<void> | undefined;
+  /** renewalAbort ends the renewal in flight when the lease is lost or released. */
+  private renewalAbort: AbortController | undefined;
+  /** autoUnlock: the unlock sent by itself when the lease was lost at its deadline (see markLost). */
+  private autoUnlock: Promise<void> | undefined;
   private readonly listeners = new Map<LeaseEvent, Set<Listener>>();
   /** lostBecause: why the lease was lost (what `lost` carried), for the errors of later calls. */
   private lostBecause: LockError | undefined;
@@ -128,24 +142,46 @@ export class Lease {
   }
 
   /**
-   * activate hands the lease to its holder (LockClient.acquire calls it): a lease that is no longer
-   * valid on arrival (granted after a long wait, or answered late) is renewed first, then the
-   * deadline and jeopardy timers start.
+   * activate hands the lease to its holder (LockClient.acquire calls it, once): a lease that is no
+   * longer valid on arrival (granted after a long wait, or answered late) is renewed first, within
+   * one request timeout and the caller's `signal`; if that fails, nobody can use the lease, so it
+   * is released (best effort) and the error thrown. Then the deadline and jeopardy timers start,
+   * and a lease already past its jeopardy point is renewed at once.
    */
-  async activate(): Promise<void> {
-    if (!this.isValid()) await this.renewOnce(false);
+  async activate(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    assert(!this.armed && this.currentState === "held", "a lease is activated once, before anything else");
+    if (!this.isValid()) {
+      try {
+        this.adopt(await this.renewCall(this.host.now() + this.host.requestTimeoutMs, options.signal));
+      } catch (error) {
+        this.end("released", new LockError("not_held", "the lease could not be renewed on arrival"));
+        this.unlockQuietly();
+        throw error;
+      }
+    }
     this.armed = true;
     this.armTimers();
+    if (this.reached(this.jeopardyAt)) await this.renew().catch(() => undefined); // Its outcome moves the lease as usual.
   }
 
   /**
    * renew extends the lease; the new validity counts from the send time of the attempt that was
-   * answered. Its attempts all end by the current `validUntil`. It refuses with `lease_expired` once the lease was lost,
+   * answered. Its attempts all end by the current `validUntil`. A renew() while another is in
+   * flight (automatic or not) joins it. It refuses with `lease_expired` once the lease was lost,
    * and `not_held` once released.
    */
-  async renew(): Promise<void> {
-    this.refuseUnlessLive("renew");
-    await this.renewOnce(true);
+  renew(): Promise<void> {
+    try {
+      this.refuseUnlessLive("renew");
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.renewal === undefined) {
+      this.renewal = this.renewReported().finally(() => {
+        this.renewal = undefined;
+      });
+    }
+    return this.renewal;
   }
 
   /** put writes keys under this lease's fencing token, in one transaction. */
@@ -187,9 +223,14 @@ export class Lease {
     return { index: body.index, keys: body.keys };
   }
 
-  /** release ends the lease; it stops being valid at once, whatever the answer. */
+  /**
+   * release ends the lease; it stops being valid at once, whatever the answer. After `lost` it
+   * stays lost, and the cluster is asked to drop the lease all the same (it may still hold it),
+   * unless the lease already asked by itself when it was lost.
+   */
   async release(options: RequestOptions = {}): Promise<void> {
-    this.end("released", new LockError("not_held", "the lease was released"));
+    if (this.currentState === "lost" && this.autoUnlock !== undefined) return this.autoUnlock;
+    this.end(this.currentState === "lost" ? "lost" : "released", new LockError("not_held", "the lease was released"));
     await this.host.mutate("/unlock", { resources: [...this.resources], token: this.token }, options);
   }
 
@@ -211,37 +252,49 @@ export class Lease {
   }
 
   /**
-   * renewOnce sends one renewal (with the client's retries). Reported (`report`), its outcome
-   * moves the lease: success to `held` (with `safe` after jeopardy), `not_held` to `lost`, another
-   * failure to `jeopardy`. Unreported (activate), it only throws.
+   * renewReported sends one renewal (with the client's retries, all ending by the deadline) and
+   * moves the lease by its outcome: success to `held` (with `safe` after jeopardy), `not_held` to
+   * `lost`, another failure to `jeopardy`.
    */
-  private async renewOnce(report: boolean): Promise<void> {
+  private async renewReported(): Promise<void> {
+    const deadlineMs = this.validUntilMs;
     let sentAt: number;
-    // The deadline bounds the attempts only once the lease is handed over: a lease that arrived
-    // already out of date has no validity left to bound them by (the client's own limits apply).
-    const deadlineMs = this.armed ? this.validUntilMs : undefined;
-    const controller = new AbortController();
-    this.renewals.add(controller);
     try {
-      sentAt = await this.host.renewLease(this.resources, this.token, {
-        signal: controller.signal,
-        ...(deadlineMs === undefined ? {} : { deadlineMs }),
-      });
+      sentAt = await this.renewCall(deadlineMs, undefined);
     } catch (error) {
-      throw report ? this.renewalFailed(error) : error;
-    } finally {
-      this.renewals.delete(controller);
+      throw this.renewalFailed(error);
     }
-    if (this.currentState === "released") return;
-    if (this.currentState === "lost" || (deadlineMs !== undefined && this.host.now() >= deadlineMs)) {
+    if (this.currentState === "released") throw new LockError("not_held", "the lease was released while it was being renewed");
+    if (this.currentState === "lost" || this.host.now() >= deadlineMs) {
       // Answered after the deadline: the holder was (or is now) told `lost`, and validity never returns.
       this.markLost(this.expiredError());
       throw this.expiredError();
     }
+    this.adopt(sentAt);
+  }
+
+  /** renewCall is the request itself; it answers the send time of the attempt that was answered. */
+  private async renewCall(deadlineMs: number, signal: AbortSignal | undefined): Promise<number> {
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.renewalAbort = controller;
+    try {
+      return await this.host.renewLease(this.resources, this.token, { signal: controller.signal, deadlineMs });
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      if (this.renewalAbort === controller) this.renewalAbort = undefined;
+    }
+  }
+
+  /** adopt takes a successful renewal's validity, from its attempt's send time, if it is newer than the current one. */
+  private adopt(sentAt: number): void {
     const wasInJeopardy = this.currentState === "jeopardy";
     this.currentState = "held";
-    this.validFromMs = sentAt;
-    this.validUntilMs = this.host.validUntil(sentAt, this.ttlMs);
+    if (sentAt > this.validFromMs) {
+      this.validFromMs = sentAt;
+      this.validUntilMs = this.host.validUntil(sentAt, this.ttlMs);
+    }
     if (this.armed) this.armTimers();
     this.emit("renewed");
     if (wasInJeopardy) this.emit("safe");
@@ -267,13 +320,15 @@ export class Lease {
    * left, at least 10 ms apart.
    */
   private scheduleRenew(): void {
+    if (this.renewTimer !== undefined) clearTimeout(this.renewTimer); // At most one timer, whoever schedules.
+    this.renewTimer = undefined;
     if (!this.autoRenewing || !(this.currentState === "held" || this.currentState === "jeopardy")) return;
     const nowMs = this.host.now();
     const renewAtMs = (this.validFromMs + this.jeopardyAt) / 2;
     const delayMs = nowMs < renewAtMs ? renewAtMs - nowMs : Math.max(10, (this.validUntilMs - nowMs) / 2);
     this.renewTimer = setTimeout(() => {
       this.renewTimer = undefined;
-      void this.renewOnce(true)
+      void this.renew()
         .catch(() => undefined) // Reported through the lease's events.
         .finally(() => this.scheduleRenew());
     }, Math.ceil(delayMs));
@@ -310,6 +365,19 @@ export class Lease {
     this.markLost(this.expiredError());
   }
 
+  /**
+   * unlockQuietly asks the cluster to drop a lease lost at its deadline (or one that could not be
+   * renewed on arrival), within one request timeout. The cluster may
+   * still hold it (the local view is pessimistic), and a renewal attempt that reached it late may
+   * even have extended it: without this, waiters would wait for a holder that gave up. It names
+   * the token, so it can never end anyone else's lease.
+   */
+  private unlockQuietly(): void {
+    this.autoUnlock = this.host
+      .unlockLease(this.resources, this.token, { deadlineMs: this.host.now() + this.host.requestTimeoutMs })
+      .catch(() => undefined); // Best effort, within one request timeout: the cluster expires the lease by itself anyway.
+  }
+
   private enterJeopardy(error: LockError): void {
     if (this.currentState !== "held") return;
     this.currentState = "jeopardy";
@@ -322,16 +390,17 @@ export class Lease {
     this.end("lost", error);
     this.lostBecause = error;
     this.validUntilMs = Math.min(this.validUntilMs, this.host.now());
+    if (error.code === "lease_expired") this.unlockQuietly(); // A not_held lease is gone already.
     this.emit("lost", error);
   }
 
-  /** end moves the lease to a final state: timers stop, renewals in flight are aborted. */
+  /** end moves the lease to a final state (lost stays lost): timers stop, the renewal in flight is aborted. */
   private end(state: "lost" | "released", reason: LockError): void {
-    this.currentState = state;
+    if (this.currentState !== "lost") this.currentState = state;
     this.stopAutoRenew();
     this.clearTimer("jeopardy");
     this.clearTimer("deadline");
-    for (const renewal of this.renewals) renewal.abort(reason);
+    this.renewalAbort?.abort(reason);
   }
 
   private refuseUnlessLive(what: string): void {
@@ -379,7 +448,20 @@ export class Lease {
     else this.deadlineTimer = undefined;
   }
 
+  /**
+   * emit calls every listener of `event`. A listener that throws does not stop the others or
+   * break the lease's state: its error is thrown again on its own (an uncaught exception, as an
+   * EventEmitter's listener called from a timer would be).
+   */
   private emit(event: LeaseEvent, error?: LockError): void {
-    for (const listener of this.listeners.get(event) ?? []) listener(error);
+    for (const listener of this.listeners.get(event) ?? []) {
+      try {
+        listener(error);
+      } catch (thrown) {
+        queueMicrotask(() => {
+          throw thrown;
+        });
+      }
+    }
   }
 }

@@ -1,11 +1,13 @@
 // LockClient talks to the lock cluster over HTTP (undici). It needs no leader address: any node
 // answers (followers forward to the leader), and the client sticks to the node that answered
 // last. Every mutating request carries a session (clientId + sequence), so a retry after a
-// timeout, a lost reply or a failover returns the first answer instead of acting twice.
+// timeout, a lost reply or a failover returns the first answer instead of acting twice; only a
+// lease's own renewals and unlocks go without one (they are idempotent by nature: see lease.ts).
 //
-// A lease is counted pessimistically, from when the request was *first sent*, shortened by the
-// clock-drift discount and a safety margin. The client never trusts it beyond that, renews it
-// automatically before then, and signals when it is in jeopardy or lost.
+// A lease is counted pessimistically, from when its request was sent (a grant's first attempt, a
+// renewal's answered attempt), shortened by the clock-drift discount and a safety margin. The
+// client never trusts it beyond that, renews it automatically before then, and signals when it is
+// in jeopardy or lost (lease.ts).
 
 import { randomUUID } from "node:crypto";
 import { LockError, type LockErrorCode } from "./errors.ts";
@@ -154,8 +156,8 @@ interface SendOptions extends RequestOptions {
   readonly timeoutMs?: number;
   /**
    * deadlineMs: every attempt and retry ends by then (a renewal's: the lease's local deadline).
-   * Each attempt gets at most half of what is left (at least 20 ms, never past the deadline), so
-   * a node that does not answer leaves time to ask another.
+   * Each attempt gets at most a third of what is left (at least 20 ms, never past the deadline),
+   * so a node that does not answer leaves time to ask another before a renewal's jeopardy point.
    */
   readonly deadlineMs?: number;
 }
@@ -226,6 +228,11 @@ export class LockClient implements LeaseHost {
     return this.options.jeopardyFractionLeft;
   }
 
+  /** requestTimeoutMs: see LockClientOptions. */
+  get requestTimeoutMs(): number {
+    return this.options.requestTimeoutMs;
+  }
+
   /** acquire takes leases on all `resources` at once (all or none) and returns a Lease. */
   async acquire(resources: readonly string[], options: AcquireOptions): Promise<Lease> {
     const sentAt = this.options.now();
@@ -242,7 +249,7 @@ export class LockClient implements LeaseHost {
     );
     const body = answer.body as { token: string; resources: string[]; ttlMs: number; reads?: RangeResult[] };
     const lease = new Lease(this, { resources: body.resources, token: body.token, ttlMs: body.ttlMs, sentAt, reads: body.reads });
-    await lease.activate(); // Renews first a lease that arrived out of date (granted after a long wait).
+    await lease.activate(options.signal === undefined ? {} : { signal: options.signal }); // Renews first a lease that arrived out of date.
     if (options.autoRenew ?? true) lease.startAutoRenew();
     return lease;
   }
@@ -369,12 +376,18 @@ export class LockClient implements LeaseHost {
    * that gets through late buys validity from its own send time, not from the first attempt's.
    */
   async renewLease(resources: readonly string[], token: string, options: MutateOptions = {}): Promise<number> {
-    await this.takeSlot(options.signal);
-    try {
-      return (await this.send("POST", "/renew", { resources: [...resources], token }, options)).sentAtMs;
-    } finally {
-      this.releaseSlot();
-    }
+    // No in-flight place is taken: that limit guards a session's window of results, which a
+    // renewal does not use, and a busy client must not starve its leases' renewals.
+    return (await this.send("POST", "/renew", { resources: [...resources], token }, options)).sentAtMs;
+  }
+
+  /**
+   * unlockLease asks the cluster to end a lease, once, within `deadlineMs`, without a session: an
+   * unlock names its token, so a repeat can only find the lease gone (`not_held`), never end
+   * another's. Leases use it to let go of a lease they lost (see Lease).
+   */
+  async unlockLease(resources: readonly string[], token: string, options: MutateOptions = {}): Promise<void> {
+    await this.send("POST", "/unlock", { resources: [...resources], token }, options);
   }
 
   /** clientId names this client's session (it changes only if the cluster forgot the session). */
@@ -500,11 +513,11 @@ export class LockClient implements LeaseHost {
     return deadlineMs === undefined ? Number.POSITIVE_INFINITY : deadlineMs - this.options.now();
   }
 
-  /** attemptTimeoutMs bounds one attempt: the request's timeout, and within a deadline half of what is left (see SendOptions). */
+  /** attemptTimeoutMs bounds one attempt: the request's timeout, and within a deadline a third of what is left (see SendOptions). */
   private attemptTimeoutMs(options: SendOptions): number {
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
     const leftMs = this.leftMs(options.deadlineMs);
-    return Math.ceil(Math.min(timeoutMs, Math.max(leftMs / 2, Math.min(leftMs, 20))));
+    return Math.ceil(Math.min(timeoutMs, Math.max(leftMs / 3, Math.min(leftMs, 20))));
   }
 
   /**

@@ -4,6 +4,7 @@
 
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { nodeIdPattern, nodeIdRule } from "../protocol/limits.ts";
 
 const peerList = z
   .string()
@@ -14,6 +15,10 @@ const peerList = z
       const [id, url] = item.split("=");
       if (id === undefined || url === undefined || id.trim() === "" || !/^https?:\/\/[^/]+$/.test(url.trim())) {
         context.addIssue({ code: "custom", message: `"${item}" is not id=http://host:port` });
+        return z.NEVER;
+      }
+      if (!nodeIdPattern.test(id.trim())) {
+        context.addIssue({ code: "custom", message: `"${id.trim()}": ${nodeIdRule}` });
         return z.NEVER;
       }
       peers.set(id.trim(), url.trim());
@@ -33,7 +38,7 @@ const integer = (min: number, max: number) => z.coerce.number().int().min(min).m
 
 export const nodeConfigSchema = z
   .object({
-    nodeId: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, "lower-case letters, digits and dashes, at most 32"),
+    nodeId: z.string().regex(nodeIdPattern, nodeIdRule),
     listen,
     peers: peerList,
     dataDir: z.string().min(1),

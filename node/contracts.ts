@@ -45,14 +45,27 @@ export class DataDirError extends Error {
   }
 }
 
+/** PeerLinkStatus is one peer's entry in PeerTransport.peerStatus(). */
+export interface PeerLinkStatus {
+  readonly connected: boolean;
+  /** lastContactMs: wall-clock time (Date.now()) the peer was last heard from. */
+  readonly lastContactMs: number | undefined;
+  readonly framesRejected?: number;
+  /** lastRejection: the latest frame refused from this peer (atMs on the wall clock). */
+  readonly lastRejection?: { readonly code: string; readonly reason: string; readonly atMs: number } | undefined;
+}
+
 /** PeerTransport carries Raft messages between nodes. Delivery is best effort: Raft tolerates loss. */
 export interface PeerTransport {
   /** send queues a message for its `to` peer; it never blocks, and drops the message when the peer's queue is full. */
   send(message: RaftMessage): void;
   /** onMessage registers the handler for messages from authenticated peers. */
   onMessage(handler: (message: RaftMessage) => void): void;
-  /** peerStatus tells, per peer, whether a connection is up (for status pages). */
-  peerStatus(): ReadonlyMap<NodeId, { readonly connected: boolean; readonly lastContactMs: number | undefined }>;
+  /**
+   * peerStatus tells, per peer, whether a connection is up, and (transports that check frames)
+   * how many frames from it were refused and the latest refusal, for status pages.
+   */
+  peerStatus(): ReadonlyMap<NodeId, PeerLinkStatus>;
   close(): Promise<void>;
 }
 

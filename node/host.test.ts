@@ -149,6 +149,23 @@ describe("LockNodeHost", () => {
     await expect(follower.linearizableRead((machine) => machine.lease("slot-2"))).rejects.toMatchObject({ code: "not_leader" });
   });
 
+  it("the leader proposes nothing a follower could not decode: a command or membership change off its schema is invalid_command (issue 14)", async () => {
+    const cluster = await startCluster();
+    const leader = await leaderOf(cluster);
+    const lastIndex = leader.status().lastIndex;
+    const tooLong = { ...acquire("erin", ["r".repeat(257)]) };
+    await expect(leader.propose(tooLong)).rejects.toMatchObject({ code: "invalid_command" });
+    const junk = { type: "acquire", resources: ["a"], owner: "o", ttlMs: 5000, waitMs: 0, color: "red" } as unknown as LockCommand;
+    await expect(leader.propose(junk)).rejects.toMatchObject({ code: "invalid_command" });
+    for (const id of ["a".repeat(200), "X=vts}1;>("]) {
+      await expect(leader.proposeConfChange({ type: "add_learner", nodeId: nodeId(id) })).rejects.toMatchObject({
+        code: "invalid_command",
+      });
+    }
+    expect(leader.status().lastIndex).toBe(lastIndex);
+    expect((await leader.propose(acquire("erin", ["fine"]))).result.status).toBe("granted");
+  });
+
   it("the leader expires a lease through the log once its TTL has run", async () => {
     const cluster = await startCluster();
     const leader = await leaderOf(cluster);

@@ -13,7 +13,9 @@
 // feedInputs). The log still decides every outcome; holding only changes when a join is logged.
 
 import type { Logger } from "pino";
+import { confChangeSchema, describeIssues } from "../protocol/commands.ts";
 import {
+  assert,
   type ConfChange,
   type Entry,
   MemoryStorage,
@@ -29,7 +31,7 @@ import {
 import { coalesceMessages } from "./coalesce-messages.ts";
 import { DiskFullError, type DurableLog, type PeerTransport } from "./contracts.ts";
 import type { HostObserver } from "./host-observer.ts";
-import { decodeCommand, decodeLockSnapshot, encodeCommand, encodeLockSnapshot } from "./state/codec.ts";
+import { decodeCommand, decodeLockSnapshot, encodeCheckedCommand, encodeLockSnapshot } from "./state/codec.ts";
 import { LeaseTimekeeper } from "./state/lease-timekeeper.ts";
 import { type Applied, type LockLimits, LockStateMachine } from "./state/lock-state-machine.ts";
 import type { LockCommand, LockEvent } from "./state/types.ts";
@@ -43,7 +45,10 @@ export type NodeErrorCode =
   | "timeout"
   | "shutting_down"
   | "overloaded"
-  | "disk_full";
+  /** disk_full: this node's disk is full, so it can write nothing (it waits for space; see persist). */
+  | "disk_full"
+  /** invalid_command: the command does not fit its schema (protocol/commands.ts), so it never enters the log. */
+  | "invalid_command";
 
 export class NodeError extends Error {
   readonly code: NodeErrorCode;
@@ -219,6 +224,12 @@ export class LockNodeHost {
    */
   propose(command: LockCommand, options: { awaitQueuedMs?: number } = {}): Promise<Applied> {
     return new Promise<Applied>((resolve, reject) => {
+      // Checked before anything else, on any node: what no follower could decode never enters the log.
+      const encoded = encodeCheckedCommand(command);
+      if (!encoded.ok) {
+        reject(new NodeError("invalid_command", `invalid ${command.type} command: ${encoded.reason}`));
+        return;
+      }
       if (!this.admit(reject)) return;
       const waiter: ProposalWaiter = {
         resolve: (applied) =>
@@ -233,13 +244,18 @@ export class LockNodeHost {
       // A wait no longer than two ticks is not held back: holding may delay the join that long.
       const mayWait = command.type === "acquire" && command.waitMs > 2 * this.options.tickIntervalMs;
       const queueJoin = mayWait ? { resources: command.resources, owner: command.owner } : undefined;
-      this.enqueue({ kind: "propose", data: encodeCommand(command), waiter, ...(queueJoin === undefined ? {} : { queueJoin }) });
+      this.enqueue({ kind: "propose", data: encoded.data, waiter, ...(queueJoin === undefined ? {} : { queueJoin }) });
     });
   }
 
   /** proposeConfChange proposes one membership step and resolves once it is applied. */
   proposeConfChange(change: ConfChange): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      const checked = confChangeSchema.safeParse(change);
+      if (!checked.success) {
+        reject(new NodeError("invalid_command", `invalid membership change: ${describeIssues(checked.error)}`));
+        return;
+      }
       if (!this.admit(reject)) return;
       this.enqueue({ kind: "conf_change", change, waiter: { resolve: () => resolve(), reject, term: 0, timer: undefined } });
     });
@@ -662,7 +678,7 @@ export class LockNodeHost {
     if (entry.index <= this.machine.appliedIndex()) return;
     let applied: Applied | undefined;
     if (entry.kind === "normal") {
-      applied = this.machine.apply(entry.index, decodeCommand(entry.data));
+      applied = this.machine.apply(entry.index, decodeCommand(entry.data, entry.index));
       this.timekeeper.applied(this.options.nowMs(), this.machine, applied);
       this.watchHub.record(applied.events);
       for (const event of applied.events) for (const listener of this.eventListeners) listener(event);
@@ -729,7 +745,9 @@ export class LockNodeHost {
 
   private proposeExpiries(due: readonly LockCommand[]): void {
     for (const command of due) {
-      const outcome = this.rawNode.propose(encodeCommand(command));
+      const encoded = encodeCheckedCommand(command);
+      assert(encoded.ok, `the leader's own ${command.type} command is invalid: ${encoded.ok ? "" : encoded.reason}`);
+      const outcome = this.rawNode.propose(encoded.data);
       if (outcome.kind !== "accepted") break;
       this.options.logger.info({ event: "lease_expiry_proposed", ...command }, `proposing ${command.type}`);
     }

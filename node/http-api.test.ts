@@ -7,6 +7,7 @@
 import fc from "fast-check";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { authorizedGet, rawHttp } from "../tests/support/raw-http.ts";
 import { type HttpCluster, startHttpCluster } from "./testing/http-cluster.ts";
 
 let cluster: HttpCluster;
@@ -142,6 +143,59 @@ describe("the node HTTP API", () => {
     expect(granted.status).toBe(200);
     const leases = await call(followerUrl(), "GET", "/leases");
     expect(leases.body.leases.map((lease: { resource: string }) => lease.resource)).toContain("slot-3");
+  });
+
+  it("ignores an x-sctec-forwarded header that a client made up, and forwards as usual (issue 14)", async () => {
+    // Only members can sign the header (cluster secret); before, any value made a follower answer 503 no_leader.
+    for (const [position, forged] of ["n1", "1", `${ids[0]}:AAAA`, "x".repeat(300)].entries()) {
+      const response = await request(`${followerUrl()}/lock`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiToken}`, "content-type": "application/json", "x-sctec-forwarded": forged },
+        body: JSON.stringify({ resource: `forged-forward-${position}`, owner: "mallory" }),
+      });
+      const body = (await response.body.json()) as { token?: string };
+      expect(response.statusCode, forged.slice(0, 20)).toBe(200);
+      expect(body.token).toMatch(/^\d+$/);
+    }
+  });
+
+  it("adopts a caller's x-request-id only when it is a valid one, and never echoes a huge one (issue 14)", async () => {
+    const echoed = async (requestId: string) => {
+      const response = await request(`${followerUrl()}/healthz`, { headers: { "x-request-id": requestId } });
+      await response.body.dump();
+      return String(response.headers["x-request-id"]);
+    };
+    expect(await echoed("req-1.2:3_ok")).toBe("req-1.2:3_ok");
+    // 15 KiB: Node itself answers 431 to headers over 16 KiB in all.
+    for (const bad of ["r".repeat(15 * 1024), "r".repeat(129), "has space", "semi;colon", "é"]) {
+      const answer = await echoed(bad);
+      expect(answer, bad.slice(0, 20)).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+
+  it("takes node ids in membership changes and transfers by the SCTEC_NODE_ID rule only (issue 14)", async () => {
+    for (const bad of ["a".repeat(200), "a".repeat(33), "X=vts}1;>(", "N4", "-n4", ""]) {
+      const member = await call(leaderUrl(), "POST", "/admin/members", { action: "add_learner", nodeId: bad });
+      expect(member, bad.slice(0, 20)).toMatchObject({ status: 400, body: { error: { code: "invalid_request" } } });
+      expect(member.body.error.message).toContain("node id");
+      const transfer = await call(leaderUrl(), "POST", "/admin/transfer", { to: bad });
+      expect(transfer, bad.slice(0, 20)).toMatchObject({ status: 400, body: { error: { code: "invalid_request" } } });
+    }
+    const statuses = [...cluster.hosts.values()].map((host) => host.status());
+    expect(statuses.every((status) => status.learners.length === 0)).toBe(true);
+  });
+
+  it("takes a bearer token with trailing whitespace (not part of the header, RFC 9110 §5.5), never one with whitespace inside", async () => {
+    // Node's HTTP parser strips a header value's surrounding spaces and tabs before any code of
+    // ours sees it, as RFC 9110 §5.5 asks, so `Bearer <token><TAB>` is the token itself. Whitespace
+    // inside the value is kept, and refused.
+    const raw = async (authorization: string) => (await rawHttp(leaderUrl(), authorizedGet("/leases", authorization))).status;
+    expect(await raw(`Bearer ${apiToken}`)).toBe(200);
+    expect(await raw(`Bearer ${apiToken}\t`)).toBe(200);
+    expect(await raw(`Bearer ${apiToken} \t `)).toBe(200);
+    expect(await raw(`Bearer ${apiToken}\tx`)).toBe(401);
+    expect(await raw(`Bearer\t${apiToken}`)).toBe(401);
+    expect(await raw(`Bearer ${apiToken.slice(0, -1)}\t${apiToken.slice(-1)}`)).toBe(401);
   });
 
   it("a retried request with the same session gets the first answer", async () => {

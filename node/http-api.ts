@@ -10,16 +10,24 @@
 // encoding, no or a wrong token, no length, a body over the limit) goes to express, which keeps
 // answering those cases exactly as before.
 
-import { randomUUID } from "node:crypto";
+import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
 import { request as httpRequest } from "undici";
 import { z } from "zod";
+import { fencingTokenSchema, nameSchema, nodeIdSchema, prefixSchema, txnOperationSchema } from "../protocol/commands.ts";
+import {
+  leasesPerCommandMax,
+  operationsPerTxnMax,
+  rangeLimitMax,
+  readLimitMax,
+  readsPerAcquireMax,
+  requestIdPattern,
+} from "../protocol/limits.ts";
 import { type NodeId, nodeId } from "../raft/index.ts";
 import type { PeerTransport } from "./contracts.ts";
 import { type LockNodeHost, NodeError } from "./host.ts";
-import { chainNamePattern } from "./state/chain.ts";
 import type { Applied } from "./state/lock-state-machine.ts";
 import type { LockCommand, LockEvent, LockResult, LockResultCode, Session } from "./state/types.ts";
 import { WatchError } from "./watch-hub.ts";
@@ -71,16 +79,24 @@ export interface ApiOptions {
   readonly host: LockNodeHost;
   readonly transport: PeerTransport;
   readonly apiToken: string;
+  /** clusterSecret signs the x-sctec-forwarded header between members (forwardedHeader). */
+  readonly clusterSecret: string;
   /** peerUrls: each member's base HTTP URL, for forwarding to the leader. */
   readonly peerUrls: ReadonlyMap<string, string>;
   readonly bodyBytesMax: number;
   readonly logger: Logger;
 }
 
-const token = z.union([z.string().regex(/^[1-9]\d{0,15}$/), z.number().int().positive()]).transform((value) => Number(value));
-const name = z.string().min(1).max(256);
+// The bodies' fields are the command schemas' fields (protocol/commands.ts), with the same limits:
+// a request that passes here builds a command that passes the leader's check, and every
+// follower's. The leader checks the command itself again (LockNodeHost.propose).
+const token = z
+  .union([z.string().regex(/^[1-9]\d{0,15}$/), z.number()])
+  .transform((value) => Number(value))
+  .pipe(fencingTokenSchema);
+const name = nameSchema;
 const sessionFields = { clientId: name.optional(), sequence: z.number().int().positive().optional() };
-const resourcesField = { resource: name.optional(), resources: z.array(name).min(1).max(64).optional() };
+const resourcesField = { resource: name.optional(), resources: z.array(name).min(1).max(leasesPerCommandMax).optional() };
 
 const lockBody = z.strictObject({
   ...resourcesField,
@@ -90,8 +106,8 @@ const lockBody = z.strictObject({
   waitMs: z.number().int().min(0).default(0),
   /** reads: range reads answered by the granting entry itself (linearizable, no extra round). */
   reads: z
-    .array(z.strictObject({ prefix: z.string().max(256), after: z.string().max(256).optional(), limit: z.number().int().min(1).max(100) }))
-    .max(4)
+    .array(z.strictObject({ prefix: prefixSchema, after: prefixSchema.optional(), limit: z.number().int().min(1).max(readLimitMax) }))
+    .max(readsPerAcquireMax)
     .optional(),
 });
 const leaseBody = z.strictObject({ ...resourcesField, ...sessionFields, token });
@@ -100,21 +116,14 @@ const txnBody = z.strictObject({
   guards: z
     .array(z.strictObject({ resource: name, token }))
     .min(1)
-    .max(64),
-  operations: z
-    .array(
-      z.union([
-        z.strictObject({ op: z.literal("put"), key: name, value: z.string().max(65_536) }),
-        z.strictObject({ op: z.literal("delete"), key: name }),
-        z.strictObject({ op: z.literal("append"), chain: z.string().regex(chainNamePattern), value: z.string().max(65_536) }),
-      ]),
-    )
-    .min(1)
-    .max(64),
+    .max(leasesPerCommandMax),
+  operations: z.array(txnOperationSchema).min(1).max(operationsPerTxnMax),
   releaseGuards: z.boolean().optional(),
 });
-const memberBody = z.strictObject({ action: z.enum(["add_learner", "promote_learner", "remove_node"]), nodeId: name });
-const transferBody = z.strictObject({ to: name });
+// Node ids follow the one rule (protocol/limits.ts), the rule the follower's frame decoder applies
+// to a membership entry: an id no follower would take never reaches the log.
+const memberBody = z.strictObject({ action: z.enum(["add_learner", "promote_learner", "remove_node"]), nodeId: nodeIdSchema });
+const transferBody = z.strictObject({ to: nodeIdSchema });
 
 /**
  * ApiRequest is what a handler reads of a request. express's Request provides it, and so does the
@@ -273,10 +282,12 @@ export function withHotPath(
 
 /**
  * stampResponse sets the headers every answer carries and returns the request's id: the caller's
- * x-request-id, or a fresh one.
+ * x-request-id when it is a valid one, or a fresh one.
  */
 function stampResponse(options: ApiOptions, requestIdHeader: string | undefined, response: ServerResponse): string {
-  const requestId = requestIdHeader ?? randomUUID();
+  // A caller's id is adopted only if it looks like one (protocol/limits.ts): it goes into every
+  // log line of the request and back into the answer, so its length and characters are bounded.
+  const requestId = requestIdHeader !== undefined && requestIdPattern.test(requestIdHeader) ? requestIdHeader : randomUUID();
   response.setHeader("x-request-id", requestId);
   // Name the leader on every answer, so clients can talk to it directly and save a forwarding hop.
   const leaderId = options.host.leaderId();
@@ -329,8 +340,16 @@ async function forward(
   log: Logger,
 ): Promise<void> {
   const target = leaderId === null ? undefined : options.peerUrls.get(leaderId);
-  if (target === undefined || request.header("x-sctec-forwarded") !== undefined) {
+  if (target === undefined) {
     sendError(response, new ApiError("no_leader", "no leader is known right now; retry shortly", { leaderId }));
+    return;
+  }
+  // A request is forwarded once: a node that took it as the leader but no longer is says so,
+  // and the caller retries (no forwarding loops while leadership moves).
+  const forwardedBy = forwardingPeerOf(options, request, requestId);
+  if (forwardedBy !== undefined) {
+    const message = `${forwardedBy} forwarded this request here as to the leader, but leadership has moved (to ${leaderId}); retry`;
+    sendError(response, new ApiError("no_leader", message, { leaderId }));
     return;
   }
   log.info(
@@ -344,7 +363,7 @@ async function forward(
         authorization: request.header("authorization") ?? "",
         "content-type": "application/json",
         "x-request-id": requestId,
-        "x-sctec-forwarded": options.host.nodeId,
+        "x-sctec-forwarded": forwardedHeader(options, options.host.nodeId, requestId),
       },
       ...(request.method === "GET" ? {} : { body: JSON.stringify(request.body ?? {}) }),
       headersTimeout: 10_000,
@@ -354,6 +373,27 @@ async function forward(
   } catch (error) {
     sendError(response, new ApiError("no_leader", `the leader ${leaderId} did not answer: ${(error as Error).message}`));
   }
+}
+
+/**
+ * forwardedHeader is the x-sctec-forwarded value a node sends with a request it forwards:
+ * `<its id>:<HMAC-SHA256(cluster secret, id ‖ request id)>`. Only members hold the secret, so a
+ * client cannot make a node believe a request was forwarded (which would refuse it with 503).
+ */
+function forwardedHeader(options: ApiOptions, from: string, requestId: string): string {
+  return `${from}:${createHmac("sha256", options.clusterSecret).update(`${from}\n${requestId}`, "utf8").digest("base64url")}`;
+}
+
+/** forwardingPeerOf: the member that forwarded this request, if its x-sctec-forwarded is genuine; a client's is ignored. */
+function forwardingPeerOf(options: ApiOptions, request: ApiRequest, requestId: string): string | undefined {
+  const header = request.header("x-sctec-forwarded");
+  if (header === undefined) return undefined;
+  const separator = header.indexOf(":");
+  const from = header.slice(0, Math.max(0, separator));
+  if (separator < 0 || !options.peerUrls.has(from) || from === options.host.nodeId) return undefined;
+  const expected = Buffer.from(forwardedHeader(options, from, requestId), "utf8");
+  const given = Buffer.from(header, "utf8");
+  return expected.byteLength === given.byteLength && timingSafeEqual(expected, given) ? from : undefined;
 }
 
 function authenticate(apiToken: string) {
@@ -466,10 +506,10 @@ async function kvGetHandler(options: ApiOptions, request: ApiRequest): Promise<{
 }
 
 const rangeQuery = z.strictObject({
-  prefix: z.string().max(256).default(""),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  prefix: prefixSchema.default(""),
+  limit: z.coerce.number().int().min(1).max(rangeLimitMax).default(100),
   /** after: an exclusive start key, normally the last key of the previous page. */
-  after: z.string().max(256).default(""),
+  after: prefixSchema.default(""),
 });
 
 /**
@@ -498,7 +538,7 @@ async function kvRangeHandler(options: ApiOptions, request: ApiRequest): Promise
 }
 
 const watchQuery = z.strictObject({
-  prefix: z.string().max(256).default(""),
+  prefix: prefixSchema.default(""),
   /** after: answer events with a higher index; without it, only events applied from now on. */
   after: z.coerce.number().int().min(0).optional(),
   timeoutMs: z.coerce.number().int().min(0).max(30_000).default(25_000),
@@ -600,7 +640,15 @@ function resultResponse(result: LockResult): { status: number; body: unknown } {
 function statusBody(options: ApiOptions): unknown {
   const status = options.host.status();
   const peers = Object.fromEntries(
-    [...options.transport.peerStatus()].map(([id, peer]) => [id, { connected: peer.connected, lastContactMs: peer.lastContactMs ?? null }]),
+    [...options.transport.peerStatus()].map(([id, peer]) => [
+      id,
+      {
+        connected: peer.connected,
+        lastContactMs: peer.lastContactMs ?? null,
+        framesRejected: peer.framesRejected ?? 0,
+        lastRejection: peer.lastRejection ?? null,
+      },
+    ]),
   );
   return {
     nodeId: status.id,

@@ -14,6 +14,7 @@ import { combineObservers } from "./host-observer.ts";
 import { createApi, createHotPath, withHotPath } from "./http-api.ts";
 import { NodeMetrics } from "./metrics.ts";
 import { LevelDurableLog } from "./persistence/level-durable-log.ts";
+import { checkCommandBytes } from "./state/codec.ts";
 import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
 import { StatusFeed } from "./status-feed.ts";
 import { createNodeFront } from "./status-server.ts";
@@ -70,22 +71,6 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const peerWebSocketUrls = new Map<NodeId, string>(
-    [...config.peers].map(([peer, url]) => [nodeId(peer), `${url.replace(/^http/, "ws")}/raft`]),
-  );
-  const transport = new WebSocketTransport({
-    nodeId: id,
-    peers: peerWebSocketUrls,
-    clusterSecret: config.clusterSecret,
-    frameBytesMax: config.frameBytesMax,
-    queueMessagesMax: 10_000,
-    reconnectBaseMs: 50,
-    reconnectMaxMs: 1000,
-    handshakeTimeoutMs: 2000,
-    logger: logger.child({ component: "transport" }),
-  });
-  const longestElectionMs = 2 * config.electionTimeoutTicks * config.tickIntervalMs;
-  const timeline = new StatusTimeline({ eventsMax: config.statusTimelineEventsMax, wallNowMs: () => Date.now() });
   // The gauges read the host at scrape time; it exists by the time anyone can scrape.
   let hostForMetrics: LockNodeHost | undefined;
   const metrics = new NodeMetrics({
@@ -100,6 +85,26 @@ async function main(): Promise<void> {
       },
     },
   });
+  const peerWebSocketUrls = new Map<NodeId, string>(
+    [...config.peers].map(([peer, url]) => [nodeId(peer), `${url.replace(/^http/, "ws")}/raft`]),
+  );
+  const transport = new WebSocketTransport({
+    nodeId: id,
+    peers: peerWebSocketUrls,
+    clusterSecret: config.clusterSecret,
+    frameBytesMax: config.frameBytesMax,
+    queueMessagesMax: 10_000,
+    reconnectBaseMs: 50,
+    reconnectMaxMs: 1000,
+    handshakeTimeoutMs: 2000,
+    logger: logger.child({ component: "transport" }),
+    // A follower never appends an entry it could not apply: it refuses the frame, and says so
+    // (metric, error log, status page). docs/DESIGN.md, "An entry a node cannot decode".
+    checkEntryData: checkCommandBytes,
+    onFrameRejected: (peer, code) => metrics.frameRejected(peer, code),
+  });
+  const longestElectionMs = 2 * config.electionTimeoutTicks * config.tickIntervalMs;
+  const timeline = new StatusTimeline({ eventsMax: config.statusTimelineEventsMax, wallNowMs: () => Date.now() });
   const host = await LockNodeHost.start({
     nodeId: id,
     raft: {
@@ -144,7 +149,15 @@ async function main(): Promise<void> {
     wallNowMs: () => Date.now(),
     logger: logger.child({ component: "status-feed" }),
   });
-  const apiOptions = { host, transport, apiToken: config.apiToken, peerUrls: config.peers, bodyBytesMax: config.bodyBytesMax, logger };
+  const apiOptions = {
+    host,
+    transport,
+    apiToken: config.apiToken,
+    clusterSecret: config.clusterSecret,
+    peerUrls: config.peers,
+    bodyBytesMax: config.bodyBytesMax,
+    logger,
+  };
   const hotPath = createHotPath(apiOptions, (path, method, response) => metrics.observeRequest(path, method, response));
   const server = createServer(withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger })));
   transport.handleUpgrade(server, "/raft");

@@ -80,6 +80,7 @@ export class NodeMetrics implements HostObserver {
   private readonly leaseExpiries: Counter;
   private readonly leaseReleases: Counter;
   private readonly waitTimeouts: Counter;
+  private readonly peerFramesRejected: Counter<"peer" | "code">;
   private readonly httpRequests: Counter<"route" | "method" | "status">;
   private readonly httpSeconds: Histogram<"route" | "method">;
   private role: Role = "follower";
@@ -157,6 +158,14 @@ export class NodeMetrics implements HostObserver {
     this.waitTimeouts = new Counter({
       name: "sctec_lease_wait_timeouts_total",
       help: "Queued acquires whose wait ran out, as applied.",
+      registers,
+    });
+    this.peerFramesRejected = new Counter({
+      name: "sctec_peer_frames_rejected_total",
+      help:
+        "Frames refused from an authenticated peer, by peer and code (invalid_entry: an entry this node could not apply; " +
+        "the others: the frame did not decode, or named another sender or recipient). Any of them means a bug or incompatible versions.",
+      labelNames: ["peer", "code"],
       registers,
     });
     this.httpRequests = new Counter({
@@ -250,6 +259,11 @@ export class NodeMetrics implements HostObserver {
       else if (event.type === "released") this.leaseReleases.inc();
       else if (event.type === "wait_timeout") this.waitTimeouts.inc();
     }
+  }
+
+  /** frameRejected counts one frame refused from a peer (the transport's onFrameRejected). */
+  frameRejected(peer: string, code: string): void {
+    this.peerFramesRejected.inc({ peer, code });
   }
 
   joinHeld(): void {

@@ -13,7 +13,7 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { WebSocket, WebSocketServer } from "ws";
 import type { NodeId, Status } from "../raft/index.ts";
-import type { PeerTransport } from "./contracts.ts";
+import type { PeerLinkStatus, PeerTransport } from "./contracts.ts";
 import type { Lease, LockEvent, Waiter } from "./state/types.ts";
 import type { StatusTimeline } from "./status-timeline.ts";
 import { buildStatusView, type LeaseRow, type PeerPoll, type PolledStatus, type StatusView } from "./status-view.ts";
@@ -119,9 +119,8 @@ export class StatusFeed {
     for (const [id, poll] of this.polls) {
       polls.set(id, { status: poll.status, statusAgeMs: poll.atMs === undefined ? undefined : nowMs - poll.atMs, error: poll.error });
     }
-    const links = new Map<string, { connected: boolean; lastContactMs: number | undefined }>();
-    for (const [id, link] of this.options.transport.peerStatus())
-      links.set(id, { connected: link.connected, lastContactMs: link.lastContactMs });
+    const links = new Map<string, PeerLinkStatus>();
+    for (const [id, link] of this.options.transport.peerStatus()) links.set(id, link);
     return buildStatusView({
       nodeId: this.options.host.nodeId,
       wallNowMs: this.options.wallNowMs(),

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { type NodeId, nodeId, type Ready, type Status } from "../raft/index.ts";
 import { StatusTimeline } from "./status-timeline.ts";
-import { buildStatusView, type PeerPoll, type PolledStatus, type StatusViewInputs } from "./status-view.ts";
+import { buildStatusView, type PeerPoll, type PolledStatus, refusalShownMs, type StatusViewInputs } from "./status-view.ts";
 
 const ids = ["n1", "n2", "n3"].map(nodeId);
 const urls = new Map(ids.map((id, position) => [id as string, `http://127.0.0.1:700${position + 1}`]));
@@ -72,6 +72,29 @@ function inputs(overrides: Partial<StatusViewInputs> = {}): StatusViewInputs {
 }
 
 describe("buildStatusView", () => {
+  it("says so when this node refuses frames from a peer (an entry it could not apply), until a minute has passed (issue 14)", () => {
+    const refusing = (atMs: number) =>
+      inputs({
+        links: new Map([
+          [
+            "n2",
+            {
+              connected: true,
+              lastContactMs: 999_990,
+              framesRejected: 41,
+              lastRejection: { code: "invalid_entry", reason: "entry 17 (term 4): resources.0: Too big", atMs },
+            },
+          ],
+          ["n3", { connected: true, lastContactMs: 999_990 }],
+        ]),
+      });
+    const view = buildStatusView(refusing(999_500));
+    expect(view.view.warnings).toEqual([
+      "n1 refuses frames from n2 (41 so far, the last 0.5 s ago): invalid_entry: entry 17 (term 4): resources.0: Too big",
+    ]);
+    expect(buildStatusView(refusing(1_000_000 - refusalShownMs - 1)).view.warnings).toEqual([]);
+  });
+
   it("a healthy follower: the leader it knows is marked, lag from the leader's progress, no warning", () => {
     const view = buildStatusView(inputs());
     expect(view.view).toMatchObject({ leaderId: "n2", stale: false, warnings: [] });

@@ -53,8 +53,19 @@ export interface StatusViewInputs {
   readonly status: Status;
   readonly peerUrls: ReadonlyMap<string, string>;
   readonly bookingUrl: string;
-  /** links: per peer, whether the peer link is up and when (wall clock) the peer was last heard from. */
-  readonly links: ReadonlyMap<string, { readonly connected: boolean; readonly lastContactMs: number | undefined }>;
+  /**
+   * links: per peer, whether the peer link is up, when (wall clock) the peer was last heard from,
+   * and the frames refused from it.
+   */
+  readonly links: ReadonlyMap<
+    string,
+    {
+      readonly connected: boolean;
+      readonly lastContactMs: number | undefined;
+      readonly framesRejected?: number;
+      readonly lastRejection?: { readonly code: string; readonly reason: string; readonly atMs: number } | undefined;
+    }
+  >;
   readonly polls: ReadonlyMap<string, PeerPoll>;
   /** pollFreshMs: a poll answer younger than this counts as "reachable over HTTP". */
   readonly pollFreshMs: number;
@@ -63,6 +74,12 @@ export interface StatusViewInputs {
   readonly leases: { readonly rows: readonly LeaseRow[]; readonly total: number; readonly waitersTotal: number };
   readonly timeline: readonly TimelineEvent[];
 }
+
+/**
+ * refusalShownMs: a frame refused from a peer stays among the page's warnings this long. A leader
+ * resends what a follower refused every heartbeat, so a refusal that persists stays shown.
+ */
+export const refusalShownMs = 60_000;
 
 export type Reachability = "self" | "reachable" | "link_down" | "unreachable";
 
@@ -275,5 +292,13 @@ function viewWarnings(
   const stale = warnings.length > 0;
   const unreachable = members.filter((member) => member.reachability === "unreachable" && member.membership !== "not_a_member");
   if (unreachable.length > 0) warnings.push(`unreachable from ${status.id}: ${unreachable.map((member) => member.id).join(", ")}.`);
+  for (const [id, link] of [...inputs.links].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const refusal = link.lastRejection;
+    if (refusal === undefined || inputs.wallNowMs - refusal.atMs > refusalShownMs) continue;
+    const agoSeconds = (Math.max(0, inputs.wallNowMs - refusal.atMs) / 1000).toFixed(1);
+    warnings.push(
+      `${status.id} refuses frames from ${id} (${link.framesRejected ?? 1} so far, the last ${agoSeconds} s ago): ${refusal.code}: ${refusal.reason}`,
+    );
+  }
   return { warnings, stale };
 }

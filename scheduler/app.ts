@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { ipKeyGenerator, rateLimit } from "express-rate-limit";
 import type { z } from "zod";
+import { requestIdPattern } from "../protocol/limits.ts";
 import { AuditTrail } from "./audit.ts";
 import type { Bookings } from "./bookings.ts";
 import type { ClusterPort } from "./cluster.ts";
@@ -90,7 +91,7 @@ export function createApp(options: AppOptions): express.Express {
   app.set("trust proxy", "loopback, uniquelocal");
   app.use((request: Request, response: Response, next: NextFunction) => {
     const given = request.header("x-request-id");
-    const requestId = given !== undefined && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
+    const requestId = given !== undefined && requestIdPattern.test(given) ? given : randomUUID();
     response.locals["requestId"] = requestId;
     response.setHeader("x-request-id", requestId);
     const startedAt = performance.now();
@@ -281,7 +282,8 @@ export function createApp(options: AppOptions): express.Express {
 
   // Serve the page's assets only: not its tests, type declarations or README.
   app.use((request: Request, _response: Response, next: NextFunction) => {
-    if (request.method === "GET" && /(\.test\.|\.d\.ts$|\.md$)/.test(request.path)) {
+    // HEAD too: express.static answers HEAD like GET, and a HEAD of a hidden file must not say it exists (issue 14).
+    if ((request.method === "GET" || request.method === "HEAD") && /(\.test\.|\.d\.ts$|\.md$)/.test(request.path)) {
       next(new ApiError("not_found", "no such endpoint; start at GET /api"));
       return;
     }

@@ -18,11 +18,13 @@ function chainOf(count: number): { key: string; record: ChainRecord }[] {
   return out;
 }
 
-function fakeCluster(items: { key: string; record: ChainRecord }[]): ClusterPort & { reads: number } {
+function fakeCluster(items: { key: string; record: ChainRecord }[], delayMs = 0): ClusterPort & { reads: number } {
   const port = {
     reads: 0,
     async range(_prefix: string, options: { limit: number; after?: string }) {
       port.reads += 1;
+      // A delay lets concurrent verifications interleave, as they do against the real cluster.
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       const after = options.after ?? "";
       const matching = items.filter((item) => item.key > after);
       const page: ClusterItem[] = matching
@@ -55,6 +57,32 @@ describe("AuditTrail", () => {
     victim.record = { ...victim.record, record: victim.record.record.replace('"n":12', '"n":99') };
     const status = await new AuditTrail(fakeCluster(items), 100_000).verify("r");
     expect(status).toMatchObject({ verified: false, brokenAtSeq: 12 });
+  });
+
+  it("verifies correctly under concurrency: eight requests at once on a fresh trail all say verified, and so do later ones (issue 14)", async () => {
+    // Before, the second of two concurrent runs checked records 1… against the head the first had
+    // moved to, said "expected seq 3, found 1", and the trail stayed "broken" for good.
+    const items = chainOf(2);
+    const cluster = fakeCluster(items, 5);
+    const trail = new AuditTrail(cluster, 100_000);
+    const statuses = await Promise.all(Array.from({ length: 8 }, () => trail.page({ limit: 1 }, "r")));
+    for (const page of statuses) expect(page.chain).toEqual({ verified: true, records: 2, headHash: items[1]?.record.hash });
+    items.push(
+      ...chainOf(3)
+        .slice(2)
+        .map((item) => item),
+    ); // a third record, appended later
+    const later = await Promise.all(Array.from({ length: 8 }, () => trail.verify("r")));
+    for (const status of later) expect(status).toMatchObject({ verified: true, records: 3 });
+    expect(await trail.verify("r")).toMatchObject({ verified: true, records: 3 });
+  });
+
+  it("runs one verification at a time, with one more queued for everything that arrives meanwhile", async () => {
+    const cluster = fakeCluster(chainOf(5), 5);
+    const trail = new AuditTrail(cluster, 100_000);
+    await Promise.all(Array.from({ length: 20 }, () => trail.verify("r")));
+    // The first run reads from the genesis (one page, the chain is short); the queued run reads what is new (nothing, one page).
+    expect(cluster.reads).toBe(2);
   });
 
   it("says partial when one request may not verify it all, and goes on from there", async () => {

@@ -6,8 +6,16 @@
 // remembers the verified head (seq, hash, key), so later requests only verify what was appended
 // since. Each request verifies at most `recordsPerRequestMax` records; beyond that it says
 // "partial" and how far it got, and the next request goes on from there.
+//
+// Verification runs one at a time (issue 14): concurrent requests used to read from the same head,
+// and the one that finished second checked records 1… against the head the first had already
+// moved to N, found "expected seq N+1, found 1", and remembered the chain as broken for good. Now a
+// request that arrives while a verification runs waits for the next one (which starts after it
+// arrived, so it sees everything written before the request), and every run checks its records
+// against the head it read them after, never against one that moved meanwhile.
 
 import { type ChainRecord, chainGenesisHash, verifyChain } from "../client/audit-chain.ts";
+import { nameLengthMax } from "../protocol/limits.ts";
 import type { ClusterPort } from "./cluster.ts";
 import { ApiError } from "./errors.ts";
 import { type AuditRecord, clusterError, keys } from "./records.ts";
@@ -35,24 +43,56 @@ export class AuditTrail {
     this.recordsPerRequestMax = recordsPerRequestMax;
   }
 
-  /** verify extends the verified head over what was appended since, up to the per-request bound. */
-  async verify(requestId: string): Promise<ChainStatus> {
+  /** running: the verification in progress; queued: the one that starts after it, shared by every request that arrived meanwhile. */
+  private running: Promise<ChainStatus> | undefined;
+  private queued: Promise<ChainStatus> | undefined;
+
+  /**
+   * verify extends the verified head over what was appended since, up to the per-request bound.
+   * Runs are serialised: at most one runs and one waits, however many requests arrive at once.
+   */
+  verify(requestId: string): Promise<ChainStatus> {
+    if (this.running === undefined) return this.start(requestId);
+    if (this.queued === undefined) {
+      const after = this.running.catch(() => undefined);
+      this.queued = after.then(() => {
+        this.queued = undefined;
+        return this.start(requestId);
+      });
+    }
+    return this.queued;
+  }
+
+  private start(requestId: string): Promise<ChainStatus> {
+    const run = this.verifyOnce(requestId).finally(() => {
+      if (this.running === run) this.running = undefined;
+    });
+    this.running = run;
+    return run;
+  }
+
+  private async verifyOnce(requestId: string): Promise<ChainStatus> {
     if (this.broken !== undefined) return { verified: false, ...this.broken };
     let read = 0;
     for (;;) {
+      const from = this.head;
       const page = await this.cluster.range(keys.auditPrefix, {
         limit: 1000,
         requestId,
-        ...(this.head.key === undefined ? {} : { after: this.head.key }),
+        ...(from.key === undefined ? {} : { after: from.key }),
       });
+      // Runs are serialised, so nothing else moves the head while this one reads; the assertion
+      // keeps it that way, since checking records against a head they were not read after is
+      // exactly how a wrong "broken" used to arise.
+      if (this.head !== from) throw new Error("audit chain verification: the head moved during a run (runs must be serialised)");
       const records = page.items.map((item) => JSON.parse(item.value) as ChainRecord);
-      const verdict = verifyChain(records, this.head);
+      const verdict = verifyChain(records, from);
       if (!verdict.ok) {
         this.broken = { brokenAtSeq: verdict.brokenAtSeq, reason: verdict.reason };
         return { verified: false, ...this.broken };
       }
       const last = page.items.at(-1);
-      if (last !== undefined) this.head = { seq: this.head.seq + verdict.count, hash: verdict.headHash, key: last.key };
+      if (last !== undefined) this.head = { seq: from.seq + verdict.count, hash: verdict.headHash, key: last.key };
       read += page.items.length;
       if (!page.more) return { verified: true, records: this.head.seq, headHash: this.head.hash };
       if (read >= this.recordsPerRequestMax) {
@@ -66,7 +106,8 @@ export class AuditTrail {
     let after: string | undefined;
     if (query.cursor !== undefined) {
       after = Buffer.from(query.cursor, "base64url").toString("utf8");
-      if (!after.startsWith(keys.auditPrefix))
+      // A cursor this API made is a chain key, within the cluster's key limit; anything else is refused here, not passed on.
+      if (after.length > nameLengthMax || !after.startsWith(keys.auditPrefix))
         throw new ApiError("invalid_cursor", "the cursor is not one this API made; follow the next link");
     }
     try {

@@ -5,6 +5,7 @@
 // writes nothing, and the caller gets `lease_lost` (never a blind retry, never half a booking).
 
 import { randomBytes } from "node:crypto";
+import { nameLengthMax } from "../protocol/limits.ts";
 import { type ClusterItem, type ClusterLease, type ClusterOperation, type ClusterPort, LockError, type RangeRead } from "./cluster.ts";
 import { ApiError } from "./errors.ts";
 import type { SchedulerLogger as Logger } from "./logging.ts";
@@ -292,7 +293,9 @@ export class Bookings {
     let after: string | undefined;
     if (query.cursor !== undefined) {
       after = Buffer.from(query.cursor, "base64url").toString("utf8");
-      if (!after.startsWith(prefix)) throw new ApiError("invalid_cursor", "the cursor does not belong to this query; follow the next link");
+      // A cursor this API made is a key, within the cluster's key limit; anything else is refused here, not passed on.
+      if (after.length > nameLengthMax || !after.startsWith(prefix))
+        throw new ApiError("invalid_cursor", "the cursor does not belong to this query; follow the next link");
     }
     const items: Booking[] = [];
     // Filters the prefix cannot express (telescope within a scientist's list, status) are applied

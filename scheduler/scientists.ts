@@ -9,6 +9,8 @@ import type { SchedulerLogger as Logger } from "./logging.ts";
 import { type AuditRecord, clusterError, keys, type Scientist, sha256Hex } from "./records.ts";
 
 const apiKeyPattern = /^sk_(sci_[0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+/** scientistIdPattern: the ids register() makes. Anything else names no scientist, and is not looked up. */
+const scientistIdPattern = /^sci_[0-9a-f]{12}$/;
 
 export interface ScientistsOptions {
   readonly cluster: ClusterPort;
@@ -104,7 +106,13 @@ export class Scientists {
     return scientist;
   }
 
+  /**
+   * find returns the scientist with this id, if there is one. An id that register() could not have
+   * made is answered at once, without asking the cluster: a caller's path segment never reaches
+   * the cluster unchecked (a long one used to exceed its key limit and come back as a 500).
+   */
   async find(id: string, requestId: string): Promise<Scientist | undefined> {
+    if (!scientistIdPattern.test(id)) return undefined;
     const cached = this.cache.get(id);
     if (cached !== undefined) return cached;
     let item: Awaited<ReturnType<ClusterPort["get"]>>;

@@ -71,6 +71,35 @@ describe("lint rules enforce purity and import direction", () => {
     expect(client.ok, client.output).toBe(true);
   });
 
+  it.each([
+    ["node/", 'import { LockNodeHost } from "../node/host.ts";\nexport const h = LockNodeHost;\n'],
+    ["raft/", 'import { nodeId } from "../raft/index.ts";\nexport const n = nodeId;\n'],
+    ["client/", 'import { LockClient } from "../client/lock-client.ts";\nexport const c = LockClient;\n'],
+    ["scheduler/", 'import { ApiError } from "../scheduler/errors.ts";\nexport const e = ApiError;\n'],
+  ])("forbids protocol/ from importing %s (it imports nothing of ours)", (_folder, source) => {
+    const result = lint("protocol/example-lint.ts", source);
+    expect(result.ok).toBe(false);
+    expect(result.output).toContain("protocol/ is the wire contract");
+  });
+
+  it("lets protocol/ import zod and its own files, and every side import protocol/", () => {
+    const own = 'import { z } from "zod";\nimport { nameLengthMax } from "./limits.ts";\nexport const s = z.string().max(nameLengthMax);\n';
+    const inside = lint("protocol/example-lint.ts", own);
+    expect(inside.ok, inside.output).toBe(true);
+    for (const path of ["node/example-lint.ts", "node/state/example-lint.ts", "client/example-lint.ts", "scheduler/example-lint.ts"]) {
+      const depth = path.split("/").length - 1;
+      const source = `import { nameLengthMax } from "${"../".repeat(depth)}protocol/limits.ts";\nexport const n = nameLengthMax;\n`;
+      const result = lint(path, source);
+      expect(result.ok, `${path}: ${result.output}`).toBe(true);
+    }
+  });
+
+  it("forbids raft/ from importing protocol/ too", () => {
+    expect(
+      lint("raft/example-lint.ts", 'import { nameLengthMax } from "../protocol/limits.ts";\nexport const n = nameLengthMax;\n').ok,
+    ).toBe(false);
+  });
+
   it("forbids scheduler/ from reaching past client/", () => {
     expect(lint("scheduler/example-lint.ts", 'import { RawNode } from "../raft/index.ts";\nexport const r = RawNode;\n').ok).toBe(false);
   });

@@ -18,6 +18,7 @@ import { BookingEvents } from "../scheduler/events.ts";
 import { createSchedulerLogger } from "../scheduler/logging.ts";
 import { Scientists } from "../scheduler/scientists.ts";
 import type { Telescope } from "../scheduler/slots.ts";
+import { authorizedGet, rawHttp } from "./support/raw-http.ts";
 
 const telescopes: Telescope[] = [
   { id: "hubble-acad", name: "Hubble Acad", slotMinutes: 5, horizonDays: 30, slotsPerBookingMax: 12 },
@@ -489,6 +490,65 @@ describe("audit and events", () => {
     );
     expect(verifyChain(tampered)).toMatchObject({ ok: false, brokenAtSeq: raw[victim].seq });
     expect(verifyChain(raw.filter((_: Json, position: number) => position !== victim))).toMatchObject({ ok: false });
+  });
+});
+
+describe("hostile input (issue 14)", () => {
+  it("verifies the audit chain under concurrent requests: eight at once on a fresh scheduler, and every call after", async () => {
+    const fresh = await startScheduler();
+    try {
+      const { key } = await register();
+      const answers = await Promise.all(Array.from({ length: 8 }, () => call("GET", "/audit?limit=1", { key, base: fresh.url })));
+      for (const answer of answers)
+        expect([answer.status, answer.body.chain.verified], JSON.stringify(answer.body.chain)).toEqual([200, true]);
+      const later = await call("GET", "/audit?limit=1", { key, base: fresh.url });
+      expect(later.body.chain.verified).toBe(true);
+    } finally {
+      await fresh.events.close();
+      fresh.server.closeAllConnections();
+      fresh.server.close();
+    }
+  });
+
+  it("checks ids and cursors against the cluster's limits before passing them on: 4xx, never 500", async () => {
+    const { key } = await register();
+    for (const length of [246, 247, 300, 2000]) {
+      const answer = await call("GET", `/scientists/${"s".repeat(length)}`, { key });
+      expect([answer.status, answer.body.error.code], `id of ${length}`).toEqual([404, "not_found"]);
+    }
+    const longKey = (prefix: string) => Buffer.from(`${prefix}${"x".repeat(300)}`).toString("base64url");
+    const cursors = [
+      ["/bookings?scientistId=sci_000000000000&cursor=", longKey("sci/sci_000000000000/")],
+      ["/bookings?cursor=", longKey("day/")],
+      ["/bookings?cursor=", "A".repeat(600)],
+      ["/audit?cursor=", longKey("~chain/audit/")],
+      ["/audit?cursor=", "A".repeat(600)],
+    ];
+    for (const [path, cursor] of cursors) {
+      const answer = await call("GET", `${path}${cursor}`, { key });
+      expect([answer.status, answer.body.error.code], `${path}…`).toEqual([400, "invalid_cursor"]);
+    }
+  });
+
+  it("answers HEAD of a file it hides as GET does (404), and HEAD of the page as 200", async () => {
+    for (const path of ["/README.md", "/events.test.js", "/clock.d.ts"]) {
+      expect((await fetch(`${scheduler.url}${path}`)).status, `GET ${path}`).toBe(404);
+      expect((await fetch(`${scheduler.url}${path}`, { method: "HEAD" })).status, `HEAD ${path}`).toBe(404);
+    }
+    expect((await fetch(`${scheduler.url}/`, { method: "HEAD" })).status).toBe(200);
+    expect((await fetch(`${scheduler.url}/app.js`, { method: "HEAD" })).status).toBe(200);
+  });
+
+  it("takes an API key with trailing whitespace (not part of the header, RFC 9110 §5.5), never one with whitespace inside", async () => {
+    // Node's HTTP parser strips a header value's surrounding spaces and tabs before any code of
+    // ours runs (RFC 9110 §5.5), so `Bearer <key><TAB>` is the key itself; inside, whitespace stays and is refused.
+    const { id, key } = await register();
+    const raw = async (authorization: string) => (await rawHttp(scheduler.url, authorizedGet(`/scientists/${id}`, authorization))).status;
+    expect(await raw(`Bearer ${key}`)).toBe(200);
+    expect(await raw(`Bearer ${key}\t`)).toBe(200);
+    expect(await raw(`Bearer ${key}\tx`)).toBe(401);
+    expect(await raw(`Bearer\t${key}`)).toBe(401);
+    expect(await raw(`Bearer ${key.slice(0, 20)}\t${key.slice(20)}`)).toBe(401);
   });
 });
 

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LockClient } from "../client/lock-client.ts";
+import { type Lease, LockClient } from "../client/lock-client.ts";
 import { HttpTransport, type LockTransport } from "../client/transport.ts";
 import { type HttpCluster, startHttpCluster } from "../node/testing/http-cluster.ts";
 import { type BookingObserver, Bookings } from "../scheduler/bookings.ts";
@@ -22,7 +22,6 @@ import type { Telescope } from "../scheduler/slots.ts";
 import { waitFor } from "./support/process-cluster.ts";
 
 const telescope: Telescope = { id: "hubble-acad", name: "Hubble Acad", slotMinutes: 5, horizonDays: 30, slotsPerBookingMax: 12 };
-const leaseTtlMs = 600; // Valid locally for 600 × 0.9 − 100 = 440 ms.
 
 let cluster: HttpCluster;
 const logDir = mkdtempSync(join(tmpdir(), "sctec-deadline-"));
@@ -43,8 +42,12 @@ interface Setup {
   readonly refusals: string[];
 }
 
-/** setup builds Bookings whose claims read runs `beforeRead(lease)` first (the acquire's own reads are dropped, so one happens). */
-function setup(beforeRead: (lease: ClusterLease) => Promise<void>): Setup {
+/**
+ * setup builds Bookings with leases of `leaseTtlMs` whose claims read runs `beforeRead(lease)`
+ * first (the acquire's own reads are dropped, so one happens); `leases` collects the client's
+ * Lease objects, to watch their signals.
+ */
+function setup(leaseTtlMs: number, beforeRead: (lease: ClusterLease) => Promise<void>): Setup & { leases: Lease[] } {
   const sentPaths: string[] = [];
   const http = new HttpTransport([...cluster.urls.values()]);
   const counting: LockTransport = {
@@ -53,7 +56,15 @@ function setup(beforeRead: (lease: ClusterLease) => Promise<void>): Setup {
       return http.send(request);
     },
   };
-  const port = lockClusterPort(new LockClient({ nodes: [...cluster.urls.values()], apiToken: cluster.apiToken, transport: counting }));
+  const leases: Lease[] = [];
+  const client = new LockClient({ nodes: [...cluster.urls.values()], apiToken: cluster.apiToken, transport: counting });
+  const acquire = client.acquire.bind(client);
+  client.acquire = async (resources, options) => {
+    const lease = await acquire(resources, options);
+    leases.push(lease);
+    return lease;
+  };
+  const port = lockClusterPort(client);
   let current: ClusterLease | undefined;
   const wrapped: ClusterPort = {
     ...port,
@@ -86,7 +97,7 @@ function setup(beforeRead: (lease: ClusterLease) => Promise<void>): Setup {
     unlockedWriteDelayMs: 0,
     observer,
   });
-  return { bookings, log, sentPaths, refusals };
+  return { bookings, log, sentPaths, refusals, leases };
 }
 
 const scientist: Scientist = {
@@ -111,8 +122,13 @@ function slotInput(daysAhead: number) {
 
 describe("a booking whose lease ends before its write", () => {
   it("the lease's deadline timer fires first: lease_lost, the txn never sent, nothing stored", async () => {
-    const run = setup(async (lease) => {
-      await waitFor(() => (lease.isValid() ? undefined : true), "the lease's local deadline", 5000);
+    // Valid locally for 600 × 0.9 − 100 = 440 ms: the read waits for the lease's `lost`, which only
+    // its deadline timer can raise here (nothing else runs meanwhile).
+    const lostAt: number[] = [];
+    const run = setup(600, async () => {
+      const lease = run.leases.at(-1) as Lease;
+      lease.on("lost", () => void lostAt.push(performance.now()));
+      await waitFor(() => (lostAt.length > 0 ? true : undefined), "the lease's lost signal", 5000);
     });
     const input = slotInput(4);
     const outcome = await run.bookings.create(input, scientist, run.log, "req-deadline").catch((error: unknown) => error);
@@ -120,6 +136,7 @@ describe("a booking whose lease ends before its write", () => {
     expect(outcome).toMatchObject({ code: "lease_lost" });
     expect((outcome as ApiError).message).toContain("nothing was written");
     expect(run.refusals).toEqual(["client"]);
+    expect(lostAt).toHaveLength(1);
     expect(run.sentPaths.filter((path) => path === "/txn")).toEqual([]);
     await expectNothingStored(input.startUtc);
   });
@@ -127,7 +144,8 @@ describe("a booking whose lease ends before its write", () => {
   it("the cluster's fence refuses a txn under a lease released behind the scheduler's back: lease_lost, nothing stored", async () => {
     const operator = new LockClient({ nodes: [...cluster.urls.values()], apiToken: cluster.apiToken });
     const input = slotInput(5);
-    const run = setup(async (lease) => {
+    // A TTL long enough that the lease is still valid locally when the txn is sent, however slow the machine.
+    const run = setup(30_000, async (lease) => {
       const resource = `${telescope.id}_${input.startUtc}`;
       await operator.mutate("/unlock", { resources: [resource], token: lease.token });
     });

@@ -147,9 +147,12 @@ describe("fencing end to end", () => {
     expect(records.map((item) => item.record.details.booking_id)).toEqual([winner?.body.id]);
     expect(audit.body.chain.verified).toBe(true);
     expect(system.schedulerLog(4)).toContain('"event":"lease_lost"');
-    // The paused scheduler counts its one fencing rejection in /metrics.
+    // The paused scheduler counts its one rejection in /metrics. Its client refused the write
+    // itself, before sending it: the lease's local deadline had passed during the pause. (The
+    // cluster's own fence on a txn that was sent is shown in booking-lease-deadline.test.ts.)
     const pausedMetrics = parsePrometheusText(await (await fetch(`${pausedUrl}/metrics`)).text());
     expect(pausedMetrics.sum("sctec_scheduler_fencing_rejections_total")).toBe(1);
+    expect(pausedMetrics.sum("sctec_scheduler_fencing_rejections_total", { refused_by: "client" })).toBe(1);
   }, 60_000);
 });
 

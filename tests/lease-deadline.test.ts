@@ -53,12 +53,14 @@ describe("a holder cut off from the cluster", () => {
       const lease = await holder.acquire([resource], { ttlMs: 2000 });
       await nextEvent(lease, "renewed", 10_000); // Renewals work through the proxies first.
       const observed: Observed[] = [];
-      let deadlineMs = Number.NaN;
+      // The deadline as the holder knew it before the loss (a renewal answered just before the cut
+      // moves it; nothing after the cut can).
+      let deadlineMs = lease.validUntil;
+      lease.on("renewed", () => {
+        deadlineMs = lease.validUntil;
+      });
       for (const event of ["jeopardy", "safe", "lost"] as const) {
-        lease.on(event, (error?: LockError) => {
-          if (event === "lost") deadlineMs = lease.validUntil;
-          observed.push({ event, atMs: performance.now(), code: error?.code });
-        });
+        lease.on(event, (error?: LockError) => observed.push({ event, atMs: performance.now(), code: error?.code }));
       }
       const lost = nextEvent(lease, "lost", 10_000);
       for (const proxy of proxies) proxy.setCut(cut);

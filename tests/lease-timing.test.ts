@@ -8,8 +8,8 @@
 // The lease in every scenario: TTL 4000 ms, drift discount 0.1, no safety margin, granted at t=0
 // (answered at once). So validUntil = 3600, the renewal is due at 1200 (halfway to the jeopardy
 // point), jeopardy at 2400 (a third of the validity left) and the deadline at 3600. Backoff is
-// zero (random = 0), so retries follow at once and each attempt's bound is visible: half of what
-// is left of the validity (1200, 600, 300, 150, 75, 38, 20, then what is left).
+// zero (random = 0), so retries follow at once and each attempt's bound is visible: a third of what
+// is left of the validity (800, 534, 356, …, at least 20 ms, then what is left).
 
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { observeUnderLease, type Telescope } from "../client/example.ts";
@@ -91,19 +91,26 @@ const scenarios = {
       ]);
       expect(run.lease.isValid()).toBe(false);
       expect(run.lease.state).toBe("lost");
-      // Attempts: each bounded by half of what was left, the last one ending at the deadline.
+      // Attempts: each bounded by a third of what was left (at least 20 ms); after the first
+      // renewal's nine attempts, the next renewal at half of what is left, ending at the deadline.
       expect(renewals(run).map((sent) => [sent.sentAtMs, sent.endedAtMs])).toEqual([
-        [1200, 2400],
-        [2400, 3000],
-        [3000, 3300],
-        [3300, 3450],
-        [3450, 3525],
-        [3525, 3563],
-        [3563, 3583],
-        [3583, 3600],
+        [1200, 2000],
+        [2000, 2534],
+        [2534, 2890],
+        [2890, 3127],
+        [3127, 3285],
+        [3285, 3390],
+        [3390, 3460],
+        [3460, 3507],
+        [3507, 3538],
+        [3569, 3589],
+        [3589, 3600],
       ]);
-      // Auto-renew stopped: nothing more was sent in the 6.4 s after the loss.
-      expect(run.cluster.sent.at(-1)?.sentAtMs).toBeLessThan(3600);
+      // Auto-renew stopped; after the loss the lease only asks the cluster to drop it, at once and
+      // for one request timeout (5 s) at most.
+      const after = run.cluster.sent.filter((sent) => sent.sentAtMs >= 3600);
+      expect(after[0]).toMatchObject({ path: "/unlock", sentAtMs: 3600 });
+      expect(after.every((sent) => sent.path === "/unlock" && (sent.endedAtMs ?? Number.POSITIVE_INFINITY) <= 8600)).toBe(true);
     },
   },
   "requests dropped (the cluster hears nothing): lost at the deadline, before the cluster's lease ends": {
@@ -125,7 +132,9 @@ const scenarios = {
         ["jeopardy", 2400],
         ["lost", 3600],
       ]);
-      expect(run.cluster.expiresAt("slot")).toBe(3583 + 4000); // The last attempt was applied.
+      // The last attempt (3589) was applied and would have held the lock until 7589; the unlock the
+      // lease sends when it is lost frees it at once.
+      expect(run.cluster.expiresAt("slot")).toBe(3600);
       expect(renewals(run).every((sent) => (sent.endedAtMs ?? Number.POSITIVE_INFINITY) <= 3600)).toBe(true);
     },
   },
@@ -155,14 +164,14 @@ const scenarios = {
   "a renewal that succeeds just before the deadline: jeopardy, then safe, never lost": {
     scenario: { fateOf: from(500, { kind: "drop_request" }, 3580), runMs: 4500 },
     check(run: Run) {
-      // The attempt sent at 3563 was dropped; the next, at 3583, gets through, and the validity
+      // The attempt sent at 3569 was dropped; the next, at 3589, gets through, and the validity
       // counts from its own send time (a renewal goes without a session: each attempt stands alone).
       expect(run.events).toEqual([
         ["jeopardy", 2400, "timeout"],
-        ["renewed", 3583, undefined],
-        ["safe", 3583, undefined],
+        ["renewed", 3589, undefined],
+        ["safe", 3589, undefined],
       ]);
-      expect(run.lease.validUntil).toBe(3583 + 3600);
+      expect(run.lease.validUntil).toBe(3589 + 3600);
       expect(run.lease.isValid()).toBe(true);
       expect(run.lease.state).toBe("held");
     },
@@ -193,7 +202,27 @@ const scenarios = {
         ["jeopardy", 2400, "timeout"],
         ["lost", 3600, "lease_expired"],
       ]);
-      expect(run.cluster.sent.map((sent) => sent.path)).toEqual(["/lock"]);
+      expect(run.cluster.sent.map((sent) => [sent.path, sent.sentAtMs])).toEqual([
+        ["/lock", 0],
+        ["/unlock", 3600],
+      ]);
+    },
+  },
+  "a manual renew() while the automatic one is due: one renewal in flight, no false jeopardy, validity never shrinks": {
+    scenario: {
+      fateOf: from(100, { kind: "drop_request" }, 1150),
+      runMs: 2000,
+      at: [[100, (each: Run) => void each.lease.renew().catch(() => undefined)]] as const,
+    },
+    check(run: Run) {
+      // Sent at 100 (dropped; its bound is a third of the 3500 ms left), joined by the automatic
+      // renewal due at 1200; the retry at 1267 gets through.
+      expect(run.events).toEqual([["renewed", 1267, undefined]]);
+      expect(run.lease.validUntil).toBe(1267 + 3600);
+      const spans = renewals(run).map((sent) => [sent.sentAtMs, sent.endedAtMs ?? Number.POSITIVE_INFINITY] as const);
+      for (const [position, [, endedAtMs]] of spans.entries()) {
+        expect(spans[position + 1]?.[0] ?? Number.POSITIVE_INFINITY).toBeGreaterThanOrEqual(endedAtMs);
+      }
     },
   },
 } satisfies Record<string, { scenario: Scenario; check(run: Run): void }>;
@@ -212,6 +241,7 @@ describe("a lease's signals, on a fake clock", () => {
     expect(run.cluster.sent.map((sent) => [sent.path, sent.sentAtMs])).toEqual([
       ["/lock", 0],
       ["/txn", 3599],
+      ["/unlock", 3600],
     ]);
     await expect(run.lease.renew()).rejects.toMatchObject({ code: "lease_expired" });
   });
@@ -222,7 +252,7 @@ describe("a lease's signals, on a fake clock", () => {
     const refused = await run.lease.txn([{ op: "put", key: "k", value: "late" }]).catch((error: unknown) => error);
     expect(refused).toMatchObject({ code: "lease_expired" });
     expect(run.events.map(([event, atMs]) => [event, atMs])).toEqual([["lost", 5000]]);
-    expect(run.cluster.sent.map((sent) => sent.path)).toEqual(["/lock"]);
+    expect(run.cluster.sent.map((sent) => sent.path)).toEqual(["/lock", "/unlock"]);
   });
 
   it("a released lease sends no more renewals and raises no signal", async () => {
@@ -230,6 +260,96 @@ describe("a lease's signals, on a fake clock", () => {
     expect(run.events).toEqual([]);
     expect(run.cluster.sent.map((sent) => sent.path)).toEqual(["/lock", "/unlock"]);
     expect(run.lease.state).toBe("released");
+  });
+});
+
+describe("renewals in flight, listeners that throw, and leases that arrive late", () => {
+  it("release while a renewal is in flight: the renewal is abandoned, no signal, the lease stays released", async () => {
+    // The automatic renewal sent at 1200 is dropped; at 1250 (the network back) the holder releases.
+    const run = await runScenario({ fateOf: from(1000, { kind: "drop_request" }, 1240), runMs: 1250 });
+    const renewing = run.lease.renew(); // Joins the renewal in flight.
+    renewing.catch(() => undefined);
+    await run.lease.release();
+    await expect(renewing).rejects.toMatchObject({ code: "aborted" });
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(run.events).toEqual([]);
+    expect(run.lease.state).toBe("released");
+    expect(renewals(run).every((sent) => (sent.endedAtMs ?? Number.POSITIVE_INFINITY) <= 1250)).toBe(true);
+  });
+
+  it("a listener that throws: the other listeners still hear, the state stays right, and the error is thrown again on its own", async () => {
+    const rethrown: (() => void)[] = [];
+    const spy = vi.spyOn(globalThis, "queueMicrotask").mockImplementation((callback) => void rethrown.push(callback));
+    try {
+      const run = await runScenario({ autoRenew: false, runMs: 1000 });
+      const heard: string[] = [];
+      run.lease.on("lost", () => {
+        throw new Error("a bug in the application");
+      });
+      run.lease.on("lost", () => void heard.push("second listener"));
+      await vi.advanceTimersByTimeAsync(3000);
+      expect(heard).toEqual(["second listener"]);
+      expect(run.lease.state).toBe("lost");
+      expect(rethrown).toHaveLength(1);
+      expect(() => rethrown[0]?.()).toThrow("a bug in the application");
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  async function acquireLate(lockDelayMs: number, fateOf: (request: { path: string; nowMs: number }) => NetworkFate) {
+    vi.useFakeTimers({ now: 0, toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const cluster = new ScriptedLockCluster({
+      now: () => Date.now(),
+      fateOf: (request) => (request.path === "/lock" ? { kind: "slow", delayMs: lockDelayMs } : fateOf(request)),
+    });
+    const client = new LockClient({
+      nodes: ["http://n1.test"],
+      apiToken: "t".repeat(20),
+      transport: cluster,
+      now: () => Date.now(),
+      random: () => 0,
+      clockDriftDiscount: 0.1,
+      safetyMarginMs: 0,
+      requestTimeoutMs: 5000,
+    });
+    let settledAtMs = Number.NaN;
+    const acquiring = client.acquire(["slot"], { ttlMs: 4000, autoRenew: false }).then(
+      (lease) => {
+        settledAtMs = Date.now();
+        return { lease, state: lease.state, validUntil: lease.validUntil };
+      },
+      (error: unknown) => {
+        settledAtMs = Date.now();
+        return { error };
+      },
+    );
+    await vi.advanceTimersByTimeAsync(15_000);
+    return { outcome: await acquiring, settledAtMs, cluster };
+  }
+
+  it("a grant answered after its validity ran out is renewed before it is handed over", async () => {
+    // Sent at 0, answered at 4000 (valid only until 3600): renewed at once, valid from 4000.
+    const { outcome, settledAtMs } = await acquireLate(4000, () => deliver);
+    expect(settledAtMs).toBe(4000);
+    expect("lease" in outcome && [outcome.state, outcome.validUntil]).toEqual(["held", 4000 + 3600]);
+  });
+
+  it("a grant answered after its validity, whose renewal fails, fails the acquire within one request timeout and lets the lease go", async () => {
+    const { outcome, settledAtMs, cluster } = await acquireLate(4000, (request) =>
+      request.path === "/renew" ? { kind: "drop_request" } : deliver,
+    );
+    expect("error" in outcome && outcome.error).toMatchObject({ code: "timeout" });
+    expect(settledAtMs).toBeGreaterThan(4000);
+    expect(settledAtMs).toBeLessThanOrEqual(4000 + 5000);
+    expect(cluster.sent.find((sent) => sent.path === "/unlock")?.sentAtMs).toBe(settledAtMs);
+  });
+
+  it("a grant answered past its jeopardy point is renewed at once", async () => {
+    // Sent at 0, answered at 2600 (jeopardy point 2400, deadline 3600).
+    const { outcome, settledAtMs } = await acquireLate(2600, () => deliver);
+    expect(settledAtMs).toBe(2600);
+    expect("lease" in outcome && [outcome.state, outcome.validUntil]).toEqual(["held", 2600 + 3600]);
   });
 });
 
@@ -303,14 +423,14 @@ describe("the timing scenarios catch planted bugs", () => {
     [
       "renewal attempts not bounded by the lease's deadline",
       "client/lease.ts",
-      "const deadlineMs = this.armed ? this.validUntilMs : undefined;",
-      "const deadlineMs = undefined;",
+      "return await this.host.renewLease(this.resources, this.token, { signal: controller.signal, deadlineMs });",
+      "return await this.host.renewLease(this.resources, this.token, { signal: controller.signal });",
       justBeforeTheDeadline,
     ],
     [
       "each attempt may use the whole request timeout, whatever is left of the deadline",
       "client/lock-client.ts",
-      "return Math.ceil(Math.min(timeoutMs, Math.max(leftMs / 2, Math.min(leftMs, 20))));",
+      "return Math.ceil(Math.min(timeoutMs, Math.max(leftMs / 3, Math.min(leftMs, 20))));",
       "return leftMs > 0 ? timeoutMs : 0;",
       justBeforeTheDeadline,
     ],
@@ -328,6 +448,13 @@ describe("the timing scenarios catch planted bugs", () => {
       'return (await this.send("POST", "/renew", { resources: [...resources], token }, options)).sentAtMs;',
       'const firstSentAtMs = this.options.now();\n      await this.send("POST", "/renew", { resources: [...resources], token }, options);\n      return firstSentAtMs;',
       justBeforeTheDeadline,
+    ],
+    [
+      "renewals not single-flight (a manual renew() beside the automatic one)",
+      "client/lease.ts",
+      "if (this.renewal === undefined) {",
+      "if (true) {",
+      "a manual renew() while the automatic one is due: one renewal in flight, no false jeopardy, validity never shrinks",
     ],
     [
       "renewals scheduled by the TTL from the answer, as before",

@@ -73,12 +73,17 @@ describe("LockClient", () => {
   });
 
   it("renews automatically, and signals `lost` when the cluster no longer has the lease", async () => {
-    const lease = await client().acquire(["slot-d"], { ttlMs: 300 });
+    // Valid locally for 1500 × 0.9 − 100 = 1250 ms; two renewals must come before the lease would
+    // have run out (on a loaded machine a renewal may take a while, so the wait is for the event).
+    const lease = await client().acquire(["slot-d"], { ttlMs: 1500 });
     let renewed = 0;
+    const firstDeadline = lease.validUntil;
     lease.on("renewed", () => renewed++);
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    expect(renewed).toBeGreaterThan(0);
+    const until = performance.now() + 10_000;
+    while (renewed < 2 && lease.isValid() && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(renewed).toBeGreaterThanOrEqual(2);
     expect(lease.isValid()).toBe(true);
+    expect(lease.validUntil).toBeGreaterThan(firstDeadline);
     const lost = new Promise<LockError | undefined>((resolve) => lease.on("lost", resolve));
     // Someone who knows the token releases it behind the holder's back (an operator, say).
     await client().mutate("/unlock", { resources: ["slot-d"], token: lease.token });

@@ -203,6 +203,7 @@ describe("HTTP API sessions", () => {
         host,
         transport: new MemoryTransportHub().transport(host.nodeId),
         apiToken,
+        clusterSecret: "review-cluster-secret-0123456789",
         peerUrls: new Map(),
         bodyBytesMax: 4096,
         logger,

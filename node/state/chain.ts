@@ -21,9 +21,6 @@ export const chainKeyPrefix = "~chain/";
 /** chainGenesisHash is the prevHash of a chain's first record. */
 export const chainGenesisHash = "0".repeat(64);
 
-/** chainNamePattern: 1 to 64 lower-case letters, digits and dashes (a chain name is part of a key). */
-export const chainNamePattern = /^[a-z0-9-]{1,64}$/;
-
 /** ChainRecord is one stored record, as parsed from its key's value. */
 export interface ChainRecord {
   readonly chain: string;

@@ -8,8 +8,17 @@
 // expiry decided before a renewal does nothing), and a waiter's patience likewise ends with a
 // `cancel_wait` entry. Every replica therefore agrees on when each lease ended.
 
+import {
+  chainNamePattern,
+  leasesPerCommandMax,
+  nameLengthMax,
+  operationsPerTxnMax,
+  readLimitMax,
+  readsPerAcquireMax,
+  valueLengthMax,
+} from "../../protocol/limits.ts";
 import { assert } from "../../raft/assert.ts";
-import { chainKeyOf, chainKeyPrefix, chainNamePattern, chainRecordOf, encodeChainRecord } from "./chain.ts";
+import { chainKeyOf, chainKeyPrefix, chainRecordOf, encodeChainRecord } from "./chain.ts";
 import type {
   ChainHead,
   FencingToken,
@@ -46,19 +55,23 @@ export interface LockLimits {
   readonly readBytesMax: number;
 }
 
+/**
+ * lockLimitsDefaults: the wire limits come from protocol/limits.ts, the limits every command was
+ * checked against before it entered the log; the rest bound the state machine's own tables.
+ */
 export const lockLimitsDefaults: LockLimits = {
   ttlMsMin: 1000,
   ttlMsMax: 10 * 60 * 1000,
   waitMsMax: 60 * 1000,
-  resourcesPerAcquireMax: 64,
-  nameLengthMax: 256,
-  valueLengthMax: 64 * 1024,
-  operationsPerTxnMax: 64,
+  resourcesPerAcquireMax: leasesPerCommandMax,
+  nameLengthMax,
+  valueLengthMax,
+  operationsPerTxnMax,
   waitersMax: 10_000,
   sessionsMax: 10_000,
   resultsPerSessionMax: 64,
-  readsPerAcquireMax: 4,
-  readLimitMax: 100,
+  readsPerAcquireMax,
+  readLimitMax,
   readBytesMax: 64 * 1024,
 };
 

@@ -37,6 +37,7 @@ export interface HttpClusterOptions {
 export async function startHttpCluster(options: HttpClusterOptions = {}): Promise<HttpCluster> {
   const ids = ["n1", "n2", "n3"].map(nodeId);
   const apiToken = "test-token-0123456789";
+  const clusterSecret = "test-cluster-secret-0123456789";
   const logger = pino({ level: "silent" });
   const hub = new MemoryTransportHub();
   const hosts = new Map<NodeId, LockNodeHost>();
@@ -64,7 +65,7 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
       nowMs: () => performance.now(),
     });
     hosts.set(id, host);
-    const apiOptions = { host, transport, apiToken, peerUrls: urls, bodyBytesMax: options.bodyBytesMax ?? 4096, logger };
+    const apiOptions = { host, transport, apiToken, clusterSecret, peerUrls: urls, bodyBytesMax: options.bodyBytesMax ?? 4096, logger };
     const server = createServer(withHotPath(createHotPath(apiOptions), createApi(apiOptions)));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     servers.set(id, server);

@@ -15,6 +15,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Logger } from "pino";
 import type { RawData, WebSocket } from "ws";
+import { nodeIdPattern } from "../../protocol/limits.ts";
 import type { NodeId } from "../../raft/index.ts";
 import { nodeId } from "../../raft/index.ts";
 import type { DecodeResult } from "./frames.ts";
@@ -25,7 +26,6 @@ export const NONCE_BYTES = 32;
 const PROOF_BYTES = 32; // SHA-256
 /** handshakeBytesMax bounds a handshake frame: they are tiny, and arrive before the peer is trusted. */
 const handshakeBytesMax = 1024;
-const nodeIdLengthMax = 128;
 const welcomeLabel = Buffer.from("welcome", "utf8");
 
 /** POLICY_VIOLATION is the WebSocket close code for a refused handshake (RFC 6455 §7.4.1). */
@@ -100,7 +100,7 @@ function isBytes(value: unknown, length: number): value is Uint8Array {
 }
 
 function isNodeIdText(value: unknown): value is string {
-  return typeof value === "string" && value.length > 0 && value.length <= nodeIdLengthMax;
+  return typeof value === "string" && nodeIdPattern.test(value);
 }
 
 function hasExactKeys(value: unknown, keys: readonly string[]): value is Fields {

@@ -6,6 +6,7 @@
 import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
+import { nodeIdLengthMax } from "../../protocol/limits.ts";
 import type { ConfChange, Entry, NodeId, RaftMessage, Snapshot } from "../../raft/index.ts";
 import { nodeId } from "../../raft/index.ts";
 import type { FrameLimits } from "./frames.ts";
@@ -142,7 +143,9 @@ describe("rejections", () => {
       { ...vote, term: "7" },
       { ...vote, preVote: 1 },
       { ...vote, from: "" },
-      { ...vote, to: "x".repeat(limits.nodeIdLengthMax + 1) },
+      { ...vote, to: "x".repeat(nodeIdLengthMax + 1) },
+      { ...vote, to: "X=vts}1;>(" },
+      { ...vote, from: "N1" },
       { ...vote, from: 1 },
       { ...vote, extra: true },
       { type: "request_vote", from: n1, to: n2, term: 1 },
@@ -155,6 +158,9 @@ describe("rejections", () => {
       { ...appendEntries, entries: [{ kind: "noop", term: 1, index: 1, data: zeroes }] },
       { ...appendEntries, entries: [{ kind: "conf_change", term: 1, index: 1, change: { type: "add_witness", nodeId: n1 } }] },
       { ...appendEntries, entries: [{ kind: "conf_change", term: 1, index: 1, change: { type: "add_voter", nodeId: "" } }] },
+      // The issue-14 entry: an id the old admin API let through (200 characters), and a junk one.
+      { ...appendEntries, entries: [{ kind: "conf_change", term: 1, index: 1, change: { type: "add_learner", nodeId: "a".repeat(200) } }] },
+      { ...appendEntries, entries: [{ kind: "conf_change", term: 1, index: 1, change: { type: "add_learner", nodeId: "X=vts}1;>(" } }] },
       { ...appendEntries, entries: {} },
       { ...examples[7]!, snapshot: { ...snapshot, data: null } },
       { ...examples[7]!, snapshot: { ...snapshot, metadata: { ...snapshot.metadata, confState: { voters: "n1", learners: [] } } } },
@@ -229,7 +235,8 @@ function mutate(bytes: number[], position: number, byte: number, op: "flip" | "i
 // Arbitraries for every message type, within the limits above.
 
 const counter = fc.nat({ max: Number.MAX_SAFE_INTEGER });
-const idArbitrary: fc.Arbitrary<NodeId> = fc.string({ minLength: 1, maxLength: 12 }).map(nodeId);
+// Ids follow the one node-id rule (protocol/limits.ts); any other string is refused (tested above).
+const idArbitrary: fc.Arbitrary<NodeId> = fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,11}$/).map(nodeId);
 const bytesArbitrary = fc.uint8Array({ maxLength: 64 });
 const changeArbitrary: fc.Arbitrary<ConfChange> = fc.record({
   type: fc.constantFrom("add_voter", "add_learner", "promote_learner", "remove_node"),

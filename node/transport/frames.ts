@@ -8,6 +8,7 @@
 
 import { Packr, Unpackr } from "msgpackr";
 import { z } from "zod";
+import { confChangeSchema, nodeIdSchema } from "../../protocol/commands.ts";
 import type { Entry, RaftMessage, RaftMessageType } from "../../raft/index.ts";
 import { nodeId } from "../../raft/index.ts";
 
@@ -23,7 +24,6 @@ export interface FrameLimits {
   readonly frameBytesMax: number;
   /** entriesPerFrameMax bounds the entries of one append_entries (raft's entriesPerAppendMax must not exceed it). */
   readonly entriesPerFrameMax: number;
-  readonly nodeIdLengthMax: number;
   /** membersPerConfStateMax bounds the voters and the learners of a snapshot's membership, each. */
   readonly membersPerConfStateMax: number;
 }
@@ -31,7 +31,6 @@ export interface FrameLimits {
 /** frameLimitsDefaults are the limits the transport uses unless told otherwise (frameBytesMax always comes from the caller). */
 export const frameLimitsDefaults: Omit<FrameLimits, "frameBytesMax"> = {
   entriesPerFrameMax: 4096,
-  nodeIdLengthMax: 128,
   membersPerConfStateMax: 256,
 };
 
@@ -154,10 +153,12 @@ function toPlainBytes(view: Uint8Array): Uint8Array {
 function buildSchemas(limits: FrameLimits): MessageSchemas {
   // z.int() accepts safe integers only, so NaN, Infinity, fractions and lossy 64-bit values fail.
   const counter = z.int().min(0);
-  const id = z.string().min(1).max(limits.nodeIdLengthMax).transform(nodeId);
+  // Node ids follow the one rule (protocol/limits.ts), and a membership entry is checked with the
+  // schema the admin API and the leader use: the leader never proposes one that fails here.
+  const id = nodeIdSchema.transform(nodeId);
   const bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, "expected binary data").transform(toPlainBytes);
   const header = { from: id, to: id, term: counter };
-  const change = z.strictObject({ type: z.enum(["add_voter", "add_learner", "promote_learner", "remove_node"]), nodeId: id });
+  const change = confChangeSchema.transform((checked) => ({ type: checked.type, nodeId: nodeId(checked.nodeId) }));
   const entry: z.ZodType<Entry> = z.discriminatedUnion("kind", [
     z.strictObject({ kind: z.literal("normal"), term: counter, index: counter, data: bytes }),
     z.strictObject({ kind: z.literal("noop"), term: counter, index: counter }),

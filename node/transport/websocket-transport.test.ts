@@ -29,6 +29,7 @@ interface LogLine {
   readonly reason?: string;
 }
 const WARN = 40;
+const ERROR = 50;
 
 /** Everything a test opens, closed after it whatever happened. */
 const transports: WebSocketTransport[] = [];
@@ -126,6 +127,20 @@ function append(from: NodeId, to: NodeId, data: Uint8Array): AppendEntries {
 
 function warnings(node: TestNode, msg: string): LogLine[] {
   return node.logs.filter((line) => line.level === WARN && line.msg === msg);
+}
+
+/** refusals: the error lines logged for refused frames (at most one per peer per 5 s, counting the rest). */
+function refusals(node: TestNode): (LogLine & { notLogged?: number; framesRejected?: number })[] {
+  return node.logs.filter((line) => line.level === ERROR && line.msg.startsWith("refused a frame from peer"));
+}
+
+/** authenticatedFake connects to `port` as n2, with the cluster secret, and returns the raw socket. */
+async function authenticatedFake(port: number): Promise<Awaited<ReturnType<typeof rawClient>>> {
+  const fake = await rawClient(port);
+  const nonce = decodeChallenge(fake.frames[0]!)!;
+  fake.socket.send(encodeHello({ nodeId: n2, proof: helloProof(secret, nonce, n2), nonce: new Uint8Array(32) }));
+  await waitFor(() => fake.frames.length === 2, "the welcome");
+  return fake;
 }
 
 /** rawClient opens a plain WebSocket to a node and records how it was closed. */
@@ -248,11 +263,12 @@ describe("WebSocketTransport", () => {
       [n1, peerUrl(a.port)],
       [n2, "ws://127.0.0.1:9/raft"], // A's own dialling to n2 fails; this test only looks at what A receives.
     ]);
-    const nodeA = startNode(n1, a.server, peers, { garbageFramesMax: 3 });
-    const fake = await rawClient(a.port);
-    const nonce = decodeChallenge(fake.frames[0]!)!;
-    fake.socket.send(encodeHello({ nodeId: n2, proof: helloProof(secret, nonce, n2), nonce: new Uint8Array(32) }));
-    await waitFor(() => fake.frames.length === 2, "the welcome");
+    const rejected: string[] = [];
+    const nodeA = startNode(n1, a.server, peers, {
+      garbageFramesMax: 3,
+      onFrameRejected: (peer, code) => rejected.push(`${peer} ${code}`),
+    });
+    const fake = await authenticatedFake(a.port);
 
     fake.socket.send(encodeFrame(heartbeat(n2, n1, 1)));
     fake.socket.send(encodeFrame(heartbeat(n3, n1, 2))); // spoofed sender
@@ -261,12 +277,15 @@ describe("WebSocketTransport", () => {
     fake.socket.send(encodeFrame(heartbeat(n2, n1, 4)));
     await waitFor(() => nodeA.received.length === 2, "the two good frames");
     expect(nodeA.received).toEqual([heartbeat(n2, n1, 1), heartbeat(n2, n1, 4)]);
-    expect(nodeA.transport.peerStatus().get(n2)).toMatchObject({ framesReceived: 2, framesRejected: 3, inboundConnected: true });
-    expect(warnings(nodeA, "dropped a bad frame from peer").map((line) => line.code)).toEqual([
-      "wrong_sender",
-      "wrong_recipient",
-      "malformed_frame",
-    ]);
+    expect(nodeA.transport.peerStatus().get(n2)).toMatchObject({
+      framesReceived: 2,
+      framesRejected: 3,
+      inboundConnected: true,
+      lastRejection: { code: "malformed_frame" },
+    });
+    expect(rejected).toEqual(["n2 wrong_sender", "n2 wrong_recipient", "n2 malformed_frame"]);
+    // Logged at error, once: the next two fall within the same 5 s and are counted for the next line.
+    expect(refusals(nodeA).map((line) => line.code)).toEqual(["wrong_sender"]);
 
     fake.socket.send(new Uint8Array([0xc1]));
     expect(await fake.closed).toBe(1008);
@@ -286,10 +305,7 @@ describe("WebSocketTransport", () => {
       [n2, "ws://127.0.0.1:9/raft"],
     ]);
     const nodeA = startNode(n1, a.server, peers, { garbageFramesMax: 3, nowMs: () => monotonicMs, wallNowMs: () => wallMs });
-    const fake = await rawClient(a.port);
-    const nonce = decodeChallenge(fake.frames[0]!)!;
-    fake.socket.send(encodeHello({ nodeId: n2, proof: helloProof(secret, nonce, n2), nonce: new Uint8Array(32) }));
-    await waitFor(() => fake.frames.length === 2, "the welcome");
+    const fake = await authenticatedFake(a.port);
     fake.socket.send(encodeFrame(heartbeat(n2, n1, 1)));
     await waitFor(() => nodeA.received.length === 1, "a good frame");
     expect(nodeA.transport.peerStatus().get(n2)?.lastContactMs).toBe(wallMs);
@@ -304,6 +320,30 @@ describe("WebSocketTransport", () => {
     await waitFor(() => nodeA.received.length === 2, "the next good frame");
     expect(nodeA.transport.peerStatus().get(n2)).toMatchObject({ framesRejected: 6, inboundConnected: true, lastContactMs: wallMs });
     expect(fake.socket.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it("refuses an append whose entry this node could not apply, loudly, and takes the good ones", async () => {
+    const a = await listen();
+    const peers = new Map([
+      [n1, peerUrl(a.port)],
+      [n2, "ws://127.0.0.1:9/raft"],
+    ]);
+    const bad = new Uint8Array([0xde, 0xad]);
+    const rejected: string[] = [];
+    const nodeA = startNode(n1, a.server, peers, {
+      checkEntryData: (data) => (data.byteLength === 2 && data[0] === 0xde ? "not a command" : undefined),
+      onFrameRejected: (peer, code) => rejected.push(`${peer} ${code}`),
+    });
+    const fake = await authenticatedFake(a.port);
+    fake.socket.send(encodeFrame(append(n2, n1, new Uint8Array([1]))));
+    fake.socket.send(encodeFrame(append(n2, n1, bad)));
+    fake.socket.send(encodeFrame(heartbeat(n2, n1, 7)));
+    await waitFor(() => nodeA.received.length === 2, "the good append and the heartbeat");
+    expect(nodeA.received.map((message) => message.type)).toEqual(["append_entries", "heartbeat"]);
+    expect(rejected).toEqual(["n2 invalid_entry"]);
+    const status = nodeA.transport.peerStatus().get(n2);
+    expect(status?.lastRejection).toMatchObject({ code: "invalid_entry", reason: "entry 11 (term 3): not a command" });
+    expect(refusals(nodeA)).toMatchObject([{ code: "invalid_entry", reason: "entry 11 (term 3): not a command", framesRejected: 1 }]);
   });
 
   it("drops a message too large for a frame, and keeps the connection", async () => {

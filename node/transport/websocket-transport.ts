@@ -22,8 +22,23 @@ import type { NodeId, RaftMessage } from "../../raft/index.ts";
 import type { PeerTransport } from "../contracts.ts";
 import type { HandshakeErrorCode, HandshakeOptions } from "./auth.ts";
 import { acceptHandshake, dialHandshake, POLICY_VIOLATION, rawDataBytes } from "./auth.ts";
-import type { FrameLimits } from "./frames.ts";
+import type { FrameErrorCode, FrameLimits } from "./frames.ts";
 import { decodeFrame, encodeFrame, frameLimitsDefaults } from "./frames.ts";
+
+/**
+ * FrameRejectionCode says why a frame from an authenticated peer was refused: it did not decode
+ * (FrameErrorCode), it named another sender or recipient, or an entry in it holds data this node
+ * could not apply (invalid_entry).
+ */
+export type FrameRejectionCode = FrameErrorCode | "wrong_sender" | "wrong_recipient" | "invalid_entry";
+
+/** FrameRejection is the latest refused frame of a peer, for status pages. */
+export interface FrameRejection {
+  readonly code: FrameRejectionCode;
+  readonly reason: string;
+  /** atMs: wall-clock time (Date.now()) of the refusal. */
+  readonly atMs: number;
+}
 
 /** WebSocketTransportOptions configure one node's transport. Every queue, window and wait has a bound. */
 export interface WebSocketTransportOptions {
@@ -59,10 +74,19 @@ export interface WebSocketTransportOptions {
   /**
    * nowMs is a monotonic clock (performance.now): the garbage window, drop warnings and the time
    * since a peer's last contact run on it, so a wall-clock step changes none of them.
-   * wallNowMs (Date.now) only turns that last contact into a time of day for peerStatus().
+   * wallNowMs (Date.now) only turns that last contact into a time of day for peerStatus(), and
+   * dates a refused frame.
    */
   readonly nowMs?: () => number;
   readonly wallNowMs?: () => number;
+  /**
+   * checkEntryData checks the data of every normal entry in an incoming append_entries: undefined
+   * when this node can apply it, else why not. A frame holding one that fails is refused whole
+   * (invalid_entry), so the node never appends an entry it cannot apply. @default every entry passes
+   */
+  readonly checkEntryData?: (data: Uint8Array) => string | undefined;
+  /** onFrameRejected hears of every frame refused from an authenticated peer (the node counts them in its metrics). */
+  readonly onFrameRejected?: (peer: NodeId, code: FrameRejectionCode) => void;
 }
 
 /** TransportOptionsError is thrown by the constructor for options that cannot work (a configuration error). */
@@ -91,8 +115,10 @@ export interface WebSocketPeerStatus {
   /** messagesDropped counts messages lost to a full queue, an oversized frame or a failed encoding. */
   readonly messagesDropped: number;
   readonly framesReceived: number;
-  /** framesRejected counts frames from this (authenticated) peer that were malformed, spoofed or misaddressed. */
+  /** framesRejected counts frames from this (authenticated) peer that were malformed, spoofed, misaddressed or held an entry this node cannot apply. */
   readonly framesRejected: number;
+  /** lastRejection: the latest of those, if any. */
+  readonly lastRejection: FrameRejection | undefined;
 }
 
 /** TransportCounters are the totals that belong to no configured peer. */
@@ -117,10 +143,13 @@ const GOING_AWAY = 1001;
 const REPLACED = 4000;
 
 /** Resolved are the options with every default filled in. */
-type Resolved = Required<Omit<WebSocketTransportOptions, "entriesPerFrameMax" | "bufferedBytesMax">> & {
-  readonly bufferedBytesMax: number;
-  readonly limits: FrameLimits;
-};
+type Resolved = Required<
+  Omit<WebSocketTransportOptions, "entriesPerFrameMax" | "bufferedBytesMax" | "checkEntryData" | "onFrameRejected">
+> &
+  Pick<WebSocketTransportOptions, "checkEntryData" | "onFrameRejected"> & {
+    readonly bufferedBytesMax: number;
+    readonly limits: FrameLimits;
+  };
 
 /** OutboundPeer is the sending side of one peer: its dialed socket, queue, backoff and counters. */
 interface OutboundPeer {
@@ -141,6 +170,10 @@ interface OutboundPeer {
   messagesDropped: number;
   framesReceived: number;
   framesRejected: number;
+  lastRejection: FrameRejection | undefined;
+  /** lastRejectionLogMs and rejectionsUnlogged: refusals are logged at most once per dropWarningIntervalMs, with a count of the rest. */
+  lastRejectionLogMs: number;
+  rejectionsUnlogged: number;
 }
 
 /** GarbageWindow counts malformed frames on one inbound connection within a fixed window. */
@@ -269,6 +302,7 @@ export class WebSocketTransport implements PeerTransport {
         messagesDropped: peer.messagesDropped,
         framesReceived: peer.framesReceived,
         framesRejected: peer.framesRejected,
+        lastRejection: peer.lastRejection,
       });
     }
     return status;
@@ -524,22 +558,62 @@ export class WebSocketTransport implements PeerTransport {
       this.rejectFrame(peer, socket, garbage, "wrong_recipient", `to ${message.to}`);
       return;
     }
+    const badEntry = this.checkEntries(message);
+    if (badEntry !== undefined) {
+      this.rejectFrame(peer, socket, garbage, "invalid_entry", badEntry);
+      return;
+    }
     peer.framesReceived++;
     peer.lastContactAtMs = this.options.nowMs();
     // A handler that throws (a RaftInvariantError) is not caught here: a broken invariant must stop the node.
     this.handler?.(message);
   }
 
-  /** rejectFrame drops one bad frame and logs it; too many within the window close the connection. */
-  private rejectFrame(peer: OutboundPeer, socket: WebSocket, garbage: GarbageWindow, code: string, reason: string): void {
+  /** checkEntries: why an append_entries holds an entry this node could not apply, or undefined. */
+  private checkEntries(message: RaftMessage): string | undefined {
+    const check = this.options.checkEntryData;
+    if (check === undefined || message.type !== "append_entries") return undefined;
+    for (const entry of message.entries) {
+      if (entry.kind !== "normal") continue;
+      const problem = check(entry.data);
+      if (problem !== undefined) return `entry ${entry.index} (term ${entry.term}): ${problem}`;
+    }
+    return undefined;
+  }
+
+  /**
+   * rejectFrame refuses one bad frame: counted, remembered for the status page, reported to
+   * onFrameRejected, and logged at error (a peer that holds the cluster secret sent it, so it is a
+   * bug or incompatible code, never noise), at most once per dropWarningIntervalMs per peer with a
+   * count of the others. Too many within the window close the connection.
+   */
+  private rejectFrame(peer: OutboundPeer, socket: WebSocket, garbage: GarbageWindow, code: FrameRejectionCode, reason: string): void {
     peer.framesRejected++;
     const nowMs = this.options.nowMs();
+    peer.lastRejection = { code, reason, atMs: this.options.wallNowMs() };
+    this.options.onFrameRejected?.(peer.id, code);
     if (nowMs - garbage.startMs > this.options.garbageWindowMs) {
       garbage.startMs = nowMs;
       garbage.count = 0;
     }
     garbage.count++;
-    this.logger.warn({ peer: peer.id, code, reason }, "dropped a bad frame from peer");
+    if (nowMs - peer.lastRejectionLogMs >= dropWarningIntervalMs) {
+      this.logger.error(
+        {
+          event: "peer_frame_refused",
+          peer: peer.id,
+          code,
+          reason,
+          framesRejected: peer.framesRejected,
+          notLogged: peer.rejectionsUnlogged,
+        },
+        `refused a frame from peer ${peer.id}: ${code}: ${reason}`,
+      );
+      peer.lastRejectionLogMs = nowMs;
+      peer.rejectionsUnlogged = 0;
+    } else {
+      peer.rejectionsUnlogged++;
+    }
     if (garbage.count > this.options.garbageFramesMax && socket.readyState === WebSocket.OPEN) {
       this.logger.warn({ peer: peer.id, framesRejected: garbage.count }, "too many bad frames from peer; closing its connection");
       socket.close(POLICY_VIOLATION, "too many bad frames");
@@ -577,6 +651,9 @@ function newOutboundPeer(id: NodeId, url: string): OutboundPeer {
     messagesDropped: 0,
     framesReceived: 0,
     framesRejected: 0,
+    lastRejection: undefined,
+    lastRejectionLogMs: Number.NEGATIVE_INFINITY,
+    rejectionsUnlogged: 0,
   };
 }
 

@@ -21,6 +21,8 @@ export interface BookingSystem {
   killScheduler(position: number, signal?: NodeJS.Signals): void;
   /** schedulerPids: the PIDs of the running scheduler processes (for CPU accounting). */
   schedulerPids(): number[];
+  /** exited: the processes (nodes by id, schedulers by URL) that have exited since they were started. */
+  exited(): string[];
   stop(): Promise<void>;
 }
 
@@ -39,12 +41,15 @@ export async function startBookingSystem(
     onStderr?: (schedulerId: string, chunk: Buffer) => void;
     /** onSpawn hears of every scheduler process started. */
     onSpawn?: (schedulerId: string, child: ChildProcess) => void;
+    /** leaderTimeoutMs bounds the wait for the cluster's first leader. @default 15000 */
+    leaderTimeoutMs?: number;
   } = {},
 ): Promise<BookingSystem> {
   const cluster = await ProcessCluster.start({
     size: 3,
     ...(options.nodeEnv === undefined ? {} : { env: options.nodeEnv }),
     ...options.clusterOptions,
+    ...(options.leaderTimeoutMs === undefined ? {} : { leaderTimeoutMs: options.leaderTimeoutMs }),
   });
   const schedulers: { url: string; logDir: string; child: ChildProcess }[] = [];
 
@@ -89,7 +94,22 @@ export async function startBookingSystem(
     return url;
   }
 
-  for (let position = 0; position < (options.schedulers ?? 1); position += 1) await startScheduler();
+  const stop = async (): Promise<void> => {
+    for (const scheduler of schedulers) {
+      if (scheduler.child.exitCode === null && scheduler.child.signalCode === null) {
+        const exited = new Promise((resolve) => scheduler.child.once("exit", resolve));
+        scheduler.child.kill("SIGKILL");
+        await exited;
+      }
+    }
+    await cluster.close();
+  };
+  try {
+    for (let position = 0; position < (options.schedulers ?? 1); position += 1) await startScheduler();
+  } catch (error) {
+    await stop(); // Nothing it started may outlive a failed start.
+    throw error;
+  }
 
   return {
     get schedulerUrls() {
@@ -107,18 +127,13 @@ export async function startBookingSystem(
         scheduler.child.pid === undefined || scheduler.child.exitCode !== null ? [] : [scheduler.child.pid],
       );
     },
+    exited() {
+      const schedulersGone = schedulers.filter((scheduler) => scheduler.child.exitCode !== null || scheduler.child.signalCode !== null);
+      return [...cluster.exitedNodes(), ...schedulersGone.map((scheduler) => `scheduler ${scheduler.url}`)];
+    },
     killScheduler(position, signal = "SIGKILL") {
       schedulers[position]?.child.kill(signal);
     },
-    async stop() {
-      for (const scheduler of schedulers) {
-        if (scheduler.child.exitCode === null && scheduler.child.signalCode === null) {
-          const exited = new Promise((resolve) => scheduler.child.once("exit", resolve));
-          scheduler.child.kill("SIGKILL");
-          await exited;
-        }
-      }
-      await cluster.close();
-    },
+    stop,
   };
 }

@@ -95,6 +95,16 @@ export interface ProcessClusterOptions {
   readonly portRange?: readonly [number, number];
 }
 
+/**
+ * liveChildren: every node process started here and not yet gone. If the test process exits
+ * without closing its clusters (a failed hook, a timeout), they are killed with it instead of
+ * living on as orphans that hold ports and CPU.
+ */
+const liveChildren = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of liveChildren) child.kill("SIGKILL");
+});
+
 export class ProcessCluster {
   readonly apiToken = randomBytes(16).toString("hex");
   readonly clusterSecret = randomBytes(16).toString("hex");
@@ -120,7 +130,12 @@ export class ProcessCluster {
     for (const id of ids) cluster.ports.set(id, range === undefined ? await freePort() : await freePortIn(range[0], range[1]));
     await options.beforeStart?.(cluster);
     for (const id of cluster.founders) cluster.startNode(id);
-    await cluster.waitForLeader(options.leaderTimeoutMs ?? 15_000);
+    try {
+      await cluster.waitForLeader(options.leaderTimeoutMs ?? 15_000);
+    } catch (error) {
+      await cluster.close(); // Nothing it started may outlive a failed start.
+      throw error;
+    }
     return cluster;
   }
 
@@ -182,6 +197,13 @@ export class ProcessCluster {
     child.once("exit", (code, signal) => this.options.onExit?.(id, child.pid, code, signal));
     this.processes.set(id, child);
     this.options.onSpawn?.(id, child);
+    liveChildren.add(child);
+    child.once("exit", () => liveChildren.delete(child));
+  }
+
+  /** exitedNodes: the nodes whose process this cluster started and which have exited since (a crash, unless a test killed it). */
+  exitedNodes(): string[] {
+    return [...this.processes].filter(([, child]) => child.exitCode !== null || child.signalCode !== null).map(([id]) => id);
   }
 
   /** signal sends a signal to a node's process (SIGKILL, SIGSTOP, SIGCONT, SIGTERM). */

@@ -1,0 +1,105 @@
+// The zod schemas of what goes through the Raft log, one per command: the lock commands carried
+// by normal entries, and membership changes. The same schema is used by the API that accepts a
+// request (its fields), the leader that proposes the command (nothing enters the log that does not
+// pass), and every node that decodes the entry (a peer's frame, or its own log after a restart).
+// So a command one node accepts, every node can read: see docs/DESIGN.md, "An entry a node
+// cannot decode".
+//
+// The schemas check the shape and the wire limits (limits.ts). What depends on a node's settings
+// or state (a TTL's bounds, whether a lease is current) is the lock state machine's to decide,
+// deterministically, when it applies the entry.
+
+import { z } from "zod";
+import {
+  chainNamePattern,
+  leasesPerCommandMax,
+  nameLengthMax,
+  nodeIdPattern,
+  nodeIdRule,
+  operationsPerTxnMax,
+  readLimitMax,
+  readsPerAcquireMax,
+  valueLengthMax,
+} from "./limits.ts";
+
+/** nodeIdSchema is a node id by the one rule (limits.ts nodeIdPattern). */
+export const nodeIdSchema = z.string().regex(nodeIdPattern, nodeIdRule);
+
+/** nameSchema is a resource, owner, key or client id: 1 to nameLengthMax characters. */
+export const nameSchema = z.string().min(1).max(nameLengthMax);
+/** prefixSchema is a range read's prefix or `after` cursor: a name that may be empty. */
+export const prefixSchema = z.string().max(nameLengthMax);
+/** valueSchema is a stored value. */
+export const valueSchema = z.string().max(valueLengthMax);
+/** chainNameSchema is a hash chain's name. */
+export const chainNameSchema = z.string().regex(chainNamePattern, "a chain name is 1 to 64 lower-case letters, digits and dashes");
+
+// z.int() takes safe integers only: NaN, Infinity, fractions and lossy large values all fail.
+const positiveInteger = z.int().positive();
+/** fencingTokenSchema is a fencing token as a command carries it: the granting entry's Raft index. */
+export const fencingTokenSchema = positiveInteger;
+
+const session = z.strictObject({ clientId: nameSchema, sequence: positiveInteger });
+const leaseRef = z.strictObject({ resource: nameSchema, token: fencingTokenSchema });
+const leaseRefs = z.array(leaseRef).min(1).max(leasesPerCommandMax);
+
+/** rangeReadSchema is one range read an acquire carries. */
+export const rangeReadSchema = z.strictObject({
+  prefix: prefixSchema,
+  after: prefixSchema.exactOptional(),
+  limit: z.int().min(1).max(readLimitMax),
+});
+
+/** txnOperationSchema is one write of a txn. */
+export const txnOperationSchema = z.discriminatedUnion("op", [
+  z.strictObject({ op: z.literal("put"), key: nameSchema, value: valueSchema }),
+  z.strictObject({ op: z.literal("delete"), key: nameSchema }),
+  z.strictObject({ op: z.literal("append"), chain: chainNameSchema, value: valueSchema }),
+]);
+
+/** lockCommandSchemas holds one schema per lock command, keyed by its `type`. */
+export const lockCommandSchemas = {
+  acquire: z.strictObject({
+    type: z.literal("acquire"),
+    session: session.exactOptional(),
+    resources: z.array(nameSchema).min(1).max(leasesPerCommandMax),
+    owner: nameSchema,
+    ttlMs: positiveInteger,
+    waitMs: z.int().min(0),
+    reads: z.array(rangeReadSchema).max(readsPerAcquireMax).exactOptional(),
+  }),
+  renew: z.strictObject({ type: z.literal("renew"), session: session.exactOptional(), leases: leaseRefs }),
+  release: z.strictObject({ type: z.literal("release"), session: session.exactOptional(), leases: leaseRefs }),
+  txn: z.strictObject({
+    type: z.literal("txn"),
+    session: session.exactOptional(),
+    guards: leaseRefs,
+    operations: z.array(txnOperationSchema).min(1).max(operationsPerTxnMax),
+    releaseGuards: z.boolean().exactOptional(),
+  }),
+  // expire and cancel_wait are proposed by the leader alone, from its own lease timekeeper.
+  expire: z.strictObject({ type: z.literal("expire"), resource: nameSchema, token: fencingTokenSchema, version: z.int().min(0) }),
+  cancel_wait: z.strictObject({ type: z.literal("cancel_wait"), waiterId: positiveInteger }),
+} as const;
+
+/** lockCommandSchema is any lock command (the union of lockCommandSchemas). */
+export const lockCommandSchema = z.discriminatedUnion("type", [
+  lockCommandSchemas.acquire,
+  lockCommandSchemas.renew,
+  lockCommandSchemas.release,
+  lockCommandSchemas.txn,
+  lockCommandSchemas.expire,
+  lockCommandSchemas.cancel_wait,
+]);
+
+/** confChangeSchema is one membership step, as the admin API accepts it and a membership entry carries it. */
+export const confChangeSchema = z.strictObject({
+  type: z.enum(["add_voter", "add_learner", "promote_learner", "remove_node"]),
+  nodeId: nodeIdSchema,
+});
+
+/** describeIssues turns a zod error into one line, `path: message; …`, for logs and error answers. */
+export function describeIssues(error: z.ZodError, lengthMax = 300): string {
+  const text = error.issues.map((issue) => `${issue.path.map(String).join(".") || "value"}: ${issue.message}`).join("; ");
+  return text.length > lengthMax ? `${text.slice(0, lengthMax)}…` : text;
+}
