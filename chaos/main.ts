@@ -188,7 +188,10 @@ function installSignalHandlers(resources: Resources): void {
   let firstSignalMs = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     // Ctrl-C reaches this process twice: from the terminal (to the whole process group) and
-    // relayed by tsx, its parent. Only a second one at least a second later means "at once".
+    // forwarded by npm, its parent. Only a second one at least a second later means "at once".
+    // (The runner runs under `node --import tsx`, not the tsx command: that one relays a signal
+    // and, unless its child acknowledges it within 30 ms, follows with SIGKILL, which on a loaded
+    // machine killed the runner before it could unmount its disks.)
     if (signals === 1 && performance.now() - firstSignalMs < 1000) return;
     signals++;
     if (signals === 1) {
