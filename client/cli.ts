@@ -21,6 +21,34 @@ import { LockClient, LockError } from "./lock-client.ts";
 
 const usage = `usage: sctec [--nodes URL,…] [--api-token T] <status|members|leases|lock|unlock|renew|get|range|put|transfer|member> …`;
 
+const help = `sctec: the SCTEC lock cluster from the shell. Every command prints JSON on stdout; errors print
+"error <code>: <message>" on stderr and exit 1 (2 for bad usage).
+
+${usage}
+
+commands:
+  status [--node URL]            a node's view: role, term, leader, indexes, members
+  members                        voters and learners, as the leader sees them
+  leases                         the current leases (linearizable)
+  lock RESOURCE... [--ttl MS] [--wait MS] [--hold MS]
+                                 acquire (all or none), print the token; with --hold, keep it
+                                 (renewing) that long, then release
+  unlock RESOURCE... --token T   release a lease
+  renew RESOURCE... --token T    renew a lease
+  get KEY                        read one key (linearizable)
+  range PREFIX                   read every key under PREFIX (linearizable)
+  put KEY VALUE --lease RESOURCE:TOKEN
+                                 a fenced write under a lease
+  transfer NODE_ID               hand leadership to NODE_ID
+  member add|promote|remove NODE_ID
+                                 change the membership, one server at a time
+
+connection:
+  --nodes URL,URL                lock nodes (or SCTEC_NODES; default http://127.0.0.1:7001,7002,7003)
+  --api-token T                  the cluster's API token (or SCTEC_API_TOKEN; npm start prints it)
+  -h, --help                     this text
+`;
+
 function fail(message: string, exitCode: number): never {
   process.stderr.write(`${message}\n`);
   process.exit(exitCode);
@@ -37,11 +65,12 @@ function integerOption(value: string | undefined, name: string, fallback: number
   return parsed;
 }
 
-async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
+function parseOptions(argv: string[]) {
+  return parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
+      help: { type: "boolean", short: "h" },
       nodes: { type: "string" },
       "api-token": { type: "string" },
       node: { type: "string" },
@@ -52,8 +81,23 @@ async function main(argv: string[]): Promise<void> {
       lease: { type: "string" },
     },
   });
+}
+
+async function main(argv: string[]): Promise<void> {
+  let parsed: ReturnType<typeof parseOptions>;
+  try {
+    parsed = parseOptions(argv);
+  } catch (error) {
+    // parseArgs refuses unknown options and missing values with a TypeError: that is bad usage, not a crash.
+    fail(`${(error as Error).message}\n${usage}\n(sctec --help for every command)`, 2);
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true || positionals[0] === "help") {
+    process.stdout.write(help);
+    return;
+  }
   const [command, ...args] = positionals;
-  if (command === undefined) fail(usage, 2);
+  if (command === undefined) fail(`${usage}\n(sctec --help for every command)`, 2);
   const nodes = (values.nodes ?? process.env["SCTEC_NODES"] ?? "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003").split(
     ",",
   );

@@ -6,7 +6,7 @@
 
 import fc from "fast-check";
 import { request } from "undici";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { authorizedGet, rawHttp } from "../tests/support/raw-http.ts";
 import { type HttpCluster, startHttpCluster } from "./testing/http-cluster.ts";
 
@@ -183,6 +183,26 @@ describe("the node HTTP API", () => {
     }
     const statuses = [...cluster.hosts.values()].map((host) => host.status());
     expect(statuses.every((status) => status.learners.length === 0)).toBe(true);
+  });
+
+  it("answers a membership change that is already in effect as done, so a retried request is not refused", async () => {
+    // Found at a load of 13: a client's add_learner timed out, its retry found the learner added
+    // and was told the change "does not fit the current membership" (400).
+    const change = (action: string) => call(leaderUrl(), "POST", "/admin/members", { action, nodeId: "n9" });
+    expect(await change("add_learner")).toMatchObject({ status: 200, body: { applied: { action: "add_learner", nodeId: "n9" } } });
+    expect((await change("add_learner")).body).toMatchObject({ alreadyInEffect: true });
+    expect(await change("remove_node")).toMatchObject({ status: 200 });
+    expect(await change("remove_node")).toMatchObject({ status: 200, body: { alreadyInEffect: true } });
+    // A change that does not fit and is not in effect is still refused.
+    expect(await change("promote_learner")).toMatchObject({ status: 400, body: { error: { code: "invalid_request" } } });
+    // Followers apply the removal a moment after the leader answers.
+    await vi.waitFor(
+      () => {
+        const statuses = [...cluster.hosts.values()].map((host) => host.status());
+        expect(statuses.every((status) => status.learners.length === 0 && status.voters.length === 3)).toBe(true);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
   });
 
   it("takes a bearer token with trailing whitespace (not part of the header, RFC 9110 §5.5), never one with whitespace inside", async () => {

@@ -592,6 +592,11 @@ async function memberHandler(options: ApiOptions, request: ApiRequest): Promise<
   try {
     await options.host.proposeConfChange({ type: body.action, nodeId: nodeId(body.nodeId) });
   } catch (error) {
+    // A change already in effect is answered as done: a client that retries after a lost answer
+    // (a timeout on a loaded machine) must not be told that its own change "does not fit".
+    if (error instanceof NodeError && error.dropReason === "invalid_conf_change" && changeInEffect(options.host.status(), body)) {
+      return { status: 200, body: { applied: body, alreadyInEffect: true, status: statusBody(options) } };
+    }
     // Refusals that are the caller's to fix are 4xx; "a change is pending" stays a retryable 503.
     if (error instanceof NodeError && error.dropReason === "learner_not_caught_up") {
       throw new ApiError("learner_not_caught_up", `${body.nodeId} is still catching up; promote it a little later`);
@@ -603,6 +608,23 @@ async function memberHandler(options: ApiOptions, request: ApiRequest): Promise<
   }
   options.logger.info({ event: "membership_change_applied", ...body }, `membership change applied: ${body.action} ${body.nodeId}`);
   return { status: 200, body: { applied: body, status: statusBody(options) } };
+}
+
+/** changeInEffect: whether the membership this node has applied already is what `change` asks for. */
+function changeInEffect(
+  status: { voters: readonly string[]; learners: readonly string[] },
+  change: { action: string; nodeId: string },
+): boolean {
+  switch (change.action) {
+    case "add_learner":
+      return status.learners.includes(change.nodeId);
+    case "promote_learner":
+      return status.voters.includes(change.nodeId);
+    case "remove_node":
+      return !status.voters.includes(change.nodeId) && !status.learners.includes(change.nodeId);
+    default:
+      return false;
+  }
 }
 
 async function transferHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {

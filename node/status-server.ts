@@ -25,6 +25,11 @@ export function createNodeFront(options: NodeFrontOptions): express.Express {
   app.get("/", (_request: Request, response: Response) => {
     response.sendFile("index.html", { root: statusPageRoot, headers: { "cache-control": "no-cache" } });
   });
+  // Browsers ask for /favicon.ico on their own (a page opened directly, /metrics): answer "none"
+  // here, before the API, which would refuse it with a 401 for want of a token.
+  app.get("/favicon.ico", (_request: Request, response: Response) => {
+    response.status(204).setHeader("cache-control", "max-age=86400").end();
+  });
   app.use("/status-page", express.static(statusPageRoot, { index: false, maxAge: 0, fallthrough: true }));
   app.get("/status/view", (_request: Request, response: Response) => {
     response.setHeader("cache-control", "no-store");

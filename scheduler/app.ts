@@ -24,7 +24,7 @@ import {
   registerScientistBody,
 } from "./schemas.ts";
 import type { Scientists } from "./scientists.ts";
-import { addDays, dayOf, isoUtc, parseDay, slotStartsOfDay, type Telescope } from "./slots.ts";
+import { addDays, dayOf, isoUtc, opensAtMs, slotStartsOfDay, type Telescope } from "./slots.ts";
 
 export interface AppOptions {
   readonly bookings: Bookings;
@@ -38,6 +38,8 @@ export interface AppOptions {
   readonly rateLimitPerMinute: number;
   /** rateLimitPerAddressPerMinute: per client address, on every request. */
   readonly rateLimitPerAddressPerMinute: number;
+  /** registrationsPerAddressPerHour: POST /scientists per client address (each one makes an account). */
+  readonly registrationsPerAddressPerHour: number;
   readonly auditVerifyRecordsMax: number;
   /** webRoot: the directory of the booking page (client/web). */
   readonly webRoot?: string;
@@ -114,7 +116,9 @@ export function createApp(options: AppOptions): express.Express {
         next(rateLimited(request, response, `more than ${options.rateLimitPerAddressPerMinute} requests a minute from this address`)),
     }),
   );
-  app.use(express.json({ limit: options.bodyBytesMax, strict: true }));
+  // Not strict: a body of `null` or `42` is valid JSON, and jsonBody() says it is not an object
+  // (strict parsing would call it "not valid JSON", which it is).
+  app.use(express.json({ limit: options.bodyBytesMax, strict: false }));
 
   app.get("/api", async (request, response) => {
     const links: Links = {
@@ -163,8 +167,20 @@ export function createApp(options: AppOptions): express.Express {
     response.json(openApiDocument());
   });
 
-  app.post("/scientists", async (request, response) => {
-    const body = parse(registerScientistBody, request.body);
+  // Registration is open, and each one makes an account and a key in the cluster: its own, much
+  // lower limit per address keeps a script from filling the cluster with accounts.
+  const registrationLimit = rateLimit({
+    windowMs: 3_600_000,
+    limit: options.registrationsPerAddressPerHour,
+    standardHeaders: "draft-7",
+    legacyHeaders: false,
+    keyGenerator: (request) => `register:${ipKeyGenerator(request.ip ?? "unknown")}`,
+    handler: (request, response, next) =>
+      next(rateLimited(request, response, `more than ${options.registrationsPerAddressPerHour} registrations an hour from this address`)),
+  });
+
+  app.post("/scientists", registrationLimit, async (request, response) => {
+    const body = parse(registerScientistBody, jsonBody(request));
     const { scientist, apiKey } = await options.scientists.register(body, logOf(response), requestIdOf(response));
     response
       .status(201)
@@ -197,12 +213,10 @@ export function createApp(options: AppOptions): express.Express {
   app.get("/telescopes/:id/days/:day", async (request, response) => {
     const telescope = telescopeOf(options, String(request.params.id));
     const day = parse(daySchema, request.params.day);
-    if (parseDay(day) === undefined) throw new ApiError("invalid_request", `${day} is not a real day`);
     const caller = request.header("authorization") === undefined ? undefined : await authenticate(request, response);
     const requestId = requestIdOf(response);
     const claims = await options.bookings.claimsOfDay(telescope.id, day, requestId);
     const nowMs = options.nowMs();
-    const horizonMs = nowMs + telescope.horizonDays * 86_400_000;
     const slotMs = telescope.slotMinutes * 60_000;
     const base = `/telescopes/${telescope.id}/days`;
     response.json({
@@ -216,8 +230,17 @@ export function createApp(options: AppOptions): express.Express {
         const state = startMs <= nowMs ? "past" : claim === undefined ? "free" : claim.scientistId === caller?.id ? "yours" : "taken";
         const links: Links = {};
         if (bookingId !== undefined) links["booking"] = { href: `/bookings/${bookingId}` };
-        if (state === "free" && startMs <= horizonMs) links["book"] = { href: "/bookings", method: "POST" };
-        return { startUtc, endUtc: isoUtc(startMs + slotMs), state, ...(bookingId === undefined ? {} : { bookingId }), _links: links };
+        // A free slot is bookable once its horizon block has opened; until then it says when it opens.
+        const opensAt = opensAtMs(telescope, startMs);
+        if (state === "free" && opensAt <= nowMs) links["book"] = { href: "/bookings", method: "POST" };
+        return {
+          startUtc,
+          endUtc: isoUtc(startMs + slotMs),
+          state,
+          ...(bookingId === undefined ? {} : { bookingId }),
+          ...(state === "free" && opensAt > nowMs ? { opensAtUtc: isoUtc(opensAt) } : {}),
+          _links: links,
+        };
       }),
       _links: {
         self: { href: `${base}/${day}` },
@@ -231,7 +254,7 @@ export function createApp(options: AppOptions): express.Express {
 
   app.post("/bookings", async (request, response) => {
     const scientist = await authenticate(request, response);
-    const body = parse(createBookingBody, request.body);
+    const body = parse(createBookingBody, jsonBody(request));
     const keyHeader = request.header("idempotency-key");
     const idempotencyKey = keyHeader === undefined ? undefined : parse(idempotencyKeyHeader, keyHeader);
     const { booking, replayed } = await options.bookings.create(
@@ -333,7 +356,7 @@ function sendError(response: Response, error: ApiError): void {
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const parsed = schema.safeParse(value ?? {});
+  const parsed = schema.safeParse(value);
   if (!parsed.success) {
     const details = parsed.error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
     throw new ApiError(
@@ -343,6 +366,30 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
     );
   }
   return parsed.data;
+}
+
+/**
+ * jsonBody is a request's body for a schema: 415 `unsupported_media_type` unless it was sent as
+ * `application/json` (a form, text, multipart or no body at all never reaches the schema, where it
+ * would read as an object with every field missing), and 400 unless it is a JSON object.
+ */
+function jsonBody(request: Request): Record<string, unknown> {
+  const type = request.header("content-type");
+  if (type === undefined || request.is("application/json") === false) {
+    throw new ApiError(
+      "unsupported_media_type",
+      `the body must be JSON, sent with Content-Type: application/json (this request had ${type === undefined ? "no Content-Type" : `Content-Type: ${type}`})`,
+    );
+  }
+  // The JSON parser reads an empty body as {}; an empty body is not an object the caller sent.
+  const body: unknown = request.header("content-length") === "0" ? undefined : request.body;
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    const got = body === undefined ? "an empty body" : body === null ? "null" : Array.isArray(body) ? "an array" : `a ${typeof body}`;
+    throw new ApiError("invalid_request", `the body must be a JSON object, not ${got}`, [
+      { path: "", message: `expected an object, got ${got}` },
+    ]);
+  }
+  return body as Record<string, unknown>;
 }
 
 function requestIdOf(response: Response): string {

@@ -6,6 +6,7 @@
 
 import { randomBytes } from "node:crypto";
 import { nameLengthMax } from "../protocol/limits.ts";
+import { alternativesWindowMs, alternativeView, nearestFreeRanges } from "./alternatives.ts";
 import { type ClusterItem, type ClusterLease, type ClusterOperation, type ClusterPort, LockError, type RangeRead } from "./cluster.ts";
 import { ApiError } from "./errors.ts";
 import type { SchedulerLogger as Logger } from "./logging.ts";
@@ -22,6 +23,21 @@ import {
   sha256Hex,
 } from "./records.ts";
 import { isoUtc, slotResource, slotsOf, type Telescope } from "./slots.ts";
+
+/** ClaimsNear: the slot starts claimed in [fromMs, toMs) of one telescope. */
+interface ClaimsNear {
+  readonly claimed: ReadonlySet<number>;
+  readonly fromMs: number;
+  readonly toMs: number;
+}
+
+/** alternativesClaimsKeptMs: how long one read of claims serves the offers of other lost races. */
+const alternativesClaimsKeptMs = 250;
+/** alternativesClaimsKeptMax bounds the windows kept at once. */
+const alternativesClaimsKeptMax = 256;
+
+/** alternativesClaimsReadMax bounds the one range read behind a 409's alternatives (the cluster answers at most 1000 keys a read). */
+const alternativesClaimsReadMax = 1000;
 
 export interface BookingsOptions {
   readonly cluster: ClusterPort;
@@ -98,7 +114,95 @@ export class Bookings {
     return this.options.telescopes.get(id);
   }
 
+  /**
+   * create books the input's slots for the scientist, or throws an ApiError. A 409 for slots taken
+   * or busy carries `details.alternatives`: the nearest free ranges of the same length (issue 18).
+   */
   async create(
+    input: CreateBookingInput,
+    scientist: Scientist,
+    log: Logger,
+    requestId: string,
+  ): Promise<{ booking: Booking; replayed: boolean }> {
+    try {
+      return await this.decide(input, scientist, log, requestId);
+    } catch (error) {
+      if (!(error instanceof ApiError) || (error.code !== "slot_taken" && error.code !== "slot_busy")) throw error;
+      // Looked up after the leases are released: the offer is a hint, read as of now, never held.
+      const alternatives = await this.alternatives(input, error.code === "slot_busy", requestId).catch((lookupError: unknown) => {
+        log.warn({ event: "alternatives_failed", err: lookupError }, "could not look up free ranges to offer");
+        return [];
+      });
+      const details = { ...(error.details as Record<string, unknown> | undefined), alternatives };
+      throw new ApiError(error.code, error.message, details);
+    }
+  }
+
+  /**
+   * alternatives picks the nearest free ranges of a refused range's length, from the slot claims
+   * around it. Those are read once per telescope and hour-aligned window and kept for
+   * alternativesClaimsKeptMs, shared by every request that needs them meanwhile: when a block
+   * opens, hundreds of requests lose within milliseconds of each other, and one read serves them
+   * all. An offer is a hint (booking it decides), so a read that old is good enough.
+   */
+  private async alternatives(input: CreateBookingInput, busy: boolean, requestId: string): Promise<Record<string, unknown>[]> {
+    const telescope = this.options.telescopes.get(input.telescopeId);
+    if (telescope === undefined) return [];
+    const slotMs = telescope.slotMinutes * 60_000;
+    const startMs = Date.parse(input.startUtc);
+    const lengthMs = Date.parse(input.endUtc) - startMs;
+    const near = await this.claimsNear(telescope.id, startMs, requestId);
+    const ranges = nearestFreeRanges({
+      telescope,
+      startMs,
+      count: lengthMs / slotMs,
+      nowMs: this.options.nowMs(),
+      claimedStartsMs: near.claimed,
+      fromMs: Math.max(near.fromMs, startMs - alternativesWindowMs),
+      toMs: Math.min(near.toMs, startMs + alternativesWindowMs + lengthMs),
+      excludeRequested: busy,
+    });
+    return ranges.map((range) => alternativeView(telescope.id, range));
+  }
+
+  private readonly claimsNearKept = new Map<string, { readonly readAtMs: number; readonly claims: Promise<ClaimsNear> }>();
+
+  /** claimsNear: the claimed slot starts of a telescope from an hour before startMs − the window to the window's far end, read or kept. */
+  private claimsNear(telescopeId: string, startMs: number, requestId: string): Promise<ClaimsNear> {
+    const fromMs = Math.floor((startMs - alternativesWindowMs) / 3_600_000) * 3_600_000;
+    const key = `${telescopeId}|${fromMs}`;
+    const nowMs = performance.now();
+    const kept = this.claimsNearKept.get(key);
+    if (kept !== undefined && nowMs - kept.readAtMs < alternativesClaimsKeptMs) return kept.claims;
+    const claims = this.readClaimsNear(telescopeId, fromMs, fromMs + 2 * alternativesWindowMs + 2 * 3_600_000, requestId);
+    this.claimsNearKept.delete(key);
+    this.claimsNearKept.set(key, { readAtMs: nowMs, claims });
+    claims.catch(() => this.claimsNearKept.delete(key));
+    while (this.claimsNearKept.size > alternativesClaimsKeptMax)
+      this.claimsNearKept.delete(this.claimsNearKept.keys().next().value as string);
+    return claims;
+  }
+
+  private async readClaimsNear(telescopeId: string, fromMs: number, toMs: number, requestId: string): Promise<ClaimsNear> {
+    const prefix = keys.slotPrefix(telescopeId);
+    const page = await this.options.cluster.range(prefix, {
+      after: keys.slot(telescopeId, isoUtc(fromMs)).slice(0, -1),
+      limit: alternativesClaimsReadMax,
+      requestId,
+    });
+    const claimed = new Set<number>();
+    for (const item of page.items) {
+      const slotStartMs = Date.parse(item.key.slice(prefix.length));
+      if (slotStartMs >= toMs) break;
+      claimed.add(slotStartMs);
+    }
+    // A page cut short ends the window at its last claim: beyond it nothing is known.
+    const last = page.items.at(-1);
+    const knownToMs = page.more && last !== undefined ? Math.min(toMs, Date.parse(last.key.slice(prefix.length))) : toMs;
+    return { claimed, fromMs, toMs: knownToMs };
+  }
+
+  private async decide(
     input: CreateBookingInput,
     scientist: Scientist,
     log: Logger,
@@ -112,7 +216,11 @@ export class Bookings {
       });
     }
     const checked = slotsOf(telescope, Date.parse(input.startUtc), Date.parse(input.endUtc), receivedAtMs);
-    if ("violation" in checked) throw new ApiError(checked.violation, checked.message);
+    if ("violation" in checked) {
+      // beyond_horizon says when the range opens, so a client a moment early can wait and ask again.
+      const details = checked.opensAtMs === undefined ? undefined : { opensAtUtc: isoUtc(checked.opensAtMs) };
+      throw new ApiError(checked.violation, checked.message, details);
+    }
     const slots = checked.slots.map(isoUtc);
     const resources = checked.slots.map((slot) => slotResource(telescope.id, slot)).sort();
     const id =

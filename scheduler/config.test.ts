@@ -38,6 +38,23 @@ describe("scheduler configuration", () => {
     expect(message).toContain("must divide a day");
   });
 
+  it("limits registrations per address (100 an hour by default) and takes a horizon block that is whole slots dividing a day", () => {
+    const config = loadSchedulerConfig({
+      SCTEC_API_TOKEN: token,
+      SCHEDULER_TELESCOPES: '[{"id":"day-opening","name":"Opens by the day","slotMinutes":10,"horizonBlockMinutes":1440}]',
+    });
+    expect(config.registrationsPerAddressPerHour).toBe(100);
+    expect(config.clockOffsetMs).toBe(0);
+    expect(config.telescopes[0]?.horizonBlockMinutes).toBe(1440);
+    const notWhole = '[{"id":"x","name":"X","slotMinutes":10,"horizonBlockMinutes":15}]';
+    expect(() => loadSchedulerConfig({ SCTEC_API_TOKEN: token, SCHEDULER_TELESCOPES: notWhole })).toThrow(/whole number of slots/);
+    const notDividing = '[{"id":"x","name":"X","slotMinutes":10,"horizonBlockMinutes":70}]';
+    expect(() => loadSchedulerConfig({ SCTEC_API_TOKEN: token, SCHEDULER_TELESCOPES: notDividing })).toThrow(/must divide a day/);
+    expect(() => loadSchedulerConfig({ SCTEC_API_TOKEN: token, SCHEDULER_REGISTRATIONS_PER_ADDRESS_PER_HOUR: "0" })).toThrow(
+      /SCHEDULER_REGISTRATIONS_PER_ADDRESS_PER_HOUR/,
+    );
+  });
+
   it("refuses malformed telescope JSON and duplicate ids", () => {
     expect(() => loadSchedulerConfig({ SCTEC_API_TOKEN: token, SCHEDULER_TELESCOPES: "[" })).toThrow(/is not JSON/);
     const twice = '[{"id":"a","name":"A","slotMinutes":5},{"id":"a","name":"B","slotMinutes":5}]';

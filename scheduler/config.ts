@@ -17,13 +17,26 @@ const telescopeSchema = z
       .max(1440)
       .refine((minutes) => 1440 % minutes === 0, "must divide a day"),
     horizonDays: z.number().int().min(1).max(366).default(30),
+    /** horizonBlockMinutes: slots open for booking in blocks this long (default: one slot, a rolling horizon). */
+    horizonBlockMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(1440)
+      .refine((minutes) => 1440 % minutes === 0, "must divide a day")
+      .optional(),
     slotsPerBookingMax: z.number().int().min(1).max(48).default(12),
   })
-  .strict();
+  .strict()
+  .refine((telescope) => telescope.horizonBlockMinutes === undefined || telescope.horizonBlockMinutes % telescope.slotMinutes === 0, {
+    message: "horizonBlockMinutes must be a whole number of slots",
+    path: ["horizonBlockMinutes"],
+  })
+  .transform((telescope) => ({ ...telescope, horizonBlockMinutes: telescope.horizonBlockMinutes ?? telescope.slotMinutes }));
 
 const defaultTelescopes: Telescope[] = [
-  { id: "hubble-acad", name: "Hubble Acad", slotMinutes: 5, horizonDays: 30, slotsPerBookingMax: 12 },
-  { id: "webb-acad", name: "Webb Acad", slotMinutes: 10, horizonDays: 30, slotsPerBookingMax: 12 },
+  { id: "hubble-acad", name: "Hubble Acad", slotMinutes: 5, horizonDays: 30, horizonBlockMinutes: 5, slotsPerBookingMax: 12 },
+  { id: "webb-acad", name: "Webb Acad", slotMinutes: 10, horizonDays: 30, horizonBlockMinutes: 10, slotsPerBookingMax: 12 },
 ];
 
 export const schedulerConfigSchema = z
@@ -62,6 +75,8 @@ export const schedulerConfigSchema = z
     clusterTimeoutMs: integer(100, 60_000),
     rateLimitPerMinute: integer(1, 1_000_000),
     rateLimitPerAddressPerMinute: integer(1, 10_000_000),
+    /** registrationsPerAddressPerHour: POST /scientists per client address and hour (each makes an account and a key). */
+    registrationsPerAddressPerHour: integer(1, 10_000_000),
     /** clusterRetriesMax: retries of one cluster call (other nodes, backoff) before the answer is 503. */
     clusterRetriesMax: integer(0, 20),
     bodyBytesMax: integer(1024, 1024 * 1024),
@@ -76,6 +91,12 @@ export const schedulerConfigSchema = z
     pauseBeforeWriteMs: integer(0, 600_000),
     /** unlockedWriteDelayMs: with SCHEDULER_LOCKING=off only, an asynchronous wait between the check and the write. */
     unlockedWriteDelayMs: integer(0, 60_000),
+    /** clockOffsetMs: a test hook; this scheduler's clock runs this far from the machine's (GET /time, the rules, the records). */
+    clockOffsetMs: z.coerce
+      .number()
+      .int()
+      .min(-366 * 86_400_000)
+      .max(366 * 86_400_000),
   })
   .strict()
   .superRefine((config, context) => {
@@ -96,6 +117,7 @@ const sources: Record<keyof z.input<typeof schedulerConfigSchema>, { env: string
   clusterTimeoutMs: { env: "SCHEDULER_CLUSTER_TIMEOUT_MS", fallback: "3000" },
   rateLimitPerMinute: { env: "SCHEDULER_RATE_LIMIT_PER_MINUTE", fallback: "6000" },
   rateLimitPerAddressPerMinute: { env: "SCHEDULER_RATE_LIMIT_PER_ADDRESS_PER_MINUTE", fallback: "60000" },
+  registrationsPerAddressPerHour: { env: "SCHEDULER_REGISTRATIONS_PER_ADDRESS_PER_HOUR", fallback: "100" },
   clusterRetriesMax: { env: "SCHEDULER_CLUSTER_RETRIES_MAX", fallback: "4" },
   bodyBytesMax: { env: "SCHEDULER_BODY_BYTES_MAX", fallback: "16384" },
   logDir: { env: "SCHEDULER_LOG_DIR", fallback: "." },
@@ -105,6 +127,7 @@ const sources: Record<keyof z.input<typeof schedulerConfigSchema>, { env: string
   eventsKeptMax: { env: "SCHEDULER_EVENTS_KEPT_MAX", fallback: "1000" },
   pauseBeforeWriteMs: { env: "SCHEDULER_TEST_PAUSE_BEFORE_WRITE_MS", fallback: "0" },
   unlockedWriteDelayMs: { env: "SCHEDULER_UNLOCKED_WRITE_DELAY_MS", fallback: "0" },
+  clockOffsetMs: { env: "SCHEDULER_TEST_CLOCK_OFFSET_MS", fallback: "0" },
 };
 
 export class SchedulerConfigError extends Error {

@@ -35,7 +35,7 @@ const client = new LockClient({
 });
 const cluster = lockClusterPort(client);
 const telescopes = new Map(config.telescopes.map((telescope) => [telescope.id, telescope]));
-const nowMs = (): number => Date.now();
+const nowMs = (): number => Date.now() + config.clockOffsetMs;
 const metrics = new SchedulerMetrics({ instanceId: config.instanceId, processMetrics: true });
 const bookings = new Bookings({
   cluster,
@@ -60,6 +60,7 @@ const app = createApp({
   bodyBytesMax: config.bodyBytesMax,
   rateLimitPerMinute: config.rateLimitPerMinute,
   rateLimitPerAddressPerMinute: config.rateLimitPerAddressPerMinute,
+  registrationsPerAddressPerHour: config.registrationsPerAddressPerHour,
   auditVerifyRecordsMax: config.auditVerifyRecordsMax,
   onRequest: metrics.onRequest,
   metrics,
@@ -96,6 +97,12 @@ server.listen(config.listen.port, config.listen.host, () => {
   log.info({ event: "scheduler_started", url, nodes: config.nodes, logFile, locking: config.locking }, `scheduler listening on ${url}`);
   if (config.locking === "off") {
     log.warn({ event: "locking_disabled" }, "LOCKING IS OFF: bookings race (lab delivery 2 demonstration only)");
+  }
+  if (config.clockOffsetMs !== 0) {
+    log.warn(
+      { event: "clock_offset", clockOffsetMs: config.clockOffsetMs },
+      `TEST HOOK: this scheduler's clock runs ${config.clockOffsetMs} ms from the machine's`,
+    );
   }
   events.start();
 });

@@ -3,13 +3,64 @@
 
 import { z } from "zod";
 
-/** An ISO 8601 UTC instant with a Z, milliseconds optional. */
+/**
+ * An ISO 8601 UTC instant with a Z, milliseconds optional, that names a real instant. JavaScript's
+ * Date.parse rolls some impossible times over (`…T24:00:00Z` is read as the next midnight, and
+ * `2026-02-30` as 2 March in some engines), which would book a slot nobody asked for; so each
+ * field is checked against the calendar instead.
+ */
 export const isoUtcInstant = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/, "must be an ISO 8601 UTC time like 2025-12-01T03:00:00Z")
-  .refine((text) => !Number.isNaN(Date.parse(text)), "is not a real time");
+  .superRefine((text, context) => {
+    const problem = unrealInstant(text);
+    if (problem !== undefined) context.addIssue({ code: "custom", message: `${text} is not a real time: ${problem}` });
+  });
 
-export const daySchema = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be a day like 2025-12-01");
+export const daySchema = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, "must be a day like 2025-12-01")
+  .superRefine((text, context) => {
+    const problem = unrealDate(text);
+    if (problem !== undefined) context.addIssue({ code: "custom", message: `${text} is not a real day: ${problem}` });
+  });
+
+const monthNames = [
+  "January",
+  "February",
+  "March",
+  "April",
+  "May",
+  "June",
+  "July",
+  "August",
+  "September",
+  "October",
+  "November",
+  "December",
+];
+
+/** unrealDate says why `YYYY-MM-DD` names no day of the calendar, or undefined when it names one. */
+export function unrealDate(text: string): string | undefined {
+  const [year, month, day] = text.slice(0, 10).split("-").map(Number) as [number, number, number];
+  if (month < 1 || month > 12) return `there is no month ${month}`;
+  const lastOfMonth = new Date(0);
+  lastOfMonth.setUTCFullYear(year, month, 0); // day 0 of the next month; setUTCFullYear keeps years below 100 as they are
+  const daysInMonth = lastOfMonth.getUTCDate();
+  if (day < 1 || day > daysInMonth) return `${monthNames[month - 1]} ${year} has days 1 to ${daysInMonth}`;
+  return undefined;
+}
+
+/** unrealInstant says why an instant matching isoUtcInstant's pattern names no real time, or undefined when it names one. */
+export function unrealInstant(text: string): string | undefined {
+  const dateProblem = unrealDate(text);
+  if (dateProblem !== undefined) return dateProblem;
+  const [hour, minute, second] = text.slice(11, 19).split(":").map(Number) as [number, number, number];
+  if (hour > 23) return `hours run from 00 to 23${hour === 24 ? " (write the next day's 00:00)" : ""}`;
+  if (minute > 59) return "minutes run from 00 to 59";
+  if (second > 59) return "seconds run from 00 to 59 (leap seconds are not accepted)";
+  return undefined;
+}
 
 export const registerScientistBody = z
   .object({

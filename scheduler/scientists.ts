@@ -92,7 +92,8 @@ export class Scientists {
 
   /** authenticate returns the scientist the bearer key belongs to, or throws 401. */
   async authenticate(authorization: string | undefined, requestId: string): Promise<Scientist> {
-    const match = /^Bearer (\S+)$/.exec(authorization ?? "");
+    // The scheme is case-insensitive and may be followed by more than one space (RFC 9110 §11.1, §11.4).
+    const match = /^bearer +(\S+)$/i.exec(authorization ?? "");
     const parsed = match === null ? null : apiKeyPattern.exec(match[1] as string);
     if (authorization === undefined) {
       throw new ApiError("unauthorized", "an API key is required: Authorization: Bearer sk_… (register with POST /scientists)");

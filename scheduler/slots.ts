@@ -6,6 +6,12 @@ export interface Telescope {
   readonly name: string;
   readonly slotMinutes: number;
   readonly horizonDays: number;
+  /**
+   * horizonBlockMinutes: slots open for booking in blocks this long, aligned on midnight UTC; a
+   * block opens all at once, horizonDays before it starts (1440 opens a whole day at midnight).
+   * Absent, the block is one slot: the horizon rolls forward slot by slot.
+   */
+  readonly horizonBlockMinutes?: number;
   readonly slotsPerBookingMax: number;
 }
 
@@ -41,6 +47,15 @@ export function slotStartsOfDay(telescope: Telescope, day: string): number[] {
   return Array.from({ length: dayMs / slotMs }, (_, position) => midnight + position * slotMs);
 }
 
+/**
+ * opensAtMs is when a slot becomes bookable: horizonDays before the start of its horizon block.
+ * For every slot of one block it is the same instant, which is when the horizon rush happens.
+ */
+export function opensAtMs(telescope: Telescope, slotStartMs: number): number {
+  const blockMs = (telescope.horizonBlockMinutes ?? telescope.slotMinutes) * minuteMs;
+  return Math.floor(slotStartMs / blockMs) * blockMs - telescope.horizonDays * dayMs;
+}
+
 /** SlotRuleViolation is a stable code for a booking interval the rules refuse (HTTP 422). */
 export type SlotRuleViolation = "not_aligned" | "empty_interval" | "too_long" | "in_the_past" | "beyond_horizon";
 
@@ -53,7 +68,7 @@ export function slotsOf(
   startMs: number,
   endMs: number,
   nowMs: number,
-): { slots: number[] } | { violation: SlotRuleViolation; message: string } {
+): { slots: number[] } | { violation: SlotRuleViolation; message: string; opensAtMs?: number } {
   const slotMs = telescope.slotMinutes * minuteMs;
   if (startMs % slotMs !== 0 || endMs % slotMs !== 0) {
     return { violation: "not_aligned", message: `start and end must fall on ${telescope.slotMinutes}-minute slot boundaries (UTC)` };
@@ -64,8 +79,15 @@ export function slotsOf(
     return { violation: "too_long", message: `a booking covers at most ${telescope.slotsPerBookingMax} slots; this one covers ${count}` };
   }
   if (startMs <= nowMs) return { violation: "in_the_past", message: `the slot at ${isoUtc(startMs)} has already started` };
-  if (startMs > nowMs + telescope.horizonDays * dayMs) {
-    return { violation: "beyond_horizon", message: `${telescope.id} can be booked at most ${telescope.horizonDays} days ahead` };
+  // Every slot must be open, not just the first: a range reaching past the horizon would take
+  // slots before they open to everyone else (the last slot opens last).
+  const lastOpensAtMs = opensAtMs(telescope, endMs - slotMs);
+  if (lastOpensAtMs > nowMs) {
+    return {
+      violation: "beyond_horizon",
+      message: `${telescope.id} can be booked at most ${telescope.horizonDays} days ahead; ${isoUtc(endMs - slotMs)} opens for booking at ${isoUtc(lastOpensAtMs)}`,
+      opensAtMs: lastOpensAtMs,
+    };
   }
   return { slots: Array.from({ length: count }, (_, position) => startMs + position * slotMs) };
 }

@@ -83,6 +83,13 @@ describe("the fuzzer's answer checks", () => {
     expect(checkAnswer(node, answer(504, { error: { code: "timeout", message: "x" } }))).toEqual([]);
     expect(checkAnswer(node, answer(409, { error: { code: "conflict", message: "x" } }))).toEqual([]);
     expect(checkAnswer(node, answer(200, { token: "5" }))).toEqual([]);
+    // A HEAD answer has no body to name its code (found by a 100,000-request run): the status says it.
+    const head = request({ service: "node", endpoint: "node GET /kv/:key", method: "HEAD", path: "/kv/a" });
+    expect(checkAnswer(head, answer(503, ""))).toEqual([]);
+    expect(checkAnswer(head, answer(500, ""))[0]?.kind).toBe("server_error");
+    const schedulerHead = request({ method: "HEAD", path: "/bookings" });
+    expect(checkAnswer(schedulerHead, answer(503, "", { "retry-after": "1" }))).toEqual([]);
+    expect(checkAnswer(schedulerHead, answer(503, ""))[0]?.kind).toBe("undocumented_retry");
     // Raw bytes may be dropped or refused by Node's parser, without our error shape.
     const raw = request({ endpoint: "node raw: garbage", raw: { bytes: "x", halfClose: false } });
     expect(checkAnswer(raw, { ...answer(400, ""), via: "socket" })).toEqual([]);

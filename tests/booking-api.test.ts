@@ -4,33 +4,21 @@
 // WebSocket (each id once, resumable), rate limits and input errors.
 
 import { once } from "node:events";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { LockClient } from "../client/lock-client.ts";
 import { type HttpCluster, startHttpCluster } from "../node/testing/http-cluster.ts";
-import { createApp } from "../scheduler/app.ts";
-import { Bookings } from "../scheduler/bookings.ts";
 import { lockClusterPort } from "../scheduler/cluster.ts";
-import { BookingEvents } from "../scheduler/events.ts";
-import { createSchedulerLogger } from "../scheduler/logging.ts";
-import { Scientists } from "../scheduler/scientists.ts";
 import type { Telescope } from "../scheduler/slots.ts";
 import { authorizedGet, rawHttp } from "./support/raw-http.ts";
+import { type CallOptions, callApi, type InProcessScheduler, type Json, startInProcessScheduler } from "./support/scheduler-in-process.ts";
 
 const telescopes: Telescope[] = [
   { id: "hubble-acad", name: "Hubble Acad", slotMinutes: 5, horizonDays: 30, slotsPerBookingMax: 12 },
   { id: "webb-acad", name: "Webb Acad", slotMinutes: 10, horizonDays: 30, slotsPerBookingMax: 12 },
 ];
 
-interface Scheduler {
-  url: string;
-  server: Server;
-  events: BookingEvents;
-  logLines: string[];
-}
+type Scheduler = InProcessScheduler;
 
 let cluster: HttpCluster;
 /** clockOffsetMs moves the schedulers' clock (to make bookings start without waiting). */
@@ -39,47 +27,8 @@ let scheduler: Scheduler;
 let otherScheduler: Scheduler;
 let tmpLogDir: string;
 
-async function startScheduler(options: { rateLimitPerMinute?: number; rateLimitPerAddressPerMinute?: number } = {}): Promise<Scheduler> {
-  const logLines: string[] = [];
-  const stdout = new Writable({
-    write(chunk, _encoding, callback) {
-      logLines.push(...String(chunk).split("\n").filter(Boolean));
-      callback();
-    },
-  });
-  const { log } = createSchedulerLogger({ logDir: tmpLogDir, pretty: false, instanceId: "test", stdout });
-  const client = new LockClient({ nodes: [...cluster.urls.values()], apiToken: cluster.apiToken });
-  const port = lockClusterPort(client);
-  const byId = new Map(telescopes.map((telescope) => [telescope.id, telescope]));
-  const nowMs = () => Date.now() + clockOffsetMs;
-  const events = new BookingEvents({ cluster: port, telescopes: byId, eventsKeptMax: 100, subscribersMax: 10, log });
-  const app = createApp({
-    bookings: new Bookings({
-      cluster: port,
-      telescopes: byId,
-      serviceName: "scheduler",
-      leaseTtlMs: 5000,
-      locking: true,
-      nowMs,
-      pauseBeforeWriteMs: 0,
-      unlockedWriteDelayMs: 0,
-    }),
-    scientists: new Scientists({ cluster: port, serviceName: "scheduler", leaseTtlMs: 5000, nowMs, cachedMax: 100 }),
-    cluster: port,
-    telescopes,
-    log,
-    nowMs,
-    bodyBytesMax: 4096,
-    rateLimitPerMinute: options.rateLimitPerMinute ?? 100_000,
-    rateLimitPerAddressPerMinute: options.rateLimitPerAddressPerMinute ?? 1_000_000,
-    auditVerifyRecordsMax: 100_000,
-  });
-  const server = createServer(app);
-  server.on("upgrade", (request, socket, head) => events.handleUpgrade(request, socket, head));
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  events.start();
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, events, logLines };
+function startScheduler(options: { rateLimitPerMinute?: number; rateLimitPerAddressPerMinute?: number } = {}): Promise<Scheduler> {
+  return startInProcessScheduler({ cluster, telescopes, nowMs: () => Date.now() + clockOffsetMs, logDir: tmpLogDir, ...options });
 }
 
 beforeAll(async () => {
@@ -92,33 +41,12 @@ beforeAll(async () => {
   otherScheduler = await startScheduler();
 });
 afterAll(async () => {
-  for (const running of [scheduler, otherScheduler]) {
-    await running.events.close();
-    running.server.closeAllConnections();
-    running.server.close();
-  }
+  for (const running of [scheduler, otherScheduler]) await running.close();
   await cluster.stop();
 });
 
-// biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field at run time
-type Json = any;
-
-async function call(
-  method: string,
-  path: string,
-  options: { key?: string; body?: unknown; headers?: Record<string, string>; base?: string } = {},
-) {
-  const response = await fetch(`${options.base ?? scheduler.url}${path}`, {
-    method,
-    headers: {
-      ...(options.body === undefined ? {} : { "content-type": "application/json" }),
-      ...(options.key === undefined ? {} : { authorization: `Bearer ${options.key}` }),
-      ...options.headers,
-    },
-    ...(options.body === undefined ? {} : { body: typeof options.body === "string" ? options.body : JSON.stringify(options.body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, body: (text === "" ? {} : JSON.parse(text)) as Json };
+function call(method: string, path: string, options: CallOptions & { base?: string } = {}) {
+  return callApi(options.base ?? scheduler.url, method, path, options);
 }
 
 let emailCounter = 0;
@@ -565,9 +493,7 @@ describe("limits", () => {
       expect([refused.status, refused.body.error.code]).toEqual([429, "rate_limited"]);
       expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
     } finally {
-      await limited.events.close();
-      limited.server.closeAllConnections();
-      limited.server.close();
+      await limited.close();
     }
   });
 });
@@ -584,9 +510,7 @@ describe("per-key limit, input errors, telescope grids", () => {
       expect(statuses).toEqual([200, 200, 200, 429]);
       expect((await call("GET", `/bookings?scientistId=${bob.id}`, { base: limited.url, key: bob.key })).status).toBe(200);
     } finally {
-      await limited.events.close();
-      limited.server.closeAllConnections();
-      limited.server.close();
+      await limited.close();
     }
   });
 

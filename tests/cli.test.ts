@@ -1,6 +1,6 @@
 // The sctec command-line tool against real lock node processes: status and members, lock (a
 // token), a second lock (exit 1, "error conflict", the holder's token), put under the lease,
-// get, unlock, and usage errors (exit 2). Runs the real `client/sctec.mjs`.
+// get, unlock, usage errors (exit 2) and --help (exit 0). Runs the real `client/sctec.mjs`.
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProcessCluster } from "./support/process-cluster.ts";
@@ -54,5 +54,20 @@ describe("sctec", () => {
     const missing = sctec("get", "nothing/here");
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain("not_found");
+  });
+
+  it("prints its usage for --help, -h and help (exit 0), and an unknown option as bad usage, never a stack trace", () => {
+    for (const asked of ["--help", "-h", "help"]) {
+      const help = sctec(asked);
+      expect([help.status, help.stderr], asked).toEqual([0, ""]);
+      for (const command of ["status", "members", "leases", "lock", "unlock", "renew", "get", "range", "put", "transfer", "member"]) {
+        expect(help.stdout).toMatch(new RegExp(`^  ${command}\\b`, "m"));
+      }
+    }
+    const unknown = sctec("--bogus");
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain("Unknown option '--bogus'");
+    expect(unknown.stderr).toContain("usage: sctec");
+    expect(unknown.stderr).not.toMatch(/^\s+at /m);
   });
 });

@@ -218,6 +218,98 @@ describe("LockClient", () => {
     }
   });
 
+  it("never lets a slow request fall out of the cluster's session window: it is not refused stale_sequence when many quicker ones overtake it", async () => {
+    // A proxy in front of the leader holds the request with sequence 2 until 100 later requests
+    // have been answered (or 2 s have passed). Before the fix the client kept 32 requests in flight
+    // but numbered new ones freely, so the held one came back behind more than 64 newer results
+    // and was refused stale_sequence, never applied. Now the client waits for it instead.
+    let answered = 0;
+    let heldReleased = false;
+    const leader = cluster.leaderUrl();
+    const server = createServer(async (request, response) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of request) chunks.push(chunk as Buffer);
+      const body = Buffer.concat(chunks).toString("utf8");
+      if (request.url === "/lock" && (JSON.parse(body) as { sequence?: number }).sequence === 2) {
+        const deadline = Date.now() + 2_000;
+        while (answered < 100 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+        heldReleased = true;
+      }
+      const forwarded = await fetch(`${leader}${request.url}`, {
+        method: request.method ?? "GET",
+        headers: { authorization: String(request.headers.authorization), "content-type": "application/json" },
+        ...(body === "" ? {} : { body }),
+      });
+      response.writeHead(forwarded.status, { "content-type": "application/json" }).end(await forwarded.text());
+      answered += 1;
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      // Long leases and timeouts: the point is the session window, not timing on a loaded machine.
+      const proxied = new LockClient({
+        nodes: [`http://127.0.0.1:${(server.address() as AddressInfo).port}`],
+        apiToken: cluster.apiToken,
+        requestTimeoutMs: 30_000,
+      });
+      const outcomes = await Promise.all(
+        Array.from({ length: 150 }, (_, n) =>
+          proxied.acquire([`window-${n}`], { ttlMs: 120_000, autoRenew: false }).then(
+            () => "granted",
+            (error: unknown) => (error instanceof LockError ? error.code : String(error)),
+          ),
+        ),
+      );
+      expect(heldReleased).toBe(true);
+      expect(outcomes.filter((outcome) => outcome !== "granted")).toEqual([]);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("sends a request on a held lease (a txn) before acquires waiting for the window, so a burst of acquires cannot outlast the lease", async () => {
+    // A proxy in front of the leader answers every /lock 200 ms late, so a burst of 100 acquires
+    // fills the client's window of 32 and the rest wait. A txn under a lease taken before the burst
+    // must go at the first opening, not behind the 68 waiting acquires (it used to, and under
+    // bench:rush at a high load leases ran out while their writes waited: lease_lost).
+    const leader = cluster.leaderUrl();
+    const server = createServer(async (request, response) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of request) chunks.push(chunk as Buffer);
+      const body = Buffer.concat(chunks).toString("utf8");
+      if (request.url === "/lock") await new Promise((resolve) => setTimeout(resolve, 200));
+      const forwarded = await fetch(`${leader}${request.url}`, {
+        method: request.method ?? "GET",
+        headers: { authorization: String(request.headers.authorization), "content-type": "application/json" },
+        ...(body === "" ? {} : { body }),
+      });
+      response.writeHead(forwarded.status, { "content-type": "application/json" }).end(await forwarded.text());
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const proxied = new LockClient({
+        nodes: [`http://127.0.0.1:${(server.address() as AddressInfo).port}`],
+        apiToken: cluster.apiToken,
+        requestTimeoutMs: 30_000,
+      });
+      const held = await proxied.acquire(["priority-held"], { ttlMs: 120_000, autoRenew: false });
+      let acquired = 0;
+      const burst = Array.from({ length: 100 }, (_, n) =>
+        proxied.acquire([`priority-${n}`], { ttlMs: 120_000, autoRenew: false }).then(() => {
+          acquired += 1;
+        }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20)); // the burst is numbered and waiting
+      await held.txn([{ op: "put", key: "priority/written", value: "first" }], { release: true });
+      const acquiredBeforeTheWrite = acquired;
+      await Promise.all(burst);
+      expect(acquiredBeforeTheWrite).toBeLessThanOrEqual(64); // behind the waiting acquires it would be at least 96
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it("sends a per-call request id as x-request-id, the same on every retry of the call", async () => {
     const seen: { path: string; requestId: IncomingHttpHeaders[string] }[] = [];
     let failFirst = true;

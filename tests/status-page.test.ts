@@ -7,7 +7,11 @@
 //  4. the leader is killed (SIGKILL); the page of a surviving node, already open, shows the new
 //     leader and the dead node as unreachable (table, picture and timeline) within a few seconds,
 //     without a reload; the dead node's own page says that it lost its connection;
-//  5. a screenshot of the survivor's page is saved to test-results/status-page.png.
+//  5. a screenshot of the survivor's page is saved to test-results/status-page.png;
+//  6. on a 375 px wide phone the page is no wider than the screen (wide tables scroll inside their
+//     cards), screenshot test-results/status-page-375.png; no page got a 4xx for anything it
+//     asked for (the browser's own /favicon.ico used to answer 401), and /favicon.ico answers 204
+//     without a token.
 //
 // Needs /usr/bin/chromium (`apt-get update && apt-get install -y chromium`; .ci/run installs it).
 // Without it the test is skipped with the reason in its name and on stderr; in CI it fails.
@@ -143,6 +147,26 @@ describe.skipIf(!HAS_CHROMIUM)("status page in headless Chromium", () => {
     await survivor.page.screenshot({ path: SCREENSHOT, fullPage: true });
     expect(existsSync(SCREENSHOT)).toBe(true);
     expect(statSync(SCREENSHOT).size).toBeGreaterThan(1_000);
+
+    // 6. A phone: nothing wider than the screen; and nothing the pages asked for was refused.
+    const phone = await browser!.newContext({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true });
+    const small = await phone.newPage();
+    const refused: string[] = [];
+    small.on("response", (response) => {
+      if (response.status() >= 400) refused.push(`${response.status()} ${response.url()}`);
+    });
+    await small.goto(`${nodes.url(survivorId)}/`, { timeout: WAIT_MS });
+    await small.locator('#connection[data-state="live"]').waitFor({ timeout: WAIT_MS });
+    await small.getByTestId("member-row").first().waitFor({ timeout: WAIT_MS });
+    expect(await small.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(375);
+    const phoneShot = path.resolve("test-results/status-page-375.png");
+    rmSync(phoneShot, { force: true });
+    await small.screenshot({ path: phoneShot, fullPage: true });
+    expect(statSync(phoneShot).size).toBeGreaterThan(1_000);
+    await phone.close();
+    expect(refused).toEqual([]);
+    const favicon = await fetch(`${nodes.url(survivorId)}/favicon.ico`);
+    expect(favicon.status).toBe(204);
 
     for (const opened of pages.values()) expect(opened.errors).toEqual([]);
   }, 240_000);

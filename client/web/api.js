@@ -36,9 +36,11 @@ export class ApiError extends Error {
 
 /**
  * Follows `link` and resolves to the parsed JSON answer (or null for an empty one).
- * Options: `apiKey` (Bearer), `body` (sent as JSON), `idempotencyKey`, `signal`.
+ * Options: `apiKey` (Bearer), `body` (sent as JSON), `idempotencyKey`, `signal`, and `base`, the
+ * URL a relative href is resolved against (the page's own address in a browser; outside one, the
+ * API's address).
  */
-export async function follow(link, { apiKey, body, idempotencyKey, signal } = {}) {
+export async function follow(link, { apiKey, body, idempotencyKey, signal, base } = {}) {
   if (!link || typeof link.href !== "string") throw new ApiError("no_link", "The API did not offer this action.", 0);
   const method = (link.method ?? "GET").toUpperCase();
   const headers = { accept: "application/json" };
@@ -52,7 +54,8 @@ export async function follow(link, { apiKey, body, idempotencyKey, signal } = {}
   signal?.addEventListener("abort", onAbort, { once: true });
   let response;
   try {
-    response = await fetch(link.href, {
+    const url = base === undefined ? link.href : new URL(link.href, base).toString();
+    response = await fetch(url, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -82,7 +85,9 @@ export async function follow(link, { apiKey, body, idempotencyKey, signal } = {}
   }
   if (!response.ok) {
     const error = json?.error;
-    const retryAfter = Number(response.headers.get("retry-after"));
+    // Number(null) is 0: without the header there is no wait to obey (it used to mean "retry at once").
+    const retryAfterHeader = response.headers.get("retry-after");
+    const retryAfter = retryAfterHeader === null || retryAfterHeader.trim() === "" ? Number.NaN : Number(retryAfterHeader);
     throw new ApiError(
       typeof error?.code === "string" ? error.code : `http_${response.status}`,
       typeof error?.message === "string" ? error.message : `HTTP ${response.status} ${response.statusText}`.trim(),

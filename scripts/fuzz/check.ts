@@ -77,6 +77,13 @@ export function checkAnswer(request: FuzzRequest, answer: FuzzAnswer): Finding[]
   if (status >= 500) {
     if (status !== 503 && status !== 504) return [{ kind: "server_error", detail: `${status} ${answer.body.slice(0, 200)}` }];
     if (request.service === "scheduler" && request.path.startsWith("/healthz") && /"ok":\s*false/.test(answer.body)) return [];
+    // A HEAD answer never has a body (RFC 9110 §9.3.2), so its code cannot be read: the status is
+    // all it says, and a 503/504 is the documented "try again" (the booking API still owes Retry-After).
+    if (request.method === "HEAD") {
+      if (request.service === "scheduler" && answer.headers["retry-after"] === undefined)
+        return [{ kind: "undocumented_retry", detail: `${status} to HEAD without Retry-After` }];
+      return [];
+    }
     const error = errorOf(answer.body);
     if (typeof error === "string") {
       // A refused upgrade (peer handshakes or status page viewers over their limit) is a bare 503, as documented.

@@ -66,7 +66,9 @@ export function createSender(options: { connections: number; timeoutMs: number }
         outgoing = httpRequest(`${fuzzRequest.baseUrl}${fuzzRequest.path}`, {
           method: fuzzRequest.method,
           headers,
-          agent,
+          // The retry after a reset goes on a connection of its own: the agent could hand it another
+          // idle socket that the server is closing at that moment (seen once in 100,000 requests).
+          agent: fresh ? false : agent,
           timeout: options.timeoutMs,
         });
       } catch {

@@ -19,6 +19,8 @@ export interface BookingSystem {
   /** startScheduler starts one more scheduler (with extra environment) and returns its URL. */
   startScheduler(env?: Record<string, string>): Promise<string>;
   killScheduler(position: number, signal?: NodeJS.Signals): void;
+  /** stopScheduler stops scheduler i as an operator would (SIGTERM), and waits for it to exit (SIGKILL after 10 s). */
+  stopScheduler(position: number): Promise<void>;
   /** schedulerPids: the PIDs of the running scheduler processes (for CPU accounting). */
   schedulerPids(): number[];
   /** exited: the processes (nodes by id, schedulers by URL) that have exited since they were started. */
@@ -53,9 +55,13 @@ export async function startBookingSystem(
   });
   const schedulers: { url: string; logDir: string; child: ChildProcess }[] = [];
 
+  let started = 0;
   async function startScheduler(env: Record<string, string> = {}): Promise<string> {
+    // Numbered before the first await, so that schedulers started together get a directory each.
+    started += 1;
+    const number = started;
     const port = await freePort();
-    const logDir = join(cluster.dataRoot, `scheduler-${schedulers.length + 1}`);
+    const logDir = join(cluster.dataRoot, `scheduler-${number}`);
     mkdirSync(logDir, { recursive: true });
     const command = options.schedulerCommand ?? ["--import", "tsx", "scheduler/main.ts"];
     const child = spawn(process.execPath, [...(options.schedulerArgs ?? []), ...command], {
@@ -65,7 +71,7 @@ export async function startBookingSystem(
         SCHEDULER_NODES: cluster.urls().join(","),
         SCTEC_API_TOKEN: cluster.apiToken,
         SCHEDULER_LOG_DIR: logDir,
-        SCHEDULER_INSTANCE_ID: `scheduler-${schedulers.length + 1}`,
+        SCHEDULER_INSTANCE_ID: `scheduler-${number}`,
         ...options.env,
         ...env,
       },
@@ -89,12 +95,12 @@ export async function startBookingSystem(
         }
       },
       `scheduler on ${url}`,
-      20_000,
+      60_000, // generous: a scheduler starts through tsx, and schedulers started together on a loaded machine take their time
     );
     return url;
   }
 
-  const stop = async (): Promise<void> => {
+  const stop = async () => {
     for (const scheduler of schedulers) {
       if (scheduler.child.exitCode === null && scheduler.child.signalCode === null) {
         const exited = new Promise((resolve) => scheduler.child.once("exit", resolve));
@@ -107,7 +113,7 @@ export async function startBookingSystem(
   try {
     for (let position = 0; position < (options.schedulers ?? 1); position += 1) await startScheduler();
   } catch (error) {
-    await stop(); // Nothing it started may outlive a failed start.
+    await stop(); // never leave processes running behind a failed start
     throw error;
   }
 
@@ -133,6 +139,15 @@ export async function startBookingSystem(
     },
     killScheduler(position, signal = "SIGKILL") {
       schedulers[position]?.child.kill(signal);
+    },
+    async stopScheduler(position) {
+      const child = schedulers[position]?.child;
+      if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      const forced = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(forced);
     },
     stop,
   };

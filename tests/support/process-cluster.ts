@@ -131,7 +131,9 @@ export class ProcessCluster {
     await options.beforeStart?.(cluster);
     for (const id of cluster.founders) cluster.startNode(id);
     try {
-      await cluster.waitForLeader(options.leaderTimeoutMs ?? 15_000);
+      // Generous: three node processes start through tsx, and on a loaded machine (the whole suite
+      // runs beside other engineers' work) that alone has taken longer than 15 s.
+      await cluster.waitForLeader(options.leaderTimeoutMs ?? 45_000);
     } catch (error) {
       await cluster.close(); // Nothing it started may outlive a failed start.
       throw error;
