@@ -7,7 +7,7 @@
 // property applies random save/compact/reopen sequences to the log and to a plain in-memory model
 // of the same semantics (MemoryStorage's), and requires load() to equal the model after each step.
 
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -358,6 +358,47 @@ describe("LevelDurableLog on a full disk", () => {
       });
     },
     30_000,
+  );
+});
+
+describe("LevelDurableLog on a failed fsync", () => {
+  // A failed fsync is not a full disk, though LevelDB reports one that fails with ENOSPC in the same
+  // words ("No space left on device"): the save is refused as DiskFullError first (nothing tells
+  // them apart yet), and the reopen before the retry finds the record written whole, so the sync
+  // was what failed. That is fail-stop: the retry and every later save are refused with
+  // DurableLogFailedError, even though fsync works again, and the node stops instead of waiting.
+  // (Before, the retry took the record it found as the write having landed, and went on.)
+  // The failure is made with chaos/slow-fsync.c preloaded into a child process (it needs cc).
+  const compiler = spawnSync("cc", ["--version"]).status === 0;
+  it.skipIf(!compiler)(
+    "an fsync that fails with ENOSPC stops the log for good, though fsync works again",
+    async () => {
+      const work = freshDir();
+      fs.mkdirSync(work, { recursive: true });
+      const library = path.join(work, "slow-fsync.so");
+      execFileSync("cc", ["-shared", "-fPIC", "-O2", "-o", library, path.join(repoRoot, "chaos", "slow-fsync.c"), "-ldl"]);
+      const control = path.join(work, "fsync-control");
+      const dataDir = path.join(work, "data");
+      const run = spawnSync(process.execPath, ["--import", "tsx", path.join(here, "fsync-fail-writer.ts"), dataDir, control], {
+        cwd: repoRoot,
+        env: { ...process.env, LD_PRELOAD: library, SCTEC_SLOW_FSYNC_FILE: control },
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      expect(run.status, run.stderr).toBe(0);
+      const steps = run.stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as { step: string; ok: boolean; name?: string; code?: string });
+      expect(steps.map((each) => [each.step, each.ok, each.name ?? ""])).toEqual([
+        ["first five", true, ""],
+        ["sixth, fsync failing", false, "DiskFullError"],
+        ["sixth again, fsync working", false, "DurableLogFailedError"],
+        ["seventh", false, "DurableLogFailedError"],
+      ]);
+      expect(steps[2]?.code).toBe("durable_log_failed");
+    },
+    90_000,
   );
 });
 

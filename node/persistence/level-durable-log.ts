@@ -68,9 +68,10 @@ const emptyHardState: HardState = { term: 0, votedFor: null, commitIndex: 0 };
  * after it. The database is reopened before the next write, and what it then holds says which.
  */
 interface FailedWrite {
-  readonly update: SaveUpdate | undefined;
   readonly before: Tracked;
   readonly after: Tracked;
+  /** message: LevelDB's error. */
+  readonly message: string;
 }
 
 /** LevelDurableLog is the LevelDB implementation of DurableLog. Writes are serialized: one batch at a time. */
@@ -86,6 +87,13 @@ export class LevelDurableLog implements DurableLog {
    * record and starts a new log file).
    */
   private failedWrite: FailedWrite | undefined;
+  /**
+   * failure: set when a write is known to have failed in its sync. The log is then fail-stop:
+   * every later write fails with DurableLogFailedError, never retried. After a failed fsync the
+   * kernel may have dropped the dirty pages and marked them clean (PostgreSQL's fsync bug, 2018):
+   * what reads back proves nothing about the disk, so the node must stop and restart from it.
+   */
+  private failure: Error | undefined;
   /**
    * writeQueue chains writes. The node saves one Ready at a time anyway, but classic-level runs
    * batches on a thread pool, so two batches issued together could land in either order; the
@@ -126,10 +134,7 @@ export class LevelDurableLog implements DurableLog {
 
   save(update: SaveUpdate): Promise<void> {
     return this.enqueueWrite(async () => {
-      if (this.failedWrite !== undefined && (await this.reopen()) === "landed" && this.failedWrite?.update === update) {
-        this.failedWrite = undefined;
-        return; // The write that failed reached the disk after all: nothing to do again.
-      }
+      if (this.failedWrite !== undefined) await this.reopen();
       this.failedWrite = undefined;
       const next = checkSave(this.tracked, update);
       const operations: BatchOperation[] = [];
@@ -148,7 +153,7 @@ export class LevelDurableLog implements DurableLog {
       }
       for (const entry of update.entries) operations.push(put(entryKey(entry.index), entry));
       if (operations.length === 0) return;
-      await this.writeBatch(operations, { update, before: this.tracked, after: next });
+      await this.writeBatch(operations, { before: this.tracked, after: next });
       this.tracked = next;
     });
   }
@@ -167,29 +172,33 @@ export class LevelDurableLog implements DurableLog {
       const operations = this.deleteEntries(this.tracked.snapshotIndex + 1, index);
       operations.push(put(snapshotKey, snapshot));
       const after = { ...this.tracked, snapshotIndex: index };
-      await this.writeBatch(operations, { update: undefined, before: this.tracked, after });
+      await this.writeBatch(operations, { before: this.tracked, after });
       this.tracked = after;
     });
   }
 
   /** writeBatch writes one synced batch; a full disk becomes DiskFullError, and the database is reopened before the next write. */
-  private async writeBatch(operations: BatchOperation[], failed: FailedWrite): Promise<void> {
+  private async writeBatch(operations: BatchOperation[], failed: Omit<FailedWrite, "message">): Promise<void> {
     try {
       await this.db.batch(operations, { sync: true });
     } catch (error) {
       if (!isDiskFull(error)) throw error;
-      this.failedWrite = failed;
+      this.failedWrite = { ...failed, message: errorMessage(error) };
       throw new DiskFullError(`the disk of ${this.dataDir} is full: ${errorMessage(error)}`, { cause: error });
     }
   }
 
   /**
    * reopen closes the database and opens it again after a write found the disk full, then reads
-   * what it holds: the state from before the failed write ("redo": it must be written again) or
-   * from after it ("landed"). Anything else means the disk lost something: the directory is
-   * corrupt. While the disk is still full the open itself fails, with DiskFullError.
+   * what it holds. The state from before the failed write means its log record was torn (the
+   * append ran out of space) and dropped by the replay: the write may simply be tried again. The
+   * state from after it means the record was written whole and the error came from the sync
+   * that followed (LevelDB reports a failed fsync the same way: "No space left on device"): that
+   * is fail-stop, DurableLogFailedError, for good (see `failure`). Anything else means the disk
+   * lost something: the directory is corrupt. While the disk is still full the open itself fails,
+   * with DiskFullError.
    */
-  private async reopen(): Promise<"redo" | "landed"> {
+  private async reopen(): Promise<void> {
     const failed = this.failedWrite as FailedWrite;
     await this.db.close().catch(() => undefined); // It is replaced either way.
     try {
@@ -201,11 +210,14 @@ export class LevelDurableLog implements DurableLog {
     const reread = trackedFrom(await readDurableState(this.db, this.dataDir));
     if (sameTracked(reread, failed.before)) {
       this.tracked = failed.before;
-      return "redo";
+      return;
     }
     if (sameTracked(reread, failed.after)) {
       this.tracked = failed.after;
-      return "landed";
+      this.failure = new Error(
+        `a write failed with "${failed.message}" after its log record was written whole, so its fsync failed: what the disk holds is unknown`,
+      );
+      throw new DurableLogFailedError(this.dataDir, this.failure);
     }
     throw corrupt(this.dataDir, "after the disk was full, it holds neither the state before the failed write nor the state after it");
   }
@@ -216,7 +228,10 @@ export class LevelDurableLog implements DurableLog {
   }
 
   private enqueueWrite(write: () => Promise<void>): Promise<void> {
-    const result = this.writeQueue.then(write);
+    const result = this.writeQueue.then(() => {
+      if (this.failure !== undefined) throw new DurableLogFailedError(this.dataDir, this.failure);
+      return write();
+    });
     // A failed write must not wedge the queue; its caller sees the failure through `result`.
     this.writeQueue = result.catch(() => undefined);
     return result;
@@ -231,6 +246,19 @@ export class LevelDurableLog implements DurableLog {
     const operations: BatchOperation[] = [];
     for (let index = Math.max(from, 1); index <= to; index++) operations.push({ type: "del", key: entryKey(index) });
     return operations;
+  }
+}
+
+/**
+ * DurableLogFailedError: a write was refused because an earlier one failed in its sync
+ * (fail-stop). `cause` is that failure. The node must stop; a restart reads back what really is
+ * on disk. It is not a DiskFullError: a full disk is waited out, a failed fsync is not.
+ */
+export class DurableLogFailedError extends Error {
+  readonly code = "durable_log_failed";
+  constructor(dataDir: string, cause: Error) {
+    super(`the durable log at ${dataDir} failed earlier (${cause.message}) and accepts no more writes: restart the node`, { cause });
+    this.name = "DurableLogFailedError";
   }
 }
 
