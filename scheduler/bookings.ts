@@ -240,10 +240,21 @@ export class Bookings {
     // key may have made): a linearizable read as of the grant, with no further round.
     const claimsRead = this.claimsRead(telescope.id, slots);
     const reads: RangeRead[] = [claimsRead, ...(input.idempotencyKey === undefined ? [] : [{ prefix: keys.booking(id), limit: 1 }])];
-    const lease = await this.takeLeases(resources, id, log, requestId, 0, idempotencyResource, reads).catch((error: unknown) => {
+    let lease: ClusterLease;
+    try {
+      lease = await this.takeLeases(resources, id, log, requestId, 0, idempotencyResource, reads);
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "slot_busy" && input.idempotencyKey !== undefined) {
+        // A retry whose booking an earlier attempt already made finds the slot busy whenever some
+        // other request holds the slot's lease at that moment (deciding it, to be told it is
+        // taken). The booking answers that retry, not the other request: 409 would tell the client
+        // that nothing was booked. (Found by npm run chaos: "refused (409 slot_busy) but stored".)
+        const earlier = await this.read(id, requestId);
+        if (earlier !== undefined) return this.replay(earlier, telescope.id, checked.slots[0] as number, input, log);
+      }
       if (error instanceof ApiError && error.code === "slot_busy") this.options.observer?.bookingConflict("slot_busy");
       throw error;
-    });
+    }
     let releasedByWrite = false;
     try {
       log.info({ event: "conflict_check", resources }, `checking conflicts for ${named}`);
@@ -255,21 +266,7 @@ export class Bookings {
             : found.items[0] === undefined
               ? undefined
               : resolveBooking(parseStoredBooking(found.items[0].value), found.items[0].modIndex);
-        if (earlier !== undefined) {
-          const same =
-            earlier.telescopeId === telescope.id &&
-            earlier.startUtc === isoUtc(checked.slots[0] as number) &&
-            earlier.endUtc === isoUtc(Date.parse(input.endUtc));
-          if (!same) {
-            throw new ApiError(
-              "idempotency_key_reused",
-              `this Idempotency-Key was already used for another booking (${earlier.telescopeId} ${earlier.startUtc}–${earlier.endUtc}); use a new key for a new booking`,
-              { booking: { href: `/bookings/${earlier.id}` } },
-            );
-          }
-          log.info({ event: "booking_replayed", bookingId: id }, `booking ${id} already made under this Idempotency-Key`);
-          return { booking: earlier, replayed: true };
-        }
+        if (earlier !== undefined) return this.replay(earlier, telescope.id, checked.slots[0] as number, input, log);
       }
       // An answer cut short for size (more, with fewer items than asked) is read again in full.
       const answered = lease.reads?.[0];
@@ -451,6 +448,32 @@ export class Bookings {
       after = page.items.at(-1)?.key;
     }
     return claims;
+  }
+
+  /**
+   * replay answers a request whose Idempotency-Key already made `earlier`: that booking again if it
+   * is the one asked for, else idempotency_key_reused (the key was used for another booking).
+   */
+  private replay(
+    earlier: Booking,
+    telescopeId: string,
+    firstSlotMs: number,
+    input: CreateBookingInput,
+    log: Logger,
+  ): { booking: Booking; replayed: boolean } {
+    const same =
+      earlier.telescopeId === telescopeId &&
+      earlier.startUtc === isoUtc(firstSlotMs) &&
+      earlier.endUtc === isoUtc(Date.parse(input.endUtc));
+    if (!same) {
+      throw new ApiError(
+        "idempotency_key_reused",
+        `this Idempotency-Key was already used for another booking (${earlier.telescopeId} ${earlier.startUtc}–${earlier.endUtc}); use a new key for a new booking`,
+        { booking: { href: `/bookings/${earlier.id}` } },
+      );
+    }
+    log.info({ event: "booking_replayed", bookingId: earlier.id }, `booking ${earlier.id} already made under this Idempotency-Key`);
+    return { booking: earlier, replayed: true };
   }
 
   private async read(id: string, requestId: string): Promise<Booking | undefined> {
