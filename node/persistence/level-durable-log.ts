@@ -110,7 +110,8 @@ export class LevelDurableLog implements DurableLog {
   /**
    * open opens (or creates) the data directory, checks that it belongs to this cluster and node,
    * and reads and verifies everything in it, so a damaged directory stops the node at startup.
-   * Throws DataDirError: foreign_data_dir, unsupported_format, corrupt_data_dir or data_dir_locked.
+   * Throws DataDirError: foreign_data_dir, unsupported_format, corrupt_data_dir or data_dir_locked;
+   * DiskFullError when the disk has no space for what opening writes (it may be tried again).
    */
   static async open(options: LevelDurableLogOptions): Promise<LevelDurableLog> {
     refuseNonDatabasePath(options.dataDir);
@@ -121,6 +122,9 @@ export class LevelDurableLog implements DurableLog {
       return new LevelDurableLog(db, options.dataDir, trackedFrom(state));
     } catch (error) {
       await db.close(); // Release the LOCK: the caller may fix the directory and retry in-process.
+      if (isDiskFull(error) && !(error instanceof DiskFullError)) {
+        throw new DiskFullError(`cannot open data directory ${options.dataDir}: the disk is full (${errorMessage(error)})`, { cause: error });
+      }
       throw error;
     }
   }
@@ -201,12 +205,7 @@ export class LevelDurableLog implements DurableLog {
   private async reopen(): Promise<void> {
     const failed = this.failedWrite as FailedWrite;
     await this.db.close().catch(() => undefined); // It is replaced either way.
-    try {
-      this.db = await openDatabase(this.dataDir);
-    } catch (error) {
-      if (isDiskFull(error)) throw new DiskFullError(`the disk of ${this.dataDir} is still full: ${errorMessage(error)}`, { cause: error });
-      throw error;
-    }
+    this.db = await openDatabase(this.dataDir); // DiskFullError while the disk is still full.
     const reread = trackedFrom(await readDurableState(this.db, this.dataDir));
     if (sameTracked(reread, failed.before)) {
       this.tracked = failed.before;
@@ -404,6 +403,14 @@ async function openDatabase(dataDir: string): Promise<Database> {
     return db;
   } catch (error) {
     // abstract-level wraps the binding's error: LEVEL_DATABASE_NOT_OPEN, with the real code in `cause`.
+    // Opening writes (the replay of the write-ahead log goes into a new table file), so a full
+    // disk can refuse it: that is not a damaged directory, and it passes once there is space.
+    if (isDiskFull(error)) {
+      const reason = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+      throw new DiskFullError(`cannot open data directory ${dataDir}: the disk is full (${errorMessage(reason)})`, {
+        cause: error,
+      });
+    }
     if (hasErrorCode(error, "LEVEL_LOCKED")) {
       throw new DataDirError(
         "data_dir_locked",
