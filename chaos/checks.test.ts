@@ -12,8 +12,67 @@ import { encodeCommand } from "../node/state/codec.ts";
 import { type Entry, nodeId } from "../raft/index.ts";
 import { compareAppliedEvents } from "./applied-events.ts";
 import { compareDurableLogs } from "./durable-logs.ts";
+import { clockChecks } from "./history.ts";
+import type { FaultRecord, LeaseProbe } from "./nemesis.ts";
+import { makeHistoryPlan } from "./plan.ts";
 import { type BookingRequest, checkBookings } from "./workload-bookings.ts";
 import { checkSets } from "./workload-lock-set.ts";
+
+describe("clockChecks", () => {
+  // A 1 s probe lease granted at 1.3 s (asked at 1 s: slack 2 s); samples put term 2 from 0 s and,
+  // in one case, term 3 at 3 s.
+  const plan = makeHistoryPlan(1, 0, {
+    kinds: ["clock"],
+    workloads: ["lock-set"],
+    historyMs: 20_000,
+    faultsPerHistory: 1,
+    leaseTtlMs: 1000,
+    unfenced: false,
+  });
+  const record = (probe: Partial<LeaseProbe>): FaultRecord => ({
+    plan: plan.faults[0] as FaultRecord["plan"],
+    label: "clock",
+    targets: ["n1"],
+    startedAtMs: 1000,
+    endedAtMs: 5000,
+    notes: [],
+    effective: true,
+    ranAs: "step-back",
+    leaseProbe: {
+      ttlMs: 1000,
+      invokedAtMs: 1000,
+      grantedAtMs: 1300,
+      goneAtMs: undefined,
+      lastSeenHeldAtMs: undefined,
+      slackMs: 2000,
+      ...probe,
+    },
+  });
+  const sample = (atMs: number, term: number) => ({
+    atMs,
+    id: "n1",
+    role: "leader" as const,
+    term,
+    leaderId: "n1",
+    commitIndex: 1,
+    appliedIndex: 1,
+    voters: [],
+    learners: [],
+  });
+  const quiet = [sample(0, 2), sample(6000, 2)];
+  const check = (probe: Partial<LeaseProbe>, samples = quiet) => clockChecks([record(probe)], samples)[0]?.ok;
+  it("passes a lease seen held within its TTL and slack, then gone after its TTL", () => {
+    expect(check({ lastSeenHeldAtMs: 3000, goneAtMs: 3500 })).toBe(true);
+  });
+  it("flags a lease seen gone before its TTL, and one seen held past its TTL and slack", () => {
+    expect(check({ lastSeenHeldAtMs: 1500, goneAtMs: 1800 })).toBe(false);
+    expect(check({ lastSeenHeldAtMs: 4400 })).toBe(false);
+  });
+  it("allows a lease held longer when a new leader restarted its countdown, and takes no answer as no evidence", () => {
+    expect(check({ lastSeenHeldAtMs: 4400 }, [sample(0, 2), sample(3000, 3)])).toBe(true);
+    expect(check({})).toBe(true);
+  });
+});
 
 describe("checkSets", () => {
   const elements = new Map([

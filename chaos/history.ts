@@ -385,32 +385,32 @@ async function checkLockHistory(history: readonly FencedEntry[], state: RunState
 
 /**
  * clockChecks: a wall-clock fault may change nothing but timestamps. Each clock fault's lease
- * probe must end about its TTL after the grant: never before (a lease ended early), and by the
- * end of the fault (over a second later) unless the leader changed meanwhile (a new leader
- * restarts every lease's countdown, which is allowed).
+ * probe must end about its TTL after the grant: never before (a read showed it gone too early),
+ * and no read may show it still held past its TTL and slack (LeaseProbe.slackMs: 2 s, or three
+ * times what the grant took on a slow machine) unless the leader changed meanwhile (a new leader
+ * restarts every lease's countdown, which is allowed). The fault is held on until then
+ * (nemesis.ts), so a lease timed on the stepped wall clock is seen held past the slack. Reads that
+ * got no answer are no evidence either way.
  */
-function clockChecks(records: readonly FaultRecord[], samples: readonly StatusSample[]): CheckOutcome[] {
+export function clockChecks(records: readonly FaultRecord[], samples: readonly StatusSample[]): CheckOutcome[] {
   const outcomes: CheckOutcome[] = [];
   for (const record of records) {
     const probe = record.leaseProbe;
     if (record.plan.kind !== "clock" || probe === undefined || probe.grantedAtMs === undefined) continue;
     const name = `clock ${record.plan.variant}: a lease ends on the leader's monotonic clock`;
-    if (probe.goneAtMs !== undefined) {
-      const lifetimeMs = probe.goneAtMs - probe.invokedAtMs;
-      outcomes.push({
-        name,
-        ok: lifetimeMs >= probe.ttlMs,
-        detail: `a ${probe.ttlMs} ms lease ended ${Math.round(lifetimeMs)} ms after it was asked for${lifetimeMs < probe.ttlMs ? ": EARLY" : ""}`,
-      });
-    } else {
-      const endedAtMs = record.endedAtMs ?? probe.grantedAtMs;
-      const newLeader = termChanged(samples, probe.invokedAtMs, endedAtMs);
-      outcomes.push({
-        name,
-        ok: newLeader || endedAtMs - probe.grantedAtMs < probe.ttlMs + 1000,
-        detail: `a ${probe.ttlMs} ms lease was still held when the fault ended, ${Math.round(endedAtMs - probe.grantedAtMs)} ms after its grant${newLeader ? " (a new leader restarted its countdown meanwhile: allowed)" : ""}`,
-      });
-    }
+    const early = probe.goneAtMs !== undefined && probe.goneAtMs - probe.invokedAtMs < probe.ttlMs;
+    const seenHeldMs = probe.lastSeenHeldAtMs === undefined ? 0 : probe.lastSeenHeldAtMs - probe.grantedAtMs;
+    const newLeader = probe.lastSeenHeldAtMs !== undefined && termChanged(samples, probe.invokedAtMs, probe.lastSeenHeldAtMs);
+    const late = seenHeldMs > probe.ttlMs + probe.slackMs && !newLeader;
+    const gone =
+      probe.goneAtMs === undefined
+        ? "not seen gone by the end"
+        : `seen gone ${Math.round(probe.goneAtMs - probe.invokedAtMs)} ms after it was asked for`;
+    outcomes.push({
+      name,
+      ok: !early && !late,
+      detail: `a ${probe.ttlMs} ms lease: last seen held ${Math.round(seenHeldMs)} ms after its grant, ${gone}; slack ${Math.round(probe.slackMs)} ms${early ? ": EARLY" : ""}${late ? ": HELD TOO LONG" : ""}${newLeader ? " (a new leader restarted its countdown meanwhile: allowed)" : ""}`,
+    });
   }
   return outcomes;
 }

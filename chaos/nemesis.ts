@@ -37,6 +37,24 @@ export interface LeaseProbe {
   readonly invokedAtMs: number;
   grantedAtMs: number | undefined;
   goneAtMs: number | undefined;
+  /**
+   * lastSeenHeldAtMs: the last time a (linearizable) read showed the lease still held. A read that
+   * got no answer shows nothing: on a loaded or partitioned cluster reads fail for a while, and
+   * only what was seen counts as evidence of a lease held too long.
+   */
+  lastSeenHeldAtMs: number | undefined;
+  /**
+   * slackMs: how much longer than its TTL the lease may be seen held, for a cluster that is merely
+   * slow: 2 s, or three times what the grant took if more (a loaded machine answers slowly, and
+   * expires slowly too). Set at the grant.
+   */
+  slackMs: number;
+}
+
+/** probeDeadlineMs: until when a probe is watched, and its clock fault held on (see clockFault). */
+export function probeDeadlineMs(probe: LeaseProbe, plannedEndMs: number): number {
+  if (probe.grantedAtMs === undefined) return plannedEndMs;
+  return Math.max(plannedEndMs, probe.grantedAtMs + probe.ttlMs + probe.slackMs + 500);
 }
 
 export interface NemesisOptions {
@@ -299,16 +317,25 @@ export class Nemesis {
     const offsetSeconds = plan.clockOffsetSeconds ?? 0;
     this.options.log(`  fault: ${record.label}: ${record.targets.join(", ")}`);
     // The probe lease is granted first: the clock must move while its countdown runs.
-    const probe = this.probeLease(record, () => {
+    const probe = this.probeLease(record, endAtMs, () => {
       if (plan.variant !== "strobe") for (const id of record.targets) clocks.set(id, offsetSeconds);
     });
     record.effective = record.targets.length > 0;
+    // The fault stays on while the probe lease is held, up to the probe's deadline: a lease timed
+    // on the stepped wall clock would then be seen held past its TTL and slack, whereas ending the
+    // fault at its planned time could end such a lease (the clock back) before a loaded machine's
+    // slack ran out, and hide the bug.
+    const lasts = () => {
+      const watched = record.leaseProbe;
+      const untilMs = watched === undefined || watched.goneAtMs !== undefined ? endAtMs : probeDeadlineMs(watched, endAtMs);
+      return this.options.nowMs() < untilMs && !this.healing.signal.aborted;
+    };
     if (plan.variant === "strobe") {
       const periodMs = plan.strobePeriodMs ?? 100;
-      // Bounded: one flip per period until the end, and never more than the plan allows.
-      const flipsMax = Math.ceil(plan.durationMs / periodMs) + 1;
+      // Bounded: one flip per period until the end (the probe's deadline at most, a minute at most).
+      const flipsMax = Math.ceil(60_000 / periodMs);
       let flips = 0;
-      for (; flips < flipsMax && this.options.nowMs() < endAtMs && !this.healing.signal.aborted; flips++) {
+      for (; flips < flipsMax && lasts(); flips++) {
         const offset = flips % 2 === 0 ? offsetSeconds : -offsetSeconds;
         for (const id of record.targets) clocks.set(id, offset);
         await sleep(periodMs, this.healing.signal);
@@ -316,6 +343,7 @@ export class Nemesis {
       record.notes.push(`${flips} flips`);
     } else {
       await hold();
+      for (let wait = 0; wait < 1200 && lasts(); wait++) await sleep(50, this.healing.signal);
     }
     await probe;
     for (const id of record.targets) clocks.set(id, 0);
@@ -328,32 +356,42 @@ export class Nemesis {
    * forward, and minutes late after a step back). Bounded by the fault's duration; what it saw
    * goes into the record for the checks.
    */
-  private async probeLease(record: FaultRecord, granted: () => void): Promise<void> {
+  private async probeLease(record: FaultRecord, endAtMs: number, granted: () => void): Promise<void> {
     const ttlMs = 1000;
     const resource = `probe/clock-${this.records.indexOf(record)}`;
-    const probe: LeaseProbe = { ttlMs, invokedAtMs: this.options.nowMs(), grantedAtMs: undefined, goneAtMs: undefined };
+    const probe: LeaseProbe = {
+      ttlMs,
+      invokedAtMs: this.options.nowMs(),
+      grantedAtMs: undefined,
+      goneAtMs: undefined,
+      lastSeenHeldAtMs: undefined,
+      slackMs: 2000,
+    };
     record.leaseProbe = probe;
-    const endAtMs = probe.invokedAtMs + record.plan.durationMs;
     try {
       await this.admin.mutate(
         "/lock",
         { resources: [resource], owner: "clock-probe", ttlMs, waitMs: 0 },
-        { deadlineMs: performance.now() + 1500 },
+        // Generous: on a loaded machine a grant can take seconds, and the fault waits for it.
+        { deadlineMs: performance.now() + 5000 },
       );
       probe.grantedAtMs = this.options.nowMs();
+      probe.slackMs = Math.max(2000, 3 * (probe.grantedAtMs - probe.invokedAtMs));
     } catch (error) {
       record.notes.push(`lease probe not granted: ${(error as Error).message}`);
       return;
     } finally {
       granted();
     }
-    for (let poll = 0; poll < 200 && this.options.nowMs() < endAtMs && !this.healing.signal.aborted; poll++) {
+    const deadlineMs = probeDeadlineMs(probe, endAtMs);
+    for (let poll = 0; poll < 1200 && this.options.nowMs() < deadlineMs && !this.healing.signal.aborted; poll++) {
       try {
         const leases = await this.admin.leases();
         if (!leases.some((lease) => lease.resource === resource)) {
           probe.goneAtMs = this.options.nowMs();
           return;
         }
+        probe.lastSeenHeldAtMs = this.options.nowMs();
       } catch {
         // No answer this time: ask again.
       }

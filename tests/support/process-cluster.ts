@@ -37,11 +37,14 @@ export async function freePort(): Promise<number> {
  * freePortIn returns a port in [low, high) that nothing listens on now, tried at random (bounded).
  * A range below the kernel's ephemeral ports (32768 and up on Linux by default) matters for a node
  * that is killed and restarted on its port: an ephemeral port can meanwhile become the local port
- * of some outgoing connection, and the restart then fails with EADDRINUSE.
+ * of some outgoing connection, and the restart then fails with EADDRINUSE. `taken` are ports
+ * already handed out and not listened on yet: nothing listens on them, so only this list keeps
+ * two nodes of one cluster from getting the same port.
  */
-export async function freePortIn(low: number, high: number): Promise<number> {
+export async function freePortIn(low: number, high: number, taken: ReadonlySet<number> = new Set()): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = low + Math.floor(Math.random() * (high - low));
+    if (taken.has(port)) continue;
     const free = await new Promise<boolean>((resolve) => {
       const server = createServer();
       server.once("error", () => resolve(false));
@@ -127,7 +130,15 @@ export class ProcessCluster {
     const cluster = new ProcessCluster(ids, options);
     cluster.founders = ids.slice(0, options.founders ?? ids.length);
     const range = options.portRange;
-    for (const id of ids) cluster.ports.set(id, range === undefined ? await freePort() : await freePortIn(range[0], range[1]));
+    // Every port is chosen before any node listens, so each must differ from those chosen already
+    // (found by npm run chaos: two nodes on one port, the second died with EADDRINUSE).
+    for (const id of ids) {
+      const taken = new Set(cluster.ports.values());
+      let port = range === undefined ? await freePort() : await freePortIn(range[0], range[1], taken);
+      for (let attempt = 0; range === undefined && taken.has(port) && attempt < 100; attempt++) port = await freePort();
+      if (taken.has(port)) throw new Error(`no port found for ${id} that no other node of this cluster has`);
+      cluster.ports.set(id, port);
+    }
     await options.beforeStart?.(cluster);
     for (const id of cluster.founders) cluster.startNode(id);
     try {
