@@ -13,17 +13,20 @@ COPY package.json package-lock.json ./
 # linux-x64 and load them at run time; no install script needs to run (nor may one, unreviewed).
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY protocol ./protocol
+COPY config ./config
 COPY raft ./raft
+COPY lock ./lock
 COPY node ./node
 COPY client ./client
 COPY scheduler ./scheduler
 # The status page and the booking page are plain files that the processes serve from beside their code.
 # The planted bugs come along only as types (raft/config.ts names them); their code stays out of the image.
 RUN npx tsc -p tsconfig.build.json \
- && cp -r node/status-page dist/node/status-page \
- && mkdir -p dist/client/web \
- && cp client/web/*.html client/web/*.css client/web/*.js dist/client/web/ \
- && rm -f dist/raft/planted-bugs.js* dist/node/state/planted-bugs.js* \
+ && cp -r node/status/page dist/node/status/page \
+ && mkdir -p dist/scheduler/web \
+ && cp scheduler/web/*.html scheduler/web/*.css scheduler/web/*.js dist/scheduler/web/ \
+ && rm -f dist/raft/planted-bugs.js* dist/lock/planted-bugs.js* \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 # Run: Node, the production dependencies and the compiled code; no compiler, no tsx, no sources.

@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
-import { type BookingSystem, startBookingSystem } from "../tests/support/booking-system.ts";
+import { type BookingSystem, startBookingSystem } from "../harness/booking-system.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
 import { percentile, readProcStat } from "./measure.ts";
 

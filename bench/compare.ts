@@ -27,7 +27,7 @@ import { noop } from "cockatiel";
 import { Etcd3, type Lease as EtcdLease } from "etcd3";
 import { request } from "undici";
 import { LockClient, LockError, type Lease as SctecLease } from "../client/lock-client.ts";
-import { freePort, ProcessCluster, waitFor } from "../tests/support/process-cluster.ts";
+import { freePort, ProcessCluster, waitFor } from "../harness/process-cluster.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
 import { percentile, readProcStat } from "./measure.ts";
 

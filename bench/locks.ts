@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { LockClient, LockError } from "../client/lock-client.ts";
-import { ProcessCluster, waitFor } from "../tests/support/process-cluster.ts";
+import { ProcessCluster, waitFor } from "../harness/process-cluster.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
 import { percentile } from "./measure.ts";
 

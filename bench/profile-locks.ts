@@ -13,8 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { LockClient } from "../client/lock-client.ts";
-import { ProcessCluster } from "../tests/support/process-cluster.ts";
-import { parsePrometheusText } from "../tests/support/prometheus-text.ts";
+import { ProcessCluster } from "../harness/process-cluster.ts";
+import { parsePrometheusText } from "../harness/prometheus-text.ts";
 import { readProcStat } from "./measure.ts";
 
 const { values } = parseArgs({

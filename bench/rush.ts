@@ -1,8 +1,8 @@
 // `npm run bench:rush`: the horizon rush (issue 18). 1,000 simulated scientists, registered
 // beforehand, all try at the same instant to book ranges of the slots that have just become
 // bookable, through three scheduler processes on a three-node cluster (real processes, LevelDB
-// with fsync), each with the booking page's own client logic (client/web/booking.js). The run and
-// its proofs are in tests/support/horizon-rush.ts; tests/horizon-rush.test.ts runs the same with
+// with fsync), each with the booking page's own client logic (scheduler/web/booking.js). The run and
+// its proofs are in harness/horizon-rush.ts; tests/horizon-rush.test.ts runs the same with
 // 50 scientists. A benchmark, not a test: it prints a report, writes bench/results/rush-<date>.json
 // (every slot's winner included), updates docs/BENCHMARKS.md between its markers, and exits 1 if
 // any check fails.
@@ -13,7 +13,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
-import { type HorizonRushReport, runHorizonRush } from "../tests/support/horizon-rush.ts";
+import { type HorizonRushReport, runHorizonRush } from "../harness/horizon-rush.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
 
 const { values } = parseArgs({
@@ -118,7 +118,7 @@ function reportText(report: HorizonRushReport, machine: string, date: string, lo
   return [
     table,
     "",
-    "Checks (tests/support/rush-checks.ts; the stored state read back through the lock API, the Raft log from LevelDB):",
+    "Checks (harness/rush-checks.ts; the stored state read back through the lock API, the Raft log from LevelDB):",
     "",
     checks,
     "",

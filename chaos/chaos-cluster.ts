@@ -8,8 +8,8 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type BookingSystem, startBookingSystem } from "../tests/support/booking-system.ts";
-import { ProcessCluster, type ProcessClusterOptions, waitFor } from "../tests/support/process-cluster.ts";
+import { type BookingSystem, startBookingSystem } from "../harness/booking-system.ts";
+import { ProcessCluster, type ProcessClusterOptions, waitFor } from "../harness/process-cluster.ts";
 import type { BuiltCommands } from "./build.ts";
 import { type Capabilities, FsyncDelays, faketimeLibrary, NodeClocks, NodeDisks } from "./environment.ts";
 import { Monitor } from "./monitor.ts";

@@ -6,9 +6,9 @@
 
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
+import { decodeCommand, decodeLockSnapshot, encodeLockSnapshot } from "../lock/codec.ts";
+import { LockStateMachine, lockLimitsDefaults } from "../lock/lock-state-machine.ts";
 import { LevelDurableLog } from "../node/persistence/level-durable-log.ts";
-import { decodeCommand, decodeLockSnapshot, encodeLockSnapshot } from "../node/state/codec.ts";
-import { LockStateMachine, lockLimitsDefaults } from "../node/state/lock-state-machine.ts";
 import type { Entry } from "../raft/index.ts";
 
 export interface NodeLog {

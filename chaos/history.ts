@@ -7,15 +7,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import { smallestFailingWindow } from "../tests/support/failing-window.ts";
-import { type FencedEntry, type FencedOperation, fencedKvModel } from "../tests/support/fenced-kv-model.ts";
-import {
-  groupBy,
-  SearchAbortedError,
-  SearchLimitError,
-  searchLinearizationAsync,
-  type TimedEntry,
-} from "../tests/support/linearizability.ts";
+import { smallestFailingWindow } from "../harness/failing-window.ts";
+import { type FencedEntry, type FencedOperation, fencedKvModel } from "../harness/fenced-kv-model.ts";
+import { groupBy, SearchAbortedError, SearchLimitError, searchLinearizationAsync, type TimedEntry } from "../harness/linearizability.ts";
 import { type AppliedComparison, compareAppliedEvents, readAppliedEvents } from "./applied-events.ts";
 import type { BuiltCommands } from "./build.ts";
 import { ChaosCluster, type UnexpectedExit } from "./chaos-cluster.ts";

@@ -478,7 +478,12 @@ export class Nemesis {
   }
 
   /** memberAction retries one membership step until it is applied or the deadline passes (bounded). */
-  private async memberAction(action: string, nodeId: string, deadlineMs: number, record: FaultRecord): Promise<boolean> {
+  private async memberAction(
+    action: "add_learner" | "promote_learner" | "remove_node",
+    nodeId: string,
+    deadlineMs: number,
+    record: FaultRecord,
+  ): Promise<boolean> {
     let lastError = "";
     for (let attempt = 0; attempt < 200 && this.options.nowMs() < deadlineMs; attempt++) {
       try {

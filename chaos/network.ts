@@ -9,7 +9,7 @@
 // A cut drops bytes (a blackhole: no reset, no refusal), and lifting it resets the connections
 // that lost bytes (LoopbackProxy), as a real network would after a long enough partition.
 
-import { LoopbackProxy } from "../tests/support/loopback-proxy.ts";
+import { LoopbackProxy } from "../harness/loopback-proxy.ts";
 
 /** Edge: the direction "from can send to to". */
 export interface Edge {

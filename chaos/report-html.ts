@@ -3,7 +3,7 @@
 // leader and each node's role over time, every client's operations), the faults as they ran,
 // and, when the history is not linearizable, its smallest failing window drawn large and listed.
 
-import type { FencedEntry } from "../tests/support/fenced-kv-model.ts";
+import type { FencedEntry } from "../harness/fenced-kv-model.ts";
 import type { FailingWindowReport, HistoryResult } from "./history.ts";
 import type { StatusSample } from "./monitor.ts";
 import type { FaultRecord } from "./nemesis.ts";

@@ -2,7 +2,7 @@
 // escapes what it shows, states the verdict and every check, and, for a failed history, draws and
 // lists its smallest failing window; the command line refuses bad options, listing them all.
 import { describe, expect, it } from "vitest";
-import type { FencedEntry } from "../tests/support/fenced-kv-model.ts";
+import type { FencedEntry } from "../harness/fenced-kv-model.ts";
 import type { HistoryResult } from "./history.ts";
 import { OptionsError, parseChaosOptions, usage } from "./options.ts";
 import { makeHistoryPlan } from "./plan.ts";

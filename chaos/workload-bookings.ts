@@ -11,8 +11,8 @@
 // there exactly once (created, and cancelled when it was).
 
 import { createHash, randomUUID } from "node:crypto";
-import { type ChainRecord, chainPrefix, verifyChain } from "../client/audit-chain.ts";
 import { LockClient } from "../client/lock-client.ts";
+import { type ChainRecord, chainPrefix, verifyChain } from "../protocol/chain.ts";
 import { createSeededRandom } from "../raft/index.ts";
 import { sleep } from "./sleep.ts";
 

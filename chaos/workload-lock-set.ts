@@ -6,7 +6,7 @@
 // `unfenced`, the write goes out under a fresh lease of another resource instead (always
 // current), which is what a lock without fencing amounts to: the late write lands, and the
 // element the other client added is lost. The history is checked against the fenced key-value
-// model (tests/support/fenced-kv-model.ts), and the final sets against the acknowledged adds.
+// model (harness/fenced-kv-model.ts), and the final sets against the acknowledged adds.
 //
 // Clients use the product's LockClient (sessions, retries, leader finding). A mutating operation
 // is retried under its session sequence until it gets a definite answer or its deadline passes:
@@ -16,8 +16,8 @@
 // keeps unknown outcomes rare, which keeps the linearizability search small.
 
 import { LockClient, LockError } from "../client/lock-client.ts";
+import type { FencedEntry, FencedOperation } from "../harness/fenced-kv-model.ts";
 import { createSeededRandom } from "../raft/index.ts";
-import type { FencedEntry, FencedOperation } from "../tests/support/fenced-kv-model.ts";
 import { sleep } from "./sleep.ts";
 
 export interface LockSetOptions {
@@ -221,7 +221,7 @@ export class LockSetWorkload {
     write: { resource: string; key: string; token: number; element: string; value: string | null; cycle: number },
   ): Promise<void> {
     const next = write.value === null ? write.element : `${write.value},${write.element}`;
-    const operations = [{ op: "put", key: write.key, value: next }];
+    const operations = [{ op: "put" as const, key: write.key, value: next }];
     let guard = { resource: write.resource, token: String(write.token) };
     if (this.options.unfenced) {
       // The negative control: a lease of a resource nobody else uses, taken just now, always passes the fence.

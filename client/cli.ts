@@ -17,6 +17,7 @@
 // Connection: --nodes URL,URL (or SCTEC_NODES), --token-file/--api-token (or SCTEC_API_TOKEN).
 
 import { parseArgs } from "node:util";
+import type { MemberRequest } from "../protocol/api.ts";
 import { LockClient, LockError } from "./lock-client.ts";
 
 const usage = `usage: sctec [--nodes URL,…] [--api-token T] <status|members|leases|lock|unlock|renew|get|range|put|transfer|member> …`;
@@ -111,7 +112,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     case "members": {
       const status = await client.status(values.node);
-      print({ leader: status["leaderId"], voters: status["voters"], learners: status["learners"], progress: status["progress"] });
+      print({ leader: status.leaderId, voters: status.voters, learners: status.learners, progress: status.progress });
       return;
     }
     case "leases":
@@ -157,8 +158,12 @@ async function main(argv: string[]): Promise<void> {
       print(await client.admin("/admin/transfer", { to: args[0] }));
       return;
     case "member": {
-      const actions: Record<string, string> = { add: "add_learner", promote: "promote_learner", remove: "remove_node" };
-      const action = actions[args[0] ?? ""];
+      const actions = new Map<string, MemberRequest["action"]>([
+        ["add", "add_learner"],
+        ["promote", "promote_learner"],
+        ["remove", "remove_node"],
+      ]);
+      const action = actions.get(args[0] ?? "");
       if (action === undefined || args[1] === undefined) fail("usage: sctec member add|promote|remove NODE_ID", 2);
       print(await client.admin("/admin/members", { action, nodeId: args[1] }));
       return;

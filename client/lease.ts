@@ -13,8 +13,9 @@
 // from doing work that no store can fence (telescope commands, emails) after it stopped holding.
 
 import { strict as assertStrict } from "node:assert";
+import type { RangeResult, TxnOperation, WriteAnswer, WritePath, WriteRequest } from "../protocol/api.ts";
 import { LockError } from "./errors.ts";
-import type { RangeResult, RequestOptions, TxnOperation } from "./lock-client.ts";
+import type { RequestOptions } from "./lock-client.ts";
 
 /** LeaseEvent: what a lease tells its holder; see Lease. */
 export type LeaseEvent = "renewed" | "jeopardy" | "safe" | "lost";
@@ -28,6 +29,9 @@ export interface MutateOptions extends RequestOptions {
   readonly deadlineMs?: number;
 }
 
+/** WriteBody is a write's body as its caller gives it: LockClient.mutate adds the session (clientId and sequence). */
+export type WriteBody<Path extends WritePath> = Omit<WriteRequest<Path>, "clientId" | "sequence">;
+
 /** LeaseHost is what a Lease needs of its LockClient. */
 export interface LeaseHost {
   /** now is the client's monotonic clock, in ms. */
@@ -38,7 +42,8 @@ export interface LeaseHost {
   readonly jeopardyFractionLeft: number;
   /** requestTimeoutMs bounds the renewal of a lease that arrived out of date (see activate). */
   readonly requestTimeoutMs: number;
-  mutate(path: string, body: Record<string, unknown>, options?: MutateOptions): Promise<{ readonly body: Record<string, unknown> }>;
+  /** mutate sends a write in the client's session (clientId and sequence are its to add). */
+  mutate<Path extends WritePath>(path: Path, body: WriteBody<Path>, options?: MutateOptions): Promise<{ readonly body: WriteAnswer<Path> }>;
   /** renewLease renews; it answers the send time of the attempt that was answered (see LockClient.renewLease). */
   renewLease(resources: readonly string[], token: string, options?: MutateOptions): Promise<number>;
   /** unlockLease ends a lease without a session, within the deadline (see LockClient.unlockLease). */
@@ -219,8 +224,7 @@ export class Lease {
       { guards, operations: [...operations], ...(options.release === true ? { releaseGuards: true } : {}) },
       options,
     );
-    const body = answer.body as { index: number; keys: string[] };
-    return { index: body.index, keys: body.keys };
+    return { index: answer.body.index, keys: [...answer.body.keys] };
   }
 
   /**

@@ -10,12 +10,41 @@
 // in jeopardy or lost (lease.ts).
 
 import { randomUUID } from "node:crypto";
-import { LockError, type LockErrorCode } from "./errors.ts";
-import { Lease, type LeaseHost, type MutateOptions } from "./lease.ts";
+import type { z } from "zod";
+import {
+  type KeyValue,
+  keyValueSchema,
+  type LeasesAnswer,
+  leasesAnswerSchema,
+  type MemberAnswer,
+  type MemberRequest,
+  memberAnswerSchema,
+  type RangePage,
+  type RangeReadRequest,
+  rangePageSchema,
+  type TransferAnswer,
+  type TransferRequest,
+  transferAnswerSchema,
+  type WriteAnswer,
+  type WritePath,
+  type WriteRequest,
+  writeEndpoints,
+} from "../protocol/api.ts";
+import { describeIssues } from "../protocol/commands.ts";
+import { type NodeStatus, nodeStatusSchema } from "../protocol/status.ts";
+import { type WatchEvent, watchAnswerSchema } from "../protocol/watch.ts";
+import type { Wire } from "../protocol/wire.ts";
+import { LockError, lockErrorFromAnswer } from "./errors.ts";
+import { Lease, type LeaseHost, type MutateOptions, type WriteBody } from "./lease.ts";
 import { AttemptSignal, HttpTransport, type LockTransport } from "./transport.ts";
 
-export { LockError, type LockErrorCode } from "./errors.ts";
-export { Lease, type LeaseEvent, type LeaseState, type MutateOptions } from "./lease.ts";
+// The wire contract's types, as this client's API hands them out (protocol/ holds them, once).
+export type { KeyValue, LeasesAnswer, MemberAnswer, RangePage, RangeResult, TransferAnswer, TxnOperation } from "../protocol/api.ts";
+export { type ChainRecord, type ChainVerdict, chainPrefix, verifyChain } from "../protocol/chain.ts";
+export type { NodeStatus } from "../protocol/status.ts";
+export type { WatchEvent } from "../protocol/watch.ts";
+export { LockError, type LockErrorCode, lockErrorCodeOf, lockErrorCodes } from "./errors.ts";
+export { Lease, type LeaseEvent, type LeaseState, type MutateOptions, type WriteBody } from "./lease.ts";
 export type { LockTransport, TransportAnswer, TransportRequest } from "./transport.ts";
 
 export interface LockClientOptions {
@@ -68,13 +97,7 @@ export interface AcquireOptions extends RequestOptions {
    * of the grant: what the lease starts from, linearizably, without another round. Answered on
    * `lease.reads` for an immediate grant; a grant after a wait carries none (read separately then).
    */
-  readonly reads?: readonly { readonly prefix: string; readonly after?: string; readonly limit: number }[];
-}
-
-/** RangeResult is the answer to one range read made with an acquire. */
-export interface RangeResult {
-  readonly items: readonly { readonly key: string; readonly value: string; readonly modIndex: number }[];
-  readonly more: boolean;
+  readonly reads?: readonly RangeReadRequest[];
 }
 
 export interface RangeOptions extends RequestOptions {
@@ -83,52 +106,6 @@ export interface RangeOptions extends RequestOptions {
   /** after: an exclusive start key, normally the last key of the previous page. @default "" */
   readonly after?: string;
 }
-
-/** KeyValue is a stored key: its value, the fencing token of its last write, and the index that wrote it. */
-export interface KeyValue {
-  readonly key: string;
-  readonly value: string;
-  readonly token: string;
-  readonly modIndex: number;
-}
-
-/** RangePage is one page of a range read; `index` is the applied index it was read at (a watch may start there). */
-export interface RangePage {
-  readonly items: KeyValue[];
-  /** more: further keys follow; read them with `after` set to the last key of this page. */
-  readonly more: boolean;
-  readonly index: number;
-}
-
-/**
- * TxnOperation is one write of a fenced txn. `append` adds the next record to a hash chain, under
- * the key `~chain/<chain>/<index, 16 digits>` (see audit-chain.ts); keys under `~chain/` are
- * written by append alone.
- */
-export type TxnOperation =
-  | { readonly op: "put"; readonly key: string; readonly value: string }
-  | { readonly op: "delete"; readonly key: string }
-  | { readonly op: "append"; readonly chain: string; readonly value: string };
-
-/**
- * WatchEvent is one committed lock event, as the nodes apply them (fencing tokens as decimal
- * strings). `index` is the Raft index of the entry that caused it; one entry may cause several.
- */
-export type WatchEvent =
-  | { readonly type: "granted"; readonly index: number; readonly resource: string; readonly token: string; readonly owner: string }
-  | { readonly type: "released"; readonly index: number; readonly resource: string; readonly token: string }
-  | { readonly type: "expired"; readonly index: number; readonly resource: string; readonly token: string }
-  | { readonly type: "renewed"; readonly index: number; readonly resource: string; readonly token: string }
-  | { readonly type: "wait_timeout"; readonly index: number; readonly waiterId: number }
-  | {
-      readonly type: "key_changed";
-      readonly index: number;
-      readonly key: string;
-      readonly deleted: boolean;
-      readonly token: string;
-      /** value: the key's new value (puts and appends; absent for deletes). */
-      readonly value?: string;
-    };
 
 export interface WatchOptions {
   /** after: yield events with a higher index (e.g. a range page's `index`). @default only events from now on */
@@ -162,9 +139,10 @@ interface SendOptions extends RequestOptions {
   readonly deadlineMs?: number;
 }
 
+/** ApiAnswer is a node's answer to one attempt, its body as JSON.parse made it (not yet checked against the contract). */
 interface ApiAnswer {
   readonly status: number;
-  readonly body: Record<string, unknown>;
+  readonly body: unknown;
   /** leaderUrl: the leader the answering node knows (header x-sctec-leader), if any. */
   readonly leaderUrl: string | undefined;
   /** sentAtMs: when the attempt that was answered was sent (the client's monotonic clock). */
@@ -250,7 +228,7 @@ export class LockClient implements LeaseHost {
       },
       options,
     );
-    const body = answer.body as { token: string; resources: string[]; ttlMs: number; reads?: RangeResult[] };
+    const body = answer.body;
     const lease = new Lease(this, { resources: body.resources, token: body.token, ttlMs: body.ttlMs, sentAt, reads: body.reads });
     await lease.activate(options.signal === undefined ? {} : { signal: options.signal }); // Renews first a lease that arrived out of date.
     if (options.autoRenew ?? true) lease.startAutoRenew();
@@ -258,14 +236,14 @@ export class LockClient implements LeaseHost {
   }
 
   /** status returns a node's view of the cluster (GET /status). */
-  async status(node?: string): Promise<Record<string, unknown>> {
-    return (await this.send("GET", "/status", undefined, node === undefined ? {} : { node })).body;
+  async status(node?: string): Promise<NodeStatus> {
+    return decode(nodeStatusSchema, await this.send("GET", "/status", undefined, node === undefined ? {} : { node }), "/status");
   }
 
   /** get reads a key linearizably; undefined if it does not exist. */
   async get(key: string, options: RequestOptions = {}): Promise<KeyValue | undefined> {
     try {
-      return (await this.send("GET", `/kv/${encodeURIComponent(key)}`, undefined, options)).body as unknown as KeyValue;
+      return decode(keyValueSchema, await this.send("GET", `/kv/${encodeURIComponent(key)}`, undefined, options), "/kv/{key}");
     } catch (error) {
       if (error instanceof LockError && error.code === "not_found") return undefined;
       throw error;
@@ -283,8 +261,7 @@ export class LockClient implements LeaseHost {
    */
   async range(prefix: string, options: RangeOptions = {}): Promise<RangePage> {
     const query = new URLSearchParams({ prefix, limit: String(options.limit ?? 100), after: options.after ?? "" });
-    const answer = await this.send("GET", `/kv?${query}`, undefined, options);
-    return answer.body as unknown as RangePage;
+    return decode(rangePageSchema, await this.send("GET", `/kv?${query}`, undefined, options), "/kv");
   }
 
   /**
@@ -322,7 +299,7 @@ export class LockClient implements LeaseHost {
         ...(options.signal === undefined ? {} : { signal: options.signal }),
         timeoutMs: pollTimeoutMs + this.options.requestTimeoutMs,
       });
-      const body = answer.body as unknown as { events: WatchEvent[]; lastIndex: number };
+      const body = decode(watchAnswerSchema, answer, "/watch");
       for (const event of body.events) {
         if (after === undefined || event.index > after) yield event;
       }
@@ -357,18 +334,21 @@ export class LockClient implements LeaseHost {
     }
   }
 
-  /** leases lists the current leases, linearizably. */
-  async leases(): Promise<{ resource: string; token: string; owner: string; ttlMs: number }[]> {
-    return (
-      (await this.send("GET", "/leases", undefined, {})).body as {
-        leases: { resource: string; token: string; owner: string; ttlMs: number }[];
-      }
-    ).leases;
+  /** leases lists the current leases, linearizably, each with the leader's own deadline for it (null where that is unknown). */
+  async leases(): Promise<LeasesAnswer["leases"]> {
+    return decode(leasesAnswerSchema, await this.send("GET", "/leases", undefined, {}), "/leases").leases;
   }
 
-  /** admin runs a membership change or a leadership transfer. */
-  async admin(path: "/admin/members" | "/admin/transfer", body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return (await this.send("POST", path, body, {})).body;
+  /**
+   * admin runs a membership change (answered once it is applied) or starts a leadership transfer.
+   * Promoting a learner that has not caught up yet is refused with `learner_not_caught_up`: ask
+   * again a little later.
+   */
+  async admin(path: "/admin/members", body: MemberRequest): Promise<MemberAnswer>;
+  async admin(path: "/admin/transfer", body: TransferRequest): Promise<TransferAnswer>;
+  async admin(path: "/admin/members" | "/admin/transfer", body: MemberRequest | TransferRequest): Promise<MemberAnswer | TransferAnswer> {
+    const answer = await this.send("POST", path, body, {});
+    return path === "/admin/members" ? decode(memberAnswerSchema, answer, path) : decode(transferAnswerSchema, answer, path);
   }
 
   /**
@@ -381,7 +361,10 @@ export class LockClient implements LeaseHost {
   async renewLease(resources: readonly string[], token: string, options: MutateOptions = {}): Promise<number> {
     // No place in the session window is taken (see takeSequence): it guards the results a
     // session remembers, which a renewal does not use, and a busy client must not starve its leases' renewals.
-    return (await this.send("POST", "/renew", { resources: [...resources], token }, options)).sentAtMs;
+    const renewal = { resources: [...resources], token } satisfies WriteRequest<"/renew">;
+    const answer = await this.send("POST", "/renew", renewal, options);
+    decode(writeEndpoints["/renew"].answer, answer, "/renew");
+    return answer.sentAtMs;
   }
 
   /**
@@ -390,7 +373,8 @@ export class LockClient implements LeaseHost {
    * another's. Leases use it to let go of a lease they lost (see Lease).
    */
   async unlockLease(resources: readonly string[], token: string, options: MutateOptions = {}): Promise<void> {
-    await this.send("POST", "/unlock", { resources: [...resources], token }, options);
+    const answer = await this.send("POST", "/unlock", { resources: [...resources], token } satisfies WriteRequest<"/unlock">, options);
+    decode(writeEndpoints["/unlock"].answer, answer, "/unlock");
   }
 
   /** clientId names this client's session (it changes only if the cluster forgot the session). */
@@ -407,14 +391,19 @@ export class LockClient implements LeaseHost {
    * it was evicted, or its first request never arrived), a new session is started and the request
    * is sent once more under it.
    */
-  async mutate(path: string, body: Record<string, unknown>, options: MutateOptions = {}): Promise<ApiAnswer> {
+  async mutate<Path extends WritePath>(
+    path: Path,
+    body: WriteBody<Path>,
+    options: MutateOptions = {},
+  ): Promise<{ readonly body: WriteAnswer<Path>; readonly sentAtMs: number }> {
     const sequence = await this.takeSequence(path !== "/lock", options.signal);
-    return this.mutateInSession(path, body, options, this.currentClientId, sequence, true);
+    const answer = await this.mutateInSession(path, body, options, this.currentClientId, sequence, true);
+    return { body: decode(writeEndpoints[path].answer, answer, path) as WriteAnswer<Path>, sentAtMs: answer.sentAtMs };
   }
 
   private async mutateInSession(
-    path: string,
-    body: Record<string, unknown>,
+    path: WritePath,
+    body: object,
     options: MutateOptions,
     clientId: string,
     sequence: number,
@@ -502,12 +491,7 @@ export class LockClient implements LeaseHost {
   }
 
   /** send tries the preferred node, then the others, with backoff; only retryable failures are retried. */
-  private async send(
-    method: "GET" | "POST",
-    path: string,
-    body: Record<string, unknown> | undefined,
-    options: SendOptions,
-  ): Promise<ApiAnswer> {
+  private async send(method: "GET" | "POST", path: string, body: object | undefined, options: SendOptions): Promise<ApiAnswer> {
     const { signal, node, deadlineMs } = options;
     let lastError: LockError | undefined;
     for (let attempt = 0; attempt <= this.options.retriesMax; attempt++) {
@@ -516,21 +500,24 @@ export class LockClient implements LeaseHost {
       if (backoffMs > 0) await this.options.sleep(backoffMs, signal);
       if (this.leftMs(deadlineMs) <= 0) break;
       const url = node ?? (this.options.nodes[(this.preferred + attempt) % this.options.nodes.length] as string);
+      let answer: ApiAnswer;
       try {
-        const answer = await this.attempt(method, url, path, body, { ...options, timeoutMs: this.attemptTimeoutMs(options) });
-        if (answer.status < 400) {
-          if (node === undefined) this.prefer(url, answer.leaderUrl);
-          return answer;
-        }
-        lastError = errorFrom(answer);
-        if (!retryable(answer.status)) throw lastError;
+        answer = await this.attempt(method, url, path, body, { ...options, timeoutMs: this.attemptTimeoutMs(options) });
       } catch (error) {
+        // No answer: try again (another node, after the backoff), unless the caller aborted.
         if (error instanceof LockError && error.code !== "unavailable" && error.code !== "timeout") throw error;
         lastError =
           error instanceof LockError
             ? error
             : new LockError("unavailable", `${url} did not answer: ${(error as Error).message}`, { cause: error });
+        continue;
       }
+      if (answer.status < 400) {
+        if (node === undefined) this.prefer(url, answer.leaderUrl);
+        return answer;
+      }
+      lastError = lockErrorFromAnswer(answer.status, answer.body);
+      if (!retryable(answer.status)) throw lastError;
     }
     if (deadlineMs !== undefined && this.leftMs(deadlineMs) <= 0) {
       throw new LockError("timeout", `no node answered ${path} before its deadline`, { cause: lastError });
@@ -560,7 +547,7 @@ export class LockClient implements LeaseHost {
     method: "GET" | "POST",
     node: string,
     path: string,
-    body: Record<string, unknown> | undefined,
+    body: object | undefined,
     options: SendOptions,
   ): Promise<ApiAnswer> {
     const { signal } = options;
@@ -590,7 +577,7 @@ export class LockClient implements LeaseHost {
       });
       return {
         status: answer.status,
-        body: answer.body.length > 0 ? (JSON.parse(answer.body) as Record<string, unknown>) : {},
+        body: answer.body.length > 0 ? (JSON.parse(answer.body) as unknown) : {},
         leaderUrl: answer.leaderUrl,
         sentAtMs,
       };
@@ -632,36 +619,28 @@ export class LockClient implements LeaseHost {
  */
 const sequenceWindowMax = 32;
 
+/**
+ * retryable: the answers worth asking again (another node, after the backoff): 429 and 503 ("not
+ * now"), 504 (no outcome in time; the session makes a retry safe), and any other 5xx (a node's
+ * fault, which another node may not share). Every other answer would be the same again.
+ */
 function retryable(status: number): boolean {
-  return status === 503 || status === 504 || status === 429;
+  return status === 429 || status >= 500;
 }
 
-function errorFrom(answer: ApiAnswer): LockError {
-  const error = (answer.body["error"] ?? {}) as { code?: string; message?: string; holder?: LockError["holder"]; details?: unknown };
-  const known: readonly string[] = [
-    "conflict",
-    "not_held",
-    "stale_fencing_token",
-    "wait_timeout",
-    "invalid_request",
-    "unauthorized",
-    "session_expired",
-    "stale_sequence",
-    "too_many_waiters",
-    "too_many_watchers",
-    "events_compacted",
-    "not_found",
-    "timeout",
-  ];
-  let code: LockErrorCode = "unavailable";
-  if (error.code !== undefined && known.includes(error.code)) code = error.code as LockErrorCode;
-  else if (error.code === "invalid_command" || answer.status === 400 || answer.status === 413) code = "invalid_request";
-  return new LockError(code, error.message ?? `HTTP ${answer.status}`, {
-    ...(error.holder === undefined ? {} : { holder: error.holder }),
-    ...(error.details !== null && typeof error.details === "object" && !Array.isArray(error.details)
-      ? { details: error.details as Record<string, unknown> }
-      : {}),
-  });
+/**
+ * decode checks a success answer against the contract's schema. The body is handed out as the node
+ * sent it (a newer node's extra fields included); one that does not fit is `invalid_answer`, and
+ * since it was a success, the request may have taken effect.
+ */
+function decode<Schema extends z.ZodType>(schema: Schema, answer: ApiAnswer, path: string): Wire<z.output<Schema>> {
+  const parsed = schema.safeParse(answer.body);
+  if (!parsed.success) {
+    throw new LockError("invalid_answer", `the answer to ${path} does not fit the wire contract: ${describeIssues(parsed.error)}`, {
+      status: answer.status,
+    });
+  }
+  return answer.body as Wire<z.output<Schema>>;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

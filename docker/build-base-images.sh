@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Vendored from the project's shared recipe (../shared/docker/build-base-images.sh, described in
-# ../shared/DOCKER-OFFLINE.md) with only this comment added, so that a clean clone can prepare a
+# Vendored from the team's recipe for machines without an image registry (docker/README.md,
+# "Machines without an image registry"), with only this comment changed, so that a clean clone can prepare a
 # machine without an image registry (scripts/demo-compose.ts runs it when the base images are missing).
 # Build base images offline (no registry pulls): debian:bookworm-slim, node:22-bookworm-slim, nginx:stable-bookworm
 # Needs: root, dockerd running, mmdebstrap, npm (host); Debian mirror + npm registry reachable from host and containers.

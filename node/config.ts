@@ -1,9 +1,10 @@
 // The node's configuration: from the environment (SCTEC_*), overridden by command-line flags
 // (--node-id, …), validated with zod at startup. Every problem is reported at once, with the
-// variable or flag to fix, and the process exits non-zero.
+// variable or flag to fix, and the process exits non-zero. How the sources are read and the
+// problems reported is config/load-config.ts's, shared with the booking API.
 
-import { parseArgs } from "node:util";
 import { z } from "zod";
+import { integerSetting as integer, listenSetting as listen, loadConfig, type SettingSource } from "../config/load-config.ts";
 import { nodeIdPattern, nodeIdRule } from "../protocol/limits.ts";
 
 const peerList = z
@@ -25,16 +26,6 @@ const peerList = z
     }
     return peers;
   });
-
-const listen = z
-  .string()
-  .regex(/^[^:]+:\d{1,5}$/, "must be host:port")
-  .transform((text) => {
-    const [host, port] = text.split(":") as [string, string];
-    return { host, port: Number(port) };
-  });
-
-const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 export const nodeConfigSchema = z
   .object({
@@ -105,7 +96,7 @@ export const nodeConfigSchema = z
 export type NodeConfig = z.output<typeof nodeConfigSchema>;
 
 /** Where each setting comes from: environment variable and flag. */
-const sources: Record<keyof z.input<typeof nodeConfigSchema>, { env: string; flag: string; fallback?: string }> = {
+const sources: Record<keyof z.input<typeof nodeConfigSchema>, SettingSource & { readonly flag: string }> = {
   nodeId: { env: "SCTEC_NODE_ID", flag: "node-id" },
   listen: { env: "SCTEC_LISTEN", flag: "listen" },
   peers: { env: "SCTEC_PEERS", flag: "peers" },
@@ -141,26 +132,5 @@ export class ConfigError extends Error {
 
 /** loadNodeConfig reads flags over environment over defaults; throws ConfigError listing every problem. */
 export function loadNodeConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): NodeConfig {
-  const options = Object.fromEntries(Object.values(sources).map((source) => [source.flag, { type: "string" as const }]));
-  let flags: Record<string, string | boolean | undefined>;
-  try {
-    flags = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
-  } catch (error) {
-    throw new ConfigError(`invalid arguments: ${(error as Error).message}`);
-  }
-  const raw: Record<string, string | undefined> = {};
-  for (const [key, source] of Object.entries(sources)) {
-    const value = (flags[source.flag] as string | undefined) ?? env[source.env] ?? source.fallback;
-    if (value !== undefined) raw[key] = value;
-  }
-  const parsed = nodeConfigSchema.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => {
-    const key = String(issue.path[0] ?? "");
-    const source = sources[key as keyof typeof sources];
-    const where = source === undefined ? key : `${source.env} / --${source.flag}`;
-    const message = issue.code === "invalid_type" && raw[key] === undefined ? "is required" : issue.message;
-    return `  ${where}: ${message}`;
-  });
-  throw new ConfigError(`invalid node configuration:\n${problems.join("\n")}`);
+  return loadConfig({ what: "node", schema: nodeConfigSchema, sources, env, argv, error: (message) => new ConfigError(message) });
 }

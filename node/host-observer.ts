@@ -3,23 +3,18 @@
 // runs on the path of every Ready. Hooks only read what they are given; they never call back into
 // the host or the core.
 
-import type { Entry, NodeId, Ready } from "../raft/index.ts";
-import type { Applied } from "./state/lock-state-machine.ts";
+import type { Applied } from "../lock/lock-state-machine.ts";
+import type { DriverObserver } from "./driver/raft-driver.ts";
 
-/** ProposalOutcomeKind: what the core answered a proposal (a command or a membership step). */
-export type ProposalOutcomeKind = "accepted" | "not_leader" | "dropped";
+export type { ProposalOutcomeKind } from "./driver/raft-driver.ts";
 
-export interface HostObserver {
-  /** readyHandled: one Ready was persisted, sent, applied and advanced; `nowMs` is the host's monotonic clock. */
-  readyHandled?(ready: Ready, nowMs: number): void;
-  /** applied: a committed entry was applied; `applied` is undefined for entries without a lock command (no-ops, membership). */
-  applied?(entry: Entry, applied: Applied | undefined): void;
-  /** proposed: the core's answer to a proposal fed to it. */
-  proposed?(outcome: ProposalOutcomeKind): void;
+/**
+ * HostObserver: the driver's hooks (DriverObserver: Readies, applied entries, proposals,
+ * transfers) and the lock service's own (held joins).
+ */
+export interface HostObserver extends DriverObserver<Applied> {
   /** joinHeld: an acquire that would only join a lock's queue was held back to go out with the next write. */
   joinHeld?(): void;
-  /** transferRequested: a leadership transfer was asked of this node, and what the core answered. */
-  transferRequested?(transferee: NodeId, outcome: "started" | ProposalOutcomeKind): void;
 }
 
 /** combineObservers calls each observer's hooks in order. */

@@ -7,7 +7,7 @@
 import fc from "fast-check";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { authorizedGet, rawHttp } from "../tests/support/raw-http.ts";
+import { authorizedGet, rawHttp } from "../harness/raw-http.ts";
 import { type HttpCluster, startHttpCluster } from "./testing/http-cluster.ts";
 
 let cluster: HttpCluster;

@@ -15,68 +15,41 @@ import type { IncomingMessage, RequestListener, ServerResponse } from "node:http
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
 import { request as httpRequest } from "undici";
-import { z } from "zod";
-import { fencingTokenSchema, nameSchema, nodeIdSchema, prefixSchema, txnOperationSchema } from "../protocol/commands.ts";
+import type { z } from "zod";
+import type { Applied } from "../lock/lock-state-machine.ts";
+import type { LockCommand, LockEvent, LockResult, Session } from "../lock/types.ts";
 import {
-  leasesPerCommandMax,
-  operationsPerTxnMax,
-  rangeLimitMax,
-  readLimitMax,
-  readsPerAcquireMax,
-  requestIdPattern,
-} from "../protocol/limits.ts";
+  type CommitAnswer,
+  type GrantAnswer,
+  type HealthAnswer,
+  type KeyValue,
+  type LeasesAnswer,
+  leaseRequestSchema,
+  lockRequestSchema,
+  type MemberAnswer,
+  memberRequestSchema,
+  type RangePage,
+  type ReleaseAnswer,
+  type RenewAnswer,
+  rangeQuerySchema,
+  type TransferAnswer,
+  transferRequestSchema,
+  txnRequestSchema,
+} from "../protocol/api.ts";
+import { nameSchema } from "../protocol/commands.ts";
+import { type ErrorAnswer, type ErrorCode, errorStatus } from "../protocol/errors.ts";
+import { invalidRequestOf } from "../protocol/issues.ts";
+import { requestIdPattern } from "../protocol/limits.ts";
+import type { NodeStatus } from "../protocol/status.ts";
+import { type WatchAnswer, type WatchEvent, watchQuerySchema } from "../protocol/watch.ts";
 import { type NodeId, nodeId } from "../raft/index.ts";
 import type { PeerTransport } from "./contracts.ts";
-import { type LockNodeHost, NodeError } from "./host.ts";
-import type { Applied } from "./state/lock-state-machine.ts";
-import type { LockCommand, LockEvent, LockResult, LockResultCode, Session } from "./state/types.ts";
+import { DriverError } from "./driver/raft-driver.ts";
+import type { LockService } from "./lock-service.ts";
 import { WatchError } from "./watch-hub.ts";
 
-/** ApiErrorCode is every error code the HTTP API answers with. */
-export type ApiErrorCode =
-  | LockResultCode
-  | NodeError["code"]
-  | WatchError["code"]
-  | "invalid_request"
-  | "unauthorized"
-  | "not_found"
-  | "no_leader"
-  | "payload_too_large"
-  | "unsupported_media_type"
-  | "learner_not_caught_up"
-  | "internal";
-
-/** statusOf is the one table from error codes to HTTP statuses. */
-export const statusOf: Record<ApiErrorCode, number> = {
-  conflict: 409,
-  not_held: 409,
-  stale_fencing_token: 409,
-  wait_timeout: 409,
-  stale_sequence: 409,
-  session_expired: 409,
-  too_many_waiters: 429,
-  too_many_watchers: 429,
-  events_compacted: 410,
-  invalid_command: 400,
-  invalid_request: 400,
-  unauthorized: 401,
-  not_found: 404,
-  payload_too_large: 413,
-  unsupported_media_type: 415,
-  learner_not_caught_up: 409,
-  not_leader: 503,
-  no_leader: 503,
-  proposal_dropped: 503,
-  leadership_lost: 503,
-  shutting_down: 503,
-  overloaded: 503,
-  disk_full: 503,
-  timeout: 504,
-  internal: 500,
-};
-
 export interface ApiOptions {
-  readonly host: LockNodeHost;
+  readonly host: LockService;
   readonly transport: PeerTransport;
   readonly apiToken: string;
   /** clusterSecret signs the x-sctec-forwarded header between members (forwardedHeader). */
@@ -87,43 +60,11 @@ export interface ApiOptions {
   readonly logger: Logger;
 }
 
-// The bodies' fields are the command schemas' fields (protocol/commands.ts), with the same limits:
-// a request that passes here builds a command that passes the leader's check, and every
-// follower's. The leader checks the command itself again (LockNodeHost.propose).
-const token = z
-  .union([z.string().regex(/^[1-9]\d{0,15}$/), z.number()])
-  .transform((value) => Number(value))
-  .pipe(fencingTokenSchema);
-const name = nameSchema;
-const sessionFields = { clientId: name.optional(), sequence: z.number().int().positive().optional() };
-const resourcesField = { resource: name.optional(), resources: z.array(name).min(1).max(leasesPerCommandMax).optional() };
-
-const lockBody = z.strictObject({
-  ...resourcesField,
-  ...sessionFields,
-  owner: name,
-  ttlMs: z.number().int().positive().default(10_000),
-  waitMs: z.number().int().min(0).default(0),
-  /** reads: range reads answered by the granting entry itself (linearizable, no extra round). */
-  reads: z
-    .array(z.strictObject({ prefix: prefixSchema, after: prefixSchema.optional(), limit: z.number().int().min(1).max(readLimitMax) }))
-    .max(readsPerAcquireMax)
-    .optional(),
-});
-const leaseBody = z.strictObject({ ...resourcesField, ...sessionFields, token });
-const txnBody = z.strictObject({
-  ...sessionFields,
-  guards: z
-    .array(z.strictObject({ resource: name, token }))
-    .min(1)
-    .max(leasesPerCommandMax),
-  operations: z.array(txnOperationSchema).min(1).max(operationsPerTxnMax),
-  releaseGuards: z.boolean().optional(),
-});
-// Node ids follow the one rule (protocol/limits.ts), the rule the follower's frame decoder applies
-// to a membership entry: an id no follower would take never reaches the log.
-const memberBody = z.strictObject({ action: z.enum(["add_learner", "promote_learner", "remove_node"]), nodeId: nodeIdSchema });
-const transferBody = z.strictObject({ to: nodeIdSchema });
+// The bodies' schemas are the wire contract's (protocol/api.ts), built from the command schemas'
+// fields with the same limits: a request that passes here builds a command that passes the
+// leader's check, and every follower's. The leader checks the command itself again
+// (LockService.submit). Node ids in the admin bodies follow the one rule, the rule a follower's
+// frame decoder applies to a membership entry: an id no follower would take never reaches the log.
 
 /**
  * ApiRequest is what a handler reads of a request. express's Request provides it, and so does the
@@ -138,10 +79,11 @@ interface ApiRequest {
   header(name: string): string | undefined;
 }
 
+/** ApiError is an error answer: its code's status comes from the one table (protocol/errors.ts). */
 class ApiError extends Error {
-  readonly code: ApiErrorCode;
+  readonly code: ErrorCode;
   readonly details: unknown;
-  constructor(code: ApiErrorCode, message: string, details?: unknown) {
+  constructor(code: ErrorCode, message: string, details?: unknown) {
     super(message);
     this.code = code;
     this.details = details;
@@ -161,7 +103,7 @@ export function createApi(options: ApiOptions): express.Express {
   app.use(express.json({ limit: options.bodyBytesMax, strict: true }));
   app.get("/healthz", (_request, response) => {
     const status = options.host.status();
-    response.json({ ok: true, nodeId: status.id, role: status.role, leaderId: status.leaderId });
+    response.json({ ok: true, nodeId: status.id, role: status.role, leaderId: status.leaderId } satisfies HealthAnswer);
   });
   app.get("/status", (_request, response) => response.json(statusBody(options)));
   app.use(authenticate(options.apiToken));
@@ -322,7 +264,7 @@ function serve(options: ApiOptions, handler: Handler) {
       const { status, body } = await handler(request, log, response);
       sendJson(response, status, body);
     } catch (error) {
-      if (error instanceof NodeError && error.code === "not_leader") {
+      if (error instanceof DriverError && error.code === "not_leader") {
         await forward(options, request, response, requestId, error.leaderHint, log);
         return;
       }
@@ -410,12 +352,8 @@ function authenticate(apiToken: string) {
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
   const parsed = schema.safeParse(value ?? {});
   if (!parsed.success) {
-    const details = parsed.error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
-    throw new ApiError(
-      "invalid_request",
-      `invalid request: ${details.map((detail) => `${detail.path || "body"}: ${detail.message}`).join("; ")}`,
-      details,
-    );
+    const { message, details } = invalidRequestOf(parsed.error, "body");
+    throw new ApiError("invalid_request", message, details);
   }
   return parsed.data;
 }
@@ -435,7 +373,7 @@ function resourcesOf(body: { resource?: string | undefined; resources?: string[]
 }
 
 async function lockHandler(options: ApiOptions, request: ApiRequest, log: Logger): Promise<{ status: number; body: unknown }> {
-  const body = parse(lockBody, request.body);
+  const body = parse(lockRequestSchema, request.body);
   const resources = resourcesOf(body).sort();
   const session = sessionOf(body);
   const what = resources.join(", ");
@@ -473,7 +411,7 @@ async function leaseHandler(
   request: ApiRequest,
   type: "release" | "renew",
 ): Promise<{ status: number; body: unknown }> {
-  const body = parse(leaseBody, request.body);
+  const body = parse(leaseRequestSchema, request.body);
   const leases = resourcesOf(body).map((resource) => ({ resource, token: body.token }));
   const applied: Applied = await options.host.propose({ type, ...sessionOf(body), leases });
   if (applied.result.status === "released") {
@@ -483,7 +421,7 @@ async function leaseHandler(
 }
 
 async function txnHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
-  const body = parse(txnBody, request.body);
+  const body = parse(txnRequestSchema, request.body);
   const applied = await options.host.propose({
     type: "txn",
     ...sessionOf(body),
@@ -499,25 +437,18 @@ async function txnHandler(options: ApiOptions, request: ApiRequest): Promise<{ s
 }
 
 async function kvGetHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
-  const key = parse(name, request.params["key"]);
+  const key = parse(nameSchema, request.params["key"]);
   const value = await options.host.linearizableRead((machine) => machine.get(key));
   if (value === undefined) throw new ApiError("not_found", `no key ${key}`);
-  return { status: 200, body: { key, value: value.value, token: String(value.token), modIndex: value.modIndex } };
+  return { status: 200, body: { key, value: value.value, token: String(value.token), modIndex: value.modIndex } satisfies KeyValue };
 }
-
-const rangeQuery = z.strictObject({
-  prefix: prefixSchema.default(""),
-  limit: z.coerce.number().int().min(1).max(rangeLimitMax).default(100),
-  /** after: an exclusive start key, normally the last key of the previous page. */
-  after: prefixSchema.default(""),
-});
 
 /**
  * kvRangeHandler answers one page of keys. `index` is the applied index the page was read at: a
  * caller that lists and then watches from `index` sees every later change exactly once.
  */
 async function kvRangeHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
-  const query = parse(rangeQuery, request.query);
+  const query = parse(rangeQuerySchema, request.query);
   const { items, more, index } = await options.host.linearizableRead((machine) => ({
     ...machine.range(query.prefix, query.limit, query.after),
     index: machine.appliedIndex(),
@@ -533,17 +464,9 @@ async function kvRangeHandler(options: ApiOptions, request: ApiRequest): Promise
       })),
       more,
       index,
-    },
+    } satisfies RangePage,
   };
 }
-
-const watchQuery = z.strictObject({
-  prefix: prefixSchema.default(""),
-  /** after: answer events with a higher index; without it, only events applied from now on. */
-  after: z.coerce.number().int().min(0).optional(),
-  timeoutMs: z.coerce.number().int().min(0).max(30_000).default(25_000),
-  limit: z.coerce.number().int().min(1).max(1000).default(1000),
-});
 
 /**
  * watchHandler is a long poll over this node's applied events (no forwarding: events are
@@ -555,21 +478,21 @@ async function watchHandler(
   request: ApiRequest,
   response: ServerResponse,
 ): Promise<{ status: number; body: unknown }> {
-  const query = parse(watchQuery, request.query);
+  const query = parse(watchQuerySchema, request.query);
   const hungUp = new AbortController();
   response.on("close", () => hungUp.abort());
   const answer = await options.host.watch({
     prefix: query.prefix,
-    after: query.after ?? options.host.machine.appliedIndex(),
+    after: query.after ?? options.host.localState().appliedIndex(),
     limit: query.limit,
     timeoutMs: query.timeoutMs,
     signal: hungUp.signal,
   });
-  return { status: 200, body: { events: answer.events.map(eventBody), lastIndex: answer.lastIndex } };
+  return { status: 200, body: { events: answer.events.map(eventBody), lastIndex: answer.lastIndex } satisfies WatchAnswer };
 }
 
 /** eventBody is an event as the API shows it: fencing tokens as decimal strings. */
-function eventBody(event: LockEvent): unknown {
+function eventBody(event: LockEvent): WatchEvent {
   return "token" in event ? { ...event, token: String(event.token) } : event;
 }
 
@@ -583,31 +506,31 @@ async function leasesHandler(options: ApiOptions): Promise<{ status: number; bod
         token: String(lease.token),
         leaderDeadlineMs: options.host.leaseDeadlineMs(lease.resource) ?? null,
       })),
-    },
+    } satisfies LeasesAnswer,
   };
 }
 
 async function memberHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
-  const body = parse(memberBody, request.body);
+  const body = parse(memberRequestSchema, request.body);
   try {
     await options.host.proposeConfChange({ type: body.action, nodeId: nodeId(body.nodeId) });
   } catch (error) {
     // A change already in effect is answered as done: a client that retries after a lost answer
     // (a timeout on a loaded machine) must not be told that its own change "does not fit".
-    if (error instanceof NodeError && error.dropReason === "invalid_conf_change" && changeInEffect(options.host.status(), body)) {
-      return { status: 200, body: { applied: body, alreadyInEffect: true, status: statusBody(options) } };
+    if (error instanceof DriverError && error.dropReason === "invalid_conf_change" && changeInEffect(options.host.status(), body)) {
+      return { status: 200, body: { applied: body, alreadyInEffect: true, status: statusBody(options) } satisfies MemberAnswer };
     }
     // Refusals that are the caller's to fix are 4xx; "a change is pending" stays a retryable 503.
-    if (error instanceof NodeError && error.dropReason === "learner_not_caught_up") {
+    if (error instanceof DriverError && error.dropReason === "learner_not_caught_up") {
       throw new ApiError("learner_not_caught_up", `${body.nodeId} is still catching up; promote it a little later`);
     }
-    if (error instanceof NodeError && (error.dropReason === "invalid_conf_change" || error.dropReason === "not_a_voter")) {
+    if (error instanceof DriverError && (error.dropReason === "invalid_conf_change" || error.dropReason === "not_a_voter")) {
       throw new ApiError("invalid_request", `membership change refused: ${body.action} ${body.nodeId} does not fit the current membership`);
     }
     throw error;
   }
   options.logger.info({ event: "membership_change_applied", ...body }, `membership change applied: ${body.action} ${body.nodeId}`);
-  return { status: 200, body: { applied: body, status: statusBody(options) } };
+  return { status: 200, body: { applied: body, status: statusBody(options) } satisfies MemberAnswer };
 }
 
 /** changeInEffect: whether the membership this node has applied already is what `change` asks for. */
@@ -628,28 +551,29 @@ function changeInEffect(
 }
 
 async function transferHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
-  const body = parse(transferBody, request.body);
+  const body = parse(transferRequestSchema, request.body);
   const outcome = await options.host.transferLeadership(nodeId(body.to));
-  if (outcome.kind === "not_leader") throw new NodeError("not_leader", "this node is not the leader", outcome.leaderHint);
+  if (outcome.kind === "not_leader") throw new DriverError("not_leader", "this node is not the leader", outcome.leaderHint);
   if (outcome.kind === "dropped") throw new ApiError("invalid_request", `transfer refused: ${outcome.reason}`);
-  return { status: 202, body: { transferringTo: body.to } };
+  return { status: 202, body: { transferringTo: body.to } satisfies TransferAnswer };
 }
 
 /** resultResponse maps a state machine result to an HTTP answer (tokens as decimal strings). */
 function resultResponse(result: LockResult): { status: number; body: unknown } {
   switch (result.status) {
     case "granted":
-      return { status: 200, body: { ...result, token: String(result.token) } };
+      return { status: 200, body: { ...result, token: String(result.token) } satisfies GrantAnswer };
     case "renewed":
+      return { status: 200, body: { ...result, leases: leaseRefsBody(result.leases) } satisfies RenewAnswer };
     case "released":
-      return { status: 200, body: { ...result, leases: result.leases.map((lease) => ({ ...lease, token: String(lease.token) })) } };
+      return { status: 200, body: { ...result, leases: leaseRefsBody(result.leases) } satisfies ReleaseAnswer };
     case "committed":
-      return { status: 200, body: result };
+      return { status: 200, body: result satisfies CommitAnswer };
     case "rejected": {
       const holder = result.holder === undefined ? undefined : { ...result.holder, token: String(result.holder.token) };
       return {
-        status: statusOf[result.code],
-        body: { error: { code: result.code, message: result.message, ...(holder === undefined ? {} : { holder }) } },
+        status: errorStatus[result.code],
+        body: { error: { code: result.code, message: result.message, ...(holder === undefined ? {} : { holder }) } } satisfies ErrorAnswer,
       };
     }
     case "queued":
@@ -659,7 +583,12 @@ function resultResponse(result: LockResult): { status: number; body: unknown } {
   }
 }
 
-function statusBody(options: ApiOptions): unknown {
+/** leaseRefsBody: leases as answers name them (tokens as decimal strings). */
+function leaseRefsBody(leases: readonly { readonly resource: string; readonly token: number }[]): { resource: string; token: string }[] {
+  return leases.map((lease) => ({ ...lease, token: String(lease.token) }));
+}
+
+function statusBody(options: ApiOptions): NodeStatus {
   const status = options.host.status();
   const peers = Object.fromEntries(
     [...options.transport.peerStatus()].map(([id, peer]) => [
@@ -685,7 +614,7 @@ function statusBody(options: ApiOptions): unknown {
 function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof WatchError) return new ApiError(error.code, error.message, error.details);
-  if (error instanceof NodeError)
+  if (error instanceof DriverError)
     return new ApiError(error.code, error.message, error.leaderHint === null ? undefined : { leaderId: error.leaderHint });
   const status = (error as { status?: number; type?: string }).status;
   if (status === 413) return new ApiError("payload_too_large", "the request body is too large");
@@ -721,7 +650,7 @@ function sendText(response: ServerResponse, status: number, json: string): void 
 }
 
 function sendError(response: ServerResponse, error: ApiError): void {
-  sendJson(response, statusOf[error.code], {
+  sendJson(response, errorStatus[error.code], {
     error: { code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) },
-  });
+  } satisfies ErrorAnswer);
 }

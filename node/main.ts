@@ -6,19 +6,21 @@
 import { randomInt } from "node:crypto";
 import { createServer } from "node:http";
 import { destination, type Logger, multistream, pino, transport as pinoTransport } from "pino";
+import { LockInvariantError } from "../lock/assert.ts";
+import { checkCommandBytes } from "../lock/codec.ts";
+import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
 import { createSeededRandom, type NodeId, nodeId, RaftInvariantError, raftConfigDefaults } from "../raft/index.ts";
 import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
 import { DataDirError, DiskFullError } from "./contracts.ts";
-import { LockNodeHost } from "./host.ts";
+import { systemClock } from "./driver/clock.ts";
 import { combineObservers } from "./host-observer.ts";
 import { createApi, createHotPath, withHotPath } from "./http-api.ts";
+import { LockService } from "./lock-service.ts";
 import { NodeMetrics } from "./metrics.ts";
 import { LevelDurableLog } from "./persistence/level-durable-log.ts";
-import { checkCommandBytes } from "./state/codec.ts";
-import { lockLimitsDefaults } from "./state/lock-state-machine.ts";
-import { StatusFeed } from "./status-feed.ts";
-import { createNodeFront } from "./status-server.ts";
-import { StatusTimeline } from "./status-timeline.ts";
+import { StatusFeed } from "./status/status-feed.ts";
+import { createNodeFront } from "./status/status-server.ts";
+import { StatusTimeline } from "./status/status-timeline.ts";
 import { WebSocketTransport } from "./transport/websocket-transport.ts";
 
 /**
@@ -51,7 +53,7 @@ function makeLogger(config: NodeConfig): Logger {
  * openWaitingForSpace opens the durable log, and waits while the disk is too full to open it
  * (opening replays the write-ahead log into a new table file, so a node restarted on a full disk
  * cannot open at all): it tries again after 50 ms, doubling up to a second, as a running node
- * waits for space to write (host.ts, persist). Bounded by the process's life: SIGTERM or SIGINT
+ * waits for space to write (node/driver/raft-driver.ts, write). Bounded by the process's life: SIGTERM or SIGINT
  * end the wait (nothing is open yet). Found by npm run chaos: such a node exited instead.
  */
 async function openWaitingForSpace(config: NodeConfig, logger: Logger): Promise<LevelDurableLog> {
@@ -107,15 +109,15 @@ async function main(): Promise<void> {
     throw error;
   }
   // The gauges read the host at scrape time; it exists by the time anyone can scrape.
-  let hostForMetrics: LockNodeHost | undefined;
+  let hostForMetrics: LockService | undefined;
   const metrics = new NodeMetrics({
     nodeId: config.nodeId,
     processMetrics: true,
     appendsTrackedMax: 100_000,
     source: {
-      status: () => (hostForMetrics as LockNodeHost).status(),
+      status: () => (hostForMetrics as LockService).status(),
       leaseCounts: () => {
-        const machine = (hostForMetrics as LockNodeHost).machine;
+        const machine = (hostForMetrics as LockService).localState();
         return { leases: machine.leases().length, waiters: machine.waitersNow().length };
       },
     },
@@ -140,7 +142,7 @@ async function main(): Promise<void> {
   });
   const longestElectionMs = 2 * config.electionTimeoutTicks * config.tickIntervalMs;
   const timeline = new StatusTimeline({ eventsMax: config.statusTimelineEventsMax, wallNowMs: () => Date.now() });
-  const host = await LockNodeHost.start({
+  const host = await LockService.start({
     nodeId: id,
     raft: {
       ...raftConfigDefaults,
@@ -161,7 +163,7 @@ async function main(): Promise<void> {
     watchBytesMax: config.watchBytesMax,
     watchersMax: config.watchersMax,
     logger,
-    nowMs: () => performance.now(),
+    clock: systemClock,
     observer: combineObservers(metrics, timeline),
   });
   hostForMetrics = host;
@@ -224,11 +226,16 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT"));
 }
 
+/** invariantName names a broken invariant of the core or of the lock state machine (a bug, never an outcome). */
+function invariantName(error: unknown): string | undefined {
+  if (error instanceof RaftInvariantError) return "RAFT INVARIANT BROKEN";
+  if (error instanceof LockInvariantError) return "LOCK INVARIANT BROKEN";
+  return undefined;
+}
+
 process.on("uncaughtException", (error) => {
   // A broken invariant is a bug: crash loudly rather than serve from a corrupt state.
-  process.stderr.write(
-    `${error instanceof RaftInvariantError ? "RAFT INVARIANT BROKEN" : "uncaught exception"}: ${error.stack ?? String(error)}\n`,
-  );
+  process.stderr.write(`${invariantName(error) ?? "uncaught exception"}: ${error.stack ?? String(error)}\n`);
   process.exit(70);
 });
 process.on("unhandledRejection", (reason) => {

@@ -4,8 +4,8 @@
 // tests/metrics.test.ts.
 
 import { describe, expect, it } from "vitest";
+import { parsePrometheusText } from "../harness/prometheus-text.ts";
 import { nodeId, type Status } from "../raft/index.ts";
-import { parsePrometheusText } from "../tests/support/prometheus-text.ts";
 import { NodeMetrics } from "./metrics.ts";
 
 describe("NodeMetrics", () => {

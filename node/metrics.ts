@@ -8,10 +8,10 @@
 import type { ServerResponse } from "node:http";
 import type { NextFunction, Request, Response } from "express";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Applied } from "../lock/lock-state-machine.ts";
 import type { Entry, Ready, Role, Status } from "../raft/index.ts";
 import type { DurableLog } from "./contracts.ts";
 import type { HostObserver, ProposalOutcomeKind } from "./host-observer.ts";
-import type { Applied } from "./state/lock-state-machine.ts";
 
 /** NodeMetricsSource is what the scrape-time gauges read: the core's status and the lease table's size. */
 export interface NodeMetricsSource {

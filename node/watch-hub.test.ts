@@ -5,7 +5,7 @@
 // polls are bounded, dropped when their caller hangs up, and answered when the node stops.
 
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { LockEvent } from "./state/types.ts";
+import type { LockEvent } from "../lock/types.ts";
 import { WatchError, WatchHub, type WatchHubOptions } from "./watch-hub.ts";
 
 class Harness {

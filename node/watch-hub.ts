@@ -8,7 +8,7 @@
 // (or installed) a snapshot. A watcher asking for them gets `events_compacted`, and must re-read
 // the state (a range read says at which index it read) and watch on from there.
 
-import type { LockEvent } from "./state/types.ts";
+import type { LockEvent } from "../lock/types.ts";
 
 export type WatchErrorCode = "events_compacted" | "too_many_watchers" | "shutting_down";
 

@@ -10,6 +10,7 @@
 // deterministically, when it applies the entry.
 
 import { z } from "zod";
+import { issueDetailsOf, issuesText } from "./issues.ts";
 import {
   chainNamePattern,
   leasesPerCommandMax,
@@ -38,6 +39,8 @@ export const chainNameSchema = z.string().regex(chainNamePattern, "a chain name 
 const positiveInteger = z.int().positive();
 /** fencingTokenSchema is a fencing token as a command carries it: the granting entry's Raft index. */
 export const fencingTokenSchema = positiveInteger;
+/** fencingTokenTextSchema is a fencing token as answers carry it: its decimal string (no JSON reader loses digits). */
+export const fencingTokenTextSchema = z.string().regex(/^[1-9]\d*$/);
 
 const session = z.strictObject({ clientId: nameSchema, sequence: positiveInteger });
 const leaseRef = z.strictObject({ resource: nameSchema, token: fencingTokenSchema });
@@ -100,6 +103,6 @@ export const confChangeSchema = z.strictObject({
 
 /** describeIssues turns a zod error into one line, `path: message; …`, for logs and error answers. */
 export function describeIssues(error: z.ZodError, lengthMax = 300): string {
-  const text = error.issues.map((issue) => `${issue.path.map(String).join(".") || "value"}: ${issue.message}`).join("; ");
+  const text = issuesText(issueDetailsOf(error), "value");
   return text.length > lengthMax ? `${text.slice(0, lengthMax)}…` : text;
 }

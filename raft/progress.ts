@@ -81,11 +81,33 @@ export class Progress {
   probeSent = false;
   isLearner: boolean;
   readonly inflights: Inflights;
+  /**
+   * sentAtHeartbeat and sentAtPreviousHeartbeat: the last index sent to the follower when the last
+   * two heartbeats went out. Entries sent before the previous heartbeat and still not acknowledged
+   * by a heartbeat's answer were lost, or the follower is stuck (see Raft.handleHeartbeatResult).
+   */
+  sentAtHeartbeat: LogIndex = 0;
+  sentAtPreviousHeartbeat: LogIndex = 0;
 
   constructor(options: { nextIndex: LogIndex; isLearner: boolean; inflightAppendsMax: number; inflightBytesMax: number }) {
     this.nextIndex = options.nextIndex;
     this.isLearner = options.isLearner;
     this.inflights = new Inflights(options.inflightAppendsMax, options.inflightBytesMax);
+  }
+
+  /** heartbeatSent records what had been sent when a heartbeat went out. */
+  heartbeatSent(): void {
+    this.sentAtPreviousHeartbeat = this.sentAtHeartbeat;
+    this.sentAtHeartbeat = this.nextIndex - 1;
+  }
+
+  /**
+   * appendsOverdue: in the replicate state, whether entries sent before the previous heartbeat are
+   * still not acknowledged. Then an append (or its answer) was probably lost. Younger ones are
+   * probably just on their way, so an answer to a heartbeat that overtook them is no reason to send again.
+   */
+  appendsOverdue(): boolean {
+    return this.state !== "replicate" || this.matchIndex < this.sentAtPreviousHeartbeat;
   }
 
   becomeProbe(): void {

@@ -643,8 +643,13 @@ export class Raft {
       return;
     }
     const keepSuffix = this.config.plantedBug === "keep_conflicting_suffix";
+    // Entries that overlap our log may replace a suffix of it (from the first conflict on).
+    const first = message.entries[0];
+    const lastIndexBefore = this.log.lastIndex();
+    const conflictIndex = first !== undefined && first.index <= lastIndexBefore ? this.log.findConflict(message.entries) : 0;
     const lastNewIndex = this.log.maybeAppend(message.prevLogIndex, message.prevLogTerm, message.leaderCommit, message.entries, keepSuffix);
     if (lastNewIndex !== undefined) {
+      if (conflictIndex !== 0 && conflictIndex <= lastIndexBefore) this.withdrawAcknowledgements(conflictIndex);
       this.send(this.appendResult(message.from, { success: true, matchIndex: lastNewIndex, rejectedIndex: 0, hintIndex: 0, hintTerm: 0 }));
       return;
     }
@@ -677,11 +682,30 @@ export class Raft {
       // We already hold the snapshot's last entry: just learn that it is committed.
       this.log.commitTo(metadata.index);
     } else {
+      // Everything past the commit index may differ in the snapshot: no answer may promise it.
+      this.withdrawAcknowledgements(this.log.commitIndex + 1);
       this.log.restore(message.snapshot);
       this.setMembership(metadata.confState);
       this.confAppliedIndex = metadata.index;
     }
     this.send({ type: "install_snapshot_result", from: this.id, to: message.from, term: this.term, matchIndex: metadata.index });
+  }
+
+  /**
+   * withdrawAcknowledgements takes back the successful AppendEntries answers still in the outbox
+   * that promise our log from `index` on: the log has just lost those entries (a newer leader's
+   * conflicting entries or snapshot replaced them), so the promise would be false once this Ready
+   * is written, and the answers leave only then. An older leader counting such an answer could
+   * commit an entry that no longer exists here. Each of them answered an older term's leader (a
+   * leader never rewrites its own entries), so dropping it is a lost message, which Raft
+   * tolerates. Found by the simulator (soak seed 3000365): in one batch n1 acknowledged 270@141
+   * to n7, then n2's term-142 append replaced 269 and 270, and the answer to n7 still went out.
+   */
+  private withdrawAcknowledgements(index: LogIndex): void {
+    if (this.outbox.length === 0) return;
+    this.outbox = this.outbox.filter(
+      (message) => message.type !== "append_entries_result" || !message.success || message.matchIndex < index,
+    );
   }
 
   private appendResult(
@@ -707,17 +731,14 @@ export class Raft {
       }
       return;
     }
-    const wasPaused = progress.isPaused();
     if (!progress.maybeUpdate(message.matchIndex)) return;
     if (progress.state === "probe") progress.becomeReplicate();
     else if (progress.state === "snapshot" && progress.matchIndex + 1 >= this.log.firstIndex()) progress.becomeReplicate();
     else if (progress.state === "replicate") progress.inflights.freeTo(message.matchIndex);
 
-    if (this.maybeCommit()) {
-      this.broadcastAppend();
-    } else if (wasPaused) {
-      this.sendAppend(message.from, true);
-    }
+    // A follower that was paused (probing) is sent what it lacks by the streaming loop below; an
+    // empty append would only carry the commit index, which the next heartbeat carries too.
+    if (this.maybeCommit()) this.broadcastCommit();
     // Keep streaming while there is more to send and room in the window.
     for (let sent = 0; sent < this.config.inflightAppendsMax && this.sendAppend(message.from, false); sent++);
     if (message.from === this.leadTransferee && progress.matchIndex === this.log.lastIndex()) {
@@ -731,7 +752,11 @@ export class Raft {
     progress.recentActive = true;
     progress.probeSent = false;
     if (progress.state === "replicate" && progress.inflights.full()) progress.inflights.freeFirst();
-    if (progress.matchIndex < this.log.lastIndex()) this.sendAppend(message.from, true);
+    // A follower behind the log gets the next append now: at once in the probe and snapshot states,
+    // and in the replicate state only when appends sent a heartbeat ago are still unacknowledged
+    // (lost: the append reveals the gap). Appends in flight are not sent again for every answer to
+    // a heartbeat that overtook them, which cost an empty append and its answer per commit.
+    if (progress.matchIndex < this.log.lastIndex() && progress.appendsOverdue()) this.sendAppend(message.from, true);
     if (message.readContext > 0 && this.voters.includes(message.from)) this.ackReads(message.from, message.readContext);
   }
 
@@ -748,11 +773,23 @@ export class Raft {
     for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id, true);
   }
 
+  /**
+   * broadcastCommit follows a commit advance: each follower with entries still to send gets them
+   * now, and the new commit index rides along; the others learn it from the next append or
+   * heartbeat (both carry it). An empty append of its own per commit would cost every follower an
+   * extra message and answer per committed batch, for news no one waits on: the leader answers
+   * clients once it applies, and a follower's commit index is only a hint until then.
+   */
+  private broadcastCommit(): void {
+    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id, false);
+  }
+
   private broadcastHeartbeat(): void {
     const newestRead = this.pendingReads[this.pendingReads.length - 1];
     const readContext = newestRead === undefined ? 0 : newestRead.context;
     for (const [id, progress] of this.progress) {
       if (id === this.id) continue;
+      progress.heartbeatSent();
       this.send({
         type: "heartbeat",
         from: this.id,
@@ -823,7 +860,7 @@ export class Raft {
     if (this.role !== "leader") return;
     const self = this.progress.get(this.id);
     if (self === undefined || !self.maybeUpdate(this.log.stableLastIndex())) return;
-    if (this.maybeCommit()) this.broadcastAppend();
+    if (this.maybeCommit()) this.broadcastCommit();
   }
 
   private refuseProposal(): ProposeOutcome | undefined {

@@ -5,7 +5,7 @@ import type { RaftConfig } from "./config.ts";
 import type { ConfChange, RaftMessage } from "./messages.ts";
 import { nodeId } from "./messages.ts";
 import { MemoryStorage } from "./storage.ts";
-import { TestCluster } from "./test-cluster.ts";
+import { TestCluster } from "./testing/test-cluster.ts";
 
 type ClusterConfig = Partial<Omit<RaftConfig, "id" | "random">>;
 

@@ -3,7 +3,7 @@
 // scripts themselves (raft/testdata/*.txt) run from scripts/raft-scenarios.test.ts, which does
 // the file I/O that raft/ may not.
 import { describe, expect, it } from "vitest";
-import { runScenario, ScenarioError } from "./scenario.ts";
+import { runScenario, ScenarioError } from "./testing/scenario.ts";
 
 const script = `# Three servers elect n1.
 add-nodes 3

@@ -1,6 +1,6 @@
 // Smoke test: three cores elect a leader and replicate a proposal to everyone.
 import { describe, expect, it } from "vitest";
-import { TestCluster } from "./test-cluster.ts";
+import { TestCluster } from "./testing/test-cluster.ts";
 
 describe("a three-node cluster", () => {
   it("elects one leader and applies a proposal everywhere", () => {

@@ -1,7 +1,7 @@
 // AuditTrail verifies the chain incrementally and must say so when it does not verify. Driven by
 // a fake cluster that serves chain records from memory, so a record can be tampered with.
 import { describe, expect, it } from "vitest";
-import { type ChainRecord, chainGenesisHash, chainRecordHash } from "../client/audit-chain.ts";
+import { type ChainRecord, chainGenesisHash, chainRecordHash } from "../protocol/chain.ts";
 import { AuditTrail } from "./audit.ts";
 import type { ClusterItem, ClusterPort } from "./cluster.ts";
 

@@ -4,16 +4,15 @@
 // cluster checks the fencing token of every write, so a scheduler that paused past its lease
 // writes nothing, and the caller gets `lease_lost` (never a blind retry, never half a booking).
 
-import { randomBytes } from "node:crypto";
 import { nameLengthMax } from "../protocol/limits.ts";
 import { alternativesWindowMs, alternativeView, nearestFreeRanges } from "./alternatives.ts";
 import { type ClusterItem, type ClusterLease, type ClusterOperation, type ClusterPort, LockError, type RangeRead } from "./cluster.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, clusterError } from "./errors.ts";
 import type { SchedulerLogger as Logger } from "./logging.ts";
 import {
+  type AuditRecord,
   type Booking,
   bookingAudit,
-  clusterError,
   keys,
   parseStoredBooking,
   randomHex,
@@ -23,6 +22,7 @@ import {
   sha256Hex,
 } from "./records.ts";
 import { isoUtc, slotResource, slotsOf, type Telescope } from "./slots.ts";
+import { type BookingTestHooks, productionHooks } from "./test-hooks.ts";
 
 /** ClaimsNear: the slot starts claimed in [fromMs, toMs) of one telescope. */
 interface ClaimsNear {
@@ -44,13 +44,9 @@ export interface BookingsOptions {
   readonly telescopes: ReadonlyMap<string, Telescope>;
   readonly serviceName: string;
   readonly leaseTtlMs: number;
-  /** locking false is the lab's delivery 2: no slot leases, so simultaneous requests race. */
-  readonly locking: boolean;
   readonly nowMs: () => number;
-  /** pauseBeforeWrite blocks the whole process between the checks and the write (a test hook). */
-  readonly pauseBeforeWriteMs: number;
-  /** unlockedWriteDelayMs: with locking off only, wait this long between the check and the write (widens the race). */
-  readonly unlockedWriteDelayMs: number;
+  /** testHooks: the test and demonstration modes (test-hooks.ts), chosen in main.ts; productionHooks when absent. */
+  readonly testHooks?: BookingTestHooks;
   /** observer hears the flow's outcomes (for metrics); it must be cheap and must not throw. */
   readonly observer?: BookingObserver;
 }
@@ -103,11 +99,115 @@ function parseSlotClaim(value: string): SlotClaim {
   return JSON.parse(value) as SlotClaim;
 }
 
+/** cancelLeaseWaitMs: a cancellation waits a little for the slots' leases, since a booking attempt on them ends quickly. */
+const cancelLeaseWaitMs = 2000;
+
+/** BookingRequest: a create request that passed the slot rules, with what the later steps derive from it. */
+interface BookingRequest {
+  readonly input: CreateBookingInput;
+  readonly scientist: Scientist;
+  readonly telescope: Telescope;
+  /** id: the booking's id, fixed by the Idempotency-Key when there is one, so that a retry finds it. */
+  readonly id: string;
+  /** slots: the starts of the requested slots (ISO UTC), in order. */
+  readonly slots: readonly string[];
+  /** resources: the slots' lease names, sorted. */
+  readonly resources: readonly string[];
+  /** named: the resources as one string, for messages. */
+  readonly named: string;
+  readonly receivedAtMs: number;
+}
+
+/** BookingReads: what the granting entry reads for a booking, by name (the acquire sends and answers them in a list). */
+interface BookingReads {
+  /** claims: the slot claims on the requested slots. */
+  readonly claims: RangeRead;
+  /** earlier: the booking an earlier attempt with the same Idempotency-Key made (only with a key). */
+  readonly earlier: RangeRead | undefined;
+}
+
+/** RangeAnswer: one read's answer, as the grant returns it. */
+type RangeAnswer = NonNullable<ClusterLease["reads"]>[number];
+
+/** bookingReads names the reads a booking's grant makes. */
+function bookingReads(request: BookingRequest): BookingReads {
+  const [firstSlot] = request.slots as [string, ...string[]];
+  const telescopeId = request.telescope.id;
+  return {
+    // One range read finds the claims on consecutive slots: `after` is the first slot's key without
+    // its final "Z", which sorts just before it.
+    claims: { prefix: keys.slotPrefix(telescopeId), after: keys.slot(telescopeId, firstSlot).slice(0, -1), limit: request.slots.length },
+    earlier: request.input.idempotencyKey === undefined ? undefined : { prefix: keys.booking(request.id), limit: 1 },
+  };
+}
+
+/** readsAsked: the named reads in the order the acquire sends them; answersOf names the answers back in that order. */
+function readsAsked(reads: BookingReads): RangeRead[] {
+  return reads.earlier === undefined ? [reads.claims] : [reads.claims, reads.earlier];
+}
+
+/** answersOf: the grant's answers by name (undefined when the cluster answered no reads with it). */
+function answersOf(lease: ClusterLease): { readonly claims: RangeAnswer | undefined; readonly earlier: RangeAnswer | undefined } {
+  const [claims, earlier] = lease.reads ?? [];
+  return { claims, earlier };
+}
+
+/** bookingIdOf: a new random id, or with an Idempotency-Key one derived from it and the scientist, the same on every retry. */
+function bookingIdOf(input: CreateBookingInput, scientist: Scientist): string {
+  return input.idempotencyKey === undefined
+    ? `bk_${randomHex(12)}`
+    : `bk_${sha256Hex(`${scientist.id}\n${input.idempotencyKey}`).slice(0, 24)}`;
+}
+
+/** bookingOperations: one fenced txn's operations: the booking's three copies (by id, day, scientist), its slot claims, its audit record. */
+function bookingOperations(
+  stored: StoredBooking,
+  value: string,
+  claims: readonly ClusterOperation[],
+  audit: AuditRecord,
+): ClusterOperation[] {
+  return [
+    { op: "put", key: keys.booking(stored.id), value },
+    { op: "put", key: keys.day(stored), value },
+    { op: "put", key: keys.scientistBooking(stored), value },
+    ...claims,
+    { op: "append", chain: keys.auditChain, value: JSON.stringify(audit) },
+  ];
+}
+
+/** HeldLease: the leases a flow holds, the slots they cover, and what the flow is (for messages). */
+interface HeldLease {
+  readonly lease: ClusterLease;
+  readonly resources: readonly string[];
+  readonly what: string;
+}
+
+/** WrittenBooking: what a flow's write stored, its audit record, and the write's Raft index. */
+interface WrittenBooking {
+  readonly stored: StoredBooking;
+  readonly audit: AuditRecord;
+  readonly index: number;
+}
+
+/** LeaseAsk: the leases a flow asks for. */
+interface LeaseAsk {
+  /** resources: the slots' own leases, sorted. */
+  readonly resources: readonly string[];
+  readonly bookingId: string;
+  readonly waitMs: number;
+  /** idempotencyResource: the Idempotency-Key's own lease, taken with the slots'. */
+  readonly idempotencyResource?: string | undefined;
+  /** reads: range reads the granting entry answers. */
+  readonly reads?: readonly RangeRead[];
+}
+
 export class Bookings {
   private readonly options: BookingsOptions;
+  private readonly hooks: BookingTestHooks;
 
   constructor(options: BookingsOptions) {
     this.options = options;
+    this.hooks = options.testHooks ?? productionHooks;
   }
 
   telescope(id: string): Telescope | undefined {
@@ -202,12 +302,50 @@ export class Bookings {
     return { claimed, fromMs, toMs: knownToMs };
   }
 
+  /**
+   * decide is the booking flow, one named step at a time: check the rules, take the slots' leases
+   * (their grant reads the slot claims), then under the leases: find an earlier attempt with the
+   * same Idempotency-Key (and answer it again), refuse taken slots, write the booking with its
+   * audit record in one fenced txn that also ends the leases, and answer.
+   */
   private async decide(
     input: CreateBookingInput,
     scientist: Scientist,
     log: Logger,
     requestId: string,
   ): Promise<{ booking: Booking; replayed: boolean }> {
+    const request = this.checkRules(input, scientist);
+    const { id, resources, named } = request;
+    log.info({ event: "booking_request_received", resources, bookingId: id }, `request received for POST /bookings for resource ${named}`);
+    const reads = bookingReads(request);
+    let lease: ClusterLease;
+    try {
+      lease = await this.takeBookingLeases(request, reads, log, requestId);
+    } catch (error) {
+      const earlier = await this.madeWhileBusy(request, error, requestId);
+      if (earlier !== undefined) return this.replay(request, earlier, log);
+      if (error instanceof ApiError && error.code === "slot_busy") this.options.observer?.bookingConflict("slot_busy");
+      throw error;
+    }
+    const held: HeldLease = { lease, resources, what: `booking ${named}` };
+    return this.underLease(held, log, requestId, async (leaseEnded) => {
+      log.info({ event: "conflict_check", resources }, `checking conflicts for ${named}`);
+      const earlier = await this.earlierAttempt(request, lease, requestId);
+      if (earlier !== undefined) return this.replay(request, earlier, log);
+      const claims = await this.claimsUnderLease(request, reads.claims, lease, requestId);
+      this.refuseTaken(request, claims, log);
+      await this.hooks.afterChecks("booking", log);
+      const written = await this.writeBooking(request, lease, log, requestId);
+      leaseEnded();
+      return { booking: this.created(request, written, lease, log), replayed: false };
+    }).catch((error: unknown) => {
+      if (error instanceof ApiError && error.code === "slot_taken") this.options.observer?.bookingConflict("slot_taken");
+      throw error;
+    });
+  }
+
+  /** checkRules: the telescope exists and the range obeys its slot rules (slots.ts); what the later steps need of the request. */
+  private checkRules(input: CreateBookingInput, scientist: Scientist): BookingRequest {
     const receivedAtMs = this.options.nowMs();
     const telescope = this.options.telescopes.get(input.telescopeId);
     if (telescope === undefined) {
@@ -221,165 +359,205 @@ export class Bookings {
       const details = checked.opensAtMs === undefined ? undefined : { opensAtUtc: isoUtc(checked.opensAtMs) };
       throw new ApiError(checked.violation, checked.message, details);
     }
-    const slots = checked.slots.map(isoUtc);
+    // Sorted, so every request asks for its leases in one global order.
     const resources = checked.slots.map((slot) => slotResource(telescope.id, slot)).sort();
-    const id =
-      input.idempotencyKey === undefined
-        ? `bk_${randomHex(12)}`
-        : `bk_${sha256Hex(`${scientist.id}\n${input.idempotencyKey}`).slice(0, 24)}`;
-    const named = resources.join(", ");
-    log.info({ event: "booking_request_received", resources, bookingId: id }, `request received for POST /bookings for resource ${named}`);
-
-    // With an Idempotency-Key the booking's id is fixed, so two requests with one key must not
-    // both pass the check below: the key gets a lease of its own, taken with the slots'.
-    // Its name sorts before every slot's ("!" < letters), so when an earlier attempt with this key
-    // still holds its leases, the conflict names this one: the retry is told "still in progress",
-    // not "busy", and asks again instead of taking a 409 for a booking that may yet be stored.
-    const idempotencyResource = input.idempotencyKey === undefined ? undefined : `!idempotency_${id}`;
-    // The granting entry itself reads the slot claims (and the booking an earlier attempt with this
-    // key may have made): a linearizable read as of the grant, with no further round.
-    const claimsRead = this.claimsRead(telescope.id, slots);
-    const reads: RangeRead[] = [claimsRead, ...(input.idempotencyKey === undefined ? [] : [{ prefix: keys.booking(id), limit: 1 }])];
-    let lease: ClusterLease;
-    try {
-      lease = await this.takeLeases(resources, id, log, requestId, 0, idempotencyResource, reads);
-    } catch (error) {
-      if (error instanceof ApiError && error.code === "slot_busy" && input.idempotencyKey !== undefined) {
-        // A retry whose booking an earlier attempt already made finds the slot busy whenever some
-        // other request holds the slot's lease at that moment (deciding it, to be told it is
-        // taken). The booking answers that retry, not the other request: 409 would tell the client
-        // that nothing was booked. (Found by npm run chaos: "refused (409 slot_busy) but stored".)
-        const earlier = await this.read(id, requestId);
-        if (earlier !== undefined) return this.replay(earlier, telescope.id, checked.slots[0] as number, input, log);
-      }
-      if (error instanceof ApiError && error.code === "slot_busy") this.options.observer?.bookingConflict("slot_busy");
-      throw error;
-    }
-    let releasedByWrite = false;
-    try {
-      log.info({ event: "conflict_check", resources }, `checking conflicts for ${named}`);
-      if (input.idempotencyKey !== undefined) {
-        const found = lease.reads?.[1];
-        const earlier =
-          found === undefined
-            ? await this.read(id, requestId)
-            : found.items[0] === undefined
-              ? undefined
-              : resolveBooking(parseStoredBooking(found.items[0].value), found.items[0].modIndex);
-        if (earlier !== undefined) return this.replay(earlier, telescope.id, checked.slots[0] as number, input, log);
-      }
-      // An answer cut short for size (more, with fewer items than asked) is read again in full.
-      const answered = lease.reads?.[0];
-      const complete = answered !== undefined && (!answered.more || answered.items.length === claimsRead.limit);
-      const claimItems = complete
-        ? answered.items
-        : (await this.options.cluster.range(claimsRead.prefix, { ...claimsRead, requestId })).items;
-      const claims = this.claimsIn(telescope.id, slots, claimItems);
-      if (claims.length > 0) {
-        log.info({ event: "booking_conflict", resources, bookings: claims }, `${named} is already booked`);
-        throw new ApiError("slot_taken", `${telescope.id} ${claims.map((claim) => claim.slot).join(", ")} is already booked`, {
-          bookings: claims.map((claim) => ({ slot: claim.slot, href: `/bookings/${claim.bookingId}` })),
-        });
-      }
-      if (!this.options.locking && this.options.unlockedWriteDelayMs > 0) {
-        // Without locking, the check and the write are a read-then-write race; this widens its
-        // window (demonstrations only) so the lab's delivery 2 shows it on a fast cluster too.
-        await new Promise((resolve) => setTimeout(resolve, this.options.unlockedWriteDelayMs));
-      }
-      this.pauseIfAsked(log);
-      const nowUtc = new Date(this.options.nowMs()).toISOString();
-      const stored: StoredBooking = {
-        id,
-        telescopeId: telescope.id,
-        scientistId: scientist.id,
-        startUtc: isoUtc(Date.parse(input.startUtc)),
-        endUtc: isoUtc(Date.parse(input.endUtc)),
-        slots,
-        status: "confirmed",
-        requestedAtUtc: input.requestedAtUtc,
-        receivedAtUtc: new Date(receivedAtMs).toISOString(),
-        createdAtUtc: nowUtc,
-        fencingToken: lease.token,
-      };
-      const audit = bookingAudit("BOOKING_CREATED", stored, {
-        nowUtc,
-        service: this.options.serviceName,
-        requestId,
-        fencingToken: lease.token,
-      });
-      log.info({ event: "booking_saving", bookingId: id }, `saving booking ${id}`);
-      const value = JSON.stringify(stored);
-      const operations: ClusterOperation[] = [
-        { op: "put", key: keys.booking(id), value },
-        { op: "put", key: keys.day(stored), value },
-        { op: "put", key: keys.scientistBooking(stored), value },
-        ...slots.map((slot): ClusterOperation => ({ op: "put", key: keys.slot(telescope.id, slot), value: slotClaim(id, scientist.id) })),
-        { op: "append", chain: keys.auditChain, value: JSON.stringify(audit) },
-      ];
-      const { index } = await this.write(lease, operations, log, requestId, `booking ${named}`);
-      releasedByWrite = true;
-      log.info({ event: "lock_releasing", resources }, `releasing lock for ${named} (in the same transaction as the write)`);
-      const booking = resolveBooking(stored, index);
-      log.info({ event: "booking_created", bookingId: id, order: index, fencingToken: lease.token }, `booking ${id} created`);
-      this.options.observer?.bookingCreated();
-      log.audit({ ...audit, audit: true, order: index }, "audit");
-      return { booking, replayed: false };
-    } catch (error) {
-      const mapped = clusterError(error, `booking ${named}`);
-      if (mapped.code === "slot_taken") this.options.observer?.bookingConflict("slot_taken");
-      throw mapped;
-    } finally {
-      if (!releasedByWrite) await this.release(lease, resources, log, requestId);
-    }
+    return {
+      input,
+      scientist,
+      telescope,
+      id: bookingIdOf(input, scientist),
+      slots: checked.slots.map(isoUtc),
+      resources,
+      named: resources.join(", "),
+      receivedAtMs,
+    };
   }
 
+  /**
+   * takeBookingLeases takes every slot's lease in one atomic acquire that does not wait (a busy
+   * slot is the lab's 409), with the reads the granting entry answers.
+   */
+  private async takeBookingLeases(request: BookingRequest, reads: BookingReads, log: Logger, requestId: string): Promise<ClusterLease> {
+    // With an Idempotency-Key the booking's id is fixed, so two requests with one key must not
+    // both pass the checks: the key gets a lease of its own, taken with the slots'. Its name sorts
+    // before every slot's ("!" < letters), so when an earlier attempt with this key still holds its
+    // leases, the conflict names this one: the retry is told "still in progress", not "busy", and
+    // asks again instead of taking a 409 for a booking that may yet be stored.
+    const idempotencyResource = request.input.idempotencyKey === undefined ? undefined : `!idempotency_${request.id}`;
+    const asked = { resources: request.resources, bookingId: request.id, waitMs: 0, idempotencyResource, reads: readsAsked(reads) };
+    return this.takeLeases(asked, log, requestId);
+  }
+
+  /**
+   * madeWhileBusy: for a request with an Idempotency-Key refused as slot_busy, the booking an
+   * earlier attempt with the key already made, if any. A retry whose first attempt made the
+   * booking (its answer lost) finds the slot busy whenever some other request holds the slot's
+   * lease at that moment, deciding it, to be told it is taken. The booking answers that retry, not
+   * the other request: 409 would tell the client that nothing was booked. (Found by npm run chaos:
+   * "refused (409 slot_busy) but stored"; tests/booking-api.test.ts.)
+   */
+  private async madeWhileBusy(request: BookingRequest, error: unknown, requestId: string): Promise<Booking | undefined> {
+    if (request.input.idempotencyKey === undefined || !(error instanceof ApiError) || error.code !== "slot_busy") return undefined;
+    return this.read(request.id, requestId);
+  }
+
+  /** earlierAttempt: the booking an earlier request with this Idempotency-Key stored, as the grant read it. */
+  private async earlierAttempt(request: BookingRequest, lease: ClusterLease, requestId: string): Promise<Booking | undefined> {
+    if (request.input.idempotencyKey === undefined) return undefined;
+    const answered = answersOf(lease).earlier;
+    // A cluster that answered no reads with the grant is asked now (still under the lease).
+    if (answered === undefined) return this.read(request.id, requestId);
+    const [found] = answered.items;
+    return found === undefined ? undefined : resolveBooking(parseStoredBooking(found.value), found.modIndex);
+  }
+
+  /** replay answers a retry with the booking its key already made, if it is the same booking; another one is a 422. */
+  private replay(request: BookingRequest, earlier: Booking, log: Logger): { booking: Booking; replayed: boolean } {
+    const [firstSlot] = request.slots;
+    const same =
+      earlier.telescopeId === request.telescope.id &&
+      earlier.startUtc === firstSlot &&
+      earlier.endUtc === isoUtc(Date.parse(request.input.endUtc));
+    if (!same) {
+      throw new ApiError(
+        "idempotency_key_reused",
+        `this Idempotency-Key was already used for another booking (${earlier.telescopeId} ${earlier.startUtc}–${earlier.endUtc}); use a new key for a new booking`,
+        { booking: { href: `/bookings/${earlier.id}` } },
+      );
+    }
+    log.info({ event: "booking_replayed", bookingId: request.id }, `booking ${request.id} already made under this Idempotency-Key`);
+    return { booking: earlier, replayed: true };
+  }
+
+  /** claimsUnderLease: the claims on the requested slots as of the grant, read linearizably under the leases. */
+  private async claimsUnderLease(
+    request: BookingRequest,
+    claimsRead: RangeRead,
+    lease: ClusterLease,
+    requestId: string,
+  ): Promise<{ slot: string; bookingId: string }[]> {
+    const answered = answersOf(lease).claims;
+    // An answer cut short for size (more, with fewer items than asked) is read again in full.
+    const complete = answered !== undefined && (!answered.more || answered.items.length === claimsRead.limit);
+    const items = complete ? answered.items : (await this.options.cluster.range(claimsRead.prefix, { ...claimsRead, requestId })).items;
+    return this.claimsIn(request.telescope.id, request.slots, items);
+  }
+
+  /** refuseTaken: a slot already booked is the lab's 409 `slot_taken`, naming each booking that holds one. */
+  private refuseTaken(request: BookingRequest, claims: readonly { slot: string; bookingId: string }[], log: Logger): void {
+    if (claims.length === 0) return;
+    log.info({ event: "booking_conflict", resources: request.resources, bookings: claims }, `${request.named} is already booked`);
+    throw new ApiError("slot_taken", `${request.telescope.id} ${claims.map((claim) => claim.slot).join(", ")} is already booked`, {
+      bookings: claims.map((claim) => ({ slot: claim.slot, href: `/bookings/${claim.bookingId}` })),
+    });
+  }
+
+  /**
+   * writeBooking stores the booking (three copies: by id, by day, by scientist), its slot claims and
+   * its audit record in ONE txn fenced by the leases, which also ends them: all of it or none.
+   */
+  private async writeBooking(request: BookingRequest, lease: ClusterLease, log: Logger, requestId: string): Promise<WrittenBooking> {
+    const { id, telescope, scientist, input } = request;
+    const nowUtc = new Date(this.options.nowMs()).toISOString();
+    const stored: StoredBooking = {
+      id,
+      telescopeId: telescope.id,
+      scientistId: scientist.id,
+      startUtc: isoUtc(Date.parse(input.startUtc)),
+      endUtc: isoUtc(Date.parse(input.endUtc)),
+      slots: request.slots,
+      status: "confirmed",
+      requestedAtUtc: input.requestedAtUtc,
+      receivedAtUtc: new Date(request.receivedAtMs).toISOString(),
+      createdAtUtc: nowUtc,
+      fencingToken: lease.token,
+    };
+    const audit = this.auditOf("BOOKING_CREATED", stored, nowUtc, requestId, lease);
+    log.info({ event: "booking_saving", bookingId: id }, `saving booking ${id}`);
+    const claims = request.slots.map(
+      (slot): ClusterOperation => ({ op: "put", key: keys.slot(telescope.id, slot), value: slotClaim(id, scientist.id) }),
+    );
+    const operations = bookingOperations(stored, JSON.stringify(stored), claims, audit);
+    const { index } = await this.write(lease, operations, log, requestId, `booking ${request.named}`);
+    return { stored, audit, index };
+  }
+
+  /** created: the stored booking as answered (its place in the global order is the write's Raft index), logged and counted. */
+  private created(request: BookingRequest, { stored, audit, index }: WrittenBooking, lease: ClusterLease, log: Logger): Booking {
+    const { resources, named } = request;
+    log.info({ event: "lock_releasing", resources }, `releasing lock for ${named} (in the same transaction as the write)`);
+    const booking = resolveBooking(stored, index);
+    log.info({ event: "booking_created", bookingId: stored.id, order: index, fencingToken: lease.token }, `booking ${stored.id} created`);
+    this.options.observer?.bookingCreated();
+    log.audit({ ...audit, audit: true, order: index }, "audit");
+    return booking;
+  }
+
+  /**
+   * cancel marks a booking cancelled, frees its slots and appends BOOKING_CANCELLED, in one fenced
+   * txn under the slots' leases; only its scientist may, and only before it starts.
+   */
   async cancel(id: string, scientist: Scientist, log: Logger, requestId: string): Promise<Booking> {
     const booking = await this.get(id, requestId);
     this.checkCancellable(booking, scientist);
     const telescope = this.options.telescopes.get(booking.telescopeId);
     if (telescope === undefined) throw new ApiError("internal", `booking ${id} names an unknown telescope ${booking.telescopeId}`);
     const resources = booking.slots.map((slot) => slotResource(booking.telescopeId, Date.parse(slot))).sort();
-    // A cancellation waits a little for the slots' leases: a booking attempt on them ends quickly.
-    const lease = await this.takeLeases(resources, id, log, requestId, 2000);
-    let releasedByWrite = false;
-    try {
+    const lease = await this.takeLeases({ resources, bookingId: id, waitMs: cancelLeaseWaitMs }, log, requestId);
+    return this.underLease({ lease, resources, what: `cancelling ${id}` }, log, requestId, async (leaseEnded) => {
+      // Read again under the leases: another request may have cancelled it meanwhile.
       const current = await this.get(id, requestId);
       this.checkCancellable(current, scientist);
-      this.pauseIfAsked(log);
-      const nowUtc = new Date(this.options.nowMs()).toISOString();
-      const stored: StoredBooking = { ...current, status: "cancelled", cancelledAtUtc: nowUtc, order: current.order };
-      const { cancelOrder: _dropped, ...withoutCancelOrder } = stored as Booking;
-      const value = JSON.stringify(withoutCancelOrder);
-      const audit = bookingAudit("BOOKING_CANCELLED", stored, {
-        nowUtc,
-        service: this.options.serviceName,
-        requestId,
-        fencingToken: lease.token,
-      });
-      log.info({ event: "booking_cancelling", bookingId: id }, `cancelling booking ${id}`);
-      const { index } = await this.write(
-        lease,
-        [
-          { op: "put", key: keys.booking(id), value },
-          { op: "put", key: keys.day(stored), value },
-          { op: "put", key: keys.scientistBooking(stored), value },
-          ...current.slots.map((slot): ClusterOperation => ({ op: "delete", key: keys.slot(current.telescopeId, slot) })),
-          { op: "append", chain: keys.auditChain, value: JSON.stringify(audit) },
-        ],
-        log,
-        requestId,
-        `cancelling ${id}`,
-      );
-      releasedByWrite = true;
+      await this.hooks.afterChecks("cancellation", log);
+      const { stored, audit, index } = await this.writeCancellation(current, lease, log, requestId);
+      leaseEnded();
       log.info({ event: "lock_releasing", resources }, `releasing lock for ${resources.join(", ")} (in the same transaction as the write)`);
       log.info({ event: "booking_cancelled", bookingId: id, order: index }, `booking ${id} cancelled`);
       this.options.observer?.bookingCancelled();
       log.audit({ ...audit, audit: true, order: index }, "audit");
       return resolveBooking(stored, index);
+    });
+  }
+
+  /** writeCancellation stores the cancelled booking's three copies, deletes its slot claims and appends its audit record, in one fenced txn. */
+  private async writeCancellation(current: Booking, lease: ClusterLease, log: Logger, requestId: string): Promise<WrittenBooking> {
+    const nowUtc = new Date(this.options.nowMs()).toISOString();
+    const stored: StoredBooking = { ...current, status: "cancelled", cancelledAtUtc: nowUtc, order: current.order };
+    const { cancelOrder: _dropped, ...withoutCancelOrder } = stored as Booking;
+    const audit = this.auditOf("BOOKING_CANCELLED", stored, nowUtc, requestId, lease);
+    log.info({ event: "booking_cancelling", bookingId: current.id }, `cancelling booking ${current.id}`);
+    const freed = current.slots.map((slot): ClusterOperation => ({ op: "delete", key: keys.slot(current.telescopeId, slot) }));
+    const operations = bookingOperations(stored, JSON.stringify(withoutCancelOrder), freed, audit);
+    const { index } = await this.write(lease, operations, log, requestId, `cancelling ${current.id}`);
+    return { stored, audit, index };
+  }
+
+  private auditOf(
+    eventType: "BOOKING_CREATED" | "BOOKING_CANCELLED",
+    stored: StoredBooking,
+    nowUtc: string,
+    requestId: string,
+    lease: ClusterLease,
+  ): AuditRecord {
+    return bookingAudit(eventType, stored, { nowUtc, service: this.options.serviceName, requestId, fencingToken: lease.token });
+  }
+
+  /**
+   * underLease runs a flow's checks and write while it holds the slots' leases, and answers with
+   * API errors (clusterError). The write ends the leases in its own entry, and the flow says so
+   * (leaseEnded); a flow that ends without writing (a refusal, a failure) releases them here. A
+   * failed release costs only time: the leases expire.
+   */
+  private async underLease<T>(held: HeldLease, log: Logger, requestId: string, flow: (leaseEnded: () => void) => Promise<T>): Promise<T> {
+    let releasedByWrite = false;
+    try {
+      return await flow(() => {
+        releasedByWrite = true;
+      });
     } catch (error) {
-      throw clusterError(error, `cancelling ${id}`);
+      throw clusterError(error, held.what);
     } finally {
-      if (!releasedByWrite) await this.release(lease, resources, log, requestId);
+      if (!releasedByWrite) await this.release(held.lease, held.resources, log, requestId);
     }
   }
 
@@ -450,32 +628,6 @@ export class Bookings {
     return claims;
   }
 
-  /**
-   * replay answers a request whose Idempotency-Key already made `earlier`: that booking again if it
-   * is the one asked for, else idempotency_key_reused (the key was used for another booking).
-   */
-  private replay(
-    earlier: Booking,
-    telescopeId: string,
-    firstSlotMs: number,
-    input: CreateBookingInput,
-    log: Logger,
-  ): { booking: Booking; replayed: boolean } {
-    const same =
-      earlier.telescopeId === telescopeId &&
-      earlier.startUtc === isoUtc(firstSlotMs) &&
-      earlier.endUtc === isoUtc(Date.parse(input.endUtc));
-    if (!same) {
-      throw new ApiError(
-        "idempotency_key_reused",
-        `this Idempotency-Key was already used for another booking (${earlier.telescopeId} ${earlier.startUtc}–${earlier.endUtc}); use a new key for a new booking`,
-        { booking: { href: `/bookings/${earlier.id}` } },
-      );
-    }
-    log.info({ event: "booking_replayed", bookingId: earlier.id }, `booking ${earlier.id} already made under this Idempotency-Key`);
-    return { booking: earlier, replayed: true };
-  }
-
   private async read(id: string, requestId: string): Promise<Booking | undefined> {
     let item: ClusterItem | undefined;
     try {
@@ -486,16 +638,10 @@ export class Bookings {
     return item === undefined ? undefined : resolveBooking(parseStoredBooking(item.value), item.modIndex);
   }
 
-  /**
-   * claimsRead is the one range read that finds the claims on consecutive slots: the `after` key is
-   * the first slot's key without its final "Z", which sorts just before it.
-   */
-  private claimsRead(telescopeId: string, slots: readonly string[]): RangeRead {
-    return { prefix: keys.slotPrefix(telescopeId), after: keys.slot(telescopeId, slots[0] as string).slice(0, -1), limit: slots.length };
-  }
-
+  /** claimsIn: the claims among a read's items that fall on the requested slots (the read may run past the last). */
   private claimsIn(telescopeId: string, slots: readonly string[], items: readonly ClusterItem[]): { slot: string; bookingId: string }[] {
-    const first = keys.slot(telescopeId, slots[0] as string);
+    const [firstSlot] = slots as [string, ...string[]];
+    const first = keys.slot(telescopeId, firstSlot);
     const end = keys.slot(telescopeId, slots.at(-1) as string);
     return items
       .filter((item) => item.key >= first && item.key <= end)
@@ -510,29 +656,21 @@ export class Bookings {
     }
   }
 
-  private async takeLeases(
-    resources: readonly string[],
-    id: string,
-    log: Logger,
-    requestId: string,
-    waitMs: number,
-    extraResource?: string,
-    reads?: readonly RangeRead[],
-  ): Promise<ClusterLease> {
+  /**
+   * takeLeases takes a flow's leases in one atomic acquire (all or none), with any reads the
+   * granting entry should answer, and reports how long it took (observer.lockWaited).
+   */
+  private async takeLeases(ask: LeaseAsk, log: Logger, requestId: string): Promise<ClusterLease> {
+    const { resources, idempotencyResource, reads } = ask;
     const named = resources.join(", ");
-    // Without locking (the lab's delivery 2), the write still needs a lease to act under: one no
-    // other request will ever ask for, so it excludes nothing.
-    const locked = this.options.locking ? resources : [`unlocked_${id}_${randomBytes(4).toString("hex")}`];
-    const asked = extraResource === undefined ? locked : [...locked, extraResource];
-    if (!this.options.locking) {
-      log.warn({ event: "locking_disabled" }, "LOCKING IS OFF: bookings race (lab delivery 2 demonstration only)");
-    }
+    const slotLeases = this.hooks.leaseNames(resources, ask.bookingId, log);
+    const asked = idempotencyResource === undefined ? slotLeases : [...slotLeases, idempotencyResource];
     log.info({ event: "lock_trying", resources }, `trying to acquire lock for ${named}`);
     const startedMs = performance.now();
     try {
       const lease = await this.options.cluster.acquire(asked, {
         ttlMs: this.options.leaseTtlMs,
-        waitMs,
+        waitMs: ask.waitMs,
         requestId,
         ...(reads === undefined ? {} : { reads }),
       });
@@ -543,23 +681,34 @@ export class Bookings {
       );
       return lease;
     } catch (error) {
-      if (
-        extraResource !== undefined &&
-        error instanceof LockError &&
-        error.code === "conflict" &&
-        error.holder?.resource === extraResource
-      ) {
-        log.info({ event: "booking_in_progress", resources }, `an earlier attempt with this Idempotency-Key still holds ${named}`);
-        throw new ApiError(
-          "booking_in_progress",
-          "an earlier attempt with this Idempotency-Key is still being decided; retry with the same key shortly",
-        );
-      }
-      const mapped = clusterError(error, named);
-      this.options.observer?.lockWaited(performance.now() - startedMs, mapped.code === "slot_busy" ? "busy" : "failed");
-      if (mapped.code === "slot_busy") log.info({ event: "lock_busy", resources }, `failed to acquire lock for ${named}: resource busy`);
-      throw mapped;
+      throw this.leaseRefused(error, ask, performance.now() - startedMs, log);
     }
+  }
+
+  /**
+   * leaseRefused: the API error for an acquire that failed. A conflict on the Idempotency-Key's own
+   * lease means an earlier attempt with the key is still being decided (retry with the same key);
+   * a conflict on a slot's is `slot_busy`.
+   */
+  private leaseRefused(error: unknown, ask: LeaseAsk, waitedMs: number, log: Logger): ApiError {
+    const { resources, idempotencyResource } = ask;
+    const named = resources.join(", ");
+    if (
+      idempotencyResource !== undefined &&
+      error instanceof LockError &&
+      error.code === "conflict" &&
+      error.holder?.resource === idempotencyResource
+    ) {
+      log.info({ event: "booking_in_progress", resources }, `an earlier attempt with this Idempotency-Key still holds ${named}`);
+      return new ApiError(
+        "booking_in_progress",
+        "an earlier attempt with this Idempotency-Key is still being decided; retry with the same key shortly",
+      );
+    }
+    const mapped = clusterError(error, named);
+    this.options.observer?.lockWaited(waitedMs, mapped.code === "slot_busy" ? "busy" : "failed");
+    if (mapped.code === "slot_busy") log.info({ event: "lock_busy", resources }, `failed to acquire lock for ${named}: resource busy`);
+    return mapped;
   }
 
   private async write(
@@ -596,12 +745,5 @@ export class Bookings {
       // The lease runs out by itself; a failed release costs only time.
       log.warn({ event: "lock_release_failed", err: error }, `releasing lock for ${resources.join(", ")} failed; the lease will expire`);
     }
-  }
-
-  private pauseIfAsked(log: Logger): void {
-    if (this.options.pauseBeforeWriteMs === 0) return;
-    log.warn({ event: "test_pause", pauseMs: this.options.pauseBeforeWriteMs }, "test hook: pausing the whole process before the write");
-    // Block the event loop itself, as a GC pause or a stopped VM would: no timer, no renewal runs.
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, this.options.pauseBeforeWriteMs);
   }
 }

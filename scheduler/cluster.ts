@@ -1,26 +1,19 @@
 // The scheduler's view of the lock cluster: the few calls it needs, as an interface, so the
 // booking flow reads as the design says and tests can count calls. `lockClusterPort` adapts
-// client/'s LockClient to it.
+// client/'s LockClient to it. What crosses it has the wire contract's types (protocol/api.ts),
+// under the names the booking flow uses.
 
 import { type LockClient, LockError } from "../client/lock-client.ts";
+import type { RangeItem, RangeReadRequest, TxnOperation } from "../protocol/api.ts";
 
-export type ClusterOperation =
-  | { readonly op: "put"; readonly key: string; readonly value: string }
-  | { readonly op: "delete"; readonly key: string }
-  | { readonly op: "append"; readonly chain: string; readonly value: string };
+/** ClusterOperation is one write of a fenced txn: put, delete, or the next record of a hash chain. */
+export type ClusterOperation = TxnOperation;
 
-export interface ClusterItem {
-  readonly key: string;
-  readonly value: string;
-  readonly modIndex: number;
-}
+/** ClusterItem is one key read: its value and the index that wrote it. */
+export type ClusterItem = RangeItem;
 
 /** RangeRead: live keys under `prefix`, after `after` (exclusive), at most `limit`. */
-export interface RangeRead {
-  readonly prefix: string;
-  readonly after?: string;
-  readonly limit: number;
-}
+export type RangeRead = RangeReadRequest;
 
 export interface ClusterLease {
   /** token is the fencing token (a decimal string). */
@@ -46,7 +39,10 @@ export interface ClusterPort {
     options: { ttlMs: number; waitMs: number; requestId: string; reads?: readonly RangeRead[] },
   ): Promise<ClusterLease>;
   get(key: string, requestId: string): Promise<ClusterItem | undefined>;
-  range(prefix: string, options: { limit: number; after?: string; requestId: string }): Promise<{ items: ClusterItem[]; more: boolean }>;
+  range(
+    prefix: string,
+    options: { limit: number; after?: string | undefined; requestId: string },
+  ): Promise<{ items: ClusterItem[]; more: boolean }>;
   /**
    * watch yields key changes under `prefix` committed after index `after`, in order, once each;
    * polls that brought changes are `pollIntervalMinMs` apart at least (LockClient.watch).
@@ -100,8 +96,7 @@ export function lockClusterPort(client: LockClient): ClusterPort {
       }
     },
     async appliedIndex() {
-      const status = await client.status();
-      return Number(status["appliedIndex"]);
+      return (await client.status()).appliedIndex;
     },
   };
 }

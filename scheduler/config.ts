@@ -1,10 +1,10 @@
 // The scheduler's configuration, from the environment (SCHEDULER_*), validated with zod at
-// startup. Every problem is reported at once, naming the variable to fix.
+// startup. Every problem is reported at once, naming the variable to fix. How the sources are
+// read and the problems reported is config/load-config.ts's, shared with the lock node.
 
 import { z } from "zod";
+import { integerSetting as integer, listenSetting, loadConfig, type SettingSource } from "../config/load-config.ts";
 import type { Telescope } from "./slots.ts";
-
-const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 const telescopeSchema = z
   .object({
@@ -41,13 +41,7 @@ const defaultTelescopes: Telescope[] = [
 
 export const schedulerConfigSchema = z
   .object({
-    listen: z
-      .string()
-      .regex(/^[^:]+:\d{1,5}$/, "must be host:port")
-      .transform((text) => {
-        const [host, port] = text.split(":") as [string, string];
-        return { host, port: Number(port) };
-      }),
+    listen: listenSetting,
     /** nodes: base URLs of lock nodes, any subset of the cluster. */
     nodes: z
       .string()
@@ -107,7 +101,7 @@ export const schedulerConfigSchema = z
 
 export type SchedulerConfig = z.output<typeof schedulerConfigSchema>;
 
-const sources: Record<keyof z.input<typeof schedulerConfigSchema>, { env: string; fallback?: string }> = {
+const sources: Record<keyof z.input<typeof schedulerConfigSchema>, SettingSource> = {
   listen: { env: "SCHEDULER_LISTEN", fallback: "127.0.0.1:8080" },
   nodes: { env: "SCHEDULER_NODES", fallback: "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003" },
   apiToken: { env: "SCTEC_API_TOKEN" },
@@ -136,20 +130,11 @@ export class SchedulerConfigError extends Error {
 
 /** loadSchedulerConfig reads the environment over the defaults; throws SchedulerConfigError listing every problem. */
 export function loadSchedulerConfig(env: Readonly<Record<string, string | undefined>>): SchedulerConfig {
-  const raw: Record<string, string | undefined> = {};
-  for (const [key, source] of Object.entries(sources)) {
-    const value = env[source.env] ?? source.fallback;
-    if (value !== undefined) raw[key] = value;
-  }
-  const parsed = schedulerConfigSchema.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => {
-    const key = String(issue.path[0] ?? "");
-    const source = sources[key as keyof typeof sources];
-    const where = source === undefined ? key : source.env;
-    const message = issue.code === "invalid_type" && raw[key] === undefined ? "is required" : issue.message;
-    const path = issue.path.length > 1 ? ` (at ${issue.path.slice(1).join(".")})` : "";
-    return `  ${where}: ${message}${path}`;
+  return loadConfig({
+    what: "scheduler",
+    schema: schedulerConfigSchema,
+    sources,
+    env,
+    error: (message) => new SchedulerConfigError(message),
   });
-  throw new SchedulerConfigError(`invalid scheduler configuration:\n${problems.join("\n")}`);
 }

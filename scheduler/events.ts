@@ -8,7 +8,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
-import type { ChainRecord } from "../client/audit-chain.ts";
+import type { ChainRecord } from "../protocol/chain.ts";
 import { parseRecord } from "./audit.ts";
 import type { ClusterPort } from "./cluster.ts";
 import type { SchedulerLogger as Logger } from "./logging.ts";
@@ -165,6 +165,7 @@ export class BookingEvents {
     }
   }
 
+  /** onChainRecord takes one audit chain record in sequence order: keeps its booking event, and tells every subscriber. */
   private onChainRecord(chainRecord: ChainRecord): void {
     const seq = chainRecord.seq;
     if (this.keptAfterSeq === undefined) this.keptAfterSeq = seq - 1;
@@ -174,30 +175,8 @@ export class BookingEvents {
       this.keptAfterSeq = seq - 1;
     }
     this.lastSeq = seq;
-    const record = parseRecord(chainRecord.record);
-    let event: BookingEvent | undefined;
-    if (record.event_type === "BOOKING_CREATED" || record.event_type === "BOOKING_CANCELLED") {
-      const details = record.details as Record<string, string>;
-      const telescope = this.options.telescopes.get(String(details["telescope_id"]));
-      const startMs = Date.parse(String(details["start_utc"]));
-      const endMs = Date.parse(String(details["end_utc"]));
-      const slotMs = (telescope?.slotMinutes ?? 5) * 60_000;
-      event = {
-        id: seq,
-        type: record.event_type,
-        order: chainRecord.index,
-        booking: {
-          id: String(details["booking_id"]),
-          telescopeId: String(details["telescope_id"]),
-          scientistId: String(details["scientist_id"]),
-          startUtc: String(details["start_utc"]),
-          endUtc: String(details["end_utc"]),
-          slots: Array.from({ length: Math.max(0, Math.round((endMs - startMs) / slotMs)) }, (_, position) =>
-            isoUtc(startMs + position * slotMs),
-          ),
-          status: record.event_type === "BOOKING_CREATED" ? "confirmed" : "cancelled",
-        },
-      };
+    const event = this.bookingEventOf(chainRecord);
+    if (event !== undefined) {
       this.recent.push(event);
       if (this.recent.length > this.options.eventsKeptMax) {
         const dropped = this.recent.shift() as BookingEvent;
@@ -212,5 +191,32 @@ export class BookingEvents {
       subscriber.position = seq;
       if (event !== undefined) this.send(subscriber, event);
     }
+  }
+
+  /** bookingEventOf: the booking event a chain record holds (undefined for any other record, such as a registration). */
+  private bookingEventOf(chainRecord: ChainRecord): BookingEvent | undefined {
+    const record = parseRecord(chainRecord.record);
+    if (record.event_type !== "BOOKING_CREATED" && record.event_type !== "BOOKING_CANCELLED") return undefined;
+    const details = record.details as Record<string, string>;
+    const telescope = this.options.telescopes.get(String(details["telescope_id"]));
+    const startMs = Date.parse(String(details["start_utc"]));
+    const endMs = Date.parse(String(details["end_utc"]));
+    const slotMs = (telescope?.slotMinutes ?? 5) * 60_000;
+    return {
+      id: chainRecord.seq,
+      type: record.event_type,
+      order: chainRecord.index,
+      booking: {
+        id: String(details["booking_id"]),
+        telescopeId: String(details["telescope_id"]),
+        scientistId: String(details["scientist_id"]),
+        startUtc: String(details["start_utc"]),
+        endUtc: String(details["end_utc"]),
+        slots: Array.from({ length: Math.max(0, Math.round((endMs - startMs) / slotMs)) }, (_, position) =>
+          isoUtc(startMs + position * slotMs),
+        ),
+        status: record.event_type === "BOOKING_CREATED" ? "confirmed" : "cancelled",
+      },
+    };
   }
 }

@@ -13,6 +13,7 @@ import { createSchedulerLogger } from "./logging.ts";
 import { SchedulerMetrics } from "./metrics.ts";
 import { Scientists } from "./scientists.ts";
 import { ensureTelescopeGrids, TelescopeGridMismatch } from "./telescopes.ts";
+import { announceTestModes, bookingTestHooks, schedulerClock } from "./test-hooks.ts";
 
 let config: ReturnType<typeof loadSchedulerConfig>;
 try {
@@ -35,17 +36,17 @@ const client = new LockClient({
 });
 const cluster = lockClusterPort(client);
 const telescopes = new Map(config.telescopes.map((telescope) => [telescope.id, telescope]));
-const nowMs = (): number => Date.now() + config.clockOffsetMs;
+// The test and demonstration modes (test-hooks.ts) are chosen here, once: the flows only call the
+// hooks and the clock they are given.
+const nowMs = schedulerClock(config.clockOffsetMs);
 const metrics = new SchedulerMetrics({ instanceId: config.instanceId, processMetrics: true });
 const bookings = new Bookings({
   cluster,
   telescopes,
   serviceName: "scheduler",
   leaseTtlMs: config.leaseTtlMs,
-  locking: config.locking === "on",
   nowMs,
-  pauseBeforeWriteMs: config.pauseBeforeWriteMs,
-  unlockedWriteDelayMs: config.unlockedWriteDelayMs,
+  testHooks: bookingTestHooks(config),
   observer: metrics,
 });
 const scientists = new Scientists({ cluster, serviceName: "scheduler", leaseTtlMs: config.leaseTtlMs, nowMs, cachedMax: 10_000 });
@@ -95,15 +96,7 @@ server.on("upgrade", (request, socket, head) => events.handleUpgrade(request, so
 server.listen(config.listen.port, config.listen.host, () => {
   const url = `http://${config.listen.host}:${config.listen.port}`;
   log.info({ event: "scheduler_started", url, nodes: config.nodes, logFile, locking: config.locking }, `scheduler listening on ${url}`);
-  if (config.locking === "off") {
-    log.warn({ event: "locking_disabled" }, "LOCKING IS OFF: bookings race (lab delivery 2 demonstration only)");
-  }
-  if (config.clockOffsetMs !== 0) {
-    log.warn(
-      { event: "clock_offset", clockOffsetMs: config.clockOffsetMs },
-      `TEST HOOK: this scheduler's clock runs ${config.clockOffsetMs} ms from the machine's`,
-    );
-  }
+  announceTestModes(config, log);
   events.start();
 });
 

@@ -2,8 +2,6 @@
 // audit record in the lab's JSON shape (docs/LOGGING.md). One place, so keys never drift.
 
 import { hash, randomFillSync } from "node:crypto";
-import { LockError } from "./cluster.ts";
-import { ApiError } from "./errors.ts";
 
 export interface Scientist {
   readonly id: string;
@@ -116,50 +114,4 @@ export function randomHex(bytes: number): string {
   const text = randomPool.toString("hex", randomPoolOffset, randomPoolOffset + bytes);
   randomPoolOffset += bytes;
   return text;
-}
-
-/**
- * clusterError maps a LockClient failure to the API's codes, one case per LockErrorCode (a new
- * code fails to compile here). A stale fencing token means the lease ran out before the write:
- * nothing was written, and the caller must decide again (no blind retry). The booking API checks
- * every input against the cluster's limits before passing it on (protocol/limits.ts), so a
- * cluster `invalid_request` is not expected; if one comes, it was still caused by what the caller
- * sent, and is the caller's 400, never a 500 (issue 14).
- */
-export function clusterError(error: unknown, what: string): ApiError {
-  if (error instanceof ApiError) return error;
-  if (!(error instanceof LockError)) return new ApiError("internal", `${what}: ${(error as Error).message ?? String(error)}`);
-  const code = error.code;
-  switch (code) {
-    case "conflict":
-    case "wait_timeout":
-      return new ApiError("slot_busy", `${what}: another request holds the lease right now; try again`);
-    case "stale_fencing_token":
-    case "not_held":
-    case "lease_expired": // Refused by the client before sending: the lease's local deadline passed.
-      return new ApiError(
-        "lease_lost",
-        `${what}: the lease ran out before the write (the scheduler paused or the cluster failed over); nothing was written`,
-      );
-    case "invalid_request":
-      return new ApiError("invalid_request", `${what}: the lock cluster refused the request as invalid (${error.message})`);
-    case "too_many_waiters":
-    case "too_many_watchers":
-    case "events_compacted":
-    case "timeout":
-    case "unavailable":
-    case "aborted":
-    case "session_expired":
-    case "stale_sequence":
-      return new ApiError("cluster_unavailable", `${what}: the lock cluster did not answer in time (${error.message}); retry`);
-    // The scheduler's own setup is wrong (its cluster token, or a node that lacks an endpoint):
-    // nothing the caller can fix or retry, so it is the server's error.
-    case "unauthorized":
-    case "not_found":
-      return new ApiError("internal", `${what}: the lock cluster refused the scheduler (${code}: ${error.message})`);
-    default: {
-      const unknown: never = code;
-      return new ApiError("internal", `${what}: unexpected lock cluster error ${String(unknown)}`);
-    }
-  }
 }

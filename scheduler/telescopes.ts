@@ -5,7 +5,7 @@
 // configuration disagrees refuses to start.
 
 import type { ClusterPort } from "./cluster.ts";
-import { clusterError } from "./records.ts";
+import { clusterError } from "./errors.ts";
 import type { Telescope } from "./slots.ts";
 
 export class TelescopeGridMismatch extends Error {

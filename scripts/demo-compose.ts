@@ -24,8 +24,8 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type ChainRecord, chainPrefix, verifyChain } from "../client/audit-chain.ts";
 import { type Lease, LockClient } from "../client/lock-client.ts";
+import { type ChainRecord, chainPrefix, verifyChain } from "../protocol/chain.ts";
 import { Compose, type ContainerInfo, DockerHost, portInUse, run, runOk, sleep, stopRunningCommands } from "./demo-docker.ts";
 import { BookingLoad, type Outcome, request } from "./demo-load.ts";
 

@@ -2,8 +2,8 @@
 // every election, every applied entry and every node's log, and records the first violation of
 // the Raft safety properties (Figure 3 of the paper) or of read linearizability.
 //
-// It keeps, per log index, the term, content and state-machine hash of the first entry any node
-// applied there. Every later apply, snapshot install and new leader is checked against that
+// It keeps, per log index, the term and content of the first entry any node applied there, and
+// per snapshot index the content of the first snapshot any node wrote there. Every later apply, snapshot install and new leader is checked against that
 // record, so each check costs O(1) per event (O(log suffix) per election) and can run on every
 // tick of every schedule.
 
@@ -20,7 +20,12 @@ export type ViolationKind =
   | "liveness"
   | "invariant"
   | "double_holder"
-  | "token_order";
+  | "token_order"
+  | "grant_while_held"
+  | "stale_write_accepted"
+  | "exactly_once"
+  | "durability"
+  | "node_error";
 
 export interface Violation {
   readonly kind: ViolationKind;
@@ -35,8 +40,9 @@ export class SafetyChecker {
   private appliedIndexMax: LogIndex = 0;
   private readonly leaderOfTerm = new Map<Term, string>();
   private readonly termAt: Term[] = [];
-  private readonly keyAt: string[] = [];
-  private readonly stateHashAt: number[] = [];
+  private readonly keyAt: number[] = [];
+  /** snapshotAt: the checksum of the first snapshot written at each index (every other must equal it). */
+  private readonly snapshotAt = new Map<LogIndex, number>();
   /** applyTermMinAt: the lowest current term of any node when it applied each index. */
   private readonly applyTermMinAt: Term[] = [];
 
@@ -96,36 +102,44 @@ export class SafetyChecker {
   }
 
   /**
-   * applied checks State Machine Safety: no two nodes apply different entries (or reach different
-   * states) at one index. `nodeTerm` is the applying node's current term (see checkLeaderCompleteness).
+   * applied checks State Machine Safety: no two nodes apply different entries at one index (`key`
+   * is a checksum of the entry's content). `nodeTerm` is the applying node's current term (see
+   * checkLeaderCompleteness). Returns whether this was the first apply of `index` anywhere.
    */
-  applied(tick: number, id: string, index: LogIndex, term: Term, key: string, stateHash: number, nodeTerm: Term): void {
+  applied(tick: number, id: string, index: LogIndex, term: Term, key: number, nodeTerm: Term): boolean {
     const applyTermMin = this.applyTermMinAt[index];
     if (applyTermMin === undefined || nodeTerm < applyTermMin) this.applyTermMinAt[index] = nodeTerm;
     const recordedTerm = this.termAt[index];
     if (recordedTerm === undefined) {
       this.termAt[index] = term;
       this.keyAt[index] = key;
-      this.stateHashAt[index] = stateHash;
       if (index > this.appliedIndexMax) this.appliedIndexMax = index;
-      return;
+      return true;
     }
     if (recordedTerm !== term || this.keyAt[index] !== key) {
       this.fail(
         "state_machine_safety",
         tick,
-        `${id} applied ${key}@${term} at index ${index}, where ${this.keyAt[index]}@${recordedTerm} was applied before`,
+        `${id} applied entry ${index}@${term} (content ${key.toString(16)}), where ${index}@${recordedTerm} (content ${(this.keyAt[index] as number).toString(16)}) was applied before`,
       );
-    } else if (this.stateHashAt[index] !== stateHash) {
-      this.fail("state_machine_safety", tick, `${id} reached a different state at index ${index} than another node did`);
     }
+    return false;
   }
 
-  /** checkSnapshot: an installed snapshot must equal the state other nodes had at its index. */
-  checkSnapshot(tick: number, id: string, index: LogIndex, stateHash: number): void {
-    const recorded = this.stateHashAt[index];
-    if (recorded !== undefined && recorded !== stateHash) {
-      this.fail("state_machine_safety", tick, `${id} installed a snapshot at ${index} whose state differs from the applied state there`);
+  /** termApplied: the term of the entry applied at `index` (undefined if none was). */
+  termApplied(index: LogIndex): Term | undefined {
+    return this.termAt[index];
+  }
+
+  /** snapshotWritten: every snapshot at one index (taken by a node or received) must hold the same state. */
+  snapshotWritten(tick: number, id: string, index: LogIndex, checksum: number): void {
+    const recorded = this.snapshotAt.get(index);
+    if (recorded === undefined) {
+      this.snapshotAt.set(index, checksum);
+      return;
+    }
+    if (recorded !== checksum) {
+      this.fail("state_machine_safety", tick, `${id} wrote a snapshot at ${index} whose state differs from another node's snapshot there`);
     }
   }
 

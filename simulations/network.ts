@@ -1,75 +1,90 @@
-// SimNetwork carries messages between simulated nodes: each message is dropped, duplicated,
-// delayed by 0..delayTicksMax ticks and (with reorder) delivered in random order within its
-// tick. Links can be cut one way or both ways. Everything random comes from the simulator's
-// seeded source, so a run replays exactly.
+// SimNetwork carries messages between simulated processes on the virtual timeline: each message is
+// dropped, duplicated, or delivered after a drawn delay (sometimes a long one, so it arrives after
+// the world has moved on). Without `reorder`, messages on one link arrive in the order sent, as on
+// a TCP connection. Links can be cut one way or both ways; a cut link loses what crosses it at
+// delivery time. A message bound for a process that dies before delivery is lost with it (the
+// connection broke). Everything random comes from the simulator's seeded source.
 
-import { assert } from "../raft/assert.ts";
+import type { PeerTransport } from "../node/contracts.ts";
 import type { RaftMessage } from "../raft/messages.ts";
 import type { RandomSource } from "../raft/random.ts";
+import type { SimProcess, SimScheduler } from "./scheduler.ts";
 
 export interface NetworkFaults {
   dropProbability: number;
   duplicateProbability: number;
-  delayTicksMax: number;
+  /** delayMsMax: a message takes 1 .. 1 + delayMsMax ms. */
+  delayMsMax: number;
   reorder: boolean;
-  /** longDelayProbability: the chance that a message is held up to longDelayTicksMax (a stuck queue, a GC pause). */
+  /** longDelayProbability: the chance that a message is held up to longDelayMsMax (a stuck queue, a GC pause). */
   longDelayProbability: number;
-  longDelayTicksMax: number;
+  longDelayMsMax: number;
 }
 
 /** nodesMax bounds the node slots of one simulated cluster (founders plus joiners). */
 export const nodesMax = 16;
 
+/** Endpoint is where messages for one node go: its live process and its handler. */
+export interface Endpoint {
+  process: SimProcess | undefined;
+  handler: ((message: RaftMessage) => void) | undefined;
+}
+
 export class SimNetwork {
   faults: NetworkFaults;
-  /** delivered counts messages handed to a node. */
+  /** sent counts messages handed to the network, by type; delivered and dropped count outcomes. */
+  readonly sentByType = new Map<RaftMessage["type"], number>();
   delivered = 0;
   dropped = 0;
-  private readonly buckets: RaftMessage[][];
-  private cursor = 0;
+  private readonly scheduler: SimScheduler;
+  private readonly random: RandomSource & { nextFloat(): number };
   /** blocked[from * nodesMax + to] is 1 when messages from `from` to `to` are cut. */
   private readonly blocked = new Uint8Array(nodesMax * nodesMax);
+  /** lastArrivalMs per link, so a link without reorder stays FIFO. */
+  private readonly lastArrivalMs = new Float64Array(nodesMax * nodesMax);
   private readonly slotOf: (id: string) => number;
-  private readonly random: RandomSource & { nextFloat(): number };
+  private readonly endpointOf: (slot: number) => Endpoint | undefined;
+  /** onSend sees every message as a node hands it over (the simulator checks what it promises). */
+  private readonly onSend: (message: RaftMessage) => void;
 
   constructor(options: {
     faults: NetworkFaults;
-    delayTicksMaxLimit: number;
-    slotOf: (id: string) => number;
+    scheduler: SimScheduler;
     random: RandomSource & { nextFloat(): number };
+    slotOf: (id: string) => number;
+    endpointOf: (slot: number) => Endpoint | undefined;
+    onSend: (message: RaftMessage) => void;
   }) {
     this.faults = options.faults;
-    this.slotOf = options.slotOf;
+    this.scheduler = options.scheduler;
     this.random = options.random;
-    this.buckets = Array.from({ length: options.delayTicksMaxLimit + 1 }, () => []);
+    this.slotOf = options.slotOf;
+    this.endpointOf = options.endpointOf;
+    this.onSend = options.onSend;
+  }
+
+  /** transport is the PeerTransport of one process, delivering to `endpoint`'s handler. */
+  transport(endpoint: Endpoint): PeerTransport {
+    return {
+      send: (message) => this.send(message),
+      onMessage: (handler) => {
+        endpoint.handler = handler;
+      },
+      peerStatus: () => new Map(),
+      close: () => Promise.resolve(),
+    };
   }
 
   send(message: RaftMessage): void {
+    this.onSend(message);
+    this.sentByType.set(message.type, (this.sentByType.get(message.type) ?? 0) + 1);
     const faults = this.faults;
     if (faults.dropProbability > 0 && this.random.nextFloat() < faults.dropProbability) {
       this.dropped++;
       return;
     }
-    this.enqueue(message);
-    if (faults.duplicateProbability > 0 && this.random.nextFloat() < faults.duplicateProbability) this.enqueue(message);
-  }
-
-  /** takeNow removes and returns one message due in the current tick, or undefined. */
-  takeNow(): RaftMessage | undefined {
-    const bucket = this.buckets[this.cursor] as RaftMessage[];
-    if (bucket.length === 0) return undefined;
-    if (!this.faults.reorder) return bucket.shift();
-    const position = this.random.nextInt(bucket.length);
-    const message = bucket[position] as RaftMessage;
-    bucket[position] = bucket[bucket.length - 1] as RaftMessage;
-    bucket.pop();
-    return message;
-  }
-
-  /** advance moves to the next tick; messages not delivered this tick were already taken. */
-  advance(): void {
-    assert((this.buckets[this.cursor] as RaftMessage[]).length === 0, "advance() with messages still due this tick");
-    this.cursor = (this.cursor + 1) % this.buckets.length;
+    this.schedule(message);
+    if (faults.duplicateProbability > 0 && this.random.nextFloat() < faults.duplicateProbability) this.schedule(message);
   }
 
   isBlocked(from: string, to: string): boolean {
@@ -84,19 +99,39 @@ export class SimNetwork {
     this.blocked.fill(0);
   }
 
-  inFlight(): number {
-    let count = 0;
-    for (const bucket of this.buckets) count += bucket.length;
-    return count;
+  /** messagesSent: every message handed to the network so far. */
+  messagesSent(): number {
+    let total = 0;
+    for (const count of this.sentByType.values()) total += count;
+    return total;
   }
 
-  private enqueue(message: RaftMessage): void {
+  private schedule(message: RaftMessage): void {
     const faults = this.faults;
-    let delay = faults.delayTicksMax === 0 ? 0 : this.random.nextInt(faults.delayTicksMax + 1);
-    if (faults.longDelayProbability > 0 && this.random.nextFloat() < faults.longDelayProbability) {
-      delay = Math.min(this.buckets.length - 1, this.random.nextInt(faults.longDelayTicksMax + 1));
+    const toSlot = this.slotOf(message.to);
+    const endpoint = this.endpointOf(toSlot);
+    const process = endpoint?.process;
+    if (endpoint === undefined || process === undefined) {
+      this.dropped++;
+      return;
     }
-    const slot = (this.cursor + delay) % this.buckets.length;
-    (this.buckets[slot] as RaftMessage[]).push(message);
+    let delayMs = 1 + this.random.nextFloat() * faults.delayMsMax;
+    if (faults.longDelayProbability > 0 && this.random.nextFloat() < faults.longDelayProbability) {
+      delayMs = 1 + this.random.nextFloat() * faults.longDelayMsMax;
+    }
+    let arrivalMs = this.scheduler.nowMs + delayMs;
+    if (!faults.reorder) {
+      const link = this.slotOf(message.from) * nodesMax + toSlot;
+      arrivalMs = Math.max(arrivalMs, this.lastArrivalMs[link] as number);
+      this.lastArrivalMs[link] = arrivalMs;
+    }
+    this.scheduler.at(arrivalMs, process, () => {
+      if (this.isBlocked(message.from, message.to)) {
+        this.dropped++;
+        return;
+      }
+      this.delivered++;
+      endpoint.handler?.(message);
+    });
   }
 }

@@ -1,21 +1,26 @@
-// SimOptions describe one simulated schedule completely: cluster shape, fault rates, workload
-// and the seed of the simulator's own random source. A run is a pure function of its options,
-// and fast-check generates the options (and shrinks them when a run fails).
+// SimOptions describe one simulated schedule completely: cluster shape, fault rates (network, disk,
+// clocks, crashes), workload and the seed of the simulator's own random source. A run is a pure
+// function of its options, and fast-check generates the options (and shrinks them when a run fails).
 
 import fc from "fast-check";
 import type { PlantedBug } from "../raft/planted-bugs.ts";
-import type { LockPlantedBug } from "./lock-workload.ts";
 
 export type PartitionMode = "none" | "symmetric" | "one_way" | "isolate_leader" | "mixed";
 
-/** Workload: "commands" replicates opaque commands; "locks" runs the lock state machine with lease-holding clients. */
-export type Workload = "commands" | "locks";
+/**
+ * ClientPlantedBug: a bug in the simulated client, which shows that the lease checks bite: it
+ * counts its lease from the reply's arrival instead of from when it sent the request.
+ */
+export type ClientPlantedBug = "client_counts_from_reply";
+
+/** tickMs: one tick of every node's driver (tickIntervalMs), in milliseconds of its own clock. */
+export const tickMs = 10;
 
 export interface SimOptions {
   /** seed drives every random choice the simulator makes (and each core's election jitter). */
   readonly seed: number;
   readonly clusterSize: 3 | 5 | 7;
-  /** safetyTicks is the length of the faulty phase; then the faults heal and liveness is checked. */
+  /** safetyTicks is the length of the faulty phase (in ticks of true time); then the faults heal and liveness is checked. */
   readonly safetyTicks: number;
   readonly electionTimeoutTicks: number;
   readonly heartbeatIntervalTicks: number;
@@ -25,10 +30,10 @@ export interface SimOptions {
   readonly dropProbability: number;
   readonly duplicateProbability: number;
   /**
-   * delayTicksMax: in the faulty phase each message takes 0..delayTicksMax ticks (with reorder
-   * they also overtake each other), even longer than an election timeout. The heal brings it
-   * down to healedDelayTicksMax(options), because liveness needs the paper's timing requirement
-   * (§5.6: broadcast time << election timeout); safety must hold whatever the timing.
+   * delayTicksMax: in the faulty phase each message takes 1 ms .. delayTicksMax ticks (they overtake
+   * each other with reorder on). The heal brings it down to healedDelayTicksMax(options): liveness
+   * needs the paper's timing requirement (§5.6: broadcast time ≪ election timeout); safety must hold
+   * whatever the timing.
    */
   readonly delayTicksMax: number;
   readonly reorder: boolean;
@@ -37,27 +42,38 @@ export interface SimOptions {
   readonly partitionMode: PartitionMode;
   /** partitionStabilityTicks: how long a partition lasts before the network is drawn anew. */
   readonly partitionStabilityTicks: number;
-  /** crashProbability: per tick, the chance that one live node crashes (losing what it had not persisted). */
+  /** crashProbability: per tick, the chance that one live node crashes (losing every write not yet synced). */
   readonly crashProbability: number;
   readonly restartDelayTicksMax: number;
-  /** clockDriftPercentMax: each node's clock runs at 100 ± this percent of real time. */
+  /** Disk faults (sim-disk.ts). fsyncLatencyMsMax: a write takes 0.2 .. this many ms. */
+  readonly fsyncLatencyMsMax: number;
+  /** stallProbability: per write, the chance it stalls for 1 to 3 election timeouts. */
+  readonly stallProbability: number;
+  /** fsyncFailureProbability: per write, the chance its fsync fails (the node fails-stop). */
+  readonly fsyncFailureProbability: number;
+  /** tornWriteProbability: per crash, the chance the write being written is torn. */
+  readonly tornWriteProbability: number;
+  /** diskFullProbability: per tick, the chance one node's disk fills up for a while. */
+  readonly diskFullProbability: number;
+  /** corruptionProbability: per tick, the chance one record on one node's disk is damaged at rest. */
+  readonly corruptionProbability: number;
+  /** clockDriftPercentMax: each node's and client's clock runs at 100 ± this percent of true time (at most 5: the clients' lease discount covers that). */
   readonly clockDriftPercentMax: number;
-  /** Workload, per tick. */
-  readonly proposalProbability: number;
+  /** clockStepProbability: per tick, the chance one node's wall clock steps forward or back by 1 to 10 minutes. */
+  readonly clockStepProbability: number;
+  /** clientCount: simulated clients; clientActProbability: per tick, the chance an idle client does something. */
+  readonly clientCount: number;
+  readonly clientActProbability: number;
+  /** readProbability: per tick, the chance a client reads a key (linearizable read) besides. */
   readonly readProbability: number;
   readonly confChangeProbability: number;
   /** snapshotIntervalEntries: a node compacts its log once this many entries are applied past its snapshot. */
   readonly snapshotIntervalEntries: number;
-  readonly workload: Workload;
-  /**
-   * adminProbability: per tick, the chance of an operator's action: a leadership transfer to a
-   * random voter, or a stray campaign() on a random node; with it on, membership changes may also
-   * shrink the voters down to one. Drawn from a separate random stream.
-   */
+  /** adminProbability: per tick, the chance of an operator's leadership transfer; with it on, membership changes may also shrink the voters. */
   readonly adminProbability: number;
+  /** plantedBug: a Raft rule broken in the core (raft/planted-bugs.ts); tests of the simulator only. */
   readonly plantedBug?: PlantedBug;
-  /** plantedLockBug: a lease bug (lock workload only; tests of the simulator only). */
-  readonly plantedLockBug?: LockPlantedBug;
+  readonly plantedClientBug?: ClientPlantedBug;
 }
 
 /** healedDelayTicksMax is the message delay bound after the heal: at most 30% of the election timeout. */
@@ -65,13 +81,17 @@ export function healedDelayTicksMax(options: SimOptions): number {
   return Math.min(options.delayTicksMax, Math.floor(0.3 * options.electionTimeoutTicks));
 }
 
-/** defaultSimOptions is a moderate schedule, for the bench and for hand-written runs. */
+/**
+ * defaultSimOptions is a moderate schedule with every kind of fault on, for the bench and for
+ * hand-written runs. Its timing is the node's default (node/config.ts: 15 election ticks, 3
+ * heartbeat ticks of 10 ms).
+ */
 export const defaultSimOptions: SimOptions = {
   seed: 1,
   clusterSize: 5,
   safetyTicks: 10_000,
-  electionTimeoutTicks: 10,
-  heartbeatIntervalTicks: 2,
+  electionTimeoutTicks: 15,
+  heartbeatIntervalTicks: 3,
   entriesPerAppendMax: 16,
   inflightAppendsMax: 8,
   dropProbability: 0.02,
@@ -83,12 +103,19 @@ export const defaultSimOptions: SimOptions = {
   partitionStabilityTicks: 200,
   crashProbability: 0.002,
   restartDelayTicksMax: 50,
-  clockDriftPercentMax: 10,
-  proposalProbability: 0.2,
+  fsyncLatencyMsMax: 2,
+  stallProbability: 0.002,
+  fsyncFailureProbability: 0.0005,
+  tornWriteProbability: 0.5,
+  diskFullProbability: 0.0002,
+  corruptionProbability: 0.0002,
+  clockDriftPercentMax: 5,
+  clockStepProbability: 0.001,
+  clientCount: 4,
+  clientActProbability: 0.3,
   readProbability: 0.05,
   confChangeProbability: 0.002,
   snapshotIntervalEntries: 50,
-  workload: "commands",
   adminProbability: 0.002,
 };
 
@@ -96,7 +123,33 @@ export const defaultSimOptions: SimOptions = {
 export function simOptionsArbitrary(limits: {
   safetyTicksMax: number;
   plantedBug?: PlantedBug;
-  plantedLockBug?: LockPlantedBug;
+  plantedClientBug?: ClientPlantedBug;
+  /**
+   * hostile narrows the draw to the hostile end of every range (frequent crashes and wall-clock
+   * steps, busy clients, one entry per append half the time): a bug hunt within few schedules, as the planted-bug tests
+   * run. The same faults, only more of them.
+   */
+  hostile?: boolean;
+}): fc.Arbitrary<SimOptions> {
+  const base = generalArbitrary(limits);
+  if (limits.hostile !== true) return base;
+  return fc
+    .tuple(base, fc.constantFrom(0.02, 0.05), fc.integer({ min: 3, max: 6 }), fc.boolean(), fc.constantFrom(0.002, 0.01))
+    .map(([options, crashProbability, clientCount, oneEntry, clockStepProbability]) => ({
+      ...options,
+      crashProbability,
+      clockStepProbability,
+      clientCount,
+      clientActProbability: 0.8,
+      restartDelayTicksMax: Math.min(options.restartDelayTicksMax, 3 * options.electionTimeoutTicks),
+      ...(oneEntry ? { entriesPerAppendMax: 1 } : {}),
+    }));
+}
+
+function generalArbitrary(limits: {
+  safetyTicksMax: number;
+  plantedBug?: PlantedBug;
+  plantedClientBug?: ClientPlantedBug;
 }): fc.Arbitrary<SimOptions> {
   return fc
     .record({
@@ -113,25 +166,30 @@ export function simOptionsArbitrary(limits: {
       duplicateProbability: fc.constantFrom(0, 0.01, 0.05),
       delayTicksMax: fc.integer({ min: 0, max: 6 }),
       reorder: fc.boolean(),
-      longDelayProbability: fc.constantFrom(0, 0.001, 0.01, 0.05, 0.1),
+      longDelayProbability: fc.constantFrom(0, 0.001, 0.01, 0.05),
       partitionMode: fc.constantFrom<PartitionMode>("none", "symmetric", "one_way", "isolate_leader", "mixed"),
       partitionStabilityTicks: fc.integer({ min: 10, max: 400 }),
-      crashProbability: fc.constantFrom(0, 0.001, 0.005, 0.02, 0.05),
+      crashProbability: fc.constantFrom(0, 0.001, 0.005, 0.02),
       restartDelayTicksMax: fc.integer({ min: 0, max: 100 }),
-      clockDriftPercentMax: fc.integer({ min: 0, max: 30 }),
-      proposalProbability: fc.constantFrom(0.05, 0.2, 0.5),
+      fsyncLatencyMsMax: fc.constantFrom(0.5, 2, 8, 20),
+      stallProbability: fc.constantFrom(0, 0.001, 0.01),
+      fsyncFailureProbability: fc.constantFrom(0, 0.0005, 0.005),
+      tornWriteProbability: fc.constantFrom(0, 0.5, 1),
+      diskFullProbability: fc.constantFrom(0, 0.0005, 0.002),
+      corruptionProbability: fc.constantFrom(0, 0.0005, 0.002),
+      clockDriftPercentMax: fc.integer({ min: 0, max: 5 }),
+      clockStepProbability: fc.constantFrom(0, 0.001, 0.01),
+      clientCount: fc.integer({ min: 1, max: 6 }),
+      clientActProbability: fc.constantFrom(0.05, 0.3, 0.8),
       readProbability: fc.constantFrom(0, 0.05, 0.2),
       confChangeProbability: fc.constantFrom(0, 0.002, 0.01),
       snapshotIntervalEntries: fc.integer({ min: 3, max: 200 }),
-      // Last, so adding it left every earlier field's values (for a given seed) unchanged.
-      workload: fc.constantFrom<Workload>("commands", "locks"),
       adminProbability: fc.constantFrom(0, 0.002, 0.01),
     })
     .map(({ heartbeatRatio, ...rest }) => ({
       ...rest,
       heartbeatIntervalTicks: Math.max(1, Math.floor(rest.electionTimeoutTicks / heartbeatRatio)),
-      // Planted Raft bugs run under the commands workload, where their measured figures were taken.
-      ...(limits.plantedBug === undefined ? {} : { plantedBug: limits.plantedBug, workload: "commands" as const, adminProbability: 0 }),
-      ...(limits.plantedLockBug === undefined ? {} : { plantedLockBug: limits.plantedLockBug, workload: "locks" as const }),
+      ...(limits.plantedBug === undefined ? {} : { plantedBug: limits.plantedBug }),
+      ...(limits.plantedClientBug === undefined ? {} : { plantedClientBug: limits.plantedClientBug }),
     }));
 }

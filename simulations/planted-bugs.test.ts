@@ -1,47 +1,73 @@
-// The checkers must bite. Each planted bug (raft/planted-bugs.ts) breaks one rule of the Raft
-// paper; for each, the simulator — the same generator and checkers as the main property — must
-// find a violation within the stated number of schedules. Runs are deterministic, so the run at
-// which each bug is found is reproducible (docs/SIMULATION.md lists the measured figures).
+// The simulator must find bugs in the code it runs. Each planted bug breaks one rule, and for each
+// the simulator — the same generator (its hostile end: the same faults, more of them) and checkers
+// as the main property — must find a violation within the stated number of schedules from seed 1.
+// Runs are deterministic, so the run at which each is found is reproducible (simulations/README.md
+// lists the measured figures). The bug, not the schedule, must be to blame: the failing schedule
+// passes on the production code.
+//
+// - Driver and lock-service bugs (planted-node-bugs.ts) are source rewrites: node/ is copied under
+//   test-results/mutants/ with the text replaced (tests/support/mutants.ts), and the simulator runs
+//   the copy's LockService. No production code path has a branch for them.
+// - Raft core bugs (raft/planted-bugs.ts) are switched on in the core's config, behind the lint
+//   guard that keeps node/ from importing them.
+// - One client bug (counting the lease from the reply) shows the lease checks bite.
 
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { type PlantedBug, plantedBugs } from "../raft/planted-bugs.ts";
-import { type LockPlantedBug, lockPlantedBugs } from "./lock-workload.ts";
-import { checkSimulations, SimulationFailure } from "./property.ts";
-import { runSimulation } from "./sim.ts";
+import { importMutant, removeMutants } from "../tests/support/mutants.ts";
+import { type PlantedNodeBug, plantedNodeBugs } from "./planted-node-bugs.ts";
+import { type CheckOptions, checkSimulations, SimulationFailure } from "./property.ts";
+import { type NodeImplementation, runSimulation } from "./sim.ts";
 
 /** runsMax is the stated bound: every planted bug is found within this many schedules from seed 1. */
-const runsMax = 1000;
+const runsMax = 150;
+const hunt = { runs: runsMax, seed: 1, safetyTicksMax: 2000, hostile: true, shrink: false } as const;
 
-describe("planted bugs are found by the simulator", () => {
-  it.each(plantedBugs.map((bug) => [bug]))("finds %s within the stated number of schedules", (bug: PlantedBug) => {
-    const details = checkSimulations({ runs: runsMax, seed: 1, safetyTicksMax: 3000, plantedBug: bug });
-    expect(details.failed, `${bug} was not found in ${runsMax} schedules`).toBe(true);
-    expect(details.numRuns).toBeLessThanOrEqual(runsMax);
-    expect(details.errorInstance).toBeInstanceOf(SimulationFailure);
-    // The bug, not the schedule, is to blame: the shrunk counterexample passes once the bug is removed.
-    const counterexample = details.counterexample?.[0];
-    expect(counterexample?.plantedBug).toBe(bug);
-    if (counterexample === undefined) return;
-    const { plantedBug: _removed, ...withoutBug } = counterexample;
-    expect(runSimulation(withoutBug).violation).toBeUndefined();
+afterAll(() => removeMutants());
+
+function expectFound(details: ReturnType<typeof checkSimulations>, bug: string): SimulationFailure {
+  expect(details.failed, `${bug} was not found in ${runsMax} schedules`).toBe(true);
+  expect(details.numRuns).toBeLessThanOrEqual(runsMax);
+  expect(details.errorInstance).toBeInstanceOf(SimulationFailure);
+  return details.errorInstance as SimulationFailure;
+}
+
+/** expectBugToBlame: the failing schedule, run on the production code, passes. */
+function expectBugToBlame(details: ReturnType<typeof checkSimulations>): void {
+  const counterexample = details.counterexample?.[0];
+  expect(counterexample).toBeDefined();
+  if (counterexample === undefined) return;
+  const { plantedBug: _core, plantedClientBug: _client, ...withoutBug } = counterexample;
+  expect(runSimulation(withoutBug).violation).toBeUndefined();
+}
+
+describe("planted driver and lock-service bugs are found by the simulator", () => {
+  it.each(plantedNodeBugs.map((bug) => [bug.name, bug] as const))("finds %s", async (_name: string, bug: PlantedNodeBug) => {
+    const implementation = await importMutant<NodeImplementation>("node", "lock-service.ts", bug.mutations);
+    const details = checkSimulations({ ...hunt, implementation } satisfies CheckOptions);
+    expectFound(details, bug.name);
+    expectBugToBlame(details);
+  });
+});
+
+describe("planted Raft core bugs are found by the simulator running the production node", () => {
+  it.each(plantedBugs.map((bug) => [bug]))("finds %s", (bug: PlantedBug) => {
+    const details = checkSimulations({ ...hunt, plantedBug: bug });
+    expectFound(details, bug);
+    expect(details.counterexample?.[0].plantedBug).toBe(bug);
+    expectBugToBlame(details);
   });
 
-  /** lockRunsMax is the stated bound for the lease bugs (lock workload): found within this many schedules from seed 1. */
-  const lockRunsMax = 100;
-  it.each(lockPlantedBugs.map((bug) => [bug]))("finds the lease bug %s within the stated number of schedules", (bug: LockPlantedBug) => {
-    const details = checkSimulations({ runs: lockRunsMax, seed: 1, safetyTicksMax: 3000, plantedLockBug: bug });
-    expect(details.failed, `${bug} was not found in ${lockRunsMax} schedules`).toBe(true);
-    const failure = details.errorInstance as SimulationFailure;
-    expect(failure.result.violation?.kind).toBe("double_holder");
-    const counterexample = details.counterexample?.[0];
-    expect(counterexample?.plantedLockBug).toBe(bug);
-    if (counterexample === undefined) return;
-    const { plantedLockBug: _removed, ...withoutBug } = counterexample;
-    expect(runSimulation(withoutBug).violation).toBeUndefined();
+  it("finds the client bug client_counts_from_reply as a double holder", () => {
+    const details = checkSimulations({ ...hunt, plantedClientBug: "client_counts_from_reply" });
+    expect(expectFound(details, "client_counts_from_reply").result.violation?.kind).toBe("double_holder");
+    expectBugToBlame(details);
   });
+});
 
-  it("finds nothing with no bug planted, over the same schedules", () => {
-    const details = checkSimulations({ runs: 200, seed: 1, safetyTicksMax: 3000 });
+describe("with no bug planted", () => {
+  it("finds nothing over the same hostile schedules (the whole budget)", () => {
+    const details = checkSimulations(hunt);
     expect(details.failed ? String(details.errorInstance) : "ok").toBe("ok");
   });
 });

@@ -4,9 +4,8 @@
 
 import fc from "fast-check";
 import type { PlantedBug } from "../raft/planted-bugs.ts";
-import type { LockPlantedBug } from "./lock-workload.ts";
-import { type SimOptions, simOptionsArbitrary } from "./options.ts";
-import { runSimulation, type SimResult } from "./sim.ts";
+import { type ClientPlantedBug, type SimOptions, simOptionsArbitrary } from "./options.ts";
+import { type NodeImplementation, runSimulation, type SimResult } from "./sim.ts";
 
 /** SimulationFailure carries the violation and the whole result, so reporters can print both. */
 export class SimulationFailure extends Error {
@@ -25,20 +24,29 @@ export interface CheckOptions {
   readonly path?: string;
   readonly safetyTicksMax: number;
   readonly plantedBug?: PlantedBug;
-  readonly plantedLockBug?: LockPlantedBug;
+  readonly plantedClientBug?: ClientPlantedBug;
+  /** implementation: the node code to run (a mutant with a planted bug, in tests); production by default. */
+  readonly implementation?: NodeImplementation;
+  /** hostile: draw schedules from the hostile end of every fault range (see simOptionsArbitrary). */
+  readonly hostile?: boolean;
+  /** shrink: let fast-check shrink a failure (default true); a bug hunt that only needs the first failure turns it off. */
+  readonly shrink?: boolean;
   /** onRun is called after every schedule (shrinking runs included), for progress and totals. */
   readonly onRun?: (options: SimOptions, result: SimResult) => void;
 }
 
 /** checkSimulations runs `runs` generated schedules and returns fast-check's report. */
 export function checkSimulations(options: CheckOptions): fc.RunDetails<[SimOptions]> {
-  const arbitrary = simOptionsArbitrary({
+  const generated = simOptionsArbitrary({
     safetyTicksMax: options.safetyTicksMax,
+    ...(options.hostile === true ? { hostile: true } : {}),
     ...(options.plantedBug === undefined ? {} : { plantedBug: options.plantedBug }),
-    ...(options.plantedLockBug === undefined ? {} : { plantedLockBug: options.plantedLockBug }),
+    ...(options.plantedClientBug === undefined ? {} : { plantedClientBug: options.plantedClientBug }),
   });
+  const arbitrary = options.shrink === false ? fc.noShrink(generated) : generated;
+  const implementation = options.implementation;
   const property = fc.property(arbitrary, (simOptions) => {
-    const result = runSimulation(simOptions);
+    const result = runSimulation(simOptions, implementation === undefined ? {} : { implementation });
     options.onRun?.(simOptions, result);
     if (!result.ok) throw new SimulationFailure(result);
   });
@@ -46,6 +54,6 @@ export function checkSimulations(options: CheckOptions): fc.RunDetails<[SimOptio
     numRuns: options.runs,
     seed: options.seed,
     ...(options.path === undefined ? {} : { path: options.path }),
-    endOnFailure: false,
+    endOnFailure: options.shrink === false,
   });
 }

@@ -1,12 +1,19 @@
-// The client's hash-chain verifier (client/audit-chain.ts, on node:crypto) against records that
-// the real lock state machine wrote (with @noble/hashes): the two implementations agree on every
-// hash, and the verifier catches a changed record, a dropped one, a reordering, a forged link and
-// a record of another chain, and continues from a known head page by page.
+// The hash-chain verifier every reader uses (protocol/chain.ts, on @noble/hashes) against records
+// that the real lock state machine wrote: its hashes are the documented format's, computed again
+// here independently with node:crypto, and the verifier catches a changed record, a dropped one, a
+// reordering, a forged link and a record of another chain, and continues from a known head page
+// by page. (Until issue 15 the client kept its own copy of the verifier on node:crypto; this test
+// compared the two. There is one verifier now; the reference below stands in for the copy.)
 
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { type ChainRecord, chainGenesisHash, chainPrefix, chainRecordHash, verifyChain } from "../client/audit-chain.ts";
-import { chainRecordHash as nodeChainRecordHash } from "../node/state/chain.ts";
-import { LockStateMachine } from "../node/state/lock-state-machine.ts";
+import { LockStateMachine } from "../lock/lock-state-machine.ts";
+import { type ChainRecord, chainGenesisHash, chainPrefix, chainRecordHash, verifyChain } from "../protocol/chain.ts";
+
+/** referenceHash is the documented link hash, hex(sha256(`prevHash\nseq\nindex\nrecord`)) in UTF-8, on node:crypto. */
+function referenceHash(prevHash: string, seq: number, index: number, record: string): string {
+  return createHash("sha256").update(`${prevHash}\n${seq}\n${index}\n${record}`, "utf8").digest("hex");
+}
 
 /** writeChain appends `count` records to chain `chain` through fenced txns and reads them back. */
 function writeChain(chain: string, count: number): ChainRecord[] {
@@ -19,14 +26,14 @@ function writeChain(chain: string, count: number): ChainRecord[] {
   return machine.range(chainPrefix(chain), 1000).items.map((item) => JSON.parse(item.value.value) as ChainRecord);
 }
 
-describe("client/audit-chain verifyChain", () => {
+describe("protocol/chain verifyChain", () => {
   const records = writeChain("audit", 5);
 
-  it("accepts what the state machine wrote, and hashes exactly as node/state/chain.ts does", () => {
+  it("accepts what the state machine wrote, and hashes exactly as the documented format says", () => {
     expect(verifyChain(records)).toEqual({ ok: true, count: 5, headHash: records[4]?.hash });
     for (const record of records) {
       expect(chainRecordHash(record.prevHash, record.seq, record.index, record.record)).toBe(
-        nodeChainRecordHash(record.prevHash, record.seq, record.index, record.record),
+        referenceHash(record.prevHash, record.seq, record.index, record.record),
       );
     }
     expect(records[0]?.prevHash).toBe(chainGenesisHash);
@@ -62,5 +69,13 @@ describe("client/audit-chain verifyChain", () => {
     if (!first.ok) throw new Error(first.reason);
     expect(verifyChain(records.slice(2), { seq: 2, hash: first.headHash })).toEqual({ ok: true, count: 3, headHash: records[4]?.hash });
     expect(verifyChain(records.slice(2), { seq: 2, hash: chainGenesisHash })).toMatchObject({ ok: false, brokenAtSeq: 3 });
+  });
+
+  it("verifies alike with a native SHA-256 handed in, and uses the one it is given", () => {
+    const native = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
+    expect(verifyChain(records, undefined, native)).toEqual(verifyChain(records));
+    const tampered = records.map((record) => (record.seq === 4 ? { ...record, record: "altered" } : record));
+    expect(verifyChain(tampered, undefined, native)).toEqual(verifyChain(tampered));
+    expect(verifyChain(records, undefined, () => "0".repeat(64))).toMatchObject({ ok: false, brokenAtSeq: 1 });
   });
 });

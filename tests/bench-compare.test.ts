@@ -6,7 +6,7 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
-import { freePort, waitFor } from "./support/process-cluster.ts";
+import { freePort, waitFor } from "../harness/process-cluster.ts";
 
 interface Answer {
   readonly status: number;

@@ -7,10 +7,10 @@ import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { LockClient } from "../client/lock-client.ts";
+import { authorizedGet, rawHttp } from "../harness/raw-http.ts";
 import { type HttpCluster, startHttpCluster } from "../node/testing/http-cluster.ts";
 import { lockClusterPort } from "../scheduler/cluster.ts";
 import type { Telescope } from "../scheduler/slots.ts";
-import { authorizedGet, rawHttp } from "./support/raw-http.ts";
 import { type CallOptions, callApi, type InProcessScheduler, type Json, startInProcessScheduler } from "./support/scheduler-in-process.ts";
 
 const telescopes: Telescope[] = [
@@ -433,7 +433,7 @@ describe("audit and events", () => {
     const audit = await call("GET", "/audit?limit=500", { key });
     expect(audit.body.chain.verified).toBe(true);
     expect(audit.body.chain.records).toBe(audit.body.items.length);
-    const { verifyChain } = await import("../client/audit-chain.ts");
+    const { verifyChain } = await import("../protocol/chain.ts");
     const raw = audit.body.items.map((item: Json) => ({ ...item, record: JSON.stringify(item.record) }));
     expect(verifyChain(raw).ok).toBe(true);
     const victim = raw.findIndex((item: Json) => item.record.includes("hubble-acad"));

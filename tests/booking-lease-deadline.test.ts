@@ -12,6 +12,7 @@ import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lease, LockClient } from "../client/lock-client.ts";
 import { HttpTransport, type LockTransport } from "../client/transport.ts";
+import { waitFor } from "../harness/process-cluster.ts";
 import { type HttpCluster, startHttpCluster } from "../node/testing/http-cluster.ts";
 import { type BookingObserver, Bookings } from "../scheduler/bookings.ts";
 import { type ClusterLease, type ClusterPort, lockClusterPort } from "../scheduler/cluster.ts";
@@ -19,7 +20,6 @@ import { ApiError } from "../scheduler/errors.ts";
 import { createSchedulerLogger, type SchedulerLogger } from "../scheduler/logging.ts";
 import type { Scientist } from "../scheduler/records.ts";
 import type { Telescope } from "../scheduler/slots.ts";
-import { waitFor } from "./support/process-cluster.ts";
 
 const telescope: Telescope = { id: "hubble-acad", name: "Hubble Acad", slotMinutes: 5, horizonDays: 30, slotsPerBookingMax: 12 };
 
@@ -91,10 +91,7 @@ function setup(leaseTtlMs: number, beforeRead: (lease: ClusterLease) => Promise<
     telescopes: new Map([[telescope.id, telescope]]),
     serviceName: "scheduler",
     leaseTtlMs,
-    locking: true,
     nowMs: () => Date.now(),
-    pauseBeforeWriteMs: 0,
-    unlockedWriteDelayMs: 0,
     observer,
   });
   return { bookings, log, sentPaths, refusals, leases };

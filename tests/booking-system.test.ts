@@ -7,9 +7,9 @@
 
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type BookingSystem, startBookingSystem } from "./support/booking-system.ts";
-import { waitFor } from "./support/process-cluster.ts";
-import { parsePrometheusText } from "./support/prometheus-text.ts";
+import { type BookingSystem, startBookingSystem } from "../harness/booking-system.ts";
+import { waitFor } from "../harness/process-cluster.ts";
+import { parsePrometheusText } from "../harness/prometheus-text.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field at run time
 type Json = any;

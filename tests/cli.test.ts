@@ -3,7 +3,7 @@
 // get, unlock, usage errors (exit 2) and --help (exit 0). Runs the real `client/sctec.mjs`.
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProcessCluster } from "./support/process-cluster.ts";
+import { ProcessCluster } from "../harness/process-cluster.ts";
 
 let cluster: ProcessCluster;
 beforeAll(async () => {

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { faketimeLibrary, NodeClocks } from "../chaos/environment.ts";
 import { LockClient } from "../client/lock-client.ts";
-import { ProcessCluster, waitFor } from "./support/process-cluster.ts";
+import { ProcessCluster, waitFor } from "../harness/process-cluster.ts";
 
 let cluster: ProcessCluster | undefined;
 let clockDir: string | undefined;

@@ -6,8 +6,8 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import { LockClient, LockError } from "../client/lock-client.ts";
-import { checkLinearizable, type HistoryEntry, type LockOperation } from "./support/linearizability.ts";
-import { ProcessCluster, waitFor } from "./support/process-cluster.ts";
+import { checkLinearizable, type HistoryEntry, type LockOperation } from "../harness/linearizability.ts";
+import { ProcessCluster, waitFor } from "../harness/process-cluster.ts";
 
 let cluster: ProcessCluster | undefined;
 afterEach(async () => {

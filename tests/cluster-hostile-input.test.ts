@@ -7,7 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LockClient } from "../client/lock-client.ts";
-import { ProcessCluster, waitFor } from "./support/process-cluster.ts";
+import { ProcessCluster, waitFor } from "../harness/process-cluster.ts";
 
 let cluster: ProcessCluster;
 

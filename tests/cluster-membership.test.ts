@@ -5,7 +5,7 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import { LockClient } from "../client/lock-client.ts";
-import { ProcessCluster, waitFor } from "./support/process-cluster.ts";
+import { ProcessCluster, waitFor } from "../harness/process-cluster.ts";
 
 let cluster: ProcessCluster | undefined;
 

@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { NodeDisks } from "../chaos/environment.ts";
 import { Resources } from "../chaos/resources.ts";
 import { LockClient } from "../client/lock-client.ts";
-import { ProcessCluster, waitFor } from "./support/process-cluster.ts";
+import { ProcessCluster, waitFor } from "../harness/process-cluster.ts";
 
 let cluster: ProcessCluster | undefined;
 let resources: Resources | undefined;

@@ -4,9 +4,9 @@
 // Jepsen's lock workloads catch: two holders within a TTL, a write under a lease that was no
 // longer current (the unfenced lost update), a lost acknowledged write, tokens that do not rise.
 import { describe, expect, it } from "vitest";
-import { smallestFailingWindow } from "./support/failing-window.ts";
-import { type FencedEntry, type FencedOperation, fencedKvModel } from "./support/fenced-kv-model.ts";
-import { searchLinearization } from "./support/linearizability.ts";
+import { smallestFailingWindow } from "../harness/failing-window.ts";
+import { type FencedEntry, type FencedOperation, fencedKvModel } from "../harness/fenced-kv-model.ts";
+import { searchLinearization } from "../harness/linearizability.ts";
 
 const ttlMs = 1000;
 const never = Number.POSITIVE_INFINITY;

@@ -9,7 +9,7 @@
 // rush-checks.test.ts. Nothing here depends on speed: a slow machine only gets a longer lead.
 
 import { describe, expect, it } from "vitest";
-import { runHorizonRush } from "./support/horizon-rush.ts";
+import { runHorizonRush } from "../harness/horizon-rush.ts";
 
 describe("the horizon rush, 50 scientists", () => {
   it("passes every check of the benchmark, with real contention", async () => {

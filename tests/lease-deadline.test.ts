@@ -1,6 +1,6 @@
 // A lease holder cut off from a real cluster hears `lost` at its local deadline, not seconds later,
 // and before anyone else is granted the lock. Real node processes on free loopback ports; the
-// holder reaches them only through loopback proxies (tests/support/loopback-proxy.ts) that the
+// holder reaches them only through loopback proxies (harness/loopback-proxy.ts) that the
 // test cuts: everything dropped, requests only, answers only. Another client, connected directly,
 // waits for the same resource meanwhile.
 //
@@ -10,8 +10,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lease, LockClient, type LockError } from "../client/lock-client.ts";
-import { type Cut, LoopbackProxy } from "./support/loopback-proxy.ts";
-import { ProcessCluster } from "./support/process-cluster.ts";
+import { type Cut, LoopbackProxy } from "../harness/loopback-proxy.ts";
+import { ProcessCluster } from "../harness/process-cluster.ts";
 
 let cluster: ProcessCluster;
 let proxies: LoopbackProxy[] = [];

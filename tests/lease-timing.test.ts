@@ -445,8 +445,8 @@ describe("the timing scenarios catch planted bugs", () => {
     [
       "a renewal counted from its first attempt (as a session's retry must be)",
       "client/lock-client.ts",
-      'return (await this.send("POST", "/renew", { resources: [...resources], token }, options)).sentAtMs;',
-      'const firstSentAtMs = this.options.now();\n      await this.send("POST", "/renew", { resources: [...resources], token }, options);\n      return firstSentAtMs;',
+      'const answer = await this.send("POST", "/renew", renewal, options);\n    decode(writeEndpoints["/renew"].answer, answer, "/renew");\n    return answer.sentAtMs;',
+      'const firstSentAtMs = this.options.now();\n    const answer = await this.send("POST", "/renew", renewal, options);\n    decode(writeEndpoints["/renew"].answer, answer, "/renew");\n    return firstSentAtMs;',
       justBeforeTheDeadline,
     ],
     [

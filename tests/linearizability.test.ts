@@ -2,7 +2,7 @@
 // break the mutex-with-fencing model: two overlapping holders, a token going down, a release by a
 // non-holder that succeeds, a conflict with nobody holding, and a real-time order violation.
 import { describe, expect, it } from "vitest";
-import { checkLinearizable, type HistoryEntry, type LockOperation } from "./support/linearizability.ts";
+import { checkLinearizable, type HistoryEntry, type LockOperation } from "../harness/linearizability.ts";
 
 function op(client: string, invokedAtMs: number, returnedAtMs: number, operation: LockOperation): HistoryEntry {
   return { client, invokedAtMs, returnedAtMs, operation };

@@ -7,9 +7,9 @@
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ChainRecord, chainPrefix, verifyChain } from "../client/audit-chain.ts";
 import { LockClient, LockError } from "../client/lock-client.ts";
 import { type HttpCluster, startHttpCluster } from "../node/testing/http-cluster.ts";
+import { type ChainRecord, chainPrefix, verifyChain } from "../protocol/chain.ts";
 
 let cluster: HttpCluster;
 beforeAll(async () => {
@@ -320,13 +320,16 @@ describe("LockClient", () => {
         response.writeHead(503, { "content-type": "application/json" }).end('{"error":{"code":"no_leader","message":"x"}}');
         return;
       }
+      // Answers of the wire contract's shapes (protocol/api.ts), which the client checks.
       const body = request.url?.startsWith("/lock")
-        ? { token: "7", resources: ["slot-j"], ttlMs: 5000 }
+        ? { status: "granted", token: "7", resources: ["slot-j"], owner: "me", ttlMs: 5000 }
         : request.url?.startsWith("/kv?")
           ? { items: [], more: false, index: 7 }
           : request.url?.startsWith("/kv/")
             ? { key: "k", value: "v", token: "7", modIndex: 7 }
-            : { index: 8, keys: ["k"] };
+            : request.url?.startsWith("/unlock")
+              ? { status: "released", leases: [{ resource: "slot-j", token: "7" }] }
+              : { status: "committed", index: 8, keys: ["k"] };
       response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

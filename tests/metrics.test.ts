@@ -8,9 +8,9 @@
 //   requests by route pattern (the fencing rejection is shown in booking-system.test.ts).
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type BookingSystem, startBookingSystem } from "./support/booking-system.ts";
-import { waitFor } from "./support/process-cluster.ts";
-import { type Exposition, parsePrometheusText } from "./support/prometheus-text.ts";
+import { type BookingSystem, startBookingSystem } from "../harness/booking-system.ts";
+import { waitFor } from "../harness/process-cluster.ts";
+import { type Exposition, parsePrometheusText } from "../harness/prometheus-text.ts";
 
 describe("the Prometheus text reader", () => {
   const good = [
@@ -157,8 +157,13 @@ describe("/metrics on real processes", () => {
           requestedAtUtc: new Date().toISOString(),
         }),
       });
-    expect((await book()).status).toBe(201);
+    const created = await book();
+    expect(created.status).toBe(201);
     expect((await book()).status).toBe(409);
+    // Labelled by route pattern, whatever router a route lives in: the booking's own path reads `/bookings/:id`.
+    const shown = await fetch(`${base}${created.headers.get("location")}`, { headers: { authorization: `Bearer ${apiKey}` } });
+    expect(shown.status).toBe(200);
+    expect((await fetch(`${base}/no-such-endpoint`)).status).toBe(404);
 
     const after = await scrape(base);
     const delta = (name: string, labels?: Record<string, string>) => after.sum(name, labels) - before.sum(name, labels);
@@ -168,6 +173,8 @@ describe("/metrics on real processes", () => {
     expect(delta("sctec_scheduler_http_requests_total", { route: "/bookings", method: "POST", status: "201" })).toBe(1);
     expect(delta("sctec_scheduler_http_requests_total", { route: "/bookings", method: "POST", status: "409" })).toBe(1);
     expect(delta("sctec_scheduler_http_request_duration_seconds_count", { route: "/scientists", method: "POST" })).toBe(1);
+    expect(delta("sctec_scheduler_http_requests_total", { route: "/bookings/:id", method: "GET", status: "200" })).toBe(1);
+    expect(delta("sctec_scheduler_http_requests_total", { route: "unmatched", method: "GET", status: "404" })).toBeGreaterThanOrEqual(1);
     expect(after.types.get("sctec_scheduler_fencing_rejections_total")).toBe("counter");
   }, 60_000);
 });

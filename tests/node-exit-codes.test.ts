@@ -11,7 +11,7 @@ import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync } fr
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { waitFor } from "./support/process-cluster.ts";
+import { waitFor } from "../harness/process-cluster.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const dirs: string[] = [];

@@ -4,7 +4,7 @@
 // second died with EADDRINUSE. Shown on a range of two free ports, one of them taken: the other
 // must come back every time (planted: ignoring `taken` returns the taken one about half the time).
 import { describe, expect, it } from "vitest";
-import { freePortIn } from "./support/process-cluster.ts";
+import { freePortIn } from "../harness/process-cluster.ts";
 
 /** twoFreePorts finds two consecutive ports nothing listens on, below the ephemeral range (bounded). */
 async function twoFreePorts(): Promise<number> {

@@ -7,11 +7,12 @@ import { pino } from "pino";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LockClient, type LockError } from "../client/lock-client.ts";
+import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
+import type { LockCommand, LockResult } from "../lock/types.ts";
 import type { DurableLog } from "../node/contracts.ts";
-import { LockNodeHost } from "../node/host.ts";
+import { systemClock } from "../node/driver/clock.ts";
 import { createApi } from "../node/http-api.ts";
-import { lockLimitsDefaults } from "../node/state/lock-state-machine.ts";
-import type { LockCommand, LockResult } from "../node/state/types.ts";
+import { LockService } from "../node/lock-service.ts";
 import { type HttpCluster, startHttpCluster } from "../node/testing/http-cluster.ts";
 import { MemoryDurableLog, MemoryTransportHub } from "../node/testing/memory-doubles.ts";
 import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../raft/index.ts";
@@ -41,15 +42,15 @@ class GatedLog extends MemoryDurableLog {
 async function startHosts(
   ids: NodeId[],
   sessionsMax = lockLimitsDefaults.sessionsMax,
-): Promise<{ hosts: LockNodeHost[]; logs: Map<NodeId, GatedLog> }> {
+): Promise<{ hosts: LockService[]; logs: Map<NodeId, GatedLog> }> {
   const hub = new MemoryTransportHub();
   const logs = new Map<NodeId, GatedLog>();
-  const hosts: LockNodeHost[] = [];
+  const hosts: LockService[] = [];
   for (const [position, id] of ids.entries()) {
     const log = new GatedLog();
     logs.set(id, log);
     hosts.push(
-      await LockNodeHost.start({
+      await LockService.start({
         nodeId: id,
         raft: { ...raftConfigDefaults, electionTimeoutTicks: 10, heartbeatIntervalTicks: 2, random: createSeededRandom(position + 11) },
         bootstrapVoters: ids,
@@ -64,14 +65,14 @@ async function startHosts(
         watchBytesMax: 64 * 1024 * 1024,
         watchersMax: 1000,
         logger,
-        nowMs: () => performance.now(),
+        clock: systemClock,
       }),
     );
   }
   return { hosts, logs };
 }
 
-async function waitForLeader(hosts: LockNodeHost[]): Promise<LockNodeHost> {
+async function waitForLeader(hosts: LockService[]): Promise<LockService> {
   for (let attempt = 0; attempt < 500; attempt++) {
     const leader = hosts.find((host) => host.status().role === "leader");
     if (leader !== undefined && hosts.every((host) => host.status().leaderId !== null)) {
@@ -95,11 +96,11 @@ function settledWithin<T>(promise: Promise<T>, ms: number): Promise<{ ok: T } | 
   ]);
 }
 
-describe("LockNodeHost", () => {
+describe("LockService", () => {
   it("stop() settles a proposal that was still queued behind an in-flight save", async () => {
     const id = nodeId("solo");
     const { hosts, logs } = await startHosts([id]);
-    const host = hosts[0] as LockNodeHost;
+    const host = hosts[0] as LockService;
     await waitForLeader(hosts);
     const log = logs.get(id) as GatedLog;
     log.hold();
@@ -183,7 +184,7 @@ describe("LockNodeHost", () => {
       });
       const outcome = await settledWithin(lockRequest, 2000);
       // The state machine did grant the lease to the waiter, right away.
-      expect(leader.machine.lease("r")?.owner).toBe("waiter");
+      expect(leader.localState().lease("r")?.owner).toBe("waiter");
       // The bug was: the grant was applied before the caller registered to hear of it, so the wake-up
       // was lost and POST /lock answered 504 after waitMs + 5 s although the lease was granted at once.
       expect(outcome).toMatchObject({ ok: { status: "granted" } });
@@ -196,7 +197,7 @@ describe("LockNodeHost", () => {
 describe("HTTP API sessions", () => {
   it("anonymous requests do not evict a real client's session", async () => {
     const { hosts } = await startHosts([nodeId("anon")], 4);
-    const host = hosts[0] as LockNodeHost;
+    const host = hosts[0] as LockService;
     const apiToken = "review-token-0123456789";
     const server = createServer(
       createApi({

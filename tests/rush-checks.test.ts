@@ -1,4 +1,4 @@
-// The horizon rush's proofs (tests/support/rush-checks.ts) on a small hand-written history, then
+// The horizon rush's proofs (harness/rush-checks.ts) on a small hand-written history, then
 // with one violation planted at a time: each check must pass on the true history and fail on the
 // violation it is there to catch (a check that cannot fail proves nothing).
 //
@@ -7,9 +7,9 @@
 // (14); C asks for s3 (15) and writes (16).
 
 import { describe, expect, it } from "vitest";
-import type { LockCommand } from "../node/state/types.ts";
-import type { LoggedCommand } from "./support/raft-log.ts";
-import { checkRush, type RushBooking, type RushEvidence, replayLog } from "./support/rush-checks.ts";
+import type { LoggedCommand } from "../harness/raft-log.ts";
+import { checkRush, type RushBooking, type RushEvidence, replayLog } from "../harness/rush-checks.ts";
+import type { LockCommand } from "../lock/types.ts";
 
 const tel = "rush-1";
 const s1 = "2030-01-01T10:00:00Z";

@@ -3,13 +3,26 @@
 // can be damaged, hand-edited or written by another program, and a Raft node that starts from a
 // half-understood log can break the cluster's safety. A value that does not parse is reported as
 // CorruptValueError, which the log turns into DataDirError("corrupt_data_dir").
+//
+// Every value is framed with a checksum: 4 bytes of CRC-32C (big-endian) over the msgpack bytes
+// that follow. LevelDB checksums its own blocks, but only as they sit in its files: a value damaged
+// before it reached LevelDB's checksum, by a bug in a layer under us or by a hand edit, or a
+// table read with checks off, would decode as a plausible but wrong vote or entry. The frame makes
+// any such damage a refusal to start (corrupt_data_dir) instead.
 
 import { Packr } from "msgpackr";
 import type { ConfChange, ConfState, Entry, HardState, LogIndex, NodeId, Snapshot } from "../../raft/index.ts";
 import { nodeId } from "../../raft/index.ts";
+import { crc32c } from "../durable-rules.ts";
 
-/** formatVersion is the layout version written in the meta record; a different one is refused at open. */
-export const formatVersion = 1;
+/**
+ * formatVersion is the layout version written in the meta record; a different one is refused at
+ * open. Version 2 framed every value with a checksum; version 1 values had none.
+ */
+export const formatVersion = 2;
+
+/** checksumBytes: the size of the CRC-32C frame in front of every value. */
+const checksumBytes = 4;
 
 export const metaKey = "meta";
 export const hardStateKey = "hard_state";
@@ -61,7 +74,34 @@ export class CorruptValueError extends Error {
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
 
 export function encodeValue(value: Meta | HardState | Snapshot | Entry): Uint8Array {
-  return packr.pack(value);
+  return frameValue(packr.pack(value));
+}
+
+/** frameValue puts the checksum frame in front of msgpack bytes (encodeValue's second half; tests frame raw bytes with it). */
+export function frameValue(payload: Uint8Array): Uint8Array {
+  const framed = new Uint8Array(checksumBytes + payload.length);
+  new DataView(framed.buffer).setUint32(0, crc32c(payload));
+  framed.set(payload, checksumBytes);
+  return framed;
+}
+
+/** unframe checks a value's checksum and returns its msgpack bytes, or throws CorruptValueError. */
+function unframe(key: string, bytes: Uint8Array, what: string): Uint8Array {
+  if (bytes.length < checksumBytes) throw new CorruptValueError(key, `is too short to hold a checksum (expected a ${what})`);
+  const stored = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0);
+  const payload = bytes.subarray(checksumBytes);
+  const computed = crc32c(payload);
+  if (stored !== computed) {
+    throw new CorruptValueError(
+      key,
+      `fails its checksum (stored ${hex(stored)}, computed ${hex(computed)}): the ${what} was damaged at rest`,
+    );
+  }
+  return payload;
+}
+
+function hex(value: number): string {
+  return `0x${value.toString(16).padStart(8, "0")}`;
 }
 
 type Fields = Readonly<Record<string, unknown>>;
@@ -70,9 +110,10 @@ type Fields = Readonly<Record<string, unknown>>;
 class ShapeError extends Error {}
 
 function decode<T>(key: string, bytes: Uint8Array, what: string, parse: (value: Fields) => T): T {
+  const payload = unframe(key, bytes, what);
   let value: unknown;
   try {
-    value = packr.unpack(bytes);
+    value = packr.unpack(payload);
   } catch (error) {
     throw new CorruptValueError(key, `is not valid msgpack (expected a ${what})`, { cause: error });
   }
@@ -131,11 +172,28 @@ function nodeIdList(fields: Fields, name: string): NodeId[] {
  * a newer format may shape them differently.
  */
 export function decodeMeta(key: string, bytes: Uint8Array): Meta {
+  const unframedVersion = unframedFormatVersion(bytes);
+  if (unframedVersion !== undefined) return { formatVersion: unframedVersion, clusterId: "", nodeId: "" };
   return decode(key, bytes, "meta record", (fields) => {
     const version = integerField(fields, "formatVersion", 0);
     if (version !== formatVersion) return { formatVersion: version, clusterId: "", nodeId: "" };
     return { formatVersion: version, clusterId: stringField(fields, "clusterId"), nodeId: stringField(fields, "nodeId") };
   });
+}
+
+/**
+ * unframedFormatVersion reads the version of a meta record written before values were framed
+ * (format 1: plain msgpack), so such a directory is refused as unsupported_format, not as corrupt.
+ */
+function unframedFormatVersion(bytes: Uint8Array): number | undefined {
+  try {
+    const value: unknown = packr.unpack(bytes);
+    if (typeof value !== "object" || value === null) return undefined;
+    const version = (value as Fields)["formatVersion"];
+    return typeof version === "number" && Number.isSafeInteger(version) && version < formatVersion ? version : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function decodeHardState(key: string, bytes: Uint8Array): HardState {

@@ -14,11 +14,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { Level } from "level";
+import { Packr } from "msgpackr";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ConfState, Entry, HardState, Snapshot } from "../../raft/index.ts";
 import { nodeId } from "../../raft/index.ts";
 import type { DataDirErrorCode } from "../contracts.ts";
-import { encodeValue, entryKey, hardStateKey, metaKey } from "./durable-codec.ts";
+import { encodeValue, entryKey, frameValue, hardStateKey, metaKey } from "./durable-codec.ts";
 import { LevelDurableLog, type LevelDurableLogOptions } from "./level-durable-log.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -199,8 +200,16 @@ describe("LevelDurableLog refuses data directories it must not use", () => {
 
   it("an unknown format version is unsupported_format", async () => {
     const dataDir = freshDir();
-    await withRawDatabase(dataDir, (db) => db.put(metaKey, encodeValue({ formatVersion: 2, clusterId: "cluster-a", nodeId: "n1" })));
+    await withRawDatabase(dataDir, (db) => db.put(metaKey, encodeValue({ formatVersion: 3, clusterId: "cluster-a", nodeId: "n1" })));
     await expectDataDirError(openLog(dataDir), "unsupported_format");
+  });
+
+  it("a directory of format 1 (values without checksums) is unsupported_format, not corrupt", async () => {
+    const dataDir = freshDir();
+    const unframed = new Packr({ useRecords: false }).pack({ formatVersion: 1, clusterId: "cluster-a", nodeId: "n1" });
+    await withRawDatabase(dataDir, (db) => db.put(metaKey, unframed));
+    const error = await expectDataDirError(openLog(dataDir), "unsupported_format");
+    expect(error.message).toContain("format version 1");
   });
 
   it("a file, a directory of non-LevelDB files, broken LevelDB files or another program's LevelDB are corrupt_data_dir", async () => {
@@ -229,7 +238,8 @@ describe("LevelDurableLog refuses data directories it must not use", () => {
     const damages: Array<[string, (db: Level<string, Uint8Array>) => Promise<void>]> = [
       ["not contiguous", (db) => db.put(entryKey(7), encodeValue(normal(7, 1)))],
       ["says it is index 9", (db) => db.put(entryKey(4), encodeValue(normal(9, 1)))],
-      ["not valid msgpack", (db) => db.put(entryKey(2), new Uint8Array([0x92, 1]))],
+      ["not valid msgpack", (db) => db.put(entryKey(2), frameValue(new Uint8Array([0x92, 1])))],
+      ["too short to hold a checksum", (db) => db.put(entryKey(2), new Uint8Array([0x92, 1]))],
       ['unknown entry kind "bogus"', (db) => db.put(entryKey(2), encodeValue({ ...normal(2, 1), kind: "bogus" } as unknown as Entry))],
       ["commit index 40", (db) => db.put(hardStateKey, encodeValue(hardState(1, 40)))],
     ];
@@ -401,6 +411,63 @@ describe("LevelDurableLog on a failed fsync", () => {
     90_000,
   );
 });
+
+describe("LevelDurableLog checksums and fail-stop", () => {
+  it("a value damaged at rest fails its checksum: the directory is refused (corrupt_data_dir), naming the record", async () => {
+    for (const key of [entryKey(3), hardStateKey]) {
+      const dataDir = await damagedAtRest(key);
+      const error = await expectDataDirError(openLog(dataDir), "corrupt_data_dir");
+      expect(error.message).toContain(`value at key "${key}" fails its checksum`);
+      expect(error.message).toContain("damaged at rest");
+    }
+  });
+
+  it("after a failed write every later write fails too, never retried (fail-stop); a reopened log reads what is on disk", async () => {
+    const dataDir = freshDir();
+    const log = await openLog(dataDir);
+    await log.save({ hardState: hardState(1, 1), entries: normals(1, 2, 1) });
+    const failed = await failNextBatch(log, () => log.save({ hardState: hardState(1, 2), entries: normals(3, 3, 1) }));
+    expect(failed).toMatchObject({ message: "EIO: fsync failed" });
+    const refused = await log.save({ hardState: hardState(1, 2), entries: normals(3, 3, 1) }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toMatchObject({ name: "DurableLogFailedError", code: "durable_log_failed" });
+    expect((refused as Error).message).toContain("EIO: fsync failed");
+    await expect(log.compact(snapshotAt(1, 1))).rejects.toMatchObject({ code: "durable_log_failed" });
+    const reopened = await reopen(log, dataDir);
+    expect(await reopened.load()).toEqual({ hardState: hardState(1, 1), snapshot: undefined, entries: normals(1, 2, 1) });
+  });
+});
+
+/** damagedAtRest writes a small log, then flips one byte of the stored value at `key` (behind the log's back, as bit rot would). */
+async function damagedAtRest(key: string): Promise<string> {
+  const dataDir = freshDir();
+  const log = await openLog(dataDir);
+  await log.save({ hardState: hardState(1, 2), entries: normals(1, 5, 1) });
+  await closeLog(log);
+  await withRawDatabase(dataDir, async (db) => {
+    const value = (await db.get(key)) as Uint8Array;
+    const damaged = new Uint8Array(value);
+    damaged[damaged.length - 1] = (damaged[damaged.length - 1] as number) ^ 0x01;
+    await db.put(key, damaged);
+  });
+  return dataDir;
+}
+
+/** failNextBatch makes the log's next LevelDB batch fail with EIO (as a failed fsync would) and returns what `write` rejected with. */
+async function failNextBatch(log: LevelDurableLog, write: () => Promise<void>): Promise<unknown> {
+  const db = (log as unknown as { db: { batch: (...args: unknown[]) => Promise<void> } }).db;
+  const batch = db.batch;
+  db.batch = () => {
+    db.batch = batch;
+    return Promise.reject(new Error("EIO: fsync failed"));
+  };
+  return write().then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+}
 
 describe("LevelDurableLog durability", () => {
   it("every save a SIGKILLed writer saw resolve is on disk, the log is contiguous, and the live writer locks out other processes", async () => {

@@ -5,7 +5,7 @@
 // (raft/README.md, "The contract").
 //
 // Key layout (utf8 string keys; values are msgpackr-encoded maps, see durable-codec.ts):
-//   "meta"                     { formatVersion: 1, clusterId, nodeId }, written on first open
+//   "meta"                     { formatVersion: 2, clusterId, nodeId }, written on first open
 //   "hard_state"               { term, votedFor, commitIndex }
 //   "snapshot"                 { metadata: { index, term, confState }, data }
 //   "entry/0000000000000042"   the entry at index 42 (16-digit zero-padded index: key order = index order)
@@ -18,9 +18,17 @@ import fs from "node:fs";
 import path from "node:path";
 import { Level } from "level";
 import type { Entry, HardState, LogIndex, Snapshot } from "../../raft/index.ts";
-import { assert } from "../../raft/index.ts";
 import type { DurableLog, DurableState } from "../contracts.ts";
 import { DataDirError, DiskFullError } from "../contracts.ts";
+import {
+  checkCompact,
+  checkSave,
+  durableStateProblem,
+  emptyHardState,
+  type SaveUpdate,
+  type Tracked,
+  trackedFrom,
+} from "../durable-rules.ts";
 import {
   CorruptValueError,
   decodeEntry,
@@ -41,27 +49,12 @@ import {
 type Database = Level<string, Uint8Array>;
 type BatchOperation = { type: "put"; key: string; value: Uint8Array } | { type: "del"; key: string };
 
-/** SaveUpdate is the durable part of one Ready (DurableLog.save's argument). */
-export type SaveUpdate = Parameters<DurableLog["save"]>[0];
-
 /** LevelDurableLogOptions names the directory and who owns it; the owner is checked against the meta record. */
 export interface LevelDurableLogOptions {
   readonly dataDir: string;
   readonly clusterId: string;
   readonly nodeId: string;
 }
-
-/**
- * Tracked is what the writer knows about the stored log, kept in memory only to assert each write
- * against it: the log must stay contiguous, terms and commit indexes never go back.
- */
-interface Tracked {
-  readonly hardState: HardState;
-  readonly snapshotIndex: LogIndex;
-  readonly lastIndex: LogIndex;
-}
-
-const emptyHardState: HardState = { term: 0, votedFor: null, commitIndex: 0 };
 
 /**
  * FailedWrite: a write that found the disk full, with what the log held before it and would hold
@@ -80,26 +73,28 @@ export class LevelDurableLog implements DurableLog {
   private readonly dataDir: string;
   private tracked: Tracked;
   /**
-   * failedWrite: set when a batch found the disk full. LevelDB does not stop writing after a
-   * failed append to its log (only after a failed sync), and a record written after the torn one
-   * is lost when the log is replayed at the next open: an acknowledged write, gone. So the
-   * database is closed and reopened before anything else is written (the replay drops the torn
-   * record and starts a new log file).
+   * failedWrite: set when a batch found the disk full (and only then: see writeBatch). LevelDB
+   * does not stop writing after a failed append to its log (only after a failed sync), and a
+   * record written after the torn one is lost when the log is replayed at the next open: an
+   * acknowledged write, gone. So the database is closed and reopened before anything else is
+   * written (the replay drops the torn record and starts a new log file); see reopen.
    */
   private failedWrite: FailedWrite | undefined;
-  /**
-   * failure: set when a write is known to have failed in its sync. The log is then fail-stop:
-   * every later write fails with DurableLogFailedError, never retried. After a failed fsync the
-   * kernel may have dropped the dirty pages and marked them clean (PostgreSQL's fsync bug, 2018):
-   * what reads back proves nothing about the disk, so the node must stop and restart from it.
-   */
-  private failure: Error | undefined;
   /**
    * writeQueue chains writes. The node saves one Ready at a time anyway, but classic-level runs
    * batches on a thread pool, so two batches issued together could land in either order; the
    * queue makes call order the disk order, which the delete ranges and `tracked` rely on.
    */
   private writeQueue: Promise<void> = Promise.resolve();
+  /**
+   * failure: the first write that failed, but for a full disk. The log is then fail-stop: every
+   * later write fails with it, never retried. After a failed fsync the kernel may have dropped the
+   * dirty pages and marked them clean (PostgreSQL's fsync bug, 2018): a retry that "succeeds"
+   * proves nothing, and what the node told its peers may already be untrue. The node must die and
+   * restart from what is on disk. A write that found the disk full is the one exception, kept
+   * apart (failedWrite, reopen): unless the reopen shows that its sync is what failed.
+   */
+  private failure: Error | undefined;
 
   private constructor(db: Database, dataDir: string, tracked: Tracked) {
     this.db = db;
@@ -123,7 +118,9 @@ export class LevelDurableLog implements DurableLog {
     } catch (error) {
       await db.close(); // Release the LOCK: the caller may fix the directory and retry in-process.
       if (isDiskFull(error) && !(error instanceof DiskFullError)) {
-        throw new DiskFullError(`cannot open data directory ${options.dataDir}: the disk is full (${errorMessage(error)})`, { cause: error });
+        throw new DiskFullError(`cannot open data directory ${options.dataDir}: the disk is full (${errorMessage(error)})`, {
+          cause: error,
+        });
       }
       throw error;
     }
@@ -139,7 +136,6 @@ export class LevelDurableLog implements DurableLog {
   save(update: SaveUpdate): Promise<void> {
     return this.enqueueWrite(async () => {
       if (this.failedWrite !== undefined) await this.reopen();
-      this.failedWrite = undefined;
       const next = checkSave(this.tracked, update);
       const operations: BatchOperation[] = [];
       if (update.hardState !== undefined) operations.push(put(hardStateKey, update.hardState));
@@ -157,7 +153,7 @@ export class LevelDurableLog implements DurableLog {
       }
       for (const entry of update.entries) operations.push(put(entryKey(entry.index), entry));
       if (operations.length === 0) return;
-      await this.writeBatch(operations, { before: this.tracked, after: next });
+      await this.writeBatch(operations, next);
       this.tracked = next;
     });
   }
@@ -165,48 +161,29 @@ export class LevelDurableLog implements DurableLog {
   compact(snapshot: Snapshot): Promise<void> {
     return this.enqueueWrite(async () => {
       if (this.failedWrite !== undefined) await this.reopen();
-      this.failedWrite = undefined;
-      const index = snapshot.metadata.index;
-      assert(index > this.tracked.snapshotIndex, `compact at ${index} is not newer than the stored snapshot ${this.tracked.snapshotIndex}`);
-      assert(index <= this.tracked.lastIndex, `compact at ${index} is past the last stored entry ${this.tracked.lastIndex}`);
-      assert(
-        index <= this.tracked.hardState.commitIndex,
-        `compact at ${index} is past the commit index ${this.tracked.hardState.commitIndex}`,
-      );
-      const operations = this.deleteEntries(this.tracked.snapshotIndex + 1, index);
+      const next = checkCompact(this.tracked, snapshot);
+      const operations = this.deleteEntries(this.tracked.snapshotIndex + 1, next.snapshotIndex);
       operations.push(put(snapshotKey, snapshot));
-      const after = { ...this.tracked, snapshotIndex: index };
-      await this.writeBatch(operations, { before: this.tracked, after });
-      this.tracked = after;
+      await this.writeBatch(operations, next);
+      this.tracked = next;
     });
-  }
-
-  /** writeBatch writes one synced batch; a full disk becomes DiskFullError, and the database is reopened before the next write. */
-  private async writeBatch(operations: BatchOperation[], failed: Omit<FailedWrite, "message">): Promise<void> {
-    try {
-      await this.db.batch(operations, { sync: true });
-    } catch (error) {
-      if (!isDiskFull(error)) throw error;
-      this.failedWrite = { ...failed, message: errorMessage(error) };
-      throw new DiskFullError(`the disk of ${this.dataDir} is full: ${errorMessage(error)}`, { cause: error });
-    }
   }
 
   /**
    * reopen closes the database and opens it again after a write found the disk full, then reads
    * what it holds. The state from before the failed write means its log record was torn (the
-   * append ran out of space) and dropped by the replay: the write may simply be tried again. The
+   * append ran out of space) and dropped by the replay: the write may simply be made again. The
    * state from after it means the record was written whole and the error came from the sync
    * that followed (LevelDB reports a failed fsync the same way: "No space left on device"): that
-   * is fail-stop, DurableLogFailedError, for good (see `failure`). Anything else means the disk
-   * lost something: the directory is corrupt. While the disk is still full the open itself fails,
-   * with DiskFullError.
+   * is fail-stop (`failure`). Anything else means the disk lost something: the directory is
+   * corrupt. While the disk is still full the open itself fails, with DiskFullError.
    */
   private async reopen(): Promise<void> {
     const failed = this.failedWrite as FailedWrite;
     await this.db.close().catch(() => undefined); // It is replaced either way.
     this.db = await openDatabase(this.dataDir); // DiskFullError while the disk is still full.
     const reread = trackedFrom(await readDurableState(this.db, this.dataDir));
+    this.failedWrite = undefined;
     if (sameTracked(reread, failed.before)) {
       this.tracked = failed.before;
       return;
@@ -218,7 +195,11 @@ export class LevelDurableLog implements DurableLog {
       );
       throw new DurableLogFailedError(this.dataDir, this.failure);
     }
-    throw corrupt(this.dataDir, "after the disk was full, it holds neither the state before the failed write nor the state after it");
+    this.failure = corrupt(
+      this.dataDir,
+      "after the disk was full, it holds neither the state before the failed write nor the state after it",
+    );
+    throw this.failure;
   }
 
   async close(): Promise<void> {
@@ -231,9 +212,28 @@ export class LevelDurableLog implements DurableLog {
       if (this.failure !== undefined) throw new DurableLogFailedError(this.dataDir, this.failure);
       return write();
     });
-    // A failed write must not wedge the queue; its caller sees the failure through `result`.
+    // The queue goes on (every later write then fails at once); the caller sees the failure through `result`.
     this.writeQueue = result.catch(() => undefined);
     return result;
+  }
+
+  /**
+   * writeBatch writes one synced batch (`after`: the state it makes). An I/O error fails the log
+   * for good (see `failure`), but for a full disk: that is DiskFullError, and the database is
+   * reopened before the next write (failedWrite, reopen). A write refused by an assertion before
+   * reaching the disk fails nothing: the disk is as it was.
+   */
+  private async writeBatch(operations: BatchOperation[], after: Tracked): Promise<void> {
+    try {
+      await this.db.batch(operations, { sync: true });
+    } catch (error) {
+      if (isDiskFull(error)) {
+        this.failedWrite = { before: this.tracked, after, message: errorMessage(error) };
+        throw new DiskFullError(`the disk of ${this.dataDir} is full: ${errorMessage(error)}`, { cause: error });
+      }
+      this.failure ??= error instanceof Error ? error : new Error(String(error));
+      throw error;
+    }
   }
 
   /**
@@ -249,9 +249,9 @@ export class LevelDurableLog implements DurableLog {
 }
 
 /**
- * DurableLogFailedError: a write was refused because an earlier one failed in its sync
- * (fail-stop). `cause` is that failure. The node must stop; a restart reads back what really is
- * on disk. It is not a DiskFullError: a full disk is waited out, a failed fsync is not.
+ * DurableLogFailedError: a write was refused because an earlier one failed (fail-stop). `cause` is
+ * the first failure. The node must stop; a restart reads back what really is on disk. It is not a
+ * DiskFullError: a full disk is waited out, a failed fsync is not.
  */
 export class DurableLogFailedError extends Error {
   readonly code = "durable_log_failed";
@@ -288,66 +288,6 @@ function sameTracked(a: Tracked, b: Tracked): boolean {
 
 function put(key: string, value: HardState | Snapshot | Entry): BatchOperation {
   return { type: "put", key, value: encodeValue(value) };
-}
-
-function trackedFrom(state: DurableState): Tracked {
-  const snapshotIndex = state.snapshot?.metadata.index ?? 0;
-  const lastEntry = state.entries[state.entries.length - 1];
-  return { hardState: state.hardState, snapshotIndex, lastIndex: lastEntry?.index ?? snapshotIndex };
-}
-
-/**
- * checkSave asserts that an update keeps the stored state a valid Raft log (the write half of the
- * paired assertions; verifyDurableState is the read half) and returns what will be stored after it.
- */
-function checkSave(tracked: Tracked, update: SaveUpdate): Tracked {
-  let { snapshotIndex, lastIndex } = tracked;
-  if (update.snapshot !== undefined) {
-    const index = update.snapshot.metadata.index;
-    assert(
-      index > tracked.hardState.commitIndex,
-      `received snapshot at ${index} is not past the commit index ${tracked.hardState.commitIndex}`,
-    );
-    assert(index > snapshotIndex, `received snapshot at ${index} is not newer than the stored snapshot ${snapshotIndex}`);
-    snapshotIndex = index;
-    lastIndex = index;
-  }
-  const first = update.entries[0];
-  if (first !== undefined) {
-    assertContiguous(update.entries);
-    assert(first.index > snapshotIndex, `entries at ${first.index} reach into the snapshot at ${snapshotIndex}`);
-    assert(first.index <= lastIndex + 1, `entries at ${first.index} leave a gap after the last stored entry ${lastIndex}`);
-    assert(
-      first.index > tracked.hardState.commitIndex,
-      `entries at ${first.index} would overwrite committed entries (commit ${tracked.hardState.commitIndex})`,
-    );
-    lastIndex = first.index + update.entries.length - 1;
-  }
-  const hardState = update.hardState ?? tracked.hardState;
-  if (update.hardState !== undefined) assertHardStateFollows(tracked.hardState, update.hardState);
-  assert(hardState.commitIndex <= lastIndex, `commit index ${hardState.commitIndex} is past the last index ${lastIndex} after this save`);
-  return { hardState, snapshotIndex, lastIndex };
-}
-
-function assertContiguous(entries: readonly Entry[]): void {
-  for (let position = 0; position < entries.length; position++) {
-    const entry = entries[position] as Entry;
-    assert(Number.isSafeInteger(entry.index) && entry.index >= 1, `entry index ${entry.index} is not a positive integer`);
-    assert(Number.isSafeInteger(entry.term) && entry.term >= 1, `entry ${entry.index} has term ${entry.term}, not a positive integer`);
-    const previous = entries[position - 1];
-    if (previous === undefined) continue;
-    assert(entry.index === previous.index + 1, `entries are not contiguous: ${entry.index} follows ${previous.index}`);
-    assert(entry.term >= previous.term, `entry ${entry.index} has term ${entry.term}, below the previous entry's ${previous.term}`);
-  }
-}
-
-/** assertHardStateFollows checks Figure 2's rules: the term never decreases, one vote per term, commit never goes back. */
-function assertHardStateFollows(stored: HardState, next: HardState): void {
-  assert(next.term >= stored.term, `term goes back from ${stored.term} to ${next.term}`);
-  if (next.term === stored.term && stored.votedFor !== null) {
-    assert(next.votedFor === stored.votedFor, `vote in term ${next.term} changes from ${stored.votedFor} to ${String(next.votedFor)}`);
-  }
-  assert(next.commitIndex >= stored.commitIndex, `commit index goes back from ${stored.commitIndex} to ${next.commitIndex}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,9 +347,7 @@ async function openDatabase(dataDir: string): Promise<Database> {
     // disk can refuse it: that is not a damaged directory, and it passes once there is space.
     if (isDiskFull(error)) {
       const reason = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-      throw new DiskFullError(`cannot open data directory ${dataDir}: the disk is full (${errorMessage(reason)})`, {
-        cause: error,
-      });
+      throw new DiskFullError(`cannot open data directory ${dataDir}: the disk is full (${errorMessage(reason)})`, { cause: error });
     }
     if (hasErrorCode(error, "LEVEL_LOCKED")) {
       throw new DataDirError(
@@ -498,25 +436,10 @@ async function decodeDurableState(db: Database, dataDir: string): Promise<Durabl
   return { hardState, snapshot, entries };
 }
 
-/** verifyDurableState is the read half of the paired assertions: the log must be one a node can start from. */
+/** verifyDurableState is the read half of the paired assertions (durable-rules.ts): the log must be one a node can start from. */
 function verifyDurableState(dataDir: string, state: DurableState): void {
-  const snapshotIndex = state.snapshot?.metadata.index ?? 0;
-  let previousIndex = snapshotIndex;
-  let previousTerm = state.snapshot?.metadata.term ?? 0;
-  for (const entry of state.entries) {
-    if (entry.index !== previousIndex + 1) {
-      const after = previousIndex === snapshotIndex ? `the snapshot index ${snapshotIndex}` : `entry ${previousIndex}`;
-      throw corrupt(dataDir, `the log is not contiguous: entry ${entry.index} follows ${after}`);
-    }
-    if (entry.term < previousTerm) {
-      throw corrupt(dataDir, `entry ${entry.index} has term ${entry.term}, below the previous term ${previousTerm}`);
-    }
-    previousIndex = entry.index;
-    previousTerm = entry.term;
-  }
-  if (state.hardState.commitIndex > previousIndex) {
-    throw corrupt(dataDir, `the commit index ${state.hardState.commitIndex} is past the last stored index ${previousIndex}`);
-  }
+  const problem = durableStateProblem(state);
+  if (problem !== undefined) throw corrupt(dataDir, problem);
 }
 
 function decodeOrCorrupt<T>(dataDir: string, decode: () => T): T {

@@ -1,18 +1,19 @@
-// A three-node cluster in one process for tests: LockNodeHosts over the in-memory transport and
+// A three-node cluster in one process for tests: LockServices over the in-memory transport and
 // durable log, each behind a real HTTP server on 127.0.0.1 (ephemeral ports). Tests only.
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino } from "pino";
+import { lockLimitsDefaults } from "../../lock/lock-state-machine.ts";
 import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../../raft/index.ts";
-import { LockNodeHost } from "../host.ts";
+import { systemClock } from "../driver/clock.ts";
 import { createApi, createHotPath, withHotPath } from "../http-api.ts";
-import { lockLimitsDefaults } from "../state/lock-state-machine.ts";
+import { LockService } from "../lock-service.ts";
 import { MemoryDurableLog, MemoryTransportHub } from "./memory-doubles.ts";
 
 export interface HttpCluster {
   readonly apiToken: string;
-  readonly hosts: Map<NodeId, LockNodeHost>;
+  readonly hosts: Map<NodeId, LockService>;
   readonly urls: Map<string, string>;
   /**
    * expressOnlyUrls: each node's API once more, without the hot path (createHotPath), so tests can
@@ -40,14 +41,14 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
   const clusterSecret = "test-cluster-secret-0123456789";
   const logger = pino({ level: "silent" });
   const hub = new MemoryTransportHub();
-  const hosts = new Map<NodeId, LockNodeHost>();
+  const hosts = new Map<NodeId, LockService>();
   const servers = new Map<NodeId, Server>();
   const urls = new Map<string, string>();
   const expressOnlyUrls = new Map<string, string>();
   const expressOnlyServers: Server[] = [];
   for (const [position, id] of ids.entries()) {
     const transport = hub.transport(id);
-    const host = await LockNodeHost.start({
+    const host = await LockService.start({
       nodeId: id,
       raft: { ...raftConfigDefaults, electionTimeoutTicks: 10, heartbeatIntervalTicks: 2, random: createSeededRandom(position + 7) },
       bootstrapVoters: ids,
@@ -62,7 +63,7 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
       watchBytesMax: 64 * 1024 * 1024,
       watchersMax: options.watchersMax ?? 1000,
       logger,
-      nowMs: () => performance.now(),
+      clock: systemClock,
     });
     hosts.set(id, host);
     const apiOptions = { host, transport, apiToken, clusterSecret, peerUrls: urls, bodyBytesMax: options.bodyBytesMax ?? 4096, logger };
@@ -77,7 +78,7 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
   }
   // Ready means a leader every node knows, which has applied its own first entry: before that it
   // refuses membership changes as pending (503), which a test of their validation would misread.
-  const leaderReady = (host: LockNodeHost) => {
+  const leaderReady = (host: LockService) => {
     const status = host.status();
     return status.role === "leader" && status.appliedIndex >= status.lastIndex;
   };
@@ -86,7 +87,7 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
     if (performance.now() > deadline) throw new Error("no leader ready within 5 s");
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  const urlOf = (host: LockNodeHost | undefined) => urls.get(host?.nodeId as string) as string;
+  const urlOf = (host: LockService | undefined) => urls.get(host?.nodeId as string) as string;
   const stopped = new Set<NodeId>();
   const stopNode = async (id: NodeId): Promise<void> => {
     if (stopped.has(id)) return;

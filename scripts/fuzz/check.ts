@@ -1,13 +1,13 @@
 // What every answer must satisfy, whatever was sent (issue 14):
 // - never a 500, nor any other 5xx except a documented retryable one: a 503 or 504 whose code the
-//   service's one error table maps to that status (node/http-api.ts statusOf,
+//   service's one error table maps to that status (protocol/errors.ts errorStatus for the node,
 //   scheduler/errors.ts statusOfCode), and on the booking API with a Retry-After;
 // - an error our code answers has the one error shape `{ "error": { "code", "message" } }`, with a
 //   code from that table and the status the table gives it (answers from Node's HTTP parser
 //   itself, to bytes no client would send, have no body and are exempt);
 // - an HTTP request gets an answer (no reset, no hang past the timeout).
 
-import { statusOf as nodeStatusOf } from "../../node/http-api.ts";
+import { errorStatus as nodeStatusOf } from "../../protocol/errors.ts";
 import { statusOfCode as schedulerStatusOf } from "../../scheduler/errors.ts";
 import type { FuzzRequest } from "./generate.ts";
 import type { FuzzAnswer } from "./send.ts";

@@ -4,7 +4,7 @@
 // Every wait is bounded, and an answer body is read up to a bound only.
 
 import { type ClientRequest, Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
-import { rawHttp } from "../../tests/support/raw-http.ts";
+import { rawHttp } from "../../harness/raw-http.ts";
 import type { FuzzRequest } from "./generate.ts";
 
 /** FuzzAnswer is what came back: a status, or none (and why). */

@@ -1,13 +1,13 @@
 // The system under fuzz and what must hold after the run: a real three-node lock cluster and a
-// real booking API (tests/support/booking-system.ts, free loopback ports), seeded with data whose
+// real booking API (harness/booking-system.ts, free loopback ports), seeded with data whose
 // every byte is recorded, and the end checks: every process still up, one leader that every node
 // agrees on, the membership unchanged, writes still commit (a lock cycle and a booking), the seeded data unchanged, and the
 // audit chain verifying (read from the cluster and checked here, and as the booking API reports it).
 
-import { type ChainRecord, verifyChain } from "../../client/audit-chain.ts";
 import { LockClient } from "../../client/lock-client.ts";
-import { type BookingSystem, startBookingSystem } from "../../tests/support/booking-system.ts";
-import { waitFor } from "../../tests/support/process-cluster.ts";
+import { type BookingSystem, startBookingSystem } from "../../harness/booking-system.ts";
+import { waitFor } from "../../harness/process-cluster.ts";
+import { type ChainRecord, verifyChain } from "../../protocol/chain.ts";
 import type { Fixtures } from "./targets.ts";
 
 /** Seeded is what the run wrote before fuzzing, as it was read back then. */

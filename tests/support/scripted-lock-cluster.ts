@@ -5,9 +5,11 @@
 // cluster applies it, the client never hears), slow, or answered with an error.
 //
 // Time is the caller's `now()` (a fake clock in the tests); nothing here sets a timer except to
-// deliver a slow answer.
+// deliver a slow answer. Its answers have the wire contract's shapes (protocol/api.ts), which the
+// client checks.
 
 import type { LockTransport, TransportAnswer, TransportRequest } from "../../client/transport.ts";
+import type { WriteAnswer } from "../../protocol/api.ts";
 
 /** NetworkFate: what the network does with one request. */
 export type NetworkFate =
@@ -113,6 +115,7 @@ export class ScriptedLockCluster implements LockTransport {
   private apply(request: TransportRequest): TransportAnswer {
     const body = JSON.parse(request.body ?? "{}") as {
       resources?: string[];
+      owner?: string;
       ttlMs?: number;
       token?: string;
       guards?: { resource: string; token: string }[];
@@ -131,21 +134,21 @@ export class ScriptedLockCluster implements LockTransport {
         const token = this.nextToken++;
         for (const resource of resources)
           this.leases.set(resource, { token, ttlMs: body.ttlMs ?? 0, expiresAtMs: nowMs + (body.ttlMs ?? 0) });
-        return okAnswer({ token: String(token), resources, ttlMs: body.ttlMs });
+        return okAnswer({ status: "granted", token: String(token), resources, owner: body.owner ?? "", ttlMs: body.ttlMs ?? 0 });
       }
       case "/renew": {
         const leases = resources.map(live);
         if (leases.some((lease) => lease === undefined || String(lease.token) !== body.token)) return errorAnswer(409, "not_held");
         for (const lease of leases) if (lease !== undefined) lease.expiresAtMs = nowMs + lease.ttlMs;
-        return okAnswer({ leases: resources, ttlMs: leases[0]?.ttlMs });
+        return okAnswer({ status: "renewed", leases: leaseRefs(resources, body.token), ttlMs: leases[0]?.ttlMs ?? 0 });
       }
       case "/unlock": {
         for (const resource of resources) if (String(live(resource)?.token) === body.token) this.releaseBehindTheHolder(resource);
-        return okAnswer({});
+        return okAnswer({ status: "released", leases: leaseRefs(resources, body.token) });
       }
       case "/txn": {
         const current = (body.guards ?? []).every((guard) => String(live(guard.resource)?.token) === guard.token);
-        return current ? okAnswer({ index: this.nextToken++, keys: [] }) : errorAnswer(409, "stale_fencing_token");
+        return current ? okAnswer({ status: "committed", index: this.nextToken++, keys: [] }) : errorAnswer(409, "stale_fencing_token");
       }
       default:
         return errorAnswer(404, "not_found");
@@ -153,7 +156,11 @@ export class ScriptedLockCluster implements LockTransport {
   }
 }
 
-function okAnswer(body: Record<string, unknown>): TransportAnswer {
+function leaseRefs(resources: readonly string[], token: string | undefined): { resource: string; token: string }[] {
+  return resources.map((resource) => ({ resource, token: token ?? "" }));
+}
+
+function okAnswer(body: WriteAnswer<"/lock" | "/renew" | "/unlock" | "/txn">): TransportAnswer {
   return { status: 200, body: JSON.stringify(body), leaderUrl: undefined };
 }
 
