@@ -5,7 +5,7 @@
 // starts and restarts processes many times; and it is the build a user ships.
 
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readdirSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 export interface BuiltCommands {
@@ -23,11 +23,17 @@ export function buildProcesses(outDir: string): BuiltCommands {
       `tsc -p tsconfig.build.json failed (exit ${compiled.status}): ${`${compiled.stdout}${compiled.stderr}`.trim().slice(0, 2000)}`,
     );
   }
-  // The static files the two processes serve, as the Dockerfile copies them.
-  cpSync("node/status-page", join(outDir, "node", "status-page"), { recursive: true });
-  mkdirSync(join(outDir, "client", "web"), { recursive: true });
-  for (const name of readdirSync("client/web")) {
-    if (/\.(html|css|js)$/.test(name) && !name.endsWith(".test.js")) cpSync(join("client/web", name), join(outDir, "client", "web", name));
+  // The static files the two processes serve, as the Dockerfile copies them: the status page, and
+  // the booking page's .html, .css and .js (not its tests).
+  cpSync(join("node", "status", "page"), join(outDir, "node", "status", "page"), { recursive: true });
+  const web = join("scheduler", "web");
+  mkdirSync(join(outDir, web), { recursive: true });
+  for (const name of readdirSync(web)) {
+    if (/\.(html|css|js)$/.test(name) && !name.endsWith(".test.js")) cpSync(join(web, name), join(outDir, web, name));
+  }
+  // As in the image, the planted bugs' code stays out (only their types are needed to compile).
+  for (const folder of ["raft", "lock"]) {
+    for (const name of readdirSync(join(outDir, folder))) if (name.startsWith("planted-bugs.js")) rmSync(join(outDir, folder, name));
   }
   const node = join(outDir, "node", "main.js");
   const scheduler = join(outDir, "scheduler", "main.js");
