@@ -15,38 +15,26 @@ import { LeaseTimekeeper } from "../lock/lease-timekeeper.ts";
 import { type Applied, type LockLimits, LockStateMachine } from "../lock/lock-state-machine.ts";
 import type { Lease, LockCommand, LockEvent, Waiter } from "../lock/types.ts";
 import { confChangeSchema, describeIssues } from "../protocol/commands.ts";
-import {
-  assert,
-  type ConfChange,
-  type Entry,
-  type NodeId,
-  type RaftConfig,
-  type Refusal,
-  type Snapshot,
-  type Status,
-} from "../raft/index.ts";
-import type { DurableLog, DurableState, PeerTransport } from "./contracts.ts";
+import { assert, type ConfChange, type Entry, type NodeId, type Refusal, type Snapshot, type Status } from "../raft/index.ts";
+import type { DurableState } from "./contracts.ts";
 import type { Clock, TimerHandle } from "./driver/clock.ts";
-import { DriverError, type DriverListener, RaftDriver, type StateMachine, type StorageStatus } from "./driver/raft-driver.ts";
+import {
+  DriverError,
+  type DriverListener,
+  type DriverOptions,
+  RaftDriver,
+  type StateMachine,
+  type StorageStatus,
+} from "./driver/raft-driver.ts";
 import type { HostObserver } from "./host-observer.ts";
 import { type WatchAnswer, WatchHub, type WatchQuery } from "./watch-hub.ts";
 
-export interface LockServiceOptions {
-  readonly raft: Omit<RaftConfig, "id">;
-  readonly nodeId: NodeId;
-  /** bootstrapVoters: the founding members, used only when the data directory is empty. */
-  readonly bootstrapVoters: readonly NodeId[];
-  readonly tickIntervalMs: number;
-  readonly clock: Clock;
-  readonly durableLog: DurableLog;
-  readonly transport: PeerTransport;
+/**
+ * LockServiceOptions: the driver's options (the lock service supplies the state machine and the
+ * listener itself), and the lock policy's own limits. `pendingRequestsMax` counts held joins too.
+ */
+export interface LockServiceOptions extends Omit<DriverOptions<Applied>, "stateMachine" | "listener" | "observer"> {
   readonly lockLimits: LockLimits;
-  /** snapshotIntervalEntries: compact the log once this many entries are applied past the last snapshot. */
-  readonly snapshotIntervalEntries: number;
-  /** proposalTimeoutMs bounds how long a proposal or read may wait for its outcome. */
-  readonly proposalTimeoutMs: number;
-  /** pendingRequestsMax bounds proposals and reads waiting for their outcome, held joins included. */
-  readonly pendingRequestsMax: number;
   /** watchEventsMax and watchBytesMax bound the ring of applied events that watchers read (GET /watch). */
   readonly watchEventsMax: number;
   readonly watchBytesMax: number;
@@ -117,24 +105,8 @@ export class LockService implements StateMachine<Applied>, DriverListener {
     });
     // The driver restores this machine from the snapshot on disk; entries after it are applied
     // again from the log, so their events are recorded (the watch ring covers them).
-    this.driver = new RaftDriver<Applied>(
-      {
-        raft: options.raft,
-        nodeId: options.nodeId,
-        bootstrapVoters: options.bootstrapVoters,
-        tickIntervalMs: options.tickIntervalMs,
-        clock: options.clock,
-        durableLog: options.durableLog,
-        transport: options.transport,
-        stateMachine: this,
-        listener: this,
-        ...(options.observer === undefined ? {} : { observer: options.observer }),
-        snapshotIntervalEntries: options.snapshotIntervalEntries,
-        proposalTimeoutMs: options.proposalTimeoutMs,
-        pendingRequestsMax: options.pendingRequestsMax,
-      },
-      durable,
-    );
+    // The driver reads only its own options; the lock policy's ride along unread.
+    this.driver = new RaftDriver<Applied>({ ...options, stateMachine: this, listener: this }, durable);
   }
 
   /** start loads the durable state (or bootstraps an empty directory), then starts the driver. */

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import { ipKeyGenerator, rateLimit } from "express-rate-limit";
 import type { z } from "zod";
+import { invalidRequestOf } from "../protocol/issues.ts";
 import { requestIdPattern } from "../protocol/limits.ts";
 import { ApiError, statusOfCode } from "./errors.ts";
 import type { SchedulerLogger as Logger } from "./logging.ts";
@@ -168,12 +169,8 @@ function sendError(response: Response, error: ApiError): void {
 export function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    const details = parsed.error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
-    throw new ApiError(
-      "invalid_request",
-      `invalid request: ${details.map((detail) => `${detail.path || "value"}: ${detail.message}`).join("; ")}`,
-      details,
-    );
+    const { message, details } = invalidRequestOf(parsed.error, "value"); // As the lock node names them (protocol/issues.ts).
+    throw new ApiError("invalid_request", message, details);
   }
   return parsed.data;
 }

@@ -69,7 +69,8 @@ export const plantedNodeBugs: readonly PlantedNodeBug[] = [
       {
         file: driver,
         original: "        if (!(error instanceof DiskFullError)) throw error;\n",
-        replacement: "        if (!(error instanceof DiskFullError)) {\n          this.saving = false;\n          then();\n          return;\n        }\n",
+        replacement:
+          "        if (!(error instanceof DiskFullError)) {\n          this.saving = false;\n          then();\n          return;\n        }\n",
       },
     ],
   },
