@@ -5,8 +5,8 @@
 // starts and restarts processes many times; and it is the build a user ships.
 
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { join, resolve } from "node:path";
 
 export interface BuiltCommands {
   /** node / scheduler: what `node` runs for each (the arguments after the executable). */
@@ -14,9 +14,16 @@ export interface BuiltCommands {
   readonly scheduler: readonly string[];
 }
 
-/** buildProcesses compiles the node and the scheduler into `outDir` (inside the repository, so their packages resolve). */
+/**
+ * buildProcesses compiles the node and the scheduler into `outDir`. Their packages resolve through
+ * a link to the repository's node_modules in `outDir`: `--out` may name a directory outside the
+ * repository (a run with `--out /elsewhere` once started nodes that could not find pino, and every
+ * history failed to start).
+ */
 export function buildProcesses(outDir: string): BuiltCommands {
   mkdirSync(outDir, { recursive: true });
+  const packages = join(outDir, "node_modules");
+  if (!existsSync(packages)) symlinkSync(resolve("node_modules"), packages, "dir");
   const compiled = spawnSync("npx", ["tsc", "-p", "tsconfig.build.json", "--outDir", outDir], { encoding: "utf8", timeout: 300_000 });
   if (compiled.status !== 0) {
     throw new Error(

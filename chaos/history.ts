@@ -123,7 +123,8 @@ export async function runHistory(plan: HistoryPlan, context: RunContext): Promis
     chaos?.keepSchedulerLogs();
     const leftovers = await closeQuietly(chaos, context);
     if (leftovers.length > 0) checks.push({ name: "cleaned up", ok: false, detail: `could not unmount ${leftovers.join(", ")}` });
-    rmSync(mountRoot, { recursive: true, force: true });
+    const unreleased = context.resources.releaseUnder(mountRoot);
+    if (unreleased.length > 0) checks.push({ name: "cleaned up", ok: false, detail: `could not release ${unreleased.join(", ")}` });
   }
   const ok = checks.every((check) => check.ok);
   if (ok && !context.keepLogs) removeNodeLogs(workDir);
