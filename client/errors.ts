@@ -33,6 +33,7 @@ export const lockErrorCodeOf = {
   leadership_lost: "unavailable",
   shutting_down: "unavailable",
   overloaded: "unavailable",
+  disk_full: "unavailable",
   timeout: "timeout",
   invalid_request: "invalid_request",
   unauthorized: "unauthorized",

@@ -33,6 +33,28 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * freePortIn returns a port in [low, high) that nothing listens on now, tried at random (bounded).
+ * A range below the kernel's ephemeral ports (32768 and up on Linux by default) matters for a node
+ * that is killed and restarted on its port: an ephemeral port can meanwhile become the local port
+ * of some outgoing connection, and the restart then fails with EADDRINUSE. `taken` are ports
+ * already handed out and not listened on yet: nothing listens on them, so only this list keeps
+ * two nodes of one cluster from getting the same port.
+ */
+export async function freePortIn(low: number, high: number, taken: ReadonlySet<number> = new Set()): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (taken.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port in [${low}, ${high}) after 200 tries`);
+}
+
 export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs: number): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
@@ -41,6 +63,39 @@ export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undef
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/**
+ * ProcessClusterOptions. The per-node hooks let a caller (the chaos runner) put each node behind
+ * its own proxies, preload libraries into it, keep its data elsewhere and read its output.
+ */
+export interface ProcessClusterOptions {
+  readonly size?: number;
+  /** founders: how many of the nodes found the cluster (the rest are in the address book, not started). */
+  readonly founders?: number;
+  readonly env?: Record<string, string>;
+  /** nodeArgs: extra arguments for each node's `node` (for example --cpu-prof). */
+  readonly nodeArgs?: readonly string[];
+  /** nodeCommand: what `node` runs, after nodeArgs (a compiled build's main.js). @default ["--import", "tsx", "node/main.ts"] */
+  readonly nodeCommand?: readonly string[];
+  /** peersFor: the SCTEC_PEERS a node is started with (default: every node's own address). */
+  readonly peersFor?: (id: string) => string;
+  /** envFor: extra environment for one node, over `env`. */
+  readonly envFor?: (id: string) => Record<string, string>;
+  /** dataDirFor: a node's data directory (default: under dataRoot). */
+  readonly dataDirFor?: (id: string) => string;
+  /** onStderr: where a node's stderr goes (default: this process's stderr, prefixed). */
+  readonly onStderr?: (id: string, chunk: Buffer) => void;
+  /** onSpawn hears of every node process started (a supervisor may signal it by PID if this process must exit at once). */
+  readonly onSpawn?: (id: string, child: ChildProcess) => void;
+  /** onExit hears of every node process that ends, however it ended. */
+  readonly onExit?: (id: string, pid: number | undefined, code: number | null, signal: NodeJS.Signals | null) => void;
+  /** beforeStart runs once the ports are chosen and before any node starts (to set up what peersFor needs). */
+  readonly beforeStart?: (cluster: ProcessCluster) => Promise<void>;
+  /** leaderTimeoutMs bounds the wait for the first leader. @default 15000 */
+  readonly leaderTimeoutMs?: number;
+  /** portRange: choose the nodes' ports in [low, high) (see freePortIn); by default any free port. */
+  readonly portRange?: readonly [number, number];
 }
 
 /**
@@ -59,35 +114,32 @@ export class ProcessCluster {
   readonly dataRoot: string;
   readonly ports = new Map<string, number>();
   private readonly processes = new Map<string, ChildProcess>();
-  private readonly extraEnv: Record<string, string>;
+  private readonly options: ProcessClusterOptions;
 
-  private constructor(ids: readonly string[], extraEnv: Record<string, string>) {
+  private constructor(ids: readonly string[], options: ProcessClusterOptions) {
     this.dataRoot = mkdtempSync(join(tmpdir(), "sctec-cluster-"));
-    this.extraEnv = extraEnv;
+    this.options = options;
     for (const id of ids) this.ports.set(id, 0);
   }
 
   /** founders: the founding voters (default: all); the other nodes are in the address book but not started. */
   private founders: readonly string[] = [];
 
-  /** nodeArgs: extra arguments for each node's `node` (for example --cpu-prof). */
-  private nodeArgs: readonly string[] = [];
-
-  static async start(
-    options: {
-      size?: number;
-      founders?: number;
-      env?: Record<string, string>;
-      nodeArgs?: readonly string[];
-      /** leaderTimeoutMs bounds the wait for the first leader. @default 15000 */
-      leaderTimeoutMs?: number;
-    } = {},
-  ): Promise<ProcessCluster> {
+  static async start(options: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const ids = Array.from({ length: options.size ?? 3 }, (_, position) => `n${position + 1}`);
-    const cluster = new ProcessCluster(ids, options.env ?? {});
-    cluster.nodeArgs = options.nodeArgs ?? [];
+    const cluster = new ProcessCluster(ids, options);
     cluster.founders = ids.slice(0, options.founders ?? ids.length);
-    for (const id of ids) cluster.ports.set(id, await freePort());
+    const range = options.portRange;
+    // Every port is chosen before any node listens, so each must differ from those chosen already
+    // (found by npm run chaos: two nodes on one port, the second died with EADDRINUSE).
+    for (const id of ids) {
+      const taken = new Set(cluster.ports.values());
+      let port = range === undefined ? await freePort() : await freePortIn(range[0], range[1], taken);
+      for (let attempt = 0; range === undefined && taken.has(port) && attempt < 100; attempt++) port = await freePort();
+      if (taken.has(port)) throw new Error(`no port found for ${id} that no other node of this cluster has`);
+      cluster.ports.set(id, port);
+    }
+    await options.beforeStart?.(cluster);
     for (const id of cluster.founders) cluster.startNode(id);
     try {
       // Generous: three node processes start through tsx, and on a loaded machine (the whole suite
@@ -98,6 +150,22 @@ export class ProcessCluster {
       throw error;
     }
     return cluster;
+  }
+
+  /** foundingIds: the nodes that founded the cluster. */
+  foundingIds(): string[] {
+    return [...this.founders];
+  }
+
+  /** pid of a node's running process, or undefined when it is not running. */
+  pid(id: string): number | undefined {
+    const child = this.processes.get(id);
+    return child === undefined || child.exitCode !== null || child.signalCode !== null ? undefined : child.pid;
+  }
+
+  /** runningIds: the nodes whose process is running (paused ones included). */
+  runningIds(): string[] {
+    return this.ids().filter((id) => this.pid(id) !== undefined);
   }
 
   ids(): string[] {
@@ -114,27 +182,34 @@ export class ProcessCluster {
 
   /** startNode (re)starts a node on its port and data directory. */
   startNode(id: string): void {
-    const peers = this.ids()
-      .map((peer) => `${peer}=${this.url(peer)}`)
-      .join(",");
-    const child = spawn(process.execPath, [...this.nodeArgs, "--import", "tsx", "node/main.ts"], {
+    const peers =
+      this.options.peersFor?.(id) ??
+      this.ids()
+        .map((peer) => `${peer}=${this.url(peer)}`)
+        .join(",");
+    const command = this.options.nodeCommand ?? ["--import", "tsx", "node/main.ts"];
+    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), ...command], {
       env: {
         ...process.env,
         SCTEC_NODE_ID: id,
         SCTEC_LISTEN: `127.0.0.1:${this.ports.get(id)}`,
         SCTEC_PEERS: peers,
-        SCTEC_DATA_DIR: join(this.dataRoot, id),
+        SCTEC_DATA_DIR: this.options.dataDirFor?.(id) ?? join(this.dataRoot, id),
         SCTEC_CLUSTER_SECRET: this.clusterSecret,
         SCTEC_API_TOKEN: this.apiToken,
         SCTEC_LOG_FILE: join(this.dataRoot, `${id}.log`),
         SCTEC_FOUNDERS: this.founders.join(","),
         SCTEC_JOIN: this.founders.includes(id) ? "false" : "true",
-        ...this.extraEnv,
+        ...this.options.env,
+        ...this.options.envFor?.(id),
       },
       stdio: ["ignore", "ignore", "pipe"],
     });
-    child.stderr?.on("data", (chunk: Buffer) => process.stderr.write(`[${id}] ${chunk}`));
+    const onStderr = this.options.onStderr ?? ((from: string, chunk: Buffer) => process.stderr.write(`[${from}] ${chunk}`));
+    child.stderr?.on("data", (chunk: Buffer) => onStderr(id, chunk));
+    child.once("exit", (code, signal) => this.options.onExit?.(id, child.pid, code, signal));
     this.processes.set(id, child);
+    this.options.onSpawn?.(id, child);
     liveChildren.add(child);
     child.once("exit", () => liveChildren.delete(child));
   }

@@ -601,7 +601,14 @@ function statusBody(options: ApiOptions): NodeStatus {
       },
     ]),
   );
-  return { nodeId: status.id, pid: process.pid, ...status, peers, watch: options.host.watchStatus() };
+  return {
+    nodeId: status.id,
+    pid: process.pid,
+    ...status,
+    peers,
+    watch: options.host.watchStatus(),
+    storage: options.host.storageStatus(),
+  };
 }
 
 function toApiError(error: unknown): ApiError {

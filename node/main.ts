@@ -11,7 +11,7 @@ import { checkCommandBytes } from "../lock/codec.ts";
 import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
 import { createSeededRandom, type NodeId, nodeId, RaftInvariantError, raftConfigDefaults } from "../raft/index.ts";
 import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
-import { DataDirError } from "./contracts.ts";
+import { DataDirError, DiskFullError } from "./contracts.ts";
 import { systemClock } from "./driver/clock.ts";
 import { combineObservers } from "./host-observer.ts";
 import { createApi, createHotPath, withHotPath } from "./http-api.ts";
@@ -49,6 +49,37 @@ function makeLogger(config: NodeConfig): Logger {
   return pino({ base: { service: "lock-node", nodeId: config.nodeId }, timestamp: pino.stdTimeFunctions.isoTime }, multistream(streams));
 }
 
+/**
+ * openWaitingForSpace opens the durable log, and waits while the disk is too full to open it
+ * (opening replays the write-ahead log into a new table file, so a node restarted on a full disk
+ * cannot open at all): it tries again after 50 ms, doubling up to a second, as a running node
+ * waits for space to write (node/driver/raft-driver.ts, write). Bounded by the process's life: SIGTERM or SIGINT
+ * end the wait (nothing is open yet). Found by npm run chaos: such a node exited instead.
+ */
+async function openWaitingForSpace(config: NodeConfig, logger: Logger): Promise<LevelDurableLog> {
+  let waitingSinceMs: number | undefined;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const log = await LevelDurableLog.open({ dataDir: config.dataDir, clusterId: config.clusterId, nodeId: config.nodeId });
+      if (waitingSinceMs !== undefined) {
+        const waitedMs = Math.round(performance.now() - waitingSinceMs);
+        logger.warn({ event: "disk_space_back", waitedMs }, `the disk has space again after ${waitedMs} ms; starting`);
+      }
+      return log;
+    } catch (error) {
+      if (!(error instanceof DiskFullError)) throw error;
+      waitingSinceMs ??= performance.now();
+      if (attempt % 20 === 0) {
+        logger.error(
+          { event: "disk_full", attempt, err: error },
+          "the disk is full, so the data directory cannot be opened: waiting for space before starting",
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** Math.min(attempt, 5))));
+    }
+  }
+}
+
 async function main(): Promise<void> {
   let config: NodeConfig;
   try {
@@ -64,12 +95,16 @@ async function main(): Promise<void> {
   const id = nodeId(config.nodeId);
   let durableLog: LevelDurableLog;
   try {
-    durableLog = await LevelDurableLog.open({ dataDir: config.dataDir, clusterId: config.clusterId, nodeId: config.nodeId });
+    durableLog = await openWaitingForSpace(config, logger);
   } catch (error) {
     if (error instanceof DataDirError) {
       logger.fatal({ code: error.code }, error.message);
       process.stderr.write(`cannot use data directory ${config.dataDir}: ${error.message}\n`);
-      process.exit(3);
+      // Not process.exit(): pino's exit hook flushes the log file synchronously, and throws if the
+      // file is not open yet (on a loaded machine the refusal can come first), which turned this
+      // exit 3 into an "unhandled rejection", exit 70. Nothing else runs yet: the process ends.
+      process.exitCode = 3;
+      return;
     }
     throw error;
   }

@@ -70,6 +70,7 @@ describe("clusterError", () => {
     leadership_lost: "cluster_unavailable",
     shutting_down: "cluster_unavailable",
     overloaded: "cluster_unavailable",
+    disk_full: "cluster_unavailable",
     timeout: "cluster_unavailable",
     invalid_request: "invalid_request",
     unauthorized: "internal",
