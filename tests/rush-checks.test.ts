@@ -215,6 +215,42 @@ describe("the rush checks", () => {
     expect(firstCheck?.detail).toContain("1 such expired grants before a winner");
   });
 
+  it("read a renewal of a slot's lease (a slow booking's client keeps it) as changing nothing", () => {
+    const renew = (index: number, token: number, bookingId: string, starts: string[]): LoggedCommand => ({
+      index,
+      term: 2,
+      command: {
+        type: "renew",
+        session: session(),
+        leases: [...starts.map(lease), `!idempotency_${bookingId}`].map((resource) => ({ resource, token })),
+      },
+    });
+    // A renews before it writes; B renews a lease it never got (refused by the cluster: nothing).
+    const renewed = history(() => [
+      acquire(10, "bk_a", [s1, s2]),
+      acquire(11, "bk_b", [s2, s3]),
+      renew(12, 10, "bk_a", [s1, s2]),
+      renew(13, 11, "bk_b", [s2, s3]),
+      write(14, 10, "bk_a", [s1, s2]),
+      acquire(15, "bk_b", [s2, s3]),
+      release(16, 15, "bk_b", [s2, s3]),
+      acquire(17, "bk_c", [s3]),
+      write(18, 17, "bk_c", [s3]),
+    ]);
+    const replay = replayLog(renewed, [tel]);
+    expect(replay.attempts.map((attempt) => [attempt.index, attempt.outcome])).toEqual([
+      [10, "granted"],
+      [11, "busy"],
+      [15, "granted"],
+      [17, "granted"],
+    ]);
+    expect(replay.writes.map((write) => [write.index, write.token, write.claimed.length])).toEqual([
+      [14, 10, 2],
+      [18, 17, 1],
+    ]);
+    expect(replay.refusedWrites).toBe(0);
+  });
+
   it("refuse, as the cluster does, a request older than its session's last 64 results (stale_sequence): it takes nothing", () => {
     const own = (sequence: number) => ({ clientId: "late-client", sequence });
     const log: LoggedCommand[] = [{ index: 1, term: 2, command: { type: "release", session: own(1), leases: [] } }];
