@@ -1,7 +1,8 @@
 // The lock node process: `tsx node/main.ts [flags]` (see config.ts for the settings). One port
 // serves the HTTP API, /status, /healthz, the status page (`/`, live over /status/live), /metrics
-// and the peer WebSocket (/raft). SIGTERM or SIGINT stop
-// it cleanly; a broken Raft invariant crashes it loudly (exit 70), as the core's contract asks.
+// and the peer WebSocket (/raft). SIGTERM or SIGINT stop it cleanly, and so does the end of its
+// supervisor's IPC channel (npm start); a broken Raft invariant crashes it loudly (exit 70), as
+// the core's contract asks.
 
 import { randomInt } from "node:crypto";
 import { createServer } from "node:http";
@@ -50,6 +51,7 @@ function makeLogger(config: NodeConfig): Logger {
 }
 
 async function main(): Promise<void> {
+  const stopRequests = new StopRequests();
   let config: NodeConfig;
   try {
     config = loadNodeConfig(process.argv.slice(2), process.env);
@@ -187,8 +189,33 @@ async function main(): Promise<void> {
     logger.flush();
     process.exit(0);
   };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  stopRequests.handleWith((reason) => void stop(reason));
+}
+
+/**
+ * StopRequests hears what asks this process to stop: SIGTERM, SIGINT, and, when a supervisor
+ * started it with an IPC channel (npm start), the end of that channel: the supervisor is gone,
+ * however it ended (SIGKILL included), and a node left running would hold its port and data
+ * directory. Listening starts at once, so a request during startup is not missed: until
+ * `handleWith` is called (the node serves), a request ends the process at once.
+ */
+class StopRequests {
+  private handler: ((reason: string) => void) | undefined;
+
+  constructor() {
+    process.on("SIGTERM", () => this.request("SIGTERM"));
+    process.on("SIGINT", () => this.request("SIGINT"));
+    if (process.channel !== undefined) process.once("disconnect", () => this.request("supervisor gone"));
+  }
+
+  handleWith(handler: (reason: string) => void): void {
+    this.handler = handler;
+  }
+
+  private request(reason: string): void {
+    if (this.handler !== undefined) this.handler(reason);
+    else process.exit(0); // Nothing is served yet; the data directory is as safe as after a crash.
+  }
 }
 
 /** invariantName names a broken invariant of the core or of the lock state machine (a bug, never an outcome). */

@@ -1,6 +1,7 @@
 // The scheduler process: configuration from SCHEDULER_* (scheduler/config.ts), a LockClient for
 // the cluster, the booking API and page on one port, booking events over WebSocket (/events).
-// SIGTERM / SIGINT stop it cleanly: stop accepting, finish what is in flight, close.
+// SIGTERM / SIGINT (or the end of npm start's IPC channel) stop it cleanly: stop accepting, finish
+// what is in flight, close.
 
 import { createServer } from "node:http";
 import { LockClient } from "../client/lock-client.ts";
@@ -27,6 +28,18 @@ try {
 }
 
 const { log, flush, logFile } = createSchedulerLogger({ logDir: config.logDir, pretty: config.logPretty, instanceId: config.instanceId });
+// Until the server runs there is nothing to finish, and a stop request ends the process at once;
+// from then on `stopRequested` stops it cleanly (see stop below). The end of the IPC channel of a
+// supervisor that started this process (npm start) is such a request: the supervisor is gone,
+// however it ended, and a scheduler left running would hold its port.
+let stopRequested = (reason: string): void => {
+  log.info({ event: "scheduler_stopping", signal: reason }, `stopping on ${reason} (before serving)`);
+  flush();
+  process.exit(0);
+};
+process.on("SIGTERM", () => stopRequested("SIGTERM"));
+process.on("SIGINT", () => stopRequested("SIGINT"));
+if (process.channel !== undefined) process.once("disconnect", () => stopRequested("supervisor gone"));
 // Bounded: at most (retries + 1) attempts of clusterTimeoutMs each, plus backoff, before a 503.
 const client = new LockClient({
   nodes: config.nodes,
@@ -113,5 +126,4 @@ async function stop(signal: string): Promise<void> {
   flush();
   process.exit(0);
 }
-process.on("SIGTERM", () => void stop("SIGTERM"));
-process.on("SIGINT", () => void stop("SIGINT"));
+stopRequested = (reason) => void stop(reason);
