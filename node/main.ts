@@ -11,6 +11,7 @@ import { LockInvariantError } from "../lock/assert.ts";
 import { checkCommandBytes } from "../lock/codec.ts";
 import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
 import { createSeededRandom, type NodeId, nodeId, RaftInvariantError, raftConfigDefaults } from "../raft/index.ts";
+import { AdmissionGate, withAdmission } from "./admission.ts";
 import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
 import { DataDirError } from "./contracts.ts";
 import { systemClock } from "./driver/clock.ts";
@@ -75,6 +76,12 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  // Client API requests in flight are bounded; beyond the bound they are shed at once (admission.ts).
+  const gate = new AdmissionGate({
+    requestQueueMax: config.requestQueueMax,
+    retryAfterMs: config.overloadRetryAfterMs,
+    clock: systemClock,
+  });
   // The gauges read the host at scrape time; it exists by the time anyone can scrape.
   let hostForMetrics: LockService | undefined;
   const metrics = new NodeMetrics({
@@ -87,6 +94,7 @@ async function main(): Promise<void> {
         const machine = (hostForMetrics as LockService).localState();
         return { leases: machine.leases().length, waiters: machine.waitersNow().length };
       },
+      requestQueue: () => gate.load(),
     },
   });
   const peerWebSocketUrls = new Map<NodeId, string>(
@@ -152,6 +160,7 @@ async function main(): Promise<void> {
     nowMs: () => performance.now(),
     wallNowMs: () => Date.now(),
     logger: logger.child({ component: "status-feed" }),
+    load: () => gate.load(),
   });
   const apiOptions = {
     host,
@@ -161,9 +170,13 @@ async function main(): Promise<void> {
     peerUrls: config.peers,
     bodyBytesMax: config.bodyBytesMax,
     logger,
+    overloadRetryAfterMs: config.overloadRetryAfterMs,
   };
   const hotPath = createHotPath(apiOptions, (path, method, response) => metrics.observeRequest(path, method, response));
-  const server = createServer(withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger })));
+  const front = withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger }));
+  const server = createServer(
+    withAdmission(gate, front, (path, method, verdict, response) => metrics.requestShed(path, method, verdict, response)),
+  );
   transport.handleUpgrade(server, "/raft");
   feed.attach(server, "/status/live", ["/raft"]);
   await new Promise<void>((resolve, reject) => {
@@ -180,6 +193,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ event: "stopping", signal }, `node ${id} stopping (${signal})`);
+    gate.close();
     feed.close();
     server.closeAllConnections();
     server.close();

@@ -12,6 +12,7 @@ import { loadSchedulerConfig, SchedulerConfigError } from "./config.ts";
 import { BookingEvents } from "./events.ts";
 import { createSchedulerLogger } from "./logging.ts";
 import { SchedulerMetrics } from "./metrics.ts";
+import { RequestQueue } from "./middleware.ts";
 import { Scientists } from "./scientists.ts";
 import { ensureTelescopeGrids, TelescopeGridMismatch } from "./telescopes.ts";
 import { announceTestModes, bookingTestHooks, schedulerClock } from "./test-hooks.ts";
@@ -52,7 +53,8 @@ const telescopes = new Map(config.telescopes.map((telescope) => [telescope.id, t
 // The test and demonstration modes (test-hooks.ts) are chosen here, once: the flows only call the
 // hooks and the clock they are given.
 const nowMs = schedulerClock(config.clockOffsetMs);
-const metrics = new SchedulerMetrics({ instanceId: config.instanceId, processMetrics: true });
+const requestQueue = new RequestQueue({ requestQueueMax: config.requestQueueMax, retryAfterMs: config.overloadRetryAfterMs });
+const metrics = new SchedulerMetrics({ instanceId: config.instanceId, processMetrics: true, requestQueue });
 const bookings = new Bookings({
   cluster,
   telescopes,
@@ -78,6 +80,7 @@ const app = createApp({
   auditVerifyRecordsMax: config.auditVerifyRecordsMax,
   onRequest: metrics.onRequest,
   metrics,
+  requestQueue,
 });
 
 // Record (or check) each telescope's slot grid before serving: bookings depend on it.
