@@ -21,7 +21,9 @@ import {
   memberAnswerSchema,
   type RangePage,
   type RangeReadRequest,
+  type RestartAnswer,
   rangePageSchema,
+  restartAnswerSchema,
   type TransferAnswer,
   type TransferRequest,
   transferAnswerSchema,
@@ -45,6 +47,7 @@ export type {
   MemberAnswer,
   RangePage,
   RangeResult,
+  RestartAnswer,
   TransferAnswer,
   TxnOperation,
 } from "../protocol/api.ts";
@@ -366,6 +369,17 @@ export class LockClient implements LeaseHost {
   async admin(path: "/admin/members" | "/admin/transfer", body: MemberRequest | TransferRequest): Promise<MemberAnswer | TransferAnswer> {
     const answer = await this.send("POST", path, body, {});
     return path === "/admin/members" ? decode(memberAnswerSchema, answer, path) : decode(transferAnswerSchema, answer, path);
+  }
+
+  /**
+   * restartNode asks one node, by its URL (no failover to another), to stop gracefully and be
+   * started again by its supervisor (POST /admin/restart): a leader hands its leadership over
+   * first. Without a supervisor that restarts it, the node just stops. For the whole cluster, one
+   * node at a time, use `rollingRestart` (rolling-restart.ts).
+   */
+  async restartNode(node: string): Promise<RestartAnswer> {
+    const answer = await this.send("POST", "/admin/restart", {}, { node: node.replace(/\/+$/, "") });
+    return decode(restartAnswerSchema, answer, "/admin/restart");
   }
 
   /**

@@ -31,6 +31,7 @@ import {
   type RangePage,
   type ReleaseAnswer,
   type RenewAnswer,
+  type RestartAnswer,
   rangeQuerySchema,
   type TransferAnswer,
   transferRequestSchema,
@@ -64,6 +65,13 @@ export interface ApiOptions {
    * `details.retryAfterMs`), as the admission gate's (admission.ts). @default 1000
    */
   readonly overloadRetryAfterMs?: number;
+  /** bootId names this process (GET /status `bootId`, new at every start). */
+  readonly bootId?: string;
+  /**
+   * restart stops the node gracefully to be started again by its supervisor (POST
+   * /admin/restart); called once the 202 is sent. Without it the endpoint answers 404.
+   */
+  readonly restart?: () => void;
 }
 
 // The bodies' schemas are the wire contract's (protocol/api.ts), built from the command schemas'
@@ -140,6 +148,10 @@ export function createApi(options: ApiOptions): express.Express {
   app.post(
     "/admin/transfer",
     handle(options, (request) => transferHandler(options, request)),
+  );
+  app.post(
+    "/admin/restart",
+    handle(options, (_request, _log, response) => restartHandler(options, response)),
   );
   app.use((_request: Request, response: Response) => sendError(response, new ApiError("not_found", "no such endpoint")));
   app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) =>
@@ -570,6 +582,21 @@ async function transferHandler(options: ApiOptions, request: ApiRequest): Promis
   return { status: 202, body: { transferringTo: body.to } satisfies TransferAnswer };
 }
 
+/**
+ * restartHandler answers 202 and then, once the answer is out, has the node stop gracefully to be
+ * started again (node/graceful-stop.ts). It is not forwarded: it names the node it is sent to.
+ */
+async function restartHandler(options: ApiOptions, response: ServerResponse): Promise<{ status: number; body: unknown }> {
+  const restart = options.restart;
+  if (restart === undefined) throw new ApiError("not_found", "this node cannot restart itself (it runs without a supervisor hook)");
+  options.logger.info({ event: "restart_requested" }, "restart requested (POST /admin/restart): stopping gracefully");
+  response.once("finish", () => restart());
+  return {
+    status: 202,
+    body: { nodeId: options.host.nodeId, restarting: true, bootId: options.bootId ?? "" } satisfies RestartAnswer,
+  };
+}
+
 /** resultResponse maps a state machine result to an HTTP answer (tokens as decimal strings). */
 function resultResponse(result: LockResult): { status: number; body: unknown } {
   switch (result.status) {
@@ -613,7 +640,14 @@ function statusBody(options: ApiOptions): NodeStatus {
       },
     ]),
   );
-  return { nodeId: status.id, pid: process.pid, ...status, peers, watch: options.host.watchStatus() };
+  return {
+    nodeId: status.id,
+    pid: process.pid,
+    ...(options.bootId === undefined ? {} : { bootId: options.bootId }),
+    ...status,
+    peers,
+    watch: options.host.watchStatus(),
+  };
 }
 
 /** overloadedError: the lock service's own `overloaded` (too many proposals pending), with the wait to ask for. */

@@ -56,6 +56,7 @@ const httpRoutes = new Set([
   "/leases",
   "/admin/members",
   "/admin/transfer",
+  "/admin/restart",
 ]);
 
 /** routeOf names the route of a request path for metric labels. */

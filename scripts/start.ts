@@ -9,7 +9,8 @@
 // exits 1; SIGINT, SIGTERM or SIGHUP to npm start (or to npm: package.json runs this script with
 // `exec`, so npm's signal reaches it, not a shell that would die alone) stop every child, the
 // scheduler first, and npm start exits 0. The children also stop by themselves if npm start dies
-// unannounced (scripts/start/supervisor.ts).
+// unannounced (scripts/start/supervisor.ts). A node that asks to be restarted (exit 75, after
+// `POST /admin/restart`: `sctec rolling-restart`) is started again.
 //
 // The cluster secret and API token are generated on first start and kept in
 // ./data/credentials.json, so a restart finds the same cluster.
@@ -23,6 +24,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { restartExitCode } from "../node/graceful-stop.ts";
 import { type HealthAnswer, type OwnNode, ownHealthyScheduler, ownLeader, type StatusAnswer } from "./start/readiness.ts";
 import { type ChildExit, portsInUse, Supervisor } from "./start/supervisor.ts";
 
@@ -112,6 +114,7 @@ for (const node of nodes) {
       SCTEC_BOOKING_URL: `${schedulerUrl}/`,
     },
     logFile,
+    restartExitCode,
   });
   log(`node ${node.id}: ${node.url} (status page: ${node.url}/, pid ${pid})`);
 }
