@@ -17,10 +17,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
-import { Pool } from "undici";
 import { LockClient } from "../client/lock-client.ts";
 import { type RollingRestartReport, rollingRestart } from "../client/rolling-restart.ts";
 import { type BookingSystem, startBookingSystem } from "../harness/booking-system.ts";
+import { poolFetch } from "../harness/pool-fetch.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, rounds: { type: "string" }, workers: { type: "string" } } });
@@ -60,22 +60,14 @@ interface Round {
   readonly nodes: RollingRestartReport["restarted"];
 }
 
-const pool = new Map<string, Pool>();
+const pools = poolFetch();
 async function post(url: string, path: string, body: unknown, key?: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  let target = pool.get(url);
-  if (target === undefined) {
-    target = new Pool(url);
-    pool.set(url, target);
-  }
-  const answer = await target.request({
-    path,
+  const answer = await pools.fetch(`${url}${path}`, {
     method: "POST",
     headers: { "content-type": "application/json", ...(key === undefined ? {} : { authorization: `Bearer ${key}` }) },
     body: JSON.stringify(body),
-    headersTimeout: 60_000,
-    bodyTimeout: 60_000,
   });
-  return { status: answer.statusCode, body: (await answer.body.json()) as Record<string, unknown> };
+  return { status: answer.status, body: (await answer.json()) as Record<string, unknown> };
 }
 
 /** bookingLoad runs `workers` clients booking distinct slots until `stop` is set; every answer is kept. */
@@ -214,6 +206,7 @@ async function main(): Promise<void> {
       results.push(await oneRound(system, keys, round));
     }
   } finally {
+    await pools.close();
     await system.stop();
   }
   const loadAfter = loadavg()[0] ?? 0;

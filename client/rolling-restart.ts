@@ -9,8 +9,9 @@
 //      restart policy, systemd), and waits until a new process answers (GET /status: another bootId);
 //   2. waits until it has caught up: the leader replicates to it (progress "replicate", heard from
 //      lately) and its applied index has reached the leader's commit index as of its return;
-// and only then goes on to the next. Before the first, every member must be up and replicating:
-// restarting one while another is down could leave no majority. Every wait is bounded.
+// and only then goes on to the next. Before the first, every member must be up and replicating
+// (waited for, within catchUpTimeoutMs: a cluster may still be starting): restarting one while
+// another is down could leave no majority. Every wait is bounded.
 
 import type { NodeStatus } from "../protocol/status.ts";
 import { LockError } from "./errors.ts";
@@ -105,29 +106,26 @@ export async function rollingRestart(options: RollingRestartOptions): Promise<Ro
     return seen.find((each) => each.status.role === "leader" && each.status.term === highestTerm);
   };
 
-  const first = await survey();
-  const leader = leaderOf(first);
-  if (leader === undefined)
-    throw new RollingRestartError("not_ready", "no leader is known: the cluster must be up before a rolling restart");
+  // Every member must be up and replicating before the first restart. A cluster that is still
+  // starting, or a member that answers slowly under load, is waited for (bounded); a member that
+  // stays down is an error, and nothing is restarted.
+  let why: RollingRestartError | undefined;
+  const ready = await waitUntil(
+    async () => {
+      const verdict = readiness(await survey(), nodes);
+      if (verdict instanceof RollingRestartError) {
+        if (why?.message !== verdict.message) say(`waiting for the cluster: ${verdict.message}`);
+        why = verdict;
+        return undefined;
+      }
+      return verdict;
+    },
+    options.catchUpTimeoutMs ?? 60_000,
+    { now, sleep, pollMs },
+  );
+  if (ready === undefined) throw why ?? new RollingRestartError("not_ready", "the cluster did not answer");
+  const { leader, urlOf, members } = ready;
   noteLeader(leader.status.nodeId);
-  const urlOf = new Map(first.map((seen) => [seen.status.nodeId, seen.url]));
-  const members = [...leader.status.voters, ...leader.status.learners];
-  for (const member of members) {
-    if (!urlOf.has(member))
-      throw new RollingRestartError(
-        "unknown_member",
-        `${member} is a member, but none of ${nodes.join(", ")} answered as it: give every member's URL (and every member must be up)`,
-      );
-  }
-  for (const member of members) {
-    if (member === leader.status.nodeId) continue;
-    const progress = leader.status.progress.find((peer) => peer.id === member);
-    if (progress === undefined || progress.state !== "replicate" || !progress.recentActive)
-      throw new RollingRestartError(
-        "not_ready",
-        `${member} is not caught up (the leader ${leader.status.nodeId} sees it ${progress === undefined ? "nowhere" : `${progress.state}${progress.recentActive ? "" : ", silent"}`}): restarting now could leave no majority`,
-      );
-  }
   const order = [...members.filter((member) => member !== leader.status.nodeId).sort(), leader.status.nodeId];
   say(
     `rolling restart of ${order.length} members, leader last: ${order.join(", ")} (leader ${leader.status.nodeId}, term ${leader.status.term})`,
@@ -197,6 +195,40 @@ export async function rollingRestart(options: RollingRestartOptions): Promise<Ro
     });
   }
   return { restarted, leaders, totalMs: now() - startedMs };
+}
+
+/**
+ * readiness: whether a survey of the nodes shows a cluster that may be rolled: a leader, every
+ * member (voters and learners, as the leader has them) answering at one of the URLs, and the
+ * leader replicating to each; else why not.
+ */
+function readiness(
+  seen: readonly Seen[],
+  nodes: readonly string[],
+): { leader: Seen; urlOf: Map<string, string>; members: string[] } | RollingRestartError {
+  const highestTerm = Math.max(...seen.map((each) => each.status.term));
+  const leader = seen.find((each) => each.status.role === "leader" && each.status.term === highestTerm);
+  if (leader === undefined)
+    return new RollingRestartError("not_ready", "no leader is known: the cluster must be up before a rolling restart");
+  const urlOf = new Map(seen.map((each) => [each.status.nodeId, each.url]));
+  const members = [...leader.status.voters, ...leader.status.learners];
+  for (const member of members) {
+    if (!urlOf.has(member))
+      return new RollingRestartError(
+        "unknown_member",
+        `${member} is a member, but none of ${nodes.join(", ")} answered as it: give every member's URL (and every member must be up)`,
+      );
+  }
+  for (const member of members) {
+    if (member === leader.status.nodeId) continue;
+    const progress = leader.status.progress.find((peer) => peer.id === member);
+    if (progress === undefined || progress.state !== "replicate" || !progress.recentActive)
+      return new RollingRestartError(
+        "not_ready",
+        `${member} is not caught up (the leader ${leader.status.nodeId} sees it ${progress === undefined ? "nowhere" : `${progress.state}${progress.recentActive ? "" : ", silent"}`}): restarting now could leave no majority`,
+      );
+  }
+  return { leader, urlOf, members };
 }
 
 /** identityOf names the process behind a status: its bootId, or its pid for a node that sends none (an older one). */

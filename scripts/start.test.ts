@@ -143,21 +143,10 @@ describe("the pieces of the supervisor", () => {
     const exits: ChildExit[] = [];
     const stderr: string[] = [];
     const tree = supervisor(exits, [], { stopTimeoutMs: 1500, stderr });
-    const polite = tree.start({
-      key: "polite",
-      name: "polite",
-      args: ["-e", "setInterval(() => {}, 1000)"],
-      env: process.env,
-      logFile: "",
-    });
+    const script = (key: string, code: string) => tree.start({ key, name: key, args: ["-e", code], env: process.env, logFile: "" });
+    const polite = script("polite", "setInterval(() => {}, 1000)");
     // Says so once its handler is in place, so the SIGTERM below cannot come before it.
-    const stubborn = tree.start({
-      key: "stubborn",
-      name: "stubborn",
-      args: ["-e", 'process.on("SIGTERM", () => {}); console.error("ready"); setInterval(() => {}, 1000)'],
-      env: process.env,
-      logFile: "",
-    });
+    const stubborn = script("stubborn", 'process.on("SIGTERM", () => {}); console.error("ready"); setInterval(() => {}, 1000)');
     await waitFor(() => (stderr.includes("[stubborn] ready\n") ? true : undefined), "the stubborn child's handler", 30_000);
     const { killed } = await tree.stopAll(["polite"]);
     expect(killed).toEqual(["stubborn"]);
