@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { restartExitCode } from "../node/graceful-stop.ts";
 
 export interface NodeStatus {
   readonly nodeId: string;
@@ -211,8 +212,18 @@ export class ProcessCluster {
     this.processes.set(id, child);
     this.options.onSpawn?.(id, child);
     liveChildren.add(child);
-    child.once("exit", () => liveChildren.delete(child));
+    child.once("exit", (code) => {
+      liveChildren.delete(child);
+      // A node that stopped to be restarted (POST /admin/restart) is started again, as a supervisor would.
+      if (code === restartExitCode && this.processes.get(id) === child && !this.closing) {
+        this.restarts.push(id);
+        this.startNode(id);
+      }
+    });
   }
+
+  /** restarts: the nodes started again after they asked to be (exit 75), in order. */
+  readonly restarts: string[] = [];
 
   /** exitedNodes: the nodes whose process this cluster started and which have exited since (a crash, unless a test killed it). */
   exitedNodes(): string[] {
@@ -261,7 +272,10 @@ export class ProcessCluster {
     );
   }
 
+  private closing = false;
+
   async close(): Promise<void> {
+    this.closing = true;
     for (const id of [...this.processes.keys()]) {
       this.signal(id, "SIGCONT");
       await this.kill(id);

@@ -1,18 +1,23 @@
 // The lock node process: `tsx node/main.ts [flags]` (see config.ts for the settings). One port
 // serves the HTTP API, /status, /healthz, the status page (`/`, live over /status/live), /metrics
-// and the peer WebSocket (/raft). SIGTERM or SIGINT stop
-// it cleanly; a broken Raft invariant crashes it loudly (exit 70), as the core's contract asks.
+// and the peer WebSocket (/raft). SIGTERM or SIGINT stop it gracefully (a leader hands its
+// leadership over first, then the requests in flight finish: graceful-stop.ts), and so does the
+// end of its supervisor's IPC channel (npm start); POST /admin/restart does the same and exits 75,
+// for the supervisor to start it again. A broken Raft invariant crashes it loudly (exit 70), as the
+// core's contract asks.
 
-import { randomInt } from "node:crypto";
+import { randomInt, randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { destination, type Logger, multistream, pino, transport as pinoTransport } from "pino";
 import { LockInvariantError } from "../lock/assert.ts";
 import { checkCommandBytes } from "../lock/codec.ts";
 import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
 import { createSeededRandom, type NodeId, nodeId, RaftInvariantError, raftConfigDefaults } from "../raft/index.ts";
+import { AdmissionGate, withAdmission } from "./admission.ts";
 import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
 import { DataDirError, DiskFullError } from "./contracts.ts";
 import { systemClock } from "./driver/clock.ts";
+import { handOverLeadership, restartExitCode } from "./graceful-stop.ts";
 import { combineObservers } from "./host-observer.ts";
 import { createApi, createHotPath, withHotPath } from "./http-api.ts";
 import { LockService } from "./lock-service.ts";
@@ -81,6 +86,7 @@ async function openWaitingForSpace(config: NodeConfig, logger: Logger): Promise<
 }
 
 async function main(): Promise<void> {
+  const stopRequests = new StopRequests();
   let config: NodeConfig;
   try {
     config = loadNodeConfig(process.argv.slice(2), process.env);
@@ -108,6 +114,13 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  // Client API requests in flight are bounded; beyond the bound they are shed at once (admission.ts).
+  const gate = new AdmissionGate({
+    requestQueueMax: config.requestQueueMax,
+    retryAfterMs: config.overloadRetryAfterMs,
+    clock: systemClock,
+  });
+  const bootId = randomUUID();
   // The gauges read the host at scrape time; it exists by the time anyone can scrape.
   let hostForMetrics: LockService | undefined;
   const metrics = new NodeMetrics({
@@ -120,6 +133,7 @@ async function main(): Promise<void> {
         const machine = (hostForMetrics as LockService).localState();
         return { leases: machine.leases().length, waiters: machine.waitersNow().length };
       },
+      requestQueue: () => gate.load(),
     },
   });
   const peerWebSocketUrls = new Map<NodeId, string>(
@@ -185,6 +199,7 @@ async function main(): Promise<void> {
     nowMs: () => performance.now(),
     wallNowMs: () => Date.now(),
     logger: logger.child({ component: "status-feed" }),
+    load: () => gate.load(),
   });
   const apiOptions = {
     host,
@@ -194,9 +209,15 @@ async function main(): Promise<void> {
     peerUrls: config.peers,
     bodyBytesMax: config.bodyBytesMax,
     logger,
+    overloadRetryAfterMs: config.overloadRetryAfterMs,
+    bootId,
+    restart: () => stopRequests.restart(),
   };
   const hotPath = createHotPath(apiOptions, (path, method, response) => metrics.observeRequest(path, method, response));
-  const server = createServer(withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger })));
+  const front = withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger }));
+  const server = createServer(
+    withAdmission(gate, front, (path, method, verdict, response) => metrics.requestShed(path, method, verdict, response)),
+  );
   transport.handleUpgrade(server, "/raft");
   feed.attach(server, "/status/live", ["/raft"]);
   await new Promise<void>((resolve, reject) => {
@@ -204,26 +225,89 @@ async function main(): Promise<void> {
     server.listen(config.listen.port, config.listen.host, resolve);
   });
   logger.info(
-    { event: "listening", listen: config.listen, pid: process.pid },
+    { event: "listening", listen: config.listen, pid: process.pid, bootId },
     `node ${id} listening on http://${config.listen.host}:${config.listen.port}`,
   );
 
   let stopping = false;
-  const stop = async (signal: string): Promise<void> => {
+  /**
+   * stop stops the node gracefully (graceful-stop.ts): a leader hands its leadership to the most
+   * caught-up voter first (bounded); then new client requests are refused (ask another node),
+   * those in flight finish (bounded), and everything closes. `exitCode` 75 asks the supervisor
+   * to start the node again (POST /admin/restart).
+   */
+  const stop = async (reason: string, exitCode: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    logger.info({ event: "stopping", signal }, `node ${id} stopping (${signal})`);
+    const stopStartedMs = performance.now();
+    logger.info({ event: "stopping", signal: reason }, `node ${id} stopping (${reason})`);
+    // SCTEC_STOP_TRANSFER_MS=0 skips the hand-over: a leader then just stops, and a failover follows.
+    const handOver =
+      config.stopTransferMs > 0
+        ? await handOverLeadership(host, {
+            waitMs: config.stopTransferMs,
+            retryAfterMs: longestElectionMs,
+            pollMs: config.tickIntervalMs,
+            clock: systemClock,
+          })
+        : undefined;
+    if (handOver?.kind === "handed_over")
+      logger.info(
+        { event: "leadership_handed_over", ...handOver },
+        `leadership handed to ${handOver.leaderId} in ${Math.round(handOver.ms)} ms`,
+      );
+    else if (handOver !== undefined && handOver.kind !== "not_leader")
+      logger.warn({ event: "leadership_not_handed_over", ...handOver }, `stopping as the leader: ${handOver.kind}; a failover follows`);
+    gate.close();
+    server.close(); // Stops listening; the requests in flight go on.
+    const drained = await gate.drained(config.stopDrainMs);
+    const inFlight = gate.depth();
+    if (!drained)
+      logger.warn({ event: "stop_drain_timeout", inFlight }, `${inFlight} requests still in flight after ${config.stopDrainMs} ms`);
     feed.close();
     server.closeAllConnections();
-    server.close();
     await host.stop();
     await transport.close();
     await durableLog.close();
+    logger.info(
+      { event: "stopped", exitCode, ms: Math.round(performance.now() - stopStartedMs) },
+      `node ${id} stopped in ${Math.round(performance.now() - stopStartedMs)} ms${exitCode === restartExitCode ? ", to be restarted" : ""}`,
+    );
     logger.flush();
-    process.exit(0);
+    process.exit(exitCode);
   };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  stopRequests.handleWith((reason, exitCode) => void stop(reason, exitCode));
+}
+
+/**
+ * StopRequests hears what asks this process to stop: SIGTERM, SIGINT, and, when a supervisor
+ * started it with an IPC channel (npm start), the end of that channel: the supervisor is gone,
+ * however it ended (SIGKILL included), and a node left running would hold its port and data
+ * directory. Listening starts at once, so a request during startup is not missed: until
+ * `handleWith` is called (the node serves), a request ends the process at once.
+ */
+class StopRequests {
+  private handler: ((reason: string, exitCode: number) => void) | undefined;
+
+  constructor() {
+    process.on("SIGTERM", () => this.request("SIGTERM", 0));
+    process.on("SIGINT", () => this.request("SIGINT", 0));
+    if (process.channel !== undefined) process.once("disconnect", () => this.request("supervisor gone", 0));
+  }
+
+  handleWith(handler: (reason: string, exitCode: number) => void): void {
+    this.handler = handler;
+  }
+
+  /** restart: POST /admin/restart: stop as on SIGTERM, and exit so that the supervisor starts the node again. */
+  restart(): void {
+    this.request("restart requested", restartExitCode);
+  }
+
+  private request(reason: string, exitCode: number): void {
+    if (this.handler !== undefined) this.handler(reason, exitCode);
+    else process.exit(exitCode); // Nothing is served yet; the data directory is as safe as after a crash.
+  }
 }
 
 /** invariantName names a broken invariant of the core or of the lock state machine (a bug, never an outcome). */

@@ -17,6 +17,8 @@ import type { HostObserver, ProposalOutcomeKind } from "./host-observer.ts";
 export interface NodeMetricsSource {
   status(): Status;
   leaseCounts(): { readonly leases: number; readonly waiters: number };
+  /** requestQueue: the admission gate's client requests in flight and its limit (admission.ts), if the node has one. */
+  requestQueue?(): { readonly depth: number; readonly requestQueueMax: number };
 }
 
 export interface NodeMetricsOptions {
@@ -54,6 +56,7 @@ const httpRoutes = new Set([
   "/leases",
   "/admin/members",
   "/admin/transfer",
+  "/admin/restart",
 ]);
 
 /** routeOf names the route of a request path for metric labels. */
@@ -81,6 +84,7 @@ export class NodeMetrics implements HostObserver {
   private readonly leaseReleases: Counter;
   private readonly waitTimeouts: Counter;
   private readonly peerFramesRejected: Counter<"peer" | "code">;
+  private readonly requestsShed: Counter<"route" | "reason">;
   private readonly httpRequests: Counter<"route" | "method" | "status">;
   private readonly httpSeconds: Histogram<"route" | "method">;
   private role: Role = "follower";
@@ -168,6 +172,12 @@ export class NodeMetrics implements HostObserver {
       labelNames: ["peer", "code"],
       registers,
     });
+    this.requestsShed = new Counter({
+      name: "sctec_requests_shed_total",
+      help: "Client requests answered 503 at once by the admission gate, by route: reason overloaded (the queue was full) or shutting_down (the node is stopping).",
+      labelNames: ["route", "reason"],
+      registers,
+    });
     this.httpRequests = new Counter({
       name: "sctec_http_requests_total",
       help: "HTTP requests answered, by route (not URL), method and status.",
@@ -213,6 +223,25 @@ export class NodeMetrics implements HostObserver {
     statusGauge("sctec_raft_last_index", "The last index in this node's log.", (status) => status.lastIndex);
     statusGauge("sctec_raft_snapshot_index", "The index of this node's latest snapshot.", (status) => status.snapshotIndex);
     statusGauge("sctec_raft_voters", "Voting members in this node's configuration.", (status) => status.voters.length);
+    if (source.requestQueue !== undefined) {
+      const queue = () => source.requestQueue?.() ?? { depth: 0, requestQueueMax: 0 };
+      new Gauge({
+        name: "sctec_request_queue_depth",
+        help: "Client requests in flight now, as the admission gate counts them (the API's calls; /watch and the open endpoints excepted).",
+        registers,
+        collect() {
+          this.set(queue().depth);
+        },
+      });
+      new Gauge({
+        name: "sctec_request_queue_max",
+        help: "The admission gate's limit (SCTEC_REQUEST_QUEUE_MAX): one more request in flight is answered 503 overloaded.",
+        registers,
+        collect() {
+          this.set(queue().requestQueueMax);
+        },
+      });
+    }
     new Gauge({
       name: "sctec_leases_held",
       help: "Leases held now, in this node's applied state.",
@@ -343,6 +372,12 @@ export class NodeMetrics implements HostObserver {
       this.httpRequests.inc({ route, method, status: String(response.statusCode) });
       this.httpSeconds.observe({ route, method }, (performance.now() - startedMs) / 1000);
     });
+  }
+
+  /** requestShed counts a request the admission gate answered at once (admission.ts ShedObserver), and observes it like any other. */
+  requestShed(path: string, method: string, reason: "overloaded" | "shutting_down", response: ServerResponse): void {
+    this.requestsShed.inc({ route: routeOf(path.split("?")[0] ?? path), reason });
+    this.observeRequest(path.split("?")[0] ?? path, method, response);
   }
 
   /** text renders every metric in the Prometheus text format. */

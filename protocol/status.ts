@@ -31,6 +31,11 @@ export const peerLinkSchema = z.object({
 export const nodeStatusSchema = z.object({
   nodeId: z.string(),
   pid: z.int(),
+  /**
+   * bootId: a random id of this process, new at every start (a pid may repeat: in a container it
+   * is the same at every start). Optional: a node older than it does not send it.
+   */
+  bootId: z.string().optional(),
   id: z.string(),
   role: roleSchema,
   term: z.int(),

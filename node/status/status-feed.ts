@@ -19,7 +19,7 @@ import { nodeStatusSchema, peerProgressSchema } from "../../protocol/status.ts";
 import type { NodeId, Status } from "../../raft/index.ts";
 import type { PeerLinkStatus, PeerTransport } from "../contracts.ts";
 import type { StatusTimeline } from "./status-timeline.ts";
-import { buildStatusView, type LeaseRow, type PeerPoll, type PolledStatus, type StatusView } from "./status-view.ts";
+import { buildStatusView, type LeaseRow, type LoadView, type PeerPoll, type PolledStatus, type StatusView } from "./status-view.ts";
 
 /** StatusFeedHost is what the feed reads from the node (LockService fits it). */
 export interface StatusFeedHost {
@@ -53,6 +53,8 @@ export interface StatusFeedOptions {
   readonly nowMs: () => number;
   readonly wallNowMs: () => number;
   readonly logger: Logger;
+  /** load: the admission gate's figures (node/admission.ts), shown on the page; none without a gate. */
+  readonly load?: () => LoadView;
 }
 
 /** A page that cannot keep up is skipped until its socket drains, rather than buffered without end. */
@@ -138,6 +140,7 @@ export class StatusFeed {
       staleAfterMs: this.options.staleAfterMs,
       leases: this.leaseRows(status.role === "leader", nowMs),
       timeline: this.options.timeline.recent(),
+      load: this.options.load?.(),
     });
   }
 
