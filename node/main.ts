@@ -110,6 +110,10 @@ async function main(): Promise<void> {
       // file is not open yet (on a loaded machine the refusal can come first), which turned this
       // exit 3 into an "unhandled rejection", exit 70. Nothing else runs yet: the process ends.
       process.exitCode = 3;
+      // Nothing else may keep the process alive: a supervisor's IPC channel (npm start) would, and
+      // the node then sat there with its exit code set (found by scripts/start.test.ts once the
+      // two changes met).
+      process.channel?.unref();
       return;
     }
     throw error;
