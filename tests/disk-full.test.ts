@@ -33,28 +33,34 @@ async function writeUnderLease(client: LockClient, key: string, value: string): 
   await lease.release();
 }
 
+/** startOnTmpfs starts three nodes, each with its data on a tmpfs disk of its own, and a client of them. */
+async function startOnTmpfs(sizeBytes: number) {
+  resources = new Resources();
+  root = mkdtempSync(join(tmpdir(), "sctec-disk-full-"));
+  const disks = new NodeDisks({ root, sizeBytes, resources });
+  const exits: string[] = [];
+  cluster = await ProcessCluster.start({
+    beforeStart: async (started) => {
+      for (const id of started.ids()) disks.mount(id);
+    },
+    dataDirFor: (id) => disks.dataDir(id),
+    onExit: (id, _pid, code, signal) => exits.push(`${id}: ${code ?? signal}`),
+    leaderTimeoutMs: 60_000,
+  });
+  const started = cluster;
+  const client = new LockClient({
+    nodes: started.urls(),
+    apiToken: started.apiToken,
+    requestTimeoutMs: 1500,
+    retriesMax: 40,
+    retryMaxMs: 500,
+  });
+  return { disks, exits, started, client };
+}
+
 describe.skipIf(process.getuid?.() !== 0)("a full disk on a real node", () => {
   it("the leader stops acknowledging without dying, is replaced, catches up when space returns, and nothing acknowledged is lost", async () => {
-    resources = new Resources();
-    root = mkdtempSync(join(tmpdir(), "sctec-disk-full-"));
-    const disks = new NodeDisks({ root, sizeBytes: 32 * 1024 * 1024, resources });
-    const exits: string[] = [];
-    cluster = await ProcessCluster.start({
-      beforeStart: async (started) => {
-        for (const id of started.ids()) disks.mount(id);
-      },
-      dataDirFor: (id) => disks.dataDir(id),
-      onExit: (id, _pid, code, signal) => exits.push(`${id}: ${code ?? signal}`),
-      leaderTimeoutMs: 60_000,
-    });
-    const started = cluster;
-    const client = new LockClient({
-      nodes: started.urls(),
-      apiToken: started.apiToken,
-      requestTimeoutMs: 1500,
-      retriesMax: 40,
-      retryMaxMs: 500,
-    });
+    const { disks, exits, started, client } = await startOnTmpfs(32 * 1024 * 1024);
     const acknowledged = new Map<string, string>();
     for (let round = 0; round < 10; round++) {
       await writeUnderLease(client, `before-${round}`, `v${round}`);
@@ -102,26 +108,7 @@ describe.skipIf(process.getuid?.() !== 0)("a full disk on a real node", () => {
     // starting): opening LevelDB replays its write-ahead log into a new table file, which a full
     // disk refuses; the node called that a corrupt data directory and exited. Now it waits, as a
     // running node does, and starts once there is space.
-    resources = new Resources();
-    root = mkdtempSync(join(tmpdir(), "sctec-disk-full-"));
-    const disks = new NodeDisks({ root, sizeBytes: 16 * 1024 * 1024, resources });
-    const exits: string[] = [];
-    cluster = await ProcessCluster.start({
-      beforeStart: async (started) => {
-        for (const id of started.ids()) disks.mount(id);
-      },
-      dataDirFor: (id) => disks.dataDir(id),
-      onExit: (id, _pid, code, signal) => exits.push(`${id}: ${code ?? signal}`),
-      leaderTimeoutMs: 60_000,
-    });
-    const started = cluster;
-    const client = new LockClient({
-      nodes: started.urls(),
-      apiToken: started.apiToken,
-      requestTimeoutMs: 1500,
-      retriesMax: 40,
-      retryMaxMs: 500,
-    });
+    const { disks, exits, started, client } = await startOnTmpfs(16 * 1024 * 1024);
     const leader = await started.waitForLeader(30_000);
     const victim = started.ids().find((id) => id !== leader) as string;
     // Enough in the victim's write-ahead log that replaying it at the next open needs real space.
