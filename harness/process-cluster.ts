@@ -58,6 +58,10 @@ export class ProcessCluster {
   readonly clusterSecret = randomBytes(16).toString("hex");
   readonly dataRoot: string;
   readonly ports = new Map<string, number>();
+  /** raftPorts: each node's peer (Raft) port, free ports too (the default, HTTP port + 100, may be taken). */
+  readonly raftPorts = new Map<string, number>();
+  /** inspectorPorts: each node's V8 inspector port, when started with `inspect` (tests that pause a node's HTTP thread). */
+  readonly inspectorPorts = new Map<string, number>();
   private readonly processes = new Map<string, ChildProcess>();
   private readonly extraEnv: Record<string, string>;
 
@@ -81,13 +85,19 @@ export class ProcessCluster {
       nodeArgs?: readonly string[];
       /** leaderTimeoutMs bounds the wait for the first leader. @default 15000 */
       leaderTimeoutMs?: number;
+      /** inspect starts each node with the V8 inspector on a free loopback port (inspectorPorts). */
+      inspect?: boolean;
     } = {},
   ): Promise<ProcessCluster> {
     const ids = Array.from({ length: options.size ?? 3 }, (_, position) => `n${position + 1}`);
     const cluster = new ProcessCluster(ids, options.env ?? {});
     cluster.nodeArgs = options.nodeArgs ?? [];
     cluster.founders = ids.slice(0, options.founders ?? ids.length);
-    for (const id of ids) cluster.ports.set(id, await freePort());
+    for (const id of ids) {
+      cluster.ports.set(id, await freePort());
+      cluster.raftPorts.set(id, await freePort());
+      if (options.inspect === true) cluster.inspectorPorts.set(id, await freePort());
+    }
     for (const id of cluster.founders) cluster.startNode(id);
     try {
       // Generous: three node processes start through tsx, and on a loaded machine (the whole suite
@@ -117,12 +127,19 @@ export class ProcessCluster {
     const peers = this.ids()
       .map((peer) => `${peer}=${this.url(peer)}`)
       .join(",");
-    const child = spawn(process.execPath, [...this.nodeArgs, "--import", "tsx", "node/main.ts"], {
+    const raftPeers = this.ids()
+      .map((peer) => `${peer}=127.0.0.1:${this.raftPorts.get(peer)}`)
+      .join(",");
+    const inspectorPort = this.inspectorPorts.get(id);
+    const inspect = inspectorPort === undefined ? [] : [`--inspect=127.0.0.1:${inspectorPort}`];
+    const child = spawn(process.execPath, [...this.nodeArgs, ...inspect, "--import", "tsx", "node/main.ts"], {
       env: {
         ...process.env,
         SCTEC_NODE_ID: id,
         SCTEC_LISTEN: `127.0.0.1:${this.ports.get(id)}`,
         SCTEC_PEERS: peers,
+        SCTEC_RAFT_LISTEN: `127.0.0.1:${this.raftPorts.get(id)}`,
+        SCTEC_RAFT_PEERS: raftPeers,
         SCTEC_DATA_DIR: join(this.dataRoot, id),
         SCTEC_CLUSTER_SECRET: this.clusterSecret,
         SCTEC_API_TOKEN: this.apiToken,

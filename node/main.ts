@@ -1,53 +1,23 @@
-// The lock node process: `tsx node/main.ts [flags]` (see config.ts for the settings). One port
-// serves the HTTP API, /status, /healthz, the status page (`/`, live over /status/live), /metrics
-// and the peer WebSocket (/raft). SIGTERM or SIGINT stop
-// it cleanly; a broken Raft invariant crashes it loudly (exit 70), as the core's contract asks.
+// The lock node process: `tsx node/main.ts [flags]` (see config.ts for the settings). It runs on
+// two threads. This one, the HTTP thread, serves the API, /status, /healthz, the status page (`/`,
+// live over /status/live) and /metrics on SCTEC_LISTEN. The raft thread (raft-thread.ts, started
+// by RaftThreadHost) runs the LockService, its RaftDriver, the LevelDB log and the peer transport,
+// whose /raft WebSocket has a port of its own (SCTEC_RAFT_LISTEN), so that no HTTP load can delay
+// a heartbeat (docs/DESIGN.md, "Heartbeats on a thread of their own"). SIGTERM or SIGINT stop it
+// cleanly; a broken Raft invariant on either thread crashes it loudly (exit 70), as the core's
+// contract asks.
 
-import { randomInt } from "node:crypto";
 import { createServer } from "node:http";
-import { destination, type Logger, multistream, pino, transport as pinoTransport } from "pino";
 import { LockInvariantError } from "../lock/assert.ts";
-import { checkCommandBytes } from "../lock/codec.ts";
-import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
-import { createSeededRandom, type NodeId, nodeId, RaftInvariantError, raftConfigDefaults } from "../raft/index.ts";
+import { RaftInvariantError } from "../raft/index.ts";
 import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
-import { DataDirError } from "./contracts.ts";
-import { systemClock } from "./driver/clock.ts";
-import { combineObservers } from "./host-observer.ts";
+import { FrontMetrics } from "./front-metrics.ts";
 import { createApi, createHotPath, withHotPath } from "./http-api.ts";
-import { LockService } from "./lock-service.ts";
-import { NodeMetrics } from "./metrics.ts";
-import { LevelDurableLog } from "./persistence/level-durable-log.ts";
+import { flushLogs, makeLogger } from "./logging.ts";
+import { LoopLagMonitor } from "./loop-lag.ts";
+import { RaftThreadHost, RaftThreadStartError } from "./raft-thread-host.ts";
 import { StatusFeed } from "./status/status-feed.ts";
 import { createNodeFront } from "./status/status-server.ts";
-import { StatusTimeline } from "./status/status-timeline.ts";
-import { WebSocketTransport } from "./transport/websocket-transport.ts";
-
-/**
- * logBuffering: lines are written in chunks of at least 32 KiB (about 120 lines), so a busy leader
- * makes one write where 4 KiB chunks made eight; the flush below still bounds how long a line waits.
- * sonic-boom requires minLength below maxWrite.
- */
-const logBuffering = { sync: false, minLength: 32 * 1024, maxWrite: 64 * 1024 } as const;
-
-function makeLogger(config: NodeConfig): Logger {
-  const streams: { stream: NodeJS.WritableStream | ReturnType<typeof destination> }[] = [];
-  const buffered: ReturnType<typeof destination>[] = [];
-  if (config.logPretty) {
-    // pino-pretty is loaded only when asked for: production logs stay JSON.
-    streams.push({ stream: pinoTransport({ target: "pino-pretty", options: { colorize: true } }) });
-  } else {
-    // Buffered, asynchronous writes: a synchronous write per line cost ~15% of a busy leader's CPU.
-    buffered.push(destination({ dest: 1, ...logBuffering }));
-  }
-  if (config.logFile !== undefined) buffered.push(destination({ dest: config.logFile, ...logBuffering, mkdir: true }));
-  for (const stream of buffered) streams.push({ stream });
-  // A quiet node must not sit on its last lines: whatever is buffered goes out within half a second.
-  setInterval(() => {
-    for (const stream of buffered) stream.flush();
-  }, 500).unref();
-  return pino({ base: { service: "lock-node", nodeId: config.nodeId }, timestamp: pino.stdTimeFunctions.isoTime }, multistream(streams));
-}
 
 async function main(): Promise<void> {
   let config: NodeConfig;
@@ -61,82 +31,38 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = makeLogger(config);
-  const id = nodeId(config.nodeId);
-  let durableLog: LevelDurableLog;
+  let host: RaftThreadHost;
   try {
-    durableLog = await LevelDurableLog.open({ dataDir: config.dataDir, clusterId: config.clusterId, nodeId: config.nodeId });
+    host = await RaftThreadHost.start({
+      config,
+      // Each call is a request in flight on this node: the raft side bounds its own queue
+      // (pendingRequestsMax, 10,000) and the watch polls (watchersMax); this bounds both together.
+      callsInFlightMax: 10_000 + config.watchersMax + 1000,
+      onExit: (exitCode) => {
+        // The raft thread said why on stderr (a broken invariant): the node cannot go on without it.
+        flushLogs(logger);
+        process.exit(exitCode);
+      },
+    });
   } catch (error) {
-    if (error instanceof DataDirError) {
-      logger.fatal({ code: error.code }, error.message);
-      process.stderr.write(`cannot use data directory ${config.dataDir}: ${error.message}\n`);
-      process.exit(3);
+    if (error instanceof RaftThreadStartError) {
+      process.stderr.write(`${error.message}\n`);
+      flushLogs(logger);
+      process.exit(error.exitCode);
     }
     throw error;
   }
-  // The gauges read the host at scrape time; it exists by the time anyone can scrape.
-  let hostForMetrics: LockService | undefined;
-  const metrics = new NodeMetrics({
+  const longestElectionMs = 2 * config.electionTimeoutTicks * config.tickIntervalMs;
+  const httpLoopLag = new LoopLagMonitor({ resolutionMs: 10, windowMs: 5000 });
+  const metrics = new FrontMetrics({
     nodeId: config.nodeId,
     processMetrics: true,
-    appendsTrackedMax: 100_000,
-    source: {
-      status: () => (hostForMetrics as LockService).status(),
-      leaseCounts: () => {
-        const machine = (hostForMetrics as LockService).localState();
-        return { leases: machine.leases().length, waiters: machine.waitersNow().length };
-      },
-    },
+    httpLoopLag: () => httpLoopLag.lag(),
+    raftLoopLag: () => host.raftLoopLag(),
+    raftMetricsText: () => host.raftMetricsText(),
   });
-  const peerWebSocketUrls = new Map<NodeId, string>(
-    [...config.peers].map(([peer, url]) => [nodeId(peer), `${url.replace(/^http/, "ws")}/raft`]),
-  );
-  const transport = new WebSocketTransport({
-    nodeId: id,
-    peers: peerWebSocketUrls,
-    clusterSecret: config.clusterSecret,
-    frameBytesMax: config.frameBytesMax,
-    queueMessagesMax: 10_000,
-    reconnectBaseMs: 50,
-    reconnectMaxMs: 1000,
-    handshakeTimeoutMs: 2000,
-    logger: logger.child({ component: "transport" }),
-    // A follower never appends an entry it could not apply: it refuses the frame, and says so
-    // (metric, error log, status page). docs/DESIGN.md, "An entry a node cannot decode".
-    checkEntryData: checkCommandBytes,
-    onFrameRejected: (peer, code) => metrics.frameRejected(peer, code),
-  });
-  const longestElectionMs = 2 * config.electionTimeoutTicks * config.tickIntervalMs;
-  const timeline = new StatusTimeline({ eventsMax: config.statusTimelineEventsMax, wallNowMs: () => Date.now() });
-  const host = await LockService.start({
-    nodeId: id,
-    raft: {
-      ...raftConfigDefaults,
-      electionTimeoutTicks: config.electionTimeoutTicks,
-      heartbeatIntervalTicks: config.heartbeatIntervalTicks,
-      random: createSeededRandom(randomInt(0x7fff_ffff)),
-    },
-    bootstrapVoters: config.join ? [] : (config.founders ?? [...config.peers.keys()]).map(nodeId),
-    tickIntervalMs: config.tickIntervalMs,
-    durableLog: metrics.instrumentDurableLog(durableLog),
-    transport,
-    // A lease must outlast the longest failover: TTLs start at 1.5 × the longest election timeout.
-    lockLimits: { ...lockLimitsDefaults, ttlMsMin: Math.ceil(1.5 * longestElectionMs) },
-    snapshotIntervalEntries: config.snapshotIntervalEntries,
-    proposalTimeoutMs: 5000,
-    pendingRequestsMax: 10_000,
-    watchEventsMax: config.watchEventsMax,
-    watchBytesMax: config.watchBytesMax,
-    watchersMax: config.watchersMax,
-    logger,
-    clock: systemClock,
-    observer: combineObservers(metrics, timeline),
-  });
-  hostForMetrics = host;
-  timeline.start(host.status());
   const feed = new StatusFeed({
-    host,
-    transport,
-    timeline,
+    source: host,
     peerUrls: config.peers,
     ...(config.statusLinks === undefined ? {} : { linkUrls: config.statusLinks }),
     bookingUrl: config.bookingUrl,
@@ -153,7 +79,6 @@ async function main(): Promise<void> {
   });
   const apiOptions = {
     host,
-    transport,
     apiToken: config.apiToken,
     clusterSecret: config.clusterSecret,
     peerUrls: config.peers,
@@ -162,29 +87,27 @@ async function main(): Promise<void> {
   };
   const hotPath = createHotPath(apiOptions, (path, method, response) => metrics.observeRequest(path, method, response));
   const server = createServer(withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger })));
-  transport.handleUpgrade(server, "/raft");
-  feed.attach(server, "/status/live", ["/raft"]);
+  feed.attach(server, "/status/live", []);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.listen.port, config.listen.host, resolve);
   });
   logger.info(
-    { event: "listening", listen: config.listen, pid: process.pid },
-    `node ${id} listening on http://${config.listen.host}:${config.listen.port}`,
+    { event: "listening", listen: config.listen, raftListen: config.raftListen, pid: process.pid },
+    `node ${config.nodeId} listening on http://${config.listen.host}:${config.listen.port} (peers: ${config.raftListen.host}:${config.raftListen.port})`,
   );
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    logger.info({ event: "stopping", signal }, `node ${id} stopping (${signal})`);
+    logger.info({ event: "stopping", signal }, `node ${config.nodeId} stopping (${signal})`);
     feed.close();
     server.closeAllConnections();
     server.close();
     await host.stop();
-    await transport.close();
-    await durableLog.close();
-    logger.flush();
+    httpLoopLag.close();
+    flushLogs(logger);
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));

@@ -1,5 +1,6 @@
 // A three-node cluster in one process for tests: LockServices over the in-memory transport and
-// durable log, each behind a real HTTP server on 127.0.0.1 (ephemeral ports). Tests only.
+// durable log, each behind a real HTTP server on 127.0.0.1 (ephemeral ports), in this thread (a
+// LocalRaftHost between each API and its service). Tests only.
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -9,6 +10,7 @@ import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../
 import { systemClock } from "../driver/clock.ts";
 import { createApi, createHotPath, withHotPath } from "../http-api.ts";
 import { LockService } from "../lock-service.ts";
+import { LocalRaftHost } from "../raft-host.ts";
 import { MemoryDurableLog, MemoryTransportHub } from "./memory-doubles.ts";
 
 export interface HttpCluster {
@@ -66,7 +68,14 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
       clock: systemClock,
     });
     hosts.set(id, host);
-    const apiOptions = { host, transport, apiToken, clusterSecret, peerUrls: urls, bodyBytesMax: options.bodyBytesMax ?? 4096, logger };
+    const apiOptions = {
+      host: new LocalRaftHost({ service: host, transport }),
+      apiToken,
+      clusterSecret,
+      peerUrls: urls,
+      bodyBytesMax: options.bodyBytesMax ?? 4096,
+      logger,
+    };
     const server = createServer(withHotPath(createHotPath(apiOptions), createApi(apiOptions)));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     servers.set(id, server);
