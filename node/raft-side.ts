@@ -91,6 +91,7 @@ export async function startRaftSide(options: RaftSideOptions): Promise<LocalRaft
     snapshotIntervalEntries: config.snapshotIntervalEntries,
     proposalTimeoutMs: 5000,
     pendingRequestsMax: 10_000,
+    inputsPerTurnMax: 256,
     watchEventsMax: config.watchEventsMax,
     watchBytesMax: config.watchBytesMax,
     watchersMax: config.watchersMax,

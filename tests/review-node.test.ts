@@ -62,6 +62,7 @@ async function startHosts(
         snapshotIntervalEntries: 1000,
         proposalTimeoutMs: 2000,
         pendingRequestsMax: 1000,
+        inputsPerTurnMax: 256,
         watchEventsMax: 10_000,
         watchBytesMax: 64 * 1024 * 1024,
         watchersMax: 1000,

@@ -61,6 +61,7 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
       snapshotIntervalEntries: 1000,
       proposalTimeoutMs: 2000,
       pendingRequestsMax: 1000,
+      inputsPerTurnMax: 256,
       watchEventsMax: options.watchEventsMax ?? 10_000,
       watchBytesMax: 64 * 1024 * 1024,
       watchersMax: options.watchersMax ?? 1000,
