@@ -84,6 +84,9 @@ describe("loadNodeConfig", () => {
     // Port + 100 would leave the port range: the address must then be given.
     const high = { ...env, SCTEC_LISTEN: "127.0.0.1:65500", SCTEC_PEERS: "n1=http://127.0.0.1:65500" };
     expect(() => loadNodeConfig([], high)).toThrow(/SCTEC_RAFT_LISTEN \/ --raft-listen: is required/);
+    expect(loadNodeConfig([], env).raftRealtime).toBe(false);
+    expect(loadNodeConfig(["--raft-realtime", "true"], env).raftRealtime).toBe(true);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_RAFT_REALTIME: "yes" })).toThrow(/SCTEC_RAFT_REALTIME \/ --raft-realtime/);
     expect(
       loadNodeConfig([], { ...high, SCTEC_RAFT_LISTEN: "127.0.0.1:9000", SCTEC_RAFT_PEERS: "n1=127.0.0.1:9000" }).raftListen.port,
     ).toBe(9000);

@@ -67,6 +67,11 @@ export const nodeConfigSchema = z
     raftListen: listen.optional(),
     /** raftPeers: id=host:port of peers whose Raft address is not their SCTEC_PEERS port + 100. */
     raftPeers: raftPeerList.optional(),
+    /**
+     * raftRealtime: run the raft thread under the real-time round-robin policy (SCHED_RR, priority
+     * 1), so that busy neighbours on the machine cannot delay its ticks; needs CAP_SYS_NICE.
+     */
+    raftRealtime: z.enum(["true", "false"]).transform((value) => value === "true"),
     dataDir: z.string().min(1),
     clusterId: z.string().min(1).max(64),
     clusterSecret: z.string().min(16, "must be at least 16 characters"),
@@ -169,6 +174,7 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, SettingSource & { 
   peers: { env: "SCTEC_PEERS", flag: "peers" },
   raftListen: { env: "SCTEC_RAFT_LISTEN", flag: "raft-listen" },
   raftPeers: { env: "SCTEC_RAFT_PEERS", flag: "raft-peers" },
+  raftRealtime: { env: "SCTEC_RAFT_REALTIME", flag: "raft-realtime", fallback: "false" },
   dataDir: { env: "SCTEC_DATA_DIR", flag: "data-dir" },
   clusterId: { env: "SCTEC_CLUSTER_ID", flag: "cluster-id", fallback: "sctec-local" },
   clusterSecret: { env: "SCTEC_CLUSTER_SECRET", flag: "cluster-secret" },

@@ -17,6 +17,7 @@ import { LoopLagMonitor } from "./loop-lag.ts";
 import type { LocalRaftHost } from "./raft-host.ts";
 import { startRaftSide } from "./raft-side.ts";
 import { type FromRaftThread, type HostCall, Outbox, type RaftThreadData, type ToRaftThread, toWireError } from "./raft-thread-protocol.ts";
+import { makeThreadRealtime } from "./realtime.ts";
 
 /** invariantName names a broken invariant of the core or of the lock state machine (a bug, never an outcome). */
 function invariantName(error: unknown): string | undefined {
@@ -53,6 +54,18 @@ const loopLag = new LoopLagMonitor({ resolutionMs: 10, windowMs: 5000 });
 const watches = new Map<number, AbortController>();
 
 async function start(): Promise<void> {
+  if (config.raftRealtime) {
+    const refused = makeThreadRealtime();
+    if (refused !== undefined) {
+      // Asked for and not possible: say so and stop, rather than run without what was asked.
+      logger.fatal({ event: "raft_realtime_refused" }, refused);
+      flushLogs(logger);
+      port.postMessage([{ kind: "start_failed", exitCode: 2, message: `SCTEC_RAFT_REALTIME: ${refused}` }] satisfies FromRaftThread[]);
+      port.close();
+      return;
+    }
+    logger.info({ event: "raft_realtime" }, "the raft thread runs under SCHED_RR, priority 1");
+  }
   let host: LocalRaftHost;
   try {
     host = await startRaftSide({
