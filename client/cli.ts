@@ -13,14 +13,18 @@
 //                                  a fenced write under a lease
 //   transfer NODE_ID               hand leadership to NODE_ID
 //   member add|promote|remove NODE_ID
+//   restart NODE_URL               restart one node (graceful; its supervisor starts it again)
+//   rolling-restart [--timeout MS] restart every member in turn, the leader last, each caught up
+//                                  before the next (progress on stderr, the report on stdout)
 //
 // Connection: --nodes URL,URL (or SCTEC_NODES), --token-file/--api-token (or SCTEC_API_TOKEN).
 
 import { parseArgs } from "node:util";
 import type { MemberRequest } from "../protocol/api.ts";
 import { LockClient, LockError } from "./lock-client.ts";
+import { RollingRestartError, rollingRestart } from "./rolling-restart.ts";
 
-const usage = `usage: sctec [--nodes URL,…] [--api-token T] <status|members|leases|lock|unlock|renew|get|range|put|transfer|member> …`;
+const usage = `usage: sctec [--nodes URL,…] [--api-token T] <status|members|leases|lock|unlock|renew|get|range|put|transfer|member|restart|rolling-restart> …`;
 
 const help = `sctec: the SCTEC lock cluster from the shell. Every command prints JSON on stdout; errors print
 "error <code>: <message>" on stderr and exit 1 (2 for bad usage).
@@ -43,6 +47,13 @@ commands:
   transfer NODE_ID               hand leadership to NODE_ID
   member add|promote|remove NODE_ID
                                  change the membership, one server at a time
+  restart NODE_URL               restart one node: it stops gracefully (a leader hands its
+                                 leadership over first) and its supervisor starts it again
+                                 (npm start, compose, systemd; without one it just stops)
+  rolling-restart [--timeout MS] restart every member in turn, followers first and the leader
+                                 last, waiting for each to come back and catch up (at most MS
+                                 each, default 60000) before the next; --nodes must reach every
+                                 member. Progress on stderr, a JSON report on stdout
 
 connection:
   --nodes URL,URL                lock nodes (or SCTEC_NODES; default http://127.0.0.1:7001,7002,7003)
@@ -80,6 +91,7 @@ function parseOptions(argv: string[]) {
       hold: { type: "string" },
       token: { type: "string" },
       lease: { type: "string" },
+      timeout: { type: "string" },
     },
   });
 }
@@ -166,6 +178,28 @@ async function main(argv: string[]): Promise<void> {
       const action = actions.get(args[0] ?? "");
       if (action === undefined || args[1] === undefined) fail("usage: sctec member add|promote|remove NODE_ID", 2);
       print(await client.admin("/admin/members", { action, nodeId: args[1] }));
+      return;
+    }
+    case "restart":
+      if (args[0] === undefined) fail("usage: sctec restart NODE_URL", 2);
+      print(await client.restartNode(args[0]));
+      return;
+    case "rolling-restart": {
+      const timeoutMs = integerOption(values.timeout, "timeout", 60_000);
+      try {
+        print(
+          await rollingRestart({
+            client,
+            nodes,
+            restartTimeoutMs: timeoutMs,
+            catchUpTimeoutMs: timeoutMs,
+            onProgress: (message) => process.stderr.write(`${message}\n`),
+          }),
+        );
+      } catch (error) {
+        if (error instanceof RollingRestartError) fail(`error ${error.code}: ${error.message}`, 1);
+        throw error;
+      }
       return;
     }
     default:

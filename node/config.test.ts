@@ -33,6 +33,25 @@ describe("loadNodeConfig", () => {
     expect(() => loadNodeConfig([], { ...env, SCTEC_WATCHERS_MAX: "0" })).toThrow(/SCTEC_WATCHERS_MAX/);
   });
 
+  it("reads and validates the admission limit and its Retry-After", () => {
+    const config = loadNodeConfig([], env);
+    expect(config.requestQueueMax).toBe(1024);
+    expect(config.overloadRetryAfterMs).toBe(250);
+    expect(loadNodeConfig(["--request-queue-max", "64"], env).requestQueueMax).toBe(64);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_REQUEST_QUEUE_MAX: "0" })).toThrow(/SCTEC_REQUEST_QUEUE_MAX \/ --request-queue-max/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_REQUEST_QUEUE_MAX: "lots" })).toThrow(/SCTEC_REQUEST_QUEUE_MAX/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_OVERLOAD_RETRY_AFTER_MS: "-1" })).toThrow(/SCTEC_OVERLOAD_RETRY_AFTER_MS/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_OVERLOAD_RETRY_AFTER_MS: "600000" })).toThrow(/SCTEC_OVERLOAD_RETRY_AFTER_MS/);
+  });
+
+  it("reads and validates the graceful stop's bounds", () => {
+    const config = loadNodeConfig([], env);
+    expect([config.stopTransferMs, config.stopDrainMs]).toEqual([2000, 3000]);
+    expect(loadNodeConfig(["--stop-transfer-ms", "0"], env).stopTransferMs).toBe(0);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_STOP_TRANSFER_MS: "61000" })).toThrow(/SCTEC_STOP_TRANSFER_MS \/ --stop-transfer-ms/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_STOP_DRAIN_MS: "-5" })).toThrow(/SCTEC_STOP_DRAIN_MS/);
+  });
+
   it("reads the status page and metrics settings, with bounds", () => {
     const config = loadNodeConfig([], env);
     expect(config.bookingUrl).toBe("http://127.0.0.1:8080/");

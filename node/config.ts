@@ -88,6 +88,17 @@ export const nodeConfigSchema = z
     watchBytesMax: integer(1024 * 1024, 4 * 1024 * 1024 * 1024),
     /** watchersMax: how many watch polls may wait at once; one more is refused (429 too_many_watchers). */
     watchersMax: integer(1, 100_000),
+    /**
+     * requestQueueMax: client API requests in flight at once (admission.ts); one more is answered
+     * at once 503 overloaded with Retry-After.
+     */
+    requestQueueMax: integer(1, 1_000_000),
+    /** overloadRetryAfterMs: the wait an overloaded answer asks for (Retry-After in whole seconds, details.retryAfterMs exactly). */
+    overloadRetryAfterMs: integer(0, 60_000),
+    /** stopTransferMs bounds a stopping leader's hand-over of its leadership (graceful-stop.ts); 0 skips it. */
+    stopTransferMs: integer(0, 60_000),
+    /** stopDrainMs bounds how long a stopping node lets its client requests in flight finish. */
+    stopDrainMs: integer(0, 60_000),
     logPretty: z.enum(["true", "false"]).transform((value) => value === "true"),
     /** join: this node joins a running cluster (added as a learner) instead of founding one with its peers. */
     join: z.enum(["true", "false"]).transform((value) => value === "true"),
@@ -188,6 +199,10 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, SettingSource & { 
   watchEventsMax: { env: "SCTEC_WATCH_EVENTS_MAX", flag: "watch-events-max", fallback: "10000" },
   watchBytesMax: { env: "SCTEC_WATCH_BYTES_MAX", flag: "watch-bytes-max", fallback: "67108864" },
   watchersMax: { env: "SCTEC_WATCHERS_MAX", flag: "watchers-max", fallback: "1000" },
+  requestQueueMax: { env: "SCTEC_REQUEST_QUEUE_MAX", flag: "request-queue-max", fallback: "1024" },
+  overloadRetryAfterMs: { env: "SCTEC_OVERLOAD_RETRY_AFTER_MS", flag: "overload-retry-after-ms", fallback: "250" },
+  stopTransferMs: { env: "SCTEC_STOP_TRANSFER_MS", flag: "stop-transfer-ms", fallback: "2000" },
+  stopDrainMs: { env: "SCTEC_STOP_DRAIN_MS", flag: "stop-drain-ms", fallback: "3000" },
   logPretty: { env: "SCTEC_LOG_PRETTY", flag: "log-pretty", fallback: "false" },
   join: { env: "SCTEC_JOIN", flag: "join", fallback: "false" },
   founders: { env: "SCTEC_FOUNDERS", flag: "founders" },

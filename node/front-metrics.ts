@@ -28,6 +28,7 @@ const httpRoutes = new Set([
   "/leases",
   "/admin/members",
   "/admin/transfer",
+  "/admin/restart",
 ]);
 
 /** routeOf names the route of a request path for metric labels. */
@@ -48,6 +49,8 @@ export interface FrontMetricsOptions {
   readonly raftLoopLag: () => Promise<LoopLag>;
   /** raftMetricsText: the Raft side's families in the text format, asked at scrape time. */
   readonly raftMetricsText: () => Promise<string>;
+  /** requestQueue: the admission gate's client requests in flight and its limit (admission.ts), if the node has one. */
+  readonly requestQueue?: () => { readonly depth: number; readonly requestQueueMax: number };
 }
 
 export class FrontMetrics {
@@ -55,6 +58,7 @@ export class FrontMetrics {
   private readonly options: FrontMetricsOptions;
   private readonly httpRequests: Counter<"route" | "method" | "status">;
   private readonly httpSeconds: Histogram<"route" | "method">;
+  private readonly requestsShed: Counter<"route" | "reason">;
 
   constructor(options: FrontMetricsOptions) {
     this.options = options;
@@ -74,7 +78,37 @@ export class FrontMetrics {
       buckets: latencyBucketsSeconds,
       registers,
     });
+    this.requestsShed = new Counter({
+      name: "sctec_requests_shed_total",
+      help: "Client requests answered 503 at once by the admission gate, by route: reason overloaded (the queue was full) or shutting_down (the node is stopping).",
+      labelNames: ["route", "reason"],
+      registers,
+    });
     this.defineLoopLagGauges();
+    this.defineRequestQueueGauges();
+  }
+
+  /** defineRequestQueueGauges: the admission gate's depth and limit, read at scrape time (when the node has a gate). */
+  private defineRequestQueueGauges(): void {
+    const requestQueue = this.options.requestQueue;
+    if (requestQueue === undefined) return;
+    const registers = [this.registry];
+    new Gauge({
+      name: "sctec_request_queue_depth",
+      help: "Client requests in flight now, as the admission gate counts them (the API's calls; /watch and the open endpoints excepted).",
+      registers,
+      collect() {
+        this.set(requestQueue().depth);
+      },
+    });
+    new Gauge({
+      name: "sctec_request_queue_max",
+      help: "The admission gate's limit (SCTEC_REQUEST_QUEUE_MAX): one more request in flight is answered 503 overloaded.",
+      registers,
+      collect() {
+        this.set(requestQueue().requestQueueMax);
+      },
+    });
   }
 
   /** defineLoopLagGauges: p99 and max of each loop's lag over the last window (loop-lag.ts), read at scrape time. */
@@ -123,6 +157,12 @@ export class FrontMetrics {
       this.httpRequests.inc({ route, method, status: String(response.statusCode) });
       this.httpSeconds.observe({ route, method }, (performance.now() - startedMs) / 1000);
     });
+  }
+
+  /** requestShed counts a request the admission gate answered at once (admission.ts ShedObserver), and observes it like any other. */
+  requestShed(path: string, method: string, reason: "overloaded" | "shutting_down", response: ServerResponse): void {
+    this.requestsShed.inc({ route: routeOf(path.split("?")[0] ?? path), reason });
+    this.observeRequest(path.split("?")[0] ?? path, method, response);
   }
 
   /** text renders this side's metrics and then the Raft side's, in the Prometheus text format. */

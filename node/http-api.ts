@@ -30,6 +30,7 @@ import {
   type RangePage,
   type ReleaseAnswer,
   type RenewAnswer,
+  type RestartAnswer,
   rangeQuerySchema,
   type TransferAnswer,
   transferRequestSchema,
@@ -42,6 +43,7 @@ import { requestIdPattern } from "../protocol/limits.ts";
 import type { NodeStatus } from "../protocol/status.ts";
 import { type WatchAnswer, type WatchEvent, watchQuerySchema } from "../protocol/watch.ts";
 import { type NodeId, nodeId } from "../raft/index.ts";
+import { retryAfterSeconds } from "./admission.ts";
 import { DriverError } from "./driver/raft-driver.ts";
 import type { ApiHost } from "./raft-host.ts";
 import { WatchError } from "./watch-hub.ts";
@@ -56,6 +58,18 @@ export interface ApiOptions {
   readonly peerUrls: ReadonlyMap<string, string>;
   readonly bodyBytesMax: number;
   readonly logger: Logger;
+  /**
+   * overloadRetryAfterMs: the wait an `overloaded` answer asks for (Retry-After, and
+   * `details.retryAfterMs`), as the admission gate's (admission.ts). @default 1000
+   */
+  readonly overloadRetryAfterMs?: number;
+  /** bootId names this process (GET /status `bootId`, new at every start). */
+  readonly bootId?: string;
+  /**
+   * restart stops the node gracefully to be started again by its supervisor (POST
+   * /admin/restart); called once the 202 is sent. Without it the endpoint answers 404.
+   */
+  readonly restart?: () => void;
 }
 
 // The bodies' schemas are the wire contract's (protocol/api.ts), built from the command schemas'
@@ -87,6 +101,9 @@ class ApiError extends Error {
     this.details = details;
   }
 }
+
+/** defaultOverloadRetryAfterMs: the wait an `overloaded` answer asks for when ApiOptions names none. */
+const defaultOverloadRetryAfterMs = 1000;
 
 /** createApi builds the express app. The WebSocket upgrade for /raft is attached to the same server by the caller. */
 export function createApi(options: ApiOptions): express.Express {
@@ -132,9 +149,13 @@ export function createApi(options: ApiOptions): express.Express {
     "/admin/transfer",
     handle(options, (request) => transferHandler(options, request)),
   );
+  app.post(
+    "/admin/restart",
+    handle(options, (_request, _log, response) => restartHandler(options, response)),
+  );
   app.use((_request: Request, response: Response) => sendError(response, new ApiError("not_found", "no such endpoint")));
   app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) =>
-    respondWithError(response, error, options.logger),
+    respondWithError(response, error, options.logger, options.overloadRetryAfterMs ?? defaultOverloadRetryAfterMs),
   );
   return app;
 }
@@ -268,7 +289,7 @@ function serve(options: ApiOptions, handler: Handler) {
         await forward(options, request, response, requestId, error.leaderHint, log);
         return;
       }
-      respondWithError(response, error, log);
+      respondWithError(response, error, log, options.overloadRetryAfterMs ?? defaultOverloadRetryAfterMs);
     }
   };
 }
@@ -311,6 +332,9 @@ async function forward(
       headersTimeout: 10_000,
       bodyTimeout: 10_000,
     });
+    // The leader's Retry-After (an overloaded leader's) goes back to the caller with its answer.
+    const retryAfter = answer.headers["retry-after"];
+    if (typeof retryAfter === "string") response.setHeader("retry-after", retryAfter);
     sendText(response, answer.statusCode, await answer.body.text());
   } catch (error) {
     sendError(response, new ApiError("no_leader", `the leader ${leaderId} did not answer: ${(error as Error).message}`));
@@ -550,6 +574,21 @@ async function transferHandler(options: ApiOptions, request: ApiRequest): Promis
   return { status: 202, body: { transferringTo: body.to } satisfies TransferAnswer };
 }
 
+/**
+ * restartHandler answers 202 and then, once the answer is out, has the node stop gracefully to be
+ * started again (node/graceful-stop.ts). It is not forwarded: it names the node it is sent to.
+ */
+async function restartHandler(options: ApiOptions, response: ServerResponse): Promise<{ status: number; body: unknown }> {
+  const restart = options.restart;
+  if (restart === undefined) throw new ApiError("not_found", "this node cannot restart itself (it runs without a supervisor hook)");
+  options.logger.info({ event: "restart_requested" }, "restart requested (POST /admin/restart): stopping gracefully");
+  response.once("finish", () => restart());
+  return {
+    status: 202,
+    body: { nodeId: options.host.nodeId, restarting: true, bootId: options.bootId ?? "" } satisfies RestartAnswer,
+  };
+}
+
 /** resultResponse maps a state machine result to an HTTP answer (tokens as decimal strings). */
 function resultResponse(result: LockResult): { status: number; body: unknown } {
   switch (result.status) {
@@ -581,7 +620,7 @@ function leaseRefsBody(leases: readonly { readonly resource: string; readonly to
 }
 
 async function statusBody(options: ApiOptions): Promise<NodeStatus> {
-  const { status, peers: links, watch } = await options.host.hostStatus();
+  const { status, peers: links, watch, storage } = await options.host.hostStatus();
   const peers = Object.fromEntries(
     links.map(([id, peer]) => [
       id,
@@ -593,12 +632,26 @@ async function statusBody(options: ApiOptions): Promise<NodeStatus> {
       },
     ]),
   );
-  return { nodeId: status.id, pid: process.pid, ...status, peers, watch };
+  return {
+    nodeId: status.id,
+    pid: process.pid,
+    ...(options.bootId === undefined ? {} : { bootId: options.bootId }),
+    ...status,
+    peers,
+    watch,
+    storage,
+  };
 }
 
-function toApiError(error: unknown): ApiError {
+/** overloadedError: the lock service's own `overloaded` (too many proposals pending), with the wait to ask for. */
+function overloadedError(message: string, retryAfterMs: number): ApiError {
+  return new ApiError("overloaded", `${message}; retry in ${retryAfterMs} ms`, { retryAfterMs });
+}
+
+function toApiError(error: unknown, retryAfterMs: number): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof WatchError) return new ApiError(error.code, error.message, error.details);
+  if (error instanceof DriverError && error.code === "overloaded") return overloadedError(error.message, retryAfterMs);
   if (error instanceof DriverError)
     return new ApiError(error.code, error.message, error.leaderHint === null ? undefined : { leaderId: error.leaderHint });
   const status = (error as { status?: number; type?: string }).status;
@@ -611,8 +664,8 @@ function toApiError(error: unknown): ApiError {
 }
 
 /** respondWithError answers with the error's code and status; an unexpected error is logged as well. */
-function respondWithError(response: ServerResponse, error: unknown, log: Logger): void {
-  const apiError = toApiError(error);
+function respondWithError(response: ServerResponse, error: unknown, log: Logger, retryAfterMs: number): void {
+  const apiError = toApiError(error, retryAfterMs);
   if (apiError.code === "internal") log.error({ err: error }, "internal error");
   sendError(response, apiError);
 }
@@ -635,6 +688,8 @@ function sendText(response: ServerResponse, status: number, json: string): void 
 }
 
 function sendError(response: ServerResponse, error: ApiError): void {
+  const retryAfterMs = (error.details as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  if (error.code === "overloaded" && typeof retryAfterMs === "number") response.setHeader("retry-after", retryAfterSeconds(retryAfterMs));
   sendJson(response, errorStatus[error.code], {
     error: { code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) },
   } satisfies ErrorAnswer);

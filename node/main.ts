@@ -1,17 +1,24 @@
 // The lock node process: `tsx node/main.ts [flags]` (see config.ts for the settings). It runs on
 // two threads. This one, the HTTP thread, serves the API, /status, /healthz, the status page (`/`,
-// live over /status/live) and /metrics on SCTEC_LISTEN. The raft thread (raft-thread.ts, started
-// by RaftThreadHost) runs the LockService, its RaftDriver, the LevelDB log and the peer transport,
-// whose /raft WebSocket has a port of its own (SCTEC_RAFT_LISTEN), so that no HTTP load can delay
-// a heartbeat (docs/DESIGN.md, "Heartbeats on a thread of their own"). SIGTERM or SIGINT stop it
-// cleanly; a broken Raft invariant on either thread crashes it loudly (exit 70), as the core's
-// contract asks.
+// live over /status/live) and /metrics on SCTEC_LISTEN, behind the admission gate. The raft
+// thread (raft-thread.ts, started by RaftThreadHost) runs the LockService, its RaftDriver, the
+// LevelDB log and the peer transport, whose /raft WebSocket has a port of its own
+// (SCTEC_RAFT_LISTEN), so that no HTTP load can delay a heartbeat (docs/DESIGN.md, "Heartbeats on
+// a thread of their own"). SIGTERM or SIGINT stop it gracefully (a leader hands its leadership
+// over first, then the requests in flight finish: graceful-stop.ts), and so does the end of its
+// supervisor's IPC channel (npm start); POST /admin/restart does the same and exits 75, for the
+// supervisor to start it again. A broken Raft invariant on either thread crashes it loudly (exit
+// 70), as the core's contract asks.
 
+import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { LockInvariantError } from "../lock/assert.ts";
 import { RaftInvariantError } from "../raft/index.ts";
+import { AdmissionGate, withAdmission } from "./admission.ts";
 import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
+import { systemClock } from "./driver/clock.ts";
 import { FrontMetrics } from "./front-metrics.ts";
+import { restartExitCode } from "./graceful-stop.ts";
 import { createApi, createHotPath, withHotPath } from "./http-api.ts";
 import { flushLogs, makeLogger } from "./logging.ts";
 import { LoopLagMonitor } from "./loop-lag.ts";
@@ -20,6 +27,7 @@ import { StatusFeed } from "./status/status-feed.ts";
 import { createNodeFront } from "./status/status-server.ts";
 
 async function main(): Promise<void> {
+  const stopRequests = new StopRequests();
   let config: NodeConfig;
   try {
     config = loadNodeConfig(process.argv.slice(2), process.env);
@@ -35,8 +43,8 @@ async function main(): Promise<void> {
   try {
     host = await RaftThreadHost.start({
       config,
-      // Each call is a request in flight on this node: the raft side bounds its own queue
-      // (pendingRequestsMax, 10,000) and the watch polls (watchersMax); this bounds both together.
+      // Each call is a request in flight on this node: the admission gate bounds the API's, the
+      // raft side its own queue (pendingRequestsMax, 10,000) and the watch polls (watchersMax).
       callsInFlightMax: 10_000 + config.watchersMax + 1000,
       onExit: (exitCode) => {
         // The raft thread said why on stderr (a broken invariant): the node cannot go on without it.
@@ -46,12 +54,25 @@ async function main(): Promise<void> {
     });
   } catch (error) {
     if (error instanceof RaftThreadStartError) {
+      // An unusable data directory (exit 3), a refused SCTEC_RAFT_REALTIME (2), …: the raft
+      // thread logged why. Not process.exit(): pino's exit hook flushes the log file
+      // synchronously, and throws if the file is not open yet, which turned an exit 3 into an
+      // exit 70 (issue 19). Nothing else may keep the process alive: a supervisor's IPC channel
+      // would (npm start), and the node then sat there with its exit code set.
       process.stderr.write(`${error.message}\n`);
-      flushLogs(logger);
-      process.exit(error.exitCode);
+      process.exitCode = error.exitCode;
+      process.channel?.unref();
+      return;
     }
     throw error;
   }
+  // Client API requests in flight are bounded; beyond the bound they are shed at once (admission.ts).
+  const gate = new AdmissionGate({
+    requestQueueMax: config.requestQueueMax,
+    retryAfterMs: config.overloadRetryAfterMs,
+    clock: systemClock,
+  });
+  const bootId = randomUUID();
   const longestElectionMs = 2 * config.electionTimeoutTicks * config.tickIntervalMs;
   const httpLoopLag = new LoopLagMonitor({ resolutionMs: 10, windowMs: 5000 });
   const metrics = new FrontMetrics({
@@ -60,6 +81,7 @@ async function main(): Promise<void> {
     httpLoopLag: () => httpLoopLag.lag(),
     raftLoopLag: () => host.raftLoopLag(),
     raftMetricsText: () => host.raftMetricsText(),
+    requestQueue: () => gate.load(),
   });
   const feed = new StatusFeed({
     source: host,
@@ -76,6 +98,7 @@ async function main(): Promise<void> {
     nowMs: () => performance.now(),
     wallNowMs: () => Date.now(),
     logger: logger.child({ component: "status-feed" }),
+    load: () => gate.load(),
   });
   const apiOptions = {
     host,
@@ -84,34 +107,100 @@ async function main(): Promise<void> {
     peerUrls: config.peers,
     bodyBytesMax: config.bodyBytesMax,
     logger,
+    overloadRetryAfterMs: config.overloadRetryAfterMs,
+    bootId,
+    restart: () => stopRequests.restart(),
   };
   const hotPath = createHotPath(apiOptions, (path, method, response) => metrics.observeRequest(path, method, response));
-  const server = createServer(withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger })));
+  const front = withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger }));
+  const server = createServer(
+    withAdmission(gate, front, (path, method, verdict, response) => metrics.requestShed(path, method, verdict, response)),
+  );
   feed.attach(server, "/status/live", []);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.listen.port, config.listen.host, resolve);
   });
   logger.info(
-    { event: "listening", listen: config.listen, raftListen: config.raftListen, pid: process.pid },
+    { event: "listening", listen: config.listen, raftListen: config.raftListen, pid: process.pid, bootId },
     `node ${config.nodeId} listening on http://${config.listen.host}:${config.listen.port} (peers: ${config.raftListen.host}:${config.raftListen.port})`,
   );
 
   let stopping = false;
-  const stop = async (signal: string): Promise<void> => {
+  /**
+   * stop stops the node gracefully (graceful-stop.ts): a leader hands its leadership to the most
+   * caught-up voter first (bounded; on the raft thread, where the core is); then new client
+   * requests are refused (ask another node), those in flight finish (bounded), and everything
+   * closes. `exitCode` 75 asks the supervisor to start the node again (POST /admin/restart).
+   */
+  const stop = async (reason: string, exitCode: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    logger.info({ event: "stopping", signal }, `node ${config.nodeId} stopping (${signal})`);
+    const stopStartedMs = performance.now();
+    logger.info({ event: "stopping", signal: reason }, `node ${config.nodeId} stopping (${reason})`);
+    // SCTEC_STOP_TRANSFER_MS=0 skips the hand-over: a leader then just stops, and a failover follows.
+    const handOver =
+      config.stopTransferMs > 0
+        ? await host
+            .handOverLeadership({ waitMs: config.stopTransferMs, retryAfterMs: longestElectionMs, pollMs: config.tickIntervalMs })
+            .catch((error: unknown) => ({ kind: "failed" as const, reason: String(error) }))
+        : undefined;
+    if (handOver?.kind === "handed_over")
+      logger.info(
+        { event: "leadership_handed_over", ...handOver },
+        `leadership handed to ${handOver.leaderId} in ${Math.round(handOver.ms)} ms`,
+      );
+    else if (handOver !== undefined && handOver.kind !== "not_leader")
+      logger.warn({ event: "leadership_not_handed_over", ...handOver }, `stopping as the leader: ${handOver.kind}; a failover follows`);
+    gate.close();
+    server.close(); // Stops listening; the requests in flight go on.
+    const drained = await gate.drained(config.stopDrainMs);
+    const inFlight = gate.depth();
+    if (!drained)
+      logger.warn({ event: "stop_drain_timeout", inFlight }, `${inFlight} requests still in flight after ${config.stopDrainMs} ms`);
     feed.close();
     server.closeAllConnections();
-    server.close();
     await host.stop();
     httpLoopLag.close();
+    logger.info(
+      { event: "stopped", exitCode, ms: Math.round(performance.now() - stopStartedMs) },
+      `node ${config.nodeId} stopped in ${Math.round(performance.now() - stopStartedMs)} ms${exitCode === restartExitCode ? ", to be restarted" : ""}`,
+    );
     flushLogs(logger);
-    process.exit(0);
+    process.exit(exitCode);
   };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  stopRequests.handleWith((reason, exitCode) => void stop(reason, exitCode));
+}
+
+/**
+ * StopRequests hears what asks this process to stop: SIGTERM, SIGINT, and, when a supervisor
+ * started it with an IPC channel (npm start), the end of that channel: the supervisor is gone,
+ * however it ended (SIGKILL included), and a node left running would hold its port and data
+ * directory. Listening starts at once, so a request during startup is not missed: until
+ * `handleWith` is called (the node serves), a request ends the process at once.
+ */
+class StopRequests {
+  private handler: ((reason: string, exitCode: number) => void) | undefined;
+
+  constructor() {
+    process.on("SIGTERM", () => this.request("SIGTERM", 0));
+    process.on("SIGINT", () => this.request("SIGINT", 0));
+    if (process.channel !== undefined) process.once("disconnect", () => this.request("supervisor gone", 0));
+  }
+
+  handleWith(handler: (reason: string, exitCode: number) => void): void {
+    this.handler = handler;
+  }
+
+  /** restart: POST /admin/restart: stop as on SIGTERM, and exit so that the supervisor starts the node again. */
+  restart(): void {
+    this.request("restart requested", restartExitCode);
+  }
+
+  private request(reason: string, exitCode: number): void {
+    if (this.handler !== undefined) this.handler(reason, exitCode);
+    else process.exit(exitCode); // Nothing is served yet; the data directory is as safe as after a crash.
+  }
 }
 
 /** invariantName names a broken invariant of the core or of the lock state machine (a bug, never an outcome). */

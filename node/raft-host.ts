@@ -14,16 +14,20 @@
 import type { LockCommand, LockResult, StoredValue } from "../lock/types.ts";
 import type { ConfChange, NodeId, Refusal, Status } from "../raft/index.ts";
 import type { PeerLinkStatus, PeerTransport } from "./contracts.ts";
+import { systemClock } from "./driver/clock.ts";
+import type { StorageStatus } from "./driver/raft-driver.ts";
+import { type HandOver, type HandOverOptions, handOverLeadership } from "./graceful-stop.ts";
 import type { LockService } from "./lock-service.ts";
 import type { LoopLag } from "./loop-lag.ts";
 import type { LocalStatusView, StatusSource } from "./status/status-source.ts";
 import type { WatchAnswer } from "./watch-hub.ts";
 
-/** HostStatus is what GET /status shows of the Raft side: the core's status, the peer links, the watchers. */
+/** HostStatus is what GET /status shows of the Raft side: the core's status, the peer links, the watchers, the disk. */
 export interface HostStatus {
   readonly status: Status;
   readonly peers: readonly (readonly [NodeId, PeerLinkStatus])[];
   readonly watch: { readonly watchers: number; readonly oldestIndex: number };
+  readonly storage: StorageStatus;
 }
 
 /** StoredEntry is one key of a range read, with its stored value. */
@@ -88,6 +92,11 @@ export interface RaftHost extends ApiHost {
   raftMetricsText(): Promise<string>;
   /** raftLoopLag: the Raft side's event-loop lag (loop-lag.ts). */
   raftLoopLag(): Promise<LoopLag>;
+  /**
+   * handOverLeadership: a stopping leader hands its leadership to the most caught-up voter
+   * (graceful-stop.ts), run where the core is, on the Raft side's clock.
+   */
+  handOverLeadership(options: Omit<HandOverOptions, "clock">): Promise<HandOver>;
   /** stop stops the Raft side: the service, the transport, the durable log. */
   stop(): Promise<void>;
 }
@@ -165,7 +174,12 @@ export class LocalRaftHost implements RaftHost {
   }
 
   async hostStatus(): Promise<HostStatus> {
-    return { status: this.service.status(), peers: [...this.options.transport.peerStatus()], watch: this.service.watchStatus() };
+    return {
+      status: this.service.status(),
+      peers: [...this.options.transport.peerStatus()],
+      watch: this.service.watchStatus(),
+      storage: this.service.storageStatus(),
+    };
   }
 
   async localView(leasesShownMax: number): Promise<LocalStatusView> {
@@ -184,6 +198,10 @@ export class LocalRaftHost implements RaftHost {
 
   async raftLoopLag(): Promise<LoopLag> {
     return this.options.loopLag?.() ?? noLag;
+  }
+
+  handOverLeadership(options: Omit<HandOverOptions, "clock">): Promise<HandOver> {
+    return handOverLeadership(this.service, { ...options, clock: systemClock });
   }
 
   async stop(): Promise<void> {

@@ -11,6 +11,7 @@ import { checkCommandBytes } from "../lock/codec.ts";
 import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
 import { createSeededRandom, type NodeId, nodeId, type Ready, raftConfigDefaults } from "../raft/index.ts";
 import type { NodeConfig } from "./config.ts";
+import { DiskFullError } from "./contracts.ts";
 import { systemClock } from "./driver/clock.ts";
 import { combineObservers, type HostObserver } from "./host-observer.ts";
 import { LockService } from "./lock-service.ts";
@@ -38,7 +39,7 @@ export interface RaftSideOptions {
 export async function startRaftSide(options: RaftSideOptions): Promise<LocalRaftHost> {
   const { config, logger } = options;
   const id = nodeId(config.nodeId);
-  const durableLog = await LevelDurableLog.open({ dataDir: config.dataDir, clusterId: config.clusterId, nodeId: config.nodeId });
+  const durableLog = await openWaitingForSpace(config, logger);
   // The gauges read the service at scrape time; it exists by the time anyone can scrape.
   let serviceForMetrics: LockService | undefined;
   const metrics = new NodeMetrics({
@@ -118,6 +119,38 @@ export async function startRaftSide(options: RaftSideOptions): Promise<LocalRaft
       await durableLog.close();
     },
   });
+}
+
+/**
+ * openWaitingForSpace opens the durable log, and waits while the disk is too full to open it
+ * (opening replays the write-ahead log into a new table file, so a node restarted on a full disk
+ * cannot open at all): it tries again after 50 ms, doubling up to a second, as a running node
+ * waits for space to write (node/driver/raft-driver.ts, write). Bounded by the process's life:
+ * SIGTERM or SIGINT end the wait (main.ts: nothing is open yet). Found by npm run chaos: such a
+ * node exited instead.
+ */
+async function openWaitingForSpace(config: NodeConfig, logger: Logger): Promise<LevelDurableLog> {
+  let waitingSinceMs: number | undefined;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const log = await LevelDurableLog.open({ dataDir: config.dataDir, clusterId: config.clusterId, nodeId: config.nodeId });
+      if (waitingSinceMs !== undefined) {
+        const waitedMs = Math.round(performance.now() - waitingSinceMs);
+        logger.warn({ event: "disk_space_back", waitedMs }, `the disk has space again after ${waitedMs} ms; starting`);
+      }
+      return log;
+    } catch (error) {
+      if (!(error instanceof DiskFullError)) throw error;
+      waitingSinceMs ??= performance.now();
+      if (attempt % 20 === 0) {
+        logger.error(
+          { event: "disk_full", attempt, err: error },
+          "the disk is full, so the data directory cannot be opened: waiting for space before starting",
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** Math.min(attempt, 5))));
+    }
+  }
 }
 
 /** listenForPeers starts the server that takes the peers' Raft connections (/raft), and only those. */

@@ -15,6 +15,7 @@ import type { LockCommand, LockResult, StoredValue } from "../lock/types.ts";
 import { type ConfChange, type NodeId, nodeId, type Refusal } from "../raft/index.ts";
 import type { NodeConfig } from "./config.ts";
 import { DriverError } from "./driver/raft-driver.ts";
+import type { HandOver, HandOverOptions } from "./graceful-stop.ts";
 import type { LoopLag } from "./loop-lag.ts";
 import type { HostStatus, HostWatchQuery, LeaseWithDeadline, RaftHost, RangeAnswer } from "./raft-host.ts";
 import {
@@ -106,6 +107,9 @@ export class RaftThreadHost implements RaftHost {
       throw new Error("RaftThreadHost: callsInFlightMax must be a positive integer");
     }
     const worker = new Worker(bootstrapCode(), { eval: true, workerData: { config: options.config } satisfies RaftThreadData });
+    // Always heard: an 'error' event without a listener would throw here. The thread's end follows
+    // it, and the 'exit' handlers decide what the process does.
+    worker.on("error", (error) => process.stderr.write(`raft thread error: ${error.stack ?? error.message}\n`));
     return new Promise((resolve, reject) => {
       const onExit = (exitCode: number) =>
         reject(new RaftThreadStartError(`the raft thread exited with code ${exitCode} while starting`, exitCode || 1));
@@ -175,6 +179,10 @@ export class RaftThreadHost implements RaftHost {
 
   raftLoopLag(): Promise<LoopLag> {
     return this.call({ method: "raftLoopLag", args: [] });
+  }
+
+  handOverLeadership(options: Omit<HandOverOptions, "clock">): Promise<HandOver> {
+    return this.call({ method: "handOverLeadership", args: [options] });
   }
 
   /** watch forwards a poll; the caller's hang-up (signal) drops it on the raft thread too. */

@@ -10,6 +10,7 @@ import type { LockCommand } from "../lock/types.ts";
 import type { ConfChange, NodeId } from "../raft/index.ts";
 import type { NodeConfig } from "./config.ts";
 import { DriverError, type DriverErrorCode } from "./driver/raft-driver.ts";
+import type { HandOverOptions } from "./graceful-stop.ts";
 import { WatchError, type WatchErrorCode } from "./watch-hub.ts";
 
 /** RaftThreadData is the worker's workerData: the node's configuration, validated by the main thread. */
@@ -29,6 +30,7 @@ export type HostCall =
   | { readonly method: "localView"; readonly args: readonly [number] }
   | { readonly method: "raftMetricsText"; readonly args: readonly [] }
   | { readonly method: "raftLoopLag"; readonly args: readonly [] }
+  | { readonly method: "handOverLeadership"; readonly args: readonly [Omit<HandOverOptions, "clock">] }
   | { readonly method: "stop"; readonly args: readonly [] };
 
 /** WatchCall is a watch poll (its AbortSignal stays on the main thread: a hang-up sends cancel_watch). */

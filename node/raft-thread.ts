@@ -134,6 +134,8 @@ function call(host: LocalRaftHost, message: HostCall): Promise<unknown> {
       return host.raftMetricsText();
     case "raftLoopLag":
       return host.raftLoopLag();
+    case "handOverLeadership":
+      return host.handOverLeadership(...message.args);
     case "stop":
       return host.stop();
   }

@@ -159,6 +159,14 @@ export type MemberAnswer = Wire<z.output<typeof memberAnswerSchema>>;
 export const transferAnswerSchema = z.object({ transferringTo: z.string() });
 export type TransferAnswer = Wire<z.output<typeof transferAnswerSchema>>;
 
+/**
+ * restartAnswerSchema is POST /admin/restart's answer (202): the node is stopping (gracefully: a
+ * leader hands its leadership over first) to be started again by its supervisor; `bootId` names
+ * the process that answered, so a caller can tell when a new one serves (GET /status `bootId`).
+ */
+export const restartAnswerSchema = z.object({ nodeId: z.string(), restarting: z.literal(true), bootId: z.string() });
+export type RestartAnswer = Wire<z.output<typeof restartAnswerSchema>>;
+
 /** healthAnswerSchema is GET /healthz's answer. */
 export const healthAnswerSchema = z.object({
   ok: z.literal(true),

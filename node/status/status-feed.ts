@@ -21,7 +21,7 @@ import { nodeStatusSchema, peerProgressSchema } from "../../protocol/status.ts";
 import type { NodeId } from "../../raft/index.ts";
 import type { PeerLinkStatus } from "../contracts.ts";
 import type { LocalStatusView } from "./status-source.ts";
-import { buildStatusView, type PeerPoll, type PolledStatus, type StatusView } from "./status-view.ts";
+import { buildStatusView, type LoadView, type PeerPoll, type PolledStatus, type StatusView } from "./status-view.ts";
 
 /** StatusFeedSource is where the feed gets this node's own part of the view (a RaftHost fits it). */
 export interface StatusFeedSource {
@@ -51,6 +51,8 @@ export interface StatusFeedOptions {
   readonly nowMs: () => number;
   readonly wallNowMs: () => number;
   readonly logger: Logger;
+  /** load: the admission gate's figures (node/admission.ts), shown on the page; none without a gate. */
+  readonly load?: () => LoadView;
 }
 
 /** A page that cannot keep up is skipped until its socket drains, rather than buffered without end. */
@@ -125,6 +127,7 @@ export class StatusFeed {
       staleAfterMs: this.options.staleAfterMs,
       leases: local.leases,
       timeline: local.timeline,
+      load: this.options.load?.(),
     });
   }
 
