@@ -12,7 +12,7 @@
 //   npm run bench:overload -- --quick   about 2 minutes (45 s of overload, 5 + 5 kills)
 //   … -- --realtime                     the nodes' raft threads under SCHED_RR (SCTEC_RAFT_REALTIME)
 //
-// The writes: `keys` leases are taken first (10-minute TTL, renewed), then each write is a POST
+// The writes: `keys` (2,048) leases are taken first (10-minute TTL, renewed), then each write is a POST
 // /txn that puts `overload/<k>` = its sequence number under lease k's fencing token. At most one
 // write per key is in flight, so each key's writes are ordered: at the end, each key's value
 // must be at least the last one acknowledged for it (a later write, sent but not acknowledged,
@@ -37,9 +37,13 @@ const saturationSeconds = quick ? 8 : 20;
 const overloadSeconds = quick ? 45 : 600;
 const kills = quick ? 5 : 10;
 /** keys: leases and keys written; more than the writes in flight, so a free key is always there. */
-const keys = 1024;
-/** inFlightMax: the client's own bound on writes in flight (one per key at most). */
-const inFlightMax = 1000;
+const keys = 2048;
+/**
+ * inFlightMax: the client's own bound on writes in flight (one per key at most). Above the
+ * node's admission limit (SCTEC_REQUEST_QUEUE_MAX, 1,024 by default), so that the gate, not this
+ * bound, decides what the leader takes.
+ */
+const inFlightMax = 2000;
 const leaseTtlMs = 10 * 60 * 1000;
 const renewEveryMs = 3 * 60 * 1000;
 
