@@ -10,8 +10,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { LockClient, LockError } from "../client/lock-client.ts";
-import { ProcessCluster, waitFor } from "../harness/process-cluster.ts";
+import { ProcessCluster } from "../harness/process-cluster.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
+import { failovers } from "./failover.ts";
 import { percentile } from "./measure.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" } } });
@@ -92,32 +93,6 @@ async function contended(cluster: ProcessCluster, seconds: number): Promise<Row>
   };
 }
 
-/** failovers kills the leader `count` times and measures kill → next successful acquire. */
-async function failovers(cluster: ProcessCluster, count: number): Promise<{ samplesMs: number[] }> {
-  const samplesMs: number[] = [];
-  for (let round = 0; round < count; round++) {
-    const leader = await cluster.waitForLeader(10_000);
-    const client = new LockClient({
-      nodes: cluster.urls(),
-      apiToken: cluster.apiToken,
-      requestTimeoutMs: 300,
-      retriesMax: 200,
-      retryBaseMs: 2,
-      retryMaxMs: 20,
-    });
-    const killedAt = performance.now();
-    await cluster.kill(leader);
-    const lease = await client.acquire([`failover-${round}`], { ttlMs: 60_000, autoRenew: false });
-    samplesMs.push(performance.now() - killedAt);
-    await lease.release();
-    cluster.startNode(leader);
-    await waitFor(() => cluster.status(leader), `${leader} to come back`, 10_000);
-    await new Promise((resolve) => setTimeout(resolve, 1000)); // Let it catch up before the next kill.
-    progress(`failover ${round + 1}/${count}: ${samplesMs[samplesMs.length - 1]?.toFixed(0)} ms`);
-  }
-  return { samplesMs };
-}
-
 /** steady runs concurrency-64 load for `seconds` and reports whether leadership ever changed. */
 async function steady(cluster: ProcessCluster, seconds: number): Promise<{ row: Row; leaderChanges: number; terms: string }> {
   const leaderBefore = await cluster.waitForLeader(5000);
@@ -162,7 +137,7 @@ async function main(): Promise<void> {
       note: `${steadyRun.row.note}; ${steadyRun.leaderChanges === 0 ? "no leader change" : `${steadyRun.leaderChanges} term changes`} (${steadyRun.terms})`,
     });
     progress(`${kills} leader kills (kill -9 → next successful acquire)`);
-    const { samplesMs } = await failovers(cluster, kills);
+    const { samplesMs } = await failovers(cluster, kills, progress);
     const sorted = [...samplesMs].sort((a, b) => a - b);
     const failover = {
       minMs: sorted[0] ?? Number.NaN,

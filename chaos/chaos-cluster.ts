@@ -119,10 +119,16 @@ export class ChaosCluster {
       env: { SCTEC_SNAPSHOT_ENTRIES: String(options.snapshotEntries) },
       beforeStart: async (cluster) => {
         starting = cluster;
-        network = await PeerNetwork.start(cluster.ids(), (id) => cluster.ports.get(id) as number);
+        network = await PeerNetwork.start(
+          cluster.ids(),
+          (id) => cluster.ports.get(id) as number,
+          (id) => cluster.raftPorts.get(id) as number,
+        );
         if (disks !== undefined) for (const id of cluster.ids()) disks.mount(id);
       },
       peersFor: (id) => (network as PeerNetwork).peersFor(id, (peer) => (starting as ProcessCluster).url(peer)),
+      raftPeersFor: (id) =>
+        (network as PeerNetwork).raftPeersFor(id, (peer) => `127.0.0.1:${(starting as ProcessCluster).raftPorts.get(peer)}`),
       dataDirFor: (id) => (disks === undefined ? join(options.workDir, "data", id) : disks.dataDir(id)),
       envFor: (id) => {
         const preload: string[] = [];

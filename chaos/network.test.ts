@@ -1,6 +1,9 @@
 // The peer network (network.ts): the partition shapes name the right directed edges, and a cut
 // on the real proxy mesh drops one direction only: with "A→B" cut, what A sends over its
-// connection to B vanishes while B still reaches A; healing resets A's damaged connection.
+// connection to B vanishes while B still reaches A; healing resets A's damaged connection. With
+// Raft ports (a node's peers talk to it on a port of its own), each edge has a Raft proxy too,
+// named in SCTEC_RAFT_PEERS and cut with the HTTP one (planted: a cut that spared the Raft proxy
+// failed the last test).
 import { once } from "node:events";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
@@ -87,5 +90,39 @@ describe("PeerNetwork on loopback", () => {
     await until(() => again.received.length > 0);
     expect(again.received).toEqual(["b:z"]);
     for (const connection of [bToA, again]) connection.socket.destroy();
+  });
+
+  it("with Raft ports, names a Raft proxy per edge in SCTEC_RAFT_PEERS, and a cut drops Raft traffic too", async () => {
+    const ports = new Map([
+      ["a", await echoServer("a-http")],
+      ["b", await echoServer("b-http")],
+    ]);
+    const raftPorts = new Map([
+      ["a", await echoServer("a-raft")],
+      ["b", await echoServer("b-raft")],
+    ]);
+    network = await PeerNetwork.start(
+      ["a", "b"],
+      (id) => ports.get(id) as number,
+      (id) => raftPorts.get(id) as number,
+    );
+    const raftBook = new Map(
+      network
+        .raftPeersFor("a", (peer) => `127.0.0.1:${raftPorts.get(peer)}`)
+        .split(",")
+        .map((item) => item.split("=") as [string, string]),
+    );
+    expect(raftBook.get("a")).toBe(`127.0.0.1:${raftPorts.get("a")}`);
+    expect(raftBook.get("b")).not.toBe(`127.0.0.1:${raftPorts.get("b")}`); // a proxy
+    const aToBRaft = await dial(`http://${raftBook.get("b")}`);
+    aToBRaft.socket.write("1");
+    await until(() => aToBRaft.received.length > 0);
+    expect(aToBRaft.received).toEqual(["b-raft:1"]); // through the proxy, to b's Raft port
+    network.cut([{ from: "a", to: "b" }]);
+    aToBRaft.socket.write("2");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(aToBRaft.received).toEqual(["b-raft:1"]); // cut: a's Raft bytes to b vanish
+    network.heal();
+    await aToBRaft.closed;
   });
 });

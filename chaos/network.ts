@@ -1,6 +1,7 @@
-// The peer network between the nodes: one loopback proxy per directed pair of nodes. Node A
-// reaches node B only through the proxy "A→B", because A is started with SCTEC_PEERS naming that
-// proxy as B's address. A node sends its Raft messages only on the WebSocket it dialled (the
+// The peer network between the nodes: loopback proxies per directed pair of nodes. Node A
+// reaches node B only through the proxies "A→B", because A is started with SCTEC_PEERS naming one
+// as B's HTTP address and SCTEC_RAFT_PEERS the other as B's Raft address (a node takes its peers'
+// Raft connections on a port of its own: node/README.md). A node sends its Raft messages only on the WebSocket it dialled (the
 // acceptor sends back nothing but handshake frames and pongs: node/transport/README.md), and its
 // HTTP forwards to the leader go the same way, so cutting "A→B" is exactly "A cannot reach B"
 // while B still reaches A through "B→A": a one-way partition, per direction, without touching
@@ -18,20 +19,27 @@ export interface Edge {
 }
 
 export class PeerNetwork {
+  /** proxies: per directed edge, its HTTP proxy, and its Raft proxy when the network has them. */
   private readonly proxies = new Map<string, LoopbackProxy>();
+  private readonly raftProxies = new Map<string, LoopbackProxy>();
   private readonly ids: readonly string[];
 
   private constructor(ids: readonly string[]) {
     this.ids = ids;
   }
 
-  /** start creates a proxy for every directed pair of `ids`, each forwarding to the target's port. */
-  static async start(ids: readonly string[], portOf: (id: string) => number): Promise<PeerNetwork> {
+  /**
+   * start creates a proxy for every directed pair of `ids`, each forwarding to the target's port,
+   * and, with `raftPortOf`, a second one to the target's Raft port.
+   */
+  static async start(ids: readonly string[], portOf: (id: string) => number, raftPortOf?: (id: string) => number): Promise<PeerNetwork> {
     const network = new PeerNetwork(ids);
     try {
       for (const from of ids) {
         for (const to of ids) {
-          if (from !== to) network.proxies.set(edgeKey({ from, to }), await LoopbackProxy.start(portOf(to)));
+          if (from === to) continue;
+          network.proxies.set(edgeKey({ from, to }), await LoopbackProxy.start(portOf(to)));
+          if (raftPortOf !== undefined) network.raftProxies.set(edgeKey({ from, to }), await LoopbackProxy.start(raftPortOf(to)));
         }
       }
     } catch (error) {
@@ -46,19 +54,31 @@ export class PeerNetwork {
     return this.ids.map((peer) => `${peer}=${peer === id ? urlOf(peer) : this.proxy({ from: id, to: peer }).url}`).join(",");
   }
 
-  /** cut drops everything on these edges from now on (edges already cut stay cut). */
+  /** raftPeersFor is the SCTEC_RAFT_PEERS of `id`: itself at its own Raft address (host:port), every other node at its Raft proxy. */
+  raftPeersFor(id: string, raftAddressOf: (id: string) => string): string {
+    return this.ids
+      .map((peer) => {
+        if (peer === id) return `${peer}=${raftAddressOf(peer)}`;
+        const proxy = this.raftProxies.get(edgeKey({ from: id, to: peer }));
+        if (proxy === undefined) throw new Error(`no Raft proxy for ${id}→${peer}`);
+        return `${peer}=127.0.0.1:${proxy.port}`;
+      })
+      .join(",");
+  }
+
+  /** cut drops everything on these edges from now on, HTTP and Raft (edges already cut stay cut). */
   cut(edges: readonly Edge[]): void {
-    for (const edge of edges) this.proxy(edge).setCut("both");
+    for (const edge of edges) for (const proxy of this.proxiesOf(edge)) proxy.setCut("both");
   }
 
   /** restore lifts the cuts on these edges (a fault ending while another is still on). */
   restore(edges: readonly Edge[]): void {
-    for (const edge of edges) this.proxy(edge).setCut("none");
+    for (const edge of edges) for (const proxy of this.proxiesOf(edge)) proxy.setCut("none");
   }
 
   /** heal lifts every cut. */
   heal(): void {
-    for (const proxy of this.proxies.values()) proxy.setCut("none");
+    for (const proxy of [...this.proxies.values(), ...this.raftProxies.values()]) proxy.setCut("none");
   }
 
   /** cutEdges lists the edges cut now. */
@@ -73,14 +93,21 @@ export class PeerNetwork {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.proxies.values()].map((proxy) => proxy.close()));
+    await Promise.all([...this.proxies.values(), ...this.raftProxies.values()].map((proxy) => proxy.close()));
     this.proxies.clear();
+    this.raftProxies.clear();
   }
 
   private proxy(edge: Edge): LoopbackProxy {
     const proxy = this.proxies.get(edgeKey(edge));
     if (proxy === undefined) throw new Error(`no proxy for ${edge.from}→${edge.to}`);
     return proxy;
+  }
+
+  /** proxiesOf: an edge's HTTP proxy and, when there is one, its Raft proxy. */
+  private proxiesOf(edge: Edge): LoopbackProxy[] {
+    const raft = this.raftProxies.get(edgeKey(edge));
+    return raft === undefined ? [this.proxy(edge)] : [this.proxy(edge), raft];
   }
 }
 

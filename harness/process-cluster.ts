@@ -81,6 +81,10 @@ export interface ProcessClusterOptions {
   readonly nodeCommand?: readonly string[];
   /** peersFor: the SCTEC_PEERS a node is started with (default: every node's own address). */
   readonly peersFor?: (id: string) => string;
+  /** raftPeersFor: the SCTEC_RAFT_PEERS a node is started with (default: every node's own peer port, raftPorts). */
+  readonly raftPeersFor?: (id: string) => string;
+  /** inspect starts each node with the V8 inspector on a free loopback port (inspectorPorts). */
+  readonly inspect?: boolean;
   /** envFor: extra environment for one node, over `env`. */
   readonly envFor?: (id: string) => Record<string, string>;
   /** dataDirFor: a node's data directory (default: under dataRoot). */
@@ -114,6 +118,10 @@ export class ProcessCluster {
   readonly clusterSecret = randomBytes(16).toString("hex");
   readonly dataRoot: string;
   readonly ports = new Map<string, number>();
+  /** raftPorts: each node's peer (Raft) port (SCTEC_RAFT_LISTEN), chosen like `ports` (the default, HTTP port + 100, may be taken). */
+  readonly raftPorts = new Map<string, number>();
+  /** inspectorPorts: each node's V8 inspector port, when started with `inspect` (tests that pause a node's HTTP thread). */
+  readonly inspectorPorts = new Map<string, number>();
   private readonly processes = new Map<string, ChildProcess>();
   private readonly options: ProcessClusterOptions;
 
@@ -133,12 +141,18 @@ export class ProcessCluster {
     const range = options.portRange;
     // Every port is chosen before any node listens, so each must differ from those chosen already
     // (found by npm run chaos: two nodes on one port, the second died with EADDRINUSE).
-    for (const id of ids) {
-      const taken = new Set(cluster.ports.values());
+    const taken = new Set<number>();
+    const choose = async (id: string): Promise<number> => {
       let port = range === undefined ? await freePort() : await freePortIn(range[0], range[1], taken);
       for (let attempt = 0; range === undefined && taken.has(port) && attempt < 100; attempt++) port = await freePort();
       if (taken.has(port)) throw new Error(`no port found for ${id} that no other node of this cluster has`);
-      cluster.ports.set(id, port);
+      taken.add(port);
+      return port;
+    };
+    for (const id of ids) {
+      cluster.ports.set(id, await choose(id));
+      cluster.raftPorts.set(id, await choose(id));
+      if (options.inspect === true) cluster.inspectorPorts.set(id, await choose(id));
     }
     await options.beforeStart?.(cluster);
     for (const id of cluster.founders) cluster.startNode(id);
@@ -188,13 +202,22 @@ export class ProcessCluster {
       this.ids()
         .map((peer) => `${peer}=${this.url(peer)}`)
         .join(",");
+    const raftPeers =
+      this.options.raftPeersFor?.(id) ??
+      this.ids()
+        .map((peer) => `${peer}=127.0.0.1:${this.raftPorts.get(peer)}`)
+        .join(",");
+    const inspectorPort = this.inspectorPorts.get(id);
+    const inspect = inspectorPort === undefined ? [] : [`--inspect=127.0.0.1:${inspectorPort}`];
     const command = this.options.nodeCommand ?? ["--import", "tsx", "node/main.ts"];
-    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), ...command], {
+    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), ...inspect, ...command], {
       env: {
         ...process.env,
         SCTEC_NODE_ID: id,
         SCTEC_LISTEN: `127.0.0.1:${this.ports.get(id)}`,
         SCTEC_PEERS: peers,
+        SCTEC_RAFT_LISTEN: `127.0.0.1:${this.raftPorts.get(id)}`,
+        SCTEC_RAFT_PEERS: raftPeers,
         SCTEC_DATA_DIR: this.options.dataDirFor?.(id) ?? join(this.dataRoot, id),
         SCTEC_CLUSTER_SECRET: this.clusterSecret,
         SCTEC_API_TOKEN: this.apiToken,

@@ -14,7 +14,7 @@ import { waitFor } from "../harness/process-cluster.ts";
 import { parsePrometheusText } from "../harness/prometheus-text.ts";
 import type { NodeId } from "../raft/index.ts";
 import { AdmissionGate, gateClassOf } from "./admission.ts";
-import { NodeMetrics } from "./metrics.ts";
+import { FrontMetrics } from "./front-metrics.ts";
 import { type HttpCluster, startHttpCluster } from "./testing/http-cluster.ts";
 import { ManualClock } from "./testing/manual-clock.ts";
 
@@ -89,7 +89,7 @@ describe("admission control on a cluster over HTTP", () => {
   });
 
   it("sheds at once with Retry-After when the leader's queue is full, counts it, and a LockClient backs off and succeeds", async () => {
-    const metricsOf = new Map<string, NodeMetrics>();
+    const metricsOf = new Map<string, FrontMetrics>();
     const started = await startHttpCluster({
       admission: {
         requestQueueMax: 3,
@@ -98,15 +98,18 @@ describe("admission control on a cluster over HTTP", () => {
       },
     });
     cluster = started;
-    for (const [id, host] of started.hosts) {
+    for (const id of started.hosts.keys()) {
       const gate = started.gates.get(id) as AdmissionGate;
+      // The HTTP side's metrics, where the gate lives (the Raft side's are not needed here).
       metricsOf.set(
         id,
-        new NodeMetrics({
+        new FrontMetrics({
           nodeId: id,
           processMetrics: false,
-          appendsTrackedMax: 100,
-          source: { status: () => host.status(), leaseCounts: () => ({ leases: 0, waiters: 0 }), requestQueue: () => gate.load() },
+          httpLoopLag: () => ({ p50Ms: 0, p99Ms: 0, maxMs: 0 }),
+          raftLoopLag: async () => ({ p50Ms: 0, p99Ms: 0, maxMs: 0 }),
+          raftMetricsText: async () => "",
+          requestQueue: () => gate.load(),
         }),
       );
     }
@@ -142,7 +145,7 @@ describe("admission control on a cluster over HTTP", () => {
     const watch = await fetch(`${leaderUrl}/watch?timeoutMs=0`, { headers: { authorization: `Bearer ${started.apiToken}` } });
     expect(watch.status).toBe(200);
 
-    const metrics = metricsOf.get(leaderId) as NodeMetrics;
+    const metrics = metricsOf.get(leaderId) as FrontMetrics;
     let text = parsePrometheusText(await metrics.text());
     expect(text.sum("sctec_requests_shed_total", { route: "/lock", reason: "overloaded" })).toBe(1);
     expect(text.sum("sctec_request_queue_depth")).toBe(3);

@@ -80,6 +80,37 @@ describe("loadNodeConfig", () => {
     expect(() => loadNodeConfig(["--status-links", "n1=ftp://x"], env)).toThrow(/SCTEC_STATUS_LINKS/);
   });
 
+  it("puts the peers' Raft connections on the HTTP port + 100 unless told otherwise", () => {
+    const config = loadNodeConfig([], env);
+    expect(config.raftListen).toEqual({ host: "127.0.0.1", port: 7101 });
+    expect([...config.raftPeerUrls]).toEqual([
+      ["n1", "ws://127.0.0.1:7101/raft"],
+      ["n2", "ws://127.0.0.1:7102/raft"],
+      ["n3", "ws://127.0.0.1:7103/raft"],
+    ]);
+    const told = loadNodeConfig(["--raft-listen", "0.0.0.0:9100"], { ...env, SCTEC_RAFT_PEERS: "n2=10.0.0.2:9200, n3=node3:9300" });
+    expect(told.raftListen).toEqual({ host: "0.0.0.0", port: 9100 });
+    expect([...told.raftPeerUrls]).toEqual([
+      ["n1", "ws://127.0.0.1:7101/raft"],
+      ["n2", "ws://10.0.0.2:9200/raft"],
+      ["n3", "ws://node3:9300/raft"],
+    ]);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_RAFT_PEERS: "n9=127.0.0.1:9009" })).toThrow(
+      /SCTEC_RAFT_PEERS \/ --raft-peers: n9 is not in the peer list/,
+    );
+    expect(() => loadNodeConfig([], { ...env, SCTEC_RAFT_PEERS: "n2=http://127.0.0.1:9002" })).toThrow(/is not id=host:port/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_RAFT_LISTEN: "nowhere" })).toThrow(/SCTEC_RAFT_LISTEN \/ --raft-listen/);
+    // Port + 100 would leave the port range: the address must then be given.
+    const high = { ...env, SCTEC_LISTEN: "127.0.0.1:65500", SCTEC_PEERS: "n1=http://127.0.0.1:65500" };
+    expect(() => loadNodeConfig([], high)).toThrow(/SCTEC_RAFT_LISTEN \/ --raft-listen: is required/);
+    expect(loadNodeConfig([], env).raftRealtime).toBe(false);
+    expect(loadNodeConfig(["--raft-realtime", "true"], env).raftRealtime).toBe(true);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_RAFT_REALTIME: "yes" })).toThrow(/SCTEC_RAFT_REALTIME \/ --raft-realtime/);
+    expect(
+      loadNodeConfig([], { ...high, SCTEC_RAFT_LISTEN: "127.0.0.1:9000", SCTEC_RAFT_PEERS: "n1=127.0.0.1:9000" }).raftListen.port,
+    ).toBe(9000);
+  });
+
   it("lets flags override the environment", () => {
     const config = loadNodeConfig(["--election-ticks", "20", "--node-id", "n2"], env);
     expect(config.electionTimeoutTicks).toBe(20);

@@ -27,11 +27,51 @@ const peerList = z
     return peers;
   });
 
+/**
+ * raftPortOffset: where a node takes peer (Raft) connections when SCTEC_RAFT_LISTEN does not say:
+ * its HTTP port plus this (7001 → 7101). A peer's Raft address is derived from its SCTEC_PEERS
+ * address the same way unless SCTEC_RAFT_PEERS names it. docs/DESIGN.md says why the peer
+ * connections have a port of their own ("Heartbeats on a thread of their own").
+ */
+export const raftPortOffset = 100;
+
+/** raftPeerList: `id=host:port,…`, the peers' Raft addresses. */
+const raftPeerList = z
+  .string()
+  .min(1)
+  .transform((text, context) => {
+    const peers = new Map<string, { host: string; port: number }>();
+    for (const item of text.split(",")) {
+      const [id, address] = item.split("=").map((part) => part.trim());
+      const match = /^([^:/\s]+):(\d{1,5})$/.exec(address ?? "");
+      if (id === undefined || id === "" || match === null || Number(match[2]) > 65_535) {
+        context.addIssue({ code: "custom", message: `"${item}" is not id=host:port` });
+        return z.NEVER;
+      }
+      peers.set(id, { host: match[1] as string, port: Number(match[2]) });
+    }
+    return peers;
+  });
+
+/** plusRaftOffset: an HTTP address's Raft address by the default rule (the port plus raftPortOffset). */
+function plusRaftOffset(address: { host: string; port: number }): { host: string; port: number } {
+  return { host: address.host, port: address.port + raftPortOffset };
+}
+
 export const nodeConfigSchema = z
   .object({
     nodeId: z.string().regex(nodeIdPattern, nodeIdRule),
     listen,
     peers: peerList,
+    /** raftListen: host:port for the peers' Raft connections (the raft thread's own server); default: listen's port + 100. */
+    raftListen: listen.optional(),
+    /** raftPeers: id=host:port of peers whose Raft address is not their SCTEC_PEERS port + 100. */
+    raftPeers: raftPeerList.optional(),
+    /**
+     * raftRealtime: run the raft thread under the real-time round-robin policy (SCHED_RR, priority
+     * 1), so that busy neighbours on the machine cannot delay its ticks; needs CAP_SYS_NICE.
+     */
+    raftRealtime: z.enum(["true", "false"]).transform((value) => value === "true"),
     dataDir: z.string().min(1),
     clusterId: z.string().min(1).max(64),
     clusterSecret: z.string().min(16, "must be at least 16 characters"),
@@ -102,7 +142,39 @@ export const nodeConfigSchema = z
     if (config.electionTimeoutTicks <= config.heartbeatIntervalTicks) {
       context.addIssue({ code: "custom", path: ["electionTimeoutTicks"], message: "must exceed heartbeatIntervalTicks" });
     }
-  });
+    for (const id of config.raftPeers?.keys() ?? []) {
+      if (!config.peers.has(id)) context.addIssue({ code: "custom", path: ["raftPeers"], message: `${id} is not in the peer list` });
+    }
+    if (config.raftListen === undefined && config.listen.port + raftPortOffset > 65_535) {
+      context.addIssue({
+        code: "custom",
+        path: ["raftListen"],
+        message: `is required when the HTTP port is above ${65_535 - raftPortOffset}`,
+      });
+    }
+    for (const [id, url] of config.peers) {
+      const port = Number(new URL(url).port || 80);
+      if (config.raftPeers?.has(id) !== true && port + raftPortOffset > 65_535) {
+        context.addIssue({
+          code: "custom",
+          path: ["raftPeers"],
+          message: `must name ${id}'s Raft address (its HTTP port is above ${65_535 - raftPortOffset})`,
+        });
+      }
+    }
+  })
+  .transform((config) => ({
+    ...config,
+    raftListen: config.raftListen ?? plusRaftOffset(config.listen),
+    /** raftPeerUrls: every member's Raft WebSocket URL (ws://host:port/raft), this node's included. */
+    raftPeerUrls: new Map(
+      [...config.peers].map(([id, url]) => {
+        const http = new URL(url);
+        const address = config.raftPeers?.get(id) ?? plusRaftOffset({ host: http.hostname, port: Number(http.port || 80) });
+        return [id, `ws://${address.host}:${address.port}/raft`];
+      }),
+    ),
+  }));
 
 export type NodeConfig = z.output<typeof nodeConfigSchema>;
 
@@ -111,6 +183,9 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, SettingSource & { 
   nodeId: { env: "SCTEC_NODE_ID", flag: "node-id" },
   listen: { env: "SCTEC_LISTEN", flag: "listen" },
   peers: { env: "SCTEC_PEERS", flag: "peers" },
+  raftListen: { env: "SCTEC_RAFT_LISTEN", flag: "raft-listen" },
+  raftPeers: { env: "SCTEC_RAFT_PEERS", flag: "raft-peers" },
+  raftRealtime: { env: "SCTEC_RAFT_REALTIME", flag: "raft-realtime", fallback: "false" },
   dataDir: { env: "SCTEC_DATA_DIR", flag: "data-dir" },
   clusterId: { env: "SCTEC_CLUSTER_ID", flag: "cluster-id", fallback: "sctec-local" },
   clusterSecret: { env: "SCTEC_CLUSTER_SECRET", flag: "cluster-secret" },

@@ -16,7 +16,6 @@ import express, { type NextFunction, type Request, type Response } from "express
 import type { Logger } from "pino";
 import { request as httpRequest } from "undici";
 import type { z } from "zod";
-import type { Applied } from "../lock/lock-state-machine.ts";
 import type { LockCommand, LockEvent, LockResult, Session } from "../lock/types.ts";
 import {
   type CommitAnswer,
@@ -45,14 +44,13 @@ import type { NodeStatus } from "../protocol/status.ts";
 import { type WatchAnswer, type WatchEvent, watchQuerySchema } from "../protocol/watch.ts";
 import { type NodeId, nodeId } from "../raft/index.ts";
 import { retryAfterSeconds } from "./admission.ts";
-import type { PeerTransport } from "./contracts.ts";
 import { DriverError } from "./driver/raft-driver.ts";
-import type { LockService } from "./lock-service.ts";
+import type { ApiHost } from "./raft-host.ts";
 import { WatchError } from "./watch-hub.ts";
 
 export interface ApiOptions {
-  readonly host: LockService;
-  readonly transport: PeerTransport;
+  /** host: the Raft side (raft-host.ts), in this thread or on the raft thread. */
+  readonly host: ApiHost;
   readonly apiToken: string;
   /** clusterSecret signs the x-sctec-forwarded header between members (forwardedHeader). */
   readonly clusterSecret: string;
@@ -118,11 +116,13 @@ export function createApi(options: ApiOptions): express.Express {
     next();
   });
   app.use(express.json({ limit: options.bodyBytesMax, strict: true }));
-  app.get("/healthz", (_request, response) => {
-    const status = options.host.status();
+  app.get("/healthz", async (_request, response) => {
+    const { status } = await options.host.hostStatus();
     response.json({ ok: true, nodeId: status.id, role: status.role, leaderId: status.leaderId } satisfies HealthAnswer);
   });
-  app.get("/status", (_request, response) => response.json(statusBody(options)));
+  app.get("/status", async (_request, response) => {
+    response.json(await statusBody(options));
+  });
   app.use(authenticate(options.apiToken));
   for (const [path, handler] of hotHandlers(options)) app.post(path, handle(options, handler));
   app.get(
@@ -437,7 +437,7 @@ async function leaseHandler(
 ): Promise<{ status: number; body: unknown }> {
   const body = parse(leaseRequestSchema, request.body);
   const leases = resourcesOf(body).map((resource) => ({ resource, token: body.token }));
-  const applied: Applied = await options.host.propose({ type, ...sessionOf(body), leases });
+  const applied = await options.host.propose({ type, ...sessionOf(body), leases });
   if (applied.result.status === "released") {
     options.logger.info({ event: "lock_released", leases }, `lock for ${leases.map((lease) => lease.resource).join(", ")} released`);
   }
@@ -462,7 +462,7 @@ async function txnHandler(options: ApiOptions, request: ApiRequest): Promise<{ s
 
 async function kvGetHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
   const key = parse(nameSchema, request.params["key"]);
-  const value = await options.host.linearizableRead((machine) => machine.get(key));
+  const value = await options.host.readKey(key);
   if (value === undefined) throw new ApiError("not_found", `no key ${key}`);
   return { status: 200, body: { key, value: value.value, token: String(value.token), modIndex: value.modIndex } satisfies KeyValue };
 }
@@ -473,10 +473,7 @@ async function kvGetHandler(options: ApiOptions, request: ApiRequest): Promise<{
  */
 async function kvRangeHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
   const query = parse(rangeQuerySchema, request.query);
-  const { items, more, index } = await options.host.linearizableRead((machine) => ({
-    ...machine.range(query.prefix, query.limit, query.after),
-    index: machine.appliedIndex(),
-  }));
+  const { items, more, index } = await options.host.readRange(query);
   return {
     status: 200,
     body: {
@@ -507,7 +504,7 @@ async function watchHandler(
   response.on("close", () => hungUp.abort());
   const answer = await options.host.watch({
     prefix: query.prefix,
-    after: query.after ?? options.host.localState().appliedIndex(),
+    after: query.after, // Without one: from the node's applied index.
     limit: query.limit,
     timeoutMs: query.timeoutMs,
     signal: hungUp.signal,
@@ -521,17 +518,8 @@ function eventBody(event: LockEvent): WatchEvent {
 }
 
 async function leasesHandler(options: ApiOptions): Promise<{ status: number; body: unknown }> {
-  const leases = await options.host.linearizableRead((machine) => machine.leases());
-  return {
-    status: 200,
-    body: {
-      leases: leases.map((lease) => ({
-        ...lease,
-        token: String(lease.token),
-        leaderDeadlineMs: options.host.leaseDeadlineMs(lease.resource) ?? null,
-      })),
-    } satisfies LeasesAnswer,
-  };
+  const leases = await options.host.readLeases();
+  return { status: 200, body: { leases: leases.map((lease) => ({ ...lease, token: String(lease.token) })) } satisfies LeasesAnswer };
 }
 
 async function memberHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
@@ -541,8 +529,12 @@ async function memberHandler(options: ApiOptions, request: ApiRequest): Promise<
   } catch (error) {
     // A change already in effect is answered as done: a client that retries after a lost answer
     // (a timeout on a loaded machine) must not be told that its own change "does not fit".
-    if (error instanceof DriverError && error.dropReason === "invalid_conf_change" && changeInEffect(options.host.status(), body)) {
-      return { status: 200, body: { applied: body, alreadyInEffect: true, status: statusBody(options) } satisfies MemberAnswer };
+    if (
+      error instanceof DriverError &&
+      error.dropReason === "invalid_conf_change" &&
+      changeInEffect((await options.host.hostStatus()).status, body)
+    ) {
+      return { status: 200, body: { applied: body, alreadyInEffect: true, status: await statusBody(options) } satisfies MemberAnswer };
     }
     // Refusals that are the caller's to fix are 4xx; "a change is pending" stays a retryable 503.
     if (error instanceof DriverError && error.dropReason === "learner_not_caught_up") {
@@ -554,7 +546,7 @@ async function memberHandler(options: ApiOptions, request: ApiRequest): Promise<
     throw error;
   }
   options.logger.info({ event: "membership_change_applied", ...body }, `membership change applied: ${body.action} ${body.nodeId}`);
-  return { status: 200, body: { applied: body, status: statusBody(options) } satisfies MemberAnswer };
+  return { status: 200, body: { applied: body, status: await statusBody(options) } satisfies MemberAnswer };
 }
 
 /** changeInEffect: whether the membership this node has applied already is what `change` asks for. */
@@ -627,10 +619,10 @@ function leaseRefsBody(leases: readonly { readonly resource: string; readonly to
   return leases.map((lease) => ({ ...lease, token: String(lease.token) }));
 }
 
-function statusBody(options: ApiOptions): NodeStatus {
-  const status = options.host.status();
+async function statusBody(options: ApiOptions): Promise<NodeStatus> {
+  const { status, peers: links, watch, storage } = await options.host.hostStatus();
   const peers = Object.fromEntries(
-    [...options.transport.peerStatus()].map(([id, peer]) => [
+    links.map(([id, peer]) => [
       id,
       {
         connected: peer.connected,
@@ -646,8 +638,8 @@ function statusBody(options: ApiOptions): NodeStatus {
     ...(options.bootId === undefined ? {} : { bootId: options.bootId }),
     ...status,
     peers,
-    watch: options.host.watchStatus(),
-    storage: options.host.storageStatus(),
+    watch,
+    storage,
   };
 }
 

@@ -32,7 +32,10 @@ class GatedDurableLog extends MemoryDurableLog {
   gate: Promise<void> | undefined = undefined;
   full = false;
   refusedWrites = 0;
+  /** entriesPerSave: how many entries each save carried (one save per Ready). */
+  readonly entriesPerSave: number[] = [];
   override async save(update: Parameters<DurableLog["save"]>[0]): Promise<void> {
+    this.entriesPerSave.push(update.entries.length);
     if (this.gate !== undefined) await this.gate;
     if (this.full) {
       this.refusedWrites++;
@@ -54,7 +57,7 @@ interface TestCluster {
 
 const clusters: TestCluster[] = [];
 
-async function startHost(cluster: TestCluster, id: NodeId, seed: number): Promise<LockService> {
+async function startHost(cluster: TestCluster, id: NodeId, seed: number, inputsPerTurnMax = 256): Promise<LockService> {
   const host = await LockService.start({
     nodeId: id,
     raft: { ...raftConfigDefaults, electionTimeoutTicks: 10, heartbeatIntervalTicks: 2, random: createSeededRandom(seed) },
@@ -66,6 +69,7 @@ async function startHost(cluster: TestCluster, id: NodeId, seed: number): Promis
     snapshotIntervalEntries: 20,
     proposalTimeoutMs: 2000,
     pendingRequestsMax: 1000,
+    inputsPerTurnMax,
     watchEventsMax: 10_000,
     watchBytesMax: 64 * 1024 * 1024,
     watchersMax: 1000,
@@ -76,14 +80,14 @@ async function startHost(cluster: TestCluster, id: NodeId, seed: number): Promis
   return host;
 }
 
-async function startCluster(): Promise<TestCluster> {
+async function startCluster(inputsPerTurnMax?: number): Promise<TestCluster> {
   const cluster: TestCluster = {
     hub: new MemoryTransportHub(),
     logs: new Map(ids.map((id) => [id, new GatedDurableLog()])),
     hosts: new Map(),
   };
   clusters.push(cluster);
-  for (const [position, id] of ids.entries()) await startHost(cluster, id, position + 1);
+  for (const [position, id] of ids.entries()) await startHost(cluster, id, position + 1, inputsPerTurnMax);
   return cluster;
 }
 
@@ -126,6 +130,32 @@ function acquire(clientId: string, resources: string[], options: { ttlMs?: numbe
 }
 
 describe("LockService", () => {
+  it("feeds a flood of proposals to the core at most inputsPerTurnMax a turn, so a tick never waits behind all of them", async () => {
+    const cluster = await startCluster(16);
+    const leader = await leaderOf(cluster);
+    const log = cluster.logs.get(leader.nodeId) as GatedDurableLog;
+    // Hold the leader's disk: 200 proposals queue up behind the write in flight.
+    let open = () => {};
+    log.gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const first = leader.propose(acquire(`flood-first-${sequence}`, ["flood-first"]));
+    await sleep(30); // The first proposal's write is in flight (held).
+    const flood = Array.from({ length: 200 }, (_, position) =>
+      leader.propose(acquire(`flood-${sequence}-${position}`, [`flood-${position}`])),
+    );
+    await sleep(30);
+    const savesBefore = log.entriesPerSave.length;
+    log.gate = undefined;
+    open();
+    const results = await Promise.all([first, ...flood]);
+    expect(results.every((applied) => applied.result.status === "granted")).toBe(true);
+    const batches = log.entriesPerSave.slice(savesBefore).filter((count) => count > 0);
+    // Bug (planted and seen to fail: every queued input fed in one turn): one Ready, one save of 200 entries.
+    expect(Math.max(...batches)).toBeLessThanOrEqual(16);
+    expect(batches.reduce((sum, count) => sum + count, 0)).toBeGreaterThanOrEqual(200);
+  });
+
   it("elects a leader and grants a lease with the entry index as fencing token; a second acquire conflicts", async () => {
     const cluster = await startCluster();
     const leader = await leaderOf(cluster);

@@ -18,12 +18,14 @@
 //   npm start                                  until Ctrl-C
 //   npm start -- --seconds 10                  stop by itself after 10 seconds
 //   npm start -- --data DIR                    keep the data elsewhere
-//   npm start -- --node-ports 7101,7102,7103 --scheduler-port 8180    other ports
+//   npm start -- --node-ports 7011,7012,7013 --scheduler-port 8180    other ports (each node's
+//                                              peers talk on its port + 100: 7111-7113)
 
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { raftPortOffset } from "../node/config.ts";
 import { restartExitCode } from "../node/graceful-stop.ts";
 import { type HealthAnswer, type OwnNode, ownHealthyScheduler, ownLeader, type StatusAnswer } from "./start/readiness.ts";
 import { type ChildExit, portsInUse, Supervisor } from "./start/supervisor.ts";
@@ -54,7 +56,11 @@ const secondsMax = values.seconds === undefined ? Number.POSITIVE_INFINITY : Num
 if (!(secondsMax > 0)) usageError(`--seconds must be a positive number, got "${values.seconds}"`);
 const nodePorts = parsePorts(values["node-ports"], "--node-ports", 3);
 const [schedulerPort] = parsePorts(values["scheduler-port"], "--scheduler-port", 1) as [number];
-const allPorts = [...nodePorts, schedulerPort];
+// Each node takes its peers' Raft connections on its port + 100 (node/config.ts): those must be free too.
+const raftPorts = nodePorts.map((port) => port + raftPortOffset);
+if (raftPorts.some((port) => port > 65_535))
+  usageError(`--node-ports: each node also uses its port + ${raftPortOffset}, which must be 65535 at most`);
+const allPorts = [...nodePorts, ...raftPorts, schedulerPort];
 if (new Set(allPorts).size !== allPorts.length) usageError(`the ports must differ: ${allPorts.join(", ")}`);
 
 // Before anything starts: a second npm start beside a running one must not start half a cluster.

@@ -141,6 +141,12 @@ export interface DriverOptions<TResult> {
   readonly proposalTimeoutMs: number;
   /** pendingRequestsMax bounds proposals and reads waiting for their outcome (with what the caller holds back, `heldElsewhere`). */
   readonly pendingRequestsMax: number;
+  /**
+   * inputsPerTurnMax bounds the inputs (proposals, reads, peer messages) fed to the core in one
+   * turn; the rest wait, in order, for the next turn. One turn's work is then bounded whatever
+   * the load, and so is how long a tick (a heartbeat) waits behind it.
+   */
+  readonly inputsPerTurnMax: number;
 }
 
 /** ProposalCallback answers a proposal: the state machine's result once applied, or why not. */
@@ -208,6 +214,12 @@ export class RaftDriver<TResult> {
    * founds a cluster) and restores the state machine from its snapshot. Nothing runs until start().
    */
   constructor(options: DriverOptions<TResult>, durable: DurableState) {
+    for (const key of ["pendingRequestsMax", "inputsPerTurnMax", "proposalTimeoutMs", "tickIntervalMs"] as const) {
+      assert(
+        Number.isSafeInteger(options[key]) && options[key] >= 1,
+        `the driver's ${key} must be a positive integer, not ${options[key]}`,
+      );
+    }
     this.options = options;
     this.nodeId = options.nodeId;
     this.clock = options.clock;
@@ -489,7 +501,11 @@ export class RaftDriver<TResult> {
       this.feeding = false;
     }
     if (this.inputs.length === 0) return;
-    for (const input of this.inputs.splice(0, this.inputs.length)) this.feed(input);
+    // A flood of proposals is fed a bounded batch per turn: under overload a turn that took
+    // everything queued grew with the queue (10,000 proposals, seconds of work on a starved
+    // thread), and the next tick, with its heartbeats, waited for all of it (bench:overload).
+    const count = Math.min(this.inputs.length, this.options.inputsPerTurnMax);
+    for (const input of this.inputs.splice(0, count)) this.feed(input);
   }
 
   private feed(input: Input<TResult>): void {

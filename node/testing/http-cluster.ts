@@ -1,5 +1,6 @@
 // A three-node cluster in one process for tests: LockServices over the in-memory transport and
-// durable log, each behind a real HTTP server on 127.0.0.1 (ephemeral ports). Tests only.
+// durable log, each behind a real HTTP server on 127.0.0.1 (ephemeral ports), in this thread (a
+// LocalRaftHost between each API and its service). Tests only.
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -10,6 +11,7 @@ import { AdmissionGate, type ShedObserver, withAdmission } from "../admission.ts
 import { systemClock } from "../driver/clock.ts";
 import { createApi, createHotPath, withHotPath } from "../http-api.ts";
 import { LockService } from "../lock-service.ts";
+import { LocalRaftHost } from "../raft-host.ts";
 import { MemoryDurableLog, MemoryTransportHub } from "./memory-doubles.ts";
 
 export interface HttpCluster {
@@ -70,6 +72,7 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
       snapshotIntervalEntries: 1000,
       proposalTimeoutMs: 2000,
       pendingRequestsMax: 1000,
+      inputsPerTurnMax: 256,
       watchEventsMax: options.watchEventsMax ?? 10_000,
       watchBytesMax: 64 * 1024 * 1024,
       watchersMax: options.watchersMax ?? 1000,
@@ -79,8 +82,7 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
     hosts.set(id, host);
     const admission = options.admission;
     const apiOptions = {
-      host,
-      transport,
+      host: new LocalRaftHost({ service: host, transport }),
       apiToken,
       clusterSecret,
       peerUrls: urls,
