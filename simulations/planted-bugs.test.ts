@@ -58,6 +58,19 @@ describe("planted Raft core bugs are found by the simulator running the producti
     expectBugToBlame(details);
   });
 
+  // The driver asserts the rule of raft/node.ts mayLeaveBeforePersist on every message it sends
+  // while a write is in flight, so the core bug above is found by that assertion (an invariant).
+  // With the assertion taken out as well, the simulator's own check must still find it: an
+  // acknowledgement or a vote that leaves before its write is durable (durability of promises).
+  it("finds acknowledge_while_persisting by the durability of promises alone (the driver's assertion removed too)", async () => {
+    const implementation = await importMutant<NodeImplementation>("node", "lock-service.ts", [
+      { file: "node/driver/raft-driver.ts", original: "mayLeaveBeforePersist(message, this.durableTerm),", replacement: "true," },
+    ]);
+    const details = checkSimulations({ ...hunt, implementation, plantedBug: "acknowledge_while_persisting" });
+    expect(expectFound(details, "acknowledge_while_persisting").result.violation?.kind).toBe("durability");
+    expectBugToBlame(details);
+  });
+
   it("finds the client bug client_counts_from_reply as a double holder", () => {
     const details = checkSimulations({ ...hunt, plantedClientBug: "client_counts_from_reply" });
     expect(expectFound(details, "client_counts_from_reply").result.violation?.kind).toBe("double_holder");
