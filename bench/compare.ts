@@ -29,6 +29,7 @@ import { request } from "undici";
 import { LockClient, LockError, type Lease as SctecLease } from "../client/lock-client.ts";
 import { freePort, ProcessCluster, waitFor } from "../harness/process-cluster.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
+import { describeFloor, type Floor, measureFloor } from "./floor.ts";
 import { percentile, readProcStat } from "./measure.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, systems: { type: "string" } } });
@@ -852,6 +853,50 @@ function targets(results: readonly WorkloadResult[], failoverResults: readonly F
   return lines;
 }
 
+/**
+ * closeToTheFloor checks issue 21's targets against one run: ratios to etcd default and to the
+ * single coordinator, and concurrency 1's p50 against the floor measured in the same run.
+ */
+function closeToTheFloor(results: readonly WorkloadResult[], failoverResults: readonly FailoverResult[], floor: Floor): string[] {
+  const find = (workload: string, system: SystemKey) => results.find((result) => result.workload === workload && result.system === system);
+  const verdict = (met: boolean) => `**${met ? "met" : "missed"}**`;
+  const lines: string[] = [];
+  const timesEtcd = (workload: string, factor: number, what: string) => {
+    const sctec = find(workload, "sctec");
+    const etcd = find(workload, "etcd-default");
+    if (sctec === undefined || etcd === undefined) return;
+    const times = sctec.opsPerSecond.median / etcd.opsPerSecond.median;
+    lines.push(`- ${what} at least ${factor} × etcd default: ${verdict(times >= factor)} (${ratio(times)})`);
+  };
+  const single = workloads[0].workload;
+  timesEtcd(single, 2, "concurrency 1, cycles/s");
+  const alone = find(single, "sctec");
+  if (alone !== undefined) {
+    const overFloor = alone.p50Ms / floor.cycleP50Ms;
+    lines.push(
+      `- concurrency 1, p50 at most 2 × the floor (${floor.cycleP50Ms.toFixed(2)} ms a cycle): ${verdict(overFloor <= 2)} (${alone.p50Ms.toFixed(2)} ms, ${ratio(overFloor)} the floor)`,
+    );
+    const etcd = find(single, "etcd-default");
+    if (etcd !== undefined) {
+      lines.push(
+        `- concurrency 1, server CPU per cycle below etcd default's: ${verdict(alone.serverCpuMsPerOp < etcd.serverCpuMsPerOp)} (${alone.serverCpuMsPerOp.toFixed(2)} against ${etcd.serverCpuMsPerOp.toFixed(2)} ms)`,
+      );
+    }
+  }
+  timesEtcd(workloads[2].workload, 3, "concurrency 64, cycles/s");
+  const many = find(workloads[2].workload, "sctec");
+  const coordinator = find(workloads[2].workload, "single");
+  if (many !== undefined && coordinator !== undefined) {
+    const times = many.opsPerSecond.median / coordinator.opsPerSecond.median;
+    lines.push(`- concurrency 64, at least 0.8 × the single in-memory coordinator: ${verdict(times >= 0.8)} (${ratio(times)})`);
+  }
+  timesEtcd(workloads[3].workload, 6, "one contended resource, hand-offs/s");
+  const failover = failoverResults.find((result) => result.system === "sctec");
+  if (failover !== undefined)
+    lines.push(`- failover median at most 250 ms: ${verdict(failover.medianMs <= 250)} (${whole(failover.medianMs)} ms)`);
+  return lines;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 const starters: Record<SystemKey, () => Promise<System>> = {
@@ -936,6 +981,9 @@ async function main(): Promise<void> {
     `bench:compare${quick ? " --quick" : ""}: ${chosen.map((key) => systemNames[key]).join(", ")}, one after another on loopback; ${quick ? "under 2 minutes" : "this takes about 7 minutes"}`,
   );
   console.log(`machine: ${machine}; load average before: ${loadBefore.join(" ")}`);
+  progress("measuring the floor: synced writes, HTTP and WebSocket round trips on loopback");
+  const floor = await measureFloor({ samples: quick ? 200 : 1000 });
+  console.log(describeFloor(floor));
   const etcdVersion = chosen.some((key) => key.startsWith("etcd")) ? ensureEtcd() : undefined;
   if (etcdVersion !== undefined) console.log(`${etcdVersion}, client etcd3 (lock recipe: lease + txn, fencing token = the key's revision)`);
   const samples = new Samples();
@@ -954,6 +1002,8 @@ async function main(): Promise<void> {
     `Failover: ${settings.kills} kills per system; at each, ${settings.heldPerKill} locks were held, and a second client tried to take them right after.`,
     failoverTable(failoverResults),
     `Against issue 7's targets (this run):\n\n${targets(results, failoverResults).join("\n")}`,
+    describeFloor(floor),
+    `Against issue 21's targets (this run):\n\n${closeToTheFloor(results, failoverResults, floor).join("\n")}`,
   ].join("\n\n");
   console.log(`\n${summary}\n`);
   console.log(`took ${(performance.now() / 1000).toFixed(0)} s; load average after: ${loadAfter.join(" ")}`);
@@ -961,7 +1011,7 @@ async function main(): Promise<void> {
   const file = `bench/results/compare-${date}${quick ? "-quick" : ""}.json`;
   writeFileSync(
     file,
-    `${JSON.stringify({ date, machine, quick, settings, etcdVersion, loadBefore, loadAfter, workloads: results, failovers: failoverResults }, null, 2)}\n`,
+    `${JSON.stringify({ date, machine, quick, settings, etcdVersion, loadBefore, loadAfter, floor, workloads: results, failovers: failoverResults }, null, 2)}\n`,
   );
   console.log(`wrote ${file}`);
   if (chosen.length !== systemKeys.length) {
