@@ -13,6 +13,12 @@ import type { Storage } from "./storage.ts";
 export interface SoftState {
   readonly role: Role;
   readonly leaderId: NodeId | null;
+  /**
+   * term: the term this role is held in, as of the Ready. The core may step on while the Ready is
+   * written (see messagesWhilePersisting), so its status() may already be of a later term: a
+   * leader's Ready can be handled after the core has stepped down to a newer term.
+   */
+  readonly term: Term;
 }
 
 /**
@@ -263,7 +269,7 @@ export class RawNode {
   }
 
   private softState(): SoftState {
-    return { role: this.raft.role, leaderId: this.raft.leaderId };
+    return { role: this.raft.role, leaderId: this.raft.leaderId, term: this.raft.term };
   }
 }
 
@@ -294,6 +300,7 @@ function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.votedFor === b.votedFor && a.commitIndex === b.commitIndex;
 }
 
+/** sameSoftState compares role and leader only: a change of term alone is reported by the hard state. */
 function sameSoftState(a: SoftState, b: SoftState): boolean {
   return a.role === b.role && a.leaderId === b.leaderId;
 }

@@ -443,7 +443,7 @@ class Simulation {
         }
       },
       readyHandled: (ready) => {
-        if (ready.softState !== undefined) this.roleChanged(node, ready.softState.role);
+        if (ready.softState !== undefined) this.roleChanged(node, ready.softState.role, ready.softState.term);
       },
     };
   }
@@ -568,7 +568,8 @@ class Simulation {
     }
   }
 
-  private roleChanged(node: SimNode, role: Role): void {
+  /** roleChanged: a Ready of `node` reported `role`, held in `term` (its core may have stepped past it while the Ready was written). */
+  private roleChanged(node: SimNode, role: Role, term: number): void {
     node.role = role;
     const slow = this.options.slowWrites;
     if (slow?.of === "leader" && !this.healed) node.disk.faults = { ...node.disk.faults, slowWrites: role === "leader" ? slow : undefined };
@@ -579,9 +580,9 @@ class Simulation {
     if (role !== "leader" || service === undefined) return;
     this.elections++;
     const status = service.status();
-    this.timeline.record(this.scheduler.nowMs, node.id, `leader of term ${status.term} (log ${status.snapshotIndex}..${status.lastIndex})`);
-    this.checker.leaderElected(this.tickNow, node.id, status.term);
-    this.checker.checkLeaderCompleteness(this.tickNow, node.id, status.term, status.snapshotIndex, status.lastIndex, (index) =>
+    this.timeline.record(this.scheduler.nowMs, node.id, `leader of term ${term} (log ${status.snapshotIndex}..${status.lastIndex})`);
+    this.checker.leaderElected(this.tickNow, node.id, term);
+    this.checker.checkLeaderCompleteness(this.tickNow, node.id, term, status.snapshotIndex, status.lastIndex, (index) =>
       service.entryTerm(index),
     );
   }

@@ -299,7 +299,7 @@ describe("RaftDriver: the core keeps stepping while a write is in flight", () =>
     expect(answer).toEqual({ result: last.index });
   });
 
-  it("a follower whose write hangs answers heartbeats at once, and acknowledges appends only after the write", () => {
+  it("a follower whose write hangs answers heartbeats within a tick, and acknowledges appends only after the write", () => {
     const clock = new SteppedClock();
     const disk = new HeldDisk(clock);
     const peers = new Peers();

@@ -7,8 +7,8 @@
 // queues: peer messages and ticks in the order they arrived, and requests (proposals, reads,
 // transfers). Each turn of the loop first feeds a bounded batch of each to the core, then takes one
 // Ready: persist it (one fsync), send its messages, apply its committed entries, and advance.
-// While a Ready is being persisted the core keeps stepping (side turns): peer messages and ticks
-// are fed as they come, and the messages that promise nothing about this node's disk (heartbeats
+// While a Ready is being persisted the core keeps stepping (side turns, one per tick): peer
+// messages and ticks are fed in the order they came, and the messages that promise nothing about this node's disk (heartbeats
 // and their answers, a leader's appends: raft/node.ts mayLeaveBeforePersist) go out at once;
 // everything else the core produces meanwhile (acknowledgements, votes, a new term, entries to
 // apply) waits for the next Ready and its write. Requests wait for the next turn, as before, so
@@ -432,13 +432,13 @@ export class RaftDriver<TResult> {
     if (this.ticksQueued >= this.options.raft.electionTimeoutTicks) return;
     this.ticksQueued++;
     this.peerInputs.push({ kind: "tick" });
-    this.wake();
+    this.wake(true);
   }
 
-  /** wake: an input arrived. While a write is in flight it is fed by a side turn; otherwise the loop starts. */
-  private wake(): void {
+  /** wake: an input arrived. While a write is in flight it waits for the next tick's side turn; otherwise the loop starts. */
+  private wake(tick = false): void {
     if (!this.saving) this.kick();
-    else if (this.peerInputs.length > 0) this.scheduleSideTurn(); // Requests wait for the write (see sideTurn).
+    else if (tick) this.scheduleSideTurn(); // Peer messages wait for the next tick, requests for the write (see sideTurn).
   }
 
   private scheduleSideTurn(): void {
@@ -455,6 +455,14 @@ export class RaftDriver<TResult> {
    * outlasted the election timeout (15 of 631 took over 100 ms in one bench:overload run) sent no
    * heartbeat meanwhile: its followers elected another leader. Everything else the core produces
    * waits for the next Ready, which is taken, as before, only once this write is done.
+   *
+   * A side turn runs on each tick during a write and feeds everything queued since, in order: a
+   * peer's message waits at most a tick (10 ms in the node, against 30 ms between heartbeats and
+   * 150 ms of election timeout), the work is one bounded batch a tick rather than a turn per
+   * message, and what the batch sends to one peer is coalesced into one frame. (With a turn per
+   * message, the simulator no longer found the planted bug coalesce_ignores_gaps in 600
+   * schedules: a leader's appends went out one at a time during its writes, so no batch held two
+   * to one peer. With a turn per tick it is found at run 12.)
    *
    * Requests (proposals, reads, transfers) are not fed here: what a side turn proposed would go
    * into the next write all the same (and be applied and answered only after it), so feeding them
@@ -477,7 +485,6 @@ export class RaftDriver<TResult> {
       );
     }
     this.sendMessages(early);
-    if (this.peerInputs.length > 0) this.scheduleSideTurn();
   }
 
   /**
@@ -722,7 +729,7 @@ export class RaftDriver<TResult> {
     if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
     const late = ready.appendsBeforePersist ? ready.messages.filter((message) => message.type !== "append_entries") : ready.messages;
     this.sendMessages(late);
-    if (ready.softState !== undefined) this.roleChanged(ready.softState.role, ready.softState.leaderId);
+    if (ready.softState !== undefined) this.roleChanged(ready.softState.role, ready.softState.leaderId, ready.softState.term);
     if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot);
     for (const entry of ready.committedEntries) this.apply(entry);
     if (ready.committedEntries.length > 0) {
@@ -777,7 +784,8 @@ export class RaftDriver<TResult> {
     return false;
   }
 
-  private roleChanged(role: Status["role"], leaderId: NodeId | null): void {
+  /** roleChanged: a Ready reports a new role or leader, held in `term` (the core may be past it: see SoftState). */
+  private roleChanged(role: Status["role"], leaderId: NodeId | null, term: number): void {
     const was = this.role;
     this.role = role;
     this.knownLeaderId = leaderId;
@@ -789,7 +797,7 @@ export class RaftDriver<TResult> {
       }
       this.proposals.clear();
     }
-    this.options.listener?.roleChanged?.(role, leaderId, this.rawNode.status().term);
+    this.options.listener?.roleChanged?.(role, leaderId, term);
   }
 
   private installSnapshot(snapshot: Snapshot): void {
