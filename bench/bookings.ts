@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { Pool } from "undici";
 import { type BookingSystem, startBookingSystem } from "../harness/booking-system.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
-import { percentile, readProcStat } from "./measure.ts";
+import { type BookingSystemPids, bookingSystemPids, percentile, processesCpuMs } from "./measure.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, concurrency: { type: "string" } } });
 const quick = values.quick === true;
@@ -56,11 +56,13 @@ interface CpuMs {
 
 /** systemCpuMs: CPU used so far by all the system's processes and this one, by role. On a shared
  * machine this is steadier than throughput: other load slows the run but does not add to it. */
-async function systemCpuMs(system: BookingSystem): Promise<CpuMs> {
-  const nodePids = await Promise.all(system.cluster.ids().map(async (id) => (await system.cluster.status(id))?.pid ?? 0));
+function systemCpuMs(pids: BookingSystemPids): CpuMs {
   const own = process.cpuUsage();
-  const sum = (pids: readonly number[]) => pids.reduce((total, pid) => total + (readProcStat(pid)?.cpuMs ?? 0), 0);
-  return { schedulers: sum(system.schedulerPids()), nodes: sum(nodePids), loadGenerator: (own.user + own.system) / 1000 };
+  return {
+    schedulers: processesCpuMs(pids.schedulers),
+    nodes: processesCpuMs(pids.nodes),
+    loadGenerator: (own.user + own.system) / 1000,
+  };
 }
 
 function totalCpuMs(cpu: CpuMs): number {
@@ -136,7 +138,8 @@ async function run(
   seconds: number,
 ): Promise<Row> {
   const record = { latencies: [] as number[], statuses: new Map<number, number>() };
-  const cpuBefore = await systemCpuMs(system);
+  const pids = bookingSystemPids(system);
+  const cpuBefore = systemCpuMs(pids);
   const dayMs = 86_400_000;
   const base = Math.floor(Date.now() / dayMs) * dayMs + dayMs;
   const started = performance.now();
@@ -165,7 +168,7 @@ async function run(
     }
   }
   const elapsedSeconds = (performance.now() - started) / 1000;
-  const cpuAfter = await systemCpuMs(system);
+  const cpuAfter = systemCpuMs(pids);
   const latencies = record.latencies.sort((a, b) => a - b);
   const created = record.statuses.get(201) ?? 0;
   const perBooking = (before: number, after: number) => (created === 0 ? Number.NaN : (after - before) / created);
