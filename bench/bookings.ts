@@ -65,6 +65,38 @@ function systemCpuMs(pids: BookingSystemPids): CpuMs {
   };
 }
 
+/**
+ * RaftMarks: the cluster's highest term and each node's snapshot index. Read at both ends of a row,
+ * they tell whether an election or a log compaction fell inside it: either stalls bookings for a
+ * while (a compaction holds the node's Raft loop while it writes the snapshot, and a leader held
+ * past the election timeout is replaced), which moves a row's figures far more than code does.
+ */
+interface RaftMarks {
+  readonly term: number;
+  readonly snapshotIndexes: ReadonlyMap<string, number>;
+}
+
+/** raftMarks reads every node's /status (undefined if one does not answer: the row then says so). */
+async function raftMarks(system: BookingSystem): Promise<RaftMarks | undefined> {
+  const statuses = await Promise.all(system.cluster.ids().map(async (id) => [id, await system.cluster.status(id)] as const));
+  if (statuses.some(([, status]) => status === undefined)) return undefined;
+  return {
+    term: Math.max(...statuses.map(([, status]) => status?.term ?? 0)),
+    snapshotIndexes: new Map(statuses.map(([id, status]) => [id, status?.snapshotIndex ?? 0])),
+  };
+}
+
+/** raftEvents says what happened to the cluster between two marks, for a row's note. */
+function raftEvents(before: RaftMarks | undefined, after: RaftMarks | undefined): string {
+  if (before === undefined || after === undefined) return "elections and compactions unknown (a /status did not answer)";
+  const terms = after.term - before.term;
+  const compacted = [...after.snapshotIndexes].filter(([id, index]) => index > (before.snapshotIndexes.get(id) ?? 0)).map(([id]) => id);
+  return [
+    terms === 0 ? "no new term" : `term +${terms} (an election)`,
+    compacted.length === 0 ? "no log compaction" : `log compacted on ${compacted.join(", ")}`,
+  ].join(", ");
+}
+
 function totalCpuMs(cpu: CpuMs): number {
   return cpu.schedulers + cpu.nodes + cpu.loadGenerator;
 }
@@ -138,6 +170,7 @@ async function run(
   seconds: number,
 ): Promise<Row> {
   const record = { latencies: [] as number[], statuses: new Map<number, number>() };
+  const marksBefore = await raftMarks(system);
   const pids = bookingSystemPids(system);
   const cpuBefore = systemCpuMs(pids);
   const dayMs = 86_400_000;
@@ -169,6 +202,7 @@ async function run(
   }
   const elapsedSeconds = (performance.now() - started) / 1000;
   const cpuAfter = systemCpuMs(pids);
+  const marksAfter = await raftMarks(system);
   const latencies = record.latencies.sort((a, b) => a - b);
   const created = record.statuses.get(201) ?? 0;
   const perBooking = (before: number, after: number) => (created === 0 ? Number.NaN : (after - before) / created);
@@ -184,10 +218,10 @@ async function run(
       nodes: perBooking(cpuBefore.nodes, cpuAfter.nodes),
       loadGenerator: perBooking(cpuBefore.loadGenerator, cpuAfter.loadGenerator),
     },
-    note: [...record.statuses]
+    note: `${[...record.statuses]
       .sort()
       .map(([status, count]) => `${count} × ${status}`)
-      .join(", "),
+      .join(", ")}; ${raftEvents(marksBefore, marksAfter)}`,
   };
 }
 
