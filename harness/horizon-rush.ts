@@ -20,7 +20,7 @@
 // Used by bench/rush.ts (1,000 scientists) and tests/horizon-rush.test.ts (50).
 
 import { createHash } from "node:crypto";
-import { bookingSystemPids, processesCpuMs } from "../bench/measure.ts";
+import { type BookingSystemPids, bookingSystemPids, processesCpuMs } from "../bench/measure.ts";
 import { LockClient } from "../client/lock-client.ts";
 import { type ChainRecord, chainPrefix, verifyChain } from "../protocol/chain.ts";
 import { createSeededRandom } from "../raft/random.ts";
@@ -186,9 +186,10 @@ export async function runHorizonRush(options: HorizonRushOptions): Promise<Horiz
       if (ready && marginMs > 1_000) {
         say(`every scientist ready ${(marginMs / 1000).toFixed(1)} s before the opening`);
         const preparationSeconds = (performance.now() - preparedAt) / 1000;
-        const cpuBefore = cpuByRole(system);
+        const pids = bookingSystemPids(system); // the same processes at both ends
+        const cpuBefore = cpuByRole(pids);
         const rush = await rushAtOpening(scientists, staged, say);
-        rush.cpuSeconds = subtractCpu(cpuByRole(system), cpuBefore);
+        rush.cpuSeconds = subtractCpu(cpuByRole(pids), cpuBefore);
         return await proveAndReport(system, { options, telescopes, staged, rush, tries, preparationSeconds, say });
       }
       if (tries === 3) throw new Error(`the scientists were not ready before the opening in ${tries} tries (last lead ${leadMs / 1000} s)`);
@@ -327,8 +328,7 @@ export interface CpuByRole {
   readonly loadGenerator: number;
 }
 
-function cpuByRole(system: BookingSystem): CpuByRole {
-  const pids = bookingSystemPids(system);
+function cpuByRole(pids: BookingSystemPids): CpuByRole {
   const own = process.cpuUsage();
   return {
     schedulers: processesCpuMs(pids.schedulers) / 1000,
