@@ -7,6 +7,8 @@
 //
 //   npm run bench:bookings              about 2 minutes
 //   npm run bench:bookings -- --quick   about 1 minute
+//   npm run bench:bookings -- --snapshot-entries 1000000   the nodes compact their log that rarely
+//     (SCTEC_SNAPSHOT_ENTRIES; default 10000, which a full run reaches near the end of its first row)
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -16,12 +18,22 @@ import { type BookingSystem, startBookingSystem } from "../harness/booking-syste
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
 import { type BookingSystemPids, bookingSystemPids, percentile, processesCpuMs } from "./measure.ts";
 
-const { values } = parseArgs({ options: { quick: { type: "boolean" }, concurrency: { type: "string" } } });
+const { values } = parseArgs({
+  options: { quick: { type: "boolean" }, concurrency: { type: "string" }, "snapshot-entries": { type: "string" } },
+});
 const quick = values.quick === true;
 const runSeconds = quick ? 5 : 15;
 const concurrency = Number(values.concurrency ?? 64);
 if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 1024) {
   console.error("bench:bookings: --concurrency must be an integer from 1 to 1024");
+  process.exit(2);
+}
+const snapshotEntries = values["snapshot-entries"];
+if (
+  snapshotEntries !== undefined &&
+  !(/^[0-9]+$/.test(snapshotEntries) && Number(snapshotEntries) >= 10 && Number(snapshotEntries) <= 10_000_000)
+) {
+  console.error("bench:bookings: --snapshot-entries must be an integer from 10 to 10000000 (entries between log compactions)");
   process.exit(2);
 }
 
@@ -244,9 +256,10 @@ async function main(): Promise<void> {
   console.log(
     `bench:bookings${quick ? " --quick" : ""}: three lock nodes and three schedulers on loopback (fsync on); about ${quick ? 1 : 2} minutes`,
   );
-  console.log(`machine: ${machine}`);
+  console.log(`machine: ${machine}${snapshotEntries === undefined ? "" : `; log compaction every ${snapshotEntries} entries`}`);
   const system: BookingSystem = await startBookingSystem({
     schedulers: 3,
+    ...(snapshotEntries === undefined ? {} : { nodeEnv: { SCTEC_SNAPSHOT_ENTRIES: snapshotEntries } }),
     env: {
       SCHEDULER_TELESCOPES: JSON.stringify(telescopes),
       SCHEDULER_RATE_LIMIT_PER_MINUTE: "1000000",
