@@ -7,6 +7,8 @@
 //
 //   npm run bench:bookings              about 2 minutes
 //   npm run bench:bookings -- --quick   about 1 minute
+//   npm run bench:bookings -- --snapshot-entries 1000000   the nodes compact their log that rarely
+//     (SCTEC_SNAPSHOT_ENTRIES; default 10000, which a full run reaches near the end of its first row)
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -14,14 +16,24 @@ import { parseArgs } from "node:util";
 import { Pool } from "undici";
 import { type BookingSystem, startBookingSystem } from "../harness/booking-system.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
-import { percentile, readProcStat } from "./measure.ts";
+import { type BookingSystemPids, bookingSystemPids, percentile, processesCpuMs } from "./measure.ts";
 
-const { values } = parseArgs({ options: { quick: { type: "boolean" }, concurrency: { type: "string" } } });
+const { values } = parseArgs({
+  options: { quick: { type: "boolean" }, concurrency: { type: "string" }, "snapshot-entries": { type: "string" } },
+});
 const quick = values.quick === true;
 const runSeconds = quick ? 5 : 15;
 const concurrency = Number(values.concurrency ?? 64);
 if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 1024) {
   console.error("bench:bookings: --concurrency must be an integer from 1 to 1024");
+  process.exit(2);
+}
+const snapshotEntries = values["snapshot-entries"];
+if (
+  snapshotEntries !== undefined &&
+  !(/^[0-9]+$/.test(snapshotEntries) && Number(snapshotEntries) >= 10 && Number(snapshotEntries) <= 10_000_000)
+) {
+  console.error("bench:bookings: --snapshot-entries must be an integer from 10 to 10000000 (entries between log compactions)");
   process.exit(2);
 }
 
@@ -56,11 +68,45 @@ interface CpuMs {
 
 /** systemCpuMs: CPU used so far by all the system's processes and this one, by role. On a shared
  * machine this is steadier than throughput: other load slows the run but does not add to it. */
-async function systemCpuMs(system: BookingSystem): Promise<CpuMs> {
-  const nodePids = await Promise.all(system.cluster.ids().map(async (id) => (await system.cluster.status(id))?.pid ?? 0));
+function systemCpuMs(pids: BookingSystemPids): CpuMs {
   const own = process.cpuUsage();
-  const sum = (pids: readonly number[]) => pids.reduce((total, pid) => total + (readProcStat(pid)?.cpuMs ?? 0), 0);
-  return { schedulers: sum(system.schedulerPids()), nodes: sum(nodePids), loadGenerator: (own.user + own.system) / 1000 };
+  return {
+    schedulers: processesCpuMs(pids.schedulers),
+    nodes: processesCpuMs(pids.nodes),
+    loadGenerator: (own.user + own.system) / 1000,
+  };
+}
+
+/**
+ * RaftMarks: the cluster's highest term and each node's snapshot index. Read at both ends of a row,
+ * they tell whether an election or a log compaction fell inside it: either stalls bookings for a
+ * while (a compaction holds the node's Raft loop while it writes the snapshot, and a leader held
+ * past the election timeout is replaced), which moves a row's figures far more than code does.
+ */
+interface RaftMarks {
+  readonly term: number;
+  readonly snapshotIndexes: ReadonlyMap<string, number>;
+}
+
+/** raftMarks reads every node's /status (undefined if one does not answer: the row then says so). */
+async function raftMarks(system: BookingSystem): Promise<RaftMarks | undefined> {
+  const statuses = await Promise.all(system.cluster.ids().map(async (id) => [id, await system.cluster.status(id)] as const));
+  if (statuses.some(([, status]) => status === undefined)) return undefined;
+  return {
+    term: Math.max(...statuses.map(([, status]) => status?.term ?? 0)),
+    snapshotIndexes: new Map(statuses.map(([id, status]) => [id, status?.snapshotIndex ?? 0])),
+  };
+}
+
+/** raftEvents says what happened to the cluster between two marks, for a row's note. */
+function raftEvents(before: RaftMarks | undefined, after: RaftMarks | undefined): string {
+  if (before === undefined || after === undefined) return "elections and compactions unknown (a /status did not answer)";
+  const terms = after.term - before.term;
+  const compacted = [...after.snapshotIndexes].filter(([id, index]) => index > (before.snapshotIndexes.get(id) ?? 0)).map(([id]) => id);
+  return [
+    terms === 0 ? "no new term" : `term +${terms} (an election)`,
+    compacted.length === 0 ? "no log compaction" : `log compacted on ${compacted.join(", ")}`,
+  ].join(", ");
 }
 
 function totalCpuMs(cpu: CpuMs): number {
@@ -136,7 +182,9 @@ async function run(
   seconds: number,
 ): Promise<Row> {
   const record = { latencies: [] as number[], statuses: new Map<number, number>() };
-  const cpuBefore = await systemCpuMs(system);
+  const marksBefore = await raftMarks(system);
+  const pids = bookingSystemPids(system);
+  const cpuBefore = systemCpuMs(pids);
   const dayMs = 86_400_000;
   const base = Math.floor(Date.now() / dayMs) * dayMs + dayMs;
   const started = performance.now();
@@ -165,7 +213,8 @@ async function run(
     }
   }
   const elapsedSeconds = (performance.now() - started) / 1000;
-  const cpuAfter = await systemCpuMs(system);
+  const cpuAfter = systemCpuMs(pids);
+  const marksAfter = await raftMarks(system);
   const latencies = record.latencies.sort((a, b) => a - b);
   const created = record.statuses.get(201) ?? 0;
   const perBooking = (before: number, after: number) => (created === 0 ? Number.NaN : (after - before) / created);
@@ -181,10 +230,10 @@ async function run(
       nodes: perBooking(cpuBefore.nodes, cpuAfter.nodes),
       loadGenerator: perBooking(cpuBefore.loadGenerator, cpuAfter.loadGenerator),
     },
-    note: [...record.statuses]
+    note: `${[...record.statuses]
       .sort()
       .map(([status, count]) => `${count} × ${status}`)
-      .join(", "),
+      .join(", ")}; ${raftEvents(marksBefore, marksAfter)}`,
   };
 }
 
@@ -207,9 +256,10 @@ async function main(): Promise<void> {
   console.log(
     `bench:bookings${quick ? " --quick" : ""}: three lock nodes and three schedulers on loopback (fsync on); about ${quick ? 1 : 2} minutes`,
   );
-  console.log(`machine: ${machine}`);
+  console.log(`machine: ${machine}${snapshotEntries === undefined ? "" : `; log compaction every ${snapshotEntries} entries`}`);
   const system: BookingSystem = await startBookingSystem({
     schedulers: 3,
+    ...(snapshotEntries === undefined ? {} : { nodeEnv: { SCTEC_SNAPSHOT_ENTRIES: snapshotEntries } }),
     env: {
       SCHEDULER_TELESCOPES: JSON.stringify(telescopes),
       SCHEDULER_RATE_LIMIT_PER_MINUTE: "1000000",

@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { LockClient } from "../client/lock-client.ts";
 import { ProcessCluster } from "../harness/process-cluster.ts";
 import { parsePrometheusText } from "../harness/prometheus-text.ts";
-import { readProcStat } from "./measure.ts";
+import { processCpuMs } from "./measure.ts";
 
 const { values } = parseArgs({
   options: {
@@ -75,9 +75,9 @@ async function fsyncCount(url: string): Promise<number> {
   return parsePrometheusText(text).sum("sctec_storage_fsync_seconds_count", { op: "save" });
 }
 
-/** cpuSeconds: user + system CPU time a process has used so far (0 once it is gone). */
-function cpuSeconds(pid: number): number {
-  return (readProcStat(pid)?.cpuMs ?? 0) / 1000;
+/** cpuSeconds: user + system CPU time a process has used so far (it throws once the process is gone: processCpuMs). */
+function cpuSeconds(pid: number, what: string): number {
+  return processCpuMs(pid, what) / 1000;
 }
 
 async function main(): Promise<void> {
@@ -88,11 +88,11 @@ async function main(): Promise<void> {
   // machine, say) still stops the nodes instead of leaving them running.
   try {
     leader = await cluster.waitForLeader(10_000);
-    leaderPid = (await cluster.status(leader))?.pid;
+    leaderPid = cluster.pid(leader);
     const pids = new Map<string, number>();
-    for (const id of cluster.ids()) pids.set(id === leader ? `${id} (leader)` : id, (await cluster.status(id))?.pid ?? 0);
+    for (const id of cluster.ids()) pids.set(id === leader ? `${id} (leader)` : id, cluster.pid(id) ?? 0);
     pids.set("client", process.pid);
-    const cpuBefore = new Map([...pids].map(([name, pid]) => [name, cpuSeconds(pid)]));
+    const cpuBefore = new Map([...pids].map(([name, pid]) => [name, cpuSeconds(pid, name)]));
     const fsyncsBefore = await Promise.all(cluster.ids().map((id) => fsyncCount(cluster.url(id))));
     let operations = 0;
     const deadline = performance.now() + seconds * 1000;
@@ -109,7 +109,7 @@ async function main(): Promise<void> {
       }),
     );
     const cpu = [...pids].map(
-      ([name, pid]) => `${name} ${((1000 * (cpuSeconds(pid) - (cpuBefore.get(name) ?? 0))) / operations).toFixed(3)}`,
+      ([name, pid]) => `${name} ${((1000 * (cpuSeconds(pid, name) - (cpuBefore.get(name) ?? 0))) / operations).toFixed(3)}`,
     );
     const fsyncsAfter = await Promise.all(cluster.ids().map((id) => fsyncCount(cluster.url(id))));
     const fsyncs = cluster.ids().map((id, position) => {

@@ -129,8 +129,11 @@ export async function startBookingSystem(
     nodeLog: (id) => readFileSync(join(cluster.dataRoot, `${id}.log`), "utf8"),
     startScheduler,
     schedulerPids() {
+      // A scheduler killed by a signal has no exit code, only a signal code: it is gone all the same.
       return schedulers.flatMap((scheduler) =>
-        scheduler.child.pid === undefined || scheduler.child.exitCode !== null ? [] : [scheduler.child.pid],
+        scheduler.child.pid === undefined || scheduler.child.exitCode !== null || scheduler.child.signalCode !== null
+          ? []
+          : [scheduler.child.pid],
       );
     },
     exited() {

@@ -20,7 +20,7 @@
 // Used by bench/rush.ts (1,000 scientists) and tests/horizon-rush.test.ts (50).
 
 import { createHash } from "node:crypto";
-import { readProcStat } from "../bench/measure.ts";
+import { type BookingSystemPids, bookingSystemPids, processesCpuMs } from "../bench/measure.ts";
 import { LockClient } from "../client/lock-client.ts";
 import { type ChainRecord, chainPrefix, verifyChain } from "../protocol/chain.ts";
 import { createSeededRandom } from "../raft/random.ts";
@@ -186,9 +186,10 @@ export async function runHorizonRush(options: HorizonRushOptions): Promise<Horiz
       if (ready && marginMs > 1_000) {
         say(`every scientist ready ${(marginMs / 1000).toFixed(1)} s before the opening`);
         const preparationSeconds = (performance.now() - preparedAt) / 1000;
-        const cpuBefore = await cpuByRole(system);
+        const pids = bookingSystemPids(system); // the same processes at both ends
+        const cpuBefore = cpuByRole(pids);
         const rush = await rushAtOpening(scientists, staged, say);
-        rush.cpuSeconds = subtractCpu(await cpuByRole(system), cpuBefore);
+        rush.cpuSeconds = subtractCpu(cpuByRole(pids), cpuBefore);
         return await proveAndReport(system, { options, telescopes, staged, rush, tries, preparationSeconds, say });
       }
       if (tries === 3) throw new Error(`the scientists were not ready before the opening in ${tries} tries (last lead ${leadMs / 1000} s)`);
@@ -327,11 +328,13 @@ export interface CpuByRole {
   readonly loadGenerator: number;
 }
 
-async function cpuByRole(system: BookingSystem): Promise<CpuByRole> {
-  const nodePids = await Promise.all(system.cluster.ids().map(async (id) => (await system.cluster.status(id))?.pid ?? 0));
-  const sum = (pids: readonly number[]) => pids.reduce((total, pid) => total + (readProcStat(pid)?.cpuMs ?? 0), 0) / 1000;
+function cpuByRole(pids: BookingSystemPids): CpuByRole {
   const own = process.cpuUsage();
-  return { schedulers: sum(system.schedulerPids()), nodes: sum(nodePids), loadGenerator: (own.user + own.system) / 1e6 };
+  return {
+    schedulers: processesCpuMs(pids.schedulers) / 1000,
+    nodes: processesCpuMs(pids.nodes) / 1000,
+    loadGenerator: (own.user + own.system) / 1e6,
+  };
 }
 
 function subtractCpu(after: CpuByRole, before: CpuByRole): CpuByRole {

@@ -57,6 +57,13 @@ const spares = ["node4", "node5"] as const;
 const nodeUrl = (id: string): string => `http://127.0.0.1:${7000 + Number(id.slice(4))}`;
 /** The whole demo's limit; each wait inside has its own, shorter one. */
 const demoTimeLimitMs = 40 * 60_000;
+/**
+ * nodeHealthyTimeoutMs: how long a node container started or restarted by a step may take to pass
+ * its healthcheck. A node starts two isolates (its HTTP thread and its raft thread); on this 2-core
+ * machine at a load average of about 30, a restart took 32–37 s and a fresh node5 was not healthy
+ * within 60 s (a run of 2026-12-07), so 60 s made the demo fail on the machine's load alone.
+ */
+const nodeHealthyTimeoutMs = 120_000;
 const secrets = { clusterSecret: randomBytes(24).toString("hex"), apiToken: randomBytes(24).toString("hex") };
 
 // ---------------------------------------------------------------- narration and steps
@@ -493,7 +500,7 @@ async function stepRestart(): Promise<void> {
     true,
     `${id} caught up: applied index ${caught.status.appliedIndex} ≥ ${commitAtRestart} ${seconds(caught.atMs - startedAt)} after its process started${caught.status.snapshotIndex > 0 ? ` (it has a snapshot at ${caught.status.snapshotIndex})` : ""}`,
   );
-  await (compose as Compose).waitHealthy(id, 1, 60_000);
+  await (compose as Compose).waitHealthy(id, 1, nodeHealthyTimeoutMs);
   const level = await waitFor(
     async () => {
       const ahead = await nodeStatus(leader.nodeId);
@@ -575,7 +582,7 @@ async function stepGrow(): Promise<void> {
     [...((await waitFor(() => findLeader(founders), "the leader", 15_000)).voters ?? [])].sort();
   detail(`voters now: ${(await voters()).join(", ")}; starting node4 and node5 (profile grow, SCTEC_JOIN=true) …`);
   await (compose as Compose).run(["up", "-d", "--no-deps", ...spares], 180_000, { profile: "grow" });
-  await Promise.all(spares.map((id) => (compose as Compose).waitHealthy(id, 1, 60_000)));
+  await Promise.all(spares.map((id) => (compose as Compose).waitHealthy(id, 1, nodeHealthyTimeoutMs)));
   for (const id of spares) {
     const addedAt = now();
     await lockClient.admin("/admin/members", { action: "add_learner", nodeId: id });
