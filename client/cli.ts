@@ -14,8 +14,10 @@
 //   transfer NODE_ID               hand leadership to NODE_ID
 //   member add|promote|remove NODE_ID
 //
-// Connection: --nodes URL,URL (or SCTEC_NODES), --token-file/--api-token (or SCTEC_API_TOKEN).
+// Connection: --nodes URL,URL (or SCTEC_NODES), --api-token (or SCTEC_API_TOKEN), or the token's
+// file: --api-token-file (or SCTEC_API_TOKEN_FILE), which keeps it out of the shell's history.
 
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { MemberRequest } from "../protocol/api.ts";
 import { LockClient, LockError } from "./lock-client.ts";
@@ -47,6 +49,7 @@ commands:
 connection:
   --nodes URL,URL                lock nodes (or SCTEC_NODES; default http://127.0.0.1:7001,7002,7003)
   --api-token T                  the cluster's API token (or SCTEC_API_TOKEN; npm start prints it)
+  --api-token-file PATH          read the token from a file instead (or SCTEC_API_TOKEN_FILE)
   -h, --help                     this text
 `;
 
@@ -74,6 +77,7 @@ function parseOptions(argv: string[]) {
       help: { type: "boolean", short: "h" },
       nodes: { type: "string" },
       "api-token": { type: "string" },
+      "api-token-file": { type: "string" },
       node: { type: "string" },
       ttl: { type: "string" },
       wait: { type: "string" },
@@ -102,9 +106,7 @@ async function main(argv: string[]): Promise<void> {
   const nodes = (values.nodes ?? process.env["SCTEC_NODES"] ?? "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003").split(
     ",",
   );
-  const apiToken = values["api-token"] ?? process.env["SCTEC_API_TOKEN"];
-  if (apiToken === undefined || apiToken.length === 0)
-    fail("an API token is needed: --api-token or SCTEC_API_TOKEN (npm start prints it)", 2);
+  const apiToken = apiTokenOf(values);
   const client = new LockClient({ nodes, apiToken, retriesMax: 4 });
   switch (command) {
     case "status":
@@ -171,6 +173,30 @@ async function main(argv: string[]): Promise<void> {
     default:
       fail(`unknown command "${command}"\n${usage}`, 2);
   }
+}
+
+/**
+ * apiTokenOf reads the token: a flag (the value or its file) beats the environment (likewise);
+ * a value and its file at the same level are refused, as the node and scheduler refuse them.
+ */
+function apiTokenOf(values: { "api-token"?: string | undefined; "api-token-file"?: string | undefined }): string {
+  const levels = [
+    { value: values["api-token"], file: values["api-token-file"], names: "--api-token and --api-token-file" },
+    { value: process.env["SCTEC_API_TOKEN"], file: process.env["SCTEC_API_TOKEN_FILE"], names: "SCTEC_API_TOKEN and SCTEC_API_TOKEN_FILE" },
+  ];
+  for (const level of levels) {
+    if (level.value !== undefined && level.file !== undefined) fail(`${level.names}: give the token or its file, not both`, 2);
+    let token = level.value;
+    if (level.file !== undefined) {
+      try {
+        token = readFileSync(level.file, "utf8").replace(/[\r\n]+$/, "");
+      } catch (error) {
+        fail(`cannot read the API token file ${level.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 2);
+      }
+    }
+    if (token !== undefined && token.length > 0) return token;
+  }
+  return fail("an API token is needed: --api-token(-file) or SCTEC_API_TOKEN(_FILE) (npm start prints it)", 2);
 }
 
 async function lock(

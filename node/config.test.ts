@@ -1,5 +1,8 @@
 // Configuration: flags override the environment, defaults fill the rest, and every problem is
 // reported at once with the variable and flag to fix.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadNodeConfig } from "./config.ts";
 
@@ -87,5 +90,28 @@ describe("loadNodeConfig", () => {
     expect(() => loadNodeConfig([], { ...env, SCTEC_ELECTION_TICKS: "3", SCTEC_HEARTBEAT_TICKS: "3" })).toThrow(
       /must exceed heartbeatIntervalTicks/,
     );
+  });
+
+  it("reads the cluster secret and the API token from files (Docker secrets), and refuses a secret beside its file", () => {
+    const directory = mkdtempSync(join(tmpdir(), "sctec-config-"));
+    try {
+      writeFileSync(join(directory, "secret"), "a-cluster-secret-from-a-file\n");
+      writeFileSync(join(directory, "token"), "an-api-token-from-a-file\n");
+      const { SCTEC_CLUSTER_SECRET: _secret, SCTEC_API_TOKEN: _token, ...rest } = env;
+      const config = loadNodeConfig(["--api-token-file", join(directory, "token")], {
+        ...rest,
+        SCTEC_CLUSTER_SECRET_FILE: join(directory, "secret"),
+      });
+      expect(config.clusterSecret).toBe("a-cluster-secret-from-a-file");
+      expect(config.apiToken).toBe("an-api-token-from-a-file");
+      expect(() => loadNodeConfig([], { ...env, SCTEC_API_TOKEN_FILE: join(directory, "token") })).toThrow(
+        /SCTEC_API_TOKEN and SCTEC_API_TOKEN_FILE: give the value or its file, not both/,
+      );
+      expect(() =>
+        loadNodeConfig([], { ...rest, SCTEC_API_TOKEN: "a-long-enough-token", SCTEC_CLUSTER_SECRET_FILE: "/nonexistent/secret" }),
+      ).toThrow(/SCTEC_CLUSTER_SECRET_FILE: cannot read \/nonexistent\/secret: ENOENT/);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });

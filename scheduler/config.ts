@@ -104,7 +104,7 @@ export type SchedulerConfig = z.output<typeof schedulerConfigSchema>;
 const sources: Record<keyof z.input<typeof schedulerConfigSchema>, SettingSource> = {
   listen: { env: "SCHEDULER_LISTEN", fallback: "127.0.0.1:8080" },
   nodes: { env: "SCHEDULER_NODES", fallback: "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003" },
-  apiToken: { env: "SCTEC_API_TOKEN" },
+  apiToken: { env: "SCTEC_API_TOKEN", secret: true },
   telescopes: { env: "SCHEDULER_TELESCOPES" },
   locking: { env: "SCHEDULER_LOCKING", fallback: "on" },
   leaseTtlMs: { env: "SCHEDULER_LEASE_TTL_MS", fallback: "10000" },
