@@ -13,16 +13,19 @@
 //                                  a fenced write under a lease
 //   transfer NODE_ID               hand leadership to NODE_ID
 //   member add|promote|remove NODE_ID
+//   credential create NAME --role reader|locker|admin
+//   credential list | rotate NAME | revoke NAME
+//   whoami                         the credential and role of the token in use
 //
 // Connection: --nodes URL,URL (or SCTEC_NODES), --api-token (or SCTEC_API_TOKEN), or the token's
 // file: --api-token-file (or SCTEC_API_TOKEN_FILE), which keeps it out of the shell's history.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { MemberRequest } from "../protocol/api.ts";
 import { LockClient, LockError } from "./lock-client.ts";
 
-const usage = `usage: sctec [--nodes URL,…] [--api-token T] <status|members|leases|lock|unlock|renew|get|range|put|transfer|member> …`;
+const usage = `usage: sctec [--nodes URL,…] [--api-token T] <status|members|leases|lock|unlock|renew|get|range|put|transfer|member|credential|whoami> …`;
 
 const help = `sctec: the SCTEC lock cluster from the shell. Every command prints JSON on stdout; errors print
 "error <code>: <message>" on stderr and exit 1 (2 for bad usage).
@@ -45,6 +48,17 @@ commands:
   transfer NODE_ID               hand leadership to NODE_ID
   member add|promote|remove NODE_ID
                                  change the membership, one server at a time
+  credential create NAME --role reader|locker|admin [--token-out FILE]
+                                 a new credential; prints its token, which is shown this once
+                                 (with --token-out, writes it to FILE instead: a Docker secret)
+  credential list                every credential: name, role, when created and issued (no tokens)
+  credential rotate NAME [--token-out FILE]
+                                 a new token for NAME (printed once); the old one is refused at once
+  credential revoke NAME         NAME's token is refused by every node from now on
+  whoami                         the credential and role of the token in use
+
+roles: reader (reads, watch, leases), locker (also lock, unlock, renew, put),
+       admin (also transfer, member, credential); credential needs an admin token
 
 connection:
   --nodes URL,URL                lock nodes (or SCTEC_NODES; default http://127.0.0.1:7001,7002,7003)
@@ -84,6 +98,8 @@ function parseOptions(argv: string[]) {
       hold: { type: "string" },
       token: { type: "string" },
       lease: { type: "string" },
+      role: { type: "string" },
+      "token-out": { type: "string" },
     },
   });
 }
@@ -170,8 +186,54 @@ async function main(argv: string[]): Promise<void> {
       print(await client.admin("/admin/members", { action, nodeId: args[1] }));
       return;
     }
+    case "credential":
+      await credential(client, args, values.role, values["token-out"]);
+      return;
+    case "whoami":
+      print(await client.whoami());
+      return;
     default:
       fail(`unknown command "${command}"\n${usage}`, 2);
+  }
+}
+
+/** credential creates, lists, rotates or revokes a credential; a new token goes to stdout once, with a warning to keep it on stderr. */
+async function credential(client: LockClient, args: string[], role: string | undefined, tokenOut: string | undefined): Promise<void> {
+  const [action, name] = args;
+  const roles = ["reader", "locker", "admin"] as const;
+  const shownOnce = () => process.stderr.write("the token is shown this once: store it now (the cluster keeps only its hash)\n");
+  /** issued prints a new credential; with --token-out its token goes to that file instead (an existing file keeps its owner and mode). */
+  const issued = (answer: { token: string }) => {
+    if (tokenOut === undefined) {
+      print(answer);
+      shownOnce();
+      return;
+    }
+    const { token, ...rest } = answer;
+    writeFileSync(tokenOut, token, existsSync(tokenOut) ? {} : { mode: 0o600 });
+    print({ ...rest, tokenFile: tokenOut });
+  };
+  switch (action) {
+    case "create": {
+      const chosen = roles.find((each) => each === role);
+      if (name === undefined || chosen === undefined)
+        fail("usage: sctec credential create NAME --role reader|locker|admin [--token-out FILE]", 2);
+      issued(await client.createCredential({ name, role: chosen }));
+      return;
+    }
+    case "list":
+      print(await client.listCredentials());
+      return;
+    case "rotate":
+      if (name === undefined) fail("usage: sctec credential rotate NAME [--token-out FILE]", 2);
+      issued(await client.rotateCredential(name));
+      return;
+    case "revoke":
+      if (name === undefined) fail("usage: sctec credential revoke NAME", 2);
+      print(await client.revokeCredential(name));
+      return;
+    default:
+      fail("usage: sctec credential create|list|rotate|revoke …", 2);
   }
 }
 

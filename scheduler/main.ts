@@ -3,7 +3,8 @@
 // SIGTERM / SIGINT stop it cleanly: stop accepting, finish what is in flight, close.
 
 import { createServer } from "node:http";
-import { LockClient } from "../client/lock-client.ts";
+import { LockClient, LockError } from "../client/lock-client.ts";
+import { roleIncludes } from "../protocol/roles.ts";
 import { createApp } from "./app.ts";
 import { Bookings } from "./bookings.ts";
 import { lockClusterPort } from "./cluster.ts";
@@ -67,9 +68,32 @@ const app = createApp({
   metrics,
 });
 
+/**
+ * checkClusterToken stops the process (exit 2) when the cluster refuses this scheduler's token or
+ * gives it a role below `locker`: every booking would fail, and retrying cannot help.
+ */
+async function checkClusterToken(): Promise<void> {
+  let problem: string | undefined;
+  try {
+    const identity = await client.whoami();
+    if (!roleIncludes(identity.role, "locker")) {
+      problem = `the lock cluster's token (SCTEC_API_TOKEN) is credential ${identity.name}, of role ${identity.role}: the booking API needs a locker token`;
+    }
+  } catch (error) {
+    if (!(error instanceof LockError && error.code === "unauthorized")) throw error; // Unreachable for now: retried below.
+    problem = "the lock cluster refuses this scheduler's token (SCTEC_API_TOKEN): unknown or revoked";
+  }
+  if (problem === undefined) return;
+  log.fatal({ event: "cluster_token_refused" }, problem);
+  flush();
+  console.error(problem);
+  process.exit(2);
+}
+
 // Record (or check) each telescope's slot grid before serving: bookings depend on it.
 for (let attempt = 1; ; attempt += 1) {
   try {
+    await checkClusterToken();
     await ensureTelescopeGrids(cluster, config.telescopes, config.leaseTtlMs);
     break;
   } catch (error) {

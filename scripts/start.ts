@@ -3,8 +3,10 @@
 // its page on 127.0.0.1:8080 (logs in ./data/app.log), prints where each listens, waits for a
 // leader and for the scheduler, and prints the URLs of the booking page and of the nodes' status
 // pages. Ctrl-C (or SIGTERM) stops everything cleanly.
-// The cluster secret and API token are generated on first start and kept in
-// ./data/credentials.json, so a restart finds the same cluster.
+// The cluster secret and the bootstrap admin token are generated on first start and kept in
+// ./data/credentials.json, so a restart finds the same cluster. The booking API does not use the
+// admin token: once the cluster has a leader, a `locker` credential named "scheduler" is made for
+// it (and kept in the same file), and the scheduler starts with that token.
 //
 //   npm start                   until Ctrl-C
 //   npm start -- --seconds 10   stop by itself after 10 seconds
@@ -27,7 +29,10 @@ mkdirSync(dataRoot, { recursive: true });
 
 interface Credentials {
   clusterSecret: string;
+  /** apiToken: the bootstrap admin token (every node's SCTEC_API_TOKEN). */
   apiToken: string;
+  /** schedulerToken: the booking API's own `locker` credential, made through the cluster once it runs. */
+  schedulerToken?: string;
 }
 const credentialsPath = join(dataRoot, "credentials.json");
 const credentials: Credentials = existsSync(credentialsPath)
@@ -37,8 +42,8 @@ writeFileSync(credentialsPath, `${JSON.stringify(credentials, null, 2)}\n`, { mo
 
 const nodes = [1, 2, 3].map((position) => ({ id: `n${position}`, port: 7000 + position }));
 const schedulerPort = 8080;
-const peers = nodes.map((node) => `${node.id}=http://127.0.0.1:${node.port}`).join(",");
 const log = (message: string): void => console.log(`${new Date().toISOString()} ${message}`);
+const peers = nodes.map((node) => `${node.id}=http://127.0.0.1:${node.port}`).join(",");
 
 const children = new Map<string, ChildProcess>();
 for (const node of nodes) {
@@ -63,22 +68,6 @@ for (const node of nodes) {
   children.set(node.id, child);
   log(`node ${node.id}: http://127.0.0.1:${node.port} (status page: http://127.0.0.1:${node.port}/, pid ${child.pid})`);
 }
-const scheduler = spawn(process.execPath, ["--import", "tsx", "scheduler/main.ts"], {
-  env: {
-    ...process.env,
-    SCHEDULER_LISTEN: `127.0.0.1:${schedulerPort}`,
-    SCHEDULER_NODES: nodes.map((node) => `http://127.0.0.1:${node.port}`).join(","),
-    SCTEC_API_TOKEN: credentials.apiToken,
-    SCHEDULER_LOG_DIR: dataRoot,
-  },
-  stdio: ["ignore", "ignore", "inherit"],
-});
-scheduler.on("exit", (code, signal) => {
-  children.delete("scheduler");
-  if (!stopping) log(`the scheduler exited (${signal ?? `code ${code}`}); see ${join(dataRoot, "app.log")}`);
-});
-children.set("scheduler", scheduler);
-log(`scheduler: http://127.0.0.1:${schedulerPort} (pid ${scheduler.pid}, log ${join(dataRoot, "app.log")})`);
 log(`data in ${dataRoot}; API token: ${credentials.apiToken}`);
 log(`try: SCTEC_API_TOKEN=${credentials.apiToken} npm run cli -- lock slot-1`);
 
@@ -95,7 +84,7 @@ async function waitForLeader(): Promise<void> {
           log(
             `status pages: ${nodes.map((each) => `http://127.0.0.1:${each.port}/`).join(" ")} (metrics: /metrics on each node and the scheduler)`,
           );
-          await waitForScheduler(deadline);
+          await startBookingApi(deadline);
           return;
         }
       } catch {
@@ -105,6 +94,75 @@ async function waitForLeader(): Promise<void> {
     await new Promise((resolveWait) => setTimeout(resolveWait, 200));
   }
   if (!stopping) log("no leader within 30 s: check the node logs");
+}
+
+/**
+ * ensureSchedulerCredential returns the booking API's `locker` token: the one kept from an earlier
+ * start if the cluster still knows it, else a new credential "scheduler" (replacing one of that
+ * name whose token was lost), made with the bootstrap admin token and kept in credentials.json.
+ */
+async function ensureSchedulerCredential(deadline: number): Promise<string> {
+  const nodeUrl = `http://127.0.0.1:${nodes[0]?.port}`;
+  const asAdmin = { authorization: `Bearer ${credentials.apiToken}`, "content-type": "application/json" };
+  for (;;) {
+    try {
+      if (credentials.schedulerToken !== undefined) {
+        const whoami = await fetch(`${nodeUrl}/auth/whoami`, { headers: { authorization: `Bearer ${credentials.schedulerToken}` } });
+        if (whoami.ok) return credentials.schedulerToken;
+        if (whoami.status !== 401) throw new Error(`whoami answered ${whoami.status}`);
+      }
+      // A "scheduler" credential whose token this file does not hold (data copied, file lost) is replaced.
+      await fetch(`${nodeUrl}/admin/credentials/scheduler/revoke`, { method: "POST", headers: asAdmin });
+      const created = await fetch(`${nodeUrl}/admin/credentials`, {
+        method: "POST",
+        headers: asAdmin,
+        body: JSON.stringify({ name: "scheduler", role: "locker" }),
+      });
+      if (created.status !== 201)
+        throw new Error(`creating the scheduler's credential answered ${created.status}: ${await created.text()}`);
+      credentials.schedulerToken = ((await created.json()) as { token: string }).token;
+      writeFileSync(credentialsPath, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+      log(`made the booking API's own credential "scheduler" (role locker), kept in ${credentialsPath}`);
+      return credentials.schedulerToken;
+    } catch (error) {
+      // The leader may have just changed: a few tries within the start's deadline.
+      if (stopping || Date.now() > deadline) throw error;
+      await new Promise((resolveWait) => setTimeout(resolveWait, 200));
+    }
+  }
+}
+
+/** startBookingApi makes (or finds) the booking API's credential, starts it, and waits until it answers. */
+async function startBookingApi(deadline: number): Promise<void> {
+  let token: string;
+  try {
+    token = await ensureSchedulerCredential(deadline);
+  } catch (error) {
+    if (!stopping) log(`cannot make the booking API's credential: ${(error as Error).message}; see the node logs`);
+    return;
+  }
+  startScheduler(token);
+  await waitForScheduler(deadline);
+}
+
+/** startScheduler starts the booking API with its own `locker` token. */
+function startScheduler(token: string): void {
+  const scheduler = spawn(process.execPath, ["--import", "tsx", "scheduler/main.ts"], {
+    env: {
+      ...process.env,
+      SCHEDULER_LISTEN: `127.0.0.1:${schedulerPort}`,
+      SCHEDULER_NODES: nodes.map((node) => `http://127.0.0.1:${node.port}`).join(","),
+      SCTEC_API_TOKEN: token,
+      SCHEDULER_LOG_DIR: dataRoot,
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  scheduler.on("exit", (code, signal) => {
+    children.delete("scheduler");
+    if (!stopping) log(`the scheduler exited (${signal ?? `code ${code}`}); see ${join(dataRoot, "app.log")}`);
+  });
+  children.set("scheduler", scheduler);
+  log(`scheduler: http://127.0.0.1:${schedulerPort} (pid ${scheduler.pid}, log ${join(dataRoot, "app.log")})`);
 }
 
 async function waitForScheduler(deadline: number): Promise<void> {
