@@ -18,7 +18,8 @@
 //   whoami                         the credential and role of the token in use
 //
 // Connection: --nodes URL,URL (or SCTEC_NODES), --api-token (or SCTEC_API_TOKEN), or the token's
-// file: --api-token-file (or SCTEC_API_TOKEN_FILE), which keeps it out of the shell's history.
+// file: --api-token-file (or SCTEC_API_TOKEN_FILE), which keeps it out of the shell's history;
+// https:// nodes with a private CA: --ca-file (or SCTEC_CA_FILE).
 
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -64,6 +65,7 @@ connection:
   --nodes URL,URL                lock nodes (or SCTEC_NODES; default http://127.0.0.1:7001,7002,7003)
   --api-token T                  the cluster's API token (or SCTEC_API_TOKEN; npm start prints it)
   --api-token-file PATH          read the token from a file instead (or SCTEC_API_TOKEN_FILE)
+  --ca-file PATH                 the CA of https:// nodes (or SCTEC_CA_FILE; npm start -- --tls: data/tls/ca.pem)
   -h, --help                     this text
 `;
 
@@ -92,6 +94,7 @@ function parseOptions(argv: string[]) {
       nodes: { type: "string" },
       "api-token": { type: "string" },
       "api-token-file": { type: "string" },
+      "ca-file": { type: "string" },
       node: { type: "string" },
       ttl: { type: "string" },
       wait: { type: "string" },
@@ -123,7 +126,14 @@ async function main(argv: string[]): Promise<void> {
     ",",
   );
   const apiToken = apiTokenOf(values);
-  const client = new LockClient({ nodes, apiToken, retriesMax: 4 });
+  const caFile = values["ca-file"] ?? process.env["SCTEC_CA_FILE"];
+  let ca: string | undefined;
+  try {
+    ca = caFile === undefined ? undefined : readFileSync(caFile, "utf8");
+  } catch (error) {
+    fail(`cannot read the CA file ${caFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 2);
+  }
+  const client = new LockClient({ nodes, apiToken, retriesMax: 4, ...(ca === undefined ? {} : { tls: { ca } }) });
   switch (command) {
     case "status":
       print(await client.status(values.node));

@@ -99,6 +99,8 @@ export interface LockClientOptions {
   readonly jeopardyFractionLeft?: number;
   /** transport sends each request (injectable for tests). @default HTTP over undici */
   readonly transport?: LockTransport;
+  /** tls: for https:// nodes, the CA (PEM) their certificates come from (the cluster's own CA). @default the system's CAs */
+  readonly tls?: { readonly ca: string };
 }
 
 /** RequestOptions apply to one call. */
@@ -191,7 +193,7 @@ interface ApiAnswer {
  */
 export class LockClient implements LeaseHost {
   private currentClientId: string;
-  private readonly options: Required<Omit<LockClientOptions, "clientId" | "transport">>;
+  private readonly options: Required<Omit<LockClientOptions, "clientId" | "transport" | "tls">>;
   private readonly transport: LockTransport;
   /** sessionStart settles when the session's first request has; later requests wait for it (see mutate). */
   private sessionStart: Promise<unknown> | undefined;
@@ -223,7 +225,7 @@ export class LockClient implements LeaseHost {
     const fraction = this.options.jeopardyFractionLeft;
     if (!(fraction > 0 && fraction < 1))
       throw new LockError("invalid_request", `jeopardyFractionLeft must be between 0 and 1, got ${fraction}`);
-    this.transport = options.transport ?? new HttpTransport(this.options.nodes);
+    this.transport = options.transport ?? new HttpTransport(this.options.nodes, options.tls === undefined ? {} : { ca: options.tls.ca });
   }
 
   /** jeopardyFractionLeft: see LockClientOptions. */

@@ -3,7 +3,7 @@
 // requests or answers, slow answers) and run the client's timing rules on a fake clock.
 
 import { EventEmitter } from "node:events";
-import { Pool, request } from "undici";
+import { Agent, Pool } from "undici";
 
 /**
  * AttemptSignal ends one attempt, on its timeout or the caller's signal. A transport must settle
@@ -53,15 +53,20 @@ export interface LockTransport {
 
 /**
  * HttpTransport is the default transport: one undici Pool per node it is told about (parsing a
- * URL and finding its pool on every call is dear at thousands of requests a second), and undici's
- * global dispatcher for any other URL (a leader named by a header, say).
+ * URL and finding its pool on every call is dear at thousands of requests a second), and one
+ * Agent for any other URL (a leader named by a header, say). With `ca`, https:// nodes are
+ * trusted when their certificate comes from that CA (the cluster's own, `npm run certs`).
  */
 export class HttpTransport implements LockTransport {
   private readonly knownNodes: ReadonlySet<string>;
   private readonly pools = new Map<string, { readonly pool: Pool; readonly basePath: string }>();
+  private readonly connect: { readonly ca: string } | undefined;
+  private readonly agent: Agent;
 
-  constructor(nodes: readonly string[]) {
+  constructor(nodes: readonly string[], options: { readonly ca?: string } = {}) {
     this.knownNodes = new Set(nodes);
+    this.connect = options.ca === undefined ? undefined : { ca: options.ca };
+    this.agent = new Agent(this.connect === undefined ? {} : { connect: this.connect });
   }
 
   async send(sent: TransportRequest): Promise<TransportAnswer> {
@@ -74,7 +79,11 @@ export class HttpTransport implements LockTransport {
     const target = this.poolOf(sent.node);
     const response =
       target === undefined
-        ? await request(`${sent.node}${sent.path}`, options)
+        ? await this.agent.request({
+            ...options,
+            origin: new URL(sent.node).origin,
+            path: `${new URL(sent.node).pathname.replace(/\/+$/, "")}${sent.path}`,
+          })
         : await target.pool.request({ ...options, path: `${target.basePath}${sent.path}` });
     const body = await response.body.text();
     const leader = response.headers["x-sctec-leader"];
@@ -85,7 +94,10 @@ export class HttpTransport implements LockTransport {
     let target = this.pools.get(node);
     if (target === undefined && this.knownNodes.has(node)) {
       const url = new URL(node);
-      target = { pool: new Pool(url.origin), basePath: url.pathname.replace(/\/+$/, "") };
+      target = {
+        pool: new Pool(url.origin, this.connect === undefined ? {} : { connect: this.connect }),
+        basePath: url.pathname.replace(/\/+$/, ""),
+      };
       this.pools.set(node, target);
     }
     return target;

@@ -1,13 +1,16 @@
 // ProcessCluster runs real lock node processes (node/main.ts) on free loopback ports, with data in
 // a temporary directory, for fault tests: kill -9, SIGTERM, SIGSTOP/SIGCONT, restart. Every wait
-// is bounded; close() kills what it started (by PID) and removes the data.
+// is bounded; close() kills what it started (by PID) and removes the data. With `tls: true` the
+// nodes serve HTTPS and link over mutual TLS, with certificates of a CA made for the run.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Agent, fetch } from "undici";
+import { makeCertificates } from "./certificates.ts";
 
 export interface NodeStatus {
   readonly nodeId: string;
@@ -60,6 +63,10 @@ export class ProcessCluster {
   readonly ports = new Map<string, number>();
   private readonly processes = new Map<string, ChildProcess>();
   private readonly extraEnv: Record<string, string>;
+  /** tlsFiles: with TLS, the CA and each node's certificate and key (PEM files under dataRoot/tls). */
+  private tlsFiles: { ca: string; files: Map<string, { cert: string; key: string }> } | undefined;
+  /** dispatcher: what this harness's own requests go through (trusting the run's CA, with TLS). */
+  private dispatcher: Agent = new Agent();
 
   private constructor(ids: readonly string[], extraEnv: Record<string, string>) {
     this.dataRoot = mkdtempSync(join(tmpdir(), "sctec-cluster-"));
@@ -81,10 +88,13 @@ export class ProcessCluster {
       nodeArgs?: readonly string[];
       /** leaderTimeoutMs bounds the wait for the first leader. @default 15000 */
       leaderTimeoutMs?: number;
+      /** tls: HTTPS and mutual TLS between the nodes, with certificates of a CA made for this run. */
+      tls?: boolean;
     } = {},
   ): Promise<ProcessCluster> {
     const ids = Array.from({ length: options.size ?? 3 }, (_, position) => `n${position + 1}`);
     const cluster = new ProcessCluster(ids, options.env ?? {});
+    if (options.tls === true) await cluster.makeTls();
     cluster.nodeArgs = options.nodeArgs ?? [];
     cluster.founders = ids.slice(0, options.founders ?? ids.length);
     for (const id of ids) cluster.ports.set(id, await freePort());
@@ -100,12 +110,42 @@ export class ProcessCluster {
     return cluster;
   }
 
+  /** makeTls makes a CA and each node's certificate under dataRoot/tls. */
+  private async makeTls(): Promise<void> {
+    this.tlsFiles = await makeCertificates({
+      out: join(this.dataRoot, "tls"),
+      nodes: this.ids(),
+      schedulers: ["scheduler"],
+      hosts: [],
+      renew: [],
+      force: false,
+      log: () => undefined,
+    });
+    this.dispatcher = new Agent({ connect: { ca: this.caPem() } });
+  }
+
+  /** caPem: with TLS, the CA the nodes' certificates come from (for a LockClient's `tls.ca`); undefined without. */
+  caPem(): string | undefined {
+    return this.tlsFiles === undefined ? undefined : readFileSync(this.tlsFiles.ca, "utf8");
+  }
+
+  /** tlsFilesOf: with TLS, the CA file and the certificate and key files of `name` (a node id or "scheduler"). */
+  tlsFilesOf(name: string): { ca: string; cert: string; key: string } | undefined {
+    const files = this.tlsFiles?.files.get(name);
+    return this.tlsFiles === undefined || files === undefined ? undefined : { ca: this.tlsFiles.ca, ...files };
+  }
+
+  /** fetch is undici's fetch through this cluster's dispatcher (which trusts its CA, with TLS). */
+  fetch(url: string, init: Parameters<typeof fetch>[1] = {}): ReturnType<typeof fetch> {
+    return fetch(url, { ...init, dispatcher: this.dispatcher });
+  }
+
   ids(): string[] {
     return [...this.ports.keys()];
   }
 
   url(id: string): string {
-    return `http://127.0.0.1:${this.ports.get(id)}`;
+    return `${this.tlsFiles === undefined ? "http" : "https"}://127.0.0.1:${this.ports.get(id)}`;
   }
 
   urls(): string[] {
@@ -129,6 +169,7 @@ export class ProcessCluster {
         SCTEC_LOG_FILE: join(this.dataRoot, `${id}.log`),
         SCTEC_FOUNDERS: this.founders.join(","),
         SCTEC_JOIN: this.founders.includes(id) ? "false" : "true",
+        ...this.tlsEnvOf(id),
         ...this.extraEnv,
       },
       stdio: ["ignore", "ignore", "pipe"],
@@ -137,6 +178,12 @@ export class ProcessCluster {
     this.processes.set(id, child);
     liveChildren.add(child);
     child.once("exit", () => liveChildren.delete(child));
+  }
+
+  private tlsEnvOf(id: string): Record<string, string> {
+    const files = this.tlsFilesOf(id);
+    if (files === undefined) return {};
+    return { SCTEC_TLS_CERT_FILE: files.cert, SCTEC_TLS_KEY_FILE: files.key, SCTEC_TLS_CA_FILE: files.ca };
   }
 
   /** exitedNodes: the nodes whose process this cluster started and which have exited since (a crash, unless a test killed it). */
@@ -161,7 +208,7 @@ export class ProcessCluster {
 
   async status(id: string): Promise<NodeStatus | undefined> {
     try {
-      const response = await fetch(`${this.url(id)}/status`, { signal: AbortSignal.timeout(1000) });
+      const response = await this.fetch(`${this.url(id)}/status`, { signal: AbortSignal.timeout(1000) });
       return (await response.json()) as NodeStatus;
     } catch {
       return undefined;
@@ -192,5 +239,6 @@ export class ProcessCluster {
       await this.kill(id);
     }
     rmSync(this.dataRoot, { recursive: true, force: true });
+    await this.dispatcher.close();
   }
 }

@@ -114,4 +114,25 @@ describe("loadNodeConfig", () => {
       rmSync(directory, { recursive: true, force: true });
     }
   });
+
+  it("serves TLS with the certificate, key and CA together, https:// peers with them, and refuses a plain listen beyond loopback", () => {
+    const https = { ...env, SCTEC_PEERS: env.SCTEC_PEERS.replaceAll("http://", "https://") };
+    const tlsFiles = { SCTEC_TLS_CERT_FILE: "/tls/n1.pem", SCTEC_TLS_KEY_FILE: "/tls/n1-key.pem", SCTEC_TLS_CA_FILE: "/tls/ca.pem" };
+    expect(loadNodeConfig([], env).tls).toBeUndefined();
+    expect(loadNodeConfig([], { ...https, ...tlsFiles }).tls).toEqual({
+      certFile: "/tls/n1.pem",
+      keyFile: "/tls/n1-key.pem",
+      caFile: "/tls/ca.pem",
+    });
+    expect(() => loadNodeConfig([], { ...https, SCTEC_TLS_CERT_FILE: "/tls/n1.pem" })).toThrow(
+      /SCTEC_TLS_KEY_FILE \/ --tls-key-file: TLS needs the certificate, the key and the CA file/,
+    );
+    expect(() => loadNodeConfig([], { ...env, ...tlsFiles })).toThrow(/SCTEC_PEERS \/ --peers: n1 must be an https:\/\/ URL with TLS/);
+    expect(() => loadNodeConfig([], https)).toThrow(/n1 must be an http:\/\/ URL without TLS/);
+    expect(() => loadNodeConfig(["--listen", "0.0.0.0:7001"], env)).toThrow(
+      /SCTEC_LISTEN \/ --listen: listens on 0.0.0.0, beyond loopback, without TLS: set SCTEC_TLS_CERT_FILE.*--insecure/,
+    );
+    expect(loadNodeConfig(["--listen", "0.0.0.0:7001", "--insecure"], env).insecure).toBe(true);
+    expect(loadNodeConfig([], { ...https, ...tlsFiles, SCTEC_LISTEN: "0.0.0.0:7001" }).listen.host).toBe("0.0.0.0");
+  });
 });

@@ -5,6 +5,7 @@
 
 import { z } from "zod";
 import { integerSetting as integer, listenSetting as listen, loadConfig, type SettingSource } from "../config/load-config.ts";
+import { plainListenProblem, type TlsFiles } from "../config/tls.ts";
 import { nodeIdPattern, nodeIdRule } from "../protocol/limits.ts";
 
 const peerList = z
@@ -75,6 +76,12 @@ export const nodeConfigSchema = z
     statusPushMs: integer(50, 60_000),
     /** statusPeerPollMs: how often a watched node asks its peers' /status (server-side, one request in flight per peer). */
     statusPeerPollMs: integer(200, 60_000),
+    /** tlsCertFile, tlsKeyFile, tlsCaFile: serve HTTPS and talk to peers over mutual TLS (all three, or none). */
+    tlsCertFile: z.string().min(1).optional(),
+    tlsKeyFile: z.string().min(1).optional(),
+    tlsCaFile: z.string().min(1).optional(),
+    /** insecure: listen beyond loopback without TLS, on purpose. */
+    insecure: z.enum(["true", "false"]).transform((value) => value === "true"),
   })
   .strict()
   .superRefine((config, context) => {
@@ -91,7 +98,56 @@ export const nodeConfigSchema = z
     if (config.electionTimeoutTicks <= config.heartbeatIntervalTicks) {
       context.addIssue({ code: "custom", path: ["electionTimeoutTicks"], message: "must exceed heartbeatIntervalTicks" });
     }
+    checkTls(config, context);
+  })
+  .transform(({ tlsCertFile, tlsKeyFile, tlsCaFile, ...config }) => ({
+    ...config,
+    /** tls: the files to serve and dial peers with; undefined serves plain HTTP. */
+    tls:
+      tlsCertFile === undefined || tlsKeyFile === undefined || tlsCaFile === undefined
+        ? undefined
+        : ({ certFile: tlsCertFile, keyFile: tlsKeyFile, caFile: tlsCaFile } satisfies TlsFiles),
+  }));
+
+/**
+ * checkTls: the three TLS files come together; with them every peer is an https:// URL (the peer
+ * link is then mutual TLS), without them an http:// one; and a listen beyond loopback needs TLS
+ * or --insecure.
+ */
+function checkTls(
+  config: { tlsCertFile?: string | undefined; tlsKeyFile?: string | undefined; tlsCaFile?: string | undefined; insecure: boolean } & {
+    listen: { host: string };
+    peers: ReadonlyMap<string, string>;
+  },
+  context: z.RefinementCtx,
+): void {
+  const given = [config.tlsCertFile, config.tlsKeyFile, config.tlsCaFile].filter((file) => file !== undefined).length;
+  if (given !== 0 && given !== 3) {
+    for (const [key, file] of [
+      ["tlsCertFile", config.tlsCertFile],
+      ["tlsKeyFile", config.tlsKeyFile],
+      ["tlsCaFile", config.tlsCaFile],
+    ] as const) {
+      if (file === undefined)
+        context.addIssue({ code: "custom", path: [key], message: "TLS needs the certificate, the key and the CA file" });
+    }
+    return;
+  }
+  const tls = given === 3;
+  for (const [id, url] of config.peers) {
+    if (tls !== url.startsWith("https://")) {
+      const scheme = tls ? "https://" : "http://";
+      context.addIssue({ code: "custom", path: ["peers"], message: `${id} must be an ${scheme} URL ${tls ? "with" : "without"} TLS` });
+    }
+  }
+  const problem = plainListenProblem(config.listen.host, {
+    tls,
+    insecure: config.insecure,
+    tlsSettings: "SCTEC_TLS_CERT_FILE, SCTEC_TLS_KEY_FILE and SCTEC_TLS_CA_FILE",
+    insecureSetting: "--insecure (SCTEC_INSECURE=true)",
   });
+  if (problem !== undefined) context.addIssue({ code: "custom", path: ["listen"], message: problem });
+}
 
 export type NodeConfig = z.output<typeof nodeConfigSchema>;
 
@@ -124,6 +180,10 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, SettingSource & { 
   statusLeasesMax: { env: "SCTEC_STATUS_LEASES_MAX", flag: "status-leases-max", fallback: "200" },
   statusPushMs: { env: "SCTEC_STATUS_PUSH_MS", flag: "status-push-ms", fallback: "500" },
   statusPeerPollMs: { env: "SCTEC_STATUS_PEER_POLL_MS", flag: "status-peer-poll-ms", fallback: "1000" },
+  tlsCertFile: { env: "SCTEC_TLS_CERT_FILE", flag: "tls-cert-file" },
+  tlsKeyFile: { env: "SCTEC_TLS_KEY_FILE", flag: "tls-key-file" },
+  tlsCaFile: { env: "SCTEC_TLS_CA_FILE", flag: "tls-ca-file" },
+  insecure: { env: "SCTEC_INSECURE", flag: "insecure", boolean: true, fallback: "false" },
 };
 
 export class ConfigError extends Error {

@@ -20,7 +20,7 @@ import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
-import { request as httpRequest } from "undici";
+import { type Dispatcher, request as httpRequest } from "undici";
 import type { z } from "zod";
 import type { Applied } from "../lock/lock-state-machine.ts";
 import type { LockCommand, LockEvent, LockResult, Session } from "../lock/types.ts";
@@ -74,6 +74,8 @@ export interface ApiOptions {
   readonly peerUrls: ReadonlyMap<string, string>;
   readonly bodyBytesMax: number;
   readonly logger: Logger;
+  /** dispatcher: what forwarding to the leader goes through; over TLS, one that trusts the cluster's CA. @default undici's global one */
+  readonly dispatcher?: () => Dispatcher;
 }
 
 // The bodies' schemas are the wire contract's (protocol/api.ts), built from the command schemas'
@@ -324,6 +326,7 @@ async function forward(
       ...(request.method === "GET" ? {} : { body: JSON.stringify(request.body ?? {}) }),
       headersTimeout: 10_000,
       bodyTimeout: 10_000,
+      ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher() }),
     });
     sendText(response, answer.statusCode, await answer.body.text());
   } catch (error) {
@@ -445,6 +448,7 @@ async function confirmAtLeader(options: ApiOptions, request: ApiRequest, leaderI
       headers: { authorization: request.header("authorization") ?? "" },
       headersTimeout: 5000,
       bodyTimeout: 5000,
+      ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher() }),
     });
     answer = { statusCode: response.statusCode, text: await response.body.text() };
   } catch (error) {

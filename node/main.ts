@@ -1,11 +1,14 @@
 // The lock node process: `tsx node/main.ts [flags]` (see config.ts for the settings). One port
 // serves the HTTP API, /status, /healthz, the status page (`/`, live over /status/live), /metrics
-// and the peer WebSocket (/raft). SIGTERM or SIGINT stop
-// it cleanly; a broken Raft invariant crashes it loudly (exit 70), as the core's contract asks.
+// and the peer WebSocket (/raft), over HTTPS and mutual TLS when configured (tls-host.ts). SIGTERM
+// or SIGINT stop it cleanly; SIGHUP reloads the TLS files; a broken Raft invariant crashes it
+// loudly (exit 70), as the core's contract asks.
 
 import { randomInt } from "node:crypto";
-import { createServer } from "node:http";
+import { createServer, type RequestListener, type Server } from "node:http";
+import type { Server as HttpsServer } from "node:https";
 import { destination, type Logger, multistream, pino, transport as pinoTransport } from "pino";
+import { TlsMaterialError } from "../config/tls.ts";
 import { LockInvariantError } from "../lock/assert.ts";
 import { checkCommandBytes } from "../lock/codec.ts";
 import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
@@ -21,6 +24,7 @@ import { LevelDurableLog } from "./persistence/level-durable-log.ts";
 import { StatusFeed } from "./status/status-feed.ts";
 import { createNodeFront } from "./status/status-server.ts";
 import { StatusTimeline } from "./status/status-timeline.ts";
+import { NodeTls } from "./tls-host.ts";
 import { WebSocketTransport } from "./transport/websocket-transport.ts";
 
 /**
@@ -61,6 +65,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = makeLogger(config);
+  const tls = loadTls(config, logger);
   const id = nodeId(config.nodeId);
   let durableLog: LevelDurableLog;
   try {
@@ -104,6 +109,7 @@ async function main(): Promise<void> {
     // (metric, error log, status page). docs/DESIGN.md, "An entry a node cannot decode".
     checkEntryData: checkCommandBytes,
     onFrameRejected: (peer, code) => metrics.frameRejected(peer, code),
+    ...(tls === undefined ? {} : { tls: () => tls.peerTls() }),
   });
   const longestElectionMs = 2 * config.electionTimeoutTicks * config.tickIntervalMs;
   const timeline = new StatusTimeline({ eventsMax: config.statusTimelineEventsMax, wallNowMs: () => Date.now() });
@@ -150,6 +156,7 @@ async function main(): Promise<void> {
     nowMs: () => performance.now(),
     wallNowMs: () => Date.now(),
     logger: logger.child({ component: "status-feed" }),
+    ...(tls === undefined ? {} : { dispatcher: () => tls.dispatcher() }),
   });
   const apiOptions = {
     host,
@@ -159,9 +166,10 @@ async function main(): Promise<void> {
     peerUrls: config.peers,
     bodyBytesMax: config.bodyBytesMax,
     logger,
+    ...(tls === undefined ? {} : { dispatcher: () => tls.dispatcher() }),
   };
   const hotPath = createHotPath(apiOptions, (path, method, response) => metrics.observeRequest(path, method, response));
-  const server = createServer(withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger })));
+  const server = createNodeServer(withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger })), tls);
   transport.handleUpgrade(server, "/raft");
   feed.attach(server, "/status/live", ["/raft"]);
   await new Promise<void>((resolve, reject) => {
@@ -169,9 +177,10 @@ async function main(): Promise<void> {
     server.listen(config.listen.port, config.listen.host, resolve);
   });
   logger.info(
-    { event: "listening", listen: config.listen, pid: process.pid },
-    `node ${id} listening on http://${config.listen.host}:${config.listen.port}`,
+    { event: "listening", listen: config.listen, pid: process.pid, ...(tls === undefined ? {} : { certificate: tls.describe() }) },
+    `node ${id} listening on ${tls === undefined ? "http" : "https"}://${config.listen.host}:${config.listen.port}`,
   );
+  onReloadSignal(server, tls, logger);
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -189,6 +198,35 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+/** loadTls reads and checks the TLS files when configured; a bad file is a configuration error (exit 2). */
+function loadTls(config: NodeConfig, logger: Logger): NodeTls | undefined {
+  if (config.tls === undefined) return undefined;
+  try {
+    return NodeTls.load(config.tls, logger.child({ component: "tls" }));
+  } catch (error) {
+    if (!(error instanceof TlsMaterialError)) throw error;
+    process.stderr.write(`invalid node configuration:\n  TLS: ${error.message}\n`);
+    process.exit(2);
+  }
+}
+
+/** createNodeServer serves `listener` over HTTPS with the node's TLS, or plain HTTP without. */
+function createNodeServer(listener: RequestListener, tls: NodeTls | undefined): Server | HttpsServer {
+  return tls === undefined ? createServer(listener) : tls.createServer(listener);
+}
+
+/**
+ * onReloadSignal: SIGHUP reloads the TLS files without a restart (open connections, the peer
+ * links among them, keep going). Without TLS there is nothing to reload, and SIGHUP is ignored
+ * rather than left to end the process.
+ */
+function onReloadSignal(server: Server | HttpsServer, tls: NodeTls | undefined, logger: Logger): void {
+  process.on("SIGHUP", () => {
+    if (tls === undefined) logger.info({ event: "sighup_ignored" }, "SIGHUP: no TLS files to reload");
+    else tls.reload(server as HttpsServer);
+  });
 }
 
 /** invariantName names a broken invariant of the core or of the lock state machine (a bug, never an outcome). */

@@ -1,9 +1,13 @@
 // The scheduler process: configuration from SCHEDULER_* (scheduler/config.ts), a LockClient for
 // the cluster, the booking API and page on one port, booking events over WebSocket (/events).
-// SIGTERM / SIGINT stop it cleanly: stop accepting, finish what is in flight, close.
+// SIGTERM / SIGINT stop it cleanly: stop accepting, finish what is in flight, close. Over HTTPS
+// when SCHEDULER_TLS_CERT_FILE and SCHEDULER_TLS_KEY_FILE are set; SIGHUP reloads them.
 
-import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
+import { createServer, type RequestListener, type Server } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import { LockClient, LockError } from "../client/lock-client.ts";
+import { readTlsMaterial, serverTlsOptions, TlsMaterialError, TlsReloader } from "../config/tls.ts";
 import { roleIncludes } from "../protocol/roles.ts";
 import { createApp } from "./app.ts";
 import { Bookings } from "./bookings.ts";
@@ -17,14 +21,35 @@ import { ensureTelescopeGrids, TelescopeGridMismatch } from "./telescopes.ts";
 import { announceTestModes, bookingTestHooks, schedulerClock } from "./test-hooks.ts";
 
 let config: ReturnType<typeof loadSchedulerConfig>;
+let tls: TlsReloader | undefined;
+let nodesCa: string | undefined;
 try {
-  config = loadSchedulerConfig(process.env);
+  config = loadSchedulerConfig(process.env, process.argv.slice(2));
+  ({ tls, nodesCa } = loadTls(config));
 } catch (error) {
-  if (error instanceof SchedulerConfigError) {
-    console.error(error.message);
+  if (error instanceof SchedulerConfigError || error instanceof TlsMaterialError) {
+    console.error(error instanceof TlsMaterialError ? `invalid scheduler configuration:\n  TLS: ${error.message}` : error.message);
     process.exit(2);
   }
   throw error;
+}
+
+/** loadTls reads and checks the TLS files: the serving certificate and key (with their CA), or the CA alone (to check https:// nodes). */
+function loadTls(settings: typeof config): { tls: TlsReloader | undefined; nodesCa: string | undefined } {
+  const { tlsCertFile: certFile, tlsKeyFile: keyFile, tlsCaFile: caFile } = settings;
+  if (certFile !== undefined && keyFile !== undefined && caFile !== undefined) {
+    const files = { certFile, keyFile, caFile };
+    const reloader = new TlsReloader(files, readTlsMaterial(files));
+    return { tls: reloader, nodesCa: reloader.current().ca };
+  }
+  if (caFile === undefined) return { tls: undefined, nodesCa: undefined };
+  try {
+    return { tls: undefined, nodesCa: readFileSync(caFile, "utf8") };
+  } catch (error) {
+    throw new TlsMaterialError(
+      `cannot read the CA certificate ${caFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
 }
 
 const { log, flush, logFile } = createSchedulerLogger({ logDir: config.logDir, pretty: config.logPretty, instanceId: config.instanceId });
@@ -34,6 +59,7 @@ const client = new LockClient({
   apiToken: config.apiToken,
   requestTimeoutMs: config.clusterTimeoutMs,
   retriesMax: config.clusterRetriesMax,
+  ...(nodesCa === undefined ? {} : { tls: { ca: nodesCa } }),
 });
 const cluster = lockClusterPort(client);
 const telescopes = new Map(config.telescopes.map((telescope) => [telescope.id, telescope]));
@@ -114,11 +140,11 @@ for (let attempt = 1; ; attempt += 1) {
   }
 }
 
-const server = createServer(app);
+const server = createSchedulerServer(app);
 server.keepAliveTimeout = 65_000;
 server.on("upgrade", (request, socket, head) => events.handleUpgrade(request, socket, head));
 server.listen(config.listen.port, config.listen.host, () => {
-  const url = `http://${config.listen.host}:${config.listen.port}`;
+  const url = `${tls === undefined ? "http" : "https"}://${config.listen.host}:${config.listen.port}`;
   log.info({ event: "scheduler_started", url, nodes: config.nodes, logFile, locking: config.locking }, `scheduler listening on ${url}`);
   announceTestModes(config, log);
   events.start();
@@ -139,3 +165,32 @@ async function stop(signal: string): Promise<void> {
 }
 process.on("SIGTERM", () => void stop("SIGTERM"));
 process.on("SIGINT", () => void stop("SIGINT"));
+process.on("SIGHUP", () => reloadTls());
+
+/** createSchedulerServer serves the booking API over HTTPS when its certificate is configured, else plain HTTP. */
+function createSchedulerServer(listener: RequestListener): Server | HttpsServer {
+  if (tls === undefined) return createServer(listener);
+  return createHttpsServer(serverTlsOptions(tls.current(), { requestClientCertificates: false }), listener);
+}
+
+/**
+ * reloadTls (SIGHUP) serves the certificate and key files anew without a restart; files that do
+ * not pass the checks are refused and the old ones kept. The CA the nodes are checked against is
+ * read at start only: a new CA for the nodes needs a restart (docs/SECURITY.md).
+ */
+function reloadTls(): void {
+  if (tls === undefined) {
+    log.info({ event: "sighup_ignored" }, "SIGHUP: no TLS files to reload");
+    return;
+  }
+  try {
+    const material = tls.reload(server as HttpsServer, { requestClientCertificates: false });
+    log.info(
+      { event: "tls_reloaded", subject: material.certificate.subject, validTo: material.certificate.validTo },
+      "TLS certificate reloaded",
+    );
+  } catch (error) {
+    if (!(error instanceof TlsMaterialError)) throw error;
+    log.error({ event: "tls_reload_failed", err: error }, `TLS reload refused, still serving the old certificate: ${error.message}`);
+  }
+}

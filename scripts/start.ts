@@ -11,14 +11,19 @@
 //   npm start                   until Ctrl-C
 //   npm start -- --seconds 10   stop by itself after 10 seconds
 //   npm start -- --data DIR     keep the data elsewhere
+//   npm start -- --tls          everything over TLS: HTTPS for the nodes and the booking API,
+//                               mutual TLS between the nodes, certificates of a local CA made
+//                               (once) under ./data/tls (npm run certs; trust data/tls/ca.pem)
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { Agent, fetch as undiciFetch } from "undici";
+import { makeCertificates } from "../harness/certificates.ts";
 
-const { values } = parseArgs({ options: { seconds: { type: "string" }, data: { type: "string" } } });
+const { values } = parseArgs({ options: { seconds: { type: "string" }, data: { type: "string" }, tls: { type: "boolean" } } });
 const secondsMax = values.seconds === undefined ? Number.POSITIVE_INFINITY : Number(values.seconds);
 if (!(secondsMax > 0)) {
   console.error(`start: --seconds must be a positive number, got "${values.seconds}"`);
@@ -43,7 +48,39 @@ writeFileSync(credentialsPath, `${JSON.stringify(credentials, null, 2)}\n`, { mo
 const nodes = [1, 2, 3].map((position) => ({ id: `n${position}`, port: 7000 + position }));
 const schedulerPort = 8080;
 const log = (message: string): void => console.log(`${new Date().toISOString()} ${message}`);
-const peers = nodes.map((node) => `${node.id}=http://127.0.0.1:${node.port}`).join(",");
+const tls = values.tls === true ? await prepareTls() : undefined;
+const scheme = tls === undefined ? "http" : "https";
+const peers = nodes.map((node) => `${node.id}=${scheme}://127.0.0.1:${node.port}`).join(",");
+
+/**
+ * prepareTls makes (or keeps) the local CA and the certificates under data/tls, and returns what
+ * each process needs: the nodes' and the scheduler's TLS settings, and a dispatcher that trusts the
+ * CA for this script's own requests.
+ */
+async function prepareTls(): Promise<{ env: (name: string) => Record<string, string>; ca: string; dispatcher: Agent }> {
+  const { ca, files } = await makeCertificates({
+    out: join(dataRoot, "tls"),
+    nodes: nodes.map((node) => node.id),
+    schedulers: ["scheduler"],
+    hosts: [],
+    renew: [],
+    force: false,
+    log: (line) => log(`tls: ${line}`),
+  });
+  const caPem = readFileSync(ca, "utf8");
+  const env = (name: string): Record<string, string> => {
+    const own = files.get(name) as { cert: string; key: string };
+    return name === "scheduler"
+      ? { SCHEDULER_TLS_CERT_FILE: own.cert, SCHEDULER_TLS_KEY_FILE: own.key, SCHEDULER_TLS_CA_FILE: ca }
+      : { SCTEC_TLS_CERT_FILE: own.cert, SCTEC_TLS_KEY_FILE: own.key, SCTEC_TLS_CA_FILE: ca };
+  };
+  return { env, ca: caPem, dispatcher: new Agent({ connect: { ca: caPem } }) };
+}
+
+/** fetchLocal is fetch for this script's own requests to the processes it started (trusting the local CA over TLS). */
+function fetchLocal(url: string, init: Parameters<typeof undiciFetch>[1] = {}): ReturnType<typeof undiciFetch> {
+  return undiciFetch(url, { ...init, ...(tls === undefined ? {} : { dispatcher: tls.dispatcher }) });
+}
 
 const children = new Map<string, ChildProcess>();
 for (const node of nodes) {
@@ -57,7 +94,8 @@ for (const node of nodes) {
       SCTEC_CLUSTER_SECRET: credentials.clusterSecret,
       SCTEC_API_TOKEN: credentials.apiToken,
       SCTEC_LOG_FILE: join(dataRoot, `${node.id}.log`),
-      SCTEC_BOOKING_URL: `http://127.0.0.1:${schedulerPort}/`,
+      SCTEC_BOOKING_URL: `${scheme}://127.0.0.1:${schedulerPort}/`,
+      ...tls?.env(node.id),
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -66,10 +104,16 @@ for (const node of nodes) {
     if (!stopping) log(`node ${node.id} exited (${signal ?? `code ${code}`}); see ${join(dataRoot, `${node.id}.log`)}`);
   });
   children.set(node.id, child);
-  log(`node ${node.id}: http://127.0.0.1:${node.port} (status page: http://127.0.0.1:${node.port}/, pid ${child.pid})`);
+  log(`node ${node.id}: ${scheme}://127.0.0.1:${node.port} (status page: ${scheme}://127.0.0.1:${node.port}/, pid ${child.pid})`);
 }
 log(`data in ${dataRoot}; API token: ${credentials.apiToken}`);
-log(`try: SCTEC_API_TOKEN=${credentials.apiToken} npm run cli -- lock slot-1`);
+log(
+  tls === undefined
+    ? `try: SCTEC_API_TOKEN=${credentials.apiToken} npm run cli -- lock slot-1`
+    : `try: SCTEC_API_TOKEN=${credentials.apiToken} SCTEC_CA_FILE=${join(dataRoot, "tls", "ca.pem")} SCTEC_NODES=${nodes.map((node) => `https://127.0.0.1:${node.port}`).join(",")} npm run cli -- lock slot-1`,
+);
+if (tls !== undefined)
+  log(`TLS: every process serves a certificate of the local CA ${join(dataRoot, "tls", "ca.pem")}; let your browser trust it`);
 
 let stopping = false;
 async function waitForLeader(): Promise<void> {
@@ -77,12 +121,12 @@ async function waitForLeader(): Promise<void> {
   while (!stopping && Date.now() < deadline) {
     for (const node of nodes) {
       try {
-        const response = await fetch(`http://127.0.0.1:${node.port}/status`);
+        const response = await fetchLocal(`${scheme}://127.0.0.1:${node.port}/status`);
         const status = (await response.json()) as { role: string; term: number; nodeId: string };
         if (status.role === "leader") {
           log(`cluster ready: leader ${status.nodeId} in term ${status.term}`);
           log(
-            `status pages: ${nodes.map((each) => `http://127.0.0.1:${each.port}/`).join(" ")} (metrics: /metrics on each node and the scheduler)`,
+            `status pages: ${nodes.map((each) => `${scheme}://127.0.0.1:${each.port}/`).join(" ")} (metrics: /metrics on each node and the scheduler)`,
           );
           await startBookingApi(deadline);
           return;
@@ -102,18 +146,18 @@ async function waitForLeader(): Promise<void> {
  * name whose token was lost), made with the bootstrap admin token and kept in credentials.json.
  */
 async function ensureSchedulerCredential(deadline: number): Promise<string> {
-  const nodeUrl = `http://127.0.0.1:${nodes[0]?.port}`;
+  const nodeUrl = `${scheme}://127.0.0.1:${nodes[0]?.port}`;
   const asAdmin = { authorization: `Bearer ${credentials.apiToken}`, "content-type": "application/json" };
   for (;;) {
     try {
       if (credentials.schedulerToken !== undefined) {
-        const whoami = await fetch(`${nodeUrl}/auth/whoami`, { headers: { authorization: `Bearer ${credentials.schedulerToken}` } });
+        const whoami = await fetchLocal(`${nodeUrl}/auth/whoami`, { headers: { authorization: `Bearer ${credentials.schedulerToken}` } });
         if (whoami.ok) return credentials.schedulerToken;
         if (whoami.status !== 401) throw new Error(`whoami answered ${whoami.status}`);
       }
       // A "scheduler" credential whose token this file does not hold (data copied, file lost) is replaced.
-      await fetch(`${nodeUrl}/admin/credentials/scheduler/revoke`, { method: "POST", headers: asAdmin });
-      const created = await fetch(`${nodeUrl}/admin/credentials`, {
+      await fetchLocal(`${nodeUrl}/admin/credentials/scheduler/revoke`, { method: "POST", headers: asAdmin });
+      const created = await fetchLocal(`${nodeUrl}/admin/credentials`, {
         method: "POST",
         headers: asAdmin,
         body: JSON.stringify({ name: "scheduler", role: "locker" }),
@@ -151,9 +195,10 @@ function startScheduler(token: string): void {
     env: {
       ...process.env,
       SCHEDULER_LISTEN: `127.0.0.1:${schedulerPort}`,
-      SCHEDULER_NODES: nodes.map((node) => `http://127.0.0.1:${node.port}`).join(","),
+      SCHEDULER_NODES: nodes.map((node) => `${scheme}://127.0.0.1:${node.port}`).join(","),
       SCTEC_API_TOKEN: token,
       SCHEDULER_LOG_DIR: dataRoot,
+      ...tls?.env("scheduler"),
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -162,15 +207,15 @@ function startScheduler(token: string): void {
     if (!stopping) log(`the scheduler exited (${signal ?? `code ${code}`}); see ${join(dataRoot, "app.log")}`);
   });
   children.set("scheduler", scheduler);
-  log(`scheduler: http://127.0.0.1:${schedulerPort} (pid ${scheduler.pid}, log ${join(dataRoot, "app.log")})`);
+  log(`scheduler: ${scheme}://127.0.0.1:${schedulerPort} (pid ${scheduler.pid}, log ${join(dataRoot, "app.log")})`);
 }
 
 async function waitForScheduler(deadline: number): Promise<void> {
   while (!stopping && Date.now() < deadline) {
     try {
-      const response = await fetch(`http://127.0.0.1:${schedulerPort}/healthz`);
+      const response = await fetchLocal(`${scheme}://127.0.0.1:${schedulerPort}/healthz`);
       if (response.ok) {
-        log(`booking page: http://127.0.0.1:${schedulerPort}/ (API: http://127.0.0.1:${schedulerPort}/api)`);
+        log(`booking page: ${scheme}://127.0.0.1:${schedulerPort}/ (API: ${scheme}://127.0.0.1:${schedulerPort}/api)`);
         return;
       }
     } catch {
