@@ -30,7 +30,7 @@ function sctec(args: string[], token?: string): { status: number | null; stdout:
   const result = spawnSync(process.execPath, ["client/sctec.mjs", "--nodes", cluster.urls().join(","), ...tokenArgs, ...args], {
     encoding: "utf8",
     env,
-    timeout: 30_000,
+    timeout: 90_000, // Generous: each run starts tsx, which alone took over 30 s at a load of 100 (the whole suite beside others).
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -77,7 +77,7 @@ describe("credentials through the sctec CLI, on real node processes", () => {
     ]);
     expect(listed.stdout).not.toContain(readerToken);
     expect(sctec(["credential", "create", "x", "--role", "root"]).status).toBe(2);
-  });
+  }, 300_000); // Ten CLI runs, each a tsx start: under a minute alone, several on a loaded machine.
 
   it("refuses a revoked token on every node right after the revocation commits, and a rotated one likewise", async () => {
     const made = JSON.parse(sctec(["credential", "create", "temporary", "--role", "locker"]).stdout) as { token: string };
@@ -101,5 +101,5 @@ describe("credentials through the sctec CLI, on real node processes", () => {
       expect(await statusOn(url, newToken, "POST", "/lock", { resource: "after-revoke", owner: "x" }), url).toBe(401);
     }
     expect(sctec(["credential", "revoke", "temporary"]).stderr).toContain("error unknown_credential");
-  });
+  }, 300_000);
 });
