@@ -41,7 +41,8 @@ COPY docker/healthcheck.mjs ./docker/healthcheck.mjs
 # /app/logs: a scheduler's app.log. Everything else is read-only to the process.
 RUN mkdir -p /data /app/logs && chown node:node /data /app/logs
 USER node
-EXPOSE 7000 8080
+# 7000: a node's HTTP (SCTEC_LISTEN); 7100: its peers' Raft connections (the HTTP port + 100); 8080: a scheduler.
+EXPOSE 7000 7100 8080
 # GET /healthz on this process's own port (SCTEC_LISTEN for a node, SCHEDULER_LISTEN for a scheduler).
 HEALTHCHECK --interval=2s --timeout=3s --start-period=10s --retries=10 CMD ["node", "docker/healthcheck.mjs"]
 # Exec form: node gets SIGTERM itself (both processes stop cleanly on it); compose adds `init: true`.

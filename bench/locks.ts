@@ -13,8 +13,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { LockClient, LockError } from "../client/lock-client.ts";
-import { ProcessCluster, waitFor } from "../harness/process-cluster.ts";
+import { ProcessCluster } from "../harness/process-cluster.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
+import { failovers, tlsOf } from "./failover.ts";
 import { percentile } from "./measure.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, tls: { type: "boolean" } } });
@@ -34,12 +35,6 @@ interface Row {
 
 function progress(message: string): void {
   process.stdout.write(`  … ${message}\n`);
-}
-
-/** tlsOf: a LockClient's TLS option for `cluster` (its CA), or nothing for a plain one. */
-function tlsOf(cluster: ProcessCluster): { tls?: { ca: string } } {
-  const ca = cluster.caPem();
-  return ca === undefined ? {} : { tls: { ca } };
 }
 
 /**
@@ -138,33 +133,6 @@ async function contended(cluster: ProcessCluster, seconds: number): Promise<Row>
   };
 }
 
-/** failovers kills the leader `count` times and measures kill → next successful acquire. */
-async function failovers(cluster: ProcessCluster, count: number): Promise<{ samplesMs: number[] }> {
-  const samplesMs: number[] = [];
-  for (let round = 0; round < count; round++) {
-    const leader = await cluster.waitForLeader(10_000);
-    const client = new LockClient({
-      nodes: cluster.urls(),
-      apiToken: cluster.apiToken,
-      ...tlsOf(cluster),
-      requestTimeoutMs: 300,
-      retriesMax: 200,
-      retryBaseMs: 2,
-      retryMaxMs: 20,
-    });
-    const killedAt = performance.now();
-    await cluster.kill(leader);
-    const lease = await client.acquire([`failover-${round}`], { ttlMs: 60_000, autoRenew: false });
-    samplesMs.push(performance.now() - killedAt);
-    await lease.release();
-    cluster.startNode(leader);
-    await waitFor(() => cluster.status(leader), `${leader} to come back`, 60_000); // Generous: tsx alone may take 10 s to start a node on a loaded machine; the figure is the kill → acquire time above.
-    await new Promise((resolve) => setTimeout(resolve, 1000)); // Let it catch up before the next kill.
-    progress(`failover ${round + 1}/${count}: ${samplesMs[samplesMs.length - 1]?.toFixed(0)} ms`);
-  }
-  return { samplesMs };
-}
-
 /** steady runs concurrency-64 load for `seconds` and reports whether leadership ever changed. */
 async function steady(cluster: ProcessCluster, seconds: number): Promise<{ row: Row; leaderChanges: number; terms: string }> {
   const leaderBefore = await cluster.waitForLeader(5000);
@@ -209,7 +177,7 @@ async function main(): Promise<void> {
       note: `${steadyRun.row.note}; ${steadyRun.leaderChanges === 0 ? "no leader change" : `${steadyRun.leaderChanges} term changes`} (${steadyRun.terms})`,
     });
     progress(`${kills} leader kills (kill -9 → next successful acquire)`);
-    const { samplesMs } = await failovers(cluster, kills);
+    const { samplesMs } = await failovers(cluster, kills, progress);
     const sorted = [...samplesMs].sort((a, b) => a - b);
     const failover = {
       minMs: sorted[0] ?? Number.NaN,

@@ -1,4 +1,4 @@
-// `npx tsx bench/profile-locks.ts [--workload c64|contended] [--seconds 8] [--profile] [--dir DIR]`:
+// `npx tsx bench/profile-locks.ts [--workload c64|contended] [--seconds 8] [--tls] [--profile] [--dir DIR]`:
 // where the CPU goes under one bench:locks workload. It always prints the CPU time each process
 // (leader, followers, this client) spent per cycle, read from /proc (Linux): on a shared machine
 // that figure is far steadier than throughput, which moves with whatever else runs. It also
@@ -6,7 +6,10 @@
 // --profile, each node also runs with `--cpu-prof`, and the profiles are summarized by self time
 // per module (profiling slows everything down, so its throughput is not comparable with
 // `npm run bench:locks`). The profiles are written when the nodes stop on SIGTERM (a SIGKILL
-// would lose them), to DIR (default: a fresh directory under the system's temp dir).
+// would lose them), to DIR (default: a fresh directory under the system's temp dir); a node writes
+// one per thread (the HTTP thread and the raft thread). With --tls the cluster runs over TLS (HTTPS,
+// mutual TLS between the nodes) and the clients trust its CA: the CPU per cycle of a plain run and
+// of a --tls run, side by side, say what TLS costs and where.
 
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +18,7 @@ import { parseArgs } from "node:util";
 import { LockClient } from "../client/lock-client.ts";
 import { ProcessCluster } from "../harness/process-cluster.ts";
 import { parsePrometheusText } from "../harness/prometheus-text.ts";
+import { tlsOf } from "./failover.ts";
 import { readProcStat } from "./measure.ts";
 
 const { values } = parseArgs({
@@ -22,6 +26,7 @@ const { values } = parseArgs({
     workload: { type: "string", default: "c64" },
     seconds: { type: "string", default: "8" },
     profile: { type: "boolean", default: false },
+    tls: { type: "boolean", default: false },
     dir: { type: "string" },
   },
 });
@@ -70,8 +75,8 @@ function summarize(file: string): string {
 }
 
 /** fsyncCount: how many synced saves (one per persisted Ready) a node has made, from its /metrics. */
-async function fsyncCount(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+async function fsyncCount(cluster: ProcessCluster, url: string): Promise<number> {
+  const text = await (await cluster.fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
   return parsePrometheusText(text).sum("sctec_storage_fsync_seconds_count", { op: "save" });
 }
 
@@ -81,7 +86,10 @@ function cpuSeconds(pid: number): number {
 }
 
 async function main(): Promise<void> {
-  const cluster = await ProcessCluster.start(values.profile ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${dir}`] } : {});
+  const cluster = await ProcessCluster.start({
+    ...(values.profile ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${dir}`] } : {}),
+    tls: values.tls,
+  });
   let leader = "";
   let leaderPid: number | undefined;
   // Everything after the start is inside the try: a failure anywhere (no leader in time on a busy
@@ -93,13 +101,19 @@ async function main(): Promise<void> {
     for (const id of cluster.ids()) pids.set(id === leader ? `${id} (leader)` : id, (await cluster.status(id))?.pid ?? 0);
     pids.set("client", process.pid);
     const cpuBefore = new Map([...pids].map(([name, pid]) => [name, cpuSeconds(pid)]));
-    const fsyncsBefore = await Promise.all(cluster.ids().map((id) => fsyncCount(cluster.url(id))));
+    const fsyncsBefore = await Promise.all(cluster.ids().map((id) => fsyncCount(cluster, cluster.url(id))));
     let operations = 0;
     const deadline = performance.now() + seconds * 1000;
     const contended = values.workload === "contended";
     await Promise.all(
       Array.from({ length: contended ? 16 : 64 }, async (_, worker) => {
-        const client = new LockClient({ nodes: cluster.urls(), apiToken: cluster.apiToken, retriesMax: 20, retryBaseMs: 5 });
+        const client = new LockClient({
+          nodes: cluster.urls(),
+          apiToken: cluster.apiToken,
+          retriesMax: 20,
+          retryBaseMs: 5,
+          ...tlsOf(cluster),
+        });
         while (performance.now() < deadline) {
           const resource = contended ? "profile-contended" : `profile-${worker}`;
           const lease = await client.acquire([resource], { ttlMs: 60_000, autoRenew: false, waitMs: contended ? 10_000 : 0 });
@@ -111,12 +125,14 @@ async function main(): Promise<void> {
     const cpu = [...pids].map(
       ([name, pid]) => `${name} ${((1000 * (cpuSeconds(pid) - (cpuBefore.get(name) ?? 0))) / operations).toFixed(3)}`,
     );
-    const fsyncsAfter = await Promise.all(cluster.ids().map((id) => fsyncCount(cluster.url(id))));
+    const fsyncsAfter = await Promise.all(cluster.ids().map((id) => fsyncCount(cluster, cluster.url(id))));
     const fsyncs = cluster.ids().map((id, position) => {
       const count = (fsyncsAfter[position] ?? Number.NaN) - (fsyncsBefore[position] ?? Number.NaN);
       return `${id}${id === leader ? " (leader)" : ""} ${(count / operations).toFixed(2)}`;
     });
-    console.log(`${values.workload}: ${(operations / seconds).toFixed(0)} cycles/s; CPU ms per cycle: ${cpu.join(", ")}`);
+    console.log(
+      `${values.workload}${values.tls ? " over TLS" : ""}: ${(operations / seconds).toFixed(0)} cycles/s; CPU ms per cycle: ${cpu.join(", ")}`,
+    );
     console.log(`fsyncs per cycle: ${fsyncs.join(", ")}`);
   } finally {
     for (const id of cluster.ids()) await cluster.kill(id, "SIGTERM");

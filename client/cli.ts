@@ -16,6 +16,9 @@
 //   credential create NAME --role reader|locker|admin
 //   credential list | rotate NAME | revoke NAME
 //   whoami                         the credential and role of the token in use
+//   restart NODE_URL               restart one node (graceful; its supervisor starts it again)
+//   rolling-restart [--timeout MS] restart every member in turn, the leader last, each caught up
+//                                  before the next (progress on stderr, the report on stdout)
 //
 // Connection: --nodes URL,URL (or SCTEC_NODES), --api-token (or SCTEC_API_TOKEN), or the token's
 // file: --api-token-file (or SCTEC_API_TOKEN_FILE), which keeps it out of the shell's history;
@@ -25,8 +28,9 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { MemberRequest } from "../protocol/api.ts";
 import { LockClient, LockError } from "./lock-client.ts";
+import { RollingRestartError, rollingRestart } from "./rolling-restart.ts";
 
-const usage = `usage: sctec [--nodes URL,…] [--api-token T] <status|members|leases|lock|unlock|renew|get|range|put|transfer|member|credential|whoami> …`;
+const usage = `usage: sctec [--nodes URL,…] [--api-token T] <status|members|leases|lock|unlock|renew|get|range|put|transfer|member|restart|rolling-restart|credential|whoami> …`;
 
 const help = `sctec: the SCTEC lock cluster from the shell. Every command prints JSON on stdout; errors print
 "error <code>: <message>" on stderr and exit 1 (2 for bad usage).
@@ -49,6 +53,13 @@ commands:
   transfer NODE_ID               hand leadership to NODE_ID
   member add|promote|remove NODE_ID
                                  change the membership, one server at a time
+  restart NODE_URL               restart one node: it stops gracefully (a leader hands its
+                                 leadership over first) and its supervisor starts it again
+                                 (npm start, compose, systemd; without one it just stops)
+  rolling-restart [--timeout MS] restart every member in turn, followers first and the leader
+                                 last, waiting for each to come back and catch up (at most MS
+                                 each, default 60000) before the next; --nodes must reach every
+                                 member. Progress on stderr, a JSON report on stdout
   credential create NAME --role reader|locker|admin [--token-out FILE]
                                  a new credential; prints its token, which is shown this once
                                  (with --token-out, writes it to FILE instead: a Docker secret)
@@ -59,7 +70,8 @@ commands:
   whoami                         the credential and role of the token in use
 
 roles: reader (reads, watch, leases), locker (also lock, unlock, renew, put),
-       admin (also transfer, member, credential); credential needs an admin token
+       admin (also transfer, member, restart, rolling-restart, credential);
+       credential, restart and rolling-restart need an admin token
 
 connection:
   --nodes URL,URL                lock nodes (or SCTEC_NODES; default http://127.0.0.1:7001,7002,7003)
@@ -103,6 +115,7 @@ function parseOptions(argv: string[]) {
       lease: { type: "string" },
       role: { type: "string" },
       "token-out": { type: "string" },
+      timeout: { type: "string" },
     },
   });
 }
@@ -202,6 +215,28 @@ async function main(argv: string[]): Promise<void> {
     case "whoami":
       print(await client.whoami());
       return;
+    case "restart":
+      if (args[0] === undefined) fail("usage: sctec restart NODE_URL", 2);
+      print(await client.restartNode(args[0]));
+      return;
+    case "rolling-restart": {
+      const timeoutMs = integerOption(values.timeout, "timeout", 60_000);
+      try {
+        print(
+          await rollingRestart({
+            client,
+            nodes,
+            restartTimeoutMs: timeoutMs,
+            catchUpTimeoutMs: timeoutMs,
+            onProgress: (message) => process.stderr.write(`${message}\n`),
+          }),
+        );
+      } catch (error) {
+        if (error instanceof RollingRestartError) fail(`error ${error.code}: ${error.message}`, 1);
+        throw error;
+      }
+      return;
+    }
     default:
       fail(`unknown command "${command}"\n${usage}`, 2);
   }

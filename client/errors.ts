@@ -11,11 +11,13 @@ import { type ErrorAnswer, type ErrorCode, errorAnswerSchema, type Holder, isErr
 
 /**
  * lockErrorCodeOf maps each code a node may answer with to the LockError code it becomes. Most
- * keep their name. Two families are folded, because a caller acts on them alike: every 503 ("the
- * cluster cannot serve this right now": no leader, leadership moving, the node stopping or
- * overloaded) is `unavailable`, as is a node that cannot be reached; and a request the node found
- * malformed (`invalid_command`, `payload_too_large`) is `invalid_request`. The node's own code is
- * kept in `LockError.nodeCode`.
+ * keep their name. Two families are folded, because a caller acts on them alike: every 503 but
+ * one ("the cluster cannot serve this right now": no leader, leadership moving, the node
+ * stopping) is `unavailable`, as is a node that cannot be reached; and a request the node found
+ * malformed (`invalid_command`, `payload_too_large`) is `invalid_request`. `overloaded` keeps its
+ * name: it asks the caller to slow down (its `details.retryAfterMs`), not to look for another
+ * node, and a service built on the client passes that on (the booking API's own 503 overloaded).
+ * The node's own code is kept in `LockError.nodeCode`.
  */
 export const lockErrorCodeOf = {
   conflict: "conflict",
@@ -37,7 +39,8 @@ export const lockErrorCodeOf = {
   proposal_dropped: "unavailable",
   leadership_lost: "unavailable",
   shutting_down: "unavailable",
-  overloaded: "unavailable",
+  overloaded: "overloaded",
+  disk_full: "unavailable",
   timeout: "timeout",
   invalid_request: "invalid_request",
   not_found: "not_found",

@@ -26,8 +26,10 @@ import {
   memberAnswerSchema,
   type RangePage,
   type RangeReadRequest,
+  type RestartAnswer,
   type RevokedCredential,
   rangePageSchema,
+  restartAnswerSchema,
   revokedCredentialSchema,
   type TransferAnswer,
   type TransferRequest,
@@ -56,6 +58,7 @@ export type {
   MemberAnswer,
   RangePage,
   RangeResult,
+  RestartAnswer,
   RevokedCredential,
   TransferAnswer,
   TxnOperation,
@@ -82,6 +85,12 @@ export interface LockClientOptions {
   /** retryBaseMs and retryMaxMs bound the exponential backoff (with full jitter). @default 50, 1000 */
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
+  /**
+   * retryAfterMaxMs bounds the wait an `overloaded` node may ask for (its Retry-After) before the
+   * next attempt; the client waits what the node asks plus the usual jittered backoff, never
+   * longer than this. @default 5000
+   */
+  readonly retryAfterMaxMs?: number;
   /** clockDriftDiscount: the fraction of a TTL given up for clock drift between client and leader. @default 0.1 */
   readonly clockDriftDiscount?: number;
   /** safetyMarginMs: further time given up at the end of every lease. @default 100 */
@@ -171,6 +180,8 @@ interface ApiAnswer {
   readonly leaderUrl: string | undefined;
   /** sentAtMs: when the attempt that was answered was sent (the client's monotonic clock). */
   readonly sentAtMs: number;
+  /** retryAfterMs: the wait the node asked for (Retry-After), if any. */
+  readonly retryAfterMs: number | undefined;
 }
 
 /**
@@ -215,6 +226,7 @@ export class LockClient implements LeaseHost {
       retriesMax: options.retriesMax ?? 8,
       retryBaseMs: options.retryBaseMs ?? 50,
       retryMaxMs: options.retryMaxMs ?? 1000,
+      retryAfterMaxMs: options.retryAfterMaxMs ?? 5000,
       clockDriftDiscount: options.clockDriftDiscount ?? 0.1,
       safetyMarginMs: options.safetyMarginMs ?? 100,
       now: options.now ?? (() => performance.now()),
@@ -407,6 +419,17 @@ export class LockClient implements LeaseHost {
   }
 
   /**
+   * restartNode asks one node, by its URL (no failover to another), to stop gracefully and be
+   * started again by its supervisor (POST /admin/restart): a leader hands its leadership over
+   * first. Without a supervisor that restarts it, the node just stops. For the whole cluster, one
+   * node at a time, use `rollingRestart` (rolling-restart.ts).
+   */
+  async restartNode(node: string): Promise<RestartAnswer> {
+    const answer = await this.send("POST", "/admin/restart", {}, { node: node.replace(/\/+$/, "") });
+    return decode(restartAnswerSchema, answer, "/admin/restart");
+  }
+
+  /**
    * renewLease renews a lease and answers when the validity it bought starts: the send time of
    * the attempt that was answered. A renewal goes without a session, unlike other writes: it is
    * idempotent by nature (it extends the lease with that token, if current, to a full TTL from
@@ -549,9 +572,11 @@ export class LockClient implements LeaseHost {
   private async send(method: "GET" | "POST", path: string, body: object | undefined, options: SendOptions): Promise<ApiAnswer> {
     const { signal, node, deadlineMs } = options;
     let lastError: LockError | undefined;
+    /** askedWaitMs: the wait the last answer asked for (an overloaded node's Retry-After), honoured before the next attempt. */
+    let askedWaitMs: number | undefined;
     for (let attempt = 0; attempt <= this.options.retriesMax; attempt++) {
       if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: signal.reason });
-      const backoffMs = attempt === 0 ? 0 : Math.min(this.backoffMs(attempt), this.leftMs(deadlineMs));
+      const backoffMs = attempt === 0 ? 0 : Math.min(this.retryWaitMs(attempt, askedWaitMs), this.leftMs(deadlineMs));
       if (backoffMs > 0) await this.options.sleep(backoffMs, signal);
       if (this.leftMs(deadlineMs) <= 0) break;
       const url = node ?? (this.options.nodes[(this.preferred + attempt) % this.options.nodes.length] as string);
@@ -573,6 +598,7 @@ export class LockClient implements LeaseHost {
       }
       lastError = lockErrorFromAnswer(answer.status, answer.body);
       if (!retryable(answer.status)) throw lastError;
+      askedWaitMs = lastError.code === "overloaded" ? askedWaitOf(lastError, answer) : undefined;
     }
     if (deadlineMs !== undefined && this.leftMs(deadlineMs) <= 0) {
       throw new LockError("timeout", `no node answered ${path} before its deadline`, { cause: lastError });
@@ -635,6 +661,7 @@ export class LockClient implements LeaseHost {
         body: answer.body.length > 0 ? (JSON.parse(answer.body) as unknown) : {},
         leaderUrl: answer.leaderUrl,
         sentAtMs,
+        retryAfterMs: answer.retryAfterMs,
       };
     } catch (error) {
       if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: error });
@@ -650,6 +677,17 @@ export class LockClient implements LeaseHost {
   private prefer(answered: string, leaderUrl: string | undefined): void {
     const leader = leaderUrl === undefined ? -1 : this.options.nodes.indexOf(leaderUrl.replace(/\/+$/, ""));
     this.preferred = leader >= 0 ? leader : Math.max(0, this.options.nodes.indexOf(answered));
+  }
+
+  /**
+   * retryWaitMs: the wait before attempt number `attempt` (1 for the first retry). After an
+   * `overloaded` answer it is what the node asked for plus the jittered backoff (so clients shed
+   * together do not come back together), never more than retryAfterMaxMs; else the backoff alone.
+   */
+  private retryWaitMs(attempt: number, askedWaitMs: number | undefined): number {
+    const backoffMs = this.backoffMs(attempt);
+    if (askedWaitMs === undefined) return backoffMs;
+    return Math.min(this.options.retryAfterMaxMs, askedWaitMs + backoffMs);
   }
 
   private backoffMs(attempt: number): number {
@@ -673,6 +711,16 @@ export class LockClient implements LeaseHost {
  * It also bounds the requests in flight.
  */
 const sequenceWindowMax = 32;
+
+/**
+ * askedWaitOf: the wait an overloaded node asked for: `details.retryAfterMs` (to the millisecond)
+ * if it says so, else its Retry-After header (whole seconds), else none.
+ */
+function askedWaitOf(error: LockError, answer: ApiAnswer): number | undefined {
+  const detailed = error.details?.["retryAfterMs"];
+  if (typeof detailed === "number" && Number.isFinite(detailed) && detailed >= 0) return detailed;
+  return answer.retryAfterMs;
+}
 
 /**
  * retryable: the answers worth asking again (another node, after the backoff): 429 and 503 ("not

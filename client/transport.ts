@@ -41,6 +41,8 @@ export interface TransportAnswer {
   readonly body: string;
   /** leaderUrl: the leader the answering node knows (header x-sctec-leader), if any. */
   readonly leaderUrl: string | undefined;
+  /** retryAfterMs: the wait the answer asks for before another attempt (header Retry-After, in seconds), if any. */
+  readonly retryAfterMs?: number | undefined;
 }
 
 /**
@@ -87,7 +89,13 @@ export class HttpTransport implements LockTransport {
         : await target.pool.request({ ...options, path: `${target.basePath}${sent.path}` });
     const body = await response.body.text();
     const leader = response.headers["x-sctec-leader"];
-    return { status: response.statusCode, body, leaderUrl: typeof leader === "string" ? leader : undefined };
+    const retryAfter = response.headers["retry-after"];
+    return {
+      status: response.statusCode,
+      body,
+      leaderUrl: typeof leader === "string" ? leader : undefined,
+      retryAfterMs: typeof retryAfter === "string" ? retryAfterHeaderMs(retryAfter) : undefined,
+    };
   }
 
   private poolOf(node: string): { readonly pool: Pool; readonly basePath: string } | undefined {
@@ -102,4 +110,10 @@ export class HttpTransport implements LockTransport {
     }
     return target;
   }
+}
+
+/** retryAfterHeaderMs reads a Retry-After header in delay-seconds (an HTTP date is not used by nodes: ignored). */
+export function retryAfterHeaderMs(header: string): number | undefined {
+  const seconds = /^\s*\d+\s*$/.test(header) ? Number(header) : Number.NaN;
+  return Number.isSafeInteger(seconds) ? seconds * 1000 : undefined;
 }

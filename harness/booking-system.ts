@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, ProcessCluster, waitFor } from "./process-cluster.ts";
+import { freePort, ProcessCluster, type ProcessClusterOptions, waitFor } from "./process-cluster.ts";
 
 export interface BookingSystem {
   readonly schedulerUrls: string[];
@@ -35,6 +35,14 @@ export async function startBookingSystem(
     nodeEnv?: Record<string, string>;
     /** schedulerArgs: extra arguments for each scheduler's `node` (for example --cpu-prof). */
     schedulerArgs?: readonly string[];
+    /** schedulerCommand: what `node` runs, after schedulerArgs. @default ["--import", "tsx", "scheduler/main.ts"] */
+    schedulerCommand?: readonly string[];
+    /** clusterOptions: for the lock cluster (ProcessCluster.start), over the defaults here. */
+    clusterOptions?: ProcessClusterOptions;
+    /** onStderr: where a scheduler's stderr goes (default: this process's stderr, prefixed). */
+    onStderr?: (schedulerId: string, chunk: Buffer) => void;
+    /** onSpawn hears of every scheduler process started. */
+    onSpawn?: (schedulerId: string, child: ChildProcess) => void;
     /** leaderTimeoutMs bounds the wait for the cluster's first leader. @default 15000 */
     leaderTimeoutMs?: number;
   } = {},
@@ -42,6 +50,7 @@ export async function startBookingSystem(
   const cluster = await ProcessCluster.start({
     size: 3,
     ...(options.nodeEnv === undefined ? {} : { env: options.nodeEnv }),
+    ...options.clusterOptions,
     ...(options.leaderTimeoutMs === undefined ? {} : { leaderTimeoutMs: options.leaderTimeoutMs }),
   });
   const schedulers: { url: string; logDir: string; child: ChildProcess }[] = [];
@@ -54,7 +63,8 @@ export async function startBookingSystem(
     const port = await freePort();
     const logDir = join(cluster.dataRoot, `scheduler-${number}`);
     mkdirSync(logDir, { recursive: true });
-    const child = spawn(process.execPath, [...(options.schedulerArgs ?? []), "--import", "tsx", "scheduler/main.ts"], {
+    const command = options.schedulerCommand ?? ["--import", "tsx", "scheduler/main.ts"];
+    const child = spawn(process.execPath, [...(options.schedulerArgs ?? []), ...command], {
       env: {
         ...process.env,
         SCHEDULER_LISTEN: `127.0.0.1:${port}`,
@@ -67,7 +77,11 @@ export async function startBookingSystem(
       },
       stdio: ["ignore", "ignore", "pipe"],
     });
-    child.stderr?.on("data", (chunk: Buffer) => process.stderr.write(`[scheduler ${port}] ${chunk}`));
+    const schedulerId = `scheduler-${schedulers.length + 1}`;
+    child.stderr?.on("data", (chunk: Buffer) =>
+      options.onStderr === undefined ? process.stderr.write(`[scheduler ${port}] ${chunk}`) : options.onStderr(schedulerId, chunk),
+    );
+    options.onSpawn?.(schedulerId, child);
     const url = `http://127.0.0.1:${port}`;
     schedulers.push({ url, logDir, child });
     await waitFor(

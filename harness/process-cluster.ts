@@ -10,6 +10,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, fetch } from "undici";
+import { restartExitCode } from "../node/graceful-stop.ts";
 import { makeCertificates } from "./certificates.ts";
 
 export interface NodeStatus {
@@ -36,6 +37,28 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * freePortIn returns a port in [low, high) that nothing listens on now, tried at random (bounded).
+ * A range below the kernel's ephemeral ports (32768 and up on Linux by default) matters for a node
+ * that is killed and restarted on its port: an ephemeral port can meanwhile become the local port
+ * of some outgoing connection, and the restart then fails with EADDRINUSE. `taken` are ports
+ * already handed out and not listened on yet: nothing listens on them, so only this list keeps
+ * two nodes of one cluster from getting the same port.
+ */
+export async function freePortIn(low: number, high: number, taken: ReadonlySet<number> = new Set()): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (taken.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port in [${low}, ${high}) after 200 tries`);
+}
+
 export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs: number): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
@@ -44,6 +67,45 @@ export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undef
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/**
+ * ProcessClusterOptions. The per-node hooks let a caller (the chaos runner) put each node behind
+ * its own proxies, preload libraries into it, keep its data elsewhere and read its output.
+ */
+export interface ProcessClusterOptions {
+  readonly size?: number;
+  /** founders: how many of the nodes found the cluster (the rest are in the address book, not started). */
+  readonly founders?: number;
+  readonly env?: Record<string, string>;
+  /** nodeArgs: extra arguments for each node's `node` (for example --cpu-prof). */
+  readonly nodeArgs?: readonly string[];
+  /** nodeCommand: what `node` runs, after nodeArgs (a compiled build's main.js). @default ["--import", "tsx", "node/main.ts"] */
+  readonly nodeCommand?: readonly string[];
+  /** peersFor: the SCTEC_PEERS a node is started with (default: every node's own address). */
+  readonly peersFor?: (id: string) => string;
+  /** raftPeersFor: the SCTEC_RAFT_PEERS a node is started with (default: every node's own peer port, raftPorts). */
+  readonly raftPeersFor?: (id: string) => string;
+  /** inspect starts each node with the V8 inspector on a free loopback port (inspectorPorts). */
+  readonly inspect?: boolean;
+  /** envFor: extra environment for one node, over `env`. */
+  readonly envFor?: (id: string) => Record<string, string>;
+  /** dataDirFor: a node's data directory (default: under dataRoot). */
+  readonly dataDirFor?: (id: string) => string;
+  /** onStderr: where a node's stderr goes (default: this process's stderr, prefixed). */
+  readonly onStderr?: (id: string, chunk: Buffer) => void;
+  /** onSpawn hears of every node process started (a supervisor may signal it by PID if this process must exit at once). */
+  readonly onSpawn?: (id: string, child: ChildProcess) => void;
+  /** onExit hears of every node process that ends, however it ended. */
+  readonly onExit?: (id: string, pid: number | undefined, code: number | null, signal: NodeJS.Signals | null) => void;
+  /** beforeStart runs once the ports are chosen and before any node starts (to set up what peersFor needs). */
+  readonly beforeStart?: (cluster: ProcessCluster) => Promise<void>;
+  /** leaderTimeoutMs bounds the wait for the first leader. @default 15000 */
+  readonly leaderTimeoutMs?: number;
+  /** portRange: choose the nodes' ports in [low, high) (see freePortIn); by default any free port. */
+  readonly portRange?: readonly [number, number];
+  /** tls: HTTPS and mutual TLS between the nodes, with certificates of a CA made for this run. */
+  readonly tls?: boolean;
 }
 
 /**
@@ -61,43 +123,48 @@ export class ProcessCluster {
   readonly clusterSecret = randomBytes(16).toString("hex");
   readonly dataRoot: string;
   readonly ports = new Map<string, number>();
+  /** raftPorts: each node's peer (Raft) port (SCTEC_RAFT_LISTEN), chosen like `ports` (the default, HTTP port + 100, may be taken). */
+  readonly raftPorts = new Map<string, number>();
+  /** inspectorPorts: each node's V8 inspector port, when started with `inspect` (tests that pause a node's HTTP thread). */
+  readonly inspectorPorts = new Map<string, number>();
   private readonly processes = new Map<string, ChildProcess>();
-  private readonly extraEnv: Record<string, string>;
+  private readonly options: ProcessClusterOptions;
   /** tlsFiles: with TLS, the CA and each node's certificate and key (PEM files under dataRoot/tls). */
   private tlsFiles: { ca: string; files: Map<string, { cert: string; key: string }> } | undefined;
   /** dispatcher: what this harness's own requests go through (trusting the run's CA, with TLS). */
   private dispatcher: Agent = new Agent();
 
-  private constructor(ids: readonly string[], extraEnv: Record<string, string>) {
+  private constructor(ids: readonly string[], options: ProcessClusterOptions) {
     this.dataRoot = mkdtempSync(join(tmpdir(), "sctec-cluster-"));
-    this.extraEnv = extraEnv;
+    this.options = options;
     for (const id of ids) this.ports.set(id, 0);
   }
 
   /** founders: the founding voters (default: all); the other nodes are in the address book but not started. */
   private founders: readonly string[] = [];
 
-  /** nodeArgs: extra arguments for each node's `node` (for example --cpu-prof). */
-  private nodeArgs: readonly string[] = [];
-
-  static async start(
-    options: {
-      size?: number;
-      founders?: number;
-      env?: Record<string, string>;
-      nodeArgs?: readonly string[];
-      /** leaderTimeoutMs bounds the wait for the first leader. @default 15000 */
-      leaderTimeoutMs?: number;
-      /** tls: HTTPS and mutual TLS between the nodes, with certificates of a CA made for this run. */
-      tls?: boolean;
-    } = {},
-  ): Promise<ProcessCluster> {
+  static async start(options: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const ids = Array.from({ length: options.size ?? 3 }, (_, position) => `n${position + 1}`);
-    const cluster = new ProcessCluster(ids, options.env ?? {});
+    const cluster = new ProcessCluster(ids, options);
     if (options.tls === true) await cluster.makeTls();
-    cluster.nodeArgs = options.nodeArgs ?? [];
     cluster.founders = ids.slice(0, options.founders ?? ids.length);
-    for (const id of ids) cluster.ports.set(id, await freePort());
+    const range = options.portRange;
+    // Every port is chosen before any node listens, so each must differ from those chosen already
+    // (found by npm run chaos: two nodes on one port, the second died with EADDRINUSE).
+    const taken = new Set<number>();
+    const choose = async (id: string): Promise<number> => {
+      let port = range === undefined ? await freePort() : await freePortIn(range[0], range[1], taken);
+      for (let attempt = 0; range === undefined && taken.has(port) && attempt < 100; attempt++) port = await freePort();
+      if (taken.has(port)) throw new Error(`no port found for ${id} that no other node of this cluster has`);
+      taken.add(port);
+      return port;
+    };
+    for (const id of ids) {
+      cluster.ports.set(id, await choose(id));
+      cluster.raftPorts.set(id, await choose(id));
+      if (options.inspect === true) cluster.inspectorPorts.set(id, await choose(id));
+    }
+    await options.beforeStart?.(cluster);
     for (const id of cluster.founders) cluster.startNode(id);
     try {
       // Generous: three node processes start through tsx, and on a loaded machine (the whole suite
@@ -140,6 +207,22 @@ export class ProcessCluster {
     return fetch(url, { ...init, dispatcher: this.dispatcher });
   }
 
+  /** foundingIds: the nodes that founded the cluster. */
+  foundingIds(): string[] {
+    return [...this.founders];
+  }
+
+  /** pid of a node's running process, or undefined when it is not running. */
+  pid(id: string): number | undefined {
+    const child = this.processes.get(id);
+    return child === undefined || child.exitCode !== null || child.signalCode !== null ? undefined : child.pid;
+  }
+
+  /** runningIds: the nodes whose process is running (paused ones included). */
+  runningIds(): string[] {
+    return this.ids().filter((id) => this.pid(id) !== undefined);
+  }
+
   ids(): string[] {
     return [...this.ports.keys()];
   }
@@ -154,30 +237,53 @@ export class ProcessCluster {
 
   /** startNode (re)starts a node on its port and data directory. */
   startNode(id: string): void {
-    const peers = this.ids()
-      .map((peer) => `${peer}=${this.url(peer)}`)
-      .join(",");
-    const child = spawn(process.execPath, [...this.nodeArgs, "--import", "tsx", "node/main.ts"], {
+    const peers =
+      this.options.peersFor?.(id) ??
+      this.ids()
+        .map((peer) => `${peer}=${this.url(peer)}`)
+        .join(",");
+    const raftPeers =
+      this.options.raftPeersFor?.(id) ??
+      this.ids()
+        .map((peer) => `${peer}=127.0.0.1:${this.raftPorts.get(peer)}`)
+        .join(",");
+    const inspectorPort = this.inspectorPorts.get(id);
+    const inspect = inspectorPort === undefined ? [] : [`--inspect=127.0.0.1:${inspectorPort}`];
+    const command = this.options.nodeCommand ?? ["--import", "tsx", "node/main.ts"];
+    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), ...inspect, ...command], {
       env: {
         ...process.env,
         SCTEC_NODE_ID: id,
         SCTEC_LISTEN: `127.0.0.1:${this.ports.get(id)}`,
         SCTEC_PEERS: peers,
-        SCTEC_DATA_DIR: join(this.dataRoot, id),
+        SCTEC_RAFT_LISTEN: `127.0.0.1:${this.raftPorts.get(id)}`,
+        SCTEC_RAFT_PEERS: raftPeers,
+        SCTEC_DATA_DIR: this.options.dataDirFor?.(id) ?? join(this.dataRoot, id),
         SCTEC_CLUSTER_SECRET: this.clusterSecret,
         SCTEC_API_TOKEN: this.apiToken,
         SCTEC_LOG_FILE: join(this.dataRoot, `${id}.log`),
         SCTEC_FOUNDERS: this.founders.join(","),
         SCTEC_JOIN: this.founders.includes(id) ? "false" : "true",
         ...this.tlsEnvOf(id),
-        ...this.extraEnv,
+        ...this.options.env,
+        ...this.options.envFor?.(id),
       },
       stdio: ["ignore", "ignore", "pipe"],
     });
-    child.stderr?.on("data", (chunk: Buffer) => process.stderr.write(`[${id}] ${chunk}`));
+    const onStderr = this.options.onStderr ?? ((from: string, chunk: Buffer) => process.stderr.write(`[${from}] ${chunk}`));
+    child.stderr?.on("data", (chunk: Buffer) => onStderr(id, chunk));
+    child.once("exit", (code, signal) => this.options.onExit?.(id, child.pid, code, signal));
     this.processes.set(id, child);
+    this.options.onSpawn?.(id, child);
     liveChildren.add(child);
-    child.once("exit", () => liveChildren.delete(child));
+    child.once("exit", (code) => {
+      liveChildren.delete(child);
+      // A node that stopped to be restarted (POST /admin/restart) is started again, as a supervisor would.
+      if (code === restartExitCode && this.processes.get(id) === child && !this.closing) {
+        this.restarts.push(id);
+        this.startNode(id);
+      }
+    });
   }
 
   private tlsEnvOf(id: string): Record<string, string> {
@@ -185,6 +291,9 @@ export class ProcessCluster {
     if (files === undefined) return {};
     return { SCTEC_TLS_CERT_FILE: files.cert, SCTEC_TLS_KEY_FILE: files.key, SCTEC_TLS_CA_FILE: files.ca };
   }
+
+  /** restarts: the nodes started again after they asked to be (exit 75), in order. */
+  readonly restarts: string[] = [];
 
   /** exitedNodes: the nodes whose process this cluster started and which have exited since (a crash, unless a test killed it). */
   exitedNodes(): string[] {
@@ -233,7 +342,10 @@ export class ProcessCluster {
     );
   }
 
+  private closing = false;
+
   async close(): Promise<void> {
+    this.closing = true;
     for (const id of [...this.processes.keys()]) {
       this.signal(id, "SIGCONT");
       await this.kill(id);

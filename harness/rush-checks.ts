@@ -90,6 +90,11 @@ export interface LogReplay {
   readonly refusedWrites: number;
   /** refusedBySession: commands refused for their session (stale_sequence, session_expired): nothing done. */
   readonly refusedBySession: number;
+  /**
+   * expiredGrants: the indexes (fencing tokens) of grants whose lease the cluster expired while
+   * still held: the request was too slow to write before its TTL, and lost the range fairly.
+   */
+  readonly expiredGrants: ReadonlySet<number>;
 }
 
 /**
@@ -112,9 +117,13 @@ export function replayLog(commands: readonly LoggedCommand[], telescopeIds: read
   const attempts: Attempt[] = [];
   const writes: Write[] = [];
   let refusedWrites = 0;
+  const expiredGrants = new Set<number>();
   for (const { index, command } of commands) {
     if (command.type === "expire") {
-      if (held.get(command.resource) === command.token) held.delete(command.resource);
+      if (held.get(command.resource) === command.token) {
+        held.delete(command.resource);
+        expiredGrants.add(command.token);
+      }
       continue;
     }
     // Credentials change who may act, not what is held; the rush runs under the bootstrap token, whose commands no revocation refuses.
@@ -185,8 +194,10 @@ export function replayLog(commands: readonly LoggedCommand[], telescopeIds: read
         for (const lease of command.leases) if (held.get(lease.resource) === lease.token) held.delete(lease.resource);
         break;
       case "renew":
-        if (command.leases.some((lease) => isSlot(lease.resource)))
-          throw new Error(`index ${index}: a renewal of a rush slot's lease: not modelled`);
+        // A holder's client renews a lease it still holds when the booking takes longer than its
+        // renewal point (a loaded machine). Expiry here is an explicit entry, not a clock, so a
+        // renewal of a lease still held changes nothing in this model; one of a lease already gone
+        // is refused by the cluster and takes nothing back either.
         break;
       case "txn": {
         const touched = command.operations.flatMap((operation) => {
@@ -225,7 +236,7 @@ export function replayLog(commands: readonly LoggedCommand[], telescopeIds: read
       }
     }
   }
-  return { attempts, writes, claims, refusedWrites, refusedBySession };
+  return { attempts, writes, claims, refusedWrites, refusedBySession, expiredGrants };
 }
 
 // ---- the checks -----------------------------------------------------------------------------------
@@ -400,21 +411,30 @@ function firstThatCouldWon(replay: LogReplay, storedById: ReadonlyMap<string, Ru
   }
   const winners: WinnerRow[] = [];
   let firstToAsk = 0;
+  // A request that found its range free and held it past its TTL without writing (the cluster
+  // expired its lease) lost the range fairly: it was too slow, and the next request that could win
+  // it is then the first. One that gave up a free range any other way (released it unwritten) did
+  // not, and is reported.
+  let expiredBeforeTheWinner = 0;
+  const couldStillWin = (attempt: Attempt) => attempt.couldWin && !replay.expiredGrants.has(attempt.index);
   for (const [slot, contenders] of [...bySlot].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const firstFree = contenders.find((attempt) => attempt.couldWin);
     const bookingId = replay.claims.get(slot);
     if (bookingId === undefined) {
+      const firstFree = contenders.find(couldStillWin);
       if (firstFree !== undefined) problems.push(`${slot}: the attempt at ${firstFree.index} found it free, yet nobody holds it`);
       continue;
     }
     const booking = storedById.get(bookingId);
     const token = booking === undefined ? Number.NaN : Number(booking.fencingToken);
     const position = contenders.findIndex((attempt) => attempt.index === token);
-    if (firstFree === undefined || firstFree.index !== token) {
+    const before = position < 0 ? contenders : contenders.slice(0, position);
+    const firstFree = before.find(couldStillWin) ?? contenders[position];
+    if (firstFree === undefined || firstFree.index !== token || !firstFree.couldWin) {
       problems.push(
-        `${slot}: won at ${token}, but the first attempt that could win it reached the cluster at ${firstFree?.index ?? "none"}`,
+        `${slot}: won at ${token}, but the first attempt that could win it reached the cluster at ${firstFree?.couldWin === true ? firstFree.index : "none"}`,
       );
     }
+    expiredBeforeTheWinner += before.filter((attempt) => attempt.couldWin).length;
     if (position === 0) firstToAsk += 1;
     const earlier = contenders.slice(0, Math.max(0, position));
     winners.push({
@@ -435,7 +455,7 @@ function firstThatCouldWon(replay: LogReplay, storedById: ReadonlyMap<string, Ru
     check: check(
       "each slot won by the first request to reach the cluster that could win it",
       problems,
-      `${winners.length} slots won: ${firstToAsk} by the first request to ask for them; for the other ${winners.length - firstToAsk}, every earlier request asked for a range with a slot already held or booked by a still earlier one`,
+      `${winners.length} slots won: ${firstToAsk} by the first request to ask for them; for the other ${winners.length - firstToAsk}, every earlier request asked for a range with a slot already held or booked by a still earlier one, or held it free past its TTL without writing (${expiredBeforeTheWinner} such expired grants before a winner)`,
     ),
     winners,
   };

@@ -13,8 +13,8 @@
 // once on a follower.
 
 import { createHash, randomBytes } from "node:crypto";
+import type { Credential } from "../lock/types.ts";
 import type { Role } from "../protocol/roles.ts";
-import type { LockService } from "./lock-service.ts";
 
 /** Identity is who a request comes from: a credential's name and role, and the index that issued its token (none for the bootstrap token). */
 export interface Identity {
@@ -22,6 +22,44 @@ export interface Identity {
   readonly role: Role;
   /** credentialIndex: the index of the entry that issued the token; commands carry it, so the state machine can refuse a revoked one. */
   readonly credentialIndex: number | undefined;
+}
+
+/**
+ * CallerCheck: the token a read or a watch is made under (its credentialIndex; undefined for the
+ * bootstrap admin token) and the role it needs. The Raft side checks it inside the read, as of the
+ * state the read sees (raft-host.ts), so a token revoked before the read began is refused.
+ */
+export interface CallerCheck {
+  readonly credentialIndex: number | undefined;
+  readonly role: Role;
+}
+
+/**
+ * CredentialRefusedError: the Raft side refused a caller's token (revoked or rotated away:
+ * `unauthorized`; a role too low: `forbidden`). It crosses from the raft thread with its code.
+ */
+export class CredentialRefusedError extends Error {
+  readonly code: "unauthorized" | "forbidden";
+  /** role: the role the refused call needed. */
+  readonly role: Role;
+  constructor(code: "unauthorized" | "forbidden", message: string, role: Role) {
+    super(message);
+    this.name = "CredentialRefusedError";
+    this.code = code;
+    this.role = role;
+  }
+}
+
+/** CredentialIdentity: what the API needs of a credential to let a request in (never its token's hash). */
+export type CredentialIdentity = Pick<Credential, "name" | "role" | "issuedIndex">;
+
+/**
+ * CredentialLookup: where the authenticator finds credentials: at once in this node's applied
+ * state (on the HTTP thread, a copy the raft thread keeps up to date), or after a ReadIndex round.
+ */
+export interface CredentialLookup {
+  credentialByTokenHash(tokenHash: string): CredentialIdentity | undefined;
+  findCredential(tokenHash: string): Promise<CredentialIdentity | undefined>;
 }
 
 /** bootstrapAdminName names the bootstrap admin token in logs and answers (`GET /auth/whoami`). */
@@ -55,9 +93,9 @@ export function bearerTokenOf(authorization: string | undefined): string | undef
  */
 export class ApiAuthenticator {
   private readonly bootstrapHash: string;
-  private readonly host: LockService;
+  private readonly host: CredentialLookup;
 
-  constructor(options: { readonly bootstrapToken: string; readonly host: LockService }) {
+  constructor(options: { readonly bootstrapToken: string; readonly host: CredentialLookup }) {
     // Kept as its hash, and compared as one: how long a comparison of two SHA-256 values takes
     // can only tell how many leading hex digits of the hashes agree, which says nothing useful
     // about the token (finding a token whose hash starts a certain way is as hard as ever).
@@ -71,7 +109,7 @@ export class ApiAuthenticator {
     if (token === undefined) return undefined;
     const tokenHash = tokenHashOf(token);
     if (tokenHash === this.bootstrapHash) return { name: bootstrapAdminName, role: "admin", credentialIndex: undefined };
-    const credential = this.host.localState().credentialByTokenHash(tokenHash);
+    const credential = this.host.credentialByTokenHash(tokenHash);
     return credential === undefined ? undefined : { name: credential.name, role: credential.role, credentialIndex: credential.issuedIndex };
   }
 
@@ -85,7 +123,7 @@ export class ApiAuthenticator {
     const token = bearerTokenOf(authorization);
     if (known !== undefined || token === undefined) return known;
     const tokenHash = tokenHashOf(token);
-    const credential = await this.host.linearizableRead((state) => state.credentialByTokenHash(tokenHash));
+    const credential = await this.host.findCredential(tokenHash);
     return credential === undefined ? undefined : { name: credential.name, role: credential.role, credentialIndex: credential.issuedIndex };
   }
 }

@@ -36,6 +36,25 @@ describe("loadNodeConfig", () => {
     expect(() => loadNodeConfig([], { ...env, SCTEC_WATCHERS_MAX: "0" })).toThrow(/SCTEC_WATCHERS_MAX/);
   });
 
+  it("reads and validates the admission limit and its Retry-After", () => {
+    const config = loadNodeConfig([], env);
+    expect(config.requestQueueMax).toBe(1024);
+    expect(config.overloadRetryAfterMs).toBe(250);
+    expect(loadNodeConfig(["--request-queue-max", "64"], env).requestQueueMax).toBe(64);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_REQUEST_QUEUE_MAX: "0" })).toThrow(/SCTEC_REQUEST_QUEUE_MAX \/ --request-queue-max/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_REQUEST_QUEUE_MAX: "lots" })).toThrow(/SCTEC_REQUEST_QUEUE_MAX/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_OVERLOAD_RETRY_AFTER_MS: "-1" })).toThrow(/SCTEC_OVERLOAD_RETRY_AFTER_MS/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_OVERLOAD_RETRY_AFTER_MS: "600000" })).toThrow(/SCTEC_OVERLOAD_RETRY_AFTER_MS/);
+  });
+
+  it("reads and validates the graceful stop's bounds", () => {
+    const config = loadNodeConfig([], env);
+    expect([config.stopTransferMs, config.stopDrainMs]).toEqual([2000, 3000]);
+    expect(loadNodeConfig(["--stop-transfer-ms", "0"], env).stopTransferMs).toBe(0);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_STOP_TRANSFER_MS: "61000" })).toThrow(/SCTEC_STOP_TRANSFER_MS \/ --stop-transfer-ms/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_STOP_DRAIN_MS: "-5" })).toThrow(/SCTEC_STOP_DRAIN_MS/);
+  });
+
   it("reads the status page and metrics settings, with bounds", () => {
     const config = loadNodeConfig([], env);
     expect(config.bookingUrl).toBe("http://127.0.0.1:8080/");
@@ -62,6 +81,41 @@ describe("loadNodeConfig", () => {
       /SCTEC_STATUS_LINKS \/ --status-links: n9 is not in the peer list/,
     );
     expect(() => loadNodeConfig(["--status-links", "n1=ftp://x"], env)).toThrow(/SCTEC_STATUS_LINKS/);
+  });
+
+  it("puts the peers' Raft connections on the HTTP port + 100 unless told otherwise", () => {
+    const config = loadNodeConfig([], env);
+    expect(config.raftListen).toEqual({ host: "127.0.0.1", port: 7101 });
+    expect([...config.raftPeerUrls]).toEqual([
+      ["n1", "ws://127.0.0.1:7101/raft"],
+      ["n2", "ws://127.0.0.1:7102/raft"],
+      ["n3", "ws://127.0.0.1:7103/raft"],
+    ]);
+    // Beyond loopback without TLS only with --insecure (issue 20: the peer port follows the API port's rule).
+    const told = loadNodeConfig(["--raft-listen", "0.0.0.0:9100", "--insecure"], {
+      ...env,
+      SCTEC_RAFT_PEERS: "n2=10.0.0.2:9200, n3=node3:9300",
+    });
+    expect(told.raftListen).toEqual({ host: "0.0.0.0", port: 9100 });
+    expect([...told.raftPeerUrls]).toEqual([
+      ["n1", "ws://127.0.0.1:7101/raft"],
+      ["n2", "ws://10.0.0.2:9200/raft"],
+      ["n3", "ws://node3:9300/raft"],
+    ]);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_RAFT_PEERS: "n9=127.0.0.1:9009" })).toThrow(
+      /SCTEC_RAFT_PEERS \/ --raft-peers: n9 is not in the peer list/,
+    );
+    expect(() => loadNodeConfig([], { ...env, SCTEC_RAFT_PEERS: "n2=http://127.0.0.1:9002" })).toThrow(/is not id=host:port/);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_RAFT_LISTEN: "nowhere" })).toThrow(/SCTEC_RAFT_LISTEN \/ --raft-listen/);
+    // Port + 100 would leave the port range: the address must then be given.
+    const high = { ...env, SCTEC_LISTEN: "127.0.0.1:65500", SCTEC_PEERS: "n1=http://127.0.0.1:65500" };
+    expect(() => loadNodeConfig([], high)).toThrow(/SCTEC_RAFT_LISTEN \/ --raft-listen: is required/);
+    expect(loadNodeConfig([], env).raftRealtime).toBe(false);
+    expect(loadNodeConfig(["--raft-realtime", "true"], env).raftRealtime).toBe(true);
+    expect(() => loadNodeConfig([], { ...env, SCTEC_RAFT_REALTIME: "yes" })).toThrow(/SCTEC_RAFT_REALTIME \/ --raft-realtime/);
+    expect(
+      loadNodeConfig([], { ...high, SCTEC_RAFT_LISTEN: "127.0.0.1:9000", SCTEC_RAFT_PEERS: "n1=127.0.0.1:9000" }).raftListen.port,
+    ).toBe(9000);
   });
 
   it("lets flags override the environment", () => {
@@ -133,6 +187,12 @@ describe("loadNodeConfig", () => {
       /SCTEC_LISTEN \/ --listen: listens on 0.0.0.0, beyond loopback, without TLS: set SCTEC_TLS_CERT_FILE.*--insecure/,
     );
     expect(loadNodeConfig(["--listen", "0.0.0.0:7001", "--insecure"], env).insecure).toBe(true);
+    // The peer port (the raft thread's) follows the same rule, and with TLS its URLs are wss://.
+    expect(() => loadNodeConfig(["--raft-listen", "0.0.0.0:7101"], env)).toThrow(
+      /SCTEC_RAFT_LISTEN \/ --raft-listen: listens on 0.0.0.0, beyond loopback, without TLS/,
+    );
+    expect([...loadNodeConfig([], env).raftPeerUrls.values()].every((url) => url.startsWith("ws://"))).toBe(true);
+    expect([...loadNodeConfig([], { ...https, ...tlsFiles }).raftPeerUrls.values()].every((url) => url.startsWith("wss://"))).toBe(true);
     expect(loadNodeConfig([], { ...https, ...tlsFiles, SCTEC_LISTEN: "0.0.0.0:7001" }).listen.host).toBe("0.0.0.0");
   });
 });

@@ -28,11 +28,51 @@ const peerList = z
     return peers;
   });
 
+/**
+ * raftPortOffset: where a node takes peer (Raft) connections when SCTEC_RAFT_LISTEN does not say:
+ * its HTTP port plus this (7001 → 7101). A peer's Raft address is derived from its SCTEC_PEERS
+ * address the same way unless SCTEC_RAFT_PEERS names it. docs/DESIGN.md says why the peer
+ * connections have a port of their own ("Heartbeats on a thread of their own").
+ */
+export const raftPortOffset = 100;
+
+/** raftPeerList: `id=host:port,…`, the peers' Raft addresses. */
+const raftPeerList = z
+  .string()
+  .min(1)
+  .transform((text, context) => {
+    const peers = new Map<string, { host: string; port: number }>();
+    for (const item of text.split(",")) {
+      const [id, address] = item.split("=").map((part) => part.trim());
+      const match = /^([^:/\s]+):(\d{1,5})$/.exec(address ?? "");
+      if (id === undefined || id === "" || match === null || Number(match[2]) > 65_535) {
+        context.addIssue({ code: "custom", message: `"${item}" is not id=host:port` });
+        return z.NEVER;
+      }
+      peers.set(id, { host: match[1] as string, port: Number(match[2]) });
+    }
+    return peers;
+  });
+
+/** plusRaftOffset: an HTTP address's Raft address by the default rule (the port plus raftPortOffset). */
+function plusRaftOffset(address: { host: string; port: number }): { host: string; port: number } {
+  return { host: address.host, port: address.port + raftPortOffset };
+}
+
 export const nodeConfigSchema = z
   .object({
     nodeId: z.string().regex(nodeIdPattern, nodeIdRule),
     listen,
     peers: peerList,
+    /** raftListen: host:port for the peers' Raft connections (the raft thread's own server); default: listen's port + 100. */
+    raftListen: listen.optional(),
+    /** raftPeers: id=host:port of peers whose Raft address is not their SCTEC_PEERS port + 100. */
+    raftPeers: raftPeerList.optional(),
+    /**
+     * raftRealtime: run the raft thread under the real-time round-robin policy (SCHED_RR, priority
+     * 1), so that busy neighbours on the machine cannot delay its ticks; needs CAP_SYS_NICE.
+     */
+    raftRealtime: z.enum(["true", "false"]).transform((value) => value === "true"),
     dataDir: z.string().min(1),
     clusterId: z.string().min(1).max(64),
     clusterSecret: z.string().min(16, "must be at least 16 characters"),
@@ -49,6 +89,17 @@ export const nodeConfigSchema = z
     watchBytesMax: integer(1024 * 1024, 4 * 1024 * 1024 * 1024),
     /** watchersMax: how many watch polls may wait at once; one more is refused (429 too_many_watchers). */
     watchersMax: integer(1, 100_000),
+    /**
+     * requestQueueMax: client API requests in flight at once (admission.ts); one more is answered
+     * at once 503 overloaded with Retry-After.
+     */
+    requestQueueMax: integer(1, 1_000_000),
+    /** overloadRetryAfterMs: the wait an overloaded answer asks for (Retry-After in whole seconds, details.retryAfterMs exactly). */
+    overloadRetryAfterMs: integer(0, 60_000),
+    /** stopTransferMs bounds a stopping leader's hand-over of its leadership (graceful-stop.ts); 0 skips it. */
+    stopTransferMs: integer(0, 60_000),
+    /** stopDrainMs bounds how long a stopping node lets its client requests in flight finish. */
+    stopDrainMs: integer(0, 60_000),
     logPretty: z.enum(["true", "false"]).transform((value) => value === "true"),
     /** join: this node joins a running cluster (added as a learner) instead of founding one with its peers. */
     join: z.enum(["true", "false"]).transform((value) => value === "true"),
@@ -98,25 +149,63 @@ export const nodeConfigSchema = z
     if (config.electionTimeoutTicks <= config.heartbeatIntervalTicks) {
       context.addIssue({ code: "custom", path: ["electionTimeoutTicks"], message: "must exceed heartbeatIntervalTicks" });
     }
+    for (const id of config.raftPeers?.keys() ?? []) {
+      if (!config.peers.has(id)) context.addIssue({ code: "custom", path: ["raftPeers"], message: `${id} is not in the peer list` });
+    }
+    if (config.raftListen === undefined && config.listen.port + raftPortOffset > 65_535) {
+      context.addIssue({
+        code: "custom",
+        path: ["raftListen"],
+        message: `is required when the HTTP port is above ${65_535 - raftPortOffset}`,
+      });
+    }
+    for (const [id, url] of config.peers) {
+      const port = Number(new URL(url).port || (url.startsWith("https://") ? 443 : 80));
+      if (config.raftPeers?.has(id) !== true && port + raftPortOffset > 65_535) {
+        context.addIssue({
+          code: "custom",
+          path: ["raftPeers"],
+          message: `must name ${id}'s Raft address (its HTTP port is above ${65_535 - raftPortOffset})`,
+        });
+      }
+    }
     checkTls(config, context);
   })
-  .transform(({ tlsCertFile, tlsKeyFile, tlsCaFile, ...config }) => ({
-    ...config,
-    /** tls: the files to serve and dial peers with; undefined serves plain HTTP. */
-    tls:
+  .transform(({ tlsCertFile, tlsKeyFile, tlsCaFile, ...config }) => {
+    const tls =
       tlsCertFile === undefined || tlsKeyFile === undefined || tlsCaFile === undefined
         ? undefined
-        : ({ certFile: tlsCertFile, keyFile: tlsKeyFile, caFile: tlsCaFile } satisfies TlsFiles),
-  }));
+        : ({ certFile: tlsCertFile, keyFile: tlsKeyFile, caFile: tlsCaFile } satisfies TlsFiles);
+    return {
+      ...config,
+      raftListen: config.raftListen ?? plusRaftOffset(config.listen),
+      /**
+       * raftPeerUrls: every member's Raft WebSocket URL (ws://host:port/raft, or wss:// with TLS:
+       * the peer link is then mutual TLS), this node's included.
+       */
+      raftPeerUrls: new Map(
+        [...config.peers].map(([id, url]) => {
+          const http = new URL(url);
+          const address =
+            config.raftPeers?.get(id) ??
+            plusRaftOffset({ host: http.hostname, port: Number(http.port || (http.protocol === "https:" ? 443 : 80)) });
+          return [id, `${tls === undefined ? "ws" : "wss"}://${address.host}:${address.port}/raft`];
+        }),
+      ),
+      /** tls: the files to serve and dial peers with; undefined serves plain HTTP. */
+      tls,
+    };
+  });
 
 /**
  * checkTls: the three TLS files come together; with them every peer is an https:// URL (the peer
- * link is then mutual TLS), without them an http:// one; and a listen beyond loopback needs TLS
- * or --insecure.
+ * link is then mutual TLS), without them an http:// one; and a listen beyond loopback, the API's
+ * or the peer port's, needs TLS or --insecure.
  */
 function checkTls(
   config: { tlsCertFile?: string | undefined; tlsKeyFile?: string | undefined; tlsCaFile?: string | undefined; insecure: boolean } & {
     listen: { host: string };
+    raftListen?: { host: string } | undefined;
     peers: ReadonlyMap<string, string>;
   },
   context: z.RefinementCtx,
@@ -140,13 +229,19 @@ function checkTls(
       context.addIssue({ code: "custom", path: ["peers"], message: `${id} must be an ${scheme} URL ${tls ? "with" : "without"} TLS` });
     }
   }
-  const problem = plainListenProblem(config.listen.host, {
-    tls,
-    insecure: config.insecure,
-    tlsSettings: "SCTEC_TLS_CERT_FILE, SCTEC_TLS_KEY_FILE and SCTEC_TLS_CA_FILE",
-    insecureSetting: "--insecure (SCTEC_INSECURE=true)",
-  });
-  if (problem !== undefined) context.addIssue({ code: "custom", path: ["listen"], message: problem });
+  const listens: [key: "listen" | "raftListen", host: unknown][] = [["listen", config.listen?.host]];
+  if (config.raftListen !== undefined) listens.push(["raftListen", config.raftListen?.host]);
+  for (const [key, host] of listens) {
+    // A listen setting that did not parse was reported already (zod goes on refining with its issue).
+    if (typeof host !== "string") continue;
+    const problem = plainListenProblem(host, {
+      tls,
+      insecure: config.insecure,
+      tlsSettings: "SCTEC_TLS_CERT_FILE, SCTEC_TLS_KEY_FILE and SCTEC_TLS_CA_FILE",
+      insecureSetting: "--insecure (SCTEC_INSECURE=true)",
+    });
+    if (problem !== undefined) context.addIssue({ code: "custom", path: [key], message: problem });
+  }
 }
 
 export type NodeConfig = z.output<typeof nodeConfigSchema>;
@@ -156,6 +251,9 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, SettingSource & { 
   nodeId: { env: "SCTEC_NODE_ID", flag: "node-id" },
   listen: { env: "SCTEC_LISTEN", flag: "listen" },
   peers: { env: "SCTEC_PEERS", flag: "peers" },
+  raftListen: { env: "SCTEC_RAFT_LISTEN", flag: "raft-listen" },
+  raftPeers: { env: "SCTEC_RAFT_PEERS", flag: "raft-peers" },
+  raftRealtime: { env: "SCTEC_RAFT_REALTIME", flag: "raft-realtime", fallback: "false" },
   dataDir: { env: "SCTEC_DATA_DIR", flag: "data-dir" },
   clusterId: { env: "SCTEC_CLUSTER_ID", flag: "cluster-id", fallback: "sctec-local" },
   clusterSecret: { env: "SCTEC_CLUSTER_SECRET", flag: "cluster-secret", secret: true },
@@ -169,6 +267,10 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, SettingSource & { 
   watchEventsMax: { env: "SCTEC_WATCH_EVENTS_MAX", flag: "watch-events-max", fallback: "10000" },
   watchBytesMax: { env: "SCTEC_WATCH_BYTES_MAX", flag: "watch-bytes-max", fallback: "67108864" },
   watchersMax: { env: "SCTEC_WATCHERS_MAX", flag: "watchers-max", fallback: "1000" },
+  requestQueueMax: { env: "SCTEC_REQUEST_QUEUE_MAX", flag: "request-queue-max", fallback: "1024" },
+  overloadRetryAfterMs: { env: "SCTEC_OVERLOAD_RETRY_AFTER_MS", flag: "overload-retry-after-ms", fallback: "250" },
+  stopTransferMs: { env: "SCTEC_STOP_TRANSFER_MS", flag: "stop-transfer-ms", fallback: "2000" },
+  stopDrainMs: { env: "SCTEC_STOP_DRAIN_MS", flag: "stop-drain-ms", fallback: "3000" },
   logPretty: { env: "SCTEC_LOG_PRETTY", flag: "log-pretty", fallback: "false" },
   join: { env: "SCTEC_JOIN", flag: "join", fallback: "false" },
   founders: { env: "SCTEC_FOUNDERS", flag: "founders" },

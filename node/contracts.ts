@@ -25,6 +25,9 @@ export interface DurableLog {
    * snapshot received from the leader (which replaces every entry up to its index).
    */
   save(update: { readonly hardState?: HardState; readonly entries: readonly Entry[]; readonly snapshot?: Snapshot }): Promise<void>;
+  // save and compact reject with DiskFullError when the disk is full: the write may or may not
+  // have reached the disk, and the same write may be tried again (it succeeds once there is
+  // space). Any other rejection is a storage failure the node must not survive.
   /** compact records a snapshot this node took at an applied index and deletes the entries it covers. */
   compact(snapshot: Snapshot): Promise<void>;
   close(): Promise<void>;
@@ -64,4 +67,17 @@ export interface PeerTransport {
    */
   peerStatus(): ReadonlyMap<NodeId, PeerLinkStatus>;
   close(): Promise<void>;
+}
+
+/**
+ * DiskFullError: a write of the durable log found no space on its disk (ENOSPC, EDQUOT). It was
+ * not acknowledged, and the log is ready for the same write again; the node waits for space
+ * rather than die, and refuses requests meanwhile.
+ */
+export class DiskFullError extends Error {
+  readonly code = "disk_full";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "DiskFullError";
+  }
 }

@@ -78,6 +78,14 @@ describe("the node HTTP API", () => {
     expect(granted.status).toBe(200);
     const admin = await call(leaderUrl(), "POST", "/admin/transfer", { to: "n1" }, { token: locker.body.token });
     expect(admin).toMatchObject({ status: 403, body: { error: { code: "forbidden", details: { role: "admin" } } } });
+    // A restart (what a rolling restart asks of each node) is the admin's too, on every node.
+    for (const url of cluster.urls.values()) {
+      const restart = await call(url, "POST", "/admin/restart", {}, { token: locker.body.token });
+      expect(restart).toMatchObject({
+        status: 403,
+        body: { error: { code: "forbidden", details: { role: "admin", tokenRole: "locker" } } },
+      });
+    }
     expect((await call(leaderUrl(), "GET", "/admin/credentials", undefined, { token: locker.body.token })).status).toBe(403);
     const listed = await call(followerUrl(), "GET", "/admin/credentials");
     expect(listed.body.credentials.map((each: { name: string }) => each.name)).toEqual(["booking-api", "dashboard"]);

@@ -22,7 +22,6 @@ import express, { type NextFunction, type Request, type Response } from "express
 import type { Logger } from "pino";
 import { type Dispatcher, request as httpRequest } from "undici";
 import type { z } from "zod";
-import type { Applied } from "../lock/lock-state-machine.ts";
 import type { LockCommand, LockEvent, LockResult, Session } from "../lock/types.ts";
 import {
   type CommitAnswer,
@@ -41,6 +40,7 @@ import {
   type RangePage,
   type ReleaseAnswer,
   type RenewAnswer,
+  type RestartAnswer,
   type RevokedCredential,
   rangeQuerySchema,
   type TransferAnswer,
@@ -57,15 +57,15 @@ import { type Role, roleIncludes } from "../protocol/roles.ts";
 import type { NodeStatus } from "../protocol/status.ts";
 import { type WatchAnswer, type WatchEvent, watchQuerySchema } from "../protocol/watch.ts";
 import { type NodeId, nodeId } from "../raft/index.ts";
-import { ApiAuthenticator, type Identity, newToken, tokenHashOf } from "./api-auth.ts";
-import type { PeerTransport } from "./contracts.ts";
+import { retryAfterSeconds } from "./admission.ts";
+import { ApiAuthenticator, type CallerCheck, CredentialRefusedError, type Identity, newToken, tokenHashOf } from "./api-auth.ts";
 import { DriverError } from "./driver/raft-driver.ts";
-import type { LockService, LockStateView } from "./lock-service.ts";
+import type { ApiHost } from "./raft-host.ts";
 import { WatchError } from "./watch-hub.ts";
 
 export interface ApiOptions {
-  readonly host: LockService;
-  readonly transport: PeerTransport;
+  /** host: the Raft side (raft-host.ts), in this thread or on the raft thread. */
+  readonly host: ApiHost;
   /** apiToken: the bootstrap admin token (SCTEC_API_TOKEN); every other token is a credential in the replicated state. */
   readonly apiToken: string;
   /** clusterSecret signs the x-sctec-forwarded header between members (forwardedHeader). */
@@ -76,6 +76,18 @@ export interface ApiOptions {
   readonly logger: Logger;
   /** dispatcher: what forwarding to the leader goes through; over TLS, one that trusts the cluster's CA. @default undici's global one */
   readonly dispatcher?: () => Dispatcher;
+  /**
+   * overloadRetryAfterMs: the wait an `overloaded` answer asks for (Retry-After, and
+   * `details.retryAfterMs`), as the admission gate's (admission.ts). @default 1000
+   */
+  readonly overloadRetryAfterMs?: number;
+  /** bootId names this process (GET /status `bootId`, new at every start). */
+  readonly bootId?: string;
+  /**
+   * restart stops the node gracefully to be started again by its supervisor (POST
+   * /admin/restart); called once the 202 is sent. Without it the endpoint answers 404.
+   */
+  readonly restart?: () => void;
 }
 
 // The bodies' schemas are the wire contract's (protocol/api.ts), built from the command schemas'
@@ -108,6 +120,9 @@ class ApiError extends Error {
   }
 }
 
+/** defaultOverloadRetryAfterMs: the wait an `overloaded` answer asks for when ApiOptions names none. */
+const defaultOverloadRetryAfterMs = 1000;
+
 /** createApi builds the express app. The WebSocket upgrade for /raft is attached to the same server by the caller. */
 export function createApi(options: ApiOptions): express.Express {
   const app = express();
@@ -119,11 +134,13 @@ export function createApi(options: ApiOptions): express.Express {
     next();
   });
   app.use(express.json({ limit: options.bodyBytesMax, strict: true }));
-  app.get("/healthz", (_request, response) => {
-    const status = options.host.status();
+  app.get("/healthz", async (_request, response) => {
+    const { status } = await options.host.hostStatus();
     response.json({ ok: true, nodeId: status.id, role: status.role, leaderId: status.leaderId } satisfies HealthAnswer);
   });
-  app.get("/status", (_request, response) => response.json(statusBody(options)));
+  app.get("/status", async (_request, response) => {
+    response.json(await statusBody(options));
+  });
   const auth = new ApiAuthenticator({ bootstrapToken: options.apiToken, host: options.host });
   app.use(authenticate(options, auth));
   for (const [path, handler] of hotHandlers(options)) app.post(path, requireRole("locker"), handle(options, handler));
@@ -135,12 +152,13 @@ export function createApi(options: ApiOptions): express.Express {
     ["get", "/auth/whoami", "reader", (_request, _log, _response, identity) => whoamiHandler(options, identity)],
     ["post", "/admin/members", "admin", (request, _log, _response, identity) => memberHandler(options, request, identity)],
     ["post", "/admin/transfer", "admin", (request, _log, _response, identity) => transferHandler(options, request, identity)],
+    ["post", "/admin/restart", "admin", (request, _log, response, identity) => restartHandler(options, request, response, identity)],
     ...credentialRoutes(options),
   ];
   for (const [method, path, role, handler] of routes) app[method](path, requireRole(role), handle(options, handler));
   app.use((_request: Request, response: Response) => sendError(response, new ApiError("not_found", "no such endpoint")));
   app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) =>
-    respondWithError(response, error, options.logger),
+    respondWithError(response, error, options.logger, options.overloadRetryAfterMs ?? defaultOverloadRetryAfterMs),
   );
   return app;
 }
@@ -284,7 +302,7 @@ function serve(options: ApiOptions, handler: Handler) {
         await forward(options, request, response, requestId, error.leaderHint, log);
         return;
       }
-      respondWithError(response, error, log);
+      respondWithError(response, error, log, options.overloadRetryAfterMs ?? defaultOverloadRetryAfterMs);
     }
   };
 }
@@ -328,6 +346,9 @@ async function forward(
       bodyTimeout: 10_000,
       ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher() }),
     });
+    // The leader's Retry-After (an overloaded leader's) goes back to the caller with its answer.
+    const retryAfter = answer.headers["retry-after"];
+    if (typeof retryAfter === "string") response.setHeader("retry-after", retryAfter);
     sendText(response, answer.statusCode, await answer.body.text());
   } catch (error) {
     sendError(response, new ApiError("no_leader", `the leader ${leaderId} did not answer: ${(error as Error).message}`));
@@ -376,7 +397,7 @@ function authenticate(options: ApiOptions, auth: ApiAuthenticator) {
         const log = options.logger.child({ requestId });
         if (error instanceof DriverError && error.code === "not_leader")
           void forward(options, request, response, requestId, error.leaderHint, log);
-        else respondWithError(response, error, log);
+        else respondWithError(response, error, log, options.overloadRetryAfterMs ?? defaultOverloadRetryAfterMs);
       },
     );
   };
@@ -407,17 +428,12 @@ function credentialOf(identity: Identity): { credentialIndex?: number } {
 }
 
 /**
- * readAs runs `read` after a ReadIndex round, if the caller's token still allows `role` as of
- * that state: a token revoked before the read began is refused on every node, a follower
+ * callerOf: the caller's token and the role a read needs, for the Raft side to check inside the
+ * read (raft-host.ts): a token revoked before the read began is refused on every node, a follower
  * included (its ReadIndex round waits until it has applied the revocation).
  */
-async function readAs<T>(options: ApiOptions, identity: Identity, role: Role, read: (state: LockStateView) => T): Promise<T> {
-  const outcome = await options.host.linearizableRead((state) => {
-    const refusal = state.credentialRefusal(identity.credentialIndex, role);
-    return refusal === undefined ? { value: read(state) } : { refusal };
-  });
-  if ("refusal" in outcome) throw new ApiError(outcome.refusal.code, outcome.refusal.message, { role });
-  return outcome.value;
+function callerOf(identity: Identity, role: Role): CallerCheck {
+  return { credentialIndex: identity.credentialIndex, role };
 }
 
 /**
@@ -429,7 +445,7 @@ async function readAs<T>(options: ApiOptions, identity: Identity, role: Role, re
 async function confirmToken(options: ApiOptions, request: ApiRequest, identity: Identity, role: Role): Promise<void> {
   if (identity.credentialIndex === undefined) return;
   try {
-    await readAs(options, identity, role, () => undefined);
+    await options.host.confirmCaller(callerOf(identity, role));
   } catch (error) {
     if (!(error instanceof DriverError && error.code === "not_leader")) throw error;
     await confirmAtLeader(options, request, error.leaderHint, role);
@@ -538,7 +554,7 @@ async function leaseHandler(
 ): Promise<{ status: number; body: unknown }> {
   const body = parse(leaseRequestSchema, request.body);
   const leases = resourcesOf(body).map((resource) => ({ resource, token: body.token }));
-  const applied: Applied = await options.host.propose({ type, ...sessionOf(body), ...credentialOf(identity), leases });
+  const applied = await options.host.propose({ type, ...sessionOf(body), ...credentialOf(identity), leases });
   if (applied.result.status === "released") {
     options.logger.info({ event: "lock_released", leases }, `lock for ${leases.map((lease) => lease.resource).join(", ")} released`);
   }
@@ -564,7 +580,7 @@ async function txnHandler(options: ApiOptions, request: ApiRequest, identity: Id
 
 async function kvGetHandler(options: ApiOptions, request: ApiRequest, identity: Identity): Promise<{ status: number; body: unknown }> {
   const key = parse(nameSchema, request.params["key"]);
-  const value = await readAs(options, identity, "reader", (machine) => machine.get(key));
+  const value = await options.host.readKey(key, callerOf(identity, "reader"));
   if (value === undefined) throw new ApiError("not_found", `no key ${key}`);
   return { status: 200, body: { key, value: value.value, token: String(value.token), modIndex: value.modIndex } satisfies KeyValue };
 }
@@ -575,10 +591,7 @@ async function kvGetHandler(options: ApiOptions, request: ApiRequest, identity: 
  */
 async function kvRangeHandler(options: ApiOptions, request: ApiRequest, identity: Identity): Promise<{ status: number; body: unknown }> {
   const query = parse(rangeQuerySchema, request.query);
-  const { items, more, index } = await readAs(options, identity, "reader", (machine) => ({
-    ...machine.range(query.prefix, query.limit, query.after),
-    index: machine.appliedIndex(),
-  }));
+  const { items, more, index } = await options.host.readRange(query, callerOf(identity, "reader"));
   return {
     status: 200,
     body: {
@@ -614,14 +627,14 @@ async function watchHandler(
   response.on("close", () => hungUp.abort());
   const answer = await options.host.watch({
     prefix: query.prefix,
-    after: query.after ?? options.host.localState().appliedIndex(),
+    after: query.after, // Without one: from the node's applied index.
     limit: query.limit,
     timeoutMs: query.timeoutMs,
     signal: hungUp.signal,
+    // Checked on this node's applied state before the answer: the events are this node's applied
+    // ones, so a revocation before any of them is applied here too.
+    caller: callerOf(identity, "reader"),
   });
-  // The events are this node's applied ones, so a revocation before any of them is applied here too.
-  const refusal = options.host.localState().credentialRefusal(identity.credentialIndex, "reader");
-  if (refusal !== undefined) throw new ApiError(refusal.code, refusal.message, { role: "reader" });
   return { status: 200, body: { events: answer.events.map(eventBody), lastIndex: answer.lastIndex } satisfies WatchAnswer };
 }
 
@@ -631,17 +644,8 @@ function eventBody(event: LockEvent): WatchEvent {
 }
 
 async function leasesHandler(options: ApiOptions, identity: Identity): Promise<{ status: number; body: unknown }> {
-  const leases = await readAs(options, identity, "reader", (machine) => machine.leases());
-  return {
-    status: 200,
-    body: {
-      leases: leases.map((lease) => ({
-        ...lease,
-        token: String(lease.token),
-        leaderDeadlineMs: options.host.leaseDeadlineMs(lease.resource) ?? null,
-      })),
-    } satisfies LeasesAnswer,
-  };
+  const leases = await options.host.readLeases(callerOf(identity, "reader"));
+  return { status: 200, body: { leases: leases.map((lease) => ({ ...lease, token: String(lease.token) })) } satisfies LeasesAnswer };
 }
 
 async function memberHandler(options: ApiOptions, request: ApiRequest, identity: Identity): Promise<{ status: number; body: unknown }> {
@@ -653,8 +657,12 @@ async function memberHandler(options: ApiOptions, request: ApiRequest, identity:
   } catch (error) {
     // A change already in effect is answered as done: a client that retries after a lost answer
     // (a timeout on a loaded machine) must not be told that its own change "does not fit".
-    if (error instanceof DriverError && error.dropReason === "invalid_conf_change" && changeInEffect(options.host.status(), body)) {
-      return { status: 200, body: { applied: body, alreadyInEffect: true, status: statusBody(options) } satisfies MemberAnswer };
+    if (
+      error instanceof DriverError &&
+      error.dropReason === "invalid_conf_change" &&
+      changeInEffect((await options.host.hostStatus()).status, body)
+    ) {
+      return { status: 200, body: { applied: body, alreadyInEffect: true, status: await statusBody(options) } satisfies MemberAnswer };
     }
     // Refusals that are the caller's to fix are 4xx; "a change is pending" stays a retryable 503.
     if (error instanceof DriverError && error.dropReason === "learner_not_caught_up") {
@@ -666,7 +674,7 @@ async function memberHandler(options: ApiOptions, request: ApiRequest, identity:
     throw error;
   }
   options.logger.info({ event: "membership_change_applied", ...body }, `membership change applied: ${body.action} ${body.nodeId}`);
-  return { status: 200, body: { applied: body, status: statusBody(options) } satisfies MemberAnswer };
+  return { status: 200, body: { applied: body, status: await statusBody(options) } satisfies MemberAnswer };
 }
 
 /** changeInEffect: whether the membership this node has applied already is what `change` asks for. */
@@ -697,7 +705,7 @@ async function transferHandler(options: ApiOptions, request: ApiRequest, identit
 
 /** whoamiHandler names the caller's credential and role (GET /auth/whoami), as of a ReadIndex round: a revoked token learns so. */
 async function whoamiHandler(options: ApiOptions, identity: Identity): Promise<{ status: number; body: unknown }> {
-  await readAs(options, identity, "reader", () => undefined);
+  await options.host.confirmCaller(callerOf(identity, "reader"));
   return { status: 200, body: { name: identity.name, role: identity.role } satisfies WhoamiAnswer };
 }
 
@@ -734,11 +742,8 @@ function credentialRoutes(options: ApiOptions): readonly ["get" | "post", string
       "/admin/credentials",
       "admin",
       async (_request, _log, _response, identity) => {
-        const credentials = await readAs(options, identity, "admin", (state) => state.credentialList());
-        const infos = credentials.map(
-          ({ name, role, createdIndex, issuedIndex }): CredentialInfo => ({ name, role, createdIndex, issuedIndex }),
-        );
-        return { status: 200, body: { credentials: infos } satisfies CredentialList };
+        const credentials: CredentialInfo[] = await options.host.credentialList(callerOf(identity, "admin"));
+        return { status: 200, body: { credentials } satisfies CredentialList };
       },
     ],
     [
@@ -764,6 +769,29 @@ function credentialRoutes(options: ApiOptions): readonly ["get" | "post", string
       },
     ],
   ];
+}
+
+/**
+ * restartHandler answers 202 and then, once the answer is out, has the node stop gracefully to be
+ * started again (node/graceful-stop.ts). It is not forwarded: it names the node it is sent to. It
+ * needs the admin role, confirmed linearizably as a transfer's is (a revoked admin token cannot
+ * restart a node on a follower that has not applied the revocation yet).
+ */
+async function restartHandler(
+  options: ApiOptions,
+  request: ApiRequest,
+  response: ServerResponse,
+  identity: Identity,
+): Promise<{ status: number; body: unknown }> {
+  const restart = options.restart;
+  if (restart === undefined) throw new ApiError("not_found", "this node cannot restart itself (it runs without a supervisor hook)");
+  await confirmToken(options, request, identity, "admin");
+  options.logger.info({ event: "restart_requested" }, "restart requested (POST /admin/restart): stopping gracefully");
+  response.once("finish", () => restart());
+  return {
+    status: 202,
+    body: { nodeId: options.host.nodeId, restarting: true, bootId: options.bootId ?? "" } satisfies RestartAnswer,
+  };
 }
 
 /** resultResponse maps a state machine result to an HTTP answer (tokens as decimal strings). */
@@ -798,10 +826,10 @@ function leaseRefsBody(leases: readonly { readonly resource: string; readonly to
   return leases.map((lease) => ({ ...lease, token: String(lease.token) }));
 }
 
-function statusBody(options: ApiOptions): NodeStatus {
-  const status = options.host.status();
+async function statusBody(options: ApiOptions): Promise<NodeStatus> {
+  const { status, peers: links, watch, storage } = await options.host.hostStatus();
   const peers = Object.fromEntries(
-    [...options.transport.peerStatus()].map(([id, peer]) => [
+    links.map(([id, peer]) => [
       id,
       {
         connected: peer.connected,
@@ -811,12 +839,27 @@ function statusBody(options: ApiOptions): NodeStatus {
       },
     ]),
   );
-  return { nodeId: status.id, pid: process.pid, ...status, peers, watch: options.host.watchStatus() };
+  return {
+    nodeId: status.id,
+    pid: process.pid,
+    ...(options.bootId === undefined ? {} : { bootId: options.bootId }),
+    ...status,
+    peers,
+    watch,
+    storage,
+  };
 }
 
-function toApiError(error: unknown): ApiError {
+/** overloadedError: the lock service's own `overloaded` (too many proposals pending), with the wait to ask for. */
+function overloadedError(message: string, retryAfterMs: number): ApiError {
+  return new ApiError("overloaded", `${message}; retry in ${retryAfterMs} ms`, { retryAfterMs });
+}
+
+function toApiError(error: unknown, retryAfterMs: number): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof WatchError) return new ApiError(error.code, error.message, error.details);
+  if (error instanceof CredentialRefusedError) return new ApiError(error.code, error.message, { role: error.role });
+  if (error instanceof DriverError && error.code === "overloaded") return overloadedError(error.message, retryAfterMs);
   if (error instanceof DriverError)
     return new ApiError(error.code, error.message, error.leaderHint === null ? undefined : { leaderId: error.leaderHint });
   const status = (error as { status?: number; type?: string }).status;
@@ -829,8 +872,8 @@ function toApiError(error: unknown): ApiError {
 }
 
 /** respondWithError answers with the error's code and status; an unexpected error is logged as well. */
-function respondWithError(response: ServerResponse, error: unknown, log: Logger): void {
-  const apiError = toApiError(error);
+function respondWithError(response: ServerResponse, error: unknown, log: Logger, retryAfterMs: number): void {
+  const apiError = toApiError(error, retryAfterMs);
   if (apiError.code === "internal") log.error({ err: error }, "internal error");
   sendError(response, apiError);
 }
@@ -853,6 +896,8 @@ function sendText(response: ServerResponse, status: number, json: string): void 
 }
 
 function sendError(response: ServerResponse, error: ApiError): void {
+  const retryAfterMs = (error.details as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  if (error.code === "overloaded" && typeof retryAfterMs === "number") response.setHeader("retry-after", retryAfterSeconds(retryAfterMs));
   sendJson(response, errorStatus[error.code], {
     error: { code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) },
   } satisfies ErrorAnswer);

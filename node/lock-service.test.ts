@@ -13,7 +13,7 @@ import { decodeCommand } from "../lock/codec.ts";
 import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
 import type { LockCommand } from "../lock/types.ts";
 import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../raft/index.ts";
-import type { DurableLog } from "./contracts.ts";
+import { DiskFullError, type DurableLog } from "./contracts.ts";
 import { systemClock } from "./driver/clock.ts";
 import { DriverError } from "./driver/raft-driver.ts";
 import { LockService } from "./lock-service.ts";
@@ -23,12 +23,29 @@ const ids = ["n1", "n2", "n3"].map(nodeId);
 const logger = pino({ level: "silent" });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** GatedDurableLog holds every save while `gate` is set, to keep a node from acknowledging entries. */
+/**
+ * GatedDurableLog holds every save while `gate` is set, to keep a node from acknowledging entries,
+ * and refuses every write with DiskFullError while `full` is set (storing nothing), as
+ * LevelDurableLog does on a full disk.
+ */
 class GatedDurableLog extends MemoryDurableLog {
   gate: Promise<void> | undefined = undefined;
+  full = false;
+  refusedWrites = 0;
+  /** entriesPerSave: how many entries each save carried (one save per Ready). */
+  readonly entriesPerSave: number[] = [];
   override async save(update: Parameters<DurableLog["save"]>[0]): Promise<void> {
+    this.entriesPerSave.push(update.entries.length);
     if (this.gate !== undefined) await this.gate;
+    if (this.full) {
+      this.refusedWrites++;
+      throw new DiskFullError("test: no space left on device");
+    }
     return super.save(update);
+  }
+  override async compact(snapshot: Parameters<DurableLog["compact"]>[0]): Promise<void> {
+    if (this.full) throw new DiskFullError("test: no space left on device");
+    return super.compact(snapshot);
   }
 }
 
@@ -40,7 +57,7 @@ interface TestCluster {
 
 const clusters: TestCluster[] = [];
 
-async function startHost(cluster: TestCluster, id: NodeId, seed: number): Promise<LockService> {
+async function startHost(cluster: TestCluster, id: NodeId, seed: number, inputsPerTurnMax = 256): Promise<LockService> {
   const host = await LockService.start({
     nodeId: id,
     raft: { ...raftConfigDefaults, electionTimeoutTicks: 10, heartbeatIntervalTicks: 2, random: createSeededRandom(seed) },
@@ -52,6 +69,7 @@ async function startHost(cluster: TestCluster, id: NodeId, seed: number): Promis
     snapshotIntervalEntries: 20,
     proposalTimeoutMs: 2000,
     pendingRequestsMax: 1000,
+    inputsPerTurnMax,
     watchEventsMax: 10_000,
     watchBytesMax: 64 * 1024 * 1024,
     watchersMax: 1000,
@@ -62,14 +80,14 @@ async function startHost(cluster: TestCluster, id: NodeId, seed: number): Promis
   return host;
 }
 
-async function startCluster(): Promise<TestCluster> {
+async function startCluster(inputsPerTurnMax?: number): Promise<TestCluster> {
   const cluster: TestCluster = {
     hub: new MemoryTransportHub(),
     logs: new Map(ids.map((id) => [id, new GatedDurableLog()])),
     hosts: new Map(),
   };
   clusters.push(cluster);
-  for (const [position, id] of ids.entries()) await startHost(cluster, id, position + 1);
+  for (const [position, id] of ids.entries()) await startHost(cluster, id, position + 1, inputsPerTurnMax);
   return cluster;
 }
 
@@ -112,6 +130,32 @@ function acquire(clientId: string, resources: string[], options: { ttlMs?: numbe
 }
 
 describe("LockService", () => {
+  it("feeds a flood of proposals to the core at most inputsPerTurnMax a turn, so a tick never waits behind all of them", async () => {
+    const cluster = await startCluster(16);
+    const leader = await leaderOf(cluster);
+    const log = cluster.logs.get(leader.nodeId) as GatedDurableLog;
+    // Hold the leader's disk: 200 proposals queue up behind the write in flight.
+    let open = () => {};
+    log.gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const first = leader.propose(acquire(`flood-first-${sequence}`, ["flood-first"]));
+    await sleep(30); // The first proposal's write is in flight (held).
+    const flood = Array.from({ length: 200 }, (_, position) =>
+      leader.propose(acquire(`flood-${sequence}-${position}`, [`flood-${position}`])),
+    );
+    await sleep(30);
+    const savesBefore = log.entriesPerSave.length;
+    log.gate = undefined;
+    open();
+    const results = await Promise.all([first, ...flood]);
+    expect(results.every((applied) => applied.result.status === "granted")).toBe(true);
+    const batches = log.entriesPerSave.slice(savesBefore).filter((count) => count > 0);
+    // Bug (planted and seen to fail: every queued input fed in one turn): one Ready, one save of 200 entries.
+    expect(Math.max(...batches)).toBeLessThanOrEqual(16);
+    expect(batches.reduce((sum, count) => sum + count, 0)).toBeGreaterThanOrEqual(200);
+  });
+
   it("elects a leader and grants a lease with the entry index as fencing token; a second acquire conflicts", async () => {
     const cluster = await startCluster();
     const leader = await leaderOf(cluster);
@@ -226,6 +270,49 @@ describe("LockService", () => {
   });
 });
 
+describe("LockService on a full disk", () => {
+  it("a leader whose disk is full stops, refuses requests (disk_full), is replaced, and catches up once there is space", async () => {
+    const cluster = await startCluster();
+    const leader = await leaderOf(cluster);
+    expect((await leader.propose(acquire(`before-${sequence}`, ["before"]))).result.status).toBe("granted");
+    const log = cluster.logs.get(leader.nodeId) as GatedDurableLog;
+    log.full = true;
+    // The next write finds the disk full: its caller gets no answer in time (it may still commit
+    // through the others), and the node holds its loop until there is space.
+    const stuck = leader.propose(acquire(`stuck-${sequence}`, ["stuck"])).catch((error: unknown) => error);
+    await waitFor(() => (leader.storageStatus().ok ? undefined : true), "the leader to notice the full disk");
+    await expect(leader.propose(acquire(`refused-${sequence}`, ["refused"]))).rejects.toMatchObject({ code: "disk_full" });
+    expect(leader.storageStatus()).toMatchObject({ ok: false, reason: "disk_full" });
+    // The others stop hearing from it and elect another leader, which serves.
+    const others = [...cluster.hosts.values()].filter((host) => host !== leader);
+    const next = await waitFor(() => others.find((host) => host.status().role === "leader"), "a new leader", 10_000);
+    const during = await next.propose(acquire(`during-${sequence}`, ["during"]));
+    expect(during.result.status).toBe("granted");
+    expect(log.refusedWrites).toBeGreaterThan(0);
+    log.full = false;
+    await waitFor(() => (leader.storageStatus().ok ? true : undefined), "the old leader to write again", 10_000);
+    await waitFor(() => (leader.localState().lease("during") !== undefined ? true : undefined), "the old leader to catch up", 10_000);
+    expect(leader.status().role).not.toBe("leader");
+    expect(await stuck).toMatchObject({ code: expect.stringMatching(/^(timeout|leadership_lost)$/) });
+  });
+
+  it("a follower whose disk is full sends requests on to the leader, and stopping it does not wait for space", async () => {
+    const cluster = await startCluster();
+    const leader = await leaderOf(cluster);
+    const follower = [...cluster.hosts.values()].find((host) => host !== leader) as LockService;
+    await waitFor(() => follower.status().leaderId ?? undefined, "the follower to learn the leader");
+    (cluster.logs.get(follower.nodeId) as GatedDurableLog).full = true;
+    await leader.propose(acquire(`write-${sequence}`, ["write"])); // The follower's next save finds the disk full.
+    await waitFor(() => (follower.storageStatus().ok ? undefined : true), "the follower to notice the full disk");
+    await expect(follower.propose(acquire(`via-${sequence}`, ["via"]))).rejects.toMatchObject({
+      code: "not_leader",
+      leaderHint: leader.nodeId,
+    });
+    const stoppedMs = performance.now();
+    await stopHost(cluster, follower.nodeId);
+    expect(performance.now() - stoppedMs).toBeLessThan(1500);
+  });
+});
 describe("LockService holds back acquires that would only join a queue", () => {
   // Ticks come only when the test says so: setInterval (the host's ticker) is faked, everything else is real.
   async function startTickless(): Promise<{ cluster: TestCluster; leader: LockService; tick: () => Promise<void> }> {

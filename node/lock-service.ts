@@ -18,7 +18,14 @@ import { confChangeSchema, describeIssues } from "../protocol/commands.ts";
 import { assert, type ConfChange, type Entry, type NodeId, type Refusal, type Snapshot, type Status } from "../raft/index.ts";
 import type { DurableState } from "./contracts.ts";
 import type { Clock, TimerHandle } from "./driver/clock.ts";
-import { DriverError, type DriverListener, type DriverOptions, RaftDriver, type StateMachine } from "./driver/raft-driver.ts";
+import {
+  DriverError,
+  type DriverListener,
+  type DriverOptions,
+  RaftDriver,
+  type StateMachine,
+  type StorageStatus,
+} from "./driver/raft-driver.ts";
 import type { HostObserver } from "./host-observer.ts";
 import { type WatchAnswer, WatchHub, type WatchQuery } from "./watch-hub.ts";
 
@@ -225,6 +232,11 @@ export class LockService implements StateMachine<Applied>, DriverListener {
     return this.driver.status();
   }
 
+  /** storageStatus: whether this node's writes reach its disk (for /status: `storage`). */
+  storageStatus(): StorageStatus {
+    return this.driver.storageStatus();
+  }
+
   /** leaderId: the leader this node knows, as of the last Ready handled. */
   leaderId(): NodeId | null {
     return this.driver.leaderId();
@@ -360,6 +372,25 @@ export class LockService implements StateMachine<Applied>, DriverListener {
 
   snapshotRestored(index: number): void {
     this.options.logger.info({ event: "snapshot_installed", index }, "installed a snapshot from the leader");
+  }
+
+  diskFull(message: string, attempt: number): void {
+    if (attempt === 0) {
+      this.options.logger.error(
+        { event: "disk_full", message },
+        "the disk is full: writes are refused, and the node waits for space before it goes on",
+      );
+    } else {
+      this.options.logger.warn({ event: "disk_full", attempt, message }, "the disk is still full");
+    }
+  }
+
+  spaceBack(waitedMs: number): void {
+    this.options.logger.warn({ event: "disk_space_back", waitedMs }, `the disk has space again after ${waitedMs} ms; resuming`);
+  }
+
+  compactionSkipped(message: string): void {
+    this.options.logger.warn({ event: "compaction_skipped", message }, "no space to compact the log; trying again later");
   }
 
   // -------------------------------------------------------------------------------------------

@@ -1,59 +1,42 @@
-// The lock node process: `tsx node/main.ts [flags]` (see config.ts for the settings). One port
-// serves the HTTP API, /status, /healthz, the status page (`/`, live over /status/live), /metrics
-// and the peer WebSocket (/raft), over HTTPS and mutual TLS when configured (tls-host.ts). SIGTERM
-// or SIGINT stop it cleanly; SIGHUP reloads the TLS files; a broken Raft invariant crashes it
-// loudly (exit 70), as the core's contract asks.
+// The lock node process: `tsx node/main.ts [flags]` (see config.ts for the settings). It runs on
+// two threads. This one, the HTTP thread, serves the API, /status, /healthz, the status page (`/`,
+// live over /status/live) and /metrics on SCTEC_LISTEN, behind the admission gate. The raft
+// thread (raft-thread.ts, started by RaftThreadHost) runs the LockService, its RaftDriver, the
+// LevelDB log and the peer transport, whose /raft WebSocket has a port of its own
+// (SCTEC_RAFT_LISTEN), so that no HTTP load can delay a heartbeat (docs/DESIGN.md, "Heartbeats on
+// a thread of their own"). SIGTERM or SIGINT stop it gracefully (a leader hands its leadership
+// over first, then the requests in flight finish: graceful-stop.ts), and so does the end of its
+// supervisor's IPC channel (npm start); POST /admin/restart does the same and exits 75, for the
+// supervisor to start it again. A broken Raft invariant on either thread crashes it loudly (exit
+// 70), as the core's contract asks.
+//
+// With TLS configured (tls-host.ts), the API port serves HTTPS and the peer port mutual TLS (the
+// raft thread checks each peer's certificate against its member id). SIGHUP rereads and checks
+// the TLS files here, serves them on the API port, and hands them to the raft thread for the peer
+// port and its dials; open connections keep theirs, so the cluster is not dropped.
 
-import { randomInt } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { createServer, type RequestListener, type Server } from "node:http";
 import type { Server as HttpsServer } from "node:https";
-import { destination, type Logger, multistream, pino, transport as pinoTransport } from "pino";
+import type { Logger } from "pino";
 import { TlsMaterialError } from "../config/tls.ts";
 import { LockInvariantError } from "../lock/assert.ts";
-import { checkCommandBytes } from "../lock/codec.ts";
-import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
-import { createSeededRandom, type NodeId, nodeId, RaftInvariantError, raftConfigDefaults } from "../raft/index.ts";
+import { RaftInvariantError } from "../raft/index.ts";
+import { AdmissionGate, withAdmission } from "./admission.ts";
 import { ConfigError, loadNodeConfig, type NodeConfig } from "./config.ts";
-import { DataDirError } from "./contracts.ts";
 import { systemClock } from "./driver/clock.ts";
-import { combineObservers } from "./host-observer.ts";
+import { FrontMetrics } from "./front-metrics.ts";
+import { restartExitCode } from "./graceful-stop.ts";
 import { createApi, createHotPath, withHotPath } from "./http-api.ts";
-import { LockService } from "./lock-service.ts";
-import { NodeMetrics } from "./metrics.ts";
-import { LevelDurableLog } from "./persistence/level-durable-log.ts";
+import { flushLogs, makeLogger } from "./logging.ts";
+import { LoopLagMonitor } from "./loop-lag.ts";
+import { RaftThreadHost, RaftThreadStartError } from "./raft-thread-host.ts";
 import { StatusFeed } from "./status/status-feed.ts";
 import { createNodeFront } from "./status/status-server.ts";
-import { StatusTimeline } from "./status/status-timeline.ts";
 import { NodeTls } from "./tls-host.ts";
-import { WebSocketTransport } from "./transport/websocket-transport.ts";
-
-/**
- * logBuffering: lines are written in chunks of at least 32 KiB (about 120 lines), so a busy leader
- * makes one write where 4 KiB chunks made eight; the flush below still bounds how long a line waits.
- * sonic-boom requires minLength below maxWrite.
- */
-const logBuffering = { sync: false, minLength: 32 * 1024, maxWrite: 64 * 1024 } as const;
-
-function makeLogger(config: NodeConfig): Logger {
-  const streams: { stream: NodeJS.WritableStream | ReturnType<typeof destination> }[] = [];
-  const buffered: ReturnType<typeof destination>[] = [];
-  if (config.logPretty) {
-    // pino-pretty is loaded only when asked for: production logs stay JSON.
-    streams.push({ stream: pinoTransport({ target: "pino-pretty", options: { colorize: true } }) });
-  } else {
-    // Buffered, asynchronous writes: a synchronous write per line cost ~15% of a busy leader's CPU.
-    buffered.push(destination({ dest: 1, ...logBuffering }));
-  }
-  if (config.logFile !== undefined) buffered.push(destination({ dest: config.logFile, ...logBuffering, mkdir: true }));
-  for (const stream of buffered) streams.push({ stream });
-  // A quiet node must not sit on its last lines: whatever is buffered goes out within half a second.
-  setInterval(() => {
-    for (const stream of buffered) stream.flush();
-  }, 500).unref();
-  return pino({ base: { service: "lock-node", nodeId: config.nodeId }, timestamp: pino.stdTimeFunctions.isoTime }, multistream(streams));
-}
 
 async function main(): Promise<void> {
+  const stopRequests = new StopRequests();
   let config: NodeConfig;
   try {
     config = loadNodeConfig(process.argv.slice(2), process.env);
@@ -66,83 +49,54 @@ async function main(): Promise<void> {
   }
   const logger = makeLogger(config);
   const tls = loadTls(config, logger);
-  const id = nodeId(config.nodeId);
-  let durableLog: LevelDurableLog;
+  if (tls === null) return;
+  let host: RaftThreadHost;
   try {
-    durableLog = await LevelDurableLog.open({ dataDir: config.dataDir, clusterId: config.clusterId, nodeId: config.nodeId });
+    host = await RaftThreadHost.start({
+      config,
+      ...(tls === undefined ? {} : { tls: tls.peerTls() }),
+      // Each call is a request in flight on this node: the admission gate bounds the API's, the
+      // raft side its own queue (pendingRequestsMax, 10,000) and the watch polls (watchersMax).
+      callsInFlightMax: 10_000 + config.watchersMax + 1000,
+      onExit: (exitCode) => {
+        // The raft thread said why on stderr (a broken invariant): the node cannot go on without it.
+        flushLogs(logger);
+        process.exit(exitCode);
+      },
+    });
   } catch (error) {
-    if (error instanceof DataDirError) {
-      logger.fatal({ code: error.code }, error.message);
-      process.stderr.write(`cannot use data directory ${config.dataDir}: ${error.message}\n`);
-      process.exit(3);
+    if (error instanceof RaftThreadStartError) {
+      // An unusable data directory (exit 3), a refused SCTEC_RAFT_REALTIME (2), …: the raft
+      // thread logged why. Not process.exit(): pino's exit hook flushes the log file
+      // synchronously, and throws if the file is not open yet, which turned an exit 3 into an
+      // exit 70 (issue 19). Nothing else may keep the process alive: a supervisor's IPC channel
+      // would (npm start), and the node then sat there with its exit code set.
+      process.stderr.write(`${error.message}\n`);
+      process.exitCode = error.exitCode;
+      process.channel?.unref();
+      return;
     }
     throw error;
   }
-  // The gauges read the host at scrape time; it exists by the time anyone can scrape.
-  let hostForMetrics: LockService | undefined;
-  const metrics = new NodeMetrics({
+  // Client API requests in flight are bounded; beyond the bound they are shed at once (admission.ts).
+  const gate = new AdmissionGate({
+    requestQueueMax: config.requestQueueMax,
+    retryAfterMs: config.overloadRetryAfterMs,
+    clock: systemClock,
+  });
+  const bootId = randomUUID();
+  const longestElectionMs = 2 * config.electionTimeoutTicks * config.tickIntervalMs;
+  const httpLoopLag = new LoopLagMonitor({ resolutionMs: 10, windowMs: 5000 });
+  const metrics = new FrontMetrics({
     nodeId: config.nodeId,
     processMetrics: true,
-    appendsTrackedMax: 100_000,
-    source: {
-      status: () => (hostForMetrics as LockService).status(),
-      leaseCounts: () => {
-        const machine = (hostForMetrics as LockService).localState();
-        return { leases: machine.leases().length, waiters: machine.waitersNow().length };
-      },
-    },
+    httpLoopLag: () => httpLoopLag.lag(),
+    raftLoopLag: () => host.raftLoopLag(),
+    raftMetricsText: () => host.raftMetricsText(),
+    requestQueue: () => gate.load(),
   });
-  const peerWebSocketUrls = new Map<NodeId, string>(
-    [...config.peers].map(([peer, url]) => [nodeId(peer), `${url.replace(/^http/, "ws")}/raft`]),
-  );
-  const transport = new WebSocketTransport({
-    nodeId: id,
-    peers: peerWebSocketUrls,
-    clusterSecret: config.clusterSecret,
-    frameBytesMax: config.frameBytesMax,
-    queueMessagesMax: 10_000,
-    reconnectBaseMs: 50,
-    reconnectMaxMs: 1000,
-    handshakeTimeoutMs: 2000,
-    logger: logger.child({ component: "transport" }),
-    // A follower never appends an entry it could not apply: it refuses the frame, and says so
-    // (metric, error log, status page). docs/DESIGN.md, "An entry a node cannot decode".
-    checkEntryData: checkCommandBytes,
-    onFrameRejected: (peer, code) => metrics.frameRejected(peer, code),
-    ...(tls === undefined ? {} : { tls: () => tls.peerTls() }),
-  });
-  const longestElectionMs = 2 * config.electionTimeoutTicks * config.tickIntervalMs;
-  const timeline = new StatusTimeline({ eventsMax: config.statusTimelineEventsMax, wallNowMs: () => Date.now() });
-  const host = await LockService.start({
-    nodeId: id,
-    raft: {
-      ...raftConfigDefaults,
-      electionTimeoutTicks: config.electionTimeoutTicks,
-      heartbeatIntervalTicks: config.heartbeatIntervalTicks,
-      random: createSeededRandom(randomInt(0x7fff_ffff)),
-    },
-    bootstrapVoters: config.join ? [] : (config.founders ?? [...config.peers.keys()]).map(nodeId),
-    tickIntervalMs: config.tickIntervalMs,
-    durableLog: metrics.instrumentDurableLog(durableLog),
-    transport,
-    // A lease must outlast the longest failover: TTLs start at 1.5 × the longest election timeout.
-    lockLimits: { ...lockLimitsDefaults, ttlMsMin: Math.ceil(1.5 * longestElectionMs) },
-    snapshotIntervalEntries: config.snapshotIntervalEntries,
-    proposalTimeoutMs: 5000,
-    pendingRequestsMax: 10_000,
-    watchEventsMax: config.watchEventsMax,
-    watchBytesMax: config.watchBytesMax,
-    watchersMax: config.watchersMax,
-    logger,
-    clock: systemClock,
-    observer: combineObservers(metrics, timeline),
-  });
-  hostForMetrics = host;
-  timeline.start(host.status());
   const feed = new StatusFeed({
-    host,
-    transport,
-    timeline,
+    source: host,
     peerUrls: config.peers,
     ...(config.statusLinks === undefined ? {} : { linkUrls: config.statusLinks }),
     bookingUrl: config.bookingUrl,
@@ -156,59 +110,107 @@ async function main(): Promise<void> {
     nowMs: () => performance.now(),
     wallNowMs: () => Date.now(),
     logger: logger.child({ component: "status-feed" }),
+    load: () => gate.load(),
     ...(tls === undefined ? {} : { dispatcher: () => tls.dispatcher() }),
   });
   const apiOptions = {
     host,
-    transport,
     apiToken: config.apiToken,
     clusterSecret: config.clusterSecret,
     peerUrls: config.peers,
     bodyBytesMax: config.bodyBytesMax,
     logger,
+    overloadRetryAfterMs: config.overloadRetryAfterMs,
+    bootId,
+    restart: () => stopRequests.restart(),
     ...(tls === undefined ? {} : { dispatcher: () => tls.dispatcher() }),
   };
   const hotPath = createHotPath(apiOptions, (path, method, response) => metrics.observeRequest(path, method, response));
-  const server = createNodeServer(withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger })), tls);
-  transport.handleUpgrade(server, "/raft");
-  feed.attach(server, "/status/live", ["/raft"]);
+  const front = withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger }));
+  const server = createNodeServer(
+    withAdmission(gate, front, (path, method, verdict, response) => metrics.requestShed(path, method, verdict, response)),
+    tls,
+  );
+  feed.attach(server, "/status/live", []);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.listen.port, config.listen.host, resolve);
   });
+  const scheme = tls === undefined ? "http" : "https";
   logger.info(
-    { event: "listening", listen: config.listen, pid: process.pid, ...(tls === undefined ? {} : { certificate: tls.describe() }) },
-    `node ${id} listening on ${tls === undefined ? "http" : "https"}://${config.listen.host}:${config.listen.port}`,
+    {
+      event: "listening",
+      listen: config.listen,
+      raftListen: config.raftListen,
+      pid: process.pid,
+      bootId,
+      ...(tls === undefined ? {} : { certificate: tls.describe() }),
+    },
+    `node ${config.nodeId} listening on ${scheme}://${config.listen.host}:${config.listen.port} (peers: ${tls === undefined ? "" : "mutual TLS, "}${config.raftListen.host}:${config.raftListen.port})`,
   );
-  onReloadSignal(server, tls, logger);
+  onReloadSignal(server, tls, host, logger);
 
   let stopping = false;
-  const stop = async (signal: string): Promise<void> => {
+  /**
+   * stop stops the node gracefully (graceful-stop.ts): a leader hands its leadership to the most
+   * caught-up voter first (bounded; on the raft thread, where the core is); then new client
+   * requests are refused (ask another node), those in flight finish (bounded), and everything
+   * closes. `exitCode` 75 asks the supervisor to start the node again (POST /admin/restart).
+   */
+  const stop = async (reason: string, exitCode: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    logger.info({ event: "stopping", signal }, `node ${id} stopping (${signal})`);
+    const stopStartedMs = performance.now();
+    logger.info({ event: "stopping", signal: reason }, `node ${config.nodeId} stopping (${reason})`);
+    // SCTEC_STOP_TRANSFER_MS=0 skips the hand-over: a leader then just stops, and a failover follows.
+    const handOver =
+      config.stopTransferMs > 0
+        ? await host
+            .handOverLeadership({ waitMs: config.stopTransferMs, retryAfterMs: longestElectionMs, pollMs: config.tickIntervalMs })
+            .catch((error: unknown) => ({ kind: "failed" as const, reason: String(error) }))
+        : undefined;
+    if (handOver?.kind === "handed_over")
+      logger.info(
+        { event: "leadership_handed_over", ...handOver },
+        `leadership handed to ${handOver.leaderId} in ${Math.round(handOver.ms)} ms`,
+      );
+    else if (handOver !== undefined && handOver.kind !== "not_leader")
+      logger.warn({ event: "leadership_not_handed_over", ...handOver }, `stopping as the leader: ${handOver.kind}; a failover follows`);
+    gate.close();
+    server.close(); // Stops listening; the requests in flight go on.
+    const drained = await gate.drained(config.stopDrainMs);
+    const inFlight = gate.depth();
+    if (!drained)
+      logger.warn({ event: "stop_drain_timeout", inFlight }, `${inFlight} requests still in flight after ${config.stopDrainMs} ms`);
     feed.close();
     server.closeAllConnections();
-    server.close();
     await host.stop();
-    await transport.close();
-    await durableLog.close();
-    logger.flush();
-    process.exit(0);
+    httpLoopLag.close();
+    logger.info(
+      { event: "stopped", exitCode, ms: Math.round(performance.now() - stopStartedMs) },
+      `node ${config.nodeId} stopped in ${Math.round(performance.now() - stopStartedMs)} ms${exitCode === restartExitCode ? ", to be restarted" : ""}`,
+    );
+    flushLogs(logger);
+    process.exit(exitCode);
   };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  stopRequests.handleWith((reason, exitCode) => void stop(reason, exitCode));
 }
 
-/** loadTls reads and checks the TLS files when configured; a bad file is a configuration error (exit 2). */
-function loadTls(config: NodeConfig, logger: Logger): NodeTls | undefined {
+/**
+ * loadTls reads and checks the TLS files when configured (undefined: none); a bad file is a
+ * configuration error: it is said on stderr, the exit code is 2, and the answer is null.
+ */
+function loadTls(config: NodeConfig, logger: Logger): NodeTls | undefined | null {
   if (config.tls === undefined) return undefined;
   try {
     return NodeTls.load(config.tls, logger.child({ component: "tls" }));
   } catch (error) {
     if (!(error instanceof TlsMaterialError)) throw error;
     process.stderr.write(`invalid node configuration:\n  TLS: ${error.message}\n`);
-    process.exit(2);
+    // Not process.exit (see RaftThreadStartError below): nothing else runs yet, so the process ends.
+    process.exitCode = 2;
+    process.channel?.unref();
+    return null;
   }
 }
 
@@ -218,15 +220,55 @@ function createNodeServer(listener: RequestListener, tls: NodeTls | undefined): 
 }
 
 /**
- * onReloadSignal: SIGHUP reloads the TLS files without a restart (open connections, the peer
- * links among them, keep going). Without TLS there is nothing to reload, and SIGHUP is ignored
- * rather than left to end the process.
+ * onReloadSignal: SIGHUP rereads the TLS files without a restart: the API port serves them, and
+ * the raft thread gets them for its peer port and its dials (a message over its port). Open
+ * connections, the peer links among them, keep going. Files that fail the checks are refused and
+ * the old ones kept, on both threads. Without TLS there is nothing to reload, and SIGHUP is
+ * ignored rather than left to end the process.
  */
-function onReloadSignal(server: Server | HttpsServer, tls: NodeTls | undefined, logger: Logger): void {
+function onReloadSignal(server: Server | HttpsServer, tls: NodeTls | undefined, host: RaftThreadHost, logger: Logger): void {
   process.on("SIGHUP", () => {
-    if (tls === undefined) logger.info({ event: "sighup_ignored" }, "SIGHUP: no TLS files to reload");
-    else tls.reload(server as HttpsServer);
+    if (tls === undefined) {
+      logger.info({ event: "sighup_ignored" }, "SIGHUP: no TLS files to reload");
+      return;
+    }
+    if (!tls.reload(server as HttpsServer)) return;
+    host.useTls(tls.peerTls()).then(
+      () => logger.info({ event: "tls_reloaded_peers" }, "the raft thread serves and dials with the reloaded certificate"),
+      (error: unknown) => logger.error({ event: "tls_reload_failed", err: error }, "the raft thread did not take the reloaded certificate"),
+    );
   });
+}
+
+/**
+ * StopRequests hears what asks this process to stop: SIGTERM, SIGINT, and, when a supervisor
+ * started it with an IPC channel (npm start), the end of that channel: the supervisor is gone,
+ * however it ended (SIGKILL included), and a node left running would hold its port and data
+ * directory. Listening starts at once, so a request during startup is not missed: until
+ * `handleWith` is called (the node serves), a request ends the process at once.
+ */
+class StopRequests {
+  private handler: ((reason: string, exitCode: number) => void) | undefined;
+
+  constructor() {
+    process.on("SIGTERM", () => this.request("SIGTERM", 0));
+    process.on("SIGINT", () => this.request("SIGINT", 0));
+    if (process.channel !== undefined) process.once("disconnect", () => this.request("supervisor gone", 0));
+  }
+
+  handleWith(handler: (reason: string, exitCode: number) => void): void {
+    this.handler = handler;
+  }
+
+  /** restart: POST /admin/restart: stop as on SIGTERM, and exit so that the supervisor starts the node again. */
+  restart(): void {
+    this.request("restart requested", restartExitCode);
+  }
+
+  private request(reason: string, exitCode: number): void {
+    if (this.handler !== undefined) this.handler(reason, exitCode);
+    else process.exit(exitCode); // Nothing is served yet; the data directory is as safe as after a crash.
+  }
 }
 
 /** invariantName names a broken invariant of the core or of the lock state machine (a bug, never an outcome). */

@@ -22,7 +22,6 @@ describe("NodeMetrics", () => {
     };
     const metrics = new NodeMetrics({
       nodeId: "n1",
-      processMetrics: false,
       appendsTrackedMax: 10,
       source: { status: () => status as unknown as Status, leaseCounts: () => ({ leases: 0, waiters: 0 }) },
     });

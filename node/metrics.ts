@@ -1,13 +1,13 @@
-// NodeMetrics: the lock node's Prometheus metrics (GET /metrics, text format 0.0.4), on a registry
-// of its own, so that several nodes in one test process never share a counter.
+// NodeMetrics: the Raft side's Prometheus metrics (GET /metrics, text format 0.0.4): the core, the
+// leases, the disk and the peer frames, on a registry of its own, so that several nodes in one test
+// process never share a counter. It lives with the driver (on the raft thread); the HTTP side's
+// own metrics are FrontMetrics (front-metrics.ts), which renders both for GET /metrics.
 //
 // Hot-path cost is kept small on purpose: the Raft and lease gauges are read from the host only
 // when someone scrapes (collect callbacks); the loop itself only bumps counters and observes
-// histograms, and HTTP requests are labelled by route (a fixed, small set), never by URL.
+// histograms.
 
-import type { ServerResponse } from "node:http";
-import type { NextFunction, Request, Response } from "express";
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Applied } from "../lock/lock-state-machine.ts";
 import type { Entry, Ready, Role, Status } from "../raft/index.ts";
 import type { DurableLog } from "./contracts.ts";
@@ -22,8 +22,6 @@ export interface NodeMetricsSource {
 export interface NodeMetricsOptions {
   readonly nodeId: string;
   readonly source: NodeMetricsSource;
-  /** processMetrics adds prom-client's process and event-loop metrics (one set per process: main.ts only). */
-  readonly processMetrics: boolean;
   /**
    * appendsTrackedMax bounds the leader's table of entries appended but not yet committed, which
    * sctec_raft_append_seconds is measured from. When it is full, newer entries are not timed (the
@@ -35,34 +33,7 @@ export interface NodeMetricsOptions {
 const roles: readonly Role[] = ["follower", "pre_candidate", "candidate", "leader"];
 
 /** Buckets in seconds, from a fast fsync (0.1 ms) to a stalled round trip (5 s). */
-const latencyBucketsSeconds = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
-
-/** httpRoutes are the node's routes; any other path is counted as "other", so labels stay few. */
-const httpRoutes = new Set([
-  "/",
-  "/metrics",
-  "/status",
-  "/status/view",
-  "/status/live",
-  "/healthz",
-  "/lock",
-  "/unlock",
-  "/renew",
-  "/txn",
-  "/kv",
-  "/watch",
-  "/leases",
-  "/admin/members",
-  "/admin/transfer",
-]);
-
-/** routeOf names the route of a request path for metric labels. */
-export function routeOf(path: string): string {
-  if (httpRoutes.has(path)) return path;
-  if (path.startsWith("/kv/")) return "/kv/:key";
-  if (path.startsWith("/status-page/")) return "/status-page/*";
-  return "other";
-}
+export const latencyBucketsSeconds = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 export class NodeMetrics implements HostObserver {
   readonly registry = new Registry();
@@ -81,8 +52,6 @@ export class NodeMetrics implements HostObserver {
   private readonly leaseReleases: Counter;
   private readonly waitTimeouts: Counter;
   private readonly peerFramesRejected: Counter<"peer" | "code">;
-  private readonly httpRequests: Counter<"route" | "method" | "status">;
-  private readonly httpSeconds: Histogram<"route" | "method">;
   private role: Role = "follower";
   private leaderId: string | null = null;
   /** appendedAtMs: [index, monotonic ms] of the leader's entries not yet committed, oldest first. */
@@ -96,7 +65,6 @@ export class NodeMetrics implements HostObserver {
     this.options = options;
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node_id: options.nodeId });
-    if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
     this.defineStatusGauges();
     this.electionsStarted = new Counter({
       name: "sctec_raft_elections_started_total",
@@ -166,19 +134,6 @@ export class NodeMetrics implements HostObserver {
         "Frames refused from an authenticated peer, by peer and code (invalid_entry: an entry this node could not apply; " +
         "the others: the frame did not decode, or named another sender or recipient). Any of them means a bug or incompatible versions.",
       labelNames: ["peer", "code"],
-      registers,
-    });
-    this.httpRequests = new Counter({
-      name: "sctec_http_requests_total",
-      help: "HTTP requests answered, by route (not URL), method and status.",
-      labelNames: ["route", "method", "status"],
-      registers,
-    });
-    this.httpSeconds = new Histogram({
-      name: "sctec_http_request_duration_seconds",
-      help: "HTTP request latency, from arrival to the last byte of the answer, by route and method.",
-      labelNames: ["route", "method"],
-      buckets: latencyBucketsSeconds,
       registers,
     });
   }
@@ -304,7 +259,7 @@ export class NodeMetrics implements HostObserver {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Storage and HTTP.
+  // Storage.
 
   /** instrumentDurableLog wraps a DurableLog so that each synced write is timed; it changes nothing else. */
   instrumentDurableLog(log: DurableLog): DurableLog {
@@ -323,26 +278,6 @@ export class NodeMetrics implements HostObserver {
       compact: (snapshot) => timed("compact", () => log.compact(snapshot)),
       close: () => log.close(),
     };
-  }
-
-  /** httpMiddleware counts and times every request once its answer is sent (or the caller hung up). */
-  httpMiddleware(): (request: Request, response: Response, next: NextFunction) => void {
-    return (request, response, next) => {
-      // Named now: mounted routers rewrite the path while they run.
-      this.observeRequest(request.path, request.method, response);
-      next();
-    };
-  }
-
-  /** observeRequest counts and times one request once its answer is sent (the API's hot path calls it directly). */
-  observeRequest(path: string, requestMethod: string, response: ServerResponse): void {
-    const startedMs = performance.now();
-    const route = routeOf(path);
-    const method = requestMethod === "GET" || requestMethod === "POST" ? requestMethod : "other";
-    response.once("close", () => {
-      this.httpRequests.inc({ route, method, status: String(response.statusCode) });
-      this.httpSeconds.observe({ route, method }, (performance.now() - startedMs) / 1000);
-    });
   }
 
   /** text renders every metric in the Prometheus text format. */

@@ -1,9 +1,10 @@
-// The lock node's TLS, when configured (SCTEC_TLS_CERT_FILE, SCTEC_TLS_KEY_FILE, SCTEC_TLS_CA_FILE):
-// one HTTPS server for the API, the status page, /metrics and the peer link (which asks for client
-// certificates: node/transport checks them), the material the transport dials its peers with, and
-// an HTTPS dispatcher that trusts the cluster's CA for the node's own requests to its peers
-// (forwarding to the leader, the status page's polls). SIGHUP reloads the three files: new
-// connections use the new certificate, open ones keep theirs, so the cluster is not dropped.
+// The lock node's TLS, when configured (SCTEC_TLS_CERT_FILE, SCTEC_TLS_KEY_FILE, SCTEC_TLS_CA_FILE),
+// on the HTTP thread: the HTTPS server for the API, the status page and /metrics, the material the
+// raft thread serves its peer port and dials its peers with (peerTls: it crosses to the thread at
+// start and after each reload; node/transport checks the peers' certificates), and an HTTPS
+// dispatcher that trusts the cluster's CA for the node's own requests to its peers (forwarding to
+// the leader, the status page's polls). SIGHUP reloads the three files: new connections use the
+// new certificate, open ones keep theirs, so the cluster is not dropped.
 
 import type { RequestListener } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
@@ -36,9 +37,12 @@ export class NodeTls {
     return new NodeTls(new TlsReloader(files, readTlsMaterial(files)), logger);
   }
 
-  /** createServer serves `listener` over HTTPS, asking clients for a certificate (only the peer link requires one). */
+  /**
+   * createServer serves `listener` over HTTPS. It asks no client for a certificate: API callers
+   * authenticate with bearer tokens, and the peer link, which does ask, has a port of its own.
+   */
   createServer(listener: RequestListener): HttpsServer {
-    return createHttpsServer(serverTlsOptions(this.reloader.current(), { requestClientCertificates: true }), listener);
+    return createHttpsServer(serverTlsOptions(this.reloader.current(), { requestClientCertificates: false }), listener);
   }
 
   /** peerTls: what the transport dials its peers with, now. */
@@ -58,17 +62,22 @@ export class NodeTls {
     return { subject: subject.replace(/\n/g, ", "), serialNumber, validTo };
   }
 
-  /** reload reads the files again and serves them on `server`; a failure is logged and the old ones are kept. */
-  reload(server: HttpsServer): void {
+  /**
+   * reload reads the files again and serves them on `server`; it answers whether it did. A failure
+   * is logged and the old ones are kept.
+   */
+  reload(server: HttpsServer): boolean {
     try {
-      const material = this.reloader.reload(server, { requestClientCertificates: true });
+      const material = this.reloader.reload(server, { requestClientCertificates: false });
       this.logger.info({ event: "tls_reloaded", certificate: this.describe(material) }, "TLS certificate and key reloaded");
+      return true;
     } catch (error) {
       if (!(error instanceof TlsMaterialError)) throw error;
       this.logger.error(
         { event: "tls_reload_failed", err: error },
         `TLS reload refused, still serving the old certificate: ${error.message}`,
       );
+      return false;
     }
   }
 }

@@ -203,6 +203,14 @@ export type RevokedCredential = Wire<z.output<typeof revokedCredentialSchema>>;
 export const whoamiAnswerSchema = z.object({ name: z.string(), role: roleSchema });
 export type WhoamiAnswer = Wire<z.output<typeof whoamiAnswerSchema>>;
 
+/**
+ * restartAnswerSchema is POST /admin/restart's answer (202): the node is stopping (gracefully: a
+ * leader hands its leadership over first) to be started again by its supervisor; `bootId` names
+ * the process that answered, so a caller can tell when a new one serves (GET /status `bootId`).
+ */
+export const restartAnswerSchema = z.object({ nodeId: z.string(), restarting: z.literal(true), bootId: z.string() });
+export type RestartAnswer = Wire<z.output<typeof restartAnswerSchema>>;
+
 /** healthAnswerSchema is GET /healthz's answer. */
 export const healthAnswerSchema = z.object({
   ok: z.literal(true),

@@ -39,6 +39,8 @@ export const errorStatus = {
   leadership_lost: 503,
   shutting_down: 503,
   overloaded: 503,
+  /** disk_full: this node's disk is full; it waits for space, and another node may serve. */
+  disk_full: 503,
   timeout: 504,
   // The HTTP API's own.
   invalid_request: 400,

@@ -31,6 +31,11 @@ export const peerLinkSchema = z.object({
 export const nodeStatusSchema = z.object({
   nodeId: z.string(),
   pid: z.int(),
+  /**
+   * bootId: a random id of this process, new at every start (a pid may repeat: in a container it
+   * is the same at every start). Optional: a node older than it does not send it.
+   */
+  bootId: z.string().optional(),
   id: z.string(),
   role: roleSchema,
   term: z.int(),
@@ -47,5 +52,20 @@ export const nodeStatusSchema = z.object({
   peers: z.record(z.string(), peerLinkSchema),
   /** watch: polls waiting now, and the lowest `after` this node can answer. */
   watch: z.object({ watchers: z.int(), oldestIndex: z.int() }),
+  /**
+   * storage: whether this node's writes reach its disk. While the disk is full the node waits for
+   * space (acknowledging nothing, refusing requests with disk_full or sending them on to the
+   * leader, dropping peer messages): since when, and how many peer messages it dropped meanwhile.
+   */
+  storage: z.discriminatedUnion("ok", [
+    z.object({ ok: z.literal(true) }),
+    z.object({
+      ok: z.literal(false),
+      reason: z.literal("disk_full"),
+      message: z.string(),
+      failingForMs: z.int(),
+      peerMessagesDropped: z.int(),
+    }),
+  ]),
 });
 export type NodeStatus = Wire<z.output<typeof nodeStatusSchema>>;

@@ -9,7 +9,16 @@ import { AuditTrail } from "./audit.ts";
 import type { Bookings } from "./bookings.ts";
 import type { ClusterPort } from "./cluster.ts";
 import type { SchedulerLogger as Logger } from "./logging.ts";
-import { addressRateLimit, errorHandler, hidePageInternals, jsonBodies, notFound, requestContext, requestIds } from "./middleware.ts";
+import {
+  addressRateLimit,
+  errorHandler,
+  hidePageInternals,
+  jsonBodies,
+  notFound,
+  type RequestQueue,
+  requestContext,
+  requestIds,
+} from "./middleware.ts";
 import { apiRoutes } from "./routes/api.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { bookingRoutes } from "./routes/bookings.ts";
@@ -41,6 +50,8 @@ export interface AppOptions {
   readonly onRequest?: (route: string, method: string, status: number, durationMs: number) => void;
   /** metrics: served at GET /metrics in the Prometheus text format (scheduler/metrics.ts), open like /healthz. */
   readonly metrics?: MetricsText;
+  /** requestQueue bounds the requests served at once (503 overloaded beyond it); none: unbounded (tests). */
+  readonly requestQueue?: RequestQueue;
 }
 
 const defaultWebRoot = fileURLToPath(new URL("./web/", import.meta.url));
@@ -52,6 +63,9 @@ export function createApp(options: AppOptions): express.Express {
   app.disable("x-powered-by");
   app.set("trust proxy", "loopback, uniquelocal");
   app.use(requestIds(options.onRequest));
+  // First after the id: a request shed for overload costs as little as possible (no rate-limit
+  // bookkeeping, no body parsing), and is still counted in the metrics and carries its id.
+  if (options.requestQueue !== undefined) app.use(options.requestQueue.middleware());
   // Two limits: this one per address on everything, before any key is checked; the other per
   // scientist once a key has been verified (context.authenticate).
   app.use(addressRateLimit(options.rateLimitPerAddressPerMinute));

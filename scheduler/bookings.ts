@@ -318,7 +318,15 @@ export class Bookings {
     const { id, resources, named } = request;
     log.info({ event: "booking_request_received", resources, bookingId: id }, `request received for POST /bookings for resource ${named}`);
     const reads = bookingReads(request);
-    const lease = await this.takeBookingLeases(request, reads, log, requestId);
+    let lease: ClusterLease;
+    try {
+      lease = await this.takeBookingLeases(request, reads, log, requestId);
+    } catch (error) {
+      const earlier = await this.madeWhileBusy(request, error, requestId);
+      if (earlier !== undefined) return this.replay(request, earlier, log);
+      if (error instanceof ApiError && error.code === "slot_busy") this.options.observer?.bookingConflict("slot_busy");
+      throw error;
+    }
     const held: HeldLease = { lease, resources, what: `booking ${named}` };
     return this.underLease(held, log, requestId, async (leaseEnded) => {
       log.info({ event: "conflict_check", resources }, `checking conflicts for ${named}`);
@@ -377,10 +385,20 @@ export class Bookings {
     // asks again instead of taking a 409 for a booking that may yet be stored.
     const idempotencyResource = request.input.idempotencyKey === undefined ? undefined : `!idempotency_${request.id}`;
     const asked = { resources: request.resources, bookingId: request.id, waitMs: 0, idempotencyResource, reads: readsAsked(reads) };
-    return this.takeLeases(asked, log, requestId).catch((error: unknown) => {
-      if (error instanceof ApiError && error.code === "slot_busy") this.options.observer?.bookingConflict("slot_busy");
-      throw error;
-    });
+    return this.takeLeases(asked, log, requestId);
+  }
+
+  /**
+   * madeWhileBusy: for a request with an Idempotency-Key refused as slot_busy, the booking an
+   * earlier attempt with the key already made, if any. A retry whose first attempt made the
+   * booking (its answer lost) finds the slot busy whenever some other request holds the slot's
+   * lease at that moment, deciding it, to be told it is taken. The booking answers that retry, not
+   * the other request: 409 would tell the client that nothing was booked. (Found by npm run chaos:
+   * "refused (409 slot_busy) but stored"; tests/booking-api.test.ts.)
+   */
+  private async madeWhileBusy(request: BookingRequest, error: unknown, requestId: string): Promise<Booking | undefined> {
+    if (request.input.idempotencyKey === undefined || !(error instanceof ApiError) || error.code !== "slot_busy") return undefined;
+    return this.read(request.id, requestId);
   }
 
   /** earlierAttempt: the booking an earlier request with this Idempotency-Key stored, as the grant read it. */

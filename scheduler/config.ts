@@ -75,6 +75,10 @@ export const schedulerConfigSchema = z
     /** clusterRetriesMax: retries of one cluster call (other nodes, backoff) before the answer is 503. */
     clusterRetriesMax: integer(0, 20),
     bodyBytesMax: integer(1024, 1024 * 1024),
+    /** requestQueueMax: requests served at once; one more is answered 503 overloaded with Retry-After (middleware.ts RequestQueue). */
+    requestQueueMax: integer(1, 1_000_000),
+    /** overloadRetryAfterMs: the wait an overloaded answer asks for (Retry-After in whole seconds, at least 1). */
+    overloadRetryAfterMs: integer(0, 60_000),
     logDir: z.string().min(1),
     logPretty: z.enum(["true", "false"]).transform((value) => value === "true"),
     instanceId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
@@ -162,6 +166,8 @@ const sources: Record<keyof z.input<typeof schedulerConfigSchema>, SettingSource
   registrationsPerAddressPerHour: { env: "SCHEDULER_REGISTRATIONS_PER_ADDRESS_PER_HOUR", fallback: "100" },
   clusterRetriesMax: { env: "SCHEDULER_CLUSTER_RETRIES_MAX", fallback: "4" },
   bodyBytesMax: { env: "SCHEDULER_BODY_BYTES_MAX", fallback: "16384" },
+  requestQueueMax: { env: "SCHEDULER_REQUEST_QUEUE_MAX", fallback: "1024" },
+  overloadRetryAfterMs: { env: "SCHEDULER_OVERLOAD_RETRY_AFTER_MS", fallback: "1000" },
   logDir: { env: "SCHEDULER_LOG_DIR", fallback: "." },
   logPretty: { env: "SCHEDULER_LOG_PRETTY", fallback: "false" },
   instanceId: { env: "SCHEDULER_INSTANCE_ID", fallback: `scheduler-${process.pid}` },

@@ -37,6 +37,7 @@ const expected: Record<LockErrorCode, keyof typeof statusOfCode> = {
   too_many_credentials: "cluster_unavailable",
   unknown: "cluster_unavailable",
   invalid_answer: "internal",
+  overloaded: "overloaded",
 };
 
 describe("clusterError", () => {
@@ -57,7 +58,9 @@ describe("clusterError", () => {
 
   // What a booking caller was answered before the wire contract kept each node code (issue 15):
   // the client then folded every code it did not list into `unavailable`, and 400 and 413 into
-  // `invalid_request`. The booking API's answers stay exactly these.
+  // `invalid_request`. The booking API's answers stay exactly these, but for one change made on
+  // purpose (issue 17): a node's `overloaded` is the booking API's own 503 `overloaded`, with the
+  // node's wait passed on in Retry-After, instead of `cluster_unavailable`.
   const answeredBefore: Record<ErrorCode, keyof typeof statusOfCode> = {
     conflict: "slot_busy",
     not_held: "lease_lost",
@@ -73,7 +76,8 @@ describe("clusterError", () => {
     proposal_dropped: "cluster_unavailable",
     leadership_lost: "cluster_unavailable",
     shutting_down: "cluster_unavailable",
-    overloaded: "cluster_unavailable",
+    overloaded: "overloaded",
+    disk_full: "cluster_unavailable",
     timeout: "cluster_unavailable",
     invalid_request: "invalid_request",
     unauthorized: "internal",
@@ -93,6 +97,13 @@ describe("clusterError", () => {
   it.each(errorCodes.map((code) => [code]))("answers a node's %s as it did before the contract kept it", (code) => {
     const mapped = clusterError(new LockError(lockErrorCodeOf[code], "node said so", { nodeCode: code }), "booking");
     expect(mapped.code).toBe(answeredBefore[code]);
+  });
+
+  it("passes an overloaded cluster's wait on to the caller (503 overloaded, details.retryAfterMs)", () => {
+    const asked = clusterError(new LockError("overloaded", "shed", { nodeCode: "overloaded", details: { retryAfterMs: 2500 } }), "booking");
+    expect([asked.status, asked.code, asked.details]).toEqual([503, "overloaded", { retryAfterMs: 2500 }]);
+    const unsaid = clusterError(new LockError("overloaded", "shed", { nodeCode: "overloaded" }), "booking");
+    expect(unsaid.details).toEqual({ retryAfterMs: 1000 });
   });
 
   it("names a code the scheduler does not know in its answer, and asks the caller to retry", () => {

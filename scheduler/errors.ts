@@ -36,6 +36,7 @@ export const statusOfCode = {
   internal: 500,
   cluster_unavailable: 503,
   booking_in_progress: 503,
+  overloaded: 503,
 } as const satisfies Record<string, number>;
 
 export type ApiErrorCode = keyof typeof statusOfCode;
@@ -80,6 +81,13 @@ export function clusterError(error: unknown, what: string): ApiError {
       );
     case "invalid_request":
       return new ApiError("invalid_request", `${what}: the lock cluster refused the request as invalid (${error.message})`);
+    // The cluster shed the request (its admission limit) even after the client's retries, each
+    // after the wait the node asked for: the caller is asked to wait as long in turn.
+    case "overloaded": {
+      const asked = error.details?.["retryAfterMs"];
+      const retryAfterMs = typeof asked === "number" && Number.isFinite(asked) && asked >= 0 ? asked : 1000;
+      return new ApiError("overloaded", `${what}: the lock cluster is overloaded; retry in ${retryAfterMs} ms`, { retryAfterMs });
+    }
     case "too_many_waiters":
     case "too_many_watchers":
     case "events_compacted":

@@ -1,7 +1,8 @@
 // The scheduler process: configuration from SCHEDULER_* (scheduler/config.ts), a LockClient for
 // the cluster, the booking API and page on one port, booking events over WebSocket (/events).
-// SIGTERM / SIGINT stop it cleanly: stop accepting, finish what is in flight, close. Over HTTPS
-// when SCHEDULER_TLS_CERT_FILE and SCHEDULER_TLS_KEY_FILE are set; SIGHUP reloads them.
+// SIGTERM / SIGINT (or the end of npm start's IPC channel) stop it cleanly: stop accepting, finish
+// what is in flight, close. Over HTTPS when SCHEDULER_TLS_CERT_FILE and SCHEDULER_TLS_KEY_FILE are
+// set; SIGHUP reloads them.
 
 import { readFileSync } from "node:fs";
 import { createServer, type RequestListener, type Server } from "node:http";
@@ -16,6 +17,7 @@ import { loadSchedulerConfig, SchedulerConfigError } from "./config.ts";
 import { BookingEvents } from "./events.ts";
 import { createSchedulerLogger } from "./logging.ts";
 import { SchedulerMetrics } from "./metrics.ts";
+import { RequestQueue } from "./middleware.ts";
 import { Scientists } from "./scientists.ts";
 import { ensureTelescopeGrids, TelescopeGridMismatch } from "./telescopes.ts";
 import { announceTestModes, bookingTestHooks, schedulerClock } from "./test-hooks.ts";
@@ -53,6 +55,18 @@ function loadTls(settings: typeof config): { tls: TlsReloader | undefined; nodes
 }
 
 const { log, flush, logFile } = createSchedulerLogger({ logDir: config.logDir, pretty: config.logPretty, instanceId: config.instanceId });
+// Until the server runs there is nothing to finish, and a stop request ends the process at once;
+// from then on `stopRequested` stops it cleanly (see stop below). The end of the IPC channel of a
+// supervisor that started this process (npm start) is such a request: the supervisor is gone,
+// however it ended, and a scheduler left running would hold its port.
+let stopRequested = (reason: string): void => {
+  log.info({ event: "scheduler_stopping", signal: reason }, `stopping on ${reason} (before serving)`);
+  flush();
+  process.exit(0);
+};
+process.on("SIGTERM", () => stopRequested("SIGTERM"));
+process.on("SIGINT", () => stopRequested("SIGINT"));
+if (process.channel !== undefined) process.once("disconnect", () => stopRequested("supervisor gone"));
 // Bounded: at most (retries + 1) attempts of clusterTimeoutMs each, plus backoff, before a 503.
 const client = new LockClient({
   nodes: config.nodes,
@@ -66,7 +80,8 @@ const telescopes = new Map(config.telescopes.map((telescope) => [telescope.id, t
 // The test and demonstration modes (test-hooks.ts) are chosen here, once: the flows only call the
 // hooks and the clock they are given.
 const nowMs = schedulerClock(config.clockOffsetMs);
-const metrics = new SchedulerMetrics({ instanceId: config.instanceId, processMetrics: true });
+const requestQueue = new RequestQueue({ requestQueueMax: config.requestQueueMax, retryAfterMs: config.overloadRetryAfterMs });
+const metrics = new SchedulerMetrics({ instanceId: config.instanceId, processMetrics: true, requestQueue });
 const bookings = new Bookings({
   cluster,
   telescopes,
@@ -92,6 +107,7 @@ const app = createApp({
   auditVerifyRecordsMax: config.auditVerifyRecordsMax,
   onRequest: metrics.onRequest,
   metrics,
+  requestQueue,
 });
 
 /**
@@ -163,8 +179,7 @@ async function stop(signal: string): Promise<void> {
   flush();
   process.exit(0);
 }
-process.on("SIGTERM", () => void stop("SIGTERM"));
-process.on("SIGINT", () => void stop("SIGINT"));
+stopRequested = (reason) => void stop(reason);
 process.on("SIGHUP", () => reloadTls());
 
 /** createSchedulerServer serves the booking API over HTTPS when its certificate is configured, else plain HTTP. */

@@ -3,13 +3,15 @@
 // it through the BookingObserver hooks; HTTP requests through the app's onRequest hook, labelled
 // by route pattern (never by URL), so the label sets stay few.
 
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { BookingObserver, LockWaitOutcome } from "./bookings.ts";
 
 export interface SchedulerMetricsOptions {
   readonly instanceId: string;
   /** processMetrics adds prom-client's process and event-loop metrics (one set per process: main.ts only). */
   readonly processMetrics: boolean;
+  /** requestQueue: the admission bound's queue (middleware.ts), read at scrape time. */
+  readonly requestQueue?: { depth(): number; shed(): number; readonly requestQueueMax: number };
 }
 
 /** Buckets in seconds: a lock round trip on loopback is a few milliseconds; a queued wait or a failover, seconds. */
@@ -29,6 +31,35 @@ export class SchedulerMetrics implements BookingObserver {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ instance_id: options.instanceId });
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+    const queue = options.requestQueue;
+    if (queue !== undefined) {
+      new Gauge({
+        name: "sctec_scheduler_request_queue_depth",
+        help: "Requests being served now (the admission bound counts them; /healthz and /metrics excepted).",
+        registers,
+        collect() {
+          this.set(queue.depth());
+        },
+      });
+      new Gauge({
+        name: "sctec_scheduler_request_queue_max",
+        help: "The admission bound: requests served at once before one more is answered 503 overloaded.",
+        registers,
+        collect() {
+          this.set(queue.requestQueueMax);
+        },
+      });
+      // A counter read at scrape time: the queue counts, so the shedding path touches no metric.
+      new Counter({
+        name: "sctec_scheduler_requests_shed_total",
+        help: "Requests answered 503 overloaded at once because the admission bound was reached.",
+        registers,
+        collect() {
+          this.reset();
+          this.inc(queue.shed());
+        },
+      });
+    }
     this.bookingsCreated = new Counter({
       name: "sctec_scheduler_bookings_created_total",
       help: "Bookings stored (201), not counting replays of an Idempotency-Key.",

@@ -46,6 +46,64 @@ export function requestIds(
 }
 
 /**
+ * RequestQueue bounds the requests this scheduler serves at once (issue 17): each counts from its
+ * arrival until its answer is sent or its caller hangs up. Beyond `requestQueueMax`, a request is
+ * answered at once `503 overloaded` with Retry-After, before anything else is done for it: a
+ * scheduler that takes more than it can serve makes every request wait until all time out (and its
+ * LockClient queues them without bound). `/healthz` and `/metrics` are not counted: the load
+ * balancer and an operator must still reach an overloaded scheduler.
+ */
+export class RequestQueue {
+  readonly requestQueueMax: number;
+  readonly retryAfterMs: number;
+  private inFlight = 0;
+  private shedCount = 0;
+
+  constructor(options: { readonly requestQueueMax: number; readonly retryAfterMs: number }) {
+    if (!(Number.isSafeInteger(options.requestQueueMax) && options.requestQueueMax >= 1))
+      throw new Error(`RequestQueue: requestQueueMax must be a positive integer, got ${options.requestQueueMax}`);
+    this.requestQueueMax = options.requestQueueMax;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+
+  /** depth: requests being served now. */
+  depth(): number {
+    return this.inFlight;
+  }
+
+  /** shed: requests refused so far. */
+  shed(): number {
+    return this.shedCount;
+  }
+
+  /** middleware admits a request or answers it 503 overloaded (no error log: shedding is the plan, and must stay cheap). */
+  middleware(): RequestHandler {
+    return (request, response, next) => {
+      if (request.path === "/healthz" || request.path === "/metrics") {
+        next();
+        return;
+      }
+      if (this.inFlight >= this.requestQueueMax) {
+        this.shedCount++;
+        const seconds = Math.max(1, Math.ceil(this.retryAfterMs / 1000));
+        sendError(
+          response,
+          new ApiError("overloaded", `this scheduler serves ${this.requestQueueMax} requests at once, its limit; retry in ${seconds} s`, {
+            retryAfterMs: this.retryAfterMs,
+          }),
+        );
+        return;
+      }
+      this.inFlight++;
+      response.once("close", () => {
+        this.inFlight--;
+      });
+      next();
+    };
+  }
+}
+
+/**
  * addressRateLimit limits every request per client address, before any key is checked, so made-up
  * keys cannot dodge it (the per-scientist limit comes after authentication).
  */
@@ -160,6 +218,12 @@ function refusalByExpress(error: unknown, bodyBytesMax: number): ApiError | unde
 
 function sendError(response: Response, error: ApiError): void {
   if (error.code === "cluster_unavailable" || error.code === "booking_in_progress") response.setHeader("retry-after", "1");
+  if (error.code === "overloaded") {
+    // Whole seconds, as HTTP has it, at least 1 (0 would read as "at once"); details say it exactly.
+    const asked = (error.details as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+    const retryAfterMs = typeof asked === "number" ? asked : 1000;
+    response.setHeader("retry-after", String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+  }
   response.status(statusOfCode[error.code]).json({
     error: { code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) },
   });

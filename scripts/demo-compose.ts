@@ -1,5 +1,5 @@
 // `npm run demo:compose`: the whole system as containers (docker-compose.yml), attacked while
-// bookings flow through the load balancer. It narrates and checks eight steps and ends with one
+// bookings flow through the load balancer. It narrates and checks nine steps and ends with one
 // line `N passed, N failed` (exit 1 if any step failed):
 //   1. build the image and bring everything up, gated by health checks;
 //   2. scale the schedulers to 3 and start a steady booking load through the load balancer;
@@ -7,8 +7,10 @@
 //   4. restart the killed node: it catches up (its applied index reaches the leader's);
 //   5. kill a scheduler in the middle of bookings: the others answer;
 //   6. grow the cluster to five nodes (node4, node5) and shrink it back to three, under load;
-//   7. verify from the cluster's own data: every 201 stored, no overlap, the audit chain verifies;
-//   8. show a slice of the aggregated logs and tear everything down, volumes included.
+//   7. roll all three nodes (a rolling restart, as `sctec rolling-restart` does it) under the load:
+//      each comes back and catches up, the leader last, leadership moves once, no booking fails;
+//   8. verify from the cluster's own data: every 201 stored, no overlap, the audit chain verifies;
+//   9. show a slice of the aggregated logs and tear everything down, volumes included.
 // Everything runs over TLS with role tokens, as docker-compose.yml has it: the demo makes its
 // secrets (a CA, certificates, the cluster secret, the bootstrap admin token) in a directory of its
 // own (SCTEC_SECRETS_DIR), starts the nodes, makes the booking API's `locker` credential through
@@ -31,6 +33,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Agent, fetch } from "undici";
 import { type Lease, LockClient } from "../client/lock-client.ts";
+import { rollingRestart } from "../client/rolling-restart.ts";
 import { type ChainRecord, chainPrefix, verifyChain } from "../protocol/chain.ts";
 import { makeComposeSecrets } from "./compose-secrets.ts";
 import { Compose, type ContainerInfo, DockerHost, portInUse, run, runOk, sleep, stopRunningCommands } from "./demo-docker.ts";
@@ -109,9 +112,12 @@ const results: StepResult[] = [];
 const figures: string[] = [];
 let abandoned: string | undefined;
 
+/** stepsTotal: the steps main() runs (a step not run because an earlier one failed counts as failed). */
+const stepsTotal = 9;
+
 async function step(n: number, title: string, timeLimitMs: number, body: () => Promise<void>): Promise<boolean> {
   console.log("");
-  say(`step ${n}/8: ${title}`);
+  say(`step ${n}/${stepsTotal}: ${title}`);
   if (abandoned !== undefined) {
     check(false, `not run: ${abandoned}`);
     results.push({ n, title, ok: false, ms: 0 });
@@ -682,6 +688,74 @@ async function stepGrow(): Promise<void> {
   figures.push(`grow to 5 and back to 3 under load: ${seconds(now() - from)}`);
 }
 
+/** restartCount: how many times Docker has restarted a container by its restart policy. */
+async function restartCount(id: string): Promise<number | undefined> {
+  const inspected = await run("docker", ["inspect", "--format", "{{.RestartCount}}", id], { timeoutMs: 15_000 });
+  const count = Number(inspected.stdout.trim());
+  return inspected.code === 0 && Number.isInteger(count) ? count : undefined;
+}
+
+async function stepRollingRestart(): Promise<void> {
+  const containers = new Map<string, ContainerInfo>();
+  for (const id of founders) {
+    const [container] = await (compose as Compose).containers(id);
+    must(container?.status === "running", `${id}'s container is running`);
+    containers.set(id, container as ContainerInfo);
+  }
+  const restartsBefore = new Map(
+    await Promise.all(founders.map(async (id) => [id, await restartCount((containers.get(id) as ContainerInfo).id)] as const)),
+  );
+  const leader = await waitFor(() => findLeader(founders), "the leader", 15_000);
+  detail(
+    `the leader is ${leader.nodeId} (term ${leader.term}); each node is asked in turn to restart (POST /admin/restart: it stops gracefully, a leader handing its leadership over first, and exits 75; compose's restart policy starts it again), followers first, while bookings flow …`,
+  );
+  const from = now();
+  const report = await rollingRestart({
+    client: new LockClient({ nodes: founders.map(nodeUrl), apiToken: secrets.apiToken, retriesMax: 4, tls: { ca: secrets.ca } }),
+    nodes: founders.map(nodeUrl),
+    restartTimeoutMs: 120_000,
+    catchUpTimeoutMs: 60_000,
+    onProgress: (message) => detail(`  ${message.trim()}`),
+  });
+  const to = now();
+  await sleep(2000); // Bookings in flight at the end of the roll get their answers.
+  must(
+    report.restarted.length === 3,
+    `every node restarted and caught up, in ${seconds(report.totalMs)}: ${report.restarted
+      .map(
+        (each) =>
+          `${each.nodeId}${each.wasLeader ? " (the leader)" : ""} back after ${seconds(each.backMs)}, caught up ${each.caughtUpMs.toFixed(0)} ms later`,
+      )
+      .join("; ")}`,
+  );
+  check(report.restarted.at(-1)?.nodeId === leader.nodeId, `the leader ${leader.nodeId} went last`);
+  for (const id of founders) {
+    const after = await restartCount((containers.get(id) as ContainerInfo).id);
+    const before = restartsBefore.get(id);
+    check(
+      before !== undefined && after === before + 1,
+      `${id}'s container was restarted by Docker's restart policy (RestartCount ${before} → ${after})`,
+    );
+  }
+  check(
+    report.leaders.length - 1 <= 1,
+    `leadership moved ${report.leaders.length - 1} time(s): ${report.leaders.join(" → ")} (once at most: when the leader restarted)`,
+  );
+  const silence = load.longestSilence(from, to);
+  const failed = load.failedAttempts.filter((attempt) => attempt.atMs >= from && attempt.atMs <= to + 2000);
+  // The issue's measure is failed bookings: every booking must end with a clear answer (checked
+  // next). An attempt that failed and was retried with its Idempotency-Key, as the booking page
+  // retries, is reported beside it: one 503 cluster_unavailable in a CI run of this step, where
+  // the run before had none; a leader's hand-over is not yet free of them (issue 17).
+  detail(`booking attempts during the roll: ${failedAttemptsSince(from, to + 2000)}`);
+  checkAnswers(from, "during the rolling restart (no booking failed)");
+  check(silence.ms < 15_000, `the longest time without any booking answered during the roll was ${seconds(silence.ms)}`);
+  check(await sentinelHeld(), `the lease demo-sentinel is still held, token ${sentinel?.token}`);
+  figures.push(
+    `rolling restart of three nodes under load: ${seconds(report.totalMs)}, ${load.answered(from, to).length} bookings answered meanwhile, ${failed.length} failed attempts, longest gap ${seconds(silence.ms)}, ${report.leaders.length - 1} leader change(s)`,
+  );
+}
+
 async function readAll(prefix: string): Promise<{ key: string; value: string }[]> {
   const items: { key: string; value: string }[] = [];
   let after = "";
@@ -906,7 +980,7 @@ function cleanup(): Promise<void> {
 
 function summary(): { passed: number; failed: number } {
   const passed = results.filter((result) => result.ok).length;
-  return { passed, failed: 8 - passed };
+  return { passed, failed: stepsTotal - passed };
 }
 
 function interrupt(reason: string, exitCode: number): void {
@@ -946,10 +1020,11 @@ async function main(): Promise<number> {
     await step(4, "restart the killed node: it catches up", 180_000, stepRestart);
     await step(5, "kill a scheduler in the middle of bookings: the others answer", 300_000, stepKillScheduler);
     await step(6, "grow the cluster to five nodes and back to three, under load", 420_000, stepGrow);
+    await step(7, "roll all three nodes under booking load (rolling restart): no booking fails", 600_000, stepRollingRestart);
     if (load.isRunning) await load.stop();
-    await step(7, "verify from the cluster's own data: every 201 stored, no overlap, the audit chain verifies", 180_000, stepVerify);
+    await step(8, "verify from the cluster's own data: every 201 stored, no overlap, the audit chain verifies", 180_000, stepVerify);
     if (!stopping) abandoned = compose === undefined ? "there is nothing to show or tear down" : undefined;
-    await step(8, "show a slice of the aggregated logs; tear everything down, volumes included", 300_000, stepLogsAndDown);
+    await step(9, "show a slice of the aggregated logs; tear everything down, volumes included", 300_000, stepLogsAndDown);
   } finally {
     await cleanup();
   }

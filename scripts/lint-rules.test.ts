@@ -110,6 +110,20 @@ describe("lint rules enforce purity and import direction", () => {
     expect(lint("lock/example-lint.ts", inside).ok).toBe(true);
   });
 
+  it("forbids chaos/ from importing the scheduler's code, the simulator or tests/, but not the client", () => {
+    expect(lint("chaos/example-lint.ts", 'import { Bookings } from "../scheduler/bookings.ts";\nexport const b = Bookings;\n').ok).toBe(
+      false,
+    );
+    expect(lint("chaos/example-lint.ts", 'import { runSchedule } from "../simulations/sim.ts";\nexport const r = runSchedule;\n').ok).toBe(
+      false,
+    );
+    expect(
+      lint("chaos/example-lint.ts", 'import { importMutant } from "../tests/support/mutants.ts";\nexport const m = importMutant;\n').ok,
+    ).toBe(false);
+    const client = lint("chaos/example-lint.ts", 'import { LockClient } from "../client/lock-client.ts";\nexport const c = LockClient;\n');
+    expect(client.ok, client.output).toBe(true);
+  });
+
   it.each([
     ["node/", 'import { LockService } from "../node/lock-service.ts";\nexport const h = LockService;\n'],
     ["raft/", 'import { nodeId } from "../raft/index.ts";\nexport const n = nodeId;\n'],

@@ -68,8 +68,9 @@ export const plantedNodeBugs: readonly PlantedNodeBug[] = [
     mutations: [
       {
         file: driver,
-        original: "      (error: unknown) => {\n        throw error;\n      },",
-        replacement: "      () => {\n        this.saving = false;\n        then();\n      },",
+        original: "        if (!(error instanceof DiskFullError)) throw error;\n",
+        replacement:
+          "        if (!(error instanceof DiskFullError)) {\n          this.saving = false;\n          then();\n          return;\n        }\n",
       },
     ],
   },
@@ -117,9 +118,9 @@ export const plantedNodeBugs: readonly PlantedNodeBug[] = [
     mutations: [
       {
         file: driver,
-        original: "    this.write(\n      this.options.durableLog.save({",
+        original: "    this.write(\n      () =>\n        this.options.durableLog.save({",
         replacement:
-          "    (this.role === 'leader' && ready.appendsBeforePersist ? (written: PromiseLike<void>, then: () => void) => { void written; then(); } : this.write.bind(this))(\n      this.options.durableLog.save({",
+          "    (this.role === 'leader' && ready.appendsBeforePersist ? (start: () => PromiseLike<void>, then: () => void) => { void start(); then(); } : this.write.bind(this))(\n      () =>\n        this.options.durableLog.save({",
       },
     ],
   },

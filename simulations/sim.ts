@@ -416,6 +416,7 @@ class Simulation {
       snapshotIntervalEntries: options.snapshotIntervalEntries,
       proposalTimeoutMs: 20 * options.electionTimeoutTicks * tickMs,
       pendingRequestsMax: 1000,
+      inputsPerTurnMax: 256,
       watchEventsMax: 100,
       watchBytesMax: 1024 * 1024,
       watchersMax: 10,

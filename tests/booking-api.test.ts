@@ -66,9 +66,10 @@ function slot(n: number, slots = 1): { startUtc: string; endUtc: string; day: st
   return { startUtc: iso(midnight + n * 300_000), endUtc: iso(midnight + (n + slots) * 300_000), day: iso(midnight).slice(0, 10) };
 }
 
-function book(key: string, n: number, options: { slots?: number; idempotencyKey?: string; telescopeId?: string } = {}) {
+function book(key: string, n: number, options: { slots?: number; idempotencyKey?: string; telescopeId?: string } = {}, base?: string) {
   const { startUtc, endUtc } = slot(n, options.slots);
   return call("POST", "/bookings", {
+    ...(base === undefined ? {} : { base }),
     key,
     body: { telescopeId: options.telescopeId ?? "hubble-acad", startUtc, endUtc, requestedAtUtc: new Date().toISOString() },
     ...(options.idempotencyKey === undefined ? {} : { headers: { "idempotency-key": options.idempotencyKey } }),
@@ -258,6 +259,30 @@ describe("bookings", () => {
     expect((await book(other.key, 95, { idempotencyKey: "another" })).body.error.code).toBe("slot_busy");
     await earlier.release();
     expect((await book(key, 95, { idempotencyKey: "still-going" })).status).toBe(201);
+  });
+
+  it("replays a retry whose booking is made while another request holds the slot's lease, rather than 409 slot_busy", async () => {
+    // Regression (npm run chaos, a booking history under a full disk): the first attempt made the
+    // booking but its answer was lost; the retry, with the same key, met another scientist's
+    // request holding the slot's lease (to be told the slot is taken) and was answered 409
+    // slot_busy, so the client took the booking it had for refused.
+    const { key } = await register();
+    const first = await book(key, 97, { idempotencyKey: "answer-lost" });
+    expect(first.status).toBe(201);
+    const deciding = await new LockClient({ nodes: [...cluster.urls.values()], apiToken: cluster.apiToken }).acquire(
+      [`hubble-acad_${slot(97).startUtc}`],
+      { ttlMs: 5000, autoRenew: false },
+    );
+    try {
+      const retry = await book(key, 97, { idempotencyKey: "answer-lost" }, otherScheduler.url);
+      expect([retry.status, retry.body.id, retry.headers.get("idempotent-replayed")]).toEqual([201, first.body.id, "true"]);
+      // The same key for another booking is still refused as reused; a new key is simply busy.
+      const reused = await book(key, 97, { idempotencyKey: "answer-lost", slots: 2 });
+      expect([reused.status, reused.body.error?.code]).toEqual([422, "idempotency_key_reused"]);
+      expect((await book(key, 97, { idempotencyKey: "fresh" })).body.error?.code).toBe("slot_busy");
+    } finally {
+      await deciding.release();
+    }
   });
 
   it("refuses to cancel a booking that has started", async () => {

@@ -1,8 +1,9 @@
 // GET /metrics on real processes: three lock nodes and a scheduler on loopback. Shown:
 // - the strict reader (support/prometheus-text.ts) accepts good text and refuses broken text, so
 //   "it parses" means something;
-// - every node's /metrics parses as Prometheus text, names its role (one leader), term and
-//   indexes, and its lease counters move when locks are taken, refused and released, on the
+// - every node's /metrics parses as Prometheus text (the HTTP thread's families and the raft
+//   thread's, each declared once), names its role (one leader), term and indexes, both loops'
+//   event-loop lag, and its lease counters move when locks are taken, refused and released, on the
 //   leader at once and on the followers as they apply the same entries;
 // - the scheduler's /metrics parses, and counts bookings created, conflicts, lock waits and HTTP
 //   requests by route pattern (the fencing rejection is shown in booking-system.test.ts).
@@ -89,6 +90,12 @@ describe("/metrics on real processes", () => {
       expect(metrics.sum("sctec_raft_applied_index")).toBeGreaterThan(0);
       expect(metrics.types.get("sctec_storage_fsync_seconds")).toBe("histogram");
       expect(metrics.types.get("sctec_raft_append_seconds")).toBe("histogram");
+      // Both of the node's loops report their lag (node/loop-lag.ts): the raft thread's and the HTTP thread's.
+      for (const name of ["sctec_event_loop_lag_seconds", "sctec_event_loop_lag_max_seconds"]) {
+        expect(metrics.types.get(name)).toBe("gauge");
+        expect(metrics.samples.filter((sample) => sample.name === name).map((sample) => sample.labels["loop"])).toEqual(["http", "raft"]);
+        for (const sample of metrics.samples.filter((candidate) => candidate.name === name)) expect(sample.value).toBeGreaterThanOrEqual(0);
+      }
     }
 
     // A grant through a follower (forwarded), a conflict, a release.

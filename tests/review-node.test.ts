@@ -13,6 +13,7 @@ import type { DurableLog } from "../node/contracts.ts";
 import { systemClock } from "../node/driver/clock.ts";
 import { createApi } from "../node/http-api.ts";
 import { LockService } from "../node/lock-service.ts";
+import { LocalRaftHost } from "../node/raft-host.ts";
 import { type HttpCluster, startHttpCluster } from "../node/testing/http-cluster.ts";
 import { MemoryDurableLog, MemoryTransportHub } from "../node/testing/memory-doubles.ts";
 import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../raft/index.ts";
@@ -61,6 +62,7 @@ async function startHosts(
         snapshotIntervalEntries: 1000,
         proposalTimeoutMs: 2000,
         pendingRequestsMax: 1000,
+        inputsPerTurnMax: 256,
         watchEventsMax: 10_000,
         watchBytesMax: 64 * 1024 * 1024,
         watchersMax: 1000,
@@ -201,8 +203,7 @@ describe("HTTP API sessions", () => {
     const apiToken = "review-token-0123456789";
     const server = createServer(
       createApi({
-        host,
-        transport: new MemoryTransportHub().transport(host.nodeId),
+        host: new LocalRaftHost({ service: host, transport: new MemoryTransportHub().transport(host.nodeId) }),
         apiToken,
         clusterSecret: "review-cluster-secret-0123456789",
         peerUrls: new Map(),

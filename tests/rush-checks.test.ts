@@ -177,6 +177,80 @@ describe("the rush checks", () => {
     expect(failing(checkRush(evidence(unfair)))).toEqual(["each slot won by the first request to reach the cluster that could win it"]);
   });
 
+  it("let a request that found its range free but held it past its TTL unwritten lose it to a later one", () => {
+    // B asks for s3 alone at 11 and is granted; its scheduler is too slow: the cluster expires the
+    // lease (13, 14), B's late write is refused as stale (15), and C takes s3 (16, 17). B lost
+    // fairly. The same history with B's lease released instead of expired is the unfair one above.
+    const expire = (index: number, resource: string, token: number): LoggedCommand => ({
+      index,
+      term: 2,
+      command: { type: "expire", resource, token, version: 1 },
+    });
+    const slow = history(() => [
+      acquire(10, "bk_a", [s1, s2]),
+      acquire(11, "bk_b", [s3]),
+      write(12, 10, "bk_a", [s1, s2]),
+      expire(13, lease(s3), 11),
+      expire(14, "!idempotency_bk_b", 11),
+      write(15, 11, "bk_b", [s3]),
+      acquire(16, "bk_c", [s3]),
+      write(17, 16, "bk_c", [s3]),
+    ]);
+    const replay = replayLog(slow, [tel]);
+    expect([...replay.expiredGrants]).toEqual([11]);
+    expect(replay.refusedWrites).toBe(1);
+    const base = evidence(slow);
+    const fair: RushEvidence = {
+      ...base,
+      stored: [booking("bk_a", [s1, s2], 10, 12), booking("bk_c", [s3], 16, 17)],
+      answers: base.answers.map((answer) => (answer.bookingId === "bk_c" ? { ...answer, order: 17 } : answer)),
+      audit: [
+        { seq: 1, index: 12, eventType: "BOOKING_CREATED", bookingId: "bk_a", fencingToken: "10" },
+        { seq: 2, index: 17, eventType: "BOOKING_CREATED", bookingId: "bk_c", fencingToken: "16" },
+      ],
+    };
+    const verdict = checkRush(fair);
+    expect(failing(verdict)).toEqual([]);
+    const firstCheck = verdict.checks.find((one) => one.name.startsWith("each slot won by the first"));
+    expect(firstCheck?.detail).toContain("1 such expired grants before a winner");
+  });
+
+  it("read a renewal of a slot's lease (a slow booking's client keeps it) as changing nothing", () => {
+    const renew = (index: number, token: number, bookingId: string, starts: string[]): LoggedCommand => ({
+      index,
+      term: 2,
+      command: {
+        type: "renew",
+        session: session(),
+        leases: [...starts.map(lease), `!idempotency_${bookingId}`].map((resource) => ({ resource, token })),
+      },
+    });
+    // A renews before it writes; B renews a lease it never got (refused by the cluster: nothing).
+    const renewed = history(() => [
+      acquire(10, "bk_a", [s1, s2]),
+      acquire(11, "bk_b", [s2, s3]),
+      renew(12, 10, "bk_a", [s1, s2]),
+      renew(13, 11, "bk_b", [s2, s3]),
+      write(14, 10, "bk_a", [s1, s2]),
+      acquire(15, "bk_b", [s2, s3]),
+      release(16, 15, "bk_b", [s2, s3]),
+      acquire(17, "bk_c", [s3]),
+      write(18, 17, "bk_c", [s3]),
+    ]);
+    const replay = replayLog(renewed, [tel]);
+    expect(replay.attempts.map((attempt) => [attempt.index, attempt.outcome])).toEqual([
+      [10, "granted"],
+      [11, "busy"],
+      [15, "granted"],
+      [17, "granted"],
+    ]);
+    expect(replay.writes.map((write) => [write.index, write.token, write.claimed.length])).toEqual([
+      [14, 10, 2],
+      [18, 17, 1],
+    ]);
+    expect(replay.refusedWrites).toBe(0);
+  });
+
   it("refuse, as the cluster does, a request older than its session's last 64 results (stale_sequence): it takes nothing", () => {
     const own = (sequence: number) => ({ clientId: "late-client", sequence });
     const log: LoggedCommand[] = [{ index: 1, term: 2, command: { type: "release", session: own(1), leases: [] } }];

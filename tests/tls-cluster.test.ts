@@ -1,8 +1,9 @@
 // A lock cluster over TLS on real node processes (HTTPS for the API, mutual TLS between the nodes,
 // certificates of a CA made for the run): it elects a leader and takes locks from a LockClient that
-// trusts the CA; a client speaking plain HTTP to it gets nowhere; SIGHUP makes a node serve a renewed
-// certificate without a restart, while the cluster keeps its leader and term and goes on committing;
-// a damaged certificate file on SIGHUP is refused and the old one kept. And a node or a booking API
+// trusts the CA; a client speaking plain HTTP to it, on the API port or the peer (Raft) port, gets
+// nowhere; SIGHUP makes a node serve a renewed certificate on both ports without a restart (the
+// peer port's is the raft thread's, told by the HTTP thread), while the cluster keeps its leader and
+// term and goes on committing; a damaged certificate file on SIGHUP is refused and the old one kept. And a node or a booking API
 // asked to listen beyond loopback without TLS refuses to start (exit 2), before it listens at all.
 
 import { spawn } from "node:child_process";
@@ -52,13 +53,21 @@ describe("a lock cluster over TLS, on real processes", () => {
       (error: Error) => `failed: ${error.message}`,
     );
     expect(plain).toMatch(/^failed/);
+    // The peer port (the raft thread's) is TLS too: a plaintext request there gets no answer either.
+    const plainPeer = await fetch(`http://127.0.0.1:${cluster.raftPorts.get("n1")}/raft`, { signal: AbortSignal.timeout(5000) }).then(
+      (response) => `HTTP ${response.status}`,
+      (error: Error) => `failed: ${error.message}`,
+    );
+    expect(plainPeer).toMatch(/^failed/);
   });
 
   it("reloads a renewed certificate on SIGHUP without dropping the cluster, and refuses a damaged one", async () => {
     const leader = await cluster.waitForLeader(30_000);
     const before = await cluster.status(leader);
     const target = cluster.ids().find((id) => id !== leader) as string;
+    const peerUrl = `https://127.0.0.1:${cluster.raftPorts.get(target)}`;
     const oldSerial = (await servedCertificate(cluster.url(target))).serialNumber;
+    expect((await servedCertificate(peerUrl)).serialNumber).toBe(oldSerial);
     await makeCertificates({
       out: join(cluster.dataRoot, "tls"),
       nodes: [target],
@@ -77,6 +86,12 @@ describe("a lock cluster over TLS, on real processes", () => {
       `${target} to serve its renewed certificate`,
       20_000,
     );
+    // The raft thread serves it on the peer port too (it heard of it over its MessagePort).
+    await waitFor(
+      async () => ((await servedCertificate(peerUrl)).serialNumber === newSerial ? true : undefined),
+      `${target}'s peer port to serve the renewed certificate`,
+      20_000,
+    );
     // The same leader in the same term: no link was dropped long enough for an election.
     const after = await cluster.status(leader);
     expect({ role: after?.role, term: after?.term }).toEqual({ role: "leader", term: before?.term });
@@ -93,6 +108,7 @@ describe("a lock cluster over TLS, on real processes", () => {
     cluster.signal(target, "SIGHUP");
     await new Promise((resolve) => setTimeout(resolve, 500)); // Nothing to wait for: the node must keep serving as it was.
     expect((await servedCertificate(cluster.url(target))).serialNumber).toBe(newSerial);
+    expect((await servedCertificate(peerUrl)).serialNumber).toBe(newSerial);
     expect(cluster.exitedNodes()).toEqual([]);
     expect((await cluster.status(leader))?.term).toBe(before?.term);
   }, 120_000);

@@ -28,7 +28,7 @@ import {
   type Snapshot,
   type Status,
 } from "../../raft/index.ts";
-import type { DurableLog, DurableState, PeerTransport } from "../contracts.ts";
+import { DiskFullError, type DurableLog, type DurableState, type PeerTransport } from "../contracts.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { coalesceMessages } from "./coalesce-messages.ts";
 
@@ -40,8 +40,21 @@ export type DriverErrorCode =
   | "timeout"
   | "shutting_down"
   | "overloaded"
+  /** disk_full: this node's disk is full, so it can write nothing; it waits for space (see write). */
+  | "disk_full"
   /** invalid_command: the command does not fit its schema (protocol/commands.ts), so it never enters the log. */
   | "invalid_command";
+
+/** StorageStatus: whether this node's writes reach its disk (GET /status `storage`). */
+export type StorageStatus =
+  | { readonly ok: true }
+  | {
+      readonly ok: false;
+      readonly reason: "disk_full";
+      readonly message: string;
+      readonly failingForMs: number;
+      readonly peerMessagesDropped: number;
+    };
 
 export class DriverError extends Error {
   readonly code: DriverErrorCode;
@@ -87,6 +100,12 @@ export interface DriverListener {
   entriesApplied?(): void;
   /** snapshotRestored: a snapshot from the leader replaced the state. */
   snapshotRestored?(index: number): void;
+  /** diskFull: a write found the disk full and waits for space (attempt 0, then every 20th attempt). */
+  diskFull?(message: string, attempt: number): void;
+  /** spaceBack: the write that waited went through, after `waitedMs`. */
+  spaceBack?(waitedMs: number): void;
+  /** compactionSkipped: a compaction found no space; the next one tries again. */
+  compactionSkipped?(message: string): void;
 }
 
 /** ProposalOutcomeKind: what the core answered a proposal (a command or a membership step). */
@@ -122,6 +141,12 @@ export interface DriverOptions<TResult> {
   readonly proposalTimeoutMs: number;
   /** pendingRequestsMax bounds proposals and reads waiting for their outcome (with what the caller holds back, `heldElsewhere`). */
   readonly pendingRequestsMax: number;
+  /**
+   * inputsPerTurnMax bounds the inputs (proposals, reads, peer messages) fed to the core in one
+   * turn; the rest wait, in order, for the next turn. One turn's work is then bounded whatever
+   * the load, and so is how long a tick (a heartbeat) waits behind it.
+   */
+  readonly inputsPerTurnMax: number;
 }
 
 /** ProposalCallback answers a proposal: the state machine's result once applied, or why not. */
@@ -179,12 +204,22 @@ export class RaftDriver<TResult> {
   private savedHardState: HardState;
   /** stopWaiters: stop() callers waiting for the loop to come to rest. */
   private stopWaiters: (() => void)[] = [];
+  /** diskFull: since when (clock ms) writes find the disk full, and the last error; undefined while they succeed (see write). */
+  private diskFull: { sinceMs: number; message: string; peerMessagesDropped: number } | undefined;
+  /** diskRetry: the wait before the next attempt of a write that found the disk full, and how to end it early (stop). */
+  private diskRetry: { timer: TimerHandle; now: () => void } | undefined;
 
   /**
    * constructor builds the driver over what `durable` holds (an empty state with bootstrapVoters
    * founds a cluster) and restores the state machine from its snapshot. Nothing runs until start().
    */
   constructor(options: DriverOptions<TResult>, durable: DurableState) {
+    for (const key of ["pendingRequestsMax", "inputsPerTurnMax", "proposalTimeoutMs", "tickIntervalMs"] as const) {
+      assert(
+        Number.isSafeInteger(options[key]) && options[key] >= 1,
+        `the driver's ${key} must be a positive integer, not ${options[key]}`,
+      );
+    }
     this.options = options;
     this.nodeId = options.nodeId;
     this.clock = options.clock;
@@ -264,6 +299,13 @@ export class RaftDriver<TResult> {
     this.enqueueOrFeed({ kind: "transfer", transferee, done });
   }
 
+  /** storageStatus: whether writes reach the disk; for /status. */
+  storageStatus(): StorageStatus {
+    if (this.diskFull === undefined) return { ok: true };
+    const { sinceMs, message, peerMessagesDropped } = this.diskFull;
+    return { ok: false, reason: "disk_full", message, failingForMs: Math.round(this.clock.nowMs() - sinceMs), peerMessagesDropped };
+  }
+
   status(): Status {
     return this.rawNode.status();
   }
@@ -313,6 +355,7 @@ export class RaftDriver<TResult> {
     if (this.ticker !== undefined) this.clock.clearTimer(this.ticker);
     this.stopWaiters.push(done);
     if (!this.driving) this.comeToRest();
+    else this.diskRetry?.now(); // A write waiting for space is not tried again: the loop comes to rest.
   }
 
   // -------------------------------------------------------------------------------------------
@@ -321,6 +364,17 @@ export class RaftDriver<TResult> {
   private admit(reject: (error: DriverError) => void): boolean {
     if (this.stopped) {
       reject(new DriverError("shutting_down", "the node is shutting down"));
+      return false;
+    }
+    if (this.diskFull !== undefined) {
+      // The loop waits for space (write): nothing queued now would be served soon. A follower
+      // sends the caller on to the leader it knows; the leader, or a node that knows none, refuses.
+      const leader = this.knownLeaderId;
+      reject(
+        leader !== null && leader !== this.nodeId
+          ? new DriverError("not_leader", "this node's disk is full; ask the leader", leader)
+          : new DriverError("disk_full", `this node's disk is full, so it cannot write: ${this.diskFull.message}; another node may serve`),
+      );
       return false;
     }
     if (this.pendingRequests() >= this.options.pendingRequestsMax) {
@@ -332,6 +386,12 @@ export class RaftDriver<TResult> {
 
   private enqueue(input: Input<TResult>): void {
     if (this.stopped) return;
+    if (this.diskFull !== undefined && input.kind === "message") {
+      // The loop is held until the disk has space: a peer message would only pile up (Raft
+      // tolerates loss, and the peers send newer ones).
+      this.diskFull.peerMessagesDropped++;
+      return;
+    }
     this.inputs.push(input);
     this.kick();
   }
@@ -441,7 +501,11 @@ export class RaftDriver<TResult> {
       this.feeding = false;
     }
     if (this.inputs.length === 0) return;
-    for (const input of this.inputs.splice(0, this.inputs.length)) this.feed(input);
+    // A flood of proposals is fed a bounded batch per turn: under overload a turn that took
+    // everything queued grew with the queue (10,000 proposals, seconds of work on a starved
+    // thread), and the next tick, with its heartbeats, waited for all of it (bench:overload).
+    const count = Math.min(this.inputs.length, this.options.inputsPerTurnMax);
+    for (const input of this.inputs.splice(0, count)) this.feed(input);
   }
 
   private feed(input: Input<TResult>): void {
@@ -530,11 +594,12 @@ export class RaftDriver<TResult> {
       this.savedHardState = hardState;
     }
     this.write(
-      this.options.durableLog.save({
-        ...(hardState === undefined ? {} : { hardState }),
-        entries: ready.entries,
-        ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot }),
-      }),
+      () =>
+        this.options.durableLog.save({
+          ...(hardState === undefined ? {} : { hardState }),
+          entries: ready.entries,
+          ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot }),
+        }),
       then,
     );
     return true;
@@ -673,9 +738,15 @@ export class RaftDriver<TResult> {
     const applied = this.stateMachine.appliedIndex();
     const snapshotIndex = this.storage.snapshot().metadata.index;
     if (applied - snapshotIndex < this.options.snapshotIntervalEntries || applied > this.storage.lastIndex()) return false;
+    // A compaction only saves space: without room for it, the log stays longer, and the next one
+    // tries again (the loop goes on).
+    const skipped = (error: DiskFullError) => {
+      this.options.listener?.compactionSkipped?.(error.message);
+      then();
+    };
     const compact = () => {
       const snapshot = this.storage.createSnapshot(applied, this.rawNode.confState(), this.stateMachine.snapshot());
-      this.write(this.options.durableLog.compact(snapshot), then);
+      this.write(() => this.options.durableLog.compact(snapshot), then, skipped);
     };
     // The stored commit index may lag (see needsSave); compaction may not pass it, so store it first.
     const hardState = this.storage.hardStateNow();
@@ -683,28 +754,71 @@ export class RaftDriver<TResult> {
       compact();
       return true;
     }
-    this.write(this.options.durableLog.save({ hardState, entries: [] }), () => {
-      this.savedHardState = hardState;
-      compact();
-    });
+    this.write(
+      () => this.options.durableLog.save({ hardState, entries: [] }),
+      () => {
+        this.savedHardState = hardState;
+        compact();
+      },
+      skipped,
+    );
     return true;
   }
 
   /**
-   * write waits for one durable write, then runs `then`. Only `.then` is used, never `await`: a
-   * simulated disk completes a write by calling back at a virtual time, with no microtask between.
-   * A failed write is fail-stop: the error is thrown out of the loop and the node dies (a node
-   * that cannot tell what is on its disk must not go on: PostgreSQL's fsync lesson).
+   * write makes one durable write (`start` starts it), then runs `then`. Only `.then` is used,
+   * never `await`: a simulated disk completes a write by calling back at a virtual time, with no
+   * microtask between. A failed write is fail-stop: the error is thrown out of the loop and the
+   * node dies (a node that cannot tell what is on its disk must not go on: PostgreSQL's fsync
+   * lesson; the durable log refuses every later write too).
+   *
+   * A full disk is the one exception (DiskFullError: the write was not acknowledged, and the
+   * durable log is ready for the same write again). The same write is tried again after 50 ms,
+   * doubling up to a second, on the clock, until it goes through or the node stops: the bound is
+   * the node's life, each wait at most a second. Meanwhile the loop is held here, so nothing that
+   * depends on this write is sent or applied: the node neither acknowledges nor votes, and the
+   * others go on without it; requests are refused or sent on to the leader (admit), peer messages
+   * dropped (enqueue). With `skip` (a compaction), a full disk skips the write instead.
    */
-  private write(written: PromiseLike<void>, then: () => void): void {
+  private write(start: () => PromiseLike<void>, then: () => void, skip?: (error: DiskFullError) => void, attempt = 0): void {
     this.saving = true;
-    written.then(
+    start().then(
       () => {
         this.saving = false;
+        if (this.diskFull !== undefined) {
+          const waitedMs = Math.round(this.clock.nowMs() - this.diskFull.sinceMs);
+          this.diskFull = undefined;
+          this.options.listener?.spaceBack?.(waitedMs);
+        }
         then();
       },
       (error: unknown) => {
-        throw error;
+        if (!(error instanceof DiskFullError)) throw error;
+        if (skip !== undefined) {
+          this.saving = false;
+          skip(error);
+          return;
+        }
+        if (this.diskFull === undefined) this.diskFull = { sinceMs: this.clock.nowMs(), message: error.message, peerMessagesDropped: 0 };
+        else this.diskFull.message = error.message;
+        if (attempt % 20 === 0) this.options.listener?.diskFull?.(error.message, attempt);
+        const again = () => {
+          this.diskRetry = undefined;
+          if (!this.stopped) {
+            this.write(start, then, skip, attempt + 1);
+            return;
+          }
+          this.saving = false; // Stopped while the disk was full: nothing of this write goes out.
+          this.comeToRest();
+        };
+        const timer = this.clock.setTimer(again, Math.min(1000, 50 * 2 ** Math.min(attempt, 5)));
+        this.diskRetry = {
+          timer,
+          now: () => {
+            this.clock.clearTimer(timer);
+            again();
+          },
+        };
       },
     );
   }

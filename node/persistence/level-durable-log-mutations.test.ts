@@ -237,8 +237,8 @@ const mutants: [name: string, file: string, original: string, replacement: strin
   [
     "a save written as one batch per record (a crash between them leaves a mix)",
     "node/persistence/level-durable-log.ts",
-    "      await this.writeBatch(operations);\n      this.tracked = next;\n    });\n  }\n\n  compact(",
-    "      for (const operation of operations) await this.writeBatch([operation]);\n      this.tracked = next;\n    });\n  }\n\n  compact(",
+    "      await this.writeBatch(operations, next);\n      this.tracked = next;\n    });\n  }\n\n  compact(",
+    "      for (const operation of operations) await this.writeBatch([operation], next);\n      this.tracked = next;\n    });\n  }\n\n  compact(",
     "savesAtomically",
   ],
 ];

@@ -7,7 +7,7 @@
 // property applies random save/compact/reopen sequences to the log and to a plain in-memory model
 // of the same semantics (MemoryStorage's), and requires load() to equal the model after each step.
 
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -305,6 +305,112 @@ class LineWatcher {
     });
   }
 }
+
+/** onTmpfs runs `body` with a directory on a fresh tmpfs of `sizeBytes` (mounting needs root), unmounted afterwards. */
+async function onTmpfs(sizeBytes: number, body: (mount: string) => Promise<void>): Promise<void> {
+  const mount = fs.mkdtempSync(path.join(os.tmpdir(), "level-durable-log-tmpfs-"));
+  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${sizeBytes}`, "level-durable-log-test", mount]);
+  try {
+    await body(mount);
+  } finally {
+    for (const log of openLogs.splice(0)) await log.close().catch(() => undefined);
+    execFileSync("umount", [mount]);
+    fs.rmSync(mount, { recursive: true, force: true });
+  }
+}
+
+/** fillDisk writes a file next to the database until the disk refuses (bounded by the disk's size). */
+function fillDisk(file: string, sizeBytes: number): void {
+  const descriptor = fs.openSync(file, "a");
+  try {
+    for (const chunkBytes of [64 * 1024, 512]) {
+      for (let round = 0; round <= sizeBytes / chunkBytes + 1; round++) {
+        try {
+          fs.writeSync(descriptor, Buffer.alloc(chunkBytes));
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === "ENOSPC") break;
+          throw error;
+        }
+      }
+    }
+  } finally {
+    fs.closeSync(descriptor);
+  }
+}
+
+describe("LevelDurableLog on a full disk", () => {
+  // A tmpfs is the one disk a test can fill and empty at will; mounting one needs root (CI runs as root).
+  it.skipIf(process.getuid?.() !== 0)(
+    "a save that finds the disk full is refused (DiskFullError) and succeeds once there is space; every acknowledged save survives a reopen",
+    async () => {
+      const sizeBytes = 1024 * 1024;
+      await onTmpfs(sizeBytes, async (mount) => {
+        const dataDir = path.join(mount, "db");
+        let log = await openLog(dataDir);
+        await log.save({ hardState: hardState(1, 0), entries: normals(1, 10, 1) });
+        fillDisk(path.join(mount, "filler"), sizeBytes);
+        // Twenty 20 KiB entries: more than the disk has left, so LevelDB's log append is torn.
+        const large = Array.from({ length: 20 }, (_, position) => normal(11 + position, 1, new Array(20_000).fill(position)));
+        const refused = { hardState: hardState(1, 10), entries: large };
+        await expect(log.save(refused)).rejects.toMatchObject({ name: "DiskFullError", code: "disk_full" });
+        await expect(log.save(refused)).rejects.toMatchObject({ name: "DiskFullError", code: "disk_full" });
+        fs.rmSync(path.join(mount, "filler"));
+        await log.save(refused);
+        // Acknowledged after the disk was full: without a reopen in between, LevelDB would append
+        // these behind the torn record, and its replay at the next open would drop them.
+        await log.save({ hardState: hardState(1, 30), entries: normals(31, 40, 1) });
+        await log.save({ hardState: hardState(2, 40, "n2"), entries: normals(41, 45, 2) });
+        log = await reopen(log, dataDir);
+        const loaded = await log.load();
+        expect(loaded.entries.map((entry) => entry.index)).toEqual(Array.from({ length: 45 }, (_, position) => position + 1));
+        expect(loaded.entries[20]).toEqual(large[10]);
+        expect(loaded.hardState).toEqual(hardState(2, 40, "n2"));
+      });
+    },
+    30_000,
+  );
+});
+
+describe("LevelDurableLog on a failed fsync", () => {
+  // A failed fsync is not a full disk, though LevelDB reports one that fails with ENOSPC in the same
+  // words ("No space left on device"): the save is refused as DiskFullError first (nothing tells
+  // them apart yet), and the reopen before the retry finds the record written whole, so the sync
+  // was what failed. That is fail-stop: the retry and every later save are refused with
+  // DurableLogFailedError, even though fsync works again, and the node stops instead of waiting.
+  // (Before, the retry took the record it found as the write having landed, and went on.)
+  // The failure is made with chaos/slow-fsync.c preloaded into a child process (it needs cc).
+  const compiler = spawnSync("cc", ["--version"]).status === 0;
+  it.skipIf(!compiler)(
+    "an fsync that fails with ENOSPC stops the log for good, though fsync works again",
+    async () => {
+      const work = freshDir();
+      fs.mkdirSync(work, { recursive: true });
+      const library = path.join(work, "slow-fsync.so");
+      execFileSync("cc", ["-shared", "-fPIC", "-O2", "-o", library, path.join(repoRoot, "chaos", "slow-fsync.c"), "-ldl"]);
+      const control = path.join(work, "fsync-control");
+      const dataDir = path.join(work, "data");
+      const run = spawnSync(process.execPath, ["--import", "tsx", path.join(here, "fsync-fail-writer.ts"), dataDir, control], {
+        cwd: repoRoot,
+        env: { ...process.env, LD_PRELOAD: library, SCTEC_SLOW_FSYNC_FILE: control },
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      expect(run.status, run.stderr).toBe(0);
+      const steps = run.stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as { step: string; ok: boolean; name?: string; code?: string });
+      expect(steps.map((each) => [each.step, each.ok, each.name ?? ""])).toEqual([
+        ["first five", true, ""],
+        ["sixth, fsync failing", false, "DiskFullError"],
+        ["sixth again, fsync working", false, "DurableLogFailedError"],
+        ["seventh", false, "DurableLogFailedError"],
+      ]);
+      expect(steps[2]?.code).toBe("durable_log_failed");
+    },
+    90_000,
+  );
+});
 
 describe("LevelDurableLog checksums and fail-stop", () => {
   it("a value damaged at rest fails its checksum: the directory is refused (corrupt_data_dir), naming the record", async () => {

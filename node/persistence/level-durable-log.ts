@@ -19,7 +19,7 @@ import path from "node:path";
 import { Level } from "level";
 import type { Entry, HardState, LogIndex, Snapshot } from "../../raft/index.ts";
 import type { DurableLog, DurableState } from "../contracts.ts";
-import { DataDirError } from "../contracts.ts";
+import { DataDirError, DiskFullError } from "../contracts.ts";
 import {
   checkCompact,
   checkSave,
@@ -56,11 +56,30 @@ export interface LevelDurableLogOptions {
   readonly nodeId: string;
 }
 
+/**
+ * FailedWrite: a write that found the disk full, with what the log held before it and would hold
+ * after it. The database is reopened before the next write, and what it then holds says which.
+ */
+interface FailedWrite {
+  readonly before: Tracked;
+  readonly after: Tracked;
+  /** message: LevelDB's error. */
+  readonly message: string;
+}
+
 /** LevelDurableLog is the LevelDB implementation of DurableLog. Writes are serialized: one batch at a time. */
 export class LevelDurableLog implements DurableLog {
-  private readonly db: Database;
+  private db: Database;
   private readonly dataDir: string;
   private tracked: Tracked;
+  /**
+   * failedWrite: set when a batch found the disk full (and only then: see writeBatch). LevelDB
+   * does not stop writing after a failed append to its log (only after a failed sync), and a
+   * record written after the torn one is lost when the log is replayed at the next open: an
+   * acknowledged write, gone. So the database is closed and reopened before anything else is
+   * written (the replay drops the torn record and starts a new log file); see reopen.
+   */
+  private failedWrite: FailedWrite | undefined;
   /**
    * writeQueue chains writes. The node saves one Ready at a time anyway, but classic-level runs
    * batches on a thread pool, so two batches issued together could land in either order; the
@@ -68,10 +87,12 @@ export class LevelDurableLog implements DurableLog {
    */
   private writeQueue: Promise<void> = Promise.resolve();
   /**
-   * failure: the first write that failed. The log is then fail-stop: every later write fails with
-   * it, never retried. After a failed fsync the kernel may have dropped the dirty pages and marked
-   * them clean (PostgreSQL's fsync bug, 2018): a retry that "succeeds" proves nothing, and what the
-   * node told its peers may already be untrue. The node must die and restart from what is on disk.
+   * failure: the first write that failed, but for a full disk. The log is then fail-stop: every
+   * later write fails with it, never retried. After a failed fsync the kernel may have dropped the
+   * dirty pages and marked them clean (PostgreSQL's fsync bug, 2018): a retry that "succeeds"
+   * proves nothing, and what the node told its peers may already be untrue. The node must die and
+   * restart from what is on disk. A write that found the disk full is the one exception, kept
+   * apart (failedWrite, reopen): unless the reopen shows that its sync is what failed.
    */
   private failure: Error | undefined;
 
@@ -84,7 +105,8 @@ export class LevelDurableLog implements DurableLog {
   /**
    * open opens (or creates) the data directory, checks that it belongs to this cluster and node,
    * and reads and verifies everything in it, so a damaged directory stops the node at startup.
-   * Throws DataDirError: foreign_data_dir, unsupported_format, corrupt_data_dir or data_dir_locked.
+   * Throws DataDirError: foreign_data_dir, unsupported_format, corrupt_data_dir or data_dir_locked;
+   * DiskFullError when the disk has no space for what opening writes (it may be tried again).
    */
   static async open(options: LevelDurableLogOptions): Promise<LevelDurableLog> {
     refuseNonDatabasePath(options.dataDir);
@@ -95,6 +117,11 @@ export class LevelDurableLog implements DurableLog {
       return new LevelDurableLog(db, options.dataDir, trackedFrom(state));
     } catch (error) {
       await db.close(); // Release the LOCK: the caller may fix the directory and retry in-process.
+      if (isDiskFull(error) && !(error instanceof DiskFullError)) {
+        throw new DiskFullError(`cannot open data directory ${options.dataDir}: the disk is full (${errorMessage(error)})`, {
+          cause: error,
+        });
+      }
       throw error;
     }
   }
@@ -108,6 +135,7 @@ export class LevelDurableLog implements DurableLog {
 
   save(update: SaveUpdate): Promise<void> {
     return this.enqueueWrite(async () => {
+      if (this.failedWrite !== undefined) await this.reopen();
       const next = checkSave(this.tracked, update);
       const operations: BatchOperation[] = [];
       if (update.hardState !== undefined) operations.push(put(hardStateKey, update.hardState));
@@ -125,19 +153,53 @@ export class LevelDurableLog implements DurableLog {
       }
       for (const entry of update.entries) operations.push(put(entryKey(entry.index), entry));
       if (operations.length === 0) return;
-      await this.writeBatch(operations);
+      await this.writeBatch(operations, next);
       this.tracked = next;
     });
   }
 
   compact(snapshot: Snapshot): Promise<void> {
     return this.enqueueWrite(async () => {
+      if (this.failedWrite !== undefined) await this.reopen();
       const next = checkCompact(this.tracked, snapshot);
       const operations = this.deleteEntries(this.tracked.snapshotIndex + 1, next.snapshotIndex);
       operations.push(put(snapshotKey, snapshot));
-      await this.writeBatch(operations);
+      await this.writeBatch(operations, next);
       this.tracked = next;
     });
+  }
+
+  /**
+   * reopen closes the database and opens it again after a write found the disk full, then reads
+   * what it holds. The state from before the failed write means its log record was torn (the
+   * append ran out of space) and dropped by the replay: the write may simply be made again. The
+   * state from after it means the record was written whole and the error came from the sync
+   * that followed (LevelDB reports a failed fsync the same way: "No space left on device"): that
+   * is fail-stop (`failure`). Anything else means the disk lost something: the directory is
+   * corrupt. While the disk is still full the open itself fails, with DiskFullError.
+   */
+  private async reopen(): Promise<void> {
+    const failed = this.failedWrite as FailedWrite;
+    await this.db.close().catch(() => undefined); // It is replaced either way.
+    this.db = await openDatabase(this.dataDir); // DiskFullError while the disk is still full.
+    const reread = trackedFrom(await readDurableState(this.db, this.dataDir));
+    this.failedWrite = undefined;
+    if (sameTracked(reread, failed.before)) {
+      this.tracked = failed.before;
+      return;
+    }
+    if (sameTracked(reread, failed.after)) {
+      this.tracked = failed.after;
+      this.failure = new Error(
+        `a write failed with "${failed.message}" after its log record was written whole, so its fsync failed: what the disk holds is unknown`,
+      );
+      throw new DurableLogFailedError(this.dataDir, this.failure);
+    }
+    this.failure = corrupt(
+      this.dataDir,
+      "after the disk was full, it holds neither the state before the failed write nor the state after it",
+    );
+    throw this.failure;
   }
 
   async close(): Promise<void> {
@@ -156,13 +218,19 @@ export class LevelDurableLog implements DurableLog {
   }
 
   /**
-   * writeBatch writes one synced batch. An I/O error fails the log for good (see `failure`); a
-   * write refused by an assertion before reaching the disk does not: the disk is as it was.
+   * writeBatch writes one synced batch (`after`: the state it makes). An I/O error fails the log
+   * for good (see `failure`), but for a full disk: that is DiskFullError, and the database is
+   * reopened before the next write (failedWrite, reopen). A write refused by an assertion before
+   * reaching the disk fails nothing: the disk is as it was.
    */
-  private async writeBatch(operations: BatchOperation[]): Promise<void> {
+  private async writeBatch(operations: BatchOperation[], after: Tracked): Promise<void> {
     try {
       await this.db.batch(operations, { sync: true });
     } catch (error) {
+      if (isDiskFull(error)) {
+        this.failedWrite = { before: this.tracked, after, message: errorMessage(error) };
+        throw new DiskFullError(`the disk of ${this.dataDir} is full: ${errorMessage(error)}`, { cause: error });
+      }
       this.failure ??= error instanceof Error ? error : new Error(String(error));
       throw error;
     }
@@ -182,7 +250,8 @@ export class LevelDurableLog implements DurableLog {
 
 /**
  * DurableLogFailedError: a write was refused because an earlier one failed (fail-stop). `cause` is
- * the first failure. The node must stop; a restart reads back what really is on disk.
+ * the first failure. The node must stop; a restart reads back what really is on disk. It is not a
+ * DiskFullError: a full disk is waited out, a failed fsync is not.
  */
 export class DurableLogFailedError extends Error {
   readonly code = "durable_log_failed";
@@ -190,6 +259,31 @@ export class DurableLogFailedError extends Error {
     super(`the durable log at ${dataDir} failed earlier (${cause.message}) and accepts no more writes: restart the node`, { cause });
     this.name = "DurableLogFailedError";
   }
+}
+
+/** isDiskFull: LevelDB's and Node's ways of saying ENOSPC or EDQUOT, along the cause chain. */
+function isDiskFull(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
+    const code = (current as NodeJS.ErrnoException).code;
+    if (code === "ENOSPC" || code === "EDQUOT" || /No space left on device|Disk quota exceeded/.test(current.message)) return true;
+    current = current.cause;
+  }
+  return false;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function sameTracked(a: Tracked, b: Tracked): boolean {
+  return (
+    a.snapshotIndex === b.snapshotIndex &&
+    a.lastIndex === b.lastIndex &&
+    a.hardState.term === b.hardState.term &&
+    a.hardState.votedFor === b.hardState.votedFor &&
+    a.hardState.commitIndex === b.hardState.commitIndex
+  );
 }
 
 function put(key: string, value: HardState | Snapshot | Entry): BatchOperation {
@@ -249,6 +343,12 @@ async function openDatabase(dataDir: string): Promise<Database> {
     return db;
   } catch (error) {
     // abstract-level wraps the binding's error: LEVEL_DATABASE_NOT_OPEN, with the real code in `cause`.
+    // Opening writes (the replay of the write-ahead log goes into a new table file), so a full
+    // disk can refuse it: that is not a damaged directory, and it passes once there is space.
+    if (isDiskFull(error)) {
+      const reason = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+      throw new DiskFullError(`cannot open data directory ${dataDir}: the disk is full (${errorMessage(reason)})`, { cause: error });
+    }
     if (hasErrorCode(error, "LEVEL_LOCKED")) {
       throw new DataDirError(
         "data_dir_locked",

@@ -1,6 +1,9 @@
 // StatusFeed pushes this node's view of the cluster (status-view.ts) to the status pages that
 // watch it over a WebSocket (/status/live on the node's own HTTP server). The page never polls:
-// the feed pushes a fresh view every pushIntervalMs, and sooner when the timeline moves.
+// the feed pushes a fresh view every pushIntervalMs, and sooner when the timeline moves. It runs
+// on the HTTP thread; what only the Raft side knows (the core's status, the peer links, the lease
+// rows, the timeline) it asks of the Raft side's StatusSource (status-source.ts), one question per
+// push.
 //
 // To show the other members' role, term and indexes, the feed asks each peer's open GET /status
 // itself, server-side, once per peerPollIntervalMs, with a short timeout and at most one request
@@ -15,28 +18,23 @@ import type { Logger } from "pino";
 import { type Dispatcher, fetch } from "undici";
 import { WebSocket, WebSocketServer } from "ws";
 import { z } from "zod";
-import type { Lease, LockEvent, Waiter } from "../../lock/types.ts";
 import { describeIssues } from "../../protocol/commands.ts";
 import { nodeStatusSchema, peerProgressSchema } from "../../protocol/status.ts";
-import type { NodeId, Status } from "../../raft/index.ts";
-import type { PeerLinkStatus, PeerTransport } from "../contracts.ts";
-import type { StatusTimeline } from "./status-timeline.ts";
-import { buildStatusView, type LeaseRow, type PeerPoll, type PolledStatus, type StatusView } from "./status-view.ts";
+import type { NodeId } from "../../raft/index.ts";
+import type { PeerLinkStatus } from "../contracts.ts";
+import type { LocalStatusView } from "./status-source.ts";
+import { buildStatusView, type LoadView, type PeerPoll, type PolledStatus, type StatusView } from "./status-view.ts";
 
-/** StatusFeedHost is what the feed reads from the node (LockService fits it). */
-export interface StatusFeedHost {
+/** StatusFeedSource is where the feed gets this node's own part of the view (a RaftHost fits it). */
+export interface StatusFeedSource {
   readonly nodeId: NodeId;
-  status(): Status;
-  /** localState: this node's applied lock state (no ReadIndex round: a status page shows what the node knows). */
-  localState(): { leases(): Lease[]; waitersNow(): Waiter[] };
-  leaseDeadlineMs(resource: string): number | undefined;
-  onEvent(listener: (event: LockEvent) => void): () => void;
+  localView(leasesShownMax: number): Promise<LocalStatusView>;
+  /** onTimelineChange: the timeline moved; returns the unsubscribe function. */
+  onTimelineChange(listener: () => void): () => void;
 }
 
 export interface StatusFeedOptions {
-  readonly host: StatusFeedHost;
-  readonly transport: PeerTransport;
-  readonly timeline: StatusTimeline;
+  readonly source: StatusFeedSource;
   /** peerUrls: every member's base HTTP URL (the address book), this node's included. */
   readonly peerUrls: ReadonlyMap<string, string>;
   /** linkUrls: where the page links to a member, when a browser reaches it elsewhere than its peers do (default: peerUrls). */
@@ -55,6 +53,8 @@ export interface StatusFeedOptions {
   readonly nowMs: () => number;
   readonly wallNowMs: () => number;
   readonly logger: Logger;
+  /** load: the admission gate's figures (node/admission.ts), shown on the page; none without a gate. */
+  readonly load?: () => LoadView;
   /** dispatcher: what the peer polls go through; over TLS, one that trusts the cluster's CA. @default undici's global one */
   readonly dispatcher?: () => Dispatcher;
 }
@@ -63,12 +63,8 @@ export interface StatusFeedOptions {
 const viewerBufferedBytesMax = 1024 * 1024;
 /** A peer's /status answer larger than this is not believed (it is a few hundred bytes). */
 const peerStatusBytesMax = 256 * 1024;
-/** The feed samples its peer links this often, to put lost and found peers on the timeline. */
-const sampleIntervalMs = 250;
-/** A peer never reached since start is put on the timeline as unreachable after this long. */
-const startupGraceMs = 5000;
-/** Apply times kept for lease estimates; past this (a snapshot skipped the releases), they are dropped. */
-const leaseAppliedTrackedMax = 100_000;
+/** The feed looks whether a push or a poll is due this often. */
+const tickIntervalMs = 250;
 
 interface PollState {
   status: PolledStatus | undefined;
@@ -81,11 +77,6 @@ export class StatusFeed {
   private readonly options: StatusFeedOptions;
   private readonly viewers = new Set<WebSocket>();
   private readonly polls = new Map<string, PollState>();
-  /** linkUp: per peer, the link state last sampled (undefined: never connected yet). */
-  private readonly linkUp = new Map<string, boolean>();
-  /** leaseAppliedAtMs: monotonic time this node applied each lease's grant or last renewal (for followers' estimates). */
-  private readonly leaseAppliedAtMs = new Map<string, number>();
-  private readonly startedMs: number;
   /** memberUrls: the address book with the links a browser should follow (linkUrls over peerUrls). */
   private readonly memberUrls: ReadonlyMap<string, string>;
   private readonly ticker: NodeJS.Timeout;
@@ -94,6 +85,8 @@ export class StatusFeed {
   private lastPushMs = Number.NEGATIVE_INFINITY;
   private lastPollMs = Number.NEGATIVE_INFINITY;
   private dirty = false;
+  /** pushing: a push is waiting for the Raft side's view; the next waits for it. */
+  private pushing = false;
   private closed = false;
 
   constructor(options: StatusFeedOptions) {
@@ -109,39 +102,36 @@ export class StatusFeed {
     }
     this.options = options;
     this.memberUrls = new Map([...options.peerUrls].map(([id, url]) => [id, options.linkUrls?.get(id) ?? url]));
-    this.startedMs = options.nowMs();
     for (const id of options.peerUrls.keys()) {
-      if (id !== options.host.nodeId) this.polls.set(id, { status: undefined, atMs: undefined, error: undefined, inFlight: false });
+      if (id !== options.source.nodeId) this.polls.set(id, { status: undefined, atMs: undefined, error: undefined, inFlight: false });
     }
-    this.detachers.push(options.host.onEvent((event) => this.leaseEvent(event)));
-    this.detachers.push(options.timeline.onChange(() => (this.dirty = true)));
-    this.ticker = setInterval(() => this.tick(), sampleIntervalMs);
+    this.detachers.push(options.source.onTimelineChange(() => (this.dirty = true)));
+    this.ticker = setInterval(() => this.tick(), tickIntervalMs);
     this.ticker.unref();
   }
 
   /** view computes this node's view now (also served as JSON by GET /status/view). */
-  view(): StatusView {
-    const status = this.options.host.status();
+  async view(): Promise<StatusView> {
+    const local = await this.options.source.localView(this.options.leasesShownMax);
     const nowMs = this.options.nowMs();
     const polls = new Map<string, PeerPoll>();
     for (const [id, poll] of this.polls) {
       polls.set(id, { status: poll.status, statusAgeMs: poll.atMs === undefined ? undefined : nowMs - poll.atMs, error: poll.error });
     }
-    const links = new Map<string, PeerLinkStatus>();
-    for (const [id, link] of this.options.transport.peerStatus()) links.set(id, link);
     return buildStatusView({
-      nodeId: this.options.host.nodeId,
+      nodeId: this.options.source.nodeId,
       wallNowMs: this.options.wallNowMs(),
-      status,
+      status: local.status,
       peerUrls: this.memberUrls,
       bookingUrl: this.options.bookingUrl,
-      links,
+      links: new Map<string, PeerLinkStatus>(local.links),
       polls,
       // Two missed polls and a timeout: the answer we have is no longer evidence that the peer is up.
       pollFreshMs: 2 * this.options.peerPollIntervalMs + this.options.peerPollTimeoutMs,
       staleAfterMs: this.options.staleAfterMs,
-      leases: this.leaseRows(status.role === "leader", nowMs),
-      timeline: this.options.timeline.recent(),
+      leases: local.leases,
+      timeline: local.timeline,
+      load: this.options.load?.(),
     });
   }
 
@@ -151,9 +141,9 @@ export class StatusFeed {
   }
 
   /**
-   * attach serves `path` (/status/live) on `server`'s WebSocket upgrades, beside the peer
-   * transport's. Upgrades for `otherPaths` are left to their own listeners; any other path is
-   * refused here (404), since with two listeners neither would otherwise answer it.
+   * attach serves `path` (/status/live) on `server`'s WebSocket upgrades. Upgrades for
+   * `otherPaths` are left to their own listeners; any other path is refused here (404), since with
+   * two listeners neither would otherwise answer it.
    */
   attach(server: Server | HttpsServer, path: string, otherPaths: readonly string[]): void {
     this.wss ??= new WebSocketServer({ noServer: true, maxPayload: 1024, perMessageDeflate: false, clientTracking: false });
@@ -191,44 +181,40 @@ export class StatusFeed {
     ws.on("error", (error) => this.options.logger.debug({ err: error }, "status page socket error"));
     // The page only listens; whatever it sends is ignored (maxPayload keeps it small).
     ws.on("message", () => {});
-    ws.send(JSON.stringify(this.view()));
+    this.view().then(
+      (view) => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(view));
+      },
+      (error: unknown) => this.options.logger.warn({ err: error }, "status view failed"),
+    );
     if (this.viewers.size === 1) this.pollPeers();
   }
 
   private tick(): void {
-    if (this.closed) return;
-    this.sampleLinks();
-    if (this.viewers.size === 0) return;
+    if (this.closed || this.viewers.size === 0) return;
     const nowMs = this.options.nowMs();
     if (nowMs - this.lastPollMs >= this.options.peerPollIntervalMs) this.pollPeers();
     if (this.dirty || nowMs - this.lastPushMs >= this.options.pushIntervalMs) this.push();
   }
 
   private push(): void {
+    if (this.pushing) return;
+    this.pushing = true;
     this.dirty = false;
     this.lastPushMs = this.options.nowMs();
-    const text = JSON.stringify(this.view());
-    for (const viewer of this.viewers) {
-      if (viewer.readyState === WebSocket.OPEN && viewer.bufferedAmount <= viewerBufferedBytesMax) viewer.send(text);
-    }
-  }
-
-  /** sampleLinks puts peers lost and found on the timeline. */
-  private sampleLinks(): void {
-    const sinceStartMs = this.options.nowMs() - this.startedMs;
-    for (const [id, link] of this.options.transport.peerStatus()) {
-      const was = this.linkUp.get(id);
-      if (link.connected && was !== true) {
-        this.options.timeline.record("peer_reachable", `${id} reachable (peer link up)`);
-      } else if (!link.connected && was === true) {
-        this.options.timeline.record("peer_unreachable", `${id} unreachable (peer link lost)`);
-      } else if (!link.connected && was === undefined && sinceStartMs > startupGraceMs) {
-        this.options.timeline.record("peer_unreachable", `${id} not reached since this node started`);
-      } else if (was === undefined && !link.connected) {
-        continue; // Still within the grace period: not yet a fact worth recording.
-      }
-      this.linkUp.set(id, link.connected);
-    }
+    this.view().then(
+      (view) => {
+        this.pushing = false;
+        const text = JSON.stringify(view);
+        for (const viewer of this.viewers) {
+          if (viewer.readyState === WebSocket.OPEN && viewer.bufferedAmount <= viewerBufferedBytesMax) viewer.send(text);
+        }
+      },
+      (error: unknown) => {
+        this.pushing = false;
+        if (!this.closed) this.options.logger.warn({ err: error }, "status view failed");
+      },
+    );
   }
 
   private pollPeers(): void {
@@ -261,50 +247,6 @@ export class StatusFeed {
       poll.inFlight = false;
       this.dirty = true;
     }
-  }
-
-  private leaseEvent(event: LockEvent): void {
-    if (event.type === "granted" || event.type === "renewed") {
-      if (this.leaseAppliedAtMs.size >= leaseAppliedTrackedMax) this.leaseAppliedAtMs.clear();
-      this.leaseAppliedAtMs.set(event.resource, this.options.nowMs());
-    } else if (event.type === "released" || event.type === "expired") {
-      this.leaseAppliedAtMs.delete(event.resource);
-    }
-  }
-
-  /**
-   * leaseRows: the lease table as this node has applied it, sorted by resource, at most
-   * leasesShownMax rows. The leader knows each lease's deadline; a follower estimates it from when
-   * it applied the grant or renewal (a new leader restarts every countdown, so it may be longer).
-   */
-  private leaseRows(isLeader: boolean, nowMs: number): { rows: LeaseRow[]; total: number; waitersTotal: number } {
-    const leases = this.options.host
-      .localState()
-      .leases()
-      .sort((a, b) => (a.resource < b.resource ? -1 : a.resource > b.resource ? 1 : 0));
-    const waiters = this.options.host.localState().waitersNow();
-    const waitersOf = new Map<string, number>();
-    for (const waiter of waiters) for (const resource of waiter.resources) waitersOf.set(resource, (waitersOf.get(resource) ?? 0) + 1);
-    const rows = leases.slice(0, this.options.leasesShownMax).map((lease): LeaseRow => {
-      const deadlineMs = isLeader ? this.options.host.leaseDeadlineMs(lease.resource) : undefined;
-      const appliedAtMs = this.leaseAppliedAtMs.get(lease.resource);
-      const [timeLeftMs, timeLeftSource] =
-        deadlineMs !== undefined
-          ? [Math.max(0, deadlineMs - nowMs), "leader" as const]
-          : appliedAtMs !== undefined
-            ? [Math.max(0, appliedAtMs + lease.ttlMs - nowMs), "estimate" as const]
-            : [null, "unknown" as const];
-      return {
-        resource: lease.resource,
-        owner: lease.owner,
-        token: String(lease.token),
-        ttlMs: lease.ttlMs,
-        timeLeftMs: timeLeftMs === null ? null : Math.round(timeLeftMs),
-        timeLeftSource,
-        waiters: waitersOf.get(lease.resource) ?? 0,
-      };
-    });
-    return { rows, total: leases.length, waitersTotal: waiters.length };
   }
 }
 

@@ -6,14 +6,14 @@
 import { fileURLToPath } from "node:url";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
-import type { NodeMetrics } from "../metrics.ts";
+import type { FrontMetrics } from "../front-metrics.ts";
 import type { StatusFeed } from "./status-feed.ts";
 
 export const statusPageRoot = fileURLToPath(new URL("./page/", import.meta.url));
 
 export interface NodeFrontOptions {
   readonly api: express.Express;
-  readonly metrics: NodeMetrics;
+  readonly metrics: FrontMetrics;
   readonly feed: StatusFeed;
   readonly logger: Logger;
 }
@@ -31,9 +31,14 @@ export function createNodeFront(options: NodeFrontOptions): express.Express {
     response.status(204).setHeader("cache-control", "max-age=86400").end();
   });
   app.use("/status-page", express.static(statusPageRoot, { index: false, maxAge: 0, fallthrough: true }));
-  app.get("/status/view", (_request: Request, response: Response) => {
-    response.setHeader("cache-control", "no-store");
-    response.json(options.feed.view());
+  app.get("/status/view", async (_request: Request, response: Response, next: NextFunction) => {
+    try {
+      const view = await options.feed.view();
+      response.setHeader("cache-control", "no-store");
+      response.json(view);
+    } catch (error) {
+      next(error);
+    }
   });
   app.get("/metrics", async (_request: Request, response: Response, next: NextFunction) => {
     try {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { type NodeId, nodeId, type Ready, type Status } from "../../raft/index.ts";
 import { StatusTimeline } from "./status-timeline.ts";
-import { buildStatusView, type PeerPoll, type PolledStatus, refusalShownMs, type StatusViewInputs } from "./status-view.ts";
+import { buildStatusView, type PeerPoll, type PolledStatus, refusalShownMs, type StatusViewInputs, shedShownMs } from "./status-view.ts";
 
 const ids = ["n1", "n2", "n3"].map(nodeId);
 const urls = new Map(ids.map((id, position) => [id as string, `http://127.0.0.1:700${position + 1}`]));
@@ -93,6 +93,19 @@ describe("buildStatusView", () => {
       "n1 refuses frames from n2 (41 so far, the last 0.5 s ago): invalid_entry: entry 17 (term 4): resources.0: Too big",
     ]);
     expect(buildStatusView(refusing(1_000_000 - refusalShownMs - 1)).view.warnings).toEqual([]);
+  });
+
+  it("shows the requests in flight and those shed, and warns of overload until a minute after the last one shed (issue 17)", () => {
+    const load = (lastShedAgoMs: number | null) => ({ depth: 1024, requestQueueMax: 1024, shedTotal: 37, lastShedAgoMs });
+    const view = buildStatusView(inputs({ load: load(2500) }));
+    expect(view.load).toEqual(load(2500));
+    expect(view.view.warnings).toEqual([
+      "n1 is overloaded: it answered 37 requests 503 overloaded so far (the last 2.5 s ago), its limit being 1024 requests in flight; clients retry after the wait it asks for.",
+    ]);
+    expect(view.view.stale).toBe(false); // Overloaded is not out of date.
+    expect(buildStatusView(inputs({ load: load(shedShownMs + 1) })).view.warnings).toEqual([]);
+    expect(buildStatusView(inputs({ load: load(null) })).view.warnings).toEqual([]);
+    expect(buildStatusView(inputs()).load).toBeNull(); // A node without an admission gate.
   });
 
   it("a healthy follower: the leader it knows is marked, lag from the leader's progress, no warning", () => {

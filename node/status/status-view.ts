@@ -68,7 +68,20 @@ export interface StatusViewInputs {
   readonly staleAfterMs: number;
   readonly leases: { readonly rows: readonly LeaseRow[]; readonly total: number; readonly waitersTotal: number };
   readonly timeline: readonly TimelineEvent[];
+  /** load: the admission gate's figures (node/admission.ts), when the node has one. */
+  readonly load?: LoadView | undefined;
 }
+
+/** LoadView: client requests in flight against the admission limit, and the requests shed. */
+export interface LoadView {
+  readonly depth: number;
+  readonly requestQueueMax: number;
+  readonly shedTotal: number;
+  readonly lastShedAgoMs: number | null;
+}
+
+/** shedShownMs: a node that shed requests says so among the page's warnings for this long after the last one. */
+export const shedShownMs = 60_000;
 
 /**
  * refusalShownMs: a frame refused from a peer stays among the page's warnings this long. A leader
@@ -132,6 +145,8 @@ export interface StatusView {
   };
   readonly leases: StatusViewInputs["leases"] & { readonly appliedIndex: number };
   readonly timeline: readonly TimelineEvent[];
+  /** load: requests in flight and shed (null when the node has no admission gate). */
+  readonly load: LoadView | null;
 }
 
 /** buildStatusView computes the page's view; see the file comment for the rules. */
@@ -167,6 +182,7 @@ export function buildStatusView(inputs: StatusViewInputs): StatusView {
     },
     leases: { ...inputs.leases, appliedIndex: status.appliedIndex },
     timeline: inputs.timeline,
+    load: inputs.load ?? null,
   };
 }
 
@@ -293,6 +309,13 @@ function viewWarnings(
     const agoSeconds = (Math.max(0, inputs.wallNowMs - refusal.atMs) / 1000).toFixed(1);
     warnings.push(
       `${status.id} refuses frames from ${id} (${link.framesRejected ?? 1} so far, the last ${agoSeconds} s ago): ${refusal.code}: ${refusal.reason}`,
+    );
+  }
+  const load = inputs.load;
+  if (load !== undefined && load.lastShedAgoMs !== null && load.lastShedAgoMs <= shedShownMs) {
+    warnings.push(
+      `${status.id} is overloaded: it answered ${load.shedTotal} requests 503 overloaded so far (the last ${(load.lastShedAgoMs / 1000).toFixed(1)} s ago), ` +
+        `its limit being ${load.requestQueueMax} requests in flight; clients retry after the wait it asks for.`,
     );
   }
   return { warnings, stale };

@@ -1,14 +1,17 @@
 // A three-node cluster in one process for tests: LockServices over the in-memory transport and
-// durable log, each behind a real HTTP server on 127.0.0.1 (ephemeral ports). Tests only.
+// durable log, each behind a real HTTP server on 127.0.0.1 (ephemeral ports), in this thread (a
+// LocalRaftHost between each API and its service). Tests only.
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino } from "pino";
 import { lockLimitsDefaults } from "../../lock/lock-state-machine.ts";
 import { createSeededRandom, type NodeId, nodeId, raftConfigDefaults } from "../../raft/index.ts";
+import { AdmissionGate, type ShedObserver, withAdmission } from "../admission.ts";
 import { systemClock } from "../driver/clock.ts";
 import { createApi, createHotPath, withHotPath } from "../http-api.ts";
 import { LockService } from "../lock-service.ts";
+import { LocalRaftHost } from "../raft-host.ts";
 import { MemoryDurableLog, MemoryTransportHub } from "./memory-doubles.ts";
 
 export interface HttpCluster {
@@ -21,6 +24,8 @@ export interface HttpCluster {
    */
   readonly expressOnlyUrls: Map<string, string>;
   readonly hub: MemoryTransportHub;
+  /** gates: each node's admission gate, when the cluster was started with `admission`. */
+  readonly gates: Map<NodeId, AdmissionGate>;
   leaderUrl(): string;
   followerUrl(): string;
   /** stopNode stops one node as main.ts does on SIGTERM: its connections are cut, its host stopped. */
@@ -33,6 +38,13 @@ export interface HttpClusterOptions {
   readonly ttlMsMin?: number;
   readonly watchEventsMax?: number;
   readonly watchersMax?: number;
+  /** admission puts an admission gate (admission.ts) in front of each node's API, as main.ts does. */
+  readonly admission?: {
+    readonly requestQueueMax: number;
+    readonly retryAfterMs: number;
+    /** onShed: who hears of the requests a node's gate refuses (its metrics, say). */
+    readonly onShed?: (id: NodeId) => ShedObserver | undefined;
+  };
 }
 
 export async function startHttpCluster(options: HttpClusterOptions = {}): Promise<HttpCluster> {
@@ -42,6 +54,7 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
   const logger = pino({ level: "silent" });
   const hub = new MemoryTransportHub();
   const hosts = new Map<NodeId, LockService>();
+  const gates = new Map<NodeId, AdmissionGate>();
   const servers = new Map<NodeId, Server>();
   const urls = new Map<string, string>();
   const expressOnlyUrls = new Map<string, string>();
@@ -59,6 +72,7 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
       snapshotIntervalEntries: 1000,
       proposalTimeoutMs: 2000,
       pendingRequestsMax: 1000,
+      inputsPerTurnMax: 256,
       watchEventsMax: options.watchEventsMax ?? 10_000,
       watchBytesMax: 64 * 1024 * 1024,
       watchersMax: options.watchersMax ?? 1000,
@@ -66,8 +80,27 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
       clock: systemClock,
     });
     hosts.set(id, host);
-    const apiOptions = { host, transport, apiToken, clusterSecret, peerUrls: urls, bodyBytesMax: options.bodyBytesMax ?? 4096, logger };
-    const server = createServer(withHotPath(createHotPath(apiOptions), createApi(apiOptions)));
+    const admission = options.admission;
+    const apiOptions = {
+      host: new LocalRaftHost({ service: host, transport }),
+      apiToken,
+      clusterSecret,
+      peerUrls: urls,
+      bodyBytesMax: options.bodyBytesMax ?? 4096,
+      logger,
+      ...(admission === undefined ? {} : { overloadRetryAfterMs: admission.retryAfterMs }),
+    };
+    let listener = withHotPath(createHotPath(apiOptions), createApi(apiOptions));
+    if (admission !== undefined) {
+      const gate = new AdmissionGate({
+        requestQueueMax: admission.requestQueueMax,
+        retryAfterMs: admission.retryAfterMs,
+        clock: systemClock,
+      });
+      gates.set(id, gate);
+      listener = withAdmission(gate, listener, admission.onShed?.(id));
+    }
+    const server = createServer(listener);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     servers.set(id, server);
     urls.set(id, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
@@ -103,6 +136,7 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
     urls,
     expressOnlyUrls,
     hub,
+    gates,
     leaderUrl: () => urlOf([...hosts.values()].find((host) => host.status().role === "leader" && !stopped.has(host.nodeId))),
     followerUrl: () => urlOf([...hosts.values()].find((host) => host.status().role !== "leader" && !stopped.has(host.nodeId))),
     stopNode: (id) => stopNode(nodeId(id)),

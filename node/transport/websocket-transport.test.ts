@@ -292,6 +292,36 @@ describe("WebSocketTransport", () => {
     await waitFor(() => nodeA.transport.peerStatus().get(n2)?.inboundConnected === false, "the inbound connection to go");
   });
 
+  it("a wall-clock step changes nothing but times of day: the garbage window and the time since last contact run on the monotonic clock", async () => {
+    // Regression (found looking for Date.now() in the node, for the chaos clock faults): the
+    // garbage window, the drop warnings and the last contact used Date.now(), so a step back of
+    // minutes kept the window open for minutes and made a silent leader look just heard from on
+    // the status page.
+    let monotonicMs = 0;
+    let wallMs = 1_700_000_000_000;
+    const a = await listen();
+    const peers = new Map([
+      [n1, peerUrl(a.port)],
+      [n2, "ws://127.0.0.1:9/raft"],
+    ]);
+    const nodeA = startNode(n1, a.server, peers, { garbageFramesMax: 3, nowMs: () => monotonicMs, wallNowMs: () => wallMs });
+    const fake = await authenticatedFake(a.port);
+    fake.socket.send(encodeFrame(heartbeat(n2, n1, 1)));
+    await waitFor(() => nodeA.received.length === 1, "a good frame");
+    expect(nodeA.transport.peerStatus().get(n2)?.lastContactMs).toBe(wallMs);
+    for (let bad = 0; bad < 3; bad++) fake.socket.send(new Uint8Array([0xc1]));
+    await waitFor(() => nodeA.transport.peerStatus().get(n2)?.framesRejected === 3, "three bad frames");
+    // The wall clock steps back ten minutes while 11 s pass: the window (10 s) is over.
+    wallMs -= 600_000;
+    monotonicMs += 11_000;
+    expect(wallMs - (nodeA.transport.peerStatus().get(n2)?.lastContactMs ?? 0)).toBe(11_000);
+    for (let bad = 0; bad < 3; bad++) fake.socket.send(new Uint8Array([0xc1]));
+    fake.socket.send(encodeFrame(heartbeat(n2, n1, 2)));
+    await waitFor(() => nodeA.received.length === 2, "the next good frame");
+    expect(nodeA.transport.peerStatus().get(n2)).toMatchObject({ framesRejected: 6, inboundConnected: true, lastContactMs: wallMs });
+    expect(fake.socket.readyState).toBe(WebSocket.OPEN);
+  });
+
   it("refuses an append whose entry this node could not apply, loudly, and takes the good ones", async () => {
     const a = await listen();
     const peers = new Map([

@@ -84,6 +84,14 @@ export interface WebSocketTransportOptions {
   /** random draws the reconnect jitter, in [0, 1). @default Math.random */
   readonly random?: () => number;
   /**
+   * nowMs is a monotonic clock (performance.now): the garbage window, drop warnings and the time
+   * since a peer's last contact run on it, so a wall-clock step changes none of them.
+   * wallNowMs (Date.now) only turns that last contact into a time of day for peerStatus(), and
+   * dates a refused frame.
+   */
+  readonly nowMs?: () => number;
+  readonly wallNowMs?: () => number;
+  /**
    * checkEntryData checks the data of every normal entry in an incoming append_entries: undefined
    * when this node can apply it, else why not. A frame holding one that fails is refused whole
    * (invalid_entry), so the node never appends an entry it cannot apply. @default every entry passes
@@ -115,7 +123,11 @@ export interface WebSocketPeerStatus {
   readonly connected: boolean;
   /** inboundConnected: the peer's own connection to this node is authenticated, so its messages can arrive. */
   readonly inboundConnected: boolean;
-  /** lastContactMs: wall-clock time (Date.now()) of the last frame, welcome or pong from the peer. */
+  /**
+   * lastContactMs: when the last frame, welcome or pong came from the peer, as a wall-clock time
+   * (Date.now()); measured on the monotonic clock and read against the wall clock now, so that
+   * `Date.now() - lastContactMs` is the real time since, whatever the wall clock did meanwhile.
+   */
   readonly lastContactMs: number | undefined;
   readonly queuedMessages: number;
   readonly messagesSent: number;
@@ -170,8 +182,9 @@ interface OutboundPeer {
   reconnectTimer: NodeJS.Timeout | undefined;
   pingTimer: NodeJS.Timeout | undefined;
   awaitingPong: boolean;
-  lastContactMs: number | undefined;
-  lastDropWarningMs: number;
+  /** lastContactAtMs and lastDropWarningAtMs are on the monotonic clock (options.nowMs). */
+  lastContactAtMs: number | undefined;
+  lastDropWarningAtMs: number;
   messagesSent: number;
   messagesDropped: number;
   framesReceived: number;
@@ -204,6 +217,8 @@ function resolveOptions(options: WebSocketTransportOptions): Resolved {
   const resolved: Resolved = {
     ...defaults,
     random: Math.random,
+    nowMs: () => performance.now(),
+    wallNowMs: () => Date.now(),
     ...options,
     bufferedBytesMax: options.bufferedBytesMax ?? Math.max(4 * 1024 * 1024, 2 * options.frameBytesMax),
     limits: {
@@ -299,11 +314,13 @@ export class WebSocketTransport implements PeerTransport {
   /** peerStatus reports every configured peer (never this node itself), with counters since construction. */
   peerStatus(): ReadonlyMap<NodeId, WebSocketPeerStatus> {
     const status = new Map<NodeId, WebSocketPeerStatus>();
+    const nowMs = this.options.nowMs();
+    const wallNowMs = this.options.wallNowMs();
     for (const peer of this.outbound.values()) {
       status.set(peer.id, {
         connected: peer.ready,
         inboundConnected: this.inbound.has(peer.id),
-        lastContactMs: peer.lastContactMs,
+        lastContactMs: peer.lastContactAtMs === undefined ? undefined : wallNowMs - (nowMs - peer.lastContactAtMs),
         queuedMessages: peer.queue.length,
         messagesSent: peer.messagesSent,
         messagesDropped: peer.messagesDropped,
@@ -437,7 +454,7 @@ export class WebSocketTransport implements PeerTransport {
     socket.on("close", (code, reason) => this.onOutboundClosed(peer, socket, code, reason.toString()));
     socket.on("pong", () => {
       peer.awaitingPong = false;
-      peer.lastContactMs = Date.now();
+      peer.lastContactAtMs = this.options.nowMs();
     });
     dialHandshake(socket, { ...this.handshakeOptions(peer.url), peer: peer.id }, () => this.onOutboundReady(peer, socket));
   }
@@ -445,7 +462,7 @@ export class WebSocketTransport implements PeerTransport {
   private onOutboundReady(peer: OutboundPeer, socket: WebSocket): void {
     peer.ready = true;
     peer.reconnectAttempt = 0;
-    peer.lastContactMs = Date.now();
+    peer.lastContactAtMs = this.options.nowMs();
     peer.awaitingPong = false;
     this.logger.info({ peer: peer.id, url: peer.url }, "connected to peer");
     // The acceptor sends nothing after its welcome; anything else is a confused peer, not data.
@@ -564,9 +581,9 @@ export class WebSocketTransport implements PeerTransport {
 
   private countDrop(peer: OutboundPeer, reason: "queue_full" | "encode_failed" | "frame_too_large"): void {
     peer.messagesDropped++;
-    const nowMs = Date.now();
-    if (reason === "queue_full" && nowMs - peer.lastDropWarningMs < dropWarningIntervalMs) return;
-    peer.lastDropWarningMs = nowMs;
+    const nowMs = this.options.nowMs();
+    if (reason === "queue_full" && nowMs - peer.lastDropWarningAtMs < dropWarningIntervalMs) return;
+    peer.lastDropWarningAtMs = nowMs;
     this.logger.warn({ peer: peer.id, reason, messagesDropped: peer.messagesDropped }, "dropping messages for peer");
   }
 
@@ -604,9 +621,9 @@ export class WebSocketTransport implements PeerTransport {
     socket.on("close", () => {
       if (this.inbound.get(peerId) === socket) this.inbound.delete(peerId);
     });
-    peer.lastContactMs = Date.now();
+    peer.lastContactAtMs = this.options.nowMs();
     this.logger.info({ peer: peerId, remoteAddress }, "peer connected to us");
-    const garbage: GarbageWindow = { startMs: Date.now(), count: 0 };
+    const garbage: GarbageWindow = { startMs: this.options.nowMs(), count: 0 };
     socket.on("message", (data: RawData, isBinary: boolean) => this.onInboundFrame(peer, socket, garbage, rawDataBytes(data, isBinary)));
   }
 
@@ -637,7 +654,7 @@ export class WebSocketTransport implements PeerTransport {
       return;
     }
     peer.framesReceived++;
-    peer.lastContactMs = Date.now();
+    peer.lastContactAtMs = this.options.nowMs();
     // A handler that throws (a RaftInvariantError) is not caught here: a broken invariant must stop the node.
     this.handler?.(message);
   }
@@ -662,8 +679,8 @@ export class WebSocketTransport implements PeerTransport {
    */
   private rejectFrame(peer: OutboundPeer, socket: WebSocket, garbage: GarbageWindow, code: FrameRejectionCode, reason: string): void {
     peer.framesRejected++;
-    const nowMs = Date.now();
-    peer.lastRejection = { code, reason, atMs: nowMs };
+    const nowMs = this.options.nowMs();
+    peer.lastRejection = { code, reason, atMs: this.options.wallNowMs() };
     this.options.onFrameRejected?.(peer.id, code);
     if (nowMs - garbage.startMs > this.options.garbageWindowMs) {
       garbage.startMs = nowMs;
@@ -716,8 +733,8 @@ function newOutboundPeer(id: NodeId, url: string): OutboundPeer {
     reconnectTimer: undefined,
     pingTimer: undefined,
     awaitingPong: false,
-    lastContactMs: undefined,
-    lastDropWarningMs: Number.NEGATIVE_INFINITY,
+    lastContactAtMs: undefined,
+    lastDropWarningAtMs: Number.NEGATIVE_INFINITY,
     messagesSent: 0,
     messagesDropped: 0,
     framesReceived: 0,

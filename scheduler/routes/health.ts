@@ -11,15 +11,18 @@ export interface MetricsText {
   readonly contentType: string;
 }
 
-/** healthRoutes serves /healthz (503 when the cluster does not answer) and /metrics (404 without a registry). */
+/**
+ * healthRoutes serves /healthz (503 when the cluster does not answer; `pid` says which process
+ * answered, for npm start's readiness check) and /metrics (404 without a registry).
+ */
 export function healthRoutes(cluster: ClusterPort, metrics: MetricsText | undefined): Router {
   const router = Router();
   router.get("/healthz", async (_request, response) => {
     try {
       await cluster.appliedIndex();
-      response.json({ ok: true, cluster: "reachable" });
+      response.json({ ok: true, cluster: "reachable", pid: process.pid });
     } catch {
-      response.status(503).json({ ok: false, cluster: "unreachable" });
+      response.status(503).json({ ok: false, cluster: "unreachable", pid: process.pid });
     }
   });
 

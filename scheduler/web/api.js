@@ -136,6 +136,7 @@ const TITLES = {
   already_started: "It has already started",
   rate_limited: "Too many requests; wait a moment",
   cluster_unavailable: "The booking cluster is not answering; try again",
+  overloaded: "The booking service is busy; trying again shortly",
   network: "No connection to the server",
   timeout: "The server took too long",
   bad_response: "Unexpected answer from the server",

@@ -92,6 +92,14 @@ function renderSummary(view) {
     leader.append(el("a", { href: `${view.view.leaderUrl}/` }, view.view.leaderId));
   else leader.append(view.view.leaderId === view.nodeId ? `${view.view.leaderId} (this node)` : view.view.leaderId);
   leader.dataset.leader = view.view.leaderId ?? "";
+  // The admission gate's figures: client requests in flight against the limit, and those shed (503 overloaded).
+  const load = view.load;
+  setText(
+    "load",
+    load === null || load === undefined
+      ? "—"
+      : `${load.depth} of ${load.requestQueueMax}; shed ${load.shedTotal}${load.lastShedAgoMs === null ? "" : ` (last ${ago(load.lastShedAgoMs)} ago)`}`,
+  );
   setText(
     "leader-contact",
     view.view.leaderId === view.nodeId
