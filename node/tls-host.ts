@@ -8,6 +8,7 @@
 
 import type { RequestListener } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
+import { createSecureContext } from "node:tls";
 import type { Logger } from "pino";
 import { Agent, type Dispatcher } from "undici";
 import { readTlsMaterial, serverTlsOptions, type TlsFiles, type TlsMaterial, TlsMaterialError, TlsReloader } from "../config/tls.ts";
@@ -82,6 +83,11 @@ export class NodeTls {
   }
 }
 
+/**
+ * agentOf: the dispatcher for the node's own HTTPS requests, trusting the CA. One TLS context for
+ * all its connections: given only `ca`, each connection would make (and parse the CA into) one of
+ * its own, about a millisecond of CPU per connection with OpenSSL 3.
+ */
 function agentOf(material: TlsMaterial): Agent {
-  return new Agent({ connect: { ca: material.ca, minVersion: "TLSv1.2" } });
+  return new Agent({ connect: { secureContext: createSecureContext({ ca: material.ca, minVersion: "TLSv1.2" }) } });
 }
