@@ -583,7 +583,13 @@ async function stepKillScheduler(): Promise<void> {
   const killedAt = kill.atMs;
   await Promise.race([burst, sleep(60_000)]);
   await sleep(Math.max(0, killedAt + 10_000 - now()));
-  const cut = load.outcomes.filter((outcome) => outcome.failures.some((failure) => failure.upstream === victimUpstream));
+  // Cut off by the kill: a booking with a failed attempt on the victim, answered after the victim
+  // died (its container's FinishedAt). One answered before that was answered by the victim alive:
+  // at a load of 25, `docker kill` took seconds, and a booking that had met two 503s on the victim
+  // (the cluster slow) was then booked by it, before it died, and counted as cut off.
+  const cut = load.outcomes.filter(
+    (outcome) => outcome.answeredMs >= killedAt && outcome.failures.some((failure) => failure.upstream === victimUpstream),
+  );
   const waited = cut.filter((outcome) =>
     outcome.failures.some((failure) => failure.what === "409 slot_busy" || failure.what === "503 booking_in_progress"),
   ).length;
