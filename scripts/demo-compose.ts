@@ -631,8 +631,9 @@ async function stepKillScheduler(): Promise<void> {
 async function stepGrow(): Promise<void> {
   const lockClient = client as LockClient;
   const from = now();
+  // The leader may be node4 or node5 once they vote (an election under load): look among all five.
   const voters = async (): Promise<string[]> =>
-    [...((await waitFor(() => findLeader(founders), "the leader", 15_000)).voters ?? [])].sort();
+    [...((await waitFor(() => findLeader([...founders, ...spares]), "the leader", 15_000)).voters ?? [])].sort();
   detail(`voters now: ${(await voters()).join(", ")}; starting node4 and node5 (profile grow, SCTEC_JOIN=true) …`);
   await (compose as Compose).run(["up", "-d", "--no-deps", ...spares], 180_000, { profile: "grow" });
   await Promise.all(spares.map((id) => (compose as Compose).waitHealthy(id, 1, 60_000)));
