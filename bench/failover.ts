@@ -5,6 +5,12 @@
 import { LockClient } from "../client/lock-client.ts";
 import { type ProcessCluster, waitFor } from "../harness/process-cluster.ts";
 
+/** tlsOf: a LockClient's TLS option for `cluster` (its CA), or nothing for a plain one. */
+export function tlsOf(cluster: ProcessCluster): { tls?: { ca: string } } {
+  const ca = cluster.caPem();
+  return ca === undefined ? {} : { tls: { ca } };
+}
+
 /** failovers kills the leader `count` times and measures kill → next successful acquire; `progress` hears each. */
 export async function failovers(
   cluster: ProcessCluster,
@@ -18,6 +24,7 @@ export async function failovers(
     const client = new LockClient({
       nodes: cluster.urls(),
       apiToken: cluster.apiToken,
+      ...tlsOf(cluster),
       requestTimeoutMs: 300,
       retriesMax: 200,
       retryBaseMs: 2,

@@ -5,18 +5,22 @@
 //
 //   npm run bench:locks              about 3 minutes
 //   npm run bench:locks -- --quick   about 1 minute (shorter runs, 5 kills)
+//   npm run bench:locks -- --tls     also, in the same run, the acquire+release cycles on a second
+//                                    cluster over TLS (HTTPS, mutual TLS between nodes), and the
+//                                    ratio TLS / plain at concurrency 64 (docs/BENCHMARKS.md)
 
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { LockClient, LockError } from "../client/lock-client.ts";
 import { ProcessCluster } from "../harness/process-cluster.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
-import { failovers } from "./failover.ts";
+import { failovers, tlsOf } from "./failover.ts";
 import { percentile } from "./measure.ts";
 
-const { values } = parseArgs({ options: { quick: { type: "boolean" } } });
+const { values } = parseArgs({ options: { quick: { type: "boolean" }, tls: { type: "boolean" } } });
 const quick = values.quick === true;
+const withTls = values.tls === true;
 const runSeconds = quick ? 4 : 10;
 const steadySeconds = quick ? 10 : 60;
 const kills = quick ? 5 : 10;
@@ -33,6 +37,30 @@ function progress(message: string): void {
   process.stdout.write(`  … ${message}\n`);
 }
 
+/**
+ * tlsComparison runs the acquire+release cycles on a second cluster over TLS, and compares
+ * concurrency 64 with the plain cluster's row of this same run.
+ */
+async function tlsComparison(plainRows: readonly Row[]): Promise<{ rows: Row[]; text: string }> {
+  progress("a second cluster, over TLS (HTTPS and mutual TLS between the nodes)");
+  const cluster = await ProcessCluster.start({ tls: true });
+  const rows: Row[] = [];
+  try {
+    for (const concurrency of [1, 16, 64]) {
+      progress(`over TLS: acquire+release at concurrency ${concurrency} for ${runSeconds} s`);
+      const row = await cycles(cluster, concurrency, runSeconds);
+      rows.push({ ...row, workload: `${row.workload}, over TLS` });
+    }
+  } finally {
+    await cluster.close();
+  }
+  const plain64 = plainRows.find((row) => row.workload.startsWith("acquire+release, concurrency 64"));
+  const tls64 = rows[rows.length - 1];
+  const ratio = plain64 === undefined || tls64 === undefined ? Number.NaN : tls64.throughputPerSecond / plain64.throughputPerSecond;
+  const text = `${table([...plainRows.filter((row) => row.workload.startsWith("acquire+release")), ...rows])}\n\nConcurrency 64 over TLS: ${(ratio * 100).toFixed(0)}% of plain (target: at least 80%).`;
+  return { rows, text };
+}
+
 /** cycles runs `concurrency` workers doing acquire+release on distinct resources for `seconds`. */
 async function cycles(cluster: ProcessCluster, concurrency: number, seconds: number): Promise<Row> {
   const latencies: number[] = [];
@@ -40,7 +68,13 @@ async function cycles(cluster: ProcessCluster, concurrency: number, seconds: num
   let errors = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async (_, worker) => {
-      const client = new LockClient({ nodes: cluster.urls(), apiToken: cluster.apiToken, retriesMax: 20, retryBaseMs: 5 });
+      const client = new LockClient({
+        nodes: cluster.urls(),
+        apiToken: cluster.apiToken,
+        retriesMax: 20,
+        retryBaseMs: 5,
+        ...tlsOf(cluster),
+      });
       while (performance.now() < deadline) {
         const started = performance.now();
         try {
@@ -70,7 +104,13 @@ async function contended(cluster: ProcessCluster, seconds: number): Promise<Row>
   let errors = 0;
   await Promise.all(
     Array.from({ length: 16 }, async () => {
-      const client = new LockClient({ nodes: cluster.urls(), apiToken: cluster.apiToken, retriesMax: 20, retryBaseMs: 5 });
+      const client = new LockClient({
+        nodes: cluster.urls(),
+        apiToken: cluster.apiToken,
+        retriesMax: 20,
+        retryBaseMs: 5,
+        ...tlsOf(cluster),
+      });
       while (performance.now() < deadline) {
         const started = performance.now();
         try {
@@ -156,6 +196,20 @@ async function main(): Promise<void> {
     updateBenchmarksDoc("locks", `Measured ${date}${quick ? " (--quick)" : ""} on ${machine}.\n\n${summary}`);
   } finally {
     await cluster.close();
+  }
+  // After the plain cluster is gone, so the two never share the machine.
+  if (withTls) {
+    const date = new Date().toISOString().slice(0, 10);
+    const comparison = await tlsComparison(rows);
+    console.log(`\n${comparison.text}\n`);
+    writeFileSync(
+      `bench/results/locks-tls-${date}${quick ? "-quick" : ""}.json`,
+      `${JSON.stringify({ date, machine, quick, plain: rows, tls: comparison.rows }, null, 2)}\n`,
+    );
+    updateBenchmarksDoc(
+      "locks-tls",
+      `Measured ${date}${quick ? " (--quick)" : ""} on ${machine}, load average ${loadavg()[0]?.toFixed(1)} at the end.\n\n${comparison.text}`,
+    );
   }
 }
 

@@ -13,18 +13,24 @@
 //                                  a fenced write under a lease
 //   transfer NODE_ID               hand leadership to NODE_ID
 //   member add|promote|remove NODE_ID
+//   credential create NAME --role reader|locker|admin
+//   credential list | rotate NAME | revoke NAME
+//   whoami                         the credential and role of the token in use
 //   restart NODE_URL               restart one node (graceful; its supervisor starts it again)
 //   rolling-restart [--timeout MS] restart every member in turn, the leader last, each caught up
 //                                  before the next (progress on stderr, the report on stdout)
 //
-// Connection: --nodes URL,URL (or SCTEC_NODES), --token-file/--api-token (or SCTEC_API_TOKEN).
+// Connection: --nodes URL,URL (or SCTEC_NODES), --api-token (or SCTEC_API_TOKEN), or the token's
+// file: --api-token-file (or SCTEC_API_TOKEN_FILE), which keeps it out of the shell's history;
+// https:// nodes with a private CA: --ca-file (or SCTEC_CA_FILE).
 
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { MemberRequest } from "../protocol/api.ts";
 import { LockClient, LockError } from "./lock-client.ts";
 import { RollingRestartError, rollingRestart } from "./rolling-restart.ts";
 
-const usage = `usage: sctec [--nodes URL,…] [--api-token T] <status|members|leases|lock|unlock|renew|get|range|put|transfer|member|restart|rolling-restart> …`;
+const usage = `usage: sctec [--nodes URL,…] [--api-token T] <status|members|leases|lock|unlock|renew|get|range|put|transfer|member|restart|rolling-restart|credential|whoami> …`;
 
 const help = `sctec: the SCTEC lock cluster from the shell. Every command prints JSON on stdout; errors print
 "error <code>: <message>" on stderr and exit 1 (2 for bad usage).
@@ -54,10 +60,24 @@ commands:
                                  last, waiting for each to come back and catch up (at most MS
                                  each, default 60000) before the next; --nodes must reach every
                                  member. Progress on stderr, a JSON report on stdout
+  credential create NAME --role reader|locker|admin [--token-out FILE]
+                                 a new credential; prints its token, which is shown this once
+                                 (with --token-out, writes it to FILE instead: a Docker secret)
+  credential list                every credential: name, role, when created and issued (no tokens)
+  credential rotate NAME [--token-out FILE]
+                                 a new token for NAME (printed once); the old one is refused at once
+  credential revoke NAME         NAME's token is refused by every node from now on
+  whoami                         the credential and role of the token in use
+
+roles: reader (reads, watch, leases), locker (also lock, unlock, renew, put),
+       admin (also transfer, member, restart, rolling-restart, credential);
+       credential, restart and rolling-restart need an admin token
 
 connection:
   --nodes URL,URL                lock nodes (or SCTEC_NODES; default http://127.0.0.1:7001,7002,7003)
   --api-token T                  the cluster's API token (or SCTEC_API_TOKEN; npm start prints it)
+  --api-token-file PATH          read the token from a file instead (or SCTEC_API_TOKEN_FILE)
+  --ca-file PATH                 the CA of https:// nodes (or SCTEC_CA_FILE; npm start -- --tls: data/tls/ca.pem)
   -h, --help                     this text
 `;
 
@@ -85,12 +105,16 @@ function parseOptions(argv: string[]) {
       help: { type: "boolean", short: "h" },
       nodes: { type: "string" },
       "api-token": { type: "string" },
+      "api-token-file": { type: "string" },
+      "ca-file": { type: "string" },
       node: { type: "string" },
       ttl: { type: "string" },
       wait: { type: "string" },
       hold: { type: "string" },
       token: { type: "string" },
       lease: { type: "string" },
+      role: { type: "string" },
+      "token-out": { type: "string" },
       timeout: { type: "string" },
     },
   });
@@ -114,10 +138,15 @@ async function main(argv: string[]): Promise<void> {
   const nodes = (values.nodes ?? process.env["SCTEC_NODES"] ?? "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003").split(
     ",",
   );
-  const apiToken = values["api-token"] ?? process.env["SCTEC_API_TOKEN"];
-  if (apiToken === undefined || apiToken.length === 0)
-    fail("an API token is needed: --api-token or SCTEC_API_TOKEN (npm start prints it)", 2);
-  const client = new LockClient({ nodes, apiToken, retriesMax: 4 });
+  const apiToken = apiTokenOf(values);
+  const caFile = values["ca-file"] ?? process.env["SCTEC_CA_FILE"];
+  let ca: string | undefined;
+  try {
+    ca = caFile === undefined ? undefined : readFileSync(caFile, "utf8");
+  } catch (error) {
+    fail(`cannot read the CA file ${caFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 2);
+  }
+  const client = new LockClient({ nodes, apiToken, retriesMax: 4, ...(ca === undefined ? {} : { tls: { ca } }) });
   switch (command) {
     case "status":
       print(await client.status(values.node));
@@ -180,6 +209,12 @@ async function main(argv: string[]): Promise<void> {
       print(await client.admin("/admin/members", { action, nodeId: args[1] }));
       return;
     }
+    case "credential":
+      await credential(client, args, values.role, values["token-out"]);
+      return;
+    case "whoami":
+      print(await client.whoami());
+      return;
     case "restart":
       if (args[0] === undefined) fail("usage: sctec restart NODE_URL", 2);
       print(await client.restartNode(args[0]));
@@ -205,6 +240,70 @@ async function main(argv: string[]): Promise<void> {
     default:
       fail(`unknown command "${command}"\n${usage}`, 2);
   }
+}
+
+/** credential creates, lists, rotates or revokes a credential; a new token goes to stdout once, with a warning to keep it on stderr. */
+async function credential(client: LockClient, args: string[], role: string | undefined, tokenOut: string | undefined): Promise<void> {
+  const [action, name] = args;
+  const roles = ["reader", "locker", "admin"] as const;
+  const shownOnce = () => process.stderr.write("the token is shown this once: store it now (the cluster keeps only its hash)\n");
+  /** issued prints a new credential; with --token-out its token goes to that file instead (an existing file keeps its owner and mode). */
+  const issued = (answer: { token: string }) => {
+    if (tokenOut === undefined) {
+      print(answer);
+      shownOnce();
+      return;
+    }
+    const { token, ...rest } = answer;
+    writeFileSync(tokenOut, token, existsSync(tokenOut) ? {} : { mode: 0o600 });
+    print({ ...rest, tokenFile: tokenOut });
+  };
+  switch (action) {
+    case "create": {
+      const chosen = roles.find((each) => each === role);
+      if (name === undefined || chosen === undefined)
+        fail("usage: sctec credential create NAME --role reader|locker|admin [--token-out FILE]", 2);
+      issued(await client.createCredential({ name, role: chosen }));
+      return;
+    }
+    case "list":
+      print(await client.listCredentials());
+      return;
+    case "rotate":
+      if (name === undefined) fail("usage: sctec credential rotate NAME [--token-out FILE]", 2);
+      issued(await client.rotateCredential(name));
+      return;
+    case "revoke":
+      if (name === undefined) fail("usage: sctec credential revoke NAME", 2);
+      print(await client.revokeCredential(name));
+      return;
+    default:
+      fail("usage: sctec credential create|list|rotate|revoke …", 2);
+  }
+}
+
+/**
+ * apiTokenOf reads the token: a flag (the value or its file) beats the environment (likewise);
+ * a value and its file at the same level are refused, as the node and scheduler refuse them.
+ */
+function apiTokenOf(values: { "api-token"?: string | undefined; "api-token-file"?: string | undefined }): string {
+  const levels = [
+    { value: values["api-token"], file: values["api-token-file"], names: "--api-token and --api-token-file" },
+    { value: process.env["SCTEC_API_TOKEN"], file: process.env["SCTEC_API_TOKEN_FILE"], names: "SCTEC_API_TOKEN and SCTEC_API_TOKEN_FILE" },
+  ];
+  for (const level of levels) {
+    if (level.value !== undefined && level.file !== undefined) fail(`${level.names}: give the token or its file, not both`, 2);
+    let token = level.value;
+    if (level.file !== undefined) {
+      try {
+        token = readFileSync(level.file, "utf8").replace(/[\r\n]+$/, "");
+      } catch (error) {
+        fail(`cannot read the API token file ${level.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 2);
+      }
+    }
+    if (token !== undefined && token.length > 0) return token;
+  }
+  return fail("an API token is needed: --api-token(-file) or SCTEC_API_TOKEN(_FILE) (npm start prints it)", 2);
 }
 
 async function lock(

@@ -12,6 +12,11 @@
 import { randomUUID } from "node:crypto";
 import type { z } from "zod";
 import {
+  type CredentialInfo,
+  type CredentialRequest,
+  credentialListSchema,
+  type IssuedCredential,
+  issuedCredentialSchema,
   type KeyValue,
   keyValueSchema,
   type LeasesAnswer,
@@ -22,14 +27,18 @@ import {
   type RangePage,
   type RangeReadRequest,
   type RestartAnswer,
+  type RevokedCredential,
   rangePageSchema,
   restartAnswerSchema,
+  revokedCredentialSchema,
   type TransferAnswer,
   type TransferRequest,
   transferAnswerSchema,
+  type WhoamiAnswer,
   type WriteAnswer,
   type WritePath,
   type WriteRequest,
+  whoamiAnswerSchema,
   writeEndpoints,
 } from "../protocol/api.ts";
 import { describeIssues } from "../protocol/commands.ts";
@@ -42,16 +51,21 @@ import { AttemptSignal, HttpTransport, type LockTransport } from "./transport.ts
 
 // The wire contract's types, as this client's API hands them out (protocol/ holds them, once).
 export type {
+  CredentialInfo,
+  IssuedCredential,
   KeyValue,
   LeasesAnswer,
   MemberAnswer,
   RangePage,
   RangeResult,
   RestartAnswer,
+  RevokedCredential,
   TransferAnswer,
   TxnOperation,
+  WhoamiAnswer,
 } from "../protocol/api.ts";
 export { type ChainRecord, type ChainVerdict, chainPrefix, verifyChain } from "../protocol/chain.ts";
+export type { Role } from "../protocol/roles.ts";
 export type { NodeStatus } from "../protocol/status.ts";
 export type { WatchEvent } from "../protocol/watch.ts";
 export { LockError, type LockErrorCode, lockErrorCodeOf, lockErrorCodes } from "./errors.ts";
@@ -94,6 +108,8 @@ export interface LockClientOptions {
   readonly jeopardyFractionLeft?: number;
   /** transport sends each request (injectable for tests). @default HTTP over undici */
   readonly transport?: LockTransport;
+  /** tls: for https:// nodes, the CA (PEM) their certificates come from (the cluster's own CA). @default the system's CAs */
+  readonly tls?: { readonly ca: string };
 }
 
 /** RequestOptions apply to one call. */
@@ -188,7 +204,7 @@ interface ApiAnswer {
  */
 export class LockClient implements LeaseHost {
   private currentClientId: string;
-  private readonly options: Required<Omit<LockClientOptions, "clientId" | "transport">>;
+  private readonly options: Required<Omit<LockClientOptions, "clientId" | "transport" | "tls">>;
   private readonly transport: LockTransport;
   /** sessionStart settles when the session's first request has; later requests wait for it (see mutate). */
   private sessionStart: Promise<unknown> | undefined;
@@ -221,7 +237,7 @@ export class LockClient implements LeaseHost {
     const fraction = this.options.jeopardyFractionLeft;
     if (!(fraction > 0 && fraction < 1))
       throw new LockError("invalid_request", `jeopardyFractionLeft must be between 0 and 1, got ${fraction}`);
-    this.transport = options.transport ?? new HttpTransport(this.options.nodes);
+    this.transport = options.transport ?? new HttpTransport(this.options.nodes, options.tls === undefined ? {} : { ca: options.tls.ca });
   }
 
   /** jeopardyFractionLeft: see LockClientOptions. */
@@ -369,6 +385,37 @@ export class LockClient implements LeaseHost {
   async admin(path: "/admin/members" | "/admin/transfer", body: MemberRequest | TransferRequest): Promise<MemberAnswer | TransferAnswer> {
     const answer = await this.send("POST", path, body, {});
     return path === "/admin/members" ? decode(memberAnswerSchema, answer, path) : decode(transferAnswerSchema, answer, path);
+  }
+
+  /**
+   * createCredential makes a credential with a role (admin only) and returns it with its token,
+   * which no one can see again: the cluster keeps only its SHA-256. A name already taken is
+   * `credential_exists` (also what a retry finds if the first attempt's answer was lost).
+   */
+  async createCredential(request: CredentialRequest): Promise<IssuedCredential> {
+    return decode(issuedCredentialSchema, await this.send("POST", "/admin/credentials", request, {}), "/admin/credentials");
+  }
+
+  /** listCredentials lists every credential, by name, never a token (admin only; linearizable). */
+  async listCredentials(): Promise<readonly CredentialInfo[]> {
+    return decode(credentialListSchema, await this.send("GET", "/admin/credentials", undefined, {}), "/admin/credentials").credentials;
+  }
+
+  /** rotateCredential gives a credential a new token (returned, shown once); the old one is refused from that entry on (admin only). */
+  async rotateCredential(name: string): Promise<IssuedCredential> {
+    const path = `/admin/credentials/${encodeURIComponent(name)}/rotate`;
+    return decode(issuedCredentialSchema, await this.send("POST", path, {}, {}), path);
+  }
+
+  /** revokeCredential ends a credential: from the revoking entry (`index`) on, every node refuses its token (admin only). */
+  async revokeCredential(name: string): Promise<RevokedCredential> {
+    const path = `/admin/credentials/${encodeURIComponent(name)}/revoke`;
+    return decode(revokedCredentialSchema, await this.send("POST", path, {}, {}), path);
+  }
+
+  /** whoami names the credential this client's token belongs to, and its role. */
+  async whoami(): Promise<WhoamiAnswer> {
+    return decode(whoamiAnswerSchema, await this.send("GET", "/auth/whoami", undefined, {}), "/auth/whoami");
   }
 
   /**

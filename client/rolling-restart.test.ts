@@ -5,7 +5,8 @@
 // the next, one leader change; a member still starting is waited for (regression: the rolling
 // restart refused with unknown_member when a cluster's third node had not answered yet, found by
 // the whole suite at load 94); a member that stays down, or is not replicating, fails it with
-// nothing restarted; a node that never comes back fails it with restart_timeout.
+// nothing restarted; a token below admin fails it with nothing restarted; a node that never comes
+// back fails it with restart_timeout.
 
 import { describe, expect, it } from "vitest";
 import type { NodeStatus } from "../protocol/status.ts";
@@ -31,6 +32,8 @@ class ScriptedCluster implements LockTransport {
   term = 2;
   commitIndex = 100;
   restartPolls = 3;
+  /** tokenRole: the role GET /auth/whoami names for the client's token. */
+  tokenRole: "reader" | "locker" | "admin" = "admin";
   readonly restartsAsked: string[] = [];
   readonly nodes = new Map<string, ScriptedNode>(
     ids.map((id) => [id, { bootId: 1, downPolls: 0, staysDown: false, progressState: "replicate" as const }]),
@@ -44,6 +47,7 @@ class ScriptedCluster implements LockTransport {
       throw new Error("connect ECONNREFUSED");
     }
     this.commitIndex += 5; // Bookings go on.
+    if (request.path === "/auth/whoami") return json(200, { name: "ops", role: this.tokenRole });
     if (request.method === "POST" && request.path === "/admin/restart") {
       this.restartsAsked.push(id);
       if (this.leader === id) {
@@ -159,6 +163,15 @@ describe("rollingRestart (scripted cluster, virtual clock)", () => {
     expect(error).toBeInstanceOf(RollingRestartError);
     expect(error).toMatchObject({ code: "not_ready", message: expect.stringContaining("n2 is not caught up") });
     expect(lagging.restartsAsked).toEqual([]);
+  });
+
+  it("refuses a token below admin before restarting anything (every node would answer 403)", async () => {
+    const cluster = new ScriptedCluster();
+    cluster.tokenRole = "locker";
+    const error = await roll(cluster).report.catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(RollingRestartError);
+    expect(error).toMatchObject({ code: "forbidden", message: expect.stringContaining("credential ops, of role locker") });
+    expect(cluster.restartsAsked).toEqual([]);
   });
 
   it("fails with restart_timeout when a node asked to restart does not come back, and restarts no other", async () => {

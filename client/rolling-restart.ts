@@ -11,8 +11,10 @@
 //      lately) and its applied index has reached the leader's commit index as of its return;
 // and only then goes on to the next. Before the first, every member must be up and replicating
 // (waited for, within catchUpTimeoutMs: a cluster may still be starting): restarting one while
-// another is down could leave no majority. Every wait is bounded.
+// another is down could leave no majority; and the client's token must have the admin role (what
+// POST /admin/restart needs), or nothing is restarted. Every wait is bounded.
 
+import { roleIncludes } from "../protocol/roles.ts";
 import type { NodeStatus } from "../protocol/status.ts";
 import { LockError } from "./errors.ts";
 import type { LockClient } from "./lock-client.ts";
@@ -60,10 +62,11 @@ export interface RollingRestartReport {
 /**
  * RollingRestartError: the rolling restart stopped; `code` says why. `not_ready`: a member is
  * down, not caught up, or no leader is known (nothing was restarted, or the last one restarted did
- * not recover in time); `unknown_member`: a member none of the given URLs answers as.
+ * not recover in time); `unknown_member`: a member none of the given URLs answers as;
+ * `forbidden`: the client's token is not an admin's (nothing was restarted).
  */
 export class RollingRestartError extends Error {
-  readonly code: "not_ready" | "unknown_member" | "restart_timeout" | "catch_up_timeout";
+  readonly code: "not_ready" | "unknown_member" | "restart_timeout" | "catch_up_timeout" | "forbidden";
   constructor(code: RollingRestartError["code"], message: string) {
     super(message);
     this.name = "RollingRestartError";
@@ -125,6 +128,14 @@ export async function rollingRestart(options: RollingRestartOptions): Promise<Ro
   );
   if (ready === undefined) throw why ?? new RollingRestartError("not_ready", "the cluster did not answer");
   const { leader, urlOf, members } = ready;
+  // Every node would refuse the restart (403) to a token below admin: say so before the first.
+  const caller = await options.client.whoami();
+  if (!roleIncludes(caller.role, "admin")) {
+    throw new RollingRestartError(
+      "forbidden",
+      `a rolling restart needs an admin token; the token in use is credential ${caller.name}, of role ${caller.role}`,
+    );
+  }
   noteLeader(leader.status.nodeId);
   const order = [...members.filter((member) => member !== leader.status.nodeId).sort(), leader.status.nodeId];
   say(

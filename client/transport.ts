@@ -3,7 +3,8 @@
 // requests or answers, slow answers) and run the client's timing rules on a fake clock.
 
 import { EventEmitter } from "node:events";
-import { Pool, request } from "undici";
+import { createSecureContext, type SecureContext } from "node:tls";
+import { Agent, Pool } from "undici";
 
 /**
  * AttemptSignal ends one attempt, on its timeout or the caller's signal. A transport must settle
@@ -55,15 +56,21 @@ export interface LockTransport {
 
 /**
  * HttpTransport is the default transport: one undici Pool per node it is told about (parsing a
- * URL and finding its pool on every call is dear at thousands of requests a second), and undici's
- * global dispatcher for any other URL (a leader named by a header, say).
+ * URL and finding its pool on every call is dear at thousands of requests a second), and one
+ * Agent for any other URL (a leader named by a header, say). With `ca`, https:// nodes are
+ * trusted when their certificate comes from that CA (the cluster's own, `npm run certs`); the CA
+ * is made into a TLS context once (secureContextOf), not at every connection.
  */
 export class HttpTransport implements LockTransport {
   private readonly knownNodes: ReadonlySet<string>;
   private readonly pools = new Map<string, { readonly pool: Pool; readonly basePath: string }>();
+  private readonly connect: { readonly secureContext: SecureContext } | undefined;
+  private readonly agent: Agent;
 
-  constructor(nodes: readonly string[]) {
+  constructor(nodes: readonly string[], options: { readonly ca?: string } = {}) {
     this.knownNodes = new Set(nodes);
+    this.connect = options.ca === undefined ? undefined : { secureContext: secureContextOf(options.ca) };
+    this.agent = new Agent(this.connect === undefined ? {} : { connect: this.connect });
   }
 
   async send(sent: TransportRequest): Promise<TransportAnswer> {
@@ -76,7 +83,11 @@ export class HttpTransport implements LockTransport {
     const target = this.poolOf(sent.node);
     const response =
       target === undefined
-        ? await request(`${sent.node}${sent.path}`, options)
+        ? await this.agent.request({
+            ...options,
+            origin: new URL(sent.node).origin,
+            path: `${new URL(sent.node).pathname.replace(/\/+$/, "")}${sent.path}`,
+          })
         : await target.pool.request({ ...options, path: `${target.basePath}${sent.path}` });
     const body = await response.body.text();
     const leader = response.headers["x-sctec-leader"];
@@ -93,11 +104,35 @@ export class HttpTransport implements LockTransport {
     let target = this.pools.get(node);
     if (target === undefined && this.knownNodes.has(node)) {
       const url = new URL(node);
-      target = { pool: new Pool(url.origin), basePath: url.pathname.replace(/\/+$/, "") };
+      target = {
+        pool: new Pool(url.origin, this.connect === undefined ? {} : { connect: this.connect }),
+        basePath: url.pathname.replace(/\/+$/, ""),
+      };
       this.pools.set(node, target);
     }
     return target;
   }
+}
+
+/** secureContexts: the TLS contexts made for CAs, by the CA's PEM text (secureContextOf); a handful at most. */
+const secureContexts = new Map<string, SecureContext>();
+const secureContextsMax = 8;
+
+/**
+ * secureContextOf: a TLS client context that trusts `ca` (and nothing else), made once per CA and
+ * shared by every connection and every client in this process. Given only `ca`, each TLS
+ * connection builds a context of its own, parsing the CA anew: with OpenSSL 3 that was about a
+ * millisecond of CPU per connection, a quarter of a whole handshake's cost on both ends
+ * (docs/BENCHMARKS.md, "Over TLS").
+ */
+export function secureContextOf(ca: string): SecureContext {
+  let context = secureContexts.get(ca);
+  if (context === undefined) {
+    if (secureContexts.size >= secureContextsMax) secureContexts.delete(secureContexts.keys().next().value as string);
+    context = createSecureContext({ ca, minVersion: "TLSv1.2" });
+    secureContexts.set(ca, context);
+  }
+  return context;
 }
 
 /** retryAfterHeaderMs reads a Retry-After header in delay-seconds (an HTTP date is not used by nodes: ignored). */

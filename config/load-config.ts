@@ -3,7 +3,13 @@
 // reported at once, named by the variable (and flag) to fix. The lock node (node/config.ts) and
 // the booking API (scheduler/config.ts) each declare their settings, sources and rules; how the
 // sources are read and the problems reported is written once, here.
+//
+// A secret (a token, the cluster secret) may also be read from a file, named by `<VARIABLE>_FILE`
+// or `--<flag>-file`, so that a container carries the secret as a mounted file (a Docker secret)
+// and never in its environment, where `docker inspect`, /proc/<pid>/environ and crash reports
+// would show it.
 
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 
@@ -14,6 +20,14 @@ export interface SettingSource {
   readonly flag?: string;
   /** fallback: the text used when neither is given (a setting without one is required). */
   readonly fallback?: string;
+  /**
+   * secret: the value may instead come from a file, named by `<env>_FILE` (or `--<flag>-file`);
+   * giving both the value and its file is refused. The file's trailing line breaks are dropped
+   * (as the shell's `$(<file)` does), nothing else.
+   */
+  readonly secret?: boolean;
+  /** boolean: the flag takes no value (`--insecure` means "true"); the variable is "true" or "false". */
+  readonly boolean?: boolean;
 }
 
 /** integerSetting is an integer setting given as text, within [min, max]. */
@@ -41,6 +55,13 @@ export interface LoadConfigOptions<Schema extends z.ZodType<unknown, object>> {
   readonly argv?: readonly string[];
   /** error makes the error thrown for a bad configuration (the process's own class, with a stable code). */
   readonly error: (message: string) => Error;
+  /** readFile reads a secret's file (injectable for tests). @default fs.readFileSync as UTF-8 */
+  readonly readFile?: (path: string) => string;
+}
+
+/** fileSourceOf names where a secret's file may be named: its variable and its flag, each with `_FILE` / `-file`. */
+function fileSourceOf(source: SettingSource): { readonly env: string; readonly flag: string | undefined } {
+  return { env: `${source.env}_FILE`, flag: source.flag === undefined ? undefined : `${source.flag}-file` };
 }
 
 /**
@@ -52,36 +73,93 @@ export function loadConfig<Schema extends z.ZodType<unknown, object>>(options: L
   const sources = Object.entries(options.sources) as [string, SettingSource][];
   const flags = readFlags(options, sources);
   const raw: Record<string, string> = {};
+  /** origins: for a value read from a secret's file, the variable or flag that named the file (problems name it). */
+  const origins = new Map<string, string>();
+  const problems: string[] = [];
   for (const [key, source] of sources) {
-    const value = (source.flag === undefined ? undefined : flags[source.flag]) ?? options.env[source.env] ?? source.fallback;
-    if (value !== undefined) raw[key] = value;
+    const read = readSetting(source, flags, options);
+    if ("problem" in read) problems.push(`  ${read.problem}`);
+    else if (read.value !== undefined) {
+      raw[key] = read.value;
+      if (read.origin !== undefined) origins.set(key, read.origin);
+    }
   }
   const parsed = options.schema.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => {
+  if (parsed.success && problems.length === 0) return parsed.data;
+  for (const issue of parsed.success ? [] : parsed.error.issues) {
     const key = String(issue.path[0] ?? "");
     const source = options.sources[key as keyof typeof options.sources] as SettingSource | undefined;
-    const where = source === undefined ? key : source.flag === undefined ? source.env : `${source.env} / --${source.flag}`;
-    const message = issue.code === "invalid_type" && raw[key] === undefined ? "is required" : issue.message;
+    const where = origins.get(key) ?? (source === undefined ? key : nameOf(source));
+    const missing = issue.code === "invalid_type" && raw[key] === undefined;
+    const orFile = source?.secret === true ? ` (or its file, ${nameOf(fileSourceOf(source))})` : "";
+    const message = missing ? `is required${orFile}` : issue.message;
     const path = issue.path.length > 1 ? ` (at ${issue.path.slice(1).join(".")})` : "";
-    return `  ${where}: ${message}${path}`;
-  });
+    problems.push(`  ${where}: ${message}${path}`);
+  }
   throw options.error(`invalid ${options.what} configuration:\n${problems.join("\n")}`);
 }
 
-/** readFlags parses the flags the sources name; anything else on the command line is refused. */
+/** nameOf names a setting as problems do: `VARIABLE / --flag`, or the variable alone. */
+function nameOf(source: { readonly env: string; readonly flag?: string | undefined }): string {
+  return source.flag === undefined ? source.env : `${source.env} / --${source.flag}`;
+}
+
+type SettingRead = { readonly value: string | undefined; readonly origin?: string } | { readonly problem: string };
+
+/**
+ * readSetting reads one setting: its flag (or, for a secret, the flag's file), else its variable
+ * (or the variable's file), else its default. A value and its file given at the same level is a
+ * problem, as is a file that cannot be read; the file's text never appears in a problem.
+ */
+function readSetting(
+  source: SettingSource,
+  flags: Readonly<Record<string, string | boolean | undefined>>,
+  options: { readonly env: Readonly<Record<string, string | undefined>>; readonly readFile?: (path: string) => string },
+): SettingRead {
+  const flagValue = source.flag === undefined ? undefined : flags[source.flag];
+  const direct = typeof flagValue === "boolean" ? String(flagValue) : flagValue;
+  if (source.secret !== true) return { value: direct ?? options.env[source.env] ?? source.fallback };
+  const file = fileSourceOf(source);
+  const flagFile = file.flag === undefined ? undefined : flags[file.flag];
+  const levels = [
+    { value: direct, path: typeof flagFile === "string" ? flagFile : undefined, valueName: `--${source.flag}`, fileName: `--${file.flag}` },
+    { value: options.env[source.env], path: options.env[file.env], valueName: source.env, fileName: file.env },
+  ];
+  for (const level of levels) {
+    if (level.value !== undefined && level.path !== undefined) {
+      return { problem: `${level.valueName} and ${level.fileName}: give the value or its file, not both` };
+    }
+    if (level.value !== undefined) return { value: level.value };
+    if (level.path === undefined) continue;
+    try {
+      const text = (options.readFile ?? ((path: string) => readFileSync(path, "utf8")))(level.path);
+      return { value: text.replace(/[\r\n]+$/, ""), origin: `${level.fileName} (${level.path})` };
+    } catch (error) {
+      return {
+        problem: `${level.fileName}: cannot read ${level.path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      };
+    }
+  }
+  return { value: source.fallback };
+}
+
+/** readFlags parses the flags the sources name (and a secret's `-file` flag); anything else on the command line is refused. */
 function readFlags(
   options: { readonly argv?: readonly string[]; readonly error: (message: string) => Error },
   sources: readonly [string, SettingSource][],
-): Readonly<Record<string, string | undefined>> {
+): Readonly<Record<string, string | boolean | undefined>> {
   if (options.argv === undefined) return {};
-  const known = Object.fromEntries(
-    sources.flatMap(([, source]) => (source.flag === undefined ? [] : [[source.flag, { type: "string" as const }]])),
-  );
+  const known: Record<string, { type: "string" | "boolean" }> = {};
+  for (const [, source] of sources) {
+    if (source.flag === undefined) continue;
+    known[source.flag] = { type: source.boolean === true ? "boolean" : "string" };
+    const fileFlag = fileSourceOf(source).flag;
+    if (source.secret === true && fileFlag !== undefined) known[fileFlag] = { type: "string" };
+  }
   try {
     return parseArgs({ args: [...options.argv], options: known, strict: true, allowPositionals: false }).values as Record<
       string,
-      string | undefined
+      string | boolean | undefined
     >;
   } catch (error) {
     throw options.error(`invalid arguments: ${(error as Error).message}`);

@@ -1,14 +1,17 @@
 // ProcessCluster runs real lock node processes (node/main.ts) on free loopback ports, with data in
 // a temporary directory, for fault tests: kill -9, SIGTERM, SIGSTOP/SIGCONT, restart. Every wait
-// is bounded; close() kills what it started (by PID) and removes the data.
+// is bounded; close() kills what it started (by PID) and removes the data. With `tls: true` the
+// nodes serve HTTPS and link over mutual TLS, with certificates of a CA made for the run.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Agent, fetch } from "undici";
 import { restartExitCode } from "../node/graceful-stop.ts";
+import { makeCertificates } from "./certificates.ts";
 
 export interface NodeStatus {
   readonly nodeId: string;
@@ -101,6 +104,8 @@ export interface ProcessClusterOptions {
   readonly leaderTimeoutMs?: number;
   /** portRange: choose the nodes' ports in [low, high) (see freePortIn); by default any free port. */
   readonly portRange?: readonly [number, number];
+  /** tls: HTTPS and mutual TLS between the nodes, with certificates of a CA made for this run. */
+  readonly tls?: boolean;
 }
 
 /**
@@ -124,6 +129,10 @@ export class ProcessCluster {
   readonly inspectorPorts = new Map<string, number>();
   private readonly processes = new Map<string, ChildProcess>();
   private readonly options: ProcessClusterOptions;
+  /** tlsFiles: with TLS, the CA and each node's certificate and key (PEM files under dataRoot/tls). */
+  private tlsFiles: { ca: string; files: Map<string, { cert: string; key: string }> } | undefined;
+  /** dispatcher: what this harness's own requests go through (trusting the run's CA, with TLS). */
+  private dispatcher: Agent = new Agent();
 
   private constructor(ids: readonly string[], options: ProcessClusterOptions) {
     this.dataRoot = mkdtempSync(join(tmpdir(), "sctec-cluster-"));
@@ -137,6 +146,7 @@ export class ProcessCluster {
   static async start(options: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const ids = Array.from({ length: options.size ?? 3 }, (_, position) => `n${position + 1}`);
     const cluster = new ProcessCluster(ids, options);
+    if (options.tls === true) await cluster.makeTls();
     cluster.founders = ids.slice(0, options.founders ?? ids.length);
     const range = options.portRange;
     // Every port is chosen before any node listens, so each must differ from those chosen already
@@ -167,6 +177,36 @@ export class ProcessCluster {
     return cluster;
   }
 
+  /** makeTls makes a CA and each node's certificate under dataRoot/tls. */
+  private async makeTls(): Promise<void> {
+    this.tlsFiles = await makeCertificates({
+      out: join(this.dataRoot, "tls"),
+      nodes: this.ids(),
+      schedulers: ["scheduler"],
+      hosts: [],
+      renew: [],
+      force: false,
+      log: () => undefined,
+    });
+    this.dispatcher = new Agent({ connect: { ca: this.caPem() } });
+  }
+
+  /** caPem: with TLS, the CA the nodes' certificates come from (for a LockClient's `tls.ca`); undefined without. */
+  caPem(): string | undefined {
+    return this.tlsFiles === undefined ? undefined : readFileSync(this.tlsFiles.ca, "utf8");
+  }
+
+  /** tlsFilesOf: with TLS, the CA file and the certificate and key files of `name` (a node id or "scheduler"). */
+  tlsFilesOf(name: string): { ca: string; cert: string; key: string } | undefined {
+    const files = this.tlsFiles?.files.get(name);
+    return this.tlsFiles === undefined || files === undefined ? undefined : { ca: this.tlsFiles.ca, ...files };
+  }
+
+  /** fetch is undici's fetch through this cluster's dispatcher (which trusts its CA, with TLS). */
+  fetch(url: string, init: Parameters<typeof fetch>[1] = {}): ReturnType<typeof fetch> {
+    return fetch(url, { ...init, dispatcher: this.dispatcher });
+  }
+
   /** foundingIds: the nodes that founded the cluster. */
   foundingIds(): string[] {
     return [...this.founders];
@@ -188,7 +228,7 @@ export class ProcessCluster {
   }
 
   url(id: string): string {
-    return `http://127.0.0.1:${this.ports.get(id)}`;
+    return `${this.tlsFiles === undefined ? "http" : "https"}://127.0.0.1:${this.ports.get(id)}`;
   }
 
   urls(): string[] {
@@ -224,6 +264,7 @@ export class ProcessCluster {
         SCTEC_LOG_FILE: join(this.dataRoot, `${id}.log`),
         SCTEC_FOUNDERS: this.founders.join(","),
         SCTEC_JOIN: this.founders.includes(id) ? "false" : "true",
+        ...this.tlsEnvOf(id),
         ...this.options.env,
         ...this.options.envFor?.(id),
       },
@@ -243,6 +284,12 @@ export class ProcessCluster {
         this.startNode(id);
       }
     });
+  }
+
+  private tlsEnvOf(id: string): Record<string, string> {
+    const files = this.tlsFilesOf(id);
+    if (files === undefined) return {};
+    return { SCTEC_TLS_CERT_FILE: files.cert, SCTEC_TLS_KEY_FILE: files.key, SCTEC_TLS_CA_FILE: files.ca };
   }
 
   /** restarts: the nodes started again after they asked to be (exit 75), in order. */
@@ -270,7 +317,7 @@ export class ProcessCluster {
 
   async status(id: string): Promise<NodeStatus | undefined> {
     try {
-      const response = await fetch(`${this.url(id)}/status`, { signal: AbortSignal.timeout(1000) });
+      const response = await this.fetch(`${this.url(id)}/status`, { signal: AbortSignal.timeout(1000) });
       return (await response.json()) as NodeStatus;
     } catch {
       return undefined;
@@ -304,5 +351,6 @@ export class ProcessCluster {
       await this.kill(id);
     }
     rmSync(this.dataRoot, { recursive: true, force: true });
+    await this.dispatcher.close();
   }
 }

@@ -126,7 +126,15 @@ export function replayLog(commands: readonly LoggedCommand[], telescopeIds: read
       }
       continue;
     }
-    if (command.type === "cancel_wait") continue;
+    // Credentials change who may act, not what is held; the rush runs under the bootstrap token, whose commands no revocation refuses.
+    if (
+      command.type === "cancel_wait" ||
+      command.type === "credential_create" ||
+      command.type === "credential_rotate" ||
+      command.type === "credential_revoke"
+    ) {
+      continue;
+    }
     let duplicate = false;
     let refused = false;
     if (command.session !== undefined) {

@@ -9,7 +9,8 @@ import { importMutant, removeMutants } from "../tests/support/mutants.ts";
 import type { MachineClass } from "./testing/lock-model.ts";
 import { checkAgainstModel } from "./testing/lock-model.ts";
 
-const mutants: [string, string, string][] = [
+/** Each mutant: its name, the text to replace, the replacement, and the file (lock/lock-state-machine.ts unless named). */
+const mutants: [string, string, string, string?][] = [
   ["a release ignores the token", "if (lease === undefined || lease.token !== ref.token) {", "if (lease === undefined) {"],
   ["waiters are not served in FIFO order", "        for (const resource of waiter.resources) reserved.add(resource);\n", ""],
   [
@@ -41,17 +42,35 @@ const mutants: [string, string, string][] = [
     "for (const [chain, head] of snapshot.chains ?? []) machine.chainHeads.set(chain, { ...head });",
     "",
   ],
+  [
+    "a command sent with a revoked token is applied",
+    "if (refusal !== undefined) return answer(rejected(refusal.code, refusal.message));\n        return this.applyWithSession",
+    "return this.applyWithSession",
+  ],
+  [
+    "a credential's role is not checked",
+    "if (!roleIncludes(credential.role, needed)) {",
+    "if (credential.role === undefined) {",
+    "lock/credentials.ts",
+  ],
+  ["a rotation leaves the old token working", "    this.remove(old);\n    const credential", "    const credential", "lock/credentials.ts"],
+  [
+    "a revocation leaves the waits queued under its token",
+    "const ended = this.endWaitsUnder(index, change.retiredIndex);",
+    "const ended = { events: [], resolved: [] };",
+  ],
+  [
+    "a restore forgets the credentials",
+    "machine.credentials = CredentialTable.restore(snapshot.credentials ?? [], limits.credentialsMax);",
+    "",
+  ],
 ];
 
 afterAll(() => removeMutants());
 
 describe("the model-based property catches each broken lock state machine", () => {
-  it.each(mutants)("mutant: %s", async (_name, original, replacement) => {
-    const mutant = await importMutant<{ LockStateMachine: MachineClass }>("lock", "lock-state-machine.ts", {
-      file: "lock/lock-state-machine.ts",
-      original,
-      replacement,
-    });
+  it.each(mutants)("mutant: %s", async (_name, original, replacement, file = "lock/lock-state-machine.ts") => {
+    const mutant = await importMutant<{ LockStateMachine: MachineClass }>("lock", "lock-state-machine.ts", { file, original, replacement });
     expect(() => checkAgainstModel(mutant.LockStateMachine, 400, 3)).toThrow();
   });
 });

@@ -2,7 +2,9 @@
 // token, conflicts name the holder, waiters are served FIFO and atomically, a wrong token never
 // releases anything, expiry is guarded by the lease's version, transactions are fenced (per lease
 // and per key), hash chains are appended to by txns alone and link every record to the one before,
-// sessions make every command exactly-once, and a snapshot restores everything.
+// sessions make every command exactly-once, a snapshot restores everything, and credentials
+// decide who may do what: a reader cannot lock, and a revoked or rotated token does nothing from
+// the revoking entry on.
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -615,5 +617,107 @@ describe("reads with an acquire", () => {
       reads: [...reads, ...reads],
     });
     expect(tooMany.result).toMatchObject({ status: "rejected", code: "invalid_command" });
+  });
+});
+
+describe("credentials", () => {
+  const hashA = "a".repeat(64);
+  const hashB = "b".repeat(64);
+  const lockUnder = (credentialIndex: number | undefined, resource = "slot-1", waitMs = 0): Extract<LockCommand, { type: "acquire" }> => ({
+    type: "acquire",
+    resources: [resource],
+    owner: "o",
+    ttlMs: 5000,
+    waitMs,
+    ...(credentialIndex === undefined ? {} : { credentialIndex }),
+  });
+
+  it("a reader's token cannot lock (forbidden), a locker's can; only an admin's may make credentials", () => {
+    const machine = new LockStateMachine();
+    expect(machine.apply(1, { type: "credential_create", name: "view", role: "reader", tokenHash: hashA }).result).toEqual({
+      status: "credential_issued",
+      name: "view",
+      role: "reader",
+      createdIndex: 1,
+      issuedIndex: 1,
+    });
+    machine.apply(2, { type: "credential_create", name: "svc", role: "locker", tokenHash: hashB });
+    expect(machine.apply(3, lockUnder(1)).result).toMatchObject({
+      status: "rejected",
+      code: "forbidden",
+      message: expect.stringContaining("locker"),
+    });
+    expect(machine.lease("slot-1")).toBeUndefined();
+    expect(machine.apply(4, lockUnder(2)).result).toMatchObject({ status: "granted", token: 4 });
+    expect(
+      machine.apply(5, { type: "credential_create", credentialIndex: 2, name: "x", role: "admin", tokenHash: "c".repeat(64) }).result,
+    ).toMatchObject({ status: "rejected", code: "forbidden" });
+    expect(machine.credentialByTokenHash(hashA)).toMatchObject({ name: "view", role: "reader" });
+    expect(machine.credentialRefusal(1, "reader")).toBeUndefined();
+    expect(machine.credentialRefusal(1, "locker")).toMatchObject({ code: "forbidden" });
+  });
+
+  it("refuses a name or a token already in use, and a credential it does not have", () => {
+    const machine = new LockStateMachine();
+    machine.apply(1, { type: "credential_create", name: "svc", role: "locker", tokenHash: hashA });
+    expect(machine.apply(2, { type: "credential_create", name: "svc", role: "reader", tokenHash: hashB }).result).toMatchObject({
+      code: "credential_exists",
+    });
+    expect(machine.apply(3, { type: "credential_create", name: "other", role: "reader", tokenHash: hashA }).result).toMatchObject({
+      code: "credential_exists",
+    });
+    expect(machine.apply(4, { type: "credential_revoke", name: "nobody" }).result).toMatchObject({ code: "unknown_credential" });
+    const full = new LockStateMachine({ ...lockLimitsDefaults, credentialsMax: 1 });
+    full.apply(1, { type: "credential_create", name: "one", role: "reader", tokenHash: hashA });
+    expect(full.apply(2, { type: "credential_create", name: "two", role: "reader", tokenHash: hashB }).result).toMatchObject({
+      code: "too_many_credentials",
+    });
+  });
+
+  it("a revoked token does nothing from the revoking entry on, not even a retry's remembered answer", () => {
+    const machine = new LockStateMachine();
+    machine.apply(1, { type: "credential_create", name: "svc", role: "locker", tokenHash: hashA });
+    const session = { clientId: "c", sequence: 1 };
+    expect(machine.apply(2, { ...lockUnder(1), session }).result).toMatchObject({ status: "granted" });
+    expect(machine.apply(3, { type: "credential_revoke", name: "svc" }).result).toEqual({
+      status: "credential_revoked",
+      name: "svc",
+      index: 3,
+    });
+    expect(machine.apply(4, { ...lockUnder(1), session }).result).toMatchObject({ status: "rejected", code: "unauthorized" });
+    expect(machine.apply(5, { type: "release", credentialIndex: 1, leases: [{ resource: "slot-1", token: 2 }] }).result).toMatchObject({
+      code: "unauthorized",
+    });
+    expect(machine.credentialByTokenHash(hashA)).toBeUndefined();
+    expect(machine.credentialList()).toEqual([]);
+  });
+
+  it("a rotation retires the old token at once and keeps the name and role; a wait queued under a retired token ends", () => {
+    const machine = new LockStateMachine();
+    machine.apply(1, { type: "credential_create", name: "svc", role: "locker", tokenHash: hashA });
+    machine.apply(2, lockUnder(undefined)); // The bootstrap token holds slot-1.
+    const session = { clientId: "w", sequence: 1 };
+    expect(machine.apply(3, { ...lockUnder(1, "slot-1", 1000), session }).result).toEqual({ status: "queued", waiterId: 3 });
+    const rotated = machine.apply(4, { type: "credential_rotate", name: "svc", tokenHash: hashB });
+    expect(rotated.result).toEqual({ status: "credential_issued", name: "svc", role: "locker", createdIndex: 1, issuedIndex: 4 });
+    expect(rotated.resolvedWaiters).toEqual([{ session, waiterId: 3, result: expect.objectContaining({ code: "unauthorized" }) }]);
+    expect(machine.waitersNow()).toEqual([]);
+    expect(machine.apply(5, lockUnder(1, "slot-2")).result).toMatchObject({ code: "unauthorized" });
+    expect(machine.apply(6, lockUnder(4, "slot-2")).result).toMatchObject({ status: "granted" });
+    // The ended wait's session answers its retry with how it ended.
+    expect(machine.apply(7, { ...lockUnder(4, "slot-1", 1000), session }).result).toMatchObject({ code: "unauthorized" });
+  });
+
+  it("credentials survive snapshot and restore, and a snapshot from before them restores with none", () => {
+    const machine = new LockStateMachine();
+    machine.apply(1, { type: "credential_create", name: "svc", role: "locker", tokenHash: hashA });
+    machine.apply(2, { type: "credential_rotate", name: "svc", tokenHash: hashB });
+    const snapshot = JSON.parse(JSON.stringify(machine.snapshot()));
+    const copy = LockStateMachine.restore(snapshot);
+    expect(copy.credentialList()).toEqual([{ name: "svc", role: "locker", tokenHash: hashB, createdIndex: 1, issuedIndex: 2 }]);
+    expect(copy.credentialRefusal(1, "reader")).toMatchObject({ code: "unauthorized" });
+    expect(copy.credentialRefusal(2, "locker")).toBeUndefined();
+    const { credentials: _credentials, ...older } = snapshot;
+    expect(LockStateMachine.restore(older).credentialList()).toEqual([]);
   });
 });

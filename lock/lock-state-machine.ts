@@ -11,6 +11,7 @@
 import { type ChainHead, chainKeyOf, chainKeyPrefix, encodeChainRecord } from "../protocol/chain.ts";
 import {
   chainNamePattern,
+  credentialsMax,
   leasesPerCommandMax,
   nameLengthMax,
   operationsPerTxnMax,
@@ -18,9 +19,12 @@ import {
   readsPerAcquireMax,
   valueLengthMax,
 } from "../protocol/limits.ts";
+import type { Role } from "../protocol/roles.ts";
 import { assert } from "./assert.ts";
 import { chainRecordOf } from "./chain.ts";
+import { type CredentialChange, type CredentialRefusal, CredentialTable } from "./credentials.ts";
 import type {
+  Credential,
   FencingToken,
   Lease,
   LeaseHolder,
@@ -53,6 +57,8 @@ export interface LockLimits {
   readonly readLimitMax: number;
   /** readBytesMax bounds the keys and values all reads of one acquire return (in UTF-16 code units). */
   readonly readBytesMax: number;
+  /** credentialsMax bounds the callers' credentials (lock/credentials.ts). */
+  readonly credentialsMax: number;
 }
 
 /**
@@ -73,6 +79,7 @@ export const lockLimitsDefaults: LockLimits = {
   readsPerAcquireMax,
   readLimitMax,
   readBytesMax: 64 * 1024,
+  credentialsMax,
 };
 
 /** Applied is what applying one entry produced: the answer for the proposer and the events for watchers. */
@@ -103,6 +110,8 @@ export interface LockStateSnapshot {
   ])[];
   /** chains: each hash chain's head. Optional only so that snapshots written before chains existed still restore. */
   readonly chains?: readonly (readonly [string, ChainHead])[];
+  /** credentials: the callers' credentials, by name. Optional only so that snapshots written before them still restore (with none). */
+  readonly credentials?: readonly Credential[];
 }
 
 export class LockStateMachine {
@@ -118,9 +127,12 @@ export class LockStateMachine {
   private readonly sessions = new Map<string, SessionRecord>();
   /** chainHeads: the last record of each hash chain, which the next append links to. */
   private readonly chainHeads = new Map<string, ChainHead>();
+  /** credentials: who may send commands, and with which role (credentials.ts). */
+  private credentials: CredentialTable;
 
   constructor(limits: LockLimits = lockLimitsDefaults) {
     this.limits = limits;
+    this.credentials = new CredentialTable(limits.credentialsMax);
   }
 
   appliedIndex(): number {
@@ -139,8 +151,17 @@ export class LockStateMachine {
         return this.expire(index, command.resource, command.token, command.version);
       case "cancel_wait":
         return this.cancelWait(index, command.waiterId);
-      default:
+      case "credential_create":
+      case "credential_rotate":
+      case "credential_revoke":
+        return this.applyCredential(index, command);
+      default: {
+        // Checked first, before the session's remembered answers: nothing is answered under a
+        // token that was revoked or rotated before this entry, not even a retry's first answer.
+        const refusal = this.credentials.check(command.credentialIndex, "locker");
+        if (refusal !== undefined) return answer(rejected(refusal.code, refusal.message));
         return this.applyWithSession(index, command);
+      }
     }
   }
 
@@ -221,10 +242,66 @@ export class LockStateMachine {
     return this.chainHeads.get(chain);
   }
 
+  /** credentialByTokenHash finds the credential a token (by its SHA-256, hex) belongs to now. */
+  credentialByTokenHash(tokenHash: string): Credential | undefined {
+    return this.credentials.byTokenHash(tokenHash);
+  }
+
+  /**
+   * credentialRefusal says whether the token issued at `credentialIndex` (undefined: the bootstrap
+   * admin token) may still do what needs `role`, as of this state: undefined if it may.
+   */
+  credentialRefusal(credentialIndex: number | undefined, role: Role): CredentialRefusal | undefined {
+    return this.credentials.check(credentialIndex, role);
+  }
+
+  /** credentialList lists every credential, by name. */
+  credentialList(): Credential[] {
+    return this.credentials.list();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Credentials (admin only).
+
+  private applyCredential(
+    index: number,
+    command: Extract<LockCommand, { type: "credential_create" | "credential_rotate" | "credential_revoke" }>,
+  ): Applied {
+    const refusal = this.credentials.check(command.credentialIndex, "admin");
+    if (refusal !== undefined) return answer(rejected(refusal.code, refusal.message));
+    const change: CredentialChange =
+      command.type === "credential_create"
+        ? this.credentials.create(index, command.name, command.role, command.tokenHash)
+        : command.type === "credential_rotate"
+          ? this.credentials.rotate(index, command.name, command.tokenHash)
+          : this.credentials.revoke(index, command.name);
+    if (change.retiredIndex === undefined) return answer(change.result);
+    const ended = this.endWaitsUnder(index, change.retiredIndex);
+    return { result: change.result, events: ended.events, resolvedWaiters: ended.resolved };
+  }
+
+  /**
+   * endWaitsUnder ends the waits queued under a token that this entry retired (revoked or
+   * rotated): each is answered `unauthorized`, so no lease is granted later to a request whose
+   * token no longer holds; the waiters behind them may go ahead.
+   */
+  private endWaitsUnder(index: number, credentialIndex: number): { events: LockEvent[]; resolved: Applied["resolvedWaiters"][number][] } {
+    const ended = this.waiters.filter((waiter) => waiter.credentialIndex === credentialIndex);
+    if (ended.length === 0) return { events: [], resolved: [] };
+    this.waiters = this.waiters.filter((waiter) => waiter.credentialIndex !== credentialIndex);
+    const resolved = ended.map((waiter) => {
+      const result = rejected("unauthorized", `the token this wait was queued under was revoked or rotated at index ${index}`);
+      this.resolveSession(waiter.session, result);
+      return { session: waiter.session, waiterId: waiter.waiterId, result };
+    });
+    const woken = this.grantWaiters(index);
+    return { events: woken.events, resolved: [...resolved, ...woken.resolved] };
+  }
+
   // -------------------------------------------------------------------------------------------
   // Sessions: exactly-once.
 
-  private applyWithSession(index: number, command: Exclude<LockCommand, { type: "expire" } | { type: "cancel_wait" }>): Applied {
+  private applyWithSession(index: number, command: SessionCommand): Applied {
     // A command without a session is applied once and not remembered: it neither creates a
     // session nor pushes a real client's session out of the table.
     if (command.session === undefined) return this.applyCommand(index, command);
@@ -274,7 +351,7 @@ export class LockStateMachine {
     }
   }
 
-  private applyCommand(index: number, command: Exclude<LockCommand, { type: "expire" } | { type: "cancel_wait" }>): Applied {
+  private applyCommand(index: number, command: SessionCommand): Applied {
     switch (command.type) {
       case "acquire":
         return this.acquire(index, command);
@@ -330,6 +407,7 @@ export class LockStateMachine {
     this.waiters.push({
       waiterId: index,
       ...(command.session === undefined ? {} : { session: command.session }),
+      ...(command.credentialIndex === undefined ? {} : { credentialIndex: command.credentialIndex }),
       resources,
       owner: command.owner,
       ttlMs: command.ttlMs,
@@ -598,6 +676,7 @@ export class LockStateMachine {
         ([clientId, record]) => [clientId, { evictedThrough: record.evictedThrough, results: [...record.results.entries()] }] as const,
       ),
       chains: [...this.chainHeads.entries()].map(([chain, head]) => [chain, { ...head }] as const),
+      credentials: this.credentials.snapshot(),
     };
   }
 
@@ -614,9 +693,13 @@ export class LockStateMachine {
       machine.sessions.set(clientId, { evictedThrough: record.evictedThrough, results: new Map(record.results) });
     }
     for (const [chain, head] of snapshot.chains ?? []) machine.chainHeads.set(chain, { ...head });
+    machine.credentials = CredentialTable.restore(snapshot.credentials ?? [], limits.credentialsMax);
     return machine;
   }
 }
+
+/** SessionCommand: the commands a caller asks for, which may carry a session (the leader's own and the credentials' do not). */
+type SessionCommand = Extract<LockCommand, { type: "acquire" | "renew" | "release" | "txn" }>;
 
 function answer(result: LockResult): Applied {
   return { result, events: [], resolvedWaiters: [] };

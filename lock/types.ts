@@ -2,6 +2,8 @@
 // they produce, and the events watchers see. Plain data, so the node can encode it, the client
 // can share it, and the simulator can copy it.
 
+import type { Role } from "../protocol/roles.ts";
+
 /** FencingToken is the Raft index of the log entry that granted a lease (a decimal string in JSON). */
 export type FencingToken = number;
 
@@ -42,12 +44,19 @@ export type TxnOperation =
   | { readonly op: "delete"; readonly key: string }
   | { readonly op: "append"; readonly chain: string; readonly value: string };
 
-/** LockCommand is what a log entry carries. `expire` and `cancel_wait` are proposed by the leader alone. */
+/**
+ * LockCommand is what a log entry carries. `expire` and `cancel_wait` are proposed by the leader
+ * alone. `credentialIndex`, on the commands a caller asks for, names the token the request came
+ * with (the index of the entry that issued it; see protocol/commands.ts): the machine refuses the
+ * command if that token was revoked or rotated by then, or its role does not allow it. Absent for
+ * the bootstrap admin token.
+ */
 export type LockCommand =
   | {
       readonly type: "acquire";
       /** session makes the command exactly-once; without one it is applied but never remembered. */
       readonly session?: Session;
+      readonly credentialIndex?: number;
       readonly resources: readonly string[];
       readonly owner: string;
       readonly ttlMs: number;
@@ -59,11 +68,12 @@ export type LockCommand =
        */
       readonly reads?: readonly RangeRead[];
     }
-  | { readonly type: "renew"; readonly session?: Session; readonly leases: readonly LeaseRef[] }
-  | { readonly type: "release"; readonly session?: Session; readonly leases: readonly LeaseRef[] }
+  | { readonly type: "renew"; readonly session?: Session; readonly credentialIndex?: number; readonly leases: readonly LeaseRef[] }
+  | { readonly type: "release"; readonly session?: Session; readonly credentialIndex?: number; readonly leases: readonly LeaseRef[] }
   | {
       readonly type: "txn";
       readonly session?: Session;
+      readonly credentialIndex?: number;
       /** guards: every named lease must be the resource's current one, or nothing is written. */
       readonly guards: readonly LeaseRef[];
       readonly operations: readonly TxnOperation[];
@@ -71,7 +81,17 @@ export type LockCommand =
       readonly releaseGuards?: boolean;
     }
   | { readonly type: "expire"; readonly resource: string; readonly token: FencingToken; readonly version: number }
-  | { readonly type: "cancel_wait"; readonly waiterId: number };
+  | { readonly type: "cancel_wait"; readonly waiterId: number }
+  | {
+      readonly type: "credential_create";
+      readonly credentialIndex?: number;
+      readonly name: string;
+      readonly role: Role;
+      /** tokenHash: the SHA-256 of the new token, in hex; the token itself never enters the log. */
+      readonly tokenHash: string;
+    }
+  | { readonly type: "credential_rotate"; readonly credentialIndex?: number; readonly name: string; readonly tokenHash: string }
+  | { readonly type: "credential_revoke"; readonly credentialIndex?: number; readonly name: string };
 
 export type LockCommandType = LockCommand["type"];
 
@@ -84,7 +104,12 @@ export type LockResultCode =
   | "too_many_waiters"
   | "invalid_command"
   | "stale_sequence"
-  | "session_expired";
+  | "session_expired"
+  | "unauthorized"
+  | "forbidden"
+  | "credential_exists"
+  | "unknown_credential"
+  | "too_many_credentials";
 
 export type LockResult =
   | {
@@ -101,6 +126,14 @@ export type LockResult =
   | { readonly status: "released"; readonly leases: readonly LeaseRef[] }
   | { readonly status: "committed"; readonly index: number; readonly keys: readonly string[] }
   | { readonly status: "expired" }
+  | {
+      readonly status: "credential_issued";
+      readonly name: string;
+      readonly role: Role;
+      readonly createdIndex: number;
+      readonly issuedIndex: number;
+    }
+  | { readonly status: "credential_revoked"; readonly name: string; readonly index: number }
   | { readonly status: "no_op"; readonly reason: string }
   | { readonly status: "rejected"; readonly code: LockResultCode; readonly message: string; readonly holder?: LeaseHolder };
 
@@ -143,6 +176,8 @@ export interface Lease {
 export interface Waiter {
   readonly waiterId: number;
   readonly session?: Session;
+  /** credentialIndex: the token it was queued under; revoking or rotating that token ends the wait (unauthorized). */
+  readonly credentialIndex?: number;
   readonly resources: readonly string[];
   readonly owner: string;
   readonly ttlMs: number;
@@ -154,4 +189,19 @@ export interface StoredValue {
   readonly value: string;
   readonly token: FencingToken;
   readonly modIndex: number;
+}
+
+/**
+ * Credential is one caller's credential: a name, a role and the hash of its current token. The
+ * bootstrap admin token is not one: it lives in each node's configuration.
+ */
+export interface Credential {
+  readonly name: string;
+  readonly role: Role;
+  /** tokenHash: SHA-256 of the current token, lower-case hex. */
+  readonly tokenHash: string;
+  /** createdIndex: the index of the entry that created the credential. */
+  readonly createdIndex: number;
+  /** issuedIndex: the index of the entry that issued the current token (creation or last rotation); commands name it. */
+  readonly issuedIndex: number;
 }

@@ -1,5 +1,8 @@
 // Configuration: flags override the environment, defaults fill the rest, and every problem is
 // reported at once with the variable and flag to fix.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadNodeConfig } from "./config.ts";
 
@@ -88,7 +91,11 @@ describe("loadNodeConfig", () => {
       ["n2", "ws://127.0.0.1:7102/raft"],
       ["n3", "ws://127.0.0.1:7103/raft"],
     ]);
-    const told = loadNodeConfig(["--raft-listen", "0.0.0.0:9100"], { ...env, SCTEC_RAFT_PEERS: "n2=10.0.0.2:9200, n3=node3:9300" });
+    // Beyond loopback without TLS only with --insecure (issue 20: the peer port follows the API port's rule).
+    const told = loadNodeConfig(["--raft-listen", "0.0.0.0:9100", "--insecure"], {
+      ...env,
+      SCTEC_RAFT_PEERS: "n2=10.0.0.2:9200, n3=node3:9300",
+    });
     expect(told.raftListen).toEqual({ host: "0.0.0.0", port: 9100 });
     expect([...told.raftPeerUrls]).toEqual([
       ["n1", "ws://127.0.0.1:7101/raft"],
@@ -137,5 +144,55 @@ describe("loadNodeConfig", () => {
     expect(() => loadNodeConfig([], { ...env, SCTEC_ELECTION_TICKS: "3", SCTEC_HEARTBEAT_TICKS: "3" })).toThrow(
       /must exceed heartbeatIntervalTicks/,
     );
+  });
+
+  it("reads the cluster secret and the API token from files (Docker secrets), and refuses a secret beside its file", () => {
+    const directory = mkdtempSync(join(tmpdir(), "sctec-config-"));
+    try {
+      writeFileSync(join(directory, "secret"), "a-cluster-secret-from-a-file\n");
+      writeFileSync(join(directory, "token"), "an-api-token-from-a-file\n");
+      const { SCTEC_CLUSTER_SECRET: _secret, SCTEC_API_TOKEN: _token, ...rest } = env;
+      const config = loadNodeConfig(["--api-token-file", join(directory, "token")], {
+        ...rest,
+        SCTEC_CLUSTER_SECRET_FILE: join(directory, "secret"),
+      });
+      expect(config.clusterSecret).toBe("a-cluster-secret-from-a-file");
+      expect(config.apiToken).toBe("an-api-token-from-a-file");
+      expect(() => loadNodeConfig([], { ...env, SCTEC_API_TOKEN_FILE: join(directory, "token") })).toThrow(
+        /SCTEC_API_TOKEN and SCTEC_API_TOKEN_FILE: give the value or its file, not both/,
+      );
+      expect(() =>
+        loadNodeConfig([], { ...rest, SCTEC_API_TOKEN: "a-long-enough-token", SCTEC_CLUSTER_SECRET_FILE: "/nonexistent/secret" }),
+      ).toThrow(/SCTEC_CLUSTER_SECRET_FILE: cannot read \/nonexistent\/secret: ENOENT/);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  it("serves TLS with the certificate, key and CA together, https:// peers with them, and refuses a plain listen beyond loopback", () => {
+    const https = { ...env, SCTEC_PEERS: env.SCTEC_PEERS.replaceAll("http://", "https://") };
+    const tlsFiles = { SCTEC_TLS_CERT_FILE: "/tls/n1.pem", SCTEC_TLS_KEY_FILE: "/tls/n1-key.pem", SCTEC_TLS_CA_FILE: "/tls/ca.pem" };
+    expect(loadNodeConfig([], env).tls).toBeUndefined();
+    expect(loadNodeConfig([], { ...https, ...tlsFiles }).tls).toEqual({
+      certFile: "/tls/n1.pem",
+      keyFile: "/tls/n1-key.pem",
+      caFile: "/tls/ca.pem",
+    });
+    expect(() => loadNodeConfig([], { ...https, SCTEC_TLS_CERT_FILE: "/tls/n1.pem" })).toThrow(
+      /SCTEC_TLS_KEY_FILE \/ --tls-key-file: TLS needs the certificate, the key and the CA file/,
+    );
+    expect(() => loadNodeConfig([], { ...env, ...tlsFiles })).toThrow(/SCTEC_PEERS \/ --peers: n1 must be an https:\/\/ URL with TLS/);
+    expect(() => loadNodeConfig([], https)).toThrow(/n1 must be an http:\/\/ URL without TLS/);
+    expect(() => loadNodeConfig(["--listen", "0.0.0.0:7001"], env)).toThrow(
+      /SCTEC_LISTEN \/ --listen: listens on 0.0.0.0, beyond loopback, without TLS: set SCTEC_TLS_CERT_FILE.*--insecure/,
+    );
+    expect(loadNodeConfig(["--listen", "0.0.0.0:7001", "--insecure"], env).insecure).toBe(true);
+    // The peer port (the raft thread's) follows the same rule, and with TLS its URLs are wss://.
+    expect(() => loadNodeConfig(["--raft-listen", "0.0.0.0:7101"], env)).toThrow(
+      /SCTEC_RAFT_LISTEN \/ --raft-listen: listens on 0.0.0.0, beyond loopback, without TLS/,
+    );
+    expect([...loadNodeConfig([], env).raftPeerUrls.values()].every((url) => url.startsWith("ws://"))).toBe(true);
+    expect([...loadNodeConfig([], { ...https, ...tlsFiles }).raftPeerUrls.values()].every((url) => url.startsWith("wss://"))).toBe(true);
+    expect(loadNodeConfig([], { ...https, ...tlsFiles, SCTEC_LISTEN: "0.0.0.0:7001" }).listen.host).toBe("0.0.0.0");
   });
 });

@@ -5,6 +5,7 @@
 
 import { z } from "zod";
 import { integerSetting as integer, listenSetting as listen, loadConfig, type SettingSource } from "../config/load-config.ts";
+import { plainListenProblem, type TlsFiles } from "../config/tls.ts";
 import { nodeIdPattern, nodeIdRule } from "../protocol/limits.ts";
 
 const peerList = z
@@ -126,6 +127,12 @@ export const nodeConfigSchema = z
     statusPushMs: integer(50, 60_000),
     /** statusPeerPollMs: how often a watched node asks its peers' /status (server-side, one request in flight per peer). */
     statusPeerPollMs: integer(200, 60_000),
+    /** tlsCertFile, tlsKeyFile, tlsCaFile: serve HTTPS and talk to peers over mutual TLS (all three, or none). */
+    tlsCertFile: z.string().min(1).optional(),
+    tlsKeyFile: z.string().min(1).optional(),
+    tlsCaFile: z.string().min(1).optional(),
+    /** insecure: listen beyond loopback without TLS, on purpose. */
+    insecure: z.enum(["true", "false"]).transform((value) => value === "true"),
   })
   .strict()
   .superRefine((config, context) => {
@@ -153,7 +160,7 @@ export const nodeConfigSchema = z
       });
     }
     for (const [id, url] of config.peers) {
-      const port = Number(new URL(url).port || 80);
+      const port = Number(new URL(url).port || (url.startsWith("https://") ? 443 : 80));
       if (config.raftPeers?.has(id) !== true && port + raftPortOffset > 65_535) {
         context.addIssue({
           code: "custom",
@@ -162,19 +169,80 @@ export const nodeConfigSchema = z
         });
       }
     }
+    checkTls(config, context);
   })
-  .transform((config) => ({
-    ...config,
-    raftListen: config.raftListen ?? plusRaftOffset(config.listen),
-    /** raftPeerUrls: every member's Raft WebSocket URL (ws://host:port/raft), this node's included. */
-    raftPeerUrls: new Map(
-      [...config.peers].map(([id, url]) => {
-        const http = new URL(url);
-        const address = config.raftPeers?.get(id) ?? plusRaftOffset({ host: http.hostname, port: Number(http.port || 80) });
-        return [id, `ws://${address.host}:${address.port}/raft`];
-      }),
-    ),
-  }));
+  .transform(({ tlsCertFile, tlsKeyFile, tlsCaFile, ...config }) => {
+    const tls =
+      tlsCertFile === undefined || tlsKeyFile === undefined || tlsCaFile === undefined
+        ? undefined
+        : ({ certFile: tlsCertFile, keyFile: tlsKeyFile, caFile: tlsCaFile } satisfies TlsFiles);
+    return {
+      ...config,
+      raftListen: config.raftListen ?? plusRaftOffset(config.listen),
+      /**
+       * raftPeerUrls: every member's Raft WebSocket URL (ws://host:port/raft, or wss:// with TLS:
+       * the peer link is then mutual TLS), this node's included.
+       */
+      raftPeerUrls: new Map(
+        [...config.peers].map(([id, url]) => {
+          const http = new URL(url);
+          const address =
+            config.raftPeers?.get(id) ??
+            plusRaftOffset({ host: http.hostname, port: Number(http.port || (http.protocol === "https:" ? 443 : 80)) });
+          return [id, `${tls === undefined ? "ws" : "wss"}://${address.host}:${address.port}/raft`];
+        }),
+      ),
+      /** tls: the files to serve and dial peers with; undefined serves plain HTTP. */
+      tls,
+    };
+  });
+
+/**
+ * checkTls: the three TLS files come together; with them every peer is an https:// URL (the peer
+ * link is then mutual TLS), without them an http:// one; and a listen beyond loopback, the API's
+ * or the peer port's, needs TLS or --insecure.
+ */
+function checkTls(
+  config: { tlsCertFile?: string | undefined; tlsKeyFile?: string | undefined; tlsCaFile?: string | undefined; insecure: boolean } & {
+    listen: { host: string };
+    raftListen?: { host: string } | undefined;
+    peers: ReadonlyMap<string, string>;
+  },
+  context: z.RefinementCtx,
+): void {
+  const given = [config.tlsCertFile, config.tlsKeyFile, config.tlsCaFile].filter((file) => file !== undefined).length;
+  if (given !== 0 && given !== 3) {
+    for (const [key, file] of [
+      ["tlsCertFile", config.tlsCertFile],
+      ["tlsKeyFile", config.tlsKeyFile],
+      ["tlsCaFile", config.tlsCaFile],
+    ] as const) {
+      if (file === undefined)
+        context.addIssue({ code: "custom", path: [key], message: "TLS needs the certificate, the key and the CA file" });
+    }
+    return;
+  }
+  const tls = given === 3;
+  for (const [id, url] of config.peers) {
+    if (tls !== url.startsWith("https://")) {
+      const scheme = tls ? "https://" : "http://";
+      context.addIssue({ code: "custom", path: ["peers"], message: `${id} must be an ${scheme} URL ${tls ? "with" : "without"} TLS` });
+    }
+  }
+  const listens: [key: "listen" | "raftListen", host: unknown][] = [["listen", config.listen?.host]];
+  if (config.raftListen !== undefined) listens.push(["raftListen", config.raftListen?.host]);
+  for (const [key, host] of listens) {
+    // A listen setting that did not parse was reported already (zod goes on refining with its issue).
+    if (typeof host !== "string") continue;
+    const problem = plainListenProblem(host, {
+      tls,
+      insecure: config.insecure,
+      tlsSettings: "SCTEC_TLS_CERT_FILE, SCTEC_TLS_KEY_FILE and SCTEC_TLS_CA_FILE",
+      insecureSetting: "--insecure (SCTEC_INSECURE=true)",
+    });
+    if (problem !== undefined) context.addIssue({ code: "custom", path: [key], message: problem });
+  }
+}
 
 export type NodeConfig = z.output<typeof nodeConfigSchema>;
 
@@ -188,8 +256,8 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, SettingSource & { 
   raftRealtime: { env: "SCTEC_RAFT_REALTIME", flag: "raft-realtime", fallback: "false" },
   dataDir: { env: "SCTEC_DATA_DIR", flag: "data-dir" },
   clusterId: { env: "SCTEC_CLUSTER_ID", flag: "cluster-id", fallback: "sctec-local" },
-  clusterSecret: { env: "SCTEC_CLUSTER_SECRET", flag: "cluster-secret" },
-  apiToken: { env: "SCTEC_API_TOKEN", flag: "api-token" },
+  clusterSecret: { env: "SCTEC_CLUSTER_SECRET", flag: "cluster-secret", secret: true },
+  apiToken: { env: "SCTEC_API_TOKEN", flag: "api-token", secret: true },
   tickIntervalMs: { env: "SCTEC_TICK_MS", flag: "tick-ms", fallback: "10" },
   electionTimeoutTicks: { env: "SCTEC_ELECTION_TICKS", flag: "election-ticks", fallback: "15" },
   heartbeatIntervalTicks: { env: "SCTEC_HEARTBEAT_TICKS", flag: "heartbeat-ticks", fallback: "3" },
@@ -214,6 +282,10 @@ const sources: Record<keyof z.input<typeof nodeConfigSchema>, SettingSource & { 
   statusLeasesMax: { env: "SCTEC_STATUS_LEASES_MAX", flag: "status-leases-max", fallback: "200" },
   statusPushMs: { env: "SCTEC_STATUS_PUSH_MS", flag: "status-push-ms", fallback: "500" },
   statusPeerPollMs: { env: "SCTEC_STATUS_PEER_POLL_MS", flag: "status-peer-poll-ms", fallback: "1000" },
+  tlsCertFile: { env: "SCTEC_TLS_CERT_FILE", flag: "tls-cert-file" },
+  tlsKeyFile: { env: "SCTEC_TLS_KEY_FILE", flag: "tls-key-file" },
+  tlsCaFile: { env: "SCTEC_TLS_CA_FILE", flag: "tls-ca-file" },
+  insecure: { env: "SCTEC_INSECURE", flag: "insecure", boolean: true, fallback: "false" },
 };
 
 export class ConfigError extends Error {

@@ -2,12 +2,16 @@
 // authentication, the lab's lock/unlock answers (200 with a token as a decimal string, 409 with
 // the holder's token), fenced writes, validation errors with details, body limits, forwarding
 // from a follower to the leader, open status and health, and a fuzz test: arbitrary bodies never
-// get a 5xx and never stop the node.
+// get a 5xx and never stop the node. Credentials: a reader's token cannot lock (403 naming the
+// role), a locker's cannot administer, a new token works at once on every node, and a revoked or
+// rotated one is refused by every node as soon as the revoking call has answered.
 
 import fc from "fast-check";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { authorizedGet, rawHttp } from "../harness/raw-http.ts";
+import type { NodeId } from "../raft/index.ts";
+import { tokenHashOf } from "./api-auth.ts";
 import { type HttpCluster, startHttpCluster } from "./testing/http-cluster.ts";
 
 let cluster: HttpCluster;
@@ -49,6 +53,99 @@ describe("the node HTTP API", () => {
     const denied = await call(leaderUrl(), "POST", "/lock", { resource: "x", owner: "a" }, { token: null });
     expect(denied).toMatchObject({ status: 401, body: { error: { code: "unauthorized" } } });
     expect((await call(leaderUrl(), "POST", "/lock", { resource: "x", owner: "a" }, { token: "wrong-token-0123456789" })).status).toBe(401);
+  });
+
+  it("gives each role what it may do: a reader reads but cannot lock (403 naming locker), a locker cannot administer", async () => {
+    const reader = await call(leaderUrl(), "POST", "/admin/credentials", { name: "dashboard", role: "reader" });
+    expect(reader).toMatchObject({ status: 201, body: { name: "dashboard", role: "reader", token: expect.stringMatching(/^sctec_/) } });
+    const locker = await call(leaderUrl(), "POST", "/admin/credentials", { name: "booking-api", role: "locker" });
+    expect(locker.status).toBe(201);
+    for (const url of cluster.urls.values()) {
+      // A token made a moment ago on the leader works at once on a follower too (looked up after a ReadIndex round).
+      const denied = await call(url, "POST", "/lock", { resource: "role-slot", owner: "r" }, { token: reader.body.token });
+      expect(denied).toMatchObject({
+        status: 403,
+        body: { error: { code: "forbidden", details: { role: "locker", tokenRole: "reader" } } },
+      });
+      expect(denied.body.error.message).toContain("locker");
+      expect((await call(url, "GET", "/leases", undefined, { token: reader.body.token })).status).toBe(200);
+      expect((await call(url, "GET", "/auth/whoami", undefined, { token: reader.body.token })).body).toEqual({
+        name: "dashboard",
+        role: "reader",
+      });
+    }
+    const granted = await call(followerUrl(), "POST", "/lock", { resource: "role-slot", owner: "l" }, { token: locker.body.token });
+    expect(granted.status).toBe(200);
+    const admin = await call(leaderUrl(), "POST", "/admin/transfer", { to: "n1" }, { token: locker.body.token });
+    expect(admin).toMatchObject({ status: 403, body: { error: { code: "forbidden", details: { role: "admin" } } } });
+    // A restart (what a rolling restart asks of each node) is the admin's too, on every node.
+    for (const url of cluster.urls.values()) {
+      const restart = await call(url, "POST", "/admin/restart", {}, { token: locker.body.token });
+      expect(restart).toMatchObject({
+        status: 403,
+        body: { error: { code: "forbidden", details: { role: "admin", tokenRole: "locker" } } },
+      });
+    }
+    expect((await call(leaderUrl(), "GET", "/admin/credentials", undefined, { token: locker.body.token })).status).toBe(403);
+    const listed = await call(followerUrl(), "GET", "/admin/credentials");
+    expect(listed.body.credentials.map((each: { name: string }) => each.name)).toEqual(["booking-api", "dashboard"]);
+    expect(JSON.stringify(listed.body)).not.toContain(reader.body.token);
+    expect((await call(leaderUrl(), "POST", "/admin/credentials", { name: "dashboard", role: "admin" })).body.error.code).toBe(
+      "credential_exists",
+    );
+    expect((await call(leaderUrl(), "POST", "/admin/credentials", { name: "Bad Name", role: "admin" })).status).toBe(400);
+    expect((await call(leaderUrl(), "POST", "/unlock", { resource: "role-slot", token: granted.body.token })).status).toBe(200);
+  });
+
+  it("refuses a revoked or rotated token on every node as soon as the call that retired it has answered", async () => {
+    const made = await call(leaderUrl(), "POST", "/admin/credentials", { name: "short-lived", role: "locker" });
+    const oldToken = made.body.token as string;
+    for (const url of cluster.urls.values()) expect((await call(url, "GET", "/kv/none", undefined, { token: oldToken })).status).toBe(404);
+    const rotated = await call(followerUrl(), "POST", "/admin/credentials/short-lived/rotate");
+    expect(rotated).toMatchObject({ status: 200, body: { name: "short-lived", role: "locker", createdIndex: made.body.createdIndex } });
+    for (const url of cluster.urls.values()) {
+      expect((await call(url, "GET", "/kv/none", undefined, { token: oldToken })).status).toBe(401);
+      expect((await call(url, "POST", "/lock", { resource: "revoked-slot", owner: "x" }, { token: oldToken })).status).toBe(401);
+      expect((await call(url, "GET", "/kv/none", undefined, { token: rotated.body.token })).status).toBe(404);
+    }
+    const revoked = await call(leaderUrl(), "POST", "/admin/credentials/short-lived/revoke");
+    expect(revoked).toMatchObject({ status: 200, body: { revoked: "short-lived" } });
+    for (const url of [...cluster.urls.values(), ...cluster.expressOnlyUrls.values()]) {
+      for (const [method, path] of [
+        ["GET", "/kv/none"],
+        ["GET", "/watch?timeoutMs=0"],
+        ["GET", "/leases"],
+        ["POST", "/lock"],
+      ] as const) {
+        const answer = await call(url, method, path, { resource: "revoked-slot", owner: "x" }, { token: rotated.body.token });
+        expect(answer, `${url} ${path}`).toMatchObject({ status: 401, body: { error: { code: "unauthorized" } } });
+      }
+    }
+    expect((await call(leaderUrl(), "POST", "/admin/credentials/short-lived/revoke")).body.error.code).toBe("unknown_credential");
+  });
+
+  it("a follower that has not applied a revocation yet still refuses the revoked token: it checks after its ReadIndex round", async () => {
+    const made = await call(leaderUrl(), "POST", "/admin/credentials", { name: "lagging", role: "reader" });
+    const follower = [...cluster.hosts.values()].find((host) => host.status().role !== "leader");
+    const laggingUrl = cluster.urls.get(follower?.nodeId as string) as string;
+    await vi.waitFor(() => expect(follower?.localState().credentialByTokenHash(tokenHashOf(made.body.token))).toBeDefined(), {
+      timeout: 5000,
+      interval: 10,
+    });
+    cluster.hub.hold(follower?.nodeId as NodeId); // It hears nothing more until released: it lags.
+    try {
+      expect((await call(leaderUrl(), "POST", "/admin/credentials/lagging/revoke")).status).toBe(200);
+      // The follower still holds the credential, so its edge lets the request in; the read then waits for its ReadIndex round.
+      expect(follower?.localState().credentialByTokenHash(tokenHashOf(made.body.token))).toBeDefined();
+      const read = call(laggingUrl, "GET", "/kv/anything", undefined, { token: made.body.token });
+      const watch = call(laggingUrl, "GET", "/watch?timeoutMs=0", undefined, { token: made.body.token });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      cluster.hub.release(follower?.nodeId as NodeId);
+      expect(await read).toMatchObject({ status: 401, body: { error: { code: "unauthorized" } } });
+      expect(await watch).toMatchObject({ status: 401, body: { error: { code: "unauthorized" } } });
+    } finally {
+      cluster.hub.release(follower?.nodeId as NodeId);
+    }
   });
 
   it("answers the lab's lock flow: 200 with a token, 409 with the holder's token, unlock", async () => {
@@ -261,7 +358,8 @@ describe("the node HTTP API", () => {
       "text/plain",
       "application/json; charset=latin1",
     );
-    const authorization = fc.constantFrom(`Bearer ${apiToken}`, "Bearer wrong-token-0123456789", undefined);
+    const reader = await call(hotUrl, "POST", "/admin/credentials", { name: "fuzz-reader", role: "reader" });
+    const authorization = fc.constantFrom(`Bearer ${apiToken}`, "Bearer wrong-token-0123456789", `Bearer ${reader.body.token}`, undefined);
     const answer = async (url: string, path: string, body: string, type: string, auth: string | undefined) => {
       const headers: Record<string, string> = { "content-type": type, "x-request-id": "fuzz" };
       if (auth !== undefined) headers["authorization"] = auth;

@@ -9,18 +9,28 @@
 // of the leader's CPU per cycle. Anything unusual about a request (another content type or
 // encoding, no or a wrong token, no length, a body over the limit) goes to express, which keeps
 // answering those cases exactly as before.
+//
+// Every call but the open ones (/status, /healthz, the status page, /metrics) needs a bearer token
+// whose role allows it (api-auth.ts, protocol/roles.ts): `reader` for reads, the watch and the
+// lease table, `locker` for the four lock calls, `admin` for membership, transfer and credentials.
+// No token, or an unknown one, is 401 `unauthorized`; a token whose role is too low is 403
+// `forbidden`, naming the role the call needs.
 
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
-import { request as httpRequest } from "undici";
+import { type Dispatcher, request as httpRequest } from "undici";
 import type { z } from "zod";
 import type { LockCommand, LockEvent, LockResult, Session } from "../lock/types.ts";
 import {
   type CommitAnswer,
+  type CredentialInfo,
+  type CredentialList,
+  credentialRequestSchema,
   type GrantAnswer,
   type HealthAnswer,
+  type IssuedCredential,
   type KeyValue,
   type LeasesAnswer,
   leaseRequestSchema,
@@ -31,19 +41,24 @@ import {
   type ReleaseAnswer,
   type RenewAnswer,
   type RestartAnswer,
+  type RevokedCredential,
   rangeQuerySchema,
   type TransferAnswer,
   transferRequestSchema,
   txnRequestSchema,
+  type WhoamiAnswer,
+  whoamiAnswerSchema,
 } from "../protocol/api.ts";
-import { nameSchema } from "../protocol/commands.ts";
+import { credentialNameSchema, nameSchema } from "../protocol/commands.ts";
 import { type ErrorAnswer, type ErrorCode, errorStatus } from "../protocol/errors.ts";
 import { invalidRequestOf } from "../protocol/issues.ts";
 import { requestIdPattern } from "../protocol/limits.ts";
+import { type Role, roleIncludes } from "../protocol/roles.ts";
 import type { NodeStatus } from "../protocol/status.ts";
 import { type WatchAnswer, type WatchEvent, watchQuerySchema } from "../protocol/watch.ts";
 import { type NodeId, nodeId } from "../raft/index.ts";
 import { retryAfterSeconds } from "./admission.ts";
+import { ApiAuthenticator, type CallerCheck, CredentialRefusedError, type Identity, newToken, tokenHashOf } from "./api-auth.ts";
 import { DriverError } from "./driver/raft-driver.ts";
 import type { ApiHost } from "./raft-host.ts";
 import { WatchError } from "./watch-hub.ts";
@@ -51,6 +66,7 @@ import { WatchError } from "./watch-hub.ts";
 export interface ApiOptions {
   /** host: the Raft side (raft-host.ts), in this thread or on the raft thread. */
   readonly host: ApiHost;
+  /** apiToken: the bootstrap admin token (SCTEC_API_TOKEN); every other token is a credential in the replicated state. */
   readonly apiToken: string;
   /** clusterSecret signs the x-sctec-forwarded header between members (forwardedHeader). */
   readonly clusterSecret: string;
@@ -58,6 +74,8 @@ export interface ApiOptions {
   readonly peerUrls: ReadonlyMap<string, string>;
   readonly bodyBytesMax: number;
   readonly logger: Logger;
+  /** dispatcher: what forwarding to the leader goes through; over TLS, one that trusts the cluster's CA. @default undici's global one */
+  readonly dispatcher?: () => Dispatcher;
   /**
    * overloadRetryAfterMs: the wait an `overloaded` answer asks for (Retry-After, and
    * `details.retryAfterMs`), as the admission gate's (admission.ts). @default 1000
@@ -123,36 +141,21 @@ export function createApi(options: ApiOptions): express.Express {
   app.get("/status", async (_request, response) => {
     response.json(await statusBody(options));
   });
-  app.use(authenticate(options.apiToken));
-  for (const [path, handler] of hotHandlers(options)) app.post(path, handle(options, handler));
-  app.get(
-    "/kv/:key",
-    handle(options, (request) => kvGetHandler(options, request)),
-  );
-  app.get(
-    "/kv",
-    handle(options, (request) => kvRangeHandler(options, request)),
-  );
-  app.get(
-    "/watch",
-    handle(options, (request, _log, response) => watchHandler(options, request, response)),
-  );
-  app.get(
-    "/leases",
-    handle(options, () => leasesHandler(options)),
-  );
-  app.post(
-    "/admin/members",
-    handle(options, (request) => memberHandler(options, request)),
-  );
-  app.post(
-    "/admin/transfer",
-    handle(options, (request) => transferHandler(options, request)),
-  );
-  app.post(
-    "/admin/restart",
-    handle(options, (_request, _log, response) => restartHandler(options, response)),
-  );
+  const auth = new ApiAuthenticator({ bootstrapToken: options.apiToken, host: options.host });
+  app.use(authenticate(options, auth));
+  for (const [path, handler] of hotHandlers(options)) app.post(path, requireRole("locker"), handle(options, handler));
+  const routes: readonly ["get" | "post", string, Role, Handler][] = [
+    ["get", "/kv/:key", "reader", (request, _log, _response, identity) => kvGetHandler(options, request, identity)],
+    ["get", "/kv", "reader", (request, _log, _response, identity) => kvRangeHandler(options, request, identity)],
+    ["get", "/watch", "reader", (request, _log, response, identity) => watchHandler(options, request, response, identity)],
+    ["get", "/leases", "reader", (_request, _log, _response, identity) => leasesHandler(options, identity)],
+    ["get", "/auth/whoami", "reader", (_request, _log, _response, identity) => whoamiHandler(options, identity)],
+    ["post", "/admin/members", "admin", (request, _log, _response, identity) => memberHandler(options, request, identity)],
+    ["post", "/admin/transfer", "admin", (request, _log, _response, identity) => transferHandler(options, request, identity)],
+    ["post", "/admin/restart", "admin", (request, _log, response, identity) => restartHandler(options, request, response, identity)],
+    ...credentialRoutes(options),
+  ];
+  for (const [method, path, role, handler] of routes) app[method](path, requireRole(role), handle(options, handler));
   app.use((_request: Request, response: Response) => sendError(response, new ApiError("not_found", "no such endpoint")));
   app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) =>
     respondWithError(response, error, options.logger, options.overloadRetryAfterMs ?? defaultOverloadRetryAfterMs),
@@ -174,7 +177,7 @@ export function createHotPath(
   options: ApiOptions,
   observe?: HotPathObserver,
 ): (request: IncomingMessage, response: ServerResponse) => boolean {
-  const expectedAuthorization = `Bearer ${options.apiToken}`;
+  const auth = new ApiAuthenticator({ bootstrapToken: options.apiToken, host: options.host });
   const routes = new Map([...hotHandlers(options)].map(([path, handler]) => [path, serve(options, handler)]));
   return (request, response) => {
     if (request.method !== "POST") return false;
@@ -183,8 +186,12 @@ export function createHotPath(
     if (run === undefined) return false;
     const headers = request.headers;
     const bodyBytes = Number(headers["content-length"]);
+    // A token this node does not know (yet), or whose role is too low, goes to express, which
+    // looks again after a ReadIndex round, or answers 401 or 403.
+    const identity = auth.local(headers.authorization);
     const plain =
-      headers.authorization === expectedAuthorization &&
+      identity !== undefined &&
+      roleIncludes(identity.role, "locker") &&
       isPlainJson(headers["content-type"]) &&
       headers["content-encoding"] === undefined &&
       headers["transfer-encoding"] === undefined &&
@@ -218,7 +225,7 @@ export function createHotPath(
           return Array.isArray(value) ? value.join(", ") : value;
         },
       };
-      void run(apiRequest, response, requestId);
+      void run(apiRequest, response, requestId, identity);
     });
     // A caller that hangs up mid-body gets no answer; the socket is gone anyway.
     request.on("error", () => response.destroy());
@@ -259,30 +266,36 @@ function stampResponse(options: ApiOptions, requestIdHeader: string | undefined,
   return requestId;
 }
 
-type Handler = (request: ApiRequest, log: Logger, response: ServerResponse) => Promise<{ status: number; body: unknown }>;
+type Handler = (
+  request: ApiRequest,
+  log: Logger,
+  response: ServerResponse,
+  identity: Identity,
+) => Promise<{ status: number; body: unknown }>;
 
 /** hotHandlers: the calls of every lock cycle, served by express and by the hot path alike. */
 function hotHandlers(options: ApiOptions): ReadonlyMap<string, Handler> {
   return new Map<string, Handler>([
-    ["/lock", (request, log) => lockHandler(options, request, log)],
-    ["/unlock", (request) => leaseHandler(options, request, "release")],
-    ["/renew", (request) => leaseHandler(options, request, "renew")],
-    ["/txn", (request) => txnHandler(options, request)],
+    ["/lock", (request, log, _response, identity) => lockHandler(options, request, log, identity)],
+    ["/unlock", (request, _log, _response, identity) => leaseHandler(options, request, "release", identity)],
+    ["/renew", (request, _log, _response, identity) => leaseHandler(options, request, "renew", identity)],
+    ["/txn", (request, _log, _response, identity) => txnHandler(options, request, identity)],
   ]);
 }
 
 /** handle adapts serve to an express route. */
 function handle(options: ApiOptions, handler: Handler) {
   const run = serve(options, handler);
-  return (request: Request, response: Response): Promise<void> => run(request, response, String(response.locals["requestId"]));
+  return (request: Request, response: Response): Promise<void> =>
+    run(request, response, String(response.locals["requestId"]), response.locals["identity"] as Identity);
 }
 
 /** serve runs a handler, forwards to the leader when this node is not it, and maps errors. */
 function serve(options: ApiOptions, handler: Handler) {
-  return async (request: ApiRequest, response: ServerResponse, requestId: string): Promise<void> => {
+  return async (request: ApiRequest, response: ServerResponse, requestId: string, identity: Identity): Promise<void> => {
     const log = options.logger.child({ requestId });
     try {
-      const { status, body } = await handler(request, log, response);
+      const { status, body } = await handler(request, log, response, identity);
       sendJson(response, status, body);
     } catch (error) {
       if (error instanceof DriverError && error.code === "not_leader") {
@@ -331,6 +344,7 @@ async function forward(
       ...(request.method === "GET" ? {} : { body: JSON.stringify(request.body ?? {}) }),
       headersTimeout: 10_000,
       bodyTimeout: 10_000,
+      ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher() }),
     });
     // The leader's Retry-After (an overloaded leader's) goes back to the caller with its answer.
     const retryAfter = answer.headers["retry-after"];
@@ -362,15 +376,111 @@ function forwardingPeerOf(options: ApiOptions, request: ApiRequest, requestId: s
   return expected.byteLength === given.byteLength && timingSafeEqual(expected, given) ? from : undefined;
 }
 
-function authenticate(apiToken: string) {
-  const expected = `Bearer ${apiToken}`;
+/**
+ * authenticate finds the caller's Identity (response.locals.identity), or answers 401. A token
+ * unknown to this node is looked up again after a ReadIndex round (ApiAuthenticator.resolve); a
+ * follower, which cannot run one, forwards such a request to the leader, which decides.
+ */
+function authenticate(options: ApiOptions, auth: ApiAuthenticator) {
   return (request: Request, response: Response, next: NextFunction): void => {
-    if (request.header("authorization") !== expected) {
-      sendError(response, new ApiError("unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)"));
+    const requestId = String(response.locals["requestId"]);
+    auth.resolve(request.header("authorization")).then(
+      (identity) => {
+        if (identity === undefined) {
+          sendError(response, new ApiError("unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)"));
+          return;
+        }
+        response.locals["identity"] = identity;
+        next();
+      },
+      (error: unknown) => {
+        const log = options.logger.child({ requestId });
+        if (error instanceof DriverError && error.code === "not_leader")
+          void forward(options, request, response, requestId, error.leaderHint, log);
+        else respondWithError(response, error, log, options.overloadRetryAfterMs ?? defaultOverloadRetryAfterMs);
+      },
+    );
+  };
+}
+
+/** requireRole answers 403 `forbidden`, naming the role the call needs, unless the caller's role includes it. */
+function requireRole(role: Role) {
+  return (_request: Request, response: Response, next: NextFunction): void => {
+    const identity = response.locals["identity"] as Identity;
+    if (!roleIncludes(identity.role, role)) {
+      sendError(response, forbidden(role, identity));
       return;
     }
     next();
   };
+}
+
+function forbidden(role: Role, identity: Identity): ApiError {
+  return new ApiError("forbidden", `this call needs the ${role} role; the token of ${identity.name} has the ${identity.role} role`, {
+    role,
+    tokenRole: identity.role,
+  });
+}
+
+/** credentialOf: the credentialIndex a command carries for its caller (none for the bootstrap token), so the state machine can refuse a revoked token. */
+function credentialOf(identity: Identity): { credentialIndex?: number } {
+  return identity.credentialIndex === undefined ? {} : { credentialIndex: identity.credentialIndex };
+}
+
+/**
+ * callerOf: the caller's token and the role a read needs, for the Raft side to check inside the
+ * read (raft-host.ts): a token revoked before the read began is refused on every node, a follower
+ * included (its ReadIndex round waits until it has applied the revocation).
+ */
+function callerOf(identity: Identity, role: Role): CallerCheck {
+  return { credentialIndex: identity.credentialIndex, role };
+}
+
+/**
+ * confirmToken checks, linearizably, that the caller's token still allows `role`, for a call that
+ * is not itself a read: after a ReadIndex round on the leader; on a follower (which cannot run one
+ * in this core) by asking the leader's `GET /auth/whoami` with the caller's own token. The
+ * bootstrap admin token is never revoked through the log, and costs nothing here.
+ */
+async function confirmToken(options: ApiOptions, request: ApiRequest, identity: Identity, role: Role): Promise<void> {
+  if (identity.credentialIndex === undefined) return;
+  try {
+    await options.host.confirmCaller(callerOf(identity, role));
+  } catch (error) {
+    if (!(error instanceof DriverError && error.code === "not_leader")) throw error;
+    await confirmAtLeader(options, request, error.leaderHint, role);
+  }
+}
+
+/** confirmAtLeader asks the leader who the caller's token belongs to now (its GET /auth/whoami). */
+async function confirmAtLeader(options: ApiOptions, request: ApiRequest, leaderId: NodeId | null, role: Role): Promise<void> {
+  const target = leaderId === null ? undefined : options.peerUrls.get(leaderId);
+  if (target === undefined)
+    throw new ApiError("no_leader", "no leader is known right now to confirm the token; retry shortly", { leaderId });
+  let answer: { statusCode: number; text: string };
+  try {
+    const response = await httpRequest(`${target}/auth/whoami`, {
+      method: "GET",
+      headers: { authorization: request.header("authorization") ?? "" },
+      headersTimeout: 5000,
+      bodyTimeout: 5000,
+      ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher() }),
+    });
+    answer = { statusCode: response.statusCode, text: await response.body.text() };
+  } catch (error) {
+    throw new ApiError("no_leader", `the leader ${leaderId} did not confirm the token: ${(error as Error).message}`);
+  }
+  if (answer.statusCode === 401) throw new ApiError("unauthorized", "the token was revoked or rotated");
+  if (answer.statusCode !== 200)
+    throw new ApiError("no_leader", `the leader ${leaderId} could not confirm the token (HTTP ${answer.statusCode}); retry`);
+  const whoami = whoamiAnswerSchema.safeParse(JSON.parse(answer.text));
+  if (!whoami.success) throw new ApiError("no_leader", `the leader ${leaderId} answered whoami off the contract; retry`);
+  if (!roleIncludes(whoami.data.role, role)) {
+    throw new ApiError("forbidden", `this call needs the ${role} role; the token has the ${whoami.data.role} role`, {
+      role,
+      tokenRole: whoami.data.role,
+    });
+  }
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
@@ -396,7 +506,12 @@ function resourcesOf(body: { resource?: string | undefined; resources?: string[]
   return body.resource !== undefined ? [body.resource] : (body.resources as string[]);
 }
 
-async function lockHandler(options: ApiOptions, request: ApiRequest, log: Logger): Promise<{ status: number; body: unknown }> {
+async function lockHandler(
+  options: ApiOptions,
+  request: ApiRequest,
+  log: Logger,
+  identity: Identity,
+): Promise<{ status: number; body: unknown }> {
   const body = parse(lockRequestSchema, request.body);
   const resources = resourcesOf(body).sort();
   const session = sessionOf(body);
@@ -405,6 +520,7 @@ async function lockHandler(options: ApiOptions, request: ApiRequest, log: Logger
   const command: LockCommand = {
     type: "acquire",
     ...session,
+    ...credentialOf(identity),
     resources,
     owner: body.owner,
     ttlMs: body.ttlMs,
@@ -434,21 +550,23 @@ async function leaseHandler(
   options: ApiOptions,
   request: ApiRequest,
   type: "release" | "renew",
+  identity: Identity,
 ): Promise<{ status: number; body: unknown }> {
   const body = parse(leaseRequestSchema, request.body);
   const leases = resourcesOf(body).map((resource) => ({ resource, token: body.token }));
-  const applied = await options.host.propose({ type, ...sessionOf(body), leases });
+  const applied = await options.host.propose({ type, ...sessionOf(body), ...credentialOf(identity), leases });
   if (applied.result.status === "released") {
     options.logger.info({ event: "lock_released", leases }, `lock for ${leases.map((lease) => lease.resource).join(", ")} released`);
   }
   return resultResponse(applied.result);
 }
 
-async function txnHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
+async function txnHandler(options: ApiOptions, request: ApiRequest, identity: Identity): Promise<{ status: number; body: unknown }> {
   const body = parse(txnRequestSchema, request.body);
   const applied = await options.host.propose({
     type: "txn",
     ...sessionOf(body),
+    ...credentialOf(identity),
     guards: body.guards,
     operations: body.operations,
     ...(body.releaseGuards === true ? { releaseGuards: true } : {}),
@@ -460,9 +578,9 @@ async function txnHandler(options: ApiOptions, request: ApiRequest): Promise<{ s
   return resultResponse(applied.result);
 }
 
-async function kvGetHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
+async function kvGetHandler(options: ApiOptions, request: ApiRequest, identity: Identity): Promise<{ status: number; body: unknown }> {
   const key = parse(nameSchema, request.params["key"]);
-  const value = await options.host.readKey(key);
+  const value = await options.host.readKey(key, callerOf(identity, "reader"));
   if (value === undefined) throw new ApiError("not_found", `no key ${key}`);
   return { status: 200, body: { key, value: value.value, token: String(value.token), modIndex: value.modIndex } satisfies KeyValue };
 }
@@ -471,9 +589,9 @@ async function kvGetHandler(options: ApiOptions, request: ApiRequest): Promise<{
  * kvRangeHandler answers one page of keys. `index` is the applied index the page was read at: a
  * caller that lists and then watches from `index` sees every later change exactly once.
  */
-async function kvRangeHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
+async function kvRangeHandler(options: ApiOptions, request: ApiRequest, identity: Identity): Promise<{ status: number; body: unknown }> {
   const query = parse(rangeQuerySchema, request.query);
-  const { items, more, index } = await options.host.readRange(query);
+  const { items, more, index } = await options.host.readRange(query, callerOf(identity, "reader"));
   return {
     status: 200,
     body: {
@@ -492,14 +610,19 @@ async function kvRangeHandler(options: ApiOptions, request: ApiRequest): Promise
 /**
  * watchHandler is a long poll over this node's applied events (no forwarding: events are
  * committed data, and every node derives the same ones). A poll whose caller hangs up is dropped,
- * so it stops counting against watchersMax.
+ * so it stops counting against watchersMax. The caller's token is confirmed linearizably before the
+ * poll (confirmToken: a follower asks the leader, and still serves the poll itself), and checked
+ * again on this node's applied state before it answers: events applied after the token's
+ * revocation are never sent under it.
  */
 async function watchHandler(
   options: ApiOptions,
   request: ApiRequest,
   response: ServerResponse,
+  identity: Identity,
 ): Promise<{ status: number; body: unknown }> {
   const query = parse(watchQuerySchema, request.query);
+  await confirmToken(options, request, identity, "reader");
   const hungUp = new AbortController();
   response.on("close", () => hungUp.abort());
   const answer = await options.host.watch({
@@ -508,6 +631,9 @@ async function watchHandler(
     limit: query.limit,
     timeoutMs: query.timeoutMs,
     signal: hungUp.signal,
+    // Checked on this node's applied state before the answer: the events are this node's applied
+    // ones, so a revocation before any of them is applied here too.
+    caller: callerOf(identity, "reader"),
   });
   return { status: 200, body: { events: answer.events.map(eventBody), lastIndex: answer.lastIndex } satisfies WatchAnswer };
 }
@@ -517,13 +643,15 @@ function eventBody(event: LockEvent): WatchEvent {
   return "token" in event ? { ...event, token: String(event.token) } : event;
 }
 
-async function leasesHandler(options: ApiOptions): Promise<{ status: number; body: unknown }> {
-  const leases = await options.host.readLeases();
+async function leasesHandler(options: ApiOptions, identity: Identity): Promise<{ status: number; body: unknown }> {
+  const leases = await options.host.readLeases(callerOf(identity, "reader"));
   return { status: 200, body: { leases: leases.map((lease) => ({ ...lease, token: String(lease.token) })) } satisfies LeasesAnswer };
 }
 
-async function memberHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
+async function memberHandler(options: ApiOptions, request: ApiRequest, identity: Identity): Promise<{ status: number; body: unknown }> {
   const body = parse(memberRequestSchema, request.body);
+  // A membership entry names no token (the Raft core's), so the token is confirmed at a ReadIndex round instead.
+  await confirmToken(options, request, identity, "admin");
   try {
     await options.host.proposeConfChange({ type: body.action, nodeId: nodeId(body.nodeId) });
   } catch (error) {
@@ -566,21 +694,98 @@ function changeInEffect(
   }
 }
 
-async function transferHandler(options: ApiOptions, request: ApiRequest): Promise<{ status: number; body: unknown }> {
+async function transferHandler(options: ApiOptions, request: ApiRequest, identity: Identity): Promise<{ status: number; body: unknown }> {
   const body = parse(transferRequestSchema, request.body);
+  await confirmToken(options, request, identity, "admin");
   const outcome = await options.host.transferLeadership(nodeId(body.to));
   if (outcome.kind === "not_leader") throw new DriverError("not_leader", "this node is not the leader", outcome.leaderHint);
   if (outcome.kind === "dropped") throw new ApiError("invalid_request", `transfer refused: ${outcome.reason}`);
   return { status: 202, body: { transferringTo: body.to } satisfies TransferAnswer };
 }
 
+/** whoamiHandler names the caller's credential and role (GET /auth/whoami), as of a ReadIndex round: a revoked token learns so. */
+async function whoamiHandler(options: ApiOptions, identity: Identity): Promise<{ status: number; body: unknown }> {
+  await options.host.confirmCaller(callerOf(identity, "reader"));
+  return { status: 200, body: { name: identity.name, role: identity.role } satisfies WhoamiAnswer };
+}
+
+/**
+ * credentialRoutes: create, list, rotate and revoke credentials (admin). A new token is made by
+ * the node that proposes the entry, which carries only its hash; the answer shows the token once.
+ * These calls carry no session: a retry of a create whose answer was lost finds the name taken
+ * (409 credential_exists), and the operator revokes it and creates it again, since the token was
+ * shown to nobody.
+ */
+function credentialRoutes(options: ApiOptions): readonly ["get" | "post", string, Role, Handler][] {
+  const issue = async (command: LockCommand, token: string, log: Logger, what: string) => {
+    const result = (await options.host.propose(command)).result;
+    if (result.status !== "credential_issued") return resultResponse(result);
+    const { name, role, createdIndex, issuedIndex } = result;
+    log.info({ event: `credential_${what}`, name, role, issuedIndex }, `credential ${name} (${role}) ${what}`);
+    const body = { name, role, createdIndex, issuedIndex, token } satisfies IssuedCredential;
+    return { status: what === "created" ? 201 : 200, body };
+  };
+  return [
+    [
+      "post",
+      "/admin/credentials",
+      "admin",
+      async (request, log, _response, identity) => {
+        const body = parse(credentialRequestSchema, request.body);
+        const token = newToken();
+        const command: LockCommand = { type: "credential_create", ...credentialOf(identity), ...body, tokenHash: tokenHashOf(token) };
+        return issue(command, token, log, "created");
+      },
+    ],
+    [
+      "get",
+      "/admin/credentials",
+      "admin",
+      async (_request, _log, _response, identity) => {
+        const credentials: CredentialInfo[] = await options.host.credentialList(callerOf(identity, "admin"));
+        return { status: 200, body: { credentials } satisfies CredentialList };
+      },
+    ],
+    [
+      "post",
+      "/admin/credentials/:name/rotate",
+      "admin",
+      async (request, log, _response, identity) => {
+        const name = parse(credentialNameSchema, request.params["name"]);
+        const token = newToken();
+        return issue({ type: "credential_rotate", ...credentialOf(identity), name, tokenHash: tokenHashOf(token) }, token, log, "rotated");
+      },
+    ],
+    [
+      "post",
+      "/admin/credentials/:name/revoke",
+      "admin",
+      async (request, log, _response, identity) => {
+        const name = parse(credentialNameSchema, request.params["name"]);
+        const result = (await options.host.propose({ type: "credential_revoke", ...credentialOf(identity), name })).result;
+        if (result.status !== "credential_revoked") return resultResponse(result);
+        log.info({ event: "credential_revoked", name, index: result.index }, `credential ${name} revoked`);
+        return { status: 200, body: { revoked: result.name, index: result.index } satisfies RevokedCredential };
+      },
+    ],
+  ];
+}
+
 /**
  * restartHandler answers 202 and then, once the answer is out, has the node stop gracefully to be
- * started again (node/graceful-stop.ts). It is not forwarded: it names the node it is sent to.
+ * started again (node/graceful-stop.ts). It is not forwarded: it names the node it is sent to. It
+ * needs the admin role, confirmed linearizably as a transfer's is (a revoked admin token cannot
+ * restart a node on a follower that has not applied the revocation yet).
  */
-async function restartHandler(options: ApiOptions, response: ServerResponse): Promise<{ status: number; body: unknown }> {
+async function restartHandler(
+  options: ApiOptions,
+  request: ApiRequest,
+  response: ServerResponse,
+  identity: Identity,
+): Promise<{ status: number; body: unknown }> {
   const restart = options.restart;
   if (restart === undefined) throw new ApiError("not_found", "this node cannot restart itself (it runs without a supervisor hook)");
+  await confirmToken(options, request, identity, "admin");
   options.logger.info({ event: "restart_requested" }, "restart requested (POST /admin/restart): stopping gracefully");
   response.once("finish", () => restart());
   return {
@@ -610,6 +815,8 @@ function resultResponse(result: LockResult): { status: number; body: unknown } {
     case "queued":
     case "expired":
     case "no_op":
+    case "credential_issued":
+    case "credential_revoked":
       return { status: 200, body: result };
   }
 }
@@ -651,6 +858,7 @@ function overloadedError(message: string, retryAfterMs: number): ApiError {
 function toApiError(error: unknown, retryAfterMs: number): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof WatchError) return new ApiError(error.code, error.message, error.details);
+  if (error instanceof CredentialRefusedError) return new ApiError(error.code, error.message, { role: error.role });
   if (error instanceof DriverError && error.code === "overloaded") return overloadedError(error.message, retryAfterMs);
   if (error instanceof DriverError)
     return new ApiError(error.code, error.message, error.leaderHint === null ? undefined : { leaderId: error.leaderHint });

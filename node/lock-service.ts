@@ -48,7 +48,17 @@ export interface LockServiceOptions extends Omit<DriverOptions<Applied>, "stateM
 /** LockStateView: what a read may look at in the lock state (linearizableRead, status pages). */
 export type LockStateView = Pick<
   LockStateMachine,
-  "appliedIndex" | "lease" | "leases" | "waiter" | "waitersNow" | "get" | "range" | "chainHead"
+  | "appliedIndex"
+  | "lease"
+  | "leases"
+  | "waiter"
+  | "waitersNow"
+  | "get"
+  | "range"
+  | "chainHead"
+  | "credentialByTokenHash"
+  | "credentialRefusal"
+  | "credentialList"
 >;
 
 /** SubmitOutcome answers a lock command: what applying it produced, or why it was not applied. */

@@ -9,9 +9,17 @@
 // supervisor's IPC channel (npm start); POST /admin/restart does the same and exits 75, for the
 // supervisor to start it again. A broken Raft invariant on either thread crashes it loudly (exit
 // 70), as the core's contract asks.
+//
+// With TLS configured (tls-host.ts), the API port serves HTTPS and the peer port mutual TLS (the
+// raft thread checks each peer's certificate against its member id). SIGHUP rereads and checks
+// the TLS files here, serves them on the API port, and hands them to the raft thread for the peer
+// port and its dials; open connections keep theirs, so the cluster is not dropped.
 
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:http";
+import { createServer, type RequestListener, type Server } from "node:http";
+import type { Server as HttpsServer } from "node:https";
+import type { Logger } from "pino";
+import { TlsMaterialError } from "../config/tls.ts";
 import { LockInvariantError } from "../lock/assert.ts";
 import { RaftInvariantError } from "../raft/index.ts";
 import { AdmissionGate, withAdmission } from "./admission.ts";
@@ -25,6 +33,7 @@ import { LoopLagMonitor } from "./loop-lag.ts";
 import { RaftThreadHost, RaftThreadStartError } from "./raft-thread-host.ts";
 import { StatusFeed } from "./status/status-feed.ts";
 import { createNodeFront } from "./status/status-server.ts";
+import { NodeTls } from "./tls-host.ts";
 
 async function main(): Promise<void> {
   const stopRequests = new StopRequests();
@@ -39,10 +48,13 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = makeLogger(config);
+  const tls = loadTls(config, logger);
+  if (tls === null) return;
   let host: RaftThreadHost;
   try {
     host = await RaftThreadHost.start({
       config,
+      ...(tls === undefined ? {} : { tls: tls.peerTls() }),
       // Each call is a request in flight on this node: the admission gate bounds the API's, the
       // raft side its own queue (pendingRequestsMax, 10,000) and the watch polls (watchersMax).
       callsInFlightMax: 10_000 + config.watchersMax + 1000,
@@ -99,6 +111,7 @@ async function main(): Promise<void> {
     wallNowMs: () => Date.now(),
     logger: logger.child({ component: "status-feed" }),
     load: () => gate.load(),
+    ...(tls === undefined ? {} : { dispatcher: () => tls.dispatcher() }),
   });
   const apiOptions = {
     host,
@@ -110,21 +123,32 @@ async function main(): Promise<void> {
     overloadRetryAfterMs: config.overloadRetryAfterMs,
     bootId,
     restart: () => stopRequests.restart(),
+    ...(tls === undefined ? {} : { dispatcher: () => tls.dispatcher() }),
   };
   const hotPath = createHotPath(apiOptions, (path, method, response) => metrics.observeRequest(path, method, response));
   const front = withHotPath(hotPath, createNodeFront({ api: createApi(apiOptions), metrics, feed, logger }));
-  const server = createServer(
+  const server = createNodeServer(
     withAdmission(gate, front, (path, method, verdict, response) => metrics.requestShed(path, method, verdict, response)),
+    tls,
   );
   feed.attach(server, "/status/live", []);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.listen.port, config.listen.host, resolve);
   });
+  const scheme = tls === undefined ? "http" : "https";
   logger.info(
-    { event: "listening", listen: config.listen, raftListen: config.raftListen, pid: process.pid, bootId },
-    `node ${config.nodeId} listening on http://${config.listen.host}:${config.listen.port} (peers: ${config.raftListen.host}:${config.raftListen.port})`,
+    {
+      event: "listening",
+      listen: config.listen,
+      raftListen: config.raftListen,
+      pid: process.pid,
+      bootId,
+      ...(tls === undefined ? {} : { certificate: tls.describe() }),
+    },
+    `node ${config.nodeId} listening on ${scheme}://${config.listen.host}:${config.listen.port} (peers: ${tls === undefined ? "" : "mutual TLS, "}${config.raftListen.host}:${config.raftListen.port})`,
   );
+  onReloadSignal(server, tls, host, logger);
 
   let stopping = false;
   /**
@@ -170,6 +194,50 @@ async function main(): Promise<void> {
     process.exit(exitCode);
   };
   stopRequests.handleWith((reason, exitCode) => void stop(reason, exitCode));
+}
+
+/**
+ * loadTls reads and checks the TLS files when configured (undefined: none); a bad file is a
+ * configuration error: it is said on stderr, the exit code is 2, and the answer is null.
+ */
+function loadTls(config: NodeConfig, logger: Logger): NodeTls | undefined | null {
+  if (config.tls === undefined) return undefined;
+  try {
+    return NodeTls.load(config.tls, logger.child({ component: "tls" }));
+  } catch (error) {
+    if (!(error instanceof TlsMaterialError)) throw error;
+    process.stderr.write(`invalid node configuration:\n  TLS: ${error.message}\n`);
+    // Not process.exit (see RaftThreadStartError below): nothing else runs yet, so the process ends.
+    process.exitCode = 2;
+    process.channel?.unref();
+    return null;
+  }
+}
+
+/** createNodeServer serves `listener` over HTTPS with the node's TLS, or plain HTTP without. */
+function createNodeServer(listener: RequestListener, tls: NodeTls | undefined): Server | HttpsServer {
+  return tls === undefined ? createServer(listener) : tls.createServer(listener);
+}
+
+/**
+ * onReloadSignal: SIGHUP rereads the TLS files without a restart: the API port serves them, and
+ * the raft thread gets them for its peer port and its dials (a message over its port). Open
+ * connections, the peer links among them, keep going. Files that fail the checks are refused and
+ * the old ones kept, on both threads. Without TLS there is nothing to reload, and SIGHUP is
+ * ignored rather than left to end the process.
+ */
+function onReloadSignal(server: Server | HttpsServer, tls: NodeTls | undefined, host: RaftThreadHost, logger: Logger): void {
+  process.on("SIGHUP", () => {
+    if (tls === undefined) {
+      logger.info({ event: "sighup_ignored" }, "SIGHUP: no TLS files to reload");
+      return;
+    }
+    if (!tls.reload(server as HttpsServer)) return;
+    host.useTls(tls.peerTls()).then(
+      () => logger.info({ event: "tls_reloaded_peers" }, "the raft thread serves and dials with the reloaded certificate"),
+      (error: unknown) => logger.error({ event: "tls_reload_failed", err: error }, "the raft thread did not take the reloaded certificate"),
+    );
+  });
 }
 
 /**

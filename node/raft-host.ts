@@ -11,15 +11,17 @@
 // Everything crossing is plain data (structured clone): commands, results, events, statuses.
 // Errors cross as DriverError or WatchError with their codes (raft-thread-protocol.ts).
 
-import type { LockCommand, LockResult, StoredValue } from "../lock/types.ts";
+import type { Credential, LockCommand, LockResult, StoredValue } from "../lock/types.ts";
 import type { ConfChange, NodeId, Refusal, Status } from "../raft/index.ts";
+import { type CallerCheck, type CredentialIdentity, type CredentialLookup, CredentialRefusedError } from "./api-auth.ts";
 import type { PeerLinkStatus, PeerTransport } from "./contracts.ts";
 import { systemClock } from "./driver/clock.ts";
 import type { StorageStatus } from "./driver/raft-driver.ts";
 import { type HandOver, type HandOverOptions, handOverLeadership } from "./graceful-stop.ts";
-import type { LockService } from "./lock-service.ts";
+import type { LockService, LockStateView } from "./lock-service.ts";
 import type { LoopLag } from "./loop-lag.ts";
 import type { LocalStatusView, StatusSource } from "./status/status-source.ts";
+import type { PeerTlsOptions } from "./transport/websocket-transport.ts";
 import type { WatchAnswer } from "./watch-hub.ts";
 
 /** HostStatus is what GET /status shows of the Raft side: the core's status, the peer links, the watchers, the disk. */
@@ -62,10 +64,22 @@ export interface HostWatchQuery {
   readonly timeoutMs: number;
   /** signal: the caller went away; the poll is dropped. */
   readonly signal?: AbortSignal;
+  /**
+   * caller: checked against this node's applied state once the poll has its events (they are
+   * applied here, so a revocation before any of them is applied here too): CredentialRefusedError.
+   */
+  readonly caller?: CallerCheck;
 }
 
-/** ApiHost is what the HTTP API (http-api.ts) needs of the Raft side. */
-export interface ApiHost {
+/** CredentialInfo: a credential as the admin list shows it (never its token's hash). */
+export type CredentialInfo = Omit<Credential, "tokenHash">;
+
+/**
+ * ApiHost is what the HTTP API (http-api.ts) needs of the Raft side. Reads name their caller
+ * (CallerCheck): the caller's token is checked inside the read, as of the state it reads, and a
+ * refusal is a CredentialRefusedError (docs/SECURITY.md: a revocation holds on every node).
+ */
+export interface ApiHost extends CredentialLookup {
   readonly nodeId: NodeId;
   /** leaderId: the leader this node knows (cheap and synchronous: every answer names it in a header). */
   leaderId(): NodeId | null;
@@ -73,10 +87,17 @@ export interface ApiHost {
   propose(command: LockCommand, options?: { readonly awaitQueuedMs?: number }): Promise<{ readonly result: LockResult }>;
   proposeConfChange(change: ConfChange): Promise<void>;
   transferLeadership(transferee: NodeId): Promise<Refusal | { readonly kind: "started" }>;
-  /** readKey, readRange and readLeases read after a ReadIndex round (linearizable). */
-  readKey(key: string): Promise<StoredValue | undefined>;
-  readRange(query: { readonly prefix: string; readonly limit: number; readonly after?: string | undefined }): Promise<RangeAnswer>;
-  readLeases(): Promise<LeaseWithDeadline[]>;
+  /** readKey, readRange and readLeases read after a ReadIndex round (linearizable), if the caller's token allows. */
+  readKey(key: string, caller: CallerCheck): Promise<StoredValue | undefined>;
+  readRange(
+    query: { readonly prefix: string; readonly limit: number; readonly after?: string | undefined },
+    caller: CallerCheck,
+  ): Promise<RangeAnswer>;
+  readLeases(caller: CallerCheck): Promise<LeaseWithDeadline[]>;
+  /** confirmCaller: after a ReadIndex round, whether the caller's token still allows its role (CredentialRefusedError if not). */
+  confirmCaller(caller: CallerCheck): Promise<void>;
+  /** credentialList: every credential, by name, after a ReadIndex round, if the caller's token allows. */
+  credentialList(caller: CallerCheck): Promise<CredentialInfo[]>;
   /** watch long-polls this node's applied events (no leader involved: they are committed data). */
   watch(query: HostWatchQuery): Promise<WatchAnswer>;
   hostStatus(): Promise<HostStatus>;
@@ -97,6 +118,11 @@ export interface RaftHost extends ApiHost {
    * (graceful-stop.ts), run where the core is, on the Raft side's clock.
    */
   handOverLeadership(options: Omit<HandOverOptions, "clock">): Promise<HandOver>;
+  /**
+   * useTls: the certificate, key and CA the peer link serves and dials with from now on (a SIGHUP
+   * reload, checked by the HTTP thread): new connections use them, open ones keep theirs.
+   */
+  useTls(material: PeerTlsOptions): Promise<void>;
   /** stop stops the Raft side: the service, the transport, the durable log. */
   stop(): Promise<void>;
 }
@@ -107,8 +133,21 @@ export interface LocalRaftHostOptions {
   readonly statusSource?: StatusSource;
   readonly metricsText?: () => Promise<string>;
   readonly loopLag?: () => LoopLag;
+  /** useTls swaps the peer link's TLS material (raft-side.ts); without it, useTls refuses (the link is plain). */
+  readonly useTls?: (material: PeerTlsOptions) => void;
   /** stopSide stops what the host does not own itself (transport, durable log, peer server), after the service. */
   readonly stopSide?: () => Promise<void>;
+}
+
+/** identityOf: what the API needs of a credential (its token's hash stays on the Raft side). */
+function identityOf(credential: Credential | undefined): CredentialIdentity | undefined {
+  return credential === undefined ? undefined : { name: credential.name, role: credential.role, issuedIndex: credential.issuedIndex };
+}
+
+/** throwIfRefused: CredentialRefusedError unless the caller's token allows its role in `machine`. */
+function throwIfRefused(machine: LockStateView, caller: CallerCheck): void {
+  const refusal = machine.credentialRefusal(caller.credentialIndex, caller.role);
+  if (refusal !== undefined) throw new CredentialRefusedError(refusal.code, refusal.message, caller.role);
 }
 
 /** noLag: what a host without a lag monitor reports. */
@@ -146,31 +185,68 @@ export class LocalRaftHost implements RaftHost {
     return this.service.transferLeadership(transferee);
   }
 
-  readKey(key: string): Promise<StoredValue | undefined> {
-    return this.service.linearizableRead((machine) => machine.get(key));
+  readKey(key: string, caller: CallerCheck): Promise<StoredValue | undefined> {
+    return this.readAs(caller, (machine) => machine.get(key));
   }
 
-  readRange(query: { readonly prefix: string; readonly limit: number; readonly after?: string | undefined }): Promise<RangeAnswer> {
-    return this.service.linearizableRead((machine) => ({
+  readRange(
+    query: { readonly prefix: string; readonly limit: number; readonly after?: string | undefined },
+    caller: CallerCheck,
+  ): Promise<RangeAnswer> {
+    return this.readAs(caller, (machine) => ({
       ...machine.range(query.prefix, query.limit, query.after),
       index: machine.appliedIndex(),
     }));
   }
 
-  readLeases(): Promise<LeaseWithDeadline[]> {
-    return this.service.linearizableRead((machine) =>
+  readLeases(caller: CallerCheck): Promise<LeaseWithDeadline[]> {
+    return this.readAs(caller, (machine) =>
       machine.leases().map((lease) => ({ ...lease, leaderDeadlineMs: this.service.leaseDeadlineMs(lease.resource) ?? null })),
     );
   }
 
-  watch(query: HostWatchQuery): Promise<WatchAnswer> {
-    return this.service.watch({
+  confirmCaller(caller: CallerCheck): Promise<void> {
+    return this.readAs(caller, () => undefined);
+  }
+
+  credentialList(caller: CallerCheck): Promise<CredentialInfo[]> {
+    return this.readAs(caller, (machine) =>
+      machine.credentialList().map(({ name, role, createdIndex, issuedIndex }) => ({ name, role, createdIndex, issuedIndex })),
+    );
+  }
+
+  credentialByTokenHash(tokenHash: string): CredentialIdentity | undefined {
+    return identityOf(this.service.localState().credentialByTokenHash(tokenHash));
+  }
+
+  async findCredential(tokenHash: string): Promise<CredentialIdentity | undefined> {
+    return identityOf(await this.service.linearizableRead((machine) => machine.credentialByTokenHash(tokenHash)));
+  }
+
+  async watch(query: HostWatchQuery): Promise<WatchAnswer> {
+    const answer = await this.service.watch({
       prefix: query.prefix,
       after: query.after ?? this.service.localState().appliedIndex(),
       limit: query.limit,
       timeoutMs: query.timeoutMs,
       ...(query.signal === undefined ? {} : { signal: query.signal }),
     });
+    if (query.caller !== undefined) throwIfRefused(this.service.localState(), query.caller);
+    return answer;
+  }
+
+  /**
+   * readAs runs `read` after a ReadIndex round, if the caller's token still allows its role as of
+   * that state: a token revoked before the read began is refused on every node, a follower
+   * included (its ReadIndex round waits until it has applied the revocation).
+   */
+  private async readAs<T>(caller: CallerCheck, read: (machine: LockStateView) => T): Promise<T> {
+    const outcome = await this.service.linearizableRead((machine) => {
+      const refusal = machine.credentialRefusal(caller.credentialIndex, caller.role);
+      return refusal === undefined ? { value: read(machine) } : { refusal };
+    });
+    if ("refusal" in outcome) throw new CredentialRefusedError(outcome.refusal.code, outcome.refusal.message, caller.role);
+    return outcome.value;
   }
 
   async hostStatus(): Promise<HostStatus> {
@@ -202,6 +278,11 @@ export class LocalRaftHost implements RaftHost {
 
   handOverLeadership(options: Omit<HandOverOptions, "clock">): Promise<HandOver> {
     return handOverLeadership(this.service, { ...options, clock: systemClock });
+  }
+
+  async useTls(material: PeerTlsOptions): Promise<void> {
+    if (this.options.useTls === undefined) throw new Error("this node's peer link is not TLS");
+    this.options.useTls(material);
   }
 
   async stop(): Promise<void> {

@@ -5,10 +5,13 @@
 // knows of threads.
 
 import { randomInt } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, type RequestListener, type Server } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { Logger } from "pino";
+import { serverTlsOptions } from "../config/tls.ts";
 import { checkCommandBytes } from "../lock/codec.ts";
 import { lockLimitsDefaults } from "../lock/lock-state-machine.ts";
+import type { Credential } from "../lock/types.ts";
 import { createSeededRandom, type NodeId, nodeId, type Ready, raftConfigDefaults } from "../raft/index.ts";
 import type { NodeConfig } from "./config.ts";
 import { DiskFullError } from "./contracts.ts";
@@ -21,7 +24,7 @@ import { LevelDurableLog } from "./persistence/level-durable-log.ts";
 import { LocalRaftHost } from "./raft-host.ts";
 import { StatusSource } from "./status/status-source.ts";
 import { StatusTimeline } from "./status/status-timeline.ts";
-import { WebSocketTransport } from "./transport/websocket-transport.ts";
+import { type PeerTlsOptions, WebSocketTransport } from "./transport/websocket-transport.ts";
 
 export interface RaftSideOptions {
   readonly config: NodeConfig;
@@ -30,6 +33,14 @@ export interface RaftSideOptions {
   readonly loopLag: () => LoopLag;
   /** onLeaderChange hears every change of the leader this node knows (the raft thread mirrors it to the HTTP side). */
   readonly onLeaderChange: (leaderId: NodeId | null) => void;
+  /**
+   * onCredentialsChange hears the whole credential table whenever an applied entry or a snapshot
+   * changed it (and once at start): the HTTP thread keeps a copy to let requests in without a
+   * round trip (node/api-auth.ts; what makes a revocation hold is checked here, on this side).
+   */
+  readonly onCredentialsChange?: (credentials: readonly Credential[]) => void;
+  /** tls: the peer link's certificate, key and CA (mutual TLS), read and checked by the HTTP thread; none: plain. */
+  readonly tls?: PeerTlsOptions;
 }
 
 /**
@@ -53,6 +64,8 @@ export async function startRaftSide(options: RaftSideOptions): Promise<LocalRaft
       },
     },
   });
+  /** peerTls: what the peer link serves and dials with now (useTls swaps it on a reload). */
+  let peerTls = options.tls as PeerTlsOptions;
   const transport = new WebSocketTransport({
     nodeId: id,
     peers: new Map([...config.raftPeerUrls].map(([peer, url]) => [nodeId(peer), url])),
@@ -67,8 +80,9 @@ export async function startRaftSide(options: RaftSideOptions): Promise<LocalRaft
     // (metric, error log, status page). docs/DESIGN.md, "An entry a node cannot decode".
     checkEntryData: checkCommandBytes,
     onFrameRejected: (peer, code) => metrics.frameRejected(peer, code),
+    ...(options.tls === undefined ? {} : { tls: () => peerTls }),
   });
-  const peerServer = await listenForPeers(config, transport).catch(async (error: unknown) => {
+  const peerServer = await listenForPeers(config, transport, options.tls).catch(async (error: unknown) => {
     await transport.close();
     await durableLog.close();
     throw error;
@@ -101,9 +115,15 @@ export async function startRaftSide(options: RaftSideOptions): Promise<LocalRaft
     watchersMax: config.watchersMax,
     logger,
     clock: systemClock,
-    observer: combineObservers(metrics, timeline, leaderWatcher(options.onLeaderChange)),
+    observer: combineObservers(
+      metrics,
+      timeline,
+      leaderWatcher(options.onLeaderChange),
+      credentialWatcher(() => (serviceForMetrics as LockService).localState().credentialList(), options.onCredentialsChange),
+    ),
   });
   serviceForMetrics = service;
+  options.onCredentialsChange?.(service.localState().credentialList());
   timeline.start(service.status());
   const statusSource = new StatusSource({ host: service, transport, timeline, nowMs: () => performance.now() });
   return new LocalRaftHost({
@@ -112,6 +132,16 @@ export async function startRaftSide(options: RaftSideOptions): Promise<LocalRaft
     statusSource,
     metricsText: () => metrics.text(),
     loopLag: options.loopLag,
+    ...(options.tls === undefined
+      ? {}
+      : {
+          useTls: (material: PeerTlsOptions) => {
+            // New inbound connections get the new certificate; the transport dials with it from the next dial on.
+            (peerServer as HttpsServer).setSecureContext(serverTlsOptions(material, { requestClientCertificates: true }));
+            peerTls = material;
+            logger.info({ event: "peer_tls_reloaded" }, "the peer link's TLS certificate and key reloaded");
+          },
+        }),
     stopSide: async () => {
       peerServer.closeAllConnections();
       peerServer.close();
@@ -153,15 +183,25 @@ async function openWaitingForSpace(config: NodeConfig, logger: Logger): Promise<
   }
 }
 
-/** listenForPeers starts the server that takes the peers' Raft connections (/raft), and only those. */
-async function listenForPeers(config: NodeConfig, transport: WebSocketTransport): Promise<Server> {
-  const server = createServer((_request, response) => {
+/**
+ * listenForPeers starts the server that takes the peers' Raft connections (/raft), and only those:
+ * over TLS an HTTPS server that asks every client for a certificate (the transport refuses an
+ * upgrade without one from the CA, or one naming another member).
+ */
+async function listenForPeers(
+  config: NodeConfig,
+  transport: WebSocketTransport,
+  tls: PeerTlsOptions | undefined,
+): Promise<Server | HttpsServer> {
+  const listener: RequestListener = (_request, response) => {
     // Plain HTTP is the API's port, not this one.
     response.writeHead(404, { "content-type": "text/plain; charset=utf-8", connection: "close" });
     response.end(
       `this is node ${config.nodeId}'s peer port (Raft over WebSocket at /raft); the API is on ${config.listen.host}:${config.listen.port}\n`,
     );
-  });
+  };
+  const server =
+    tls === undefined ? createServer(listener) : createHttpsServer(serverTlsOptions(tls, { requestClientCertificates: true }), listener);
   transport.handleUpgrade(server, "/raft");
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -171,6 +211,29 @@ async function listenForPeers(config: NodeConfig, transport: WebSocketTransport)
     });
   });
   return server;
+}
+
+/**
+ * credentialWatcher: a HostObserver that hands the credential table to `onChange` after a Ready
+ * that changed it: an applied credential entry, or a snapshot restored.
+ */
+function credentialWatcher(
+  credentials: () => readonly Credential[],
+  onChange: ((credentials: readonly Credential[]) => void) | undefined,
+): HostObserver {
+  if (onChange === undefined) return {};
+  let changed = false;
+  return {
+    applied: (_entry, applied) => {
+      const status = applied?.result.status;
+      if (status === "credential_issued" || status === "credential_revoked") changed = true;
+    },
+    readyHandled: (ready: Ready) => {
+      if (!changed && ready.snapshot === undefined) return;
+      changed = false;
+      onChange(credentials());
+    },
+  };
 }
 
 /** leaderWatcher: a HostObserver that hears each change of the leader this node knows. */

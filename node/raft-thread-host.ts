@@ -11,13 +11,14 @@
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import type { LockCommand, LockResult, StoredValue } from "../lock/types.ts";
+import type { Credential, LockCommand, LockResult, StoredValue } from "../lock/types.ts";
 import { type ConfChange, type NodeId, nodeId, type Refusal } from "../raft/index.ts";
+import type { CallerCheck, CredentialIdentity } from "./api-auth.ts";
 import type { NodeConfig } from "./config.ts";
 import { DriverError } from "./driver/raft-driver.ts";
 import type { HandOver, HandOverOptions } from "./graceful-stop.ts";
 import type { LoopLag } from "./loop-lag.ts";
-import type { HostStatus, HostWatchQuery, LeaseWithDeadline, RaftHost, RangeAnswer } from "./raft-host.ts";
+import type { CredentialInfo, HostStatus, HostWatchQuery, LeaseWithDeadline, RaftHost, RangeAnswer } from "./raft-host.ts";
 import {
   type FromRaftThread,
   fromWireError,
@@ -27,10 +28,13 @@ import {
   type ToRaftThread,
 } from "./raft-thread-protocol.ts";
 import type { LocalStatusView } from "./status/status-source.ts";
+import type { PeerTlsOptions } from "./transport/websocket-transport.ts";
 import type { WatchAnswer } from "./watch-hub.ts";
 
 export interface RaftThreadHostOptions {
   readonly config: NodeConfig;
+  /** tls: the peer link's certificate, key and CA, read and checked here (none: a plain link). */
+  readonly tls?: PeerTlsOptions;
   /** callsInFlightMax bounds the calls waiting for the raft thread's answer; one more is refused (overloaded). */
   readonly callsInFlightMax: number;
   /** onExit hears the raft thread's exit code when it ends without being stopped (a crash). */
@@ -81,6 +85,12 @@ export class RaftThreadHost implements RaftHost {
   private readonly timelineListeners = new Set<() => void>();
   private nextId = 1;
   private knownLeaderId: NodeId | null = null;
+  /**
+   * credentialsByHash: the raft thread's credential table as it last announced it, to let requests
+   * in without a round trip. It may lag by a message: it only lets a request in or sends it to the
+   * ReadIndex lookup (findCredential); the raft thread checks the token again where it takes effect.
+   */
+  private credentialsByHash = new Map<string, CredentialIdentity>();
   private stopping = false;
   private exited = false;
 
@@ -106,7 +116,8 @@ export class RaftThreadHost implements RaftHost {
     if (!(Number.isInteger(options.callsInFlightMax) && options.callsInFlightMax >= 1)) {
       throw new Error("RaftThreadHost: callsInFlightMax must be a positive integer");
     }
-    const worker = new Worker(bootstrapCode(), { eval: true, workerData: { config: options.config } satisfies RaftThreadData });
+    const workerData: RaftThreadData = { config: options.config, ...(options.tls === undefined ? {} : { tls: options.tls }) };
+    const worker = new Worker(bootstrapCode(), { eval: true, workerData });
     // Always heard: an 'error' event without a listener would throw here. The thread's end follows
     // it, and the 'exit' handlers decide what the process does.
     worker.on("error", (error) => process.stderr.write(`raft thread error: ${error.stack ?? error.message}\n`));
@@ -152,17 +163,40 @@ export class RaftThreadHost implements RaftHost {
     return this.call({ method: "transferLeadership", args: [transferee] });
   }
 
-  readKey(key: string): Promise<StoredValue | undefined> {
-    return this.call({ method: "readKey", args: [key] });
+  readKey(key: string, caller: CallerCheck): Promise<StoredValue | undefined> {
+    return this.call({ method: "readKey", args: [key, caller] });
   }
 
-  readRange(query: { readonly prefix: string; readonly limit: number; readonly after?: string | undefined }): Promise<RangeAnswer> {
+  readRange(
+    query: { readonly prefix: string; readonly limit: number; readonly after?: string | undefined },
+    caller: CallerCheck,
+  ): Promise<RangeAnswer> {
     const { prefix, limit, after } = query;
-    return this.call({ method: "readRange", args: [after === undefined ? { prefix, limit } : { prefix, limit, after }] });
+    return this.call({ method: "readRange", args: [after === undefined ? { prefix, limit } : { prefix, limit, after }, caller] });
   }
 
-  readLeases(): Promise<LeaseWithDeadline[]> {
-    return this.call({ method: "readLeases", args: [] });
+  readLeases(caller: CallerCheck): Promise<LeaseWithDeadline[]> {
+    return this.call({ method: "readLeases", args: [caller] });
+  }
+
+  confirmCaller(caller: CallerCheck): Promise<void> {
+    return this.call({ method: "confirmCaller", args: [caller] });
+  }
+
+  credentialList(caller: CallerCheck): Promise<CredentialInfo[]> {
+    return this.call({ method: "credentialList", args: [caller] });
+  }
+
+  credentialByTokenHash(tokenHash: string): CredentialIdentity | undefined {
+    return this.credentialsByHash.get(tokenHash);
+  }
+
+  findCredential(tokenHash: string): Promise<CredentialIdentity | undefined> {
+    return this.call({ method: "findCredential", args: [tokenHash] });
+  }
+
+  useTls(material: PeerTlsOptions): Promise<void> {
+    return this.call({ method: "useTls", args: [material] });
   }
 
   hostStatus(): Promise<HostStatus> {
@@ -251,6 +285,9 @@ export class RaftThreadHost implements RaftHost {
       case "timeline_changed":
         for (const listener of this.timelineListeners) listener();
         return;
+      case "credentials":
+        this.credentialsByHash = credentialMapOf(message.credentials);
+        return;
       case "start_failed":
         return; // Only ever the first message, handled by start().
     }
@@ -263,4 +300,9 @@ export class RaftThreadHost implements RaftHost {
     this.pending.clear();
     if (!this.stopping) this.options.onExit(exitCode === 0 ? 70 : exitCode);
   }
+}
+
+/** credentialMapOf: the announced table by token hash, with what the API needs of each (the hash stays the key). */
+function credentialMapOf(credentials: readonly Credential[]): Map<string, CredentialIdentity> {
+  return new Map(credentials.map(({ tokenHash, name, role, issuedIndex }) => [tokenHash, { name, role, issuedIndex }] as const));
 }

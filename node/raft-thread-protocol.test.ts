@@ -6,6 +6,7 @@
 
 import { describe, expect, it } from "vitest";
 import { nodeId } from "../raft/index.ts";
+import { CredentialRefusedError } from "./api-auth.ts";
 import { DriverError } from "./driver/raft-driver.ts";
 import { fromWireError, Outbox, toWireError } from "./raft-thread-protocol.ts";
 import { WatchError } from "./watch-hub.ts";
@@ -28,6 +29,13 @@ describe("errors between the threads", () => {
     const error = crossed(new WatchError("events_compacted", "too old", { oldestIndex: 42 }));
     expect(error).toBeInstanceOf(WatchError);
     expect(error).toMatchObject({ code: "events_compacted", details: { oldestIndex: 42 } });
+  });
+
+  it("a refused credential keeps its code and the role the call needed (the API answers 401 or 403 by it)", () => {
+    const error = crossed(new CredentialRefusedError("forbidden", "this needs the admin role", "admin"));
+    expect(error).toBeInstanceOf(CredentialRefusedError);
+    expect(error).toMatchObject({ code: "forbidden", role: "admin", message: "this needs the admin role" });
+    expect(crossed(new CredentialRefusedError("unauthorized", "revoked", "reader"))).toMatchObject({ code: "unauthorized" });
   });
 
   it("anything else becomes an Error that says where it came from", () => {

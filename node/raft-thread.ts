@@ -10,6 +10,7 @@
 import { writeSync } from "node:fs";
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import { LockInvariantError } from "../lock/assert.ts";
+import type { Credential } from "../lock/types.ts";
 import { RaftInvariantError } from "../raft/index.ts";
 import { DataDirError } from "./contracts.ts";
 import { flushLogs, makeLogger } from "./logging.ts";
@@ -46,7 +47,7 @@ function parentPortOrThrow(): MessagePort {
 }
 
 const port = parentPortOrThrow();
-const { config } = workerData as RaftThreadData;
+const { config, tls } = workerData as RaftThreadData;
 const logger = makeLogger(config);
 const outbox = new Outbox<FromRaftThread>((batch) => port.postMessage(batch));
 const loopLag = new LoopLagMonitor({ resolutionMs: 10, windowMs: 5000 });
@@ -67,12 +68,20 @@ async function start(): Promise<void> {
     logger.info({ event: "raft_realtime" }, "the raft thread runs under SCHED_RR, priority 1");
   }
   let host: LocalRaftHost;
+  let started = false;
+  let credentialsAtStart: readonly Credential[] = [];
   try {
     host = await startRaftSide({
       config,
       logger,
       loopLag: () => loopLag.lag(),
       onLeaderChange: (leaderId) => outbox.send({ kind: "leader", leaderId }),
+      // "started" goes first (RaftThreadHost.start reads it so): the table known at start follows it.
+      onCredentialsChange: (credentials) => {
+        if (started) outbox.send({ kind: "credentials", credentials });
+        else credentialsAtStart = credentials;
+      },
+      ...(tls === undefined ? {} : { tls }),
     });
   } catch (error) {
     const exitCode = error instanceof DataDirError ? 3 : 1;
@@ -90,6 +99,8 @@ async function start(): Promise<void> {
     for (const message of batch) handle(host, message);
   });
   outbox.send({ kind: "started", leaderId: host.leaderId() });
+  started = true;
+  outbox.send({ kind: "credentials", credentials: credentialsAtStart });
 }
 
 function handle(host: LocalRaftHost, message: ToRaftThread): void {
@@ -125,7 +136,15 @@ function call(host: LocalRaftHost, message: HostCall): Promise<unknown> {
     case "readRange":
       return host.readRange(...message.args);
     case "readLeases":
-      return host.readLeases();
+      return host.readLeases(...message.args);
+    case "confirmCaller":
+      return host.confirmCaller(...message.args);
+    case "credentialList":
+      return host.credentialList(...message.args);
+    case "findCredential":
+      return host.findCredential(...message.args);
+    case "useTls":
+      return host.useTls(...message.args);
     case "hostStatus":
       return host.hostStatus();
     case "localView":

@@ -11,8 +11,17 @@
 // status.ts, /watch in watch.ts, the hash chain's format in chain.ts.
 
 import { z } from "zod";
-import { fencingTokenSchema, fencingTokenTextSchema, nameSchema, nodeIdSchema, prefixSchema, txnOperationSchema } from "./commands.ts";
+import {
+  credentialNameSchema,
+  fencingTokenSchema,
+  fencingTokenTextSchema,
+  nameSchema,
+  nodeIdSchema,
+  prefixSchema,
+  txnOperationSchema,
+} from "./commands.ts";
 import { leasesPerCommandMax, operationsPerTxnMax, rangeLimitMax, readLimitMax, readsPerAcquireMax } from "./limits.ts";
+import { roleSchema } from "./roles.ts";
 import { nodeStatusSchema } from "./status.ts";
 import type { Wire } from "./wire.ts";
 
@@ -158,6 +167,41 @@ export type MemberAnswer = Wire<z.output<typeof memberAnswerSchema>>;
 /** transferAnswerSchema is POST /admin/transfer's answer (202): the transfer has started. */
 export const transferAnswerSchema = z.object({ transferringTo: z.string() });
 export type TransferAnswer = Wire<z.output<typeof transferAnswerSchema>>;
+
+/** credentialRequestSchema is the body of POST /admin/credentials: a new credential's name and role. */
+export const credentialRequestSchema = z.strictObject({ name: credentialNameSchema, role: roleSchema });
+export type CredentialRequest = Wire<z.input<typeof credentialRequestSchema>>;
+
+/** credentialInfoSchema describes one credential, never its token: GET /admin/credentials lists them. */
+export const credentialInfoSchema = z.object({
+  name: z.string(),
+  role: roleSchema,
+  /** createdIndex: the Raft index of the entry that created the credential. */
+  createdIndex: z.int(),
+  /** issuedIndex: the Raft index of the entry that issued its current token (its creation or its last rotation). */
+  issuedIndex: z.int(),
+});
+export type CredentialInfo = Wire<z.output<typeof credentialInfoSchema>>;
+
+/**
+ * issuedCredentialSchema is the answer to POST /admin/credentials (201) and to POST
+ * /admin/credentials/{name}/rotate: the credential and its new token, shown this once. The
+ * cluster keeps only the token's SHA-256.
+ */
+export const issuedCredentialSchema = credentialInfoSchema.extend({ token: z.string() });
+export type IssuedCredential = Wire<z.output<typeof issuedCredentialSchema>>;
+
+/** credentialListSchema is GET /admin/credentials's answer, by name (linearizable). */
+export const credentialListSchema = z.object({ credentials: z.array(credentialInfoSchema) });
+export type CredentialList = Wire<z.output<typeof credentialListSchema>>;
+
+/** revokedCredentialSchema is POST /admin/credentials/{name}/revoke's answer: from `index` on, its token is refused on every node. */
+export const revokedCredentialSchema = z.object({ revoked: z.string(), index: z.int() });
+export type RevokedCredential = Wire<z.output<typeof revokedCredentialSchema>>;
+
+/** whoamiAnswerSchema is GET /auth/whoami's answer: the credential a token belongs to, and its role. */
+export const whoamiAnswerSchema = z.object({ name: z.string(), role: roleSchema });
+export type WhoamiAnswer = Wire<z.output<typeof whoamiAnswerSchema>>;
 
 /**
  * restartAnswerSchema is POST /admin/restart's answer (202): the node is stopping (gracefully: a

@@ -13,6 +13,8 @@ import { z } from "zod";
 import { issueDetailsOf, issuesText } from "./issues.ts";
 import {
   chainNamePattern,
+  credentialNamePattern,
+  credentialNameRule,
   leasesPerCommandMax,
   nameLengthMax,
   nodeIdPattern,
@@ -20,8 +22,10 @@ import {
   operationsPerTxnMax,
   readLimitMax,
   readsPerAcquireMax,
+  tokenHashPattern,
   valueLengthMax,
 } from "./limits.ts";
+import { roleSchema } from "./roles.ts";
 
 /** nodeIdSchema is a node id by the one rule (limits.ts nodeIdPattern). */
 export const nodeIdSchema = z.string().regex(nodeIdPattern, nodeIdRule);
@@ -43,6 +47,19 @@ export const fencingTokenSchema = positiveInteger;
 export const fencingTokenTextSchema = z.string().regex(/^[1-9]\d*$/);
 
 const session = z.strictObject({ clientId: nameSchema, sequence: positiveInteger });
+/**
+ * credentialIndex names the token a command was sent with: the index of the entry that issued it
+ * (the credential's creation or its last rotation). The node that took the request sets it, never
+ * the caller; the state machine refuses the command if that token is no longer the credential's
+ * by the time the entry applies (revoked or rotated), so a revocation holds from its own entry on.
+ * Absent for the bootstrap admin token, which lives in each node's configuration, not in the log.
+ */
+const credentialIndex = positiveInteger.exactOptional();
+
+/** credentialNameSchema is a credential's name (limits.ts credentialNamePattern). */
+export const credentialNameSchema = z.string().regex(credentialNamePattern, credentialNameRule);
+/** tokenHashSchema is what the log and the state keep of a token: its SHA-256 in hex, never the token. */
+export const tokenHashSchema = z.string().regex(tokenHashPattern, "a token hash is 64 lower-case hex digits (SHA-256)");
 const leaseRef = z.strictObject({ resource: nameSchema, token: fencingTokenSchema });
 const leaseRefs = z.array(leaseRef).min(1).max(leasesPerCommandMax);
 
@@ -65,17 +82,19 @@ export const lockCommandSchemas = {
   acquire: z.strictObject({
     type: z.literal("acquire"),
     session: session.exactOptional(),
+    credentialIndex,
     resources: z.array(nameSchema).min(1).max(leasesPerCommandMax),
     owner: nameSchema,
     ttlMs: positiveInteger,
     waitMs: z.int().min(0),
     reads: z.array(rangeReadSchema).max(readsPerAcquireMax).exactOptional(),
   }),
-  renew: z.strictObject({ type: z.literal("renew"), session: session.exactOptional(), leases: leaseRefs }),
-  release: z.strictObject({ type: z.literal("release"), session: session.exactOptional(), leases: leaseRefs }),
+  renew: z.strictObject({ type: z.literal("renew"), session: session.exactOptional(), credentialIndex, leases: leaseRefs }),
+  release: z.strictObject({ type: z.literal("release"), session: session.exactOptional(), credentialIndex, leases: leaseRefs }),
   txn: z.strictObject({
     type: z.literal("txn"),
     session: session.exactOptional(),
+    credentialIndex,
     guards: leaseRefs,
     operations: z.array(txnOperationSchema).min(1).max(operationsPerTxnMax),
     releaseGuards: z.boolean().exactOptional(),
@@ -83,6 +102,22 @@ export const lockCommandSchemas = {
   // expire and cancel_wait are proposed by the leader alone, from its own lease timekeeper.
   expire: z.strictObject({ type: z.literal("expire"), resource: nameSchema, token: fencingTokenSchema, version: z.int().min(0) }),
   cancel_wait: z.strictObject({ type: z.literal("cancel_wait"), waiterId: positiveInteger }),
+  // The credentials (admin only): the log carries a token's hash, never the token, which the node
+  // that made it shows once, in its answer.
+  credential_create: z.strictObject({
+    type: z.literal("credential_create"),
+    credentialIndex,
+    name: credentialNameSchema,
+    role: roleSchema,
+    tokenHash: tokenHashSchema,
+  }),
+  credential_rotate: z.strictObject({
+    type: z.literal("credential_rotate"),
+    credentialIndex,
+    name: credentialNameSchema,
+    tokenHash: tokenHashSchema,
+  }),
+  credential_revoke: z.strictObject({ type: z.literal("credential_revoke"), credentialIndex, name: credentialNameSchema }),
 } as const;
 
 /** lockCommandSchema is any lock command (the union of lockCommandSchemas). */
@@ -93,6 +128,9 @@ export const lockCommandSchema = z.discriminatedUnion("type", [
   lockCommandSchemas.txn,
   lockCommandSchemas.expire,
   lockCommandSchemas.cancel_wait,
+  lockCommandSchemas.credential_create,
+  lockCommandSchemas.credential_rotate,
+  lockCommandSchemas.credential_revoke,
 ]);
 
 /** confChangeSchema is one membership step, as the admin API accepts it and a membership entry carries it. */

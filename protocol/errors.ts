@@ -25,6 +25,11 @@ export const errorStatus = {
   session_expired: 409,
   too_many_waiters: 429,
   invalid_command: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  credential_exists: 409,
+  unknown_credential: 404,
+  too_many_credentials: 409,
   // The watch hub's (node/watch-hub.ts).
   too_many_watchers: 429,
   events_compacted: 410,
@@ -39,7 +44,6 @@ export const errorStatus = {
   timeout: 504,
   // The HTTP API's own.
   invalid_request: 400,
-  unauthorized: 401,
   not_found: 404,
   payload_too_large: 413,
   unsupported_media_type: 415,
@@ -73,7 +77,10 @@ export const errorAnswerSchema = z.object({
   error: z.object({
     code: z.string(),
     message: z.string(),
-    /** details: what the code needs to be acted on, e.g. `{ oldestIndex }` for events_compacted, `{ leaderId }` for no_leader. */
+    /**
+     * details: what the code needs to be acted on, e.g. `{ oldestIndex }` for events_compacted,
+     * `{ leaderId }` for no_leader, `{ role, tokenRole }` for forbidden (the role the call needs, the one the token has).
+     */
     details: z.unknown().optional(),
     /** holder: for `conflict`, who holds the resource. */
     holder: holderSchema.optional(),

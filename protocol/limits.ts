@@ -42,3 +42,15 @@ export const chainNamePattern = /^[a-z0-9-]{1,64}$/;
  * caller can make a service write into its logs and answers.
  */
 export const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * credentialNamePattern: a credential's name, its handle in the admin API and the sctec CLI
+ * (`sctec credential revoke scheduler`). Part of URLs and log lines, so short and plain.
+ */
+export const credentialNamePattern = /^[a-z0-9][a-z0-9-]{0,63}$/;
+/** credentialNameRule says credentialNamePattern in words, for error messages. */
+export const credentialNameRule = "a credential name is 1 to 64 lower-case letters, digits and dashes, starting with a letter or digit";
+/** tokenHashPattern: what the cluster stores of a token: its SHA-256, in lower-case hex. */
+export const tokenHashPattern = /^[0-9a-f]{64}$/;
+/** credentialsMax bounds the credentials the cluster keeps (each is a row of the replicated state and of every snapshot). */
+export const credentialsMax = 1000;

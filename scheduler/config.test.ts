@@ -60,4 +60,20 @@ describe("scheduler configuration", () => {
     const twice = '[{"id":"a","name":"A","slotMinutes":5},{"id":"a","name":"B","slotMinutes":5}]';
     expect(() => loadSchedulerConfig({ SCTEC_API_TOKEN: token, SCHEDULER_TELESCOPES: twice })).toThrow(/unique/);
   });
+
+  it("serves HTTPS with the certificate, key and CA, checks https:// nodes against the CA, and refuses a plain listen beyond loopback", () => {
+    const tls = { SCHEDULER_TLS_CERT_FILE: "/tls/s.pem", SCHEDULER_TLS_KEY_FILE: "/tls/s-key.pem", SCHEDULER_TLS_CA_FILE: "/tls/ca.pem" };
+    expect(loadSchedulerConfig({ SCTEC_API_TOKEN: token, ...tls }).tlsCertFile).toBe("/tls/s.pem");
+    expect(() =>
+      loadSchedulerConfig({ SCTEC_API_TOKEN: token, SCHEDULER_TLS_CERT_FILE: "/tls/s.pem", SCHEDULER_TLS_CA_FILE: "/tls/ca.pem" }),
+    ).toThrow(/SCHEDULER_TLS_KEY_FILE: HTTPS needs both the certificate and the key file/);
+    expect(() => loadSchedulerConfig({ SCTEC_API_TOKEN: token, SCHEDULER_NODES: "https://127.0.0.1:7001" })).toThrow(
+      /SCHEDULER_TLS_CA_FILE: is required to check the https:\/\/ nodes' certificates/,
+    );
+    expect(() => loadSchedulerConfig({ SCTEC_API_TOKEN: token, SCHEDULER_LISTEN: "0.0.0.0:8080" })).toThrow(
+      /SCHEDULER_LISTEN: listens on 0.0.0.0, beyond loopback, without TLS/,
+    );
+    expect(loadSchedulerConfig({ SCTEC_API_TOKEN: token, SCHEDULER_LISTEN: "0.0.0.0:8080" }, ["--insecure"]).insecure).toBe(true);
+    expect(loadSchedulerConfig({ SCTEC_API_TOKEN: token, SCHEDULER_LISTEN: "0.0.0.0:8080", ...tls }).listen.host).toBe("0.0.0.0");
+  });
 });

@@ -4,6 +4,7 @@
 
 import { z } from "zod";
 import { integerSetting as integer, listenSetting, loadConfig, type SettingSource } from "../config/load-config.ts";
+import { plainListenProblem } from "../config/tls.ts";
 import type { Telescope } from "./slots.ts";
 
 const telescopeSchema = z
@@ -95,20 +96,67 @@ export const schedulerConfigSchema = z
       .int()
       .min(-366 * 86_400_000)
       .max(366 * 86_400_000),
+    /** tlsCertFile, tlsKeyFile: serve the booking API over HTTPS (both, with the CA). */
+    tlsCertFile: z.string().min(1).optional(),
+    tlsKeyFile: z.string().min(1).optional(),
+    /** tlsCaFile: the CA the nodes' certificates (and this scheduler's) come from; needed for https:// nodes. */
+    tlsCaFile: z.string().min(1).optional(),
+    /** insecure: listen beyond loopback without TLS, on purpose. */
+    insecure: z.enum(["true", "false"]).transform((value) => value === "true"),
   })
   .strict()
   .superRefine((config, context) => {
     const ids = config.telescopes.map((telescope) => telescope.id);
     if (new Set(ids).size !== ids.length)
       context.addIssue({ code: "custom", path: ["telescopes"], message: "telescope ids must be unique" });
+    checkTls(config, context);
   });
+
+/**
+ * checkTls: the certificate and key come together, with the CA; https:// nodes need the CA to be
+ * checked against; a listen beyond loopback needs TLS or --insecure.
+ */
+function checkTls(
+  config: {
+    tlsCertFile?: string | undefined;
+    tlsKeyFile?: string | undefined;
+    tlsCaFile?: string | undefined;
+    insecure: boolean;
+    listen: { host: string };
+    nodes: readonly string[];
+  },
+  context: z.RefinementCtx,
+): void {
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
+    const missing = config.tlsCertFile === undefined ? "tlsCertFile" : "tlsKeyFile";
+    context.addIssue({ code: "custom", path: [missing], message: "HTTPS needs both the certificate and the key file" });
+  }
+  const serving = config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined;
+  if (serving && config.tlsCaFile === undefined) {
+    context.addIssue({
+      code: "custom",
+      path: ["tlsCaFile"],
+      message: "is required with the certificate (the CA that issued it and the nodes')",
+    });
+  }
+  if (config.tlsCaFile === undefined && config.nodes.some((url) => url.startsWith("https://"))) {
+    context.addIssue({ code: "custom", path: ["tlsCaFile"], message: "is required to check the https:// nodes' certificates" });
+  }
+  const problem = plainListenProblem(config.listen.host, {
+    tls: serving,
+    insecure: config.insecure,
+    tlsSettings: "SCHEDULER_TLS_CERT_FILE, SCHEDULER_TLS_KEY_FILE and SCHEDULER_TLS_CA_FILE",
+    insecureSetting: "--insecure (SCHEDULER_INSECURE=true)",
+  });
+  if (problem !== undefined) context.addIssue({ code: "custom", path: ["listen"], message: problem });
+}
 
 export type SchedulerConfig = z.output<typeof schedulerConfigSchema>;
 
 const sources: Record<keyof z.input<typeof schedulerConfigSchema>, SettingSource> = {
   listen: { env: "SCHEDULER_LISTEN", fallback: "127.0.0.1:8080" },
   nodes: { env: "SCHEDULER_NODES", fallback: "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003" },
-  apiToken: { env: "SCTEC_API_TOKEN" },
+  apiToken: { env: "SCTEC_API_TOKEN", secret: true },
   telescopes: { env: "SCHEDULER_TELESCOPES" },
   locking: { env: "SCHEDULER_LOCKING", fallback: "on" },
   leaseTtlMs: { env: "SCHEDULER_LEASE_TTL_MS", fallback: "10000" },
@@ -128,19 +176,27 @@ const sources: Record<keyof z.input<typeof schedulerConfigSchema>, SettingSource
   pauseBeforeWriteMs: { env: "SCHEDULER_TEST_PAUSE_BEFORE_WRITE_MS", fallback: "0" },
   unlockedWriteDelayMs: { env: "SCHEDULER_UNLOCKED_WRITE_DELAY_MS", fallback: "0" },
   clockOffsetMs: { env: "SCHEDULER_TEST_CLOCK_OFFSET_MS", fallback: "0" },
+  tlsCertFile: { env: "SCHEDULER_TLS_CERT_FILE" },
+  tlsKeyFile: { env: "SCHEDULER_TLS_KEY_FILE" },
+  tlsCaFile: { env: "SCHEDULER_TLS_CA_FILE" },
+  insecure: { env: "SCHEDULER_INSECURE", flag: "insecure", boolean: true, fallback: "false" },
 };
 
 export class SchedulerConfigError extends Error {
   readonly code = "invalid_config";
 }
 
-/** loadSchedulerConfig reads the environment over the defaults; throws SchedulerConfigError listing every problem. */
-export function loadSchedulerConfig(env: Readonly<Record<string, string | undefined>>): SchedulerConfig {
+/**
+ * loadSchedulerConfig reads the environment over the defaults, and one flag, `--insecure`;
+ * throws SchedulerConfigError listing every problem.
+ */
+export function loadSchedulerConfig(env: Readonly<Record<string, string | undefined>>, argv: readonly string[] = []): SchedulerConfig {
   return loadConfig({
     what: "scheduler",
     schema: schedulerConfigSchema,
     sources,
     env,
+    argv,
     error: (message) => new SchedulerConfigError(message),
   });
 }

@@ -27,10 +27,14 @@ const expected: Record<LockErrorCode, keyof typeof statusOfCode> = {
   session_expired: "cluster_unavailable",
   stale_sequence: "cluster_unavailable",
   unauthorized: "internal",
+  forbidden: "internal",
   not_found: "internal",
   internal: "cluster_unavailable",
   unsupported_media_type: "cluster_unavailable",
   learner_not_caught_up: "cluster_unavailable",
+  credential_exists: "cluster_unavailable",
+  unknown_credential: "cluster_unavailable",
+  too_many_credentials: "cluster_unavailable",
   unknown: "cluster_unavailable",
   invalid_answer: "internal",
   overloaded: "overloaded",
@@ -83,6 +87,12 @@ describe("clusterError", () => {
     learner_not_caught_up: "cluster_unavailable",
     no_leader: "cluster_unavailable",
     internal: "cluster_unavailable",
+    // Issue 20's codes, new since: a token the cluster refuses is the scheduler's own setup, and
+    // the credential calls are never the booking API's.
+    forbidden: "internal",
+    credential_exists: "cluster_unavailable",
+    unknown_credential: "cluster_unavailable",
+    too_many_credentials: "cluster_unavailable",
   };
   it.each(errorCodes.map((code) => [code]))("answers a node's %s as it did before the contract kept it", (code) => {
     const mapped = clusterError(new LockError(lockErrorCodeOf[code], "node said so", { nodeCode: code }), "booking");

@@ -104,12 +104,16 @@ export function clusterError(error: unknown, what: string): ApiError {
     case "internal":
     case "unsupported_media_type":
     case "learner_not_caught_up":
+    case "credential_exists":
+    case "unknown_credential":
+    case "too_many_credentials":
     case "unknown":
       return new ApiError("cluster_unavailable", `${what}: the lock cluster could not serve the request (${clusterCodeOf(error)}); retry`);
-    // The scheduler's own setup is wrong (its cluster token, a node that lacks an endpoint, or a
-    // node that answers outside the wire contract: another version): nothing the caller can fix or
-    // retry, so it is the server's error.
+    // The scheduler's own setup is wrong (its cluster token, revoked or of a role below locker, a
+    // node that lacks an endpoint, or a node that answers outside the wire contract: another
+    // version): nothing the caller can fix or retry, so it is the server's error.
     case "unauthorized":
+    case "forbidden":
     case "not_found":
     case "invalid_answer":
       return new ApiError("internal", `${what}: the lock cluster refused the scheduler (${code}: ${error.message})`);

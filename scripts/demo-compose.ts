@@ -11,6 +11,10 @@
 //      each comes back and catches up, the leader last, leadership moves once, no booking fails;
 //   8. verify from the cluster's own data: every 201 stored, no overlap, the audit chain verifies;
 //   9. show a slice of the aggregated logs and tear everything down, volumes included.
+// Everything runs over TLS with role tokens, as docker-compose.yml has it: the demo makes its
+// secrets (a CA, certificates, the cluster secret, the bootstrap admin token) in a directory of its
+// own (SCTEC_SECRETS_DIR), starts the nodes, makes the booking API's `locker` credential through
+// them, and only then starts the schedulers and the load balancer.
 // It prepares the machine only as far as needed (docker/README.md): Debian's Docker packages, a
 // dockerd, and the base images built offline when they are missing. Every wait is bounded, and
 // whatever it starts it stops (containers, volumes, network, the image it built, a dockerd it
@@ -22,15 +26,18 @@
 //   npm run demo:compose -- --workers 3 --pause-ms 100   the booking load
 // SCTEC_COMPOSE="docker-compose" picks the compose command (default: `docker compose` if present).
 
-import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { Agent, fetch } from "undici";
 import { type Lease, LockClient } from "../client/lock-client.ts";
 import { rollingRestart } from "../client/rolling-restart.ts";
 import { type ChainRecord, chainPrefix, verifyChain } from "../protocol/chain.ts";
+import { makeComposeSecrets } from "./compose-secrets.ts";
 import { Compose, type ContainerInfo, DockerHost, portInUse, run, runOk, sleep, stopRunningCommands } from "./demo-docker.ts";
-import { BookingLoad, type Outcome, request } from "./demo-load.ts";
+import { BookingLoad, type Outcome, request, trustCa } from "./demo-load.ts";
 
 const { values } = parseArgs({
   options: {
@@ -51,10 +58,10 @@ if (!Number.isInteger(workers) || workers < 1 || workers > 32 || !Number.isInteg
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 const project = values.project as string;
 const image = `${project}:local`;
-const lbUrl = "http://127.0.0.1:8080";
+const lbUrl = "https://127.0.0.1:8080";
 const founders = ["node1", "node2", "node3"] as const;
 const spares = ["node4", "node5"] as const;
-const nodeUrl = (id: string): string => `http://127.0.0.1:${7000 + Number(id.slice(4))}`;
+const nodeUrl = (id: string): string => `https://127.0.0.1:${7000 + Number(id.slice(4))}`;
 /** The whole demo's limit; each wait inside has its own, shorter one. */
 const demoTimeLimitMs = 40 * 60_000;
 /**
@@ -64,7 +71,20 @@ const demoTimeLimitMs = 40 * 60_000;
  * within 60 s (a run of 2026-12-07), so 60 s made the demo fail on the machine's load alone.
  */
 const nodeHealthyTimeoutMs = 120_000;
-const secrets = { clusterSecret: randomBytes(24).toString("hex"), apiToken: randomBytes(24).toString("hex") };
+/**
+ * secrets: the demo's own Docker secrets (compose reads them from SCTEC_SECRETS_DIR), made before
+ * anything starts and removed at the end; `ca` is what the host trusts the containers with.
+ */
+const secretsDir = mkdtempSync(join(tmpdir(), "sctec-demo-secrets-"));
+const secretFiles = await makeComposeSecrets(secretsDir, () => undefined);
+const secrets = {
+  ca: readFileSync(secretFiles.ca, "utf8"),
+  apiToken: readFileSync(secretFiles.adminToken, "utf8").trim(),
+  schedulerTokenFile: secretFiles.schedulerToken,
+};
+/** hostDispatcher: the demo's own HTTPS requests to the containers, trusting the demo's CA. */
+const hostDispatcher = new Agent({ connect: { ca: secrets.ca } });
+trustCa(secrets.ca);
 
 // ---------------------------------------------------------------- narration and steps
 
@@ -161,7 +181,7 @@ interface NodeStatus {
 
 async function getJson<T>(url: string, timeoutMs = 1500): Promise<T | undefined> {
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), dispatcher: hostDispatcher });
     return response.ok ? ((await response.json()) as T) : undefined;
   } catch {
     return undefined;
@@ -181,8 +201,7 @@ async function findLeader(ids: readonly string[]): Promise<NodeStatus | undefine
 
 const composeEnv: NodeJS.ProcessEnv = {
   ...process.env,
-  SCTEC_CLUSTER_SECRET: secrets.clusterSecret,
-  SCTEC_API_TOKEN: secrets.apiToken,
+  SCTEC_SECRETS_DIR: secretsDir,
   SCTEC_IMAGE: image,
   // The demo reads the logs as JSON lines; the classic builder works on every machine (docker/README.md).
   SCTEC_LOG_PRETTY: "false",
@@ -286,12 +305,15 @@ async function stepUp(): Promise<void> {
   check((healthcheck ?? "null") !== "null", `it has a health check: ${(healthcheck ?? "").slice(0, 90)}`);
   figures.push(`image build ${seconds(build.ms)}, ${(Number(size) / 1e6).toFixed(0)} MB`);
 
-  const up = await compose.run(["up", "-d"], 300_000);
+  const nodesUp = await compose.run(["up", "-d", ...founders], 300_000);
   const nodes = await Promise.all(founders.map((id) => (compose as Compose).waitHealthy(id, 1, 90_000)));
-  check(nodes.length === 3, `node1, node2, node3 healthy (compose started the scheduler only then, and lb after it)`);
-  await compose.waitHealthy("scheduler", 1, 90_000);
+  check(nodes.length === 3, `node1, node2, node3 healthy over HTTPS, with certificates and secrets from ${secretsDir}`);
   const leader = await waitFor(() => findLeader(founders), "a leader", 30_000);
   check(true, `leader: ${leader.nodeId} in term ${leader.term}; voters ${leader.voters.join(", ")}`);
+  await makeSchedulerCredential();
+  const up = await compose.run(["up", "-d"], 300_000);
+  await compose.waitHealthy("scheduler", 1, 90_000);
+  check(true, `the scheduler healthy with its own locker token (up in ${seconds(nodesUp.ms + up.ms)})`);
   const api = await waitFor(
     async () => {
       try {
@@ -307,10 +329,42 @@ async function stepUp(): Promise<void> {
   );
   check(api.body["name"] === "SCTEC booking API", `the booking API answers on ${lbUrl}/api (through lb), up in ${seconds(up.ms)}`);
   for (const id of founders) {
-    const page = await fetch(`${nodeUrl(id)}/`, { signal: AbortSignal.timeout(3000) }).catch(() => undefined);
+    const page = await fetch(`${nodeUrl(id)}/`, { signal: AbortSignal.timeout(3000), dispatcher: hostDispatcher }).catch(() => undefined);
     const html = page?.ok === true ? await page.text() : "";
     check(html.includes("<html"), `${id}'s status page is reachable from the host: ${nodeUrl(id)}/`);
   }
+}
+
+/**
+ * makeSchedulerCredential makes the booking API's `locker` credential with the bootstrap admin
+ * token and writes its token into the scheduler's secret file (in place: its owner and mode stay
+ * those the containers can read), then shows what the roles allow: the scheduler's token may lock
+ * but not administer, and a request in the clear gets nowhere.
+ */
+async function makeSchedulerCredential(): Promise<void> {
+  const admin = new LockClient({ nodes: founders.map(nodeUrl), apiToken: secrets.apiToken, retriesMax: 20, tls: { ca: secrets.ca } });
+  const made = await admin.createCredential({ name: "scheduler", role: "locker" });
+  writeFileSync(secrets.schedulerTokenFile, made.token);
+  check(
+    made.role === "locker",
+    `made the booking API's credential "scheduler" (role locker) at index ${made.issuedIndex}; its token went into the secret file only`,
+  );
+  const asScheduler = new LockClient({ nodes: founders.map(nodeUrl), apiToken: made.token, retriesMax: 2, tls: { ca: secrets.ca } });
+  const refused = await asScheduler.admin("/admin/transfer", { to: "node1" }).then(
+    () => "accepted",
+    (error: Error & { code?: string }) => error.code ?? error.message,
+  );
+  check(
+    refused === "forbidden",
+    `the scheduler's token may not administer the cluster: a leadership transfer with it is refused (${refused})`,
+  );
+  const plain = await globalThis
+    .fetch(`${nodeUrl("node1").replace("https://", "http://")}/status`, { signal: AbortSignal.timeout(3000) })
+    .then(
+      (response) => `answered ${response.status}`,
+      () => "refused",
+    );
+  check(plain === "refused", `a request in the clear to node1 gets no answer (${plain})`);
 }
 
 async function stepScale(): Promise<void> {
@@ -321,7 +375,7 @@ async function stepScale(): Promise<void> {
     schedulers.length === 3,
     `3 schedulers healthy: ${schedulers.map((container) => container.name).join(", ")} (\`up --scale scheduler=3\` took ${seconds(scaled.ms)})`,
   );
-  client = new LockClient({ nodes: founders.map(nodeUrl), apiToken: secrets.apiToken, retriesMax: 20 });
+  client = new LockClient({ nodes: founders.map(nodeUrl), apiToken: secrets.apiToken, retriesMax: 20, tls: { ca: secrets.ca } });
   sentinel = await client.acquire(["demo-sentinel"], { ttlMs: 600_000, autoRenew: false });
   detail(`took the lease demo-sentinel (fencing token ${sentinel.token}, 10 minutes): it must survive every step below`);
   await load.prepare();
@@ -432,7 +486,7 @@ async function stepKillLeader(): Promise<void> {
     }
     const links = view.members.filter((member) => founders.includes(member.id as (typeof founders)[number])).map((member) => member.url);
     check(
-      links.every((url) => url?.startsWith("http://127.0.0.1:700") === true),
+      links.every((url) => url?.startsWith("https://127.0.0.1:700") === true),
       `its links lead to pages a browser on the host can open (${links.join(", ")})`,
     );
   }
@@ -536,7 +590,13 @@ async function stepKillScheduler(): Promise<void> {
   const killedAt = kill.atMs;
   await Promise.race([burst, sleep(60_000)]);
   await sleep(Math.max(0, killedAt + 10_000 - now()));
-  const cut = load.outcomes.filter((outcome) => outcome.failures.some((failure) => failure.upstream === victimUpstream));
+  // Cut off by the kill: a booking with a failed attempt on the victim, answered after the victim
+  // died (its container's FinishedAt). One answered before that was answered by the victim alive:
+  // at a load of 25, `docker kill` took seconds, and a booking that had met two 503s on the victim
+  // (the cluster slow) was then booked by it, before it died, and counted as cut off.
+  const cut = load.outcomes.filter(
+    (outcome) => outcome.answeredMs >= killedAt && outcome.failures.some((failure) => failure.upstream === victimUpstream),
+  );
   const waited = cut.filter((outcome) =>
     outcome.failures.some((failure) => failure.what === "409 slot_busy" || failure.what === "503 booking_in_progress"),
   ).length;
@@ -578,8 +638,9 @@ async function stepKillScheduler(): Promise<void> {
 async function stepGrow(): Promise<void> {
   const lockClient = client as LockClient;
   const from = now();
+  // The leader may be node4 or node5 once they vote (an election under load): look among all five.
   const voters = async (): Promise<string[]> =>
-    [...((await waitFor(() => findLeader(founders), "the leader", 15_000)).voters ?? [])].sort();
+    [...((await waitFor(() => findLeader([...founders, ...spares]), "the leader", 15_000)).voters ?? [])].sort();
   detail(`voters now: ${(await voters()).join(", ")}; starting node4 and node5 (profile grow, SCTEC_JOIN=true) …`);
   await (compose as Compose).run(["up", "-d", "--no-deps", ...spares], 180_000, { profile: "grow" });
   await Promise.all(spares.map((id) => (compose as Compose).waitHealthy(id, 1, nodeHealthyTimeoutMs)));
@@ -664,7 +725,7 @@ async function stepRollingRestart(): Promise<void> {
   );
   const from = now();
   const report = await rollingRestart({
-    client: new LockClient({ nodes: founders.map(nodeUrl), apiToken: secrets.apiToken, retriesMax: 4 }),
+    client: new LockClient({ nodes: founders.map(nodeUrl), apiToken: secrets.apiToken, retriesMax: 4, tls: { ca: secrets.ca } }),
     nodes: founders.map(nodeUrl),
     restartTimeoutMs: 120_000,
     catchUpTimeoutMs: 60_000,
@@ -926,6 +987,7 @@ function cleanup(): Promise<void> {
       say(`removed the image ${image} and its build stage (--keep-images keeps them)`);
     }
     if (docker.startedDockerd && values["keep-docker"] !== true) await docker.stopDaemon();
+    rmSync(secretsDir, { recursive: true, force: true });
   })();
   return cleanedUp;
 }

@@ -7,6 +7,7 @@
 // that served it (nginx's X-Upstream header), for the demo's checks.
 
 import { randomUUID } from "node:crypto";
+import { Agent, fetch } from "undici";
 import { sleep } from "./demo-docker.ts";
 
 export interface Telescope {
@@ -59,6 +60,14 @@ interface Answer {
 const dayMs = 86_400_000;
 const iso = (ms: number): string => `${new Date(ms).toISOString().slice(0, 19)}Z`;
 
+/** dispatcher: what request() goes through; trustCa makes it trust a private CA (the compose demo's, over TLS). */
+let dispatcher: Agent | undefined;
+
+/** trustCa makes every later request() trust the certificates `ca` (PEM) issued. */
+export function trustCa(ca: string): void {
+  dispatcher = new Agent({ connect: { ca } });
+}
+
 /** request sends one HTTP request with a 10 s limit; throws on a network error. */
 export async function request(
   url: string,
@@ -74,6 +83,7 @@ export async function request(
     },
     ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
     signal: AbortSignal.timeout(10_000),
+    ...(dispatcher === undefined ? {} : { dispatcher }),
   });
   const text = await response.text();
   let body: Record<string, unknown> = {};

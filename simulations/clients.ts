@@ -48,7 +48,7 @@ export interface ClientHost {
   note(clientId: string, text: string): void;
 }
 
-type ClientCommand = Exclude<LockCommand, { type: "expire" } | { type: "cancel_wait" }>;
+type ClientCommand = Extract<LockCommand, { type: "acquire" | "renew" | "release" | "txn" }>;
 
 interface Outstanding {
   readonly command: ClientCommand;

@@ -74,7 +74,9 @@ export class LockChecker {
   }
 
   private checkSession(index: number, command: LockCommand, result: LockResult): void {
-    if (command.type === "expire" || command.type === "cancel_wait" || command.session === undefined) return;
+    // The leader's own commands and the credentials' carry no session.
+    if (command.type !== "acquire" && command.type !== "renew" && command.type !== "release" && command.type !== "txn") return;
+    if (command.session === undefined) return;
     const key = sessionKey(command.session);
     const answer = JSON.stringify(result);
     const first = this.answers.get(key);

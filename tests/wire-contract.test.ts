@@ -11,15 +11,19 @@ import type { z } from "zod";
 import { type HttpCluster, startHttpCluster } from "../node/testing/http-cluster.ts";
 import {
   commitAnswerSchema,
+  credentialListSchema,
   grantAnswerSchema,
   healthAnswerSchema,
+  issuedCredentialSchema,
   keyValueSchema,
   leasesAnswerSchema,
   memberAnswerSchema,
   rangePageSchema,
   releaseAnswerSchema,
   renewAnswerSchema,
+  revokedCredentialSchema,
   transferAnswerSchema,
+  whoamiAnswerSchema,
 } from "../protocol/api.ts";
 import { type ChainRecord, chainPrefix, verifyChain } from "../protocol/chain.ts";
 import { errorAnswerSchema, errorStatus, isErrorCode } from "../protocol/errors.ts";
@@ -144,6 +148,19 @@ describe("the node's answers fit the wire contract", () => {
       "unsupported_media_type",
     );
     refused(await call("POST", "/admin/members", { action: "promote_learner", nodeId: "n8" }), "invalid_request");
+  });
+
+  it("credentials: create, whoami, list, a forbidden call, rotate, revoke, and their refusals", async () => {
+    const made = fits(issuedCredentialSchema, await call("POST", "/admin/credentials", { name: "contract", role: "reader" }), 201);
+    const asReader = { authorization: `Bearer ${made.token}` };
+    expect(fits(whoamiAnswerSchema, await call("GET", "/auth/whoami", undefined, asReader))).toEqual({ name: "contract", role: "reader" });
+    expect(fits(credentialListSchema, await call("GET", "/admin/credentials")).credentials.map((each) => each.name)).toContain("contract");
+    refused(await call("POST", "/lock", { resource: "c-denied", owner: "r" }, asReader), "forbidden");
+    refused(await call("POST", "/admin/credentials", { name: "contract", role: "reader" }), "credential_exists");
+    fits(issuedCredentialSchema, await call("POST", "/admin/credentials/contract/rotate"));
+    refused(await call("GET", "/auth/whoami", undefined, asReader), "unauthorized");
+    fits(revokedCredentialSchema, await call("POST", "/admin/credentials/contract/revoke"));
+    refused(await call("POST", "/admin/credentials/contract/revoke"), "unknown_credential");
   });
 
   // Last: the transfer moves the leadership away.

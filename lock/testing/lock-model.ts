@@ -3,15 +3,18 @@
 // scripts/lock-mutations.test.ts on deliberately broken copies of it. Random sequences of
 // acquire (with and without waiting, one or several resources), renew, release, expire, cancel,
 // fenced txn (put, delete and hash-chain append, including the writes it must refuse), retries of
-// earlier requests and snapshot/restore run against the real state machine and against ModelLocks, a deliberately simple reference written apart from it. After
+// earlier requests and snapshot/restore run against the real state machine and against ModelLocks, a deliberately simple reference written apart from it. Credentials
+// are created, rotated and revoked among them, and every command a caller sends carries a token:
+// the bootstrap one, a credential's current one (of any role), or one already retired. After
 // every step the two must agree on the answer and on the whole state, and the safety invariants
 // must hold: one holder per resource, strictly rising tokens, nothing written under a stale
-// token, and a retry never acting twice.
+// token, a retry never acting twice, and nothing done under a retired token or a too-low role.
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
 import fc from "fast-check";
 import { expect } from "vitest";
+import { type Role, roleIncludes, roles } from "../../protocol/roles.ts";
 import { type LockLimits, type LockStateMachine, lockLimitsDefaults } from "../lock-state-machine.ts";
 import type { LeaseRef, LockCommand, LockResult, TxnOperation } from "../types.ts";
 
@@ -21,13 +24,19 @@ const chainNames = ["audit", "log-2"] as const;
 /** forbiddenKey is a chain record's key: put and delete of it must be refused. */
 const forbiddenKey = "~chain/audit/0000000000000001";
 const clientIds = ["c0", "c1", "c2"] as const;
+const credentialNames = ["ops", "svc", "view"] as const;
+/** tokenHashes: few, so that a create or rotate with a hash already in use is drawn too. */
+const tokenHashes = ["a", "b", "c", "d", "e"].map((letter) => letter.repeat(64));
 const limits = { ...lockLimitsDefaults, resultsPerSessionMax: 10_000 };
 
 /** Outcome is the part of a result both implementations must agree on. */
-type Outcome = { status: string; code?: string; token?: number; keys?: readonly string[] };
+type Outcome = { status: string; code?: string; token?: number; keys?: readonly string[]; name?: string; role?: string };
 
 function outcomeOf(result: LockResult): Outcome {
   if (result.status === "rejected") return { status: "rejected", code: result.code };
+  if (result.status === "credential_issued")
+    return { status: result.status, name: result.name, role: result.role, token: result.issuedIndex };
+  if (result.status === "credential_revoked") return { status: result.status, name: result.name, token: result.index };
   if (result.status === "granted") return { status: "granted", token: result.token };
   if (result.status === "queued") return { status: "queued", token: result.waiterId };
   if (result.status === "committed") return { status: "committed", keys: result.keys };
@@ -39,6 +48,15 @@ interface ModelWaiter {
   resources: string[];
   owner: string;
   requestKey: string;
+  credentialIndex: number | undefined;
+}
+
+interface ModelCredential {
+  name: string;
+  role: Role;
+  tokenHash: string;
+  createdIndex: number;
+  issuedIndex: number;
 }
 
 /** ModelLocks: the same rules, written as plainly as possible, without limits or optimisation. */
@@ -52,9 +70,15 @@ class ModelLocks {
   issued: LockCommand[] = []; // Every session command, for retries.
   nextSequence = new Map<string, number>();
   lastToken = new Map<string, number>(); // Safety: tokens per resource must rise.
+  credentials = new Map<string, ModelCredential>();
+  retiredIndexes: number[] = []; // Tokens revoked or rotated away, by the index that issued them.
 
+  /** started: the clients whose session the machine knows (its first request passed the credential check). */
+  started = new Set<string>();
+
+  /** sequenceFor numbers a client's next request; until its session has started, it starts again at 1 (as LockClient does after session_expired). */
   sequenceFor(clientId: string): number {
-    const next = (this.nextSequence.get(clientId) ?? 0) + 1;
+    const next = this.started.has(clientId) ? (this.nextSequence.get(clientId) ?? 0) + 1 : 1;
     this.nextSequence.set(clientId, next);
     return next;
   }
@@ -63,7 +87,17 @@ class ModelLocks {
     this.index++;
     if (command.type === "expire") return this.expire(command.resource, command.token, command.version);
     if (command.type === "cancel_wait") return this.cancel(command.waiterId);
+    if (command.type === "credential_create" || command.type === "credential_rotate" || command.type === "credential_revoke") {
+      return this.refusal(command.credentialIndex, "admin") ?? this.credential(command);
+    }
+    const refusal = this.refusal(command.credentialIndex, "locker");
+    if (refusal !== undefined) return refusal;
     if (command.session === undefined) return this.fresh(command, `anonymous#${this.index}`);
+    // A session starts with the first request the machine applies, which must be sequence 1.
+    if (!this.started.has(command.session.clientId)) {
+      if (command.session.sequence !== 1) return { status: "rejected", code: "session_expired" };
+      this.started.add(command.session.clientId);
+    }
     const requestKey = `${command.session.clientId}#${command.session.sequence}`;
     const cached = this.answers.get(requestKey);
     if (cached !== undefined) return cached;
@@ -72,7 +106,51 @@ class ModelLocks {
     return outcome;
   }
 
-  private fresh(command: Exclude<LockCommand, { type: "expire" } | { type: "cancel_wait" }>, requestKey: string): Outcome {
+  /** refusal: a token that is no longer any credential's is unauthorized; one whose role is too low, forbidden. */
+  private refusal(credentialIndex: number | undefined, needed: Role): Outcome | undefined {
+    if (credentialIndex === undefined) return undefined;
+    const credential = [...this.credentials.values()].find((each) => each.issuedIndex === credentialIndex);
+    if (credential === undefined) return { status: "rejected", code: "unauthorized" };
+    return roleIncludes(credential.role, needed) ? undefined : { status: "rejected", code: "forbidden" };
+  }
+
+  private credential(command: Extract<LockCommand, { type: "credential_create" | "credential_rotate" | "credential_revoke" }>): Outcome {
+    const existing = this.credentials.get(command.name);
+    const hashTaken = (hash: string) => [...this.credentials.values()].some((each) => each.tokenHash === hash);
+    if (command.type === "credential_create") {
+      if (existing !== undefined || hashTaken(command.tokenHash)) return { status: "rejected", code: "credential_exists" };
+      this.credentials.set(command.name, {
+        name: command.name,
+        role: command.role,
+        tokenHash: command.tokenHash,
+        createdIndex: this.index,
+        issuedIndex: this.index,
+      });
+      return { status: "credential_issued", name: command.name, role: command.role, token: this.index };
+    }
+    if (existing === undefined) return { status: "rejected", code: "unknown_credential" };
+    if (command.type === "credential_rotate" && hashTaken(command.tokenHash)) return { status: "rejected", code: "credential_exists" };
+    this.retire(existing.issuedIndex);
+    if (command.type === "credential_revoke") {
+      this.credentials.delete(command.name);
+      this.wake();
+      return { status: "credential_revoked", name: command.name, token: this.index };
+    }
+    this.credentials.set(command.name, { ...existing, tokenHash: command.tokenHash, issuedIndex: this.index });
+    this.wake();
+    return { status: "credential_issued", name: command.name, role: existing.role, token: this.index };
+  }
+
+  /** retire: a token that stops working ends the waits queued under it (answered unauthorized). */
+  private retire(issuedIndex: number): void {
+    this.retiredIndexes.push(issuedIndex);
+    for (const waiter of this.waiters) {
+      if (waiter.credentialIndex === issuedIndex) this.answers.set(waiter.requestKey, { status: "rejected", code: "unauthorized" });
+    }
+    this.waiters = this.waiters.filter((waiter) => waiter.credentialIndex !== issuedIndex);
+  }
+
+  private fresh(command: Extract<LockCommand, { type: "acquire" | "renew" | "release" | "txn" }>, requestKey: string): Outcome {
     switch (command.type) {
       case "acquire": {
         const wanted = [...command.resources].sort();
@@ -82,7 +160,13 @@ class ModelLocks {
           return { status: "granted", token: this.index };
         }
         if (command.waitMs === 0) return { status: "rejected", code: "conflict" };
-        this.waiters.push({ id: this.index, resources: wanted, owner: command.owner, requestKey });
+        this.waiters.push({
+          id: this.index,
+          resources: wanted,
+          owner: command.owner,
+          requestKey,
+          credentialIndex: command.credentialIndex,
+        });
         return { status: "queued", token: this.index };
       }
       case "renew":
@@ -231,27 +315,55 @@ function compare(model: ModelLocks, real: Real, command: LockCommand): void {
   const stored = real.machine.range("~chain/", 10_000).items;
   expect(stored.map((item) => [item.key, item.value.value])).toEqual(chainRecords.map(([key, entry]) => [key, entry.value]));
   for (const chain of chainNames) expect(real.machine.chainHead(chain)).toEqual(model.chains.get(chain));
+  const credentials = [...model.credentials.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  expect(real.machine.credentialList()).toEqual(credentials);
+  for (const credential of credentials) expect(real.machine.credentialByTokenHash(credential.tokenHash)?.name).toBe(credential.name);
+}
+
+/** AuthChoice picks, at run time, the token a command is sent with: the bootstrap one, a credential's current one, or a retired one. */
+type AuthChoice =
+  | { readonly kind: "bootstrap" }
+  | { readonly kind: "current"; readonly pick: number }
+  | { readonly kind: "retired"; readonly pick: number };
+
+function credentialIndexFor(model: ModelLocks, choice: AuthChoice): number | undefined {
+  if (choice.kind === "bootstrap") return undefined;
+  const pool = choice.kind === "current" ? [...model.credentials.values()].map((each) => each.issuedIndex) : model.retiredIndexes;
+  return pool.length === 0 ? undefined : pool[choice.pick % pool.length];
+}
+
+/** withAuth sends a command with the chosen token (none: the bootstrap admin token). */
+function withAuth<Command extends LockCommand>(model: ModelLocks, choice: AuthChoice, command: Command): Command {
+  const credentialIndex = credentialIndexFor(model, choice);
+  return credentialIndex === undefined ? command : { ...command, credentialIndex };
 }
 
 class SessionCommand implements fc.Command<ModelLocks, Real> {
   private readonly clientId: string;
   private readonly build: (model: ModelLocks, session: { clientId: string; sequence: number }) => LockCommand;
   private readonly label: string;
-  constructor(clientId: string, build: (model: ModelLocks, session: { clientId: string; sequence: number }) => LockCommand, label: string) {
+  private readonly auth: AuthChoice;
+  constructor(
+    clientId: string,
+    build: (model: ModelLocks, session: { clientId: string; sequence: number }) => LockCommand,
+    label: string,
+    auth: AuthChoice,
+  ) {
     this.clientId = clientId;
     this.build = build;
     this.label = label;
+    this.auth = auth;
   }
   check(): boolean {
     return true;
   }
   run(model: ModelLocks, real: Real): void {
-    const command = this.build(model, { clientId: this.clientId, sequence: model.sequenceFor(this.clientId) });
+    const command = withAuth(model, this.auth, this.build(model, { clientId: this.clientId, sequence: model.sequenceFor(this.clientId) }));
     model.issued.push(command);
     compare(model, real, command);
   }
   toString(): string {
-    return `${this.clientId} ${this.label}`;
+    return `${this.clientId} ${this.label} as ${this.auth.kind}${"pick" in this.auth ? ` #${this.auth.pick}` : ""}`;
   }
 }
 
@@ -308,22 +420,29 @@ class SnapshotRestoreCommand implements fc.Command<ModelLocks, Real> {
 }
 
 const resource = fc.constantFrom(...resourceNames);
+/** auth: mostly the bootstrap token, as most of the machine's rules have nothing to do with credentials. */
+const auth: fc.Arbitrary<AuthChoice> = fc.oneof(
+  { arbitrary: fc.constant({ kind: "bootstrap" as const }), weight: 3 },
+  { arbitrary: fc.nat({ max: 10 }).map((pick) => ({ kind: "current" as const, pick })), weight: 2 },
+  { arbitrary: fc.nat({ max: 10 }).map((pick) => ({ kind: "retired" as const, pick })), weight: 1 },
+);
 const client = fc.constantFrom(...clientIds);
 const tokenChoice = fc.constantFrom<TokenChoice>("current", "current", "older", "bogus");
 
 const commandArbitraries = [
   fc
-    .record({ client, resources: fc.uniqueArray(resource, { minLength: 1, maxLength: 3 }), wait: fc.boolean() })
+    .record({ client, resources: fc.uniqueArray(resource, { minLength: 1, maxLength: 3 }), wait: fc.boolean(), auth })
     .map(
-      ({ client: clientId, resources, wait }) =>
+      ({ client: clientId, resources, wait, auth: as }) =>
         new SessionCommand(
           clientId,
           (_model, session) => ({ type: "acquire", session, resources, owner: clientId, ttlMs: 5000, waitMs: wait ? 1000 : 0 }),
           `acquire ${resources.join(",")}${wait ? " wait" : ""}`,
+          as,
         ),
     ),
-  fc.record({ client, resource, choice: tokenChoice, renew: fc.boolean() }).map(
-    ({ client: clientId, resource: name, choice, renew }) =>
+  fc.record({ client, resource, choice: tokenChoice, renew: fc.boolean(), auth }).map(
+    ({ client: clientId, resource: name, choice, renew, auth: as }) =>
       new SessionCommand(
         clientId,
         (model, session) => ({
@@ -332,6 +451,7 @@ const commandArbitraries = [
           leases: [{ resource: name, token: pickToken(model, name, choice) }],
         }),
         `${renew ? "renew" : "release"} ${name} (${choice})`,
+        as,
       ),
   ),
   fc
@@ -341,9 +461,10 @@ const commandArbitraries = [
       choice: tokenChoice,
       keys: fc.uniqueArray(fc.constantFrom(...keyNames), { minLength: 1 }),
       del: fc.boolean(),
+      auth,
     })
     .map(
-      ({ client: clientId, resource: name, choice, keys, del }) =>
+      ({ client: clientId, resource: name, choice, keys, del, auth: as }) =>
         new SessionCommand(
           clientId,
           (model, session) => ({
@@ -355,6 +476,7 @@ const commandArbitraries = [
             ),
           }),
           `txn ${name} (${choice}) ${del ? "delete" : "put"} ${keys.join(",")}`,
+          as,
         ),
     ),
   fc
@@ -371,9 +493,10 @@ const commandArbitraries = [
         ),
         { minLength: 1, maxLength: 3 },
       ),
+      auth,
     })
     .map(
-      ({ client: clientId, resource: name, choice, writes, releaseGuards }) =>
+      ({ client: clientId, resource: name, choice, writes, releaseGuards, auth: as }) =>
         new SessionCommand(
           clientId,
           (model, session) => ({
@@ -388,6 +511,7 @@ const commandArbitraries = [
             ...(releaseGuards ? { releaseGuards: true } : {}),
           }),
           `txn ${name} (${choice}) ${writes.map((write) => ("chain" in write ? `append ${write.chain}` : `${write.op} ${write.key}`)).join(", ")}${releaseGuards ? " and release" : ""}`,
+          as,
         ),
     ),
   fc.record({ resource, choice: tokenChoice, stale: fc.boolean() }).map(
@@ -407,6 +531,25 @@ const commandArbitraries = [
         new LeaderCommand(
           (model) => ({ type: "cancel_wait", waiterId: model.waiters[pick % Math.max(1, model.waiters.length)]?.id ?? 1 }),
           `cancel_wait #${pick}`,
+        ),
+    ),
+  fc
+    .record({
+      action: fc.constantFrom("credential_create", "credential_create", "credential_rotate", "credential_revoke"),
+      name: fc.constantFrom(...credentialNames),
+      role: fc.constantFrom(...roles),
+      hash: fc.constantFrom(...tokenHashes),
+      auth,
+    })
+    .map(
+      ({ action, name, role, hash, auth: as }) =>
+        new LeaderCommand(
+          (model) => {
+            if (action === "credential_create") return withAuth(model, as, { type: action, name, role, tokenHash: hash });
+            if (action === "credential_rotate") return withAuth(model, as, { type: action, name, tokenHash: hash });
+            return withAuth(model, as, { type: action, name });
+          },
+          `${action} ${name}${action === "credential_create" ? ` ${role}` : ""} as ${as.kind}`,
         ),
     ),
   fc.nat({ max: 1000 }).map((pick) => new RetryCommand(pick)),

@@ -12,8 +12,10 @@
 // (viewerBufferedBytesMax), the leases shown (leasesShownMax), the timeline (its own eventsMax).
 
 import type { IncomingMessage, Server } from "node:http";
+import type { Server as HttpsServer } from "node:https";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
+import { type Dispatcher, fetch } from "undici";
 import { WebSocket, WebSocketServer } from "ws";
 import { z } from "zod";
 import { describeIssues } from "../../protocol/commands.ts";
@@ -53,6 +55,8 @@ export interface StatusFeedOptions {
   readonly logger: Logger;
   /** load: the admission gate's figures (node/admission.ts), shown on the page; none without a gate. */
   readonly load?: () => LoadView;
+  /** dispatcher: what the peer polls go through; over TLS, one that trusts the cluster's CA. @default undici's global one */
+  readonly dispatcher?: () => Dispatcher;
 }
 
 /** A page that cannot keep up is skipped until its socket drains, rather than buffered without end. */
@@ -141,7 +145,7 @@ export class StatusFeed {
    * `otherPaths` are left to their own listeners; any other path is refused here (404), since with
    * two listeners neither would otherwise answer it.
    */
-  attach(server: Server, path: string, otherPaths: readonly string[]): void {
+  attach(server: Server | HttpsServer, path: string, otherPaths: readonly string[]): void {
     this.wss ??= new WebSocketServer({ noServer: true, maxPayload: 1024, perMessageDeflate: false, clientTracking: false });
     const wss = this.wss;
     const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -226,7 +230,11 @@ export class StatusFeed {
   private async pollPeer(url: string, poll: PollState): Promise<void> {
     const timeoutMs = this.options.peerPollTimeoutMs;
     try {
-      const response = await fetch(`${url}/status`, { signal: AbortSignal.timeout(timeoutMs) });
+      const dispatcher = this.options.dispatcher?.();
+      const response = await fetch(`${url}/status`, {
+        signal: AbortSignal.timeout(timeoutMs),
+        ...(dispatcher === undefined ? {} : { dispatcher }),
+      });
       const text = await response.text();
       if (!response.ok) throw new Error(`answered ${response.status}`);
       if (text.length > peerStatusBytesMax) throw new Error(`answered ${text.length} characters, more than ${peerStatusBytesMax}`);

@@ -40,17 +40,24 @@ export class MemoryDurableLog implements DurableLog {
   async close(): Promise<void> {}
 }
 
-/** MemoryTransportHub connects MemoryTransports; `cut` and `heal` control the links. */
+/** MemoryTransportHub connects MemoryTransports; `isolate` and `heal` cut and mend links, `hold` and `release` delay a node's mail. */
 export class MemoryTransportHub {
   private readonly handlers = new Map<NodeId, (message: RaftMessage) => void>();
   private readonly cutLinks = new Set<string>();
   private readonly down = new Set<NodeId>();
+  /** held: messages to these nodes wait here, in order, until released (a node that lags behind, without losing anything). */
+  private readonly held = new Map<NodeId, RaftMessage[]>();
 
   transport(id: NodeId): PeerTransport {
     this.down.delete(id);
     return {
       send: (message) => {
         if (this.down.has(id) || this.down.has(message.to) || this.cutLinks.has(`${message.from}>${message.to}`)) return;
+        const waiting = this.held.get(message.to);
+        if (waiting !== undefined) {
+          waiting.push(structuredClone(message));
+          return;
+        }
         const handler = this.handlers.get(message.to);
         // Deliver asynchronously, as a socket would.
         if (handler !== undefined) setImmediate(() => handler(structuredClone(message)));
@@ -75,5 +82,21 @@ export class MemoryTransportHub {
 
   heal(): void {
     this.cutLinks.clear();
+  }
+
+  /** hold keeps every message to `id` until release(id): the node falls behind, and loses nothing. */
+  hold(id: NodeId): void {
+    if (!this.held.has(id)) this.held.set(id, []);
+  }
+
+  /** release delivers what was held for `id`, in order, and lets later messages through. */
+  release(id: NodeId): void {
+    const waiting = this.held.get(id) ?? [];
+    this.held.delete(id);
+    const handler = this.handlers.get(id);
+    if (handler !== undefined)
+      setImmediate(() => {
+        for (const message of waiting) handler(message);
+      });
   }
 }

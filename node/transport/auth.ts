@@ -11,6 +11,11 @@
 // acceptor's welcome. Nonces are fresh per connection, so a recorded exchange is useless later.
 // Anything else, a wrong proof, an unknown node or a timeout closes the socket with 1008 (policy
 // violation) and logs a warning with the remote address.
+//
+// Over mutual TLS the handshake stays, as a second factor (docs/DESIGN.md, "TLS and the peer
+// link"): the TLS layer has already checked the certificate's chain, and the acceptor then also
+// requires the hello's node id to be the one the client certificate names (the dialer checks the
+// acceptor's certificate name when it connects, in websocket-transport.ts).
 
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Logger } from "pino";
@@ -32,7 +37,16 @@ const welcomeLabel = Buffer.from("welcome", "utf8");
 export const POLICY_VIOLATION = 1008;
 
 /** HandshakeErrorCode says why a handshake failed; it is logged, and counted by the transport. */
-export type HandshakeErrorCode = "handshake_timeout" | "malformed_handshake" | "bad_proof" | "unknown_peer" | "unexpected_peer";
+export type HandshakeErrorCode =
+  | "handshake_timeout"
+  | "malformed_handshake"
+  | "bad_proof"
+  | "unknown_peer"
+  | "unexpected_peer"
+  /** untrusted_certificate: over TLS, the peer showed no certificate from the cluster's CA (or we refused its server certificate). */
+  | "untrusted_certificate"
+  /** certificate_mismatch: over TLS, the certificate names another member than the peer claims (or than the one dialled). */
+  | "certificate_mismatch";
 
 interface Hello {
   readonly nodeId: NodeId;
@@ -172,7 +186,11 @@ type StepOutcome = "continue" | { readonly peer: NodeId } | Refusal;
  */
 export function acceptHandshake(
   socket: WebSocket,
-  options: HandshakeOptions & { readonly isPeer: (id: NodeId) => boolean },
+  options: HandshakeOptions & {
+    readonly isPeer: (id: NodeId) => boolean;
+    /** certifiedPeer: over TLS, the member id the client's verified certificate names; the hello must claim the same. */
+    readonly certifiedPeer?: string;
+  },
   onAccepted: (peer: NodeId) => void,
 ): void {
   const nonce = createNonce();
@@ -184,6 +202,9 @@ export function acceptHandshake(
     }
     // Membership is checked after the proof, so that a stranger cannot probe for configured ids.
     if (!options.isPeer(hello.nodeId)) return { code: "unknown_peer", detail: `${hello.nodeId} is not a configured peer` };
+    if (options.certifiedPeer !== undefined && options.certifiedPeer !== hello.nodeId) {
+      return { code: "certificate_mismatch", detail: `${hello.nodeId} presented the certificate of ${options.certifiedPeer}` };
+    }
     socket.send(encodeWelcome({ nodeId: options.nodeId, proof: welcomeProof(options.clusterSecret, hello.nonce, options.nodeId) }));
     return { peer: hello.nodeId };
   };

@@ -14,9 +14,11 @@
 // an older one stale sooner than the other way round.
 
 import type { IncomingMessage, Server } from "node:http";
+import type { Server as HttpsServer } from "node:https";
 import type { Duplex } from "node:stream";
+import { checkServerIdentity, type PeerCertificate, type TLSSocket } from "node:tls";
 import type { Logger } from "pino";
-import type { RawData } from "ws";
+import type { ClientOptions, RawData } from "ws";
 import { WebSocket, WebSocketServer } from "ws";
 import type { NodeId, RaftMessage } from "../../raft/index.ts";
 import type { PeerTransport } from "../contracts.ts";
@@ -38,6 +40,16 @@ export interface FrameRejection {
   readonly reason: string;
   /** atMs: wall-clock time (Date.now()) of the refusal. */
   readonly atMs: number;
+}
+
+/**
+ * PeerTlsOptions: what a node dials its peers with over mutual TLS: the CA its peers' certificates
+ * come from, and its own certificate and key (which the peer checks in turn).
+ */
+export interface PeerTlsOptions {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
 }
 
 /** WebSocketTransportOptions configure one node's transport. Every queue, window and wait has a bound. */
@@ -87,6 +99,13 @@ export interface WebSocketTransportOptions {
   readonly checkEntryData?: (data: Uint8Array) => string | undefined;
   /** onFrameRejected hears of every frame refused from an authenticated peer (the node counts them in its metrics). */
   readonly onFrameRejected?: (peer: NodeId, code: FrameRejectionCode) => void;
+  /**
+   * tls: the peer link is mutual TLS (peers are wss:// URLs, the server is an https.Server that
+   * asks for client certificates). An inbound peer must show a certificate from the CA, naming the
+   * member id it then claims; a dialled peer must show one naming the member dialled (and valid
+   * for its host). Read at every dial, so a reloaded certificate is used from the next connection on.
+   */
+  readonly tls?: () => PeerTlsOptions;
 }
 
 /** TransportOptionsError is thrown by the constructor for options that cannot work (a configuration error). */
@@ -144,9 +163,9 @@ const REPLACED = 4000;
 
 /** Resolved are the options with every default filled in. */
 type Resolved = Required<
-  Omit<WebSocketTransportOptions, "entriesPerFrameMax" | "bufferedBytesMax" | "checkEntryData" | "onFrameRejected">
+  Omit<WebSocketTransportOptions, "entriesPerFrameMax" | "bufferedBytesMax" | "checkEntryData" | "onFrameRejected" | "tls">
 > &
-  Pick<WebSocketTransportOptions, "checkEntryData" | "onFrameRejected"> & {
+  Pick<WebSocketTransportOptions, "checkEntryData" | "onFrameRejected" | "tls"> & {
     readonly bufferedBytesMax: number;
     readonly limits: FrameLimits;
   };
@@ -174,6 +193,8 @@ interface OutboundPeer {
   /** lastRejectionLogMs and rejectionsUnlogged: refusals are logged at most once per dropWarningIntervalMs, with a count of the rest. */
   lastRejectionLogMs: number;
   rejectionsUnlogged: number;
+  /** lastDialError: why the current dial failed, if it did (a refused certificate is warned about). */
+  lastDialError: Error | undefined;
 }
 
 /** GarbageWindow counts malformed frames on one inbound connection within a fixed window. */
@@ -225,8 +246,11 @@ function resolveOptions(options: WebSocketTransportOptions): Resolved {
   if (resolved.reconnectBaseMs > resolved.reconnectMaxMs) throw new TransportOptionsError("reconnectBaseMs must not exceed reconnectMaxMs");
   if (resolved.clusterSecret.length === 0) throw new TransportOptionsError("clusterSecret must not be empty");
   for (const [id, url] of resolved.peers) {
-    if (!URL.canParse(url) || !["ws:", "wss:"].includes(new URL(url).protocol)) {
-      throw new TransportOptionsError(`the URL of peer ${id} is not a ws:// or wss:// URL: ${url}`);
+    const scheme = resolved.tls === undefined ? "ws:" : "wss:";
+    if (!URL.canParse(url) || new URL(url).protocol !== scheme) {
+      throw new TransportOptionsError(
+        `the URL of peer ${id} is not a ${scheme}// URL${resolved.tls === undefined ? "" : " (the link is TLS)"}: ${url}`,
+      );
     }
   }
   return resolved;
@@ -322,7 +346,7 @@ export class WebSocketTransport implements PeerTransport {
    * the node serves HTTP and its peers on one port. Upgrades for other paths are left to other
    * listeners, or answered 404 when there is none.
    */
-  handleUpgrade(server: Server, path = "/raft"): void {
+  handleUpgrade(server: Server | HttpsServer, path = "/raft"): void {
     if (this.closed) throw new Error("handleUpgrade after close()");
     this.server ??= new WebSocketServer({
       noServer: true,
@@ -342,7 +366,17 @@ export class WebSocketTransport implements PeerTransport {
         refuseUpgrade(socket, 503, "Service Unavailable");
         return;
       }
-      wss.handleUpgrade(request, socket, head, (ws) => this.acceptInbound(ws, remoteAddressOf(request)));
+      const certified = this.certifiedPeerOf(request);
+      if (certified !== undefined && "refused" in certified) {
+        this.countHandshakeRefusal("untrusted_certificate");
+        this.logger.warn(
+          { remoteAddress: remoteAddressOf(request), code: "untrusted_certificate", detail: certified.refused },
+          "peer handshake refused",
+        );
+        refuseUpgrade(socket, 401, "Unauthorized");
+        return;
+      }
+      wss.handleUpgrade(request, socket, head, (ws) => this.acceptInbound(ws, remoteAddressOf(request), certified?.peer));
     };
     server.on("upgrade", onUpgrade);
     this.detachers.push(() => server.off("upgrade", onUpgrade));
@@ -374,12 +408,28 @@ export class WebSocketTransport implements PeerTransport {
   // -------------------------------------------------------------------------------------------
   // Outbound: dial, handshake, send, ping, reconnect.
 
+  /**
+   * certifiedPeerOf: over TLS, the member id the client's verified certificate names, or why the
+   * upgrade is refused (no certificate, one the CA did not issue, one without a name); undefined
+   * without TLS.
+   */
+  private certifiedPeerOf(request: IncomingMessage): { readonly peer: string } | { readonly refused: string } | undefined {
+    if (this.options.tls === undefined) return undefined;
+    const socket = request.socket as TLSSocket;
+    if (socket.encrypted !== true) return { refused: "a plaintext connection to a TLS peer link" };
+    if (!socket.authorized)
+      return { refused: `no client certificate from the cluster's CA (${String(socket.authorizationError ?? "none")})` };
+    const name = commonNameOf(socket.getPeerCertificate());
+    return name === undefined ? { refused: "the client certificate names no member (CN)" } : { peer: name };
+  }
+
   private dial(peer: OutboundPeer): void {
     peer.reconnectTimer = undefined;
     if (this.closed) return;
     let socket: WebSocket;
     try {
       socket = new WebSocket(peer.url, {
+        ...this.dialTlsOptions(peer),
         maxPayload: this.options.frameBytesMax,
         handshakeTimeout: this.options.handshakeTimeoutMs,
         perMessageDeflate: false,
@@ -396,7 +446,11 @@ export class WebSocketTransport implements PeerTransport {
       return;
     }
     peer.socket = socket;
-    socket.on("error", (error) => this.logger.debug({ err: error, peer: peer.id }, "outbound peer socket error"));
+    peer.lastDialError = undefined;
+    socket.on("error", (error) => {
+      peer.lastDialError = error;
+      this.logger.debug({ err: error, peer: peer.id }, "outbound peer socket error");
+    });
     socket.on("close", (code, reason) => this.onOutboundClosed(peer, socket, code, reason.toString()));
     socket.on("pong", () => {
       peer.awaitingPong = false;
@@ -445,7 +499,42 @@ export class WebSocketTransport implements PeerTransport {
         "peer refused our handshake; check the cluster secret and its peer list",
       );
     }
+    const certificateProblem = wasReady ? undefined : certificateProblemOf(peer.lastDialError);
+    if (certificateProblem !== undefined) {
+      this.countHandshakeRefusal(certificateProblem.code);
+      if ((attempt & (attempt + 1)) === 0) {
+        this.logger.warn(
+          { peer: peer.id, url: peer.url, code: certificateProblem.code, detail: certificateProblem.detail, attempt },
+          "peer TLS refused; check the certificates and the CA",
+        );
+      }
+    }
     this.scheduleReconnect(peer);
+  }
+
+  /**
+   * dialTlsOptions: over TLS, this node's certificate and key and the CA, and a check that the
+   * peer's certificate is valid for the host dialled and names the member dialled; else nothing.
+   */
+  private dialTlsOptions(peer: OutboundPeer): ClientOptions {
+    if (this.options.tls === undefined) return {};
+    const { ca, cert, key } = this.options.tls();
+    const check = (host: string, certificate: PeerCertificate): Error | undefined => {
+      const hostProblem = checkServerIdentity(host, certificate);
+      if (hostProblem !== undefined) return hostProblem;
+      const name = commonNameOf(certificate);
+      if (name === peer.id) return undefined;
+      return Object.assign(new Error(`the certificate at ${peer.url} names ${name ?? "no member"}, not ${peer.id}`), {
+        code: peerCertificateMismatch,
+      });
+    };
+    // ws hands these to tls.connect, whose checkServerIdentity answers an Error or undefined
+    // (@types/ws declares a boolean, which tls.connect would not read).
+    return { ca, cert, key, minVersion: "TLSv1.2", checkServerIdentity: check } as unknown as ClientOptions;
+  }
+
+  private countHandshakeRefusal(code: HandshakeErrorCode): void {
+    this.handshakesRefused[code] = (this.handshakesRefused[code] ?? 0) + 1;
   }
 
   private scheduleReconnect(peer: OutboundPeer): void {
@@ -501,7 +590,7 @@ export class WebSocketTransport implements PeerTransport {
   // -------------------------------------------------------------------------------------------
   // Inbound: handshake, then Raft frames to the handler.
 
-  private acceptInbound(socket: WebSocket, remoteAddress: string): void {
+  private acceptInbound(socket: WebSocket, remoteAddress: string, certifiedPeer: string | undefined): void {
     this.inboundSockets.add(socket);
     this.pendingHandshakes++;
     let pending = true;
@@ -515,7 +604,8 @@ export class WebSocketTransport implements PeerTransport {
       this.inboundSockets.delete(socket);
     });
     const isPeer = (id: NodeId): boolean => this.outbound.has(id);
-    acceptHandshake(socket, { ...this.handshakeOptions(remoteAddress), isPeer }, (peer) => {
+    const certified = certifiedPeer === undefined ? {} : { certifiedPeer };
+    acceptHandshake(socket, { ...this.handshakeOptions(remoteAddress), isPeer, ...certified }, (peer) => {
       settle();
       this.onInboundAccepted(socket, peer, remoteAddress);
     });
@@ -627,9 +717,7 @@ export class WebSocketTransport implements PeerTransport {
       handshakeTimeoutMs: this.options.handshakeTimeoutMs,
       logger: this.logger,
       remoteAddress,
-      onFailure: (code: HandshakeErrorCode) => {
-        this.handshakesRefused[code] = (this.handshakesRefused[code] ?? 0) + 1;
-      },
+      onFailure: (code: HandshakeErrorCode) => this.countHandshakeRefusal(code),
     };
   }
 }
@@ -654,7 +742,47 @@ function newOutboundPeer(id: NodeId, url: string): OutboundPeer {
     lastRejection: undefined,
     lastRejectionLogMs: Number.NEGATIVE_INFINITY,
     rejectionsUnlogged: 0,
+    lastDialError: undefined,
   };
+}
+
+/** peerCertificateMismatch: the error code of a dialled peer whose certificate names another member. */
+const peerCertificateMismatch = "SCTEC_PEER_CERTIFICATE_MISMATCH";
+
+/** commonNameOf: the subject's CN of a certificate, the member id it names (undefined if none, or several). */
+function commonNameOf(certificate: PeerCertificate | undefined): string | undefined {
+  const name = (certificate?.subject as Record<string, unknown> | undefined)?.["CN"];
+  return typeof name === "string" && name.length > 0 ? name : undefined;
+}
+
+/** certificateErrorCodes: how a failed TLS verification of the peer's certificate shows in a dial's error. */
+const certificateErrorCodes = new Set([
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_UNTRUSTED",
+]);
+
+/**
+ * certificateProblemOf: whether a failed dial was a certificate refused, by us (the peer's) or by
+ * the peer (ours: it answers the upgrade 401), as a handshake error code; undefined for anything
+ * else (a peer that is down is no news).
+ */
+function certificateProblemOf(error: Error | undefined): { code: HandshakeErrorCode; detail: string } | undefined {
+  if (error === undefined) return undefined;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === peerCertificateMismatch) return { code: "certificate_mismatch", detail: error.message };
+  if (code !== undefined && certificateErrorCodes.has(code)) return { code: "untrusted_certificate", detail: `${code}: ${error.message}` };
+  if (/Unexpected server response: 401/.test(error.message)) {
+    return { code: "untrusted_certificate", detail: "the peer refused our client certificate (401)" };
+  }
+  return undefined;
 }
 
 function requestPath(request: IncomingMessage): string | undefined {
