@@ -559,15 +559,21 @@ async function stepRestart(): Promise<void> {
     async () => {
       const ahead = await nodeStatus(leader.nodeId);
       const behind = await nodeStatus(id);
-      return ahead !== undefined && behind !== undefined && behind.appliedIndex >= ahead.commitIndex - 10 ? { ahead, behind } : undefined;
+      // Waited for, not sampled once: a clean-clone CI run (2026-12-07) sampled the restarted node
+      // at an instant it did not report itself a follower of the leader (the role was not
+      // printed; a pre-candidate whose pre-vote is refused is one such moment) and failed the step.
+      const following = behind?.role === "follower" && behind.leaderId === leader.nodeId;
+      return ahead !== undefined && behind !== undefined && following && behind.appliedIndex >= ahead.commitIndex - 10
+        ? { ahead, behind }
+        : undefined;
     },
-    `${id} to keep up with the leader`,
+    `${id} to follow the leader and keep up with it`,
     30_000,
     50,
   );
   check(
     level.behind.role === "follower" && level.behind.leaderId === leader.nodeId,
-    `${id} is healthy, follows ${level.behind.leaderId} and keeps up under load: applied ${level.behind.appliedIndex}, leader's commit ${level.ahead.commitIndex}`,
+    `${id} is healthy, a ${level.behind.role} of ${level.behind.leaderId}, and keeps up under load: applied ${level.behind.appliedIndex}, leader's commit ${level.ahead.commitIndex}`,
   );
   figures.push(
     `restart of ${id}: answered ${seconds(answered.atMs - startedAt)} after start (applied ${answered.status.appliedIndex}), applied the ${missed} entries it missed (to ${commitAtRestart}) ${seconds(caught.atMs - startedAt)} after start`,
