@@ -192,7 +192,7 @@ describe("buildStatusView", () => {
 
 describe("StatusTimeline", () => {
   const softReady = (role: Status["role"], leaderId: NodeId | null, term: number): Ready => ({
-    softState: { role, leaderId, term },
+    softState: { role, leaderId },
     hardState: { term, votedFor: null, commitIndex: 0 },
     entries: [],
     snapshot: undefined,
