@@ -555,14 +555,18 @@ async function stepRestart(): Promise<void> {
     `${id} caught up: applied index ${caught.status.appliedIndex} ≥ ${commitAtRestart} ${seconds(caught.atMs - startedAt)} after its process started${caught.status.snapshotIndex > 0 ? ` (it has a snapshot at ${caught.status.snapshotIndex})` : ""}`,
   );
   await (compose as Compose).waitHealthy(id, 1, nodeHealthyTimeoutMs);
+  // The leader is read again at each sample, not kept from before the restart: under load the
+  // cluster may elect another leader meanwhile (the CI run of 2026-12-07 20:20 waited 30 s for node2
+  // to follow the leader of before the restart), and following the cluster's current leader is what
+  // catching up means. The last sample is kept so that a timeout says what the node reported.
+  let last = "no status yet";
   const level = await waitFor(
     async () => {
-      const ahead = await nodeStatus(leader.nodeId);
-      const behind = await nodeStatus(id);
-      // Waited for, not sampled once: a clean-clone CI run (2026-12-07) sampled the restarted node
-      // at an instant it did not report itself a follower of the leader (the role was not
-      // printed; a pre-candidate whose pre-vote is refused is one such moment) and failed the step.
-      const following = behind?.role === "follower" && behind.leaderId === leader.nodeId;
+      const statuses = (await Promise.all(founders.map(nodeStatus))).filter((status) => status !== undefined);
+      const ahead = await findLeader(founders);
+      const behind = statuses.find((status) => status.nodeId === id);
+      last = `${id}: ${behind === undefined ? "no answer" : `${behind.role} of ${behind.leaderId ?? "no one"} in term ${behind.term}, applied ${behind.appliedIndex}`}; leader: ${ahead === undefined ? "none found" : `${ahead.nodeId} in term ${ahead.term}, commit ${ahead.commitIndex}`}`;
+      const following = behind?.role === "follower" && behind.leaderId === ahead?.nodeId && behind.term === ahead?.term;
       return ahead !== undefined && behind !== undefined && following && behind.appliedIndex >= ahead.commitIndex - 10
         ? { ahead, behind }
         : undefined;
@@ -570,10 +574,17 @@ async function stepRestart(): Promise<void> {
     `${id} to follow the leader and keep up with it`,
     30_000,
     50,
-  );
+  ).catch((error: unknown) => {
+    throw new Error(`${error instanceof Error ? error.message : String(error)}; last sample: ${last}`);
+  });
+  if (level.ahead.nodeId !== leader.nodeId || level.ahead.term !== leader.term) {
+    detail(
+      `the leader changed during the restart: ${leader.nodeId} in term ${leader.term} before it, ${level.ahead.nodeId} in term ${level.ahead.term} after`,
+    );
+  }
   check(
-    level.behind.role === "follower" && level.behind.leaderId === leader.nodeId,
-    `${id} is healthy, a ${level.behind.role} of ${level.behind.leaderId}, and keeps up under load: applied ${level.behind.appliedIndex}, leader's commit ${level.ahead.commitIndex}`,
+    level.behind.role === "follower" && level.behind.leaderId === level.ahead.nodeId,
+    `${id} is healthy, a ${level.behind.role} of the leader ${level.behind.leaderId} (term ${level.behind.term}), and keeps up under load: applied ${level.behind.appliedIndex}, leader's commit ${level.ahead.commitIndex}`,
   );
   figures.push(
     `restart of ${id}: answered ${seconds(answered.atMs - startedAt)} after start (applied ${answered.status.appliedIndex}), applied the ${missed} entries it missed (to ${commitAtRestart}) ${seconds(caught.atMs - startedAt)} after start`,
