@@ -20,6 +20,9 @@ export interface HostObserver extends DriverObserver<Applied> {
 /** combineObservers calls each observer's hooks in order. */
 export function combineObservers(...observers: readonly HostObserver[]): HostObserver {
   return {
+    readyTaken: (ready) => {
+      for (const observer of observers) observer.readyTaken?.(ready);
+    },
     readyHandled: (ready, nowMs) => {
       for (const observer of observers) observer.readyHandled?.(ready, nowMs);
     },

@@ -27,7 +27,7 @@ export type {
 } from "./messages.ts";
 export { entryBytes, nodeId } from "./messages.ts";
 export type { PeerStatus, ReadOutcome, Ready, SoftState, Status, TransferOutcome } from "./node.ts";
-export { RawNode } from "./node.ts";
+export { mayLeaveBeforePersist, RawNode } from "./node.ts";
 export type { DropReason, ProposeOutcome, ReadState, Refusal, Role } from "./raft.ts";
 export type { RandomSource } from "./random.ts";
 export { createSeededRandom } from "./random.ts";

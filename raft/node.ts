@@ -13,6 +13,12 @@ import type { Storage } from "./storage.ts";
 export interface SoftState {
   readonly role: Role;
   readonly leaderId: NodeId | null;
+  /**
+   * term: the term this role is held in, as of the Ready. The core may step on while the Ready is
+   * written (see messagesWhilePersisting), so its status() may already be of a later term: a
+   * leader's Ready can be handled after the core has stepped down to a newer term.
+   */
+  readonly term: Term;
 }
 
 /**
@@ -33,6 +39,11 @@ export interface SoftState {
  *  4. Serve `readStates` once the state machine has applied up to their index; fail
  *     `droppedReads` (the leader lost leadership before confirming them).
  *  5. Call advance(ready).
+ *
+ * While a Ready's write is in flight the host may go on feeding the core (tick, step, propose,
+ * readIndex, transferLeadership) and send what messagesWhilePersisting() hands out; it may not
+ * call ready() again before advance(). Everything else the core produces meanwhile waits for the
+ * next Ready, and so for the next write.
  */
 export interface Ready {
   readonly softState: SoftState | undefined;
@@ -136,6 +147,28 @@ export class RawNode {
     return !sameSoftState(this.softState(), this.previousSoftState);
   }
 
+  /**
+   * messagesWhilePersisting takes out of the outbox the messages that may leave before the host's
+   * write in flight (if any) is durable, and leaves every other message for the next Ready. They
+   * are the ones that promise nothing about this server's disk (mayLeaveBeforePersist): a
+   * leader's heartbeats, appends and snapshots, and the answers to heartbeats, each of a term
+   * already durable here. So a leader whose fsync is slow still heartbeats, replicates and hears
+   * its followers, and a follower still answers heartbeats; append acknowledgements, votes, a new
+   * term, and applying entries wait for the write (etcd's asynchronous storage writes, narrowed).
+   */
+  messagesWhilePersisting(): RaftMessage[] {
+    const raft = this.raft;
+    if (raft.outbox.length === 0) return [];
+    // The term of the last Ready advanced: durable (a host writes every change of term before advance).
+    const durableTerm = this.previousHardState.term;
+    const early: RaftMessage[] = [];
+    const held: RaftMessage[] = [];
+    const anything = raft.config.plantedBug === "acknowledge_while_persisting";
+    for (const message of raft.outbox) (anything || mayLeaveBeforePersist(message, durableTerm) ? early : held).push(message);
+    raft.outbox = held;
+    return early;
+  }
+
   /** ready returns the next batch of work, or undefined when there is none. Call advance() before asking again. */
   ready(): Ready | undefined {
     assert(this.outstanding === undefined, "ready() called again before advance()");
@@ -236,7 +269,30 @@ export class RawNode {
   }
 
   private softState(): SoftState {
-    return { role: this.raft.role, leaderId: this.raft.leaderId };
+    return { role: this.raft.role, leaderId: this.raft.leaderId, term: this.raft.term };
+  }
+}
+
+/**
+ * mayLeaveBeforePersist: whether `message` may be sent while a write of this server is in flight.
+ * Only messages that promise nothing about the sender's disk, and only in a term already durable
+ * on it: a leader's heartbeat, append and snapshot (thesis §10.2.1: the leader counts its own
+ * entries only once advance() reports them durable), and a follower's answer to a heartbeat (it
+ * says "I heard you in this term", which the term on disk backs). Never an append or snapshot
+ * acknowledgement (it promises the acknowledged log is on disk), a vote answer (it promises the
+ * vote is), nor anything of a term not yet on disk (a server that restarts in an older term must
+ * not have spoken in a newer one). The host asserts the same rule on what it sends.
+ */
+export function mayLeaveBeforePersist(message: RaftMessage, durableTerm: Term): boolean {
+  if (message.term !== durableTerm) return false;
+  switch (message.type) {
+    case "heartbeat":
+    case "heartbeat_result":
+    case "append_entries":
+    case "install_snapshot":
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -244,6 +300,7 @@ function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.votedFor === b.votedFor && a.commitIndex === b.commitIndex;
 }
 
+/** sameSoftState compares role and leader only: a change of term alone is reported by the hard state. */
 function sameSoftState(a: SoftState, b: SoftState): boolean {
   return a.role === b.role && a.leaderId === b.leaderId;
 }

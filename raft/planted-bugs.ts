@@ -16,7 +16,9 @@ export type PlantedBug =
   /** §5.3 broken: a follower keeps its conflicting entries instead of truncating them. */
   | "keep_conflicting_suffix"
   /** §5.1 broken: AppendEntries from a stale term is accepted. */
-  | "accept_stale_term_append";
+  | "accept_stale_term_append"
+  /** Figure 2 broken on the new path: while a write is in flight, every message (acknowledgements and votes too) may leave. */
+  | "acknowledge_while_persisting";
 
 export const plantedBugs: readonly PlantedBug[] = [
   "vote_without_log_check",
@@ -24,4 +26,5 @@ export const plantedBugs: readonly PlantedBug[] = [
   "commit_previous_term_by_count",
   "keep_conflicting_suffix",
   "accept_stale_term_append",
+  "acknowledge_while_persisting",
 ];

@@ -1419,4 +1419,61 @@ describe("thesis §10.2.1 the leader writes to its disk in parallel with replica
     (storages.get(nodeId("n1")) as MemoryStorage).append(ready.entries);
     leader.advance(ready);
   });
+
+  it("Figure 2 while a write is in flight: a leader's heartbeats and appends may leave, a follower's acknowledgements may not", () => {
+    const { nodes, storages, leader } = threeNodes();
+    leader.propose(new TextEncoder().encode("x"));
+    const ready = leader.ready() as NonNullable<ReturnType<RawNode["ready"]>>;
+    // Entry 5 is being written. Meanwhile another proposal, and a heartbeat interval:
+    leader.propose(new TextEncoder().encode("y"));
+    for (let tick = 0; tick < raftConfigDefaults.heartbeatIntervalTicks; tick++) leader.tick();
+    const early = leader.messagesWhilePersisting();
+    expect(early.map((message) => `${message.type} to ${message.to}`).sort()).toEqual([
+      "append_entries to n2",
+      "append_entries to n3",
+      "heartbeat to n2",
+      "heartbeat to n3",
+    ]);
+    expect(early.flatMap((message) => (message.type === "append_entries" ? message.entries.map((entry) => entry.index) : []))).toEqual([
+      6, 6,
+    ]);
+    // A follower whose write of entry 5 is in flight takes entry 6 and a heartbeat: the heartbeat
+    // is answered at once, entry 6 is acknowledged only in its next Ready (after this write).
+    const n2 = nodes.get(nodeId("n2")) as RawNode;
+    n2.step(ready.messages.find((message) => message.to === "n2" && message.type === "append_entries") as RaftMessage);
+    const followerReady = n2.ready() as NonNullable<ReturnType<RawNode["ready"]>>;
+    expect(followerReady.messages).toMatchObject([{ type: "append_entries_result", success: true, matchIndex: 5 }]);
+    for (const message of early) if (message.to === "n2") n2.step(message);
+    expect(n2.messagesWhilePersisting().map((message) => message.type)).toEqual(["heartbeat_result"]);
+    (storages.get(nodeId("n2")) as MemoryStorage).append(followerReady.entries);
+    n2.advance(followerReady);
+    expect(n2.ready()?.messages).toMatchObject([{ type: "append_entries_result", success: true, matchIndex: 6 }]);
+  });
+
+  it("Figure 2 while a write is in flight: nothing leaves in a term not yet durable, nor any vote", () => {
+    const { nodes, leader } = threeNodes();
+    const term = leader.status().term;
+    const n2 = nodes.get(nodeId("n2")) as RawNode;
+    // n2 hears a heartbeat of a newer term (n3 won an election n2 missed): the new term is being written.
+    n2.step({ type: "heartbeat", from: nodeId("n3"), to: nodeId("n2"), term: term + 1, commitIndex: 0, readContext: 0 });
+    const ready = n2.ready() as NonNullable<ReturnType<RawNode["ready"]>>;
+    expect(ready.hardState?.term).toBe(term + 1);
+    n2.step({ type: "heartbeat", from: nodeId("n3"), to: nodeId("n2"), term: term + 1, commitIndex: 0, readContext: 0 });
+    expect(n2.messagesWhilePersisting()).toEqual([]);
+    n2.advance(ready);
+    expect(n2.ready()?.messages.map((message) => message.type)).toEqual(["heartbeat_result"]);
+    // A vote answer never leaves early, even in a durable term (a pre-vote's neither).
+    const n3 = nodes.get(nodeId("n3")) as RawNode;
+    n3.step({
+      type: "request_vote",
+      from: nodeId("n1"),
+      to: nodeId("n3"),
+      term: term + 5,
+      lastLogIndex: 99,
+      lastLogTerm: term,
+      preVote: true,
+      leadershipTransfer: false,
+    });
+    expect(n3.messagesWhilePersisting()).toEqual([]);
+  });
 });

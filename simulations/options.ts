@@ -71,6 +71,15 @@ export interface SimOptions {
   readonly snapshotIntervalEntries: number;
   /** adminProbability: per tick, the chance of an operator's leadership transfer; with it on, membership changes may also shrink the voters. */
   readonly adminProbability: number;
+  /**
+   * slowWrites: in the faulty phase, every write of the disk of the leader (`of: "leader"`, while
+   * it leads) or of every node (`of: "every"`, from the first election of a leader on: an election
+   * whose votes each take an fsync longer than the election timeout cannot end, in any Raft;
+   * etcd asks for an election timeout of 10 round trips and fsyncs) takes msMin .. msMax. Not drawn by the generator:
+   * scenarios set it (a leader whose fsyncs outlast the election timeout must keep its
+   * leadership, issue 17; simulations/slow-disk.test.ts).
+   */
+  readonly slowWrites?: { readonly msMin: number; readonly msMax: number; readonly of: "leader" | "every" };
   /** plantedBug: a Raft rule broken in the core (raft/planted-bugs.ts); tests of the simulator only. */
   readonly plantedBug?: PlantedBug;
   readonly plantedClientBug?: ClientPlantedBug;

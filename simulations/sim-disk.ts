@@ -46,6 +46,8 @@ export interface DiskFaults {
   fsyncFailureProbability: number;
   /** tornWriteProbability: the chance a crash tears the write being written (rather than losing it whole). */
   tornWriteProbability: number;
+  /** slowWrites: when set, every write takes msMin .. msMax (a slow disk, beside the stalls above). */
+  slowWrites?: { readonly msMin: number; readonly msMax: number } | undefined;
 }
 
 /** SimDiskError is an I/O error from the simulated disk (EIO on fsync, ENOSPC): the process must stop. */
@@ -279,6 +281,8 @@ export class SimDisk implements DurableLog {
     const faults = this.faults;
     this.stats.writes++;
     let latencyMs = 0.2 + this.random.nextFloat() * Math.max(0, faults.fsyncLatencyMsMax - 0.2);
+    const slow = faults.slowWrites;
+    if (slow !== undefined) latencyMs = slow.msMin + this.random.nextFloat() * (slow.msMax - slow.msMin);
     if (faults.stallProbability > 0 && this.random.nextFloat() < faults.stallProbability) {
       latencyMs = faults.stallMsMin + this.random.nextFloat() * (faults.stallMsMax - faults.stallMsMin);
       this.stats.stalls++;

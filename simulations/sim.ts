@@ -160,6 +160,13 @@ class Simulation {
   private readonly timeline: Timeline;
   private readonly faults = {} as Record<FaultKind, number>;
   private readonly indexOfApplied = new WeakMap<Applied, number>();
+  /**
+   * promisedTerms: for each append acknowledgement handed out in a Ready, the term its node's log
+   * held at the acknowledged index then. The core keeps stepping while the Ready is written, and a
+   * newer leader may replace that entry in the core's log before the acknowledgement leaves (after
+   * the write, which holds what it promised): the promise is judged by what it said.
+   */
+  private readonly promisedTerms = new WeakMap<RaftMessage, number | undefined>();
   private readonly ttlMsMin: number;
   private tickNow = 0;
   private healed = false;
@@ -428,8 +435,15 @@ class Simulation {
   private observerFor(node: SimNode): HostObserver {
     return {
       applied: (entry, applied) => this.entryApplied(node, entry, applied),
+      readyTaken: (ready) => {
+        for (const message of ready.messages) {
+          if (message.type === "append_entries_result" && message.success)
+            this.promisedTerms.set(message, node.service?.entryTerm(message.matchIndex));
+          else if (message.type === "install_snapshot_result") this.promisedTerms.set(message, node.service?.entryTerm(message.matchIndex));
+        }
+      },
       readyHandled: (ready) => {
-        if (ready.softState !== undefined) this.roleChanged(node, ready.softState.role);
+        if (ready.softState !== undefined) this.roleChanged(node, ready.softState.role, ready.softState.term);
       },
     };
   }
@@ -469,6 +483,7 @@ class Simulation {
     node.service = undefined;
     node.role = "follower";
     node.disk.crash();
+    if (this.options.slowWrites?.of === "leader") node.disk.faults = { ...node.disk.faults, slowWrites: undefined }; // It leads no more (see roleChanged).
     node.restartAtMs = this.scheduler.nowMs + tickMs * (1 + this.random.nextInt(this.options.restartDelayTicksMax + 1));
     this.timeline.record(this.scheduler.nowMs, node.id, "crashed");
   }
@@ -509,7 +524,7 @@ class Simulation {
     else if (message.type === "install_snapshot_result") matchIndex = message.matchIndex;
     else return;
     const durableLast = disk.durableLastIndex();
-    const term = node.service?.entryTerm(matchIndex);
+    const term = this.promisedTerms.has(message) ? this.promisedTerms.get(message) : node.service?.entryTerm(matchIndex);
     // A record damaged at rest (corruptAtRest) is found when the node next starts; until then the
     // running node's promises are judged by what it wrote, so the damaged term is not compared.
     const durableTerm = disk.isDamaged() ? undefined : disk.durableTermAt(matchIndex);
@@ -553,15 +568,21 @@ class Simulation {
     }
   }
 
-  private roleChanged(node: SimNode, role: Role): void {
+  /** roleChanged: a Ready of `node` reported `role`, held in `term` (its core may have stepped past it while the Ready was written). */
+  private roleChanged(node: SimNode, role: Role, term: number): void {
     node.role = role;
+    const slow = this.options.slowWrites;
+    if (slow?.of === "leader" && !this.healed) node.disk.faults = { ...node.disk.faults, slowWrites: role === "leader" ? slow : undefined };
+    if (slow?.of === "every" && role === "leader" && !this.healed) {
+      for (const each of this.nodes) each.disk.faults = { ...each.disk.faults, slowWrites: slow };
+    }
     const service = node.service;
     if (role !== "leader" || service === undefined) return;
     this.elections++;
     const status = service.status();
-    this.timeline.record(this.scheduler.nowMs, node.id, `leader of term ${status.term} (log ${status.snapshotIndex}..${status.lastIndex})`);
-    this.checker.leaderElected(this.tickNow, node.id, status.term);
-    this.checker.checkLeaderCompleteness(this.tickNow, node.id, status.term, status.snapshotIndex, status.lastIndex, (index) =>
+    this.timeline.record(this.scheduler.nowMs, node.id, `leader of term ${term} (log ${status.snapshotIndex}..${status.lastIndex})`);
+    this.checker.leaderElected(this.tickNow, node.id, term);
+    this.checker.checkLeaderCompleteness(this.tickNow, node.id, term, status.snapshotIndex, status.lastIndex, (index) =>
       service.entryTerm(index),
     );
   }
@@ -779,7 +800,7 @@ class Simulation {
     let appliedIndexMin = Number.MAX_SAFE_INTEGER;
     for (const node of this.nodes) {
       node.disk.full = false;
-      node.disk.faults = { ...node.disk.faults, stallProbability: 0, fsyncFailureProbability: 0 };
+      node.disk.faults = { ...node.disk.faults, stallProbability: 0, fsyncFailureProbability: 0, slowWrites: undefined };
       if (node.retired || node.failed !== undefined) continue;
       if (node.service === undefined) this.start(node);
       const status = node.service?.status();

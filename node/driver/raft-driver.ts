@@ -3,11 +3,17 @@
 // locks, sockets or LevelDB; the node process and the simulator run the same object, with real or
 // simulated seams.
 //
-// One drive loop does all the work, in the order raft/README.md prescribes. Inputs (peer messages,
-// ticks, proposals, reads) wait in a queue. Each turn of the loop first feeds every queued input to
-// the core, then takes one Ready: persist it (one fsync), send its messages, apply its committed
-// entries, and advance. Nothing touches the core while a Ready is being persisted, and everything
-// that arrives meanwhile is batched into the next Ready (group commit).
+// One drive loop does all the work, in the order raft/README.md prescribes. Inputs wait in two
+// queues: peer messages and ticks in the order they arrived, and requests (proposals, reads,
+// transfers). Each turn of the loop first feeds a bounded batch of each to the core, then takes one
+// Ready: persist it (one fsync), send its messages, apply its committed entries, and advance.
+// While a Ready is being persisted the core keeps stepping (side turns, one per tick): peer
+// messages and ticks are fed in the order they came, and the messages that promise nothing about this node's disk (heartbeats
+// and their answers, a leader's appends: raft/node.ts mayLeaveBeforePersist) go out at once;
+// everything else the core produces meanwhile (acknowledgements, votes, a new term, entries to
+// apply) waits for the next Ready and its write. Requests wait for the next turn, as before, so
+// what arrives during a write still goes out as one batch (group commit). So a slow fsync no
+// longer silences a leader.
 //
 // The loop is written with callbacks, not promises: a save's completion is a callback from the
 // DurableLog, and every "later" goes through the Clock. So a simulator can run the loop on a
@@ -19,6 +25,7 @@ import {
   type Entry,
   type HardState,
   MemoryStorage,
+  mayLeaveBeforePersist,
   type NodeId,
   type RaftConfig,
   type RaftMessage,
@@ -92,7 +99,7 @@ export interface StateMachine<TResult> {
  * everything queued).
  */
 export interface DriverListener {
-  /** turnStarting: a drive turn begins, after `ticks` ticks were fed to the core (often 0). */
+  /** turnStarting: a drive turn (or a side turn, during a write) begins, after `ticks` ticks were fed to the core (often 0). */
   turnStarting?(ticks: number): void;
   /** roleChanged: this node's role or known leader changed. */
   roleChanged?(role: Status["role"], leaderId: NodeId | null, term: number): void;
@@ -113,6 +120,8 @@ export type ProposalOutcomeKind = "accepted" | "not_leader" | "dropped";
 
 /** DriverObserver watches the loop for metrics and the status page; its hooks must be cheap and must not throw. */
 export interface DriverObserver<TResult> {
+  /** readyTaken: the core handed out a Ready; its write has not started (the simulator notes what each acknowledgement promises). */
+  readyTaken?(ready: Ready): void;
   /** readyHandled: one Ready was persisted, sent, applied and advanced; `nowMs` is the driver's clock. */
   readyHandled?(ready: Ready, nowMs: number): void;
   /** applied: a committed entry was applied, with what the state machine returned. */
@@ -142,9 +151,10 @@ export interface DriverOptions<TResult> {
   /** pendingRequestsMax bounds proposals and reads waiting for their outcome (with what the caller holds back, `heldElsewhere`). */
   readonly pendingRequestsMax: number;
   /**
-   * inputsPerTurnMax bounds the inputs (proposals, reads, peer messages) fed to the core in one
-   * turn; the rest wait, in order, for the next turn. One turn's work is then bounded whatever
-   * the load, and so is how long a tick (a heartbeat) waits behind it.
+   * inputsPerTurnMax bounds the inputs fed to the core in one turn: at most this many peer
+   * messages (with the ticks between them) and this many requests (proposals, reads, transfers);
+   * the rest wait, in order, for the next turn. One turn's work is then bounded whatever the
+   * load, and so is how long a tick (a heartbeat) waits behind it.
    */
   readonly inputsPerTurnMax: number;
 }
@@ -152,8 +162,12 @@ export interface DriverOptions<TResult> {
 /** ProposalCallback answers a proposal: the state machine's result once applied, or why not. */
 export type ProposalCallback<TResult> = (outcome: { result: TResult | undefined } | { error: DriverError }) => void;
 
+/** PeerInput: what the peer queue holds, in arrival order: a peer's message, or one tick of time. */
+type PeerInput = { readonly kind: "message"; readonly message: RaftMessage } | { readonly kind: "tick" };
+
+/** Input: anything the driver feeds the core (requests wait in a queue of their own). */
 type Input<TResult> =
-  | { readonly kind: "message"; readonly message: RaftMessage }
+  | PeerInput
   | { readonly kind: "propose"; readonly data: Uint8Array; readonly done: ProposalCallback<TResult> }
   | { readonly kind: "conf_change"; readonly change: ConfChange; readonly done: ProposalCallback<TResult> }
   | { readonly kind: "read"; readonly done: (error: DriverError | undefined) => void }
@@ -181,12 +195,20 @@ export class RaftDriver<TResult> {
   private readonly storage: MemoryStorage;
   private readonly rawNode: RawNode;
   private readonly stateMachine: StateMachine<TResult>;
-  private readonly inputs: Input<TResult>[] = [];
-  private pendingTicks = 0;
+  /** peerInputs: peer messages and ticks, in the order they arrived (see feedInputs). */
+  private readonly peerInputs: PeerInput[] = [];
+  /** ticksQueued: the ticks in peerInputs (at most one election timeout's worth). */
+  private ticksQueued = 0;
+  /** requests: proposals, reads and transfers not yet fed, in arrival order. */
+  private readonly requests: Input<TResult>[] = [];
+  /** sideTurnDue: a side turn (feeding the core while a write is in flight) is deferred and not yet run. */
+  private sideTurnDue = false;
+  /** durableTerm: the term of the newest hard state known to be on disk (what messages sent during a write may carry). */
+  private durableTerm: number;
   private driving = false;
   /** feeding: inside a turn's feed step, where proposals from `turnStarting` go straight to the core. */
   private feeding = false;
-  /** saving: a Ready's write is in flight; nothing touches the core until it completes. */
+  /** saving: a write is in flight; only side turns touch the core until it completes (sideTurn). */
   private saving = false;
   private started = false;
   /** bootstrapping: this node founds a cluster, and its first entries are not on disk yet (start writes them). */
@@ -236,6 +258,7 @@ export class RaftDriver<TResult> {
     // A bootstrapped state is not on disk yet: start() writes it first, so it is "saved" only then.
     this.bootstrapping = isEmpty && options.bootstrapVoters.length > 0;
     this.savedHardState = this.bootstrapping ? durable.hardState : this.storage.hardStateNow();
+    this.durableTerm = this.storage.hardStateNow().term; // A bootstrapped state is on disk before the loop runs (start).
     this.stateMachine.restore(this.storage.snapshot());
     this.rawNode = new RawNode({ ...options.raft, id: options.nodeId }, this.storage);
   }
@@ -337,7 +360,7 @@ export class RaftDriver<TResult> {
 
   /** pendingRequests: proposals and reads waiting for an outcome, and inputs not yet fed. */
   pendingRequests(): number {
-    return this.proposals.size + this.reads.size + this.inputs.length + this.readsAwaitingApply.length;
+    return this.proposals.size + this.reads.size + this.requests.length + this.readsAwaitingApply.length;
   }
 
   /**
@@ -392,8 +415,9 @@ export class RaftDriver<TResult> {
       this.diskFull.peerMessagesDropped++;
       return;
     }
-    this.inputs.push(input);
-    this.kick();
+    if (input.kind === "message") this.peerInputs.push(input);
+    else this.requests.push(input);
+    this.wake();
   }
 
   /** enqueueOrFeed queues an input, or feeds it at once when called from `turnStarting` (ahead of what is queued). */
@@ -404,8 +428,63 @@ export class RaftDriver<TResult> {
 
   private onTick(): void {
     if (this.stopped) return;
-    this.pendingTicks++;
-    this.kick();
+    // A node that was held (a full disk) catches up on time, but never more than one election's worth.
+    if (this.ticksQueued >= this.options.raft.electionTimeoutTicks) return;
+    this.ticksQueued++;
+    this.peerInputs.push({ kind: "tick" });
+    this.wake(true);
+  }
+
+  /** wake: an input arrived. While a write is in flight it waits for the next tick's side turn; otherwise the loop starts. */
+  private wake(tick = false): void {
+    if (!this.saving) this.kick();
+    else if (tick) this.scheduleSideTurn(); // Peer messages wait for the next tick, requests for the write (see sideTurn).
+  }
+
+  private scheduleSideTurn(): void {
+    if (this.sideTurnDue || this.stopped) return;
+    this.sideTurnDue = true;
+    this.clock.defer(() => this.sideTurn());
+  }
+
+  /**
+   * sideTurn feeds the core the peer messages and ticks that arrived while a write is in flight,
+   * and sends at once what the core lets go before the write is durable
+   * (RawNode.messagesWhilePersisting): heartbeats, the answers to them, a leader's appends and
+   * snapshots. Before this, nothing touched the core during a write, and a leader whose fsync
+   * outlasted the election timeout (15 of 631 took over 100 ms in one bench:overload run) sent no
+   * heartbeat meanwhile: its followers elected another leader. Everything else the core produces
+   * waits for the next Ready, which is taken, as before, only once this write is done.
+   *
+   * A side turn runs on each tick during a write and feeds everything queued since, in order: a
+   * peer's message waits at most a tick (10 ms in the node, against 30 ms between heartbeats and
+   * 150 ms of election timeout), the work is one bounded batch a tick rather than a turn per
+   * message, and what the batch sends to one peer is coalesced into one frame. (With a turn per
+   * message, the simulator no longer found the planted bug coalesce_ignores_gaps in 600
+   * schedules: a leader's appends went out one at a time during its writes, so no batch held two
+   * to one peer. With a turn per tick it is found at run 12.)
+   *
+   * Requests (proposals, reads, transfers) are not fed here: what a side turn proposed would go
+   * into the next write all the same (and be applied and answered only after it), so feeding them
+   * early would gain nothing but a stream of small appends, one per side turn, where the next
+   * Ready sends the whole batch as one append per follower. The lock service's own proposals
+   * (lease expiries, held joins: `turnStarting`, which hears the ticks fed here) are the
+   * exception, and few. A node whose disk is full feeds nothing (the loop is held, see write): a
+   * leader that cannot write must fall silent, so that the others elect one that can.
+   */
+  private sideTurn(): void {
+    this.sideTurnDue = false;
+    if (!this.saving || this.stopped || this.diskFull !== undefined) return; // The loop takes the inputs itself.
+    this.feedInputs(false);
+    const early = this.rawNode.messagesWhilePersisting();
+    for (const message of early) {
+      // The rule, checked where messages leave: nothing that promises durability before the write is done.
+      assert(
+        mayLeaveBeforePersist(message, this.durableTerm),
+        `${message.type} of term ${message.term} to ${message.to} sent while a write is in flight (durable term ${this.durableTerm})`,
+      );
+    }
+    this.sendMessages(early);
   }
 
   /**
@@ -431,13 +510,14 @@ export class RaftDriver<TResult> {
       this.feedInputs();
       const ready = this.rawNode.ready();
       if (ready === undefined) {
-        if (this.inputs.length === 0 && this.pendingTicks === 0) {
+        if (this.peerInputs.length === 0 && this.requests.length === 0) {
           this.loopIdle();
           return;
         }
         continue;
       }
       turns++;
+      this.options.observer?.readyTaken?.(ready);
       if (this.persist(ready, () => this.afterPersist(ready, turns))) return; // Continues when the write is done.
       if (!this.finishReady(ready, turns)) return;
     }
@@ -446,7 +526,7 @@ export class RaftDriver<TResult> {
   /** loopIdle ends a drive; something may have arrived between the loop's last look and now. */
   private loopIdle(): void {
     this.driving = false;
-    if (this.inputs.length > 0 || this.pendingTicks > 0) this.kick();
+    if (this.peerInputs.length > 0 || this.requests.length > 0) this.kick();
   }
 
   private afterPersist(ready: Ready, turns: number): void {
@@ -478,7 +558,9 @@ export class RaftDriver<TResult> {
     this.driving = false;
     const error = new DriverError("shutting_down", "the node is shutting down");
     // Inputs still queued behind the last save were never fed to the core: answer them too.
-    for (const input of this.inputs.splice(0, this.inputs.length)) {
+    this.peerInputs.length = 0;
+    this.ticksQueued = 0;
+    for (const input of this.requests.splice(0, this.requests.length)) {
       if (input.kind === "propose" || input.kind === "conf_change") input.done({ error });
       else if (input.kind === "read") input.done(error);
       else if (input.kind === "transfer") input.done({ kind: "not_leader", leaderHint: null });
@@ -489,29 +571,59 @@ export class RaftDriver<TResult> {
     for (const waiter of waiters) waiter();
   }
 
-  private feedInputs(): void {
-    // Ticks first: a node that was busy catches up on time, but never more than one election's worth.
-    const ticks = Math.min(this.pendingTicks, this.options.raft.electionTimeoutTicks);
-    this.pendingTicks = 0;
-    for (let tick = 0; tick < ticks; tick++) this.rawNode.tick();
+  /**
+   * feedInputs feeds one turn's inputs: peer messages and ticks in the order they arrived, then
+   * (unless `requests` is false: a side turn) requests. Each queue gives at most inputsPerTurnMax
+   * inputs a turn (ticks are not counted).
+   *
+   * Time and messages are fed interleaved, as they arrived. Ticks used to go first: after a long
+   * write, a leader counted up to an election timeout of ticks, and ran check-quorum, before
+   * reading the followers' answers that were waiting in the queue, and stepped down; a follower
+   * counted its election timeout before the heartbeat that was waiting. A message that arrived
+   * before a tick is older than that tick: the peer was alive by then, whatever this node was
+   * doing. (Side turns now feed inputs during a write, so a backlog rarely forms; the order still
+   * matters after a full disk, at the per-turn bound, and wherever time and messages queue up.)
+   *
+   * Peer inputs go before requests: under a flood of requests, heartbeats and their answers do not
+   * wait behind them. Requests are fed a bounded batch per turn: under overload a turn that took
+   * everything queued grew with the queue (10,000 proposals, seconds of work on a starved thread),
+   * and the next tick, with its heartbeats, waited for all of it (bench:overload).
+   */
+  private feedInputs(requests = true): void {
+    let ticks = 0;
+    let messages = 0;
+    let taken = 0;
+    for (const input of this.peerInputs) {
+      if (input.kind === "tick") {
+        this.rawNode.tick();
+        ticks++;
+      } else {
+        if (messages === this.options.inputsPerTurnMax) break;
+        this.rawNode.step(input.message);
+        messages++;
+      }
+      taken++;
+    }
+    this.peerInputs.splice(0, taken);
+    this.ticksQueued -= ticks;
     this.feeding = true;
     try {
       this.options.listener?.turnStarting?.(ticks);
     } finally {
       this.feeding = false;
     }
-    if (this.inputs.length === 0) return;
-    // A flood of proposals is fed a bounded batch per turn: under overload a turn that took
-    // everything queued grew with the queue (10,000 proposals, seconds of work on a starved
-    // thread), and the next tick, with its heartbeats, waited for all of it (bench:overload).
-    const count = Math.min(this.inputs.length, this.options.inputsPerTurnMax);
-    for (const input of this.inputs.splice(0, count)) this.feed(input);
+    if (!requests || this.requests.length === 0) return;
+    const count = Math.min(this.requests.length, this.options.inputsPerTurnMax);
+    for (const input of this.requests.splice(0, count)) this.feed(input);
   }
 
   private feed(input: Input<TResult>): void {
     switch (input.kind) {
       case "message":
         this.rawNode.step(input.message);
+        return;
+      case "tick":
+        this.rawNode.tick();
         return;
       case "propose":
         this.trackProposal(this.rawNode.propose(input.data), input.done);
@@ -593,6 +705,10 @@ export class RaftDriver<TResult> {
       assert(hardState.term >= this.savedHardState.term, `term went back from ${this.savedHardState.term} to ${hardState.term}`);
       this.savedHardState = hardState;
     }
+    const durable = () => {
+      if (hardState !== undefined) this.durableTerm = hardState.term;
+      then();
+    };
     this.write(
       () =>
         this.options.durableLog.save({
@@ -600,7 +716,7 @@ export class RaftDriver<TResult> {
           entries: ready.entries,
           ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot }),
         }),
-      then,
+      durable,
     );
     return true;
   }
@@ -613,7 +729,7 @@ export class RaftDriver<TResult> {
     if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
     const late = ready.appendsBeforePersist ? ready.messages.filter((message) => message.type !== "append_entries") : ready.messages;
     this.sendMessages(late);
-    if (ready.softState !== undefined) this.roleChanged(ready.softState.role, ready.softState.leaderId);
+    if (ready.softState !== undefined) this.roleChanged(ready.softState.role, ready.softState.leaderId, ready.softState.term);
     if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot);
     for (const entry of ready.committedEntries) this.apply(entry);
     if (ready.committedEntries.length > 0) {
@@ -668,7 +784,8 @@ export class RaftDriver<TResult> {
     return false;
   }
 
-  private roleChanged(role: Status["role"], leaderId: NodeId | null): void {
+  /** roleChanged: a Ready reports a new role or leader, held in `term` (the core may be past it: see SoftState). */
+  private roleChanged(role: Status["role"], leaderId: NodeId | null, term: number): void {
     const was = this.role;
     this.role = role;
     this.knownLeaderId = leaderId;
@@ -680,7 +797,7 @@ export class RaftDriver<TResult> {
       }
       this.proposals.clear();
     }
-    this.options.listener?.roleChanged?.(role, leaderId, this.rawNode.status().term);
+    this.options.listener?.roleChanged?.(role, leaderId, term);
   }
 
   private installSnapshot(snapshot: Snapshot): void {

@@ -192,7 +192,7 @@ describe("buildStatusView", () => {
 
 describe("StatusTimeline", () => {
   const softReady = (role: Status["role"], leaderId: NodeId | null, term: number): Ready => ({
-    softState: { role, leaderId },
+    softState: { role, leaderId, term },
     hardState: { term, votedFor: null, commitIndex: 0 },
     entries: [],
     snapshot: undefined,
