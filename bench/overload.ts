@@ -11,6 +11,8 @@
 //   npm run bench:overload              about 13 minutes (10 minutes of overload, 10 + 10 kills)
 //   npm run bench:overload -- --quick   about 2 minutes (45 s of overload, 5 + 5 kills)
 //   … -- --realtime                     the nodes' raft threads under SCHED_RR (SCTEC_RAFT_REALTIME)
+//   … -- --failovers-only [--kills N]   only the kills (N with the busy loops, N without; no doc update)
+//   … -- --trace                        each kill taken apart: the client's attempts, the nodes' role changes
 //
 // The writes: `keys` (2,048) leases are taken first (10-minute TTL, renewed), then each write is a POST
 // /txn that puts `overload/<k>` = its sequence number under lease k's fencing token. At most one
@@ -27,15 +29,29 @@ import { Pool } from "undici";
 import { ProcessCluster } from "../harness/process-cluster.ts";
 import { parsePrometheusText } from "../harness/prometheus-text.ts";
 import { updateBenchmarksDoc } from "./benchmarks-doc.ts";
-import { failovers } from "./failover.ts";
+import { failovers, summarizePhases } from "./failover.ts";
 import { percentile } from "./measure.ts";
 
-const { values } = parseArgs({ options: { quick: { type: "boolean" }, realtime: { type: "boolean" } } });
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean" },
+    realtime: { type: "boolean" },
+    "failovers-only": { type: "boolean" },
+    kills: { type: "string" },
+    trace: { type: "boolean" },
+  },
+});
 const quick = values.quick === true;
 const realtime = values.realtime === true;
+/** failoversOnly: only the leader kills, with and without the busy loops; no overload run, and docs/BENCHMARKS.md is left alone. */
+const failoversOnly = values["failovers-only"] === true;
+/** trace: take each kill apart (bench/failover.ts): the client's attempts and the survivors' role changes. */
+const trace = values.trace === true;
 const saturationSeconds = quick ? 8 : 20;
 const overloadSeconds = quick ? 45 : 600;
-const kills = quick ? 5 : 10;
+const kills = values.kills === undefined ? (quick ? 5 : 10) : Number(values.kills);
+if (!Number.isSafeInteger(kills) || kills < 1 || kills > 100)
+  throw new Error(`--kills must be a whole number from 1 to 100, got ${values.kills}`);
 /** keys: leases and keys written; more than the writes in flight, so a free key is always there. */
 const keys = 2048;
 /**
@@ -420,6 +436,45 @@ function report(
   ].join("\n");
 }
 
+/**
+ * failoversOnlyRun (`--failovers-only`): the kills alone, `kills` with the busy loops and `kills`
+ * without, on a fresh cluster; it prints the figures (and with `--trace` each kill taken apart)
+ * and writes bench/results/overload-failovers-<date>.json, but does not touch docs/BENCHMARKS.md.
+ */
+async function failoversOnlyRun(machine: string, loadBefore: number): Promise<void> {
+  const busyLoopCount = cpus().length;
+  const cluster = await ProcessCluster.start(realtime ? { env: { SCTEC_RAFT_REALTIME: "true" } } : {});
+  // Generous: a round restarts a node through tsx (tens of seconds on a loaded machine); the loops end by themselves.
+  const loops = busyLoops(busyLoopCount, kills * 90 + 120);
+  process.once("exit", () => stopBusyLoops(loops));
+  try {
+    progress(`${kills} leader kills with ${busyLoopCount} busy loops (load ${loadavg()[0]?.toFixed(1)})`);
+    const busyRun = await failovers(cluster, kills, progress, "failover-busy", { trace });
+    stopBusyLoops(loops);
+    progress(`${kills} leader kills without them (load ${loadavg()[0]?.toFixed(1)})`);
+    const quietRun = await failovers(cluster, kills, progress, "failover-quiet", { trace });
+    const loadAfter = loadavg()[0] ?? Number.NaN;
+    const busy = failoverSummary(busyRun.samplesMs);
+    const quiet = failoverSummary(quietRun.samplesMs);
+    const fo = (summary: ReturnType<typeof failoverSummary>) =>
+      `min ${summary.minMs.toFixed(0)} ms, median ${summary.medianMs.toFixed(0)} ms, max ${summary.maxMs.toFixed(0)} ms`;
+    console.log(`\nfailover with the busy loops (${kills} kills): ${fo(busy)}`);
+    if (trace) console.log(`  phases: ${summarizePhases(busyRun.traces)}`);
+    console.log(`failover without them (${kills} kills): ${fo(quiet)}`);
+    if (trace) console.log(`  phases: ${summarizePhases(quietRun.traces)}`);
+    console.log(`load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after`);
+    const date = new Date().toISOString().slice(0, 10);
+    mkdirSync("bench/results", { recursive: true });
+    writeFileSync(
+      `bench/results/overload-failovers-${date}${realtime ? "-realtime" : ""}.json`,
+      `${JSON.stringify({ date, machine, realtime, loadBefore, loadAfter, failover: { busy, quiet }, traces: { busy: busyRun.traces, quiet: quietRun.traces } }, null, 2)}\n`,
+    );
+  } finally {
+    stopBusyLoops(loops);
+    await cluster.close();
+  }
+}
+
 async function main(): Promise<void> {
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   const loadBefore = loadavg()[0] ?? Number.NaN;
@@ -427,6 +482,10 @@ async function main(): Promise<void> {
     `bench:overload${quick ? " --quick" : ""}: three real nodes on loopback (fsync on), busy loops beside them; about ${quick ? 2 : 13} minutes`,
   );
   console.log(`machine: ${machine}; load average ${loadBefore.toFixed(1)}`);
+  if (failoversOnly) {
+    await failoversOnlyRun(machine, loadBefore);
+    return;
+  }
   const busyLoopCount = cpus().length;
   const cluster = await ProcessCluster.start(realtime ? { env: { SCTEC_RAFT_REALTIME: "true" } } : {});
   // Generous: they end by themselves after the overload run and the kills with them.
@@ -436,10 +495,10 @@ async function main(): Promise<void> {
     const figures = await overloadRun(cluster, overloadSeconds);
     console.log(JSON.stringify(figures)); // Printed now: the kills below take a while.
     progress(`${kills} leader kills with the busy loops`);
-    const busy = failoverSummary((await failovers(cluster, kills, progress, "failover-busy")).samplesMs);
+    const busy = failoverSummary((await failovers(cluster, kills, progress, "failover-busy", { trace })).samplesMs);
     stopBusyLoops(loops);
     progress(`${kills} leader kills without them`);
-    const quiet = failoverSummary((await failovers(cluster, kills, progress, "failover-quiet")).samplesMs);
+    const quiet = failoverSummary((await failovers(cluster, kills, progress, "failover-quiet", { trace })).samplesMs);
     const loadAfter = loadavg()[0] ?? Number.NaN;
     const date = new Date().toISOString().slice(0, 10);
     const summary = report(figures, { busy, quiet }, busyLoopCount, overloadSeconds);
