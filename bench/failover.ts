@@ -204,7 +204,8 @@ export interface Phases {
 export function phasesOf(trace: FailoverTrace): Phases {
   const firstPreCandidate = trace.events.find((event) => event.what === "pre_candidate")?.atMs ?? Number.NaN;
   const leaderAt = trace.events.filter((event) => event.what === "leader").at(-1)?.atMs ?? Number.NaN;
-  const success = trace.attempts.filter((attempt) => /^2\d\d$/.test(attempt.outcome)).at(-1);
+  // The first success is the acquire (the release after it goes through the same transport).
+  const success = trace.attempts.find((attempt) => /^2\d\d$/.test(attempt.outcome));
   const sentMs = success?.startMs ?? Number.NaN;
   return {
     timeoutMs: firstPreCandidate,
@@ -217,7 +218,7 @@ export function phasesOf(trace: FailoverTrace): Phases {
 /** describeTrace: one line per kill. */
 export function describeTrace(trace: FailoverTrace): string {
   const counts = new Map<string, number>();
-  for (const attempt of trace.attempts) {
+  for (const attempt of trace.attempts.filter((each) => each.startMs < trace.acquiredMs)) {
     const key = `${attempt.node} ${attempt.outcome}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
@@ -230,7 +231,7 @@ export function describeTrace(trace: FailoverTrace): string {
     `killed ${trace.killed} (exit +${trace.exitMs.toFixed(0)})`,
     `timeout ${phases.timeoutMs.toFixed(0)}, election ${phases.electionMs.toFixed(0)}, client lag ${phases.clientLagMs.toFixed(0)}, answer ${phases.answerMs.toFixed(0)} ms`,
     `events: ${events.join(", ")}`,
-    `${trace.attempts.length} attempts: ${attempts}`,
+    `acquire attempts: ${attempts}`,
   ].join(" | ");
 }
 

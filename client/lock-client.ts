@@ -568,18 +568,33 @@ export class LockClient implements LeaseHost {
     for (const wake of this.slotWaiters.splice(0)) wake();
   }
 
-  /** send tries the preferred node, then the others, with backoff; only retryable failures are retried. */
+  /**
+   * send tries the preferred node, then the others, with backoff; only retryable failures are
+   * retried. A node that refuses the connection (nothing listens there: its process is down) is
+   * passed over at once: the same attempt goes to the next node without the backoff, up to
+   * `nodes.length - 1` refusals in a row (so a cluster that refuses everywhere still waits between
+   * rounds). The attempts and their waits are counted as before, so the patience is unchanged;
+   * the sends are bounded by (retriesMax + 1) · nodes.length. After a leader's `kill -9`, a
+   * client whose turn came to the dead node used to wait a backoff for nothing before asking the
+   * next one.
+   */
   private async send(method: "GET" | "POST", path: string, body: object | undefined, options: SendOptions): Promise<ApiAnswer> {
     const { signal, node, deadlineMs } = options;
     let lastError: LockError | undefined;
     /** askedWaitMs: the wait the last answer asked for (an overloaded node's Retry-After), honoured before the next attempt. */
     let askedWaitMs: number | undefined;
+    /** sent: the sends so far, which pick the node (the preferred one first, then round the others). */
+    let sent = 0;
+    /** refusedInRow: the sends in a row whose node refused the connection; below nodes.length, the next goes at once. */
+    let refusedInRow = 0;
     for (let attempt = 0; attempt <= this.options.retriesMax; attempt++) {
       if (signal?.aborted) throw new LockError("aborted", "the request was aborted", { cause: signal.reason });
-      const backoffMs = attempt === 0 ? 0 : Math.min(this.retryWaitMs(attempt, askedWaitMs), this.leftMs(deadlineMs));
+      const atOnce = attempt === 0 || refusedInRow > 0;
+      const backoffMs = atOnce ? 0 : Math.min(this.retryWaitMs(attempt, askedWaitMs), this.leftMs(deadlineMs));
       if (backoffMs > 0) await this.options.sleep(backoffMs, signal);
       if (this.leftMs(deadlineMs) <= 0) break;
-      const url = node ?? (this.options.nodes[(this.preferred + attempt) % this.options.nodes.length] as string);
+      const url = node ?? (this.options.nodes[(this.preferred + sent) % this.options.nodes.length] as string);
+      sent++;
       let answer: ApiAnswer;
       try {
         answer = await this.attempt(method, url, path, body, { ...options, timeoutMs: this.attemptTimeoutMs(options) });
@@ -590,8 +605,13 @@ export class LockClient implements LeaseHost {
           error instanceof LockError
             ? error
             : new LockError("unavailable", `${url} did not answer: ${(error as Error).message}`, { cause: error });
+        refusedInRow = node === undefined && connectionRefused(error) ? refusedInRow + 1 : 0;
+        if (refusedInRow > 0 && refusedInRow < this.options.nodes.length)
+          attempt--; // The same attempt, at the next node.
+        else refusedInRow = 0;
         continue;
       }
+      refusedInRow = 0;
       if (answer.status < 400) {
         if (node === undefined) this.prefer(url, answer.leaderUrl);
         return answer;
@@ -720,6 +740,20 @@ function askedWaitOf(error: LockError, answer: ApiAnswer): number | undefined {
   const detailed = error.details?.["retryAfterMs"];
   if (typeof detailed === "number" && Number.isFinite(detailed) && detailed >= 0) return detailed;
   return answer.retryAfterMs;
+}
+
+/**
+ * connectionRefused: whether an attempt failed because nothing listens at the node's address
+ * (ECONNREFUSED, on the error or a cause it wraps; a few levels at most). A node that is down
+ * answers so at once, unlike a slow or partitioned one, whose attempt times out.
+ */
+function connectionRefused(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
+    if ((current as { code?: unknown }).code === "ECONNREFUSED") return true;
+    current = current.cause;
+  }
+  return false;
 }
 
 /**
