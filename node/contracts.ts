@@ -62,6 +62,13 @@ export interface PeerTransport {
   /** onMessage registers the handler for messages from authenticated peers. */
   onMessage(handler: (message: RaftMessage) => void): void;
   /**
+   * onPeerRefused registers the handler for a refused connection to a peer: nothing listens at its
+   * address, so its process is gone (a transport that cannot tell leaves this out). The driver
+   * hands it to the core, where a follower that loses its leader so campaigns without waiting out
+   * the election timeout (RawNode.peerRefused).
+   */
+  onPeerRefused?(handler: (peer: NodeId) => void): void;
+  /**
    * peerStatus tells, per peer, whether a connection is up, and (transports that check frames)
    * how many frames from it were refused and the latest refusal, for status pages.
    */

@@ -106,6 +106,11 @@ export class RawNode {
     this.raft.tick();
   }
 
+  /** peerRefused tells the core that a connection to `peer` was refused: nothing listens there (see Raft.peerRefused). */
+  peerRefused(peer: NodeId): void {
+    this.raft.peerRefused(peer);
+  }
+
   /** step hands the core one message from a peer. */
   step(message: RaftMessage): void {
     assert(message.to === this.raft.id, `message for ${message.to} delivered to ${this.raft.id}`);

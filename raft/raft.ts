@@ -129,6 +129,27 @@ export class Raft {
     else this.tickElection();
   }
 
+  /**
+   * peerRefused: the host found nothing listening at `peer`'s address (a connection to it was
+   * refused, so its process is gone). A follower whose leader that is forgets it, at once rather
+   * than after an election timeout of silence: it no longer keeps the leader lease of §4.2.3 (so
+   * it grants pre-votes and votes), and its election timer is moved on to a heartbeat interval
+   * short of the election timeout, so it campaigns within heartbeatIntervalTicks plus the random
+   * part of its timeout (0 to electionTimeoutTicks), as it would have had it heard nothing for
+   * that long. The other follower, which saw the same refusal, grants its pre-vote; the interval
+   * leaves it the time to see it. It cannot start an election against a live leader: a live
+   * leader listens, and an election still needs a majority's pre-votes, which a follower that
+   * heard from its leader within the election timeout (and saw no refusal) withholds. A stale
+   * report (the peer is back, and leads again) costs at most a pre-vote that fails: the leader's
+   * next heartbeat restores the follower. Anything else (not a follower, another peer) is ignored.
+   */
+  peerRefused(peer: NodeId): void {
+    if (this.role !== "follower" || this.leaderId !== peer) return;
+    this.leaderId = null;
+    const elapsedTicks = this.config.electionTimeoutTicks - this.config.heartbeatIntervalTicks;
+    this.electionElapsedTicks = Math.max(this.electionElapsedTicks, elapsedTicks);
+  }
+
   /** step handles one message from a peer. */
   step(message: RaftMessage): void {
     if (message.term > this.term) {

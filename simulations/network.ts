@@ -3,10 +3,13 @@
 // the world has moved on). Without `reorder`, messages on one link arrive in the order sent, as on
 // a TCP connection. Links can be cut one way or both ways; a cut link loses what crosses it at
 // delivery time. A message bound for a process that dies before delivery is lost with it (the
-// connection broke). Everything random comes from the simulator's seeded source.
+// connection broke). With `peerRefusals`, a message sent to a node whose process is down is
+// refused, as a dial to a port nothing listens on: the sender's transport hears of it
+// (onPeerRefused) a millisecond later, unless the link is cut (a partition is silent). Everything
+// random comes from the simulator's seeded source (a refusal draws nothing).
 
 import type { PeerTransport } from "../node/contracts.ts";
-import type { RaftMessage } from "../raft/messages.ts";
+import type { NodeId, RaftMessage } from "../raft/messages.ts";
 import type { RandomSource } from "../raft/random.ts";
 import type { SimProcess, SimScheduler } from "./scheduler.ts";
 
@@ -28,6 +31,8 @@ export const nodesMax = 16;
 export interface Endpoint {
   process: SimProcess | undefined;
   handler: ((message: RaftMessage) => void) | undefined;
+  /** refusedHandler hears that a peer this node sent to is down (PeerTransport.onPeerRefused). */
+  refusedHandler?: ((peer: NodeId) => void) | undefined;
 }
 
 export class SimNetwork {
@@ -48,6 +53,8 @@ export class SimNetwork {
   private readonly onSend: (message: RaftMessage) => void;
 
   constructor(options: {
+    /** peerRefusals: report a message to a down node to its sender (see refuse). */
+    peerRefusals: boolean;
     faults: NetworkFaults;
     scheduler: SimScheduler;
     random: RandomSource & { nextFloat(): number };
@@ -56,6 +63,7 @@ export class SimNetwork {
     onSend: (message: RaftMessage) => void;
   }) {
     this.faults = options.faults;
+    this.peerRefusals = options.peerRefusals;
     this.scheduler = options.scheduler;
     this.random = options.random;
     this.slotOf = options.slotOf;
@@ -69,6 +77,9 @@ export class SimNetwork {
       send: (message) => this.send(message),
       onMessage: (handler) => {
         endpoint.handler = handler;
+      },
+      onPeerRefused: (handler) => {
+        endpoint.refusedHandler = handler;
       },
       peerStatus: () => new Map(),
       close: () => Promise.resolve(),
@@ -99,11 +110,27 @@ export class SimNetwork {
     this.blocked.fill(0);
   }
 
+  /** refusals: reports of a down peer handed to senders. */
+  refusals = 0;
+  private readonly peerRefusals: boolean;
+
   /** messagesSent: every message handed to the network so far. */
   messagesSent(): number {
     let total = 0;
     for (const count of this.sentByType.values()) total += count;
     return total;
+  }
+
+  /** refuse tells `message`'s sender, a millisecond later, that its peer is down (nothing listens there), unless the link is cut. */
+  private refuse(message: RaftMessage): void {
+    const sender = this.endpointOf(this.slotOf(message.from));
+    const senderProcess = sender?.process;
+    if (sender === undefined || senderProcess === undefined || this.isBlocked(message.from, message.to)) return;
+    this.scheduler.at(this.scheduler.nowMs + 1, senderProcess, () => {
+      if (this.isBlocked(message.from, message.to)) return;
+      this.refusals++;
+      sender.refusedHandler?.(message.to);
+    });
   }
 
   private schedule(message: RaftMessage): void {
@@ -113,6 +140,7 @@ export class SimNetwork {
     const process = endpoint?.process;
     if (endpoint === undefined || process === undefined) {
       this.dropped++;
+      if (endpoint !== undefined && this.peerRefusals) this.refuse(message);
       return;
     }
     let delayMs = 1 + this.random.nextFloat() * faults.delayMsMax;

@@ -61,6 +61,13 @@ export interface SimOptions {
   readonly clockDriftPercentMax: number;
   /** clockStepProbability: per tick, the chance one node's wall clock steps forward or back by 1 to 10 minutes. */
   readonly clockStepProbability: number;
+  /**
+   * peerRefusals: a message sent to a node that is down is refused, and the sender's transport
+   * hears of it (PeerTransport.onPeerRefused: a follower whose leader is down then campaigns
+   * without waiting out the election timeout). Off unless set: the saved seeds and the planted-bug
+   * budgets were found without it; `sim.test.ts` runs schedules with it on. @default false
+   */
+  readonly peerRefusals?: boolean;
   /** clientCount: simulated clients; clientActProbability: per tick, the chance an idle client does something. */
   readonly clientCount: number;
   readonly clientActProbability: number;

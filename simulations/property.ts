@@ -29,6 +29,8 @@ export interface CheckOptions {
   readonly implementation?: NodeImplementation;
   /** hostile: draw schedules from the hostile end of every fault range (see simOptionsArbitrary). */
   readonly hostile?: boolean;
+  /** peerRefusals: every schedule with SimOptions.peerRefusals on (a message to a down node is reported to its sender). */
+  readonly peerRefusals?: boolean;
   /** shrink: let fast-check shrink a failure (default true); a bug hunt that only needs the first failure turns it off. */
   readonly shrink?: boolean;
   /** onRun is called after every schedule (shrinking runs included), for progress and totals. */
@@ -45,7 +47,8 @@ export function checkSimulations(options: CheckOptions): fc.RunDetails<[SimOptio
   });
   const arbitrary = options.shrink === false ? fc.noShrink(generated) : generated;
   const implementation = options.implementation;
-  const property = fc.property(arbitrary, (simOptions) => {
+  const property = fc.property(arbitrary, (generatedOptions) => {
+    const simOptions: SimOptions = options.peerRefusals === true ? { ...generatedOptions, peerRefusals: true } : generatedOptions;
     const result = runSimulation(simOptions, implementation === undefined ? {} : { implementation });
     options.onRun?.(simOptions, result);
     if (!result.ok) throw new SimulationFailure(result);

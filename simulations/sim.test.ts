@@ -71,6 +71,36 @@ describe("the simulator, running the production driver and lock service", () => 
     }
   });
 
+  // The same schedules' kind with a message to a down node refused and reported to its sender
+  // (PeerTransport.onPeerRefused, RawNode.peerRefused): a follower whose leader is down campaigns
+  // without waiting out the election timeout. Safety and liveness must hold as without it.
+  it("keeps safety and liveness over 200 randomized schedules with refused connections reported", { timeout: 600_000 }, () => {
+    let refusals = 0;
+    let elections = 0;
+    let crashes = 0;
+    const details = checkSimulations({
+      runs: 200,
+      seed: 20_261_208,
+      safetyTicksMax: 3000,
+      peerRefusals: true,
+      onRun: (_options, result) => {
+        refusals += result.stats.peerRefusals;
+        elections += result.stats.elections;
+        crashes += result.stats.crashes;
+      },
+    });
+    if (details.failed) {
+      throw new Error(
+        `simulation failed: ${String(details.errorInstance)}\nreplay: the same with peerRefusals: seed ${details.seed}, path ${details.counterexamplePath}\n` +
+          `counterexample: ${JSON.stringify(details.counterexample?.[0])}`,
+      );
+    }
+    expect(details.numRuns).toBe(200);
+    expect(crashes).toBeGreaterThan(50);
+    expect(refusals).toBeGreaterThan(100); // The path ran.
+    expect(elections).toBeGreaterThan(200);
+  });
+
   it("is a pure function of its options: the same schedule replays identically, timeline or not", () => {
     const options = { ...defaultSimOptions, safetyTicks: 2000, seed: 99 };
     const first = runSimulation(options);

@@ -79,6 +79,8 @@ export interface SimStats {
   appendMessages: number;
   deliveries: number;
   dropped: number;
+  /** peerRefusals: reports handed to a sender that the peer it sent to was down (PeerTransport.onPeerRefused). */
+  peerRefusals: number;
   entriesCommitted: number;
   requests: number;
   answers: number;
@@ -191,6 +193,7 @@ class Simulation {
     // As node/main.ts: a lease must outlast the longest failover.
     this.ttlMsMin = Math.ceil(1.5 * longestElectionMs);
     this.network = new SimNetwork({
+      peerRefusals: options.peerRefusals === true,
       faults: {
         dropProbability: options.dropProbability,
         duplicateProbability: options.duplicateProbability,
@@ -291,6 +294,7 @@ class Simulation {
       appendMessages: (sent.get("append_entries") ?? 0) + (sent.get("append_entries_result") ?? 0),
       deliveries: this.network.delivered,
       dropped: this.network.dropped,
+      peerRefusals: this.network.refusals,
       entriesCommitted: leader?.service?.status().commitIndex ?? 0,
       requests: this.clients.stats.requests,
       answers: this.clients.stats.answers,

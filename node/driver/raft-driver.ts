@@ -162,8 +162,14 @@ export interface DriverOptions<TResult> {
 /** ProposalCallback answers a proposal: the state machine's result once applied, or why not. */
 export type ProposalCallback<TResult> = (outcome: { result: TResult | undefined } | { error: DriverError }) => void;
 
-/** PeerInput: what the peer queue holds, in arrival order: a peer's message, or one tick of time. */
-type PeerInput = { readonly kind: "message"; readonly message: RaftMessage } | { readonly kind: "tick" };
+/**
+ * PeerInput: what the peer queue holds, in arrival order: a peer's message, one tick of time, or
+ * the transport's word that a connection to a peer was refused (RawNode.peerRefused).
+ */
+type PeerInput =
+  | { readonly kind: "message"; readonly message: RaftMessage }
+  | { readonly kind: "tick" }
+  | { readonly kind: "peer_refused"; readonly peer: NodeId };
 
 /** Input: anything the driver feeds the core (requests wait in a queue of their own). */
 type Input<TResult> =
@@ -272,6 +278,7 @@ export class RaftDriver<TResult> {
     this.started = true;
     const begin = () => {
       this.options.transport.onMessage((message) => this.enqueue({ kind: "message", message }));
+      this.options.transport.onPeerRefused?.((peer) => this.enqueue({ kind: "peer_refused", peer }));
       this.ticker = this.clock.repeat(() => this.onTick(), this.options.tickIntervalMs);
       this.kick();
       onStarted();
@@ -409,13 +416,13 @@ export class RaftDriver<TResult> {
 
   private enqueue(input: Input<TResult>): void {
     if (this.stopped) return;
-    if (this.diskFull !== undefined && input.kind === "message") {
+    if (this.diskFull !== undefined && (input.kind === "message" || input.kind === "peer_refused")) {
       // The loop is held until the disk has space: a peer message would only pile up (Raft
       // tolerates loss, and the peers send newer ones).
       this.diskFull.peerMessagesDropped++;
       return;
     }
-    if (input.kind === "message") this.peerInputs.push(input);
+    if (input.kind === "message" || input.kind === "peer_refused") this.peerInputs.push(input);
     else this.requests.push(input);
     this.wake();
   }
@@ -599,7 +606,8 @@ export class RaftDriver<TResult> {
         ticks++;
       } else {
         if (messages === this.options.inputsPerTurnMax) break;
-        this.rawNode.step(input.message);
+        if (input.kind === "message") this.rawNode.step(input.message);
+        else this.rawNode.peerRefused(input.peer);
         messages++;
       }
       taken++;
@@ -624,6 +632,9 @@ export class RaftDriver<TResult> {
         return;
       case "tick":
         this.rawNode.tick();
+        return;
+      case "peer_refused":
+        this.rawNode.peerRefused(input.peer);
         return;
       case "propose":
         this.trackProposal(this.rawNode.propose(input.data), input.done);

@@ -379,6 +379,30 @@ describe("WebSocketTransport", () => {
     expect(warnings(nodeA, "connection to peer lost; reconnecting")).toHaveLength(1);
   });
 
+  it("redials a link that was up at once when it breaks, and reports a peer whose address refuses the connection", async () => {
+    const ports = await Promise.all([listen(), listen()]);
+    const peers = new Map([
+      [n1, peerUrl(ports[0].port)],
+      [n2, peerUrl(ports[1].port)],
+    ]);
+    // The backoff's floor is 2 s here, and the monotonic clock is moved on by hand: only an
+    // immediate redial (of a link up for longer than the floor) can find the refusal within 1 s.
+    let nowMs = 0;
+    const nodeA = startNode(n1, ports[0].server, peers, { reconnectBaseMs: 2000, reconnectMaxMs: 4000, nowMs: () => nowMs });
+    const refused: NodeId[] = [];
+    nodeA.transport.onPeerRefused((peer) => refused.push(peer));
+    const nodeB = startNode(n2, ports[1].server, peers);
+    await waitFor(() => nodeA.transport.peerStatus().get(n2)?.connected === true, "A connected to B");
+    nowMs += 10_000;
+    await nodeB.transport.close();
+    await closeServer(ports[1].server); // Nothing listens at B's address any more.
+    const lostAt = Date.now();
+    await waitFor(() => refused.length > 0, "A to report B refused", 1000);
+    expect(Date.now() - lostAt).toBeLessThan(2000);
+    expect(refused[0]).toBe(n2);
+    expect(new Set(refused)).toEqual(new Set([n2]));
+  });
+
   it("bounds the send queue: the oldest messages are dropped and counted, the newest delivered", async () => {
     const a = await listen();
     const b = await listen(); // Up, but with no transport yet: upgrades get 503 and A keeps redialling.

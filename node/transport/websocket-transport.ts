@@ -195,6 +195,8 @@ interface OutboundPeer {
   rejectionsUnlogged: number;
   /** lastDialError: why the current dial failed, if it did (a refused certificate is warned about). */
   lastDialError: Error | undefined;
+  /** readyAtMs: when the socket last became ready (monotonic), to redial a long-lived link at once when it breaks. */
+  readyAtMs: number;
 }
 
 /** GarbageWindow counts malformed frames on one inbound connection within a fixed window. */
@@ -272,6 +274,7 @@ export class WebSocketTransport implements PeerTransport {
   private readonly inboundSockets = new Set<WebSocket>();
   private pendingHandshakes = 0;
   private handler: ((message: RaftMessage) => void) | undefined;
+  private refusedHandler: ((peer: NodeId) => void) | undefined;
   private server: WebSocketServer | undefined;
   private readonly detachers: (() => void)[] = [];
   private closed = false;
@@ -309,6 +312,11 @@ export class WebSocketTransport implements PeerTransport {
   /** onMessage sets the handler for messages from authenticated peers (replacing any earlier one). */
   onMessage(handler: (message: RaftMessage) => void): void {
     this.handler = handler;
+  }
+
+  /** onPeerRefused sets the handler for a dial that found nothing listening at a peer's address (ECONNREFUSED). */
+  onPeerRefused(handler: (peer: NodeId) => void): void {
+    this.refusedHandler = handler;
   }
 
   /** peerStatus reports every configured peer (never this node itself), with counters since construction. */
@@ -461,6 +469,7 @@ export class WebSocketTransport implements PeerTransport {
 
   private onOutboundReady(peer: OutboundPeer, socket: WebSocket): void {
     peer.ready = true;
+    peer.readyAtMs = this.options.nowMs();
     peer.reconnectAttempt = 0;
     peer.lastContactAtMs = this.options.nowMs();
     peer.awaitingPong = false;
@@ -509,7 +518,16 @@ export class WebSocketTransport implements PeerTransport {
         );
       }
     }
-    this.scheduleReconnect(peer);
+    // Nothing listens at the peer's address: its process is gone. The core hears of it (a
+    // follower whose leader that is campaigns without waiting out the election timeout).
+    if (!wasReady && (peer.lastDialError as NodeJS.ErrnoException | undefined)?.code === "ECONNREFUSED") this.refusedHandler?.(peer.id);
+    // A link that was up for a while and broke is redialled at once, not after the backoff's
+    // floor: a peer whose process died refuses now, and says so a reconnectBaseMs sooner (a
+    // leader's kill -9 to its followers' elections); a peer that is alive is back sooner. Only
+    // after reconnectBaseMs of being up, so a link that breaks as soon as it is made is never
+    // redialled in a loop.
+    const wasUpLongMs = wasReady && this.options.nowMs() - peer.readyAtMs >= this.options.reconnectBaseMs;
+    this.scheduleReconnect(peer, wasUpLongMs);
   }
 
   /**
@@ -537,10 +555,10 @@ export class WebSocketTransport implements PeerTransport {
     this.handshakesRefused[code] = (this.handshakesRefused[code] ?? 0) + 1;
   }
 
-  private scheduleReconnect(peer: OutboundPeer): void {
+  private scheduleReconnect(peer: OutboundPeer, atOnce = false): void {
     const bounds = { baseMs: this.options.reconnectBaseMs, maxMs: this.options.reconnectMaxMs };
-    const delayMs = backoffDelayMs(peer.reconnectAttempt, bounds, this.options.random);
-    peer.reconnectAttempt++;
+    const delayMs = atOnce ? 0 : backoffDelayMs(peer.reconnectAttempt, bounds, this.options.random);
+    if (!atOnce) peer.reconnectAttempt++;
     this.logger.debug({ peer: peer.id, attempt: peer.reconnectAttempt, delayMs }, "reconnecting to peer");
     peer.reconnectTimer = setTimeout(() => this.dial(peer), delayMs);
     peer.reconnectTimer.unref();
@@ -743,6 +761,7 @@ function newOutboundPeer(id: NodeId, url: string): OutboundPeer {
     lastRejectionLogMs: Number.NEGATIVE_INFINITY,
     rejectionsUnlogged: 0,
     lastDialError: undefined,
+    readyAtMs: Number.NEGATIVE_INFINITY,
   };
 }
 
