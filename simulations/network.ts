@@ -127,9 +127,10 @@ export class SimNetwork {
     const senderProcess = sender?.process;
     if (sender === undefined || senderProcess === undefined || this.isBlocked(message.from, message.to)) return;
     this.scheduler.at(this.scheduler.nowMs + 1, senderProcess, () => {
-      if (this.isBlocked(message.from, message.to)) return;
-      this.refusals++;
-      sender.refusedHandler?.(message.to);
+      const handler = sender.refusedHandler;
+      if (this.isBlocked(message.from, message.to) || handler === undefined) return;
+      this.refusals++; // Counted once a transport's user (the driver) hears it.
+      handler(message.to);
     });
   }
 

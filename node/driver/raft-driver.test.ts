@@ -124,8 +124,16 @@ class HeldDisk implements DurableLog {
 class Peers implements PeerTransport {
   readonly sent: RaftMessage[] = [];
   private handler: ((message: RaftMessage) => void) | undefined;
+  private refusedHandler: ((peer: NodeId) => void) | undefined;
   send(message: RaftMessage): void {
     this.sent.push(message);
+  }
+  onPeerRefused(handler: (peer: NodeId) => void): void {
+    this.refusedHandler = handler;
+  }
+  /** refuse tells n1 that a dial to `peer` was refused (queued by the driver like a message). */
+  refuse(peer: NodeId): void {
+    this.refusedHandler?.(peer);
   }
   onMessage(handler: (message: RaftMessage) => void): void {
     this.handler = handler;
@@ -175,28 +183,7 @@ function heartbeatAnswers(messages: readonly RaftMessage[]): RaftMessage[] {
  * every election timeout of ticks from there).
  */
 function leaderN1() {
-  const clock = new SteppedClock();
-  const disk = new HeldDisk(clock);
-  const peers = new Peers();
-  const driver = new RaftDriver<number>(
-    {
-      raft: { ...raftConfigDefaults, electionTimeoutTicks, heartbeatIntervalTicks: 2, random: createSeededRandom(7) },
-      nodeId: n1,
-      bootstrapVoters: [n1, n2, n3],
-      tickIntervalMs: tickMs,
-      clock,
-      durableLog: disk,
-      transport: peers,
-      stateMachine: new CountingMachine(),
-      snapshotIntervalEntries: 1000,
-      proposalTimeoutMs: 60_000,
-      pendingRequestsMax: 100,
-      inputsPerTurnMax: 64,
-    },
-    { hardState: { term: 0, votedFor: null, commitIndex: 0 }, snapshot: undefined, entries: [] },
-  );
-  driver.start();
-  clock.runDeferred();
+  const { clock, disk, peers, driver } = startN1();
   const tick = () => {
     clock.advance(tickMs);
     clock.runDeferred();
@@ -221,6 +208,49 @@ function leaderN1() {
   peers.take();
   return { clock, disk, peers, driver, tick };
 }
+
+/** startN1 starts n1 of {n1, n2, n3} on the stepped seams, a follower with no leader yet. */
+function startN1() {
+  const clock = new SteppedClock();
+  const disk = new HeldDisk(clock);
+  const peers = new Peers();
+  const driver = new RaftDriver<number>(
+    {
+      raft: { ...raftConfigDefaults, electionTimeoutTicks, heartbeatIntervalTicks: 2, random: createSeededRandom(7) },
+      nodeId: n1,
+      bootstrapVoters: [n1, n2, n3],
+      tickIntervalMs: tickMs,
+      clock,
+      durableLog: disk,
+      transport: peers,
+      stateMachine: new CountingMachine(),
+      snapshotIntervalEntries: 1000,
+      proposalTimeoutMs: 60_000,
+      pendingRequestsMax: 100,
+      inputsPerTurnMax: 64,
+    },
+    { hardState: { term: 0, votedFor: null, commitIndex: 0 }, snapshot: undefined, entries: [] },
+  );
+  driver.start();
+  clock.runDeferred();
+  return { clock, disk, peers, driver };
+}
+
+describe("RaftDriver: a refused connection reaches the core", () => {
+  it("a follower whose leader's address refuses the connection forgets its leader; a refusal by another peer changes nothing", () => {
+    const { clock, peers, driver } = startN1();
+    peers.deliver({ type: "heartbeat", from: n2, to: n1, term: 1, commitIndex: 0, readContext: 0 });
+    clock.runDeferred();
+    expect(driver.leaderId()).toBe(n2);
+    peers.refuse(n3);
+    clock.runDeferred();
+    expect(driver.leaderId()).toBe(n2);
+    peers.refuse(n2);
+    clock.runDeferred();
+    expect(driver.leaderId()).toBe(null);
+    expect(driver.status()).toMatchObject({ role: "follower", term: 1, leaderId: null });
+  });
+});
 
 describe("RaftDriver: time and peer messages are fed in the order they arrived", () => {
   it("a leader reads its followers' waiting answers before the ticks that came after them (check-quorum)", () => {

@@ -418,8 +418,8 @@ export class RaftDriver<TResult> {
     if (this.stopped) return;
     if (this.diskFull !== undefined && (input.kind === "message" || input.kind === "peer_refused")) {
       // The loop is held until the disk has space: a peer message would only pile up (Raft
-      // tolerates loss, and the peers send newer ones).
-      this.diskFull.peerMessagesDropped++;
+      // tolerates loss, and the peers send newer ones). A refusal is only a hint, and not counted.
+      if (input.kind === "message") this.diskFull.peerMessagesDropped++;
       return;
     }
     if (input.kind === "message" || input.kind === "peer_refused") this.peerInputs.push(input);
