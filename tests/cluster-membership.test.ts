@@ -5,6 +5,7 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import { LockClient } from "../client/lock-client.ts";
+import { transferLeadership } from "../client/transfer-leadership.ts";
 import { ProcessCluster, waitFor } from "../harness/process-cluster.ts";
 
 let cluster: ProcessCluster | undefined;
@@ -86,8 +87,9 @@ describe("membership and leadership transfer (real processes)", () => {
     // thesis §3.10), as the graceful stop knows (it asks again): a transferee that is still
     // catching up then, as a loaded machine makes it (the full `npm test` at load 10 saw the
     // transfer abandoned and the old leader kept for 30 s), is asked again. So the test waits for
-    // the chosen node to hold the leader's log, then asks, and asks again every 3 s, at most 10
-    // times: what it checks is that a transfer to a caught-up node hands leadership over.
+    // the chosen node to hold the leader's log, then asks, and asks again each second for at most
+    // 30 s (client/transfer-leadership.ts, what `sctec transfer` runs): what it checks is that a
+    // transfer to a caught-up node hands leadership over.
     const leaderLast = (await target.status(leader))?.lastIndex ?? Number.POSITIVE_INFINITY;
     await waitFor(
       async () => {
@@ -97,20 +99,10 @@ describe("membership and leadership transfer (real processes)", () => {
       `${chosen} to hold ${leader}'s log`,
       30_000,
     );
-    let asked = 0;
-    const newLeader = await waitFor(
-      async () => {
-        const now = await target.leader();
-        if (now === chosen) return now;
-        await client.admin("/admin/transfer", { to: chosen });
-        asked++;
-        return await waitFor(async () => ((await target.leader()) === chosen ? chosen : undefined), "", 3_000).catch(() => undefined);
-      },
-      `${chosen} to lead (a transfer asked every 3 s)`,
-      30_000,
-    );
-    console.log(`transfer: ${chosen} leads after ${asked} request(s)`);
-    expect(newLeader).toBe(chosen);
+    const report = await transferLeadership({ client, nodes: target.urls(), to: chosen, timeoutMs: 30_000 });
+    console.log(`transfer: ${chosen} leads after ${report.requests} request(s), ${report.ms} ms`);
+    expect(report.leader).toBe(chosen);
+    expect(await target.leader()).toBe(chosen);
     expect(await timelineOf(target, leader)).toContain(`leader_transfer: leader transfer to ${chosen} started`);
     expect((await timelineOf(target, chosen)).some((line) => line.startsWith("election_won"))).toBe(true);
     expect((await client.leases()).map((lease) => lease.resource)).toContain("held");
