@@ -100,3 +100,59 @@ export function encodeLockSnapshot(snapshot: LockStateSnapshot): Uint8Array {
 export function decodeLockSnapshot(data: Uint8Array): LockStateSnapshot {
   return JSON.parse(decoder.decode(data)) as LockStateSnapshot;
 }
+
+/**
+ * snapshotKeysPerSlice: the keys encodeLockSnapshotInSlices encodes per slice in the node. A
+ * booking's keys are about 300 bytes of JSON each, so a slice is about 0.6 MB: a few ms.
+ */
+export const snapshotKeysPerSlice = 2_000;
+
+/**
+ * encodeLockSnapshotInSlices makes the same bytes as encodeLockSnapshot, a slice of the keys at a
+ * time: each next() of the iterator encodes at most `keysPerSlice` keys (JSON, then UTF-8), and
+ * the one that finishes returns the bytes. A state that fits one slice is encoded by the first
+ * next(). The driver takes one slice per turn of its event loop during a compaction, so a state of
+ * megabytes (every booking ever made) no longer holds the Raft thread for its whole encoding: the
+ * JSON and UTF-8 of a 5.7 MB state took 46–79 ms of it under load (docs/BENCHMARKS.md, issue 17).
+ * `snapshot` must not change until the last slice: LockStateMachine.snapshot() copies what its
+ * commands replace, and the driver applies nothing while a compaction is in flight.
+ */
+export function* encodeLockSnapshotInSlices(snapshot: LockStateSnapshot, keysPerSlice: number): Generator<void, Uint8Array, void> {
+  assert(Number.isSafeInteger(keysPerSlice) && keysPerSlice >= 1, `keysPerSlice must be a positive integer, not ${keysPerSlice}`);
+  const parts: Uint8Array[] = [];
+  let text = "{";
+  let fields = 0;
+  for (const [name, value] of Object.entries(snapshot)) {
+    if (value === undefined) continue; // As JSON.stringify leaves it out.
+    text += `${fields++ === 0 ? "" : ","}${JSON.stringify(name)}:`;
+    if (name !== "keys") {
+      text += JSON.stringify(value);
+      continue;
+    }
+    // JSON.stringify of an array is its elements' JSON, joined by commas, in brackets: so is this.
+    const keys = snapshot.keys;
+    text += "[";
+    for (let from = 0; from < keys.length; from += keysPerSlice) {
+      if (from > 0) yield;
+      const slice = JSON.stringify(keys.slice(from, from + keysPerSlice));
+      text += (from === 0 ? "" : ",") + slice.slice(1, -1);
+      parts.push(encoder.encode(text));
+      text = "";
+    }
+    text += "]";
+  }
+  parts.push(encoder.encode(`${text}}`));
+  return concatenateBytes(parts);
+}
+
+function concatenateBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const bytes = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    bytes.set(part, offset);
+    offset += part.length;
+  }
+  return bytes;
+}
