@@ -126,25 +126,26 @@ export function durableStateProblem(state: DurableState): string | undefined {
  * crcTables: CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum LevelDB and ext4
  * use, as eight tables for slicing-by-8 (Intel's method): table k maps a byte to the CRC of that
  * byte followed by k zero bytes, so eight bytes are folded in per step instead of one. Table 0 is
- * the classic byte-at-a-time table.
+ * the classic byte-at-a-time table. Signed (Int32Array): V8 keeps what it reads from them in 32-bit
+ * registers, where entries of 2^31 and more read from a Uint32Array are doubles (3x slower here).
  */
 const crcTables = (() => {
-  const tables = Array.from({ length: 8 }, () => new Uint32Array(256));
-  const [first] = tables as [Uint32Array];
+  const tables = Array.from({ length: 8 }, () => new Int32Array(256));
+  const [first] = tables as [Int32Array];
   for (let byte = 0; byte < 256; byte++) {
     let crc = byte;
     for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
-    first[byte] = crc >>> 0;
+    first[byte] = crc;
   }
   for (let table = 1; table < 8; table++) {
-    const previous = tables[table - 1] as Uint32Array;
-    const current = tables[table] as Uint32Array;
+    const previous = tables[table - 1] as Int32Array;
+    const current = tables[table] as Int32Array;
     for (let byte = 0; byte < 256; byte++) {
       const crc = previous[byte] as number;
-      current[byte] = ((crc >>> 8) ^ (first[crc & 0xff] as number)) >>> 0;
+      current[byte] = (crc >>> 8) ^ (first[crc & 0xff] as number);
     }
   }
-  return tables as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+  return tables as [Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array];
 })();
 
 /**
