@@ -142,11 +142,11 @@ function eventLoopProbe(): { stop(): EventLoopBlock } {
 async function encodeState(machine: LockStateMachine): Promise<Uint8Array> {
   const codec = lockCodec as Record<string, unknown>;
   const inSlices = codec["encodeLockSnapshotInSlices"] as
-    | ((snapshot: LockStateSnapshot, keysPerSlice: number) => Iterator<void, Uint8Array, void>)
+    | ((snapshot: LockStateSnapshot, sliceChars: number) => Iterator<void, Uint8Array, void>)
     | undefined;
-  const keysPerSlice = codec["snapshotKeysPerSlice"] as number | undefined;
-  if (inSlices === undefined || keysPerSlice === undefined) return lockCodec.encodeLockSnapshot(machine.snapshot());
-  const slices = inSlices(machine.snapshot(), keysPerSlice);
+  const sliceChars = codec["snapshotSliceChars"] as number | undefined;
+  if (inSlices === undefined || sliceChars === undefined) return lockCodec.encodeLockSnapshot(machine.snapshot());
+  const slices = inSlices(machine.snapshot(), sliceChars);
   // Bounded: one step per slice of the state's keys.
   for (let next = slices.next(); ; next = slices.next()) {
     if (next.done === true) return next.value;

@@ -136,19 +136,22 @@ describe("the lock state snapshot, encoded in slices for a compaction (issue 17)
     return machine;
   }
 
-  it("makes the bytes of the whole encoding, taking one slice of keys per next()", () => {
+  it("makes the bytes of the whole encoding, taking one slice of keys per next(), by their size", () => {
     const decoder = new TextDecoder();
     for (const machine of [new LockStateMachine(), stateWithBookings(25)]) {
       const captured = machine.snapshot();
       const whole = decoder.decode(encodeLockSnapshot(captured));
-      for (const keysPerSlice of [1, 2, 7, 49, 50, 51, 2000]) {
-        const slices = encodeLockSnapshotInSlices(captured, keysPerSlice);
+      for (const sliceChars of [1, 100, 250, 1000, 10_000_000]) {
+        const slices = encodeLockSnapshotInSlices(captured, sliceChars);
         let nexts = 1;
         let next = slices.next();
         for (; next.done !== true && nexts <= captured.keys.length; nexts++) next = slices.next();
-        expect(next.done, `${keysPerSlice} keys a slice`).toBe(true);
-        expect(decoder.decode(next.value as Uint8Array), `${keysPerSlice} keys a slice`).toBe(whole);
-        expect(nexts, `${keysPerSlice} keys a slice`).toBe(Math.max(1, Math.ceil(captured.keys.length / keysPerSlice)));
+        expect(next.done, `${sliceChars} characters a slice`).toBe(true);
+        expect(decoder.decode(next.value as Uint8Array), `${sliceChars} characters a slice`).toBe(whole);
+        // A slice holds at least one key; one character a slice is a key a slice, ten million the whole state.
+        if (sliceChars === 1) expect(nexts).toBe(Math.max(1, captured.keys.length));
+        if (sliceChars === 10_000_000) expect(nexts).toBe(1);
+        if (sliceChars === 250 && captured.keys.length > 0) expect(nexts).toBeGreaterThan(2);
       }
       expect(LockStateMachine.restore(decodeLockSnapshot(encodeLockSnapshot(captured))).snapshot()).toEqual(captured);
     }

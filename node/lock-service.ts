@@ -16,7 +16,7 @@ import {
   encodeCheckedCommand,
   encodeLockSnapshot,
   encodeLockSnapshotInSlices,
-  snapshotKeysPerSlice,
+  snapshotSliceChars,
 } from "../lock/codec.ts";
 import { LeaseTimekeeper } from "../lock/lease-timekeeper.ts";
 import { type Applied, type LockLimits, LockStateMachine } from "../lock/lock-state-machine.ts";
@@ -324,9 +324,9 @@ export class LockService implements StateMachine<Applied>, DriverListener {
     return encodeLockSnapshot(this.machine.snapshot());
   }
 
-  /** snapshotInSlices: the driver encodes a compaction's snapshot a slice of keys per turn (issue 17). */
+  /** snapshotInSlices: the driver encodes a compaction's snapshot about half a megabyte of keys per turn (issue 17). */
   snapshotInSlices(): Iterator<void, Uint8Array, void> {
-    return encodeLockSnapshotInSlices(this.machine.snapshot(), snapshotKeysPerSlice);
+    return encodeLockSnapshotInSlices(this.machine.snapshot(), snapshotSliceChars);
   }
 
   restore(snapshot: Snapshot): void {
