@@ -171,7 +171,7 @@ export class LevelDurableLog implements DurableLog {
    * the two, or before the clear reaches the disk, leaves entries at or below the snapshot, which
    * reading skips (decodeDurableState) and the next compaction's clear removes. Before (issue 17)
    * the deletes went into the snapshot's batch, one per entry: 10,000 at the default interval,
-   * built and handed to LevelDB on the Raft thread, 100–300 ms of it at a load of 3. The
+   * built and handed to LevelDB on the Raft thread, 50–100 ms of it at a load of 3–15 (bench/compaction-stall.ts). The
    * snapshot's value is checksummed in slices, the event loop running between them
    * (encodeSnapshotValue).
    */
