@@ -171,9 +171,9 @@ export class LevelDurableLog implements DurableLog {
    * the two, or before the clear reaches the disk, leaves entries at or below the snapshot, which
    * reading skips (decodeDurableState) and the next compaction's clear removes. Before (issue 17)
    * the deletes went into the snapshot's batch, one per entry: 10,000 at the default interval,
-   * built and handed to LevelDB on the Raft thread, 50–100 ms of it at a load of 3–15 (bench/compaction-stall.ts). The
-   * snapshot's value is checksummed in slices, the event loop running between them
-   * (encodeSnapshotValue).
+   * built and handed to LevelDB on the Raft thread, 50–100 ms of it at a load of 3–15
+   * (bench/compaction-stall.ts). The snapshot's value is checksummed in slices, the event loop
+   * running between them (encodeSnapshotValue).
    */
   compact(snapshot: Snapshot): Promise<void> {
     return this.enqueueWrite(async () => {
@@ -330,7 +330,7 @@ function put(key: string, value: HardState | Snapshot | Entry): BatchOperation {
 
 /**
  * checksumSliceBytes: how much of a snapshot's value is checksummed before the event loop may run
- * again (about a millisecond of the Raft thread on a quiet machine; a 6 MB state is six slices).
+ * again (3–4 ms of the Raft thread at a load of 9, bench/compaction-stall.ts; a 6 MB state is six slices).
  */
 const checksumSliceBytes = 1024 * 1024;
 
