@@ -4,6 +4,8 @@
 //
 // Decoding happens here and only here (STYLE.md §3): bytes from the network are `unknown` until
 // the zod schemas below have checked every field, so the rest of the node can trust a RaftMessage.
+// The three messages that carry only ids, counters and flags are checked by hand first, the same
+// way (fastCheck, below); what that check does not accept still goes to the schema.
 // Decoding never throws: anything wrong comes back as a value with a stable code.
 
 import { Packr, Unpackr } from "msgpackr";
