@@ -11,7 +11,8 @@
 //   get KEY | range PREFIX         read keys (linearizable)
 //   put KEY VALUE --lease RESOURCE:TOKEN
 //                                  a fenced write under a lease
-//   transfer NODE_ID               hand leadership to NODE_ID
+//   transfer NODE_ID [--timeout MS]
+//                                  hand leadership to NODE_ID and wait until it leads
 //   member add|promote|remove NODE_ID
 //   credential create NAME --role reader|locker|admin
 //   credential list | rotate NAME | revoke NAME
@@ -29,6 +30,7 @@ import { parseArgs } from "node:util";
 import type { MemberRequest } from "../protocol/api.ts";
 import { LockClient, LockError } from "./lock-client.ts";
 import { RollingRestartError, rollingRestart } from "./rolling-restart.ts";
+import { TransferLeadershipError, transferLeadership } from "./transfer-leadership.ts";
 
 const usage = `usage: sctec [--nodes URL,…] [--api-token T] <status|members|leases|lock|unlock|renew|get|range|put|transfer|member|restart|rolling-restart|credential|whoami> …`;
 
@@ -50,7 +52,10 @@ commands:
   range PREFIX                   read every key under PREFIX (linearizable)
   put KEY VALUE --lease RESOURCE:TOKEN
                                  a fenced write under a lease
-  transfer NODE_ID               hand leadership to NODE_ID
+  transfer NODE_ID [--timeout MS] hand leadership to NODE_ID and wait until it leads (asking
+                                 again each second: the leader abandons a transfer its
+                                 transferee cannot finish within an election timeout); at most
+                                 MS, default 10000; exit 1 if it does not lead by then
   member add|promote|remove NODE_ID
                                  change the membership, one server at a time
   restart NODE_URL               restart one node: it stops gracefully (a leader hands its
@@ -194,10 +199,18 @@ async function main(argv: string[]): Promise<void> {
       print((await client.mutate("/txn", { guards: [{ resource, token }], operations: [{ op: "put", key, value }] })).body);
       return;
     }
-    case "transfer":
-      if (args[0] === undefined) fail("usage: sctec transfer NODE_ID", 2);
-      print(await client.admin("/admin/transfer", { to: args[0] }));
+    case "transfer": {
+      if (args[0] === undefined) fail("usage: sctec transfer NODE_ID [--timeout MS]", 2);
+      const timeoutMs = integerOption(values.timeout, "timeout", 10_000);
+      if (timeoutMs === 0) fail("--timeout must be at least 1 ms", 2);
+      try {
+        print(await transferLeadership({ client, nodes, to: args[0], timeoutMs }));
+      } catch (error) {
+        if (error instanceof TransferLeadershipError) fail(`error ${error.code}: ${error.message}`, 1);
+        throw error;
+      }
       return;
+    }
     case "member": {
       const actions = new Map<string, MemberRequest["action"]>([
         ["add", "add_learner"],

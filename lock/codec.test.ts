@@ -8,7 +8,16 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { nameLengthMax, valueLengthMax } from "../protocol/limits.ts";
 import { LockInvariantError } from "./assert.ts";
-import { checkCommandBytes, decodeCommand, encodeCheckedCommand, encodeCommand } from "./codec.ts";
+import {
+  checkCommandBytes,
+  decodeCommand,
+  decodeLockSnapshot,
+  encodeCheckedCommand,
+  encodeCommand,
+  encodeLockSnapshot,
+  encodeLockSnapshotInSlices,
+} from "./codec.ts";
+import { LockStateMachine } from "./lock-state-machine.ts";
 import type { LockCommand } from "./types.ts";
 
 const valid: readonly LockCommand[] = [
@@ -105,5 +114,46 @@ describe("the lock command codec checks every command against its one schema", (
       }),
       { numRuns: 500, seed: 14 },
     );
+  });
+});
+
+describe("the lock state snapshot, encoded in slices for a compaction (issue 17)", () => {
+  /** stateWithBookings: a machine holding `count` bookings' keys, their audit records and a session. */
+  function stateWithBookings(count: number): LockStateMachine {
+    const machine = new LockStateMachine();
+    machine.apply(1, { type: "acquire", resources: ["slot"], owner: "alice", ttlMs: 5000, waitMs: 0 });
+    for (let booking = 0; booking < count; booking++) {
+      machine.apply(2 + booking, {
+        type: "txn",
+        session: { clientId: "scheduler-1", sequence: booking + 1 },
+        guards: [{ resource: "slot", token: 1 }],
+        operations: [
+          { op: "put", key: `booking/${booking}`, value: JSON.stringify({ title: `observation "${booking}" of Hale–Bopp ☄`, booking }) },
+          { op: "append", chain: "audit", value: `created ${booking}` },
+        ],
+      });
+    }
+    return machine;
+  }
+
+  it("makes the bytes of the whole encoding, taking one slice of keys per next(), by their size", () => {
+    const decoder = new TextDecoder();
+    for (const machine of [new LockStateMachine(), stateWithBookings(25)]) {
+      const captured = machine.snapshot();
+      const whole = decoder.decode(encodeLockSnapshot(captured));
+      for (const sliceChars of [1, 100, 250, 1000, 10_000_000]) {
+        const slices = encodeLockSnapshotInSlices(captured, sliceChars);
+        let nexts = 1;
+        let next = slices.next();
+        for (; next.done !== true && nexts <= captured.keys.length; nexts++) next = slices.next();
+        expect(next.done, `${sliceChars} characters a slice`).toBe(true);
+        expect(decoder.decode(next.value as Uint8Array), `${sliceChars} characters a slice`).toBe(whole);
+        // A slice holds at least one key; one character a slice is a key a slice, ten million the whole state.
+        if (sliceChars === 1) expect(nexts).toBe(Math.max(1, captured.keys.length));
+        if (sliceChars === 10_000_000) expect(nexts).toBe(1);
+        if (sliceChars === 250 && captured.keys.length > 0) expect(nexts).toBeGreaterThan(2);
+      }
+      expect(LockStateMachine.restore(decodeLockSnapshot(encodeLockSnapshot(captured))).snapshot()).toEqual(captured);
+    }
   });
 });

@@ -100,3 +100,76 @@ export function encodeLockSnapshot(snapshot: LockStateSnapshot): Uint8Array {
 export function decodeLockSnapshot(data: Uint8Array): LockStateSnapshot {
   return JSON.parse(decoder.decode(data)) as LockStateSnapshot;
 }
+
+/**
+ * snapshotSliceChars: how much of the keys' text (names and values) encodeLockSnapshotInSlices
+ * takes per slice in the node: about half a megabyte of JSON, a few ms of the Raft thread (the
+ * 2,000 keys of a bookings run, 0.6 MB, took 4–12 ms at a load of 9). By size, not by count: a
+ * key's value may be anything up to 64 KiB.
+ */
+export const snapshotSliceChars = 512 * 1024;
+
+/**
+ * encodeLockSnapshotInSlices makes the same bytes as encodeLockSnapshot, a slice of the keys at a
+ * time: each next() of the iterator encodes the keys whose names and values hold about
+ * `sliceChars` characters (at least one key; JSON, then UTF-8), and the one that finishes returns
+ * the bytes. A state that fits one slice is encoded by the first next(). The driver takes one
+ * slice per turn of its event loop during a compaction, so a state of megabytes (every booking
+ * ever made) no longer holds the Raft thread for its whole encoding: the JSON and UTF-8 of a 5.9 MB
+ * state took 30–110 ms of it at a load of 3–15 (docs/BENCHMARKS.md, issue 17). `snapshot` must not
+ * change until the last slice: LockStateMachine.snapshot() copies what its commands replace, and
+ * the driver applies nothing while a compaction is in flight.
+ */
+export function* encodeLockSnapshotInSlices(snapshot: LockStateSnapshot, sliceChars: number): Generator<void, Uint8Array, void> {
+  assert(Number.isSafeInteger(sliceChars) && sliceChars >= 1, `sliceChars must be a positive integer, not ${sliceChars}`);
+  const parts: Uint8Array[] = [];
+  let text = "{";
+  let fields = 0;
+  for (const [name, value] of Object.entries(snapshot)) {
+    if (value === undefined) continue; // As JSON.stringify leaves it out.
+    text += `${fields++ === 0 ? "" : ","}${JSON.stringify(name)}:`;
+    if (name !== "keys") {
+      text += JSON.stringify(value);
+      continue;
+    }
+    // JSON.stringify of an array is its elements' JSON, joined by commas, in brackets: so is this.
+    const keys = snapshot.keys;
+    text += "[";
+    // Bounded: each slice takes at least one key.
+    for (let from = 0; from < keys.length; ) {
+      if (from > 0) yield;
+      const to = sliceEnd(keys, from, sliceChars);
+      const slice = JSON.stringify(keys.slice(from, to));
+      text += (from === 0 ? "" : ",") + slice.slice(1, -1);
+      parts.push(encoder.encode(text));
+      text = "";
+      from = to;
+    }
+    text += "]";
+  }
+  parts.push(encoder.encode(`${text}}`));
+  return concatenateBytes(parts);
+}
+
+/** sliceEnd: where the slice of `keys` that starts at `from` ends: about `sliceChars` characters of names and values, at least one key. */
+function sliceEnd(keys: LockStateSnapshot["keys"], from: number, sliceChars: number): number {
+  let chars = 0;
+  let to = from;
+  for (; to < keys.length && (to === from || chars < sliceChars); to++) {
+    const [key, stored] = keys[to] as LockStateSnapshot["keys"][number];
+    chars += key.length + stored.value.length + 64; // 64: the JSON around them (token, modIndex, deleted).
+  }
+  return to;
+}
+
+function concatenateBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const bytes = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    bytes.set(part, offset);
+    offset += part.length;
+  }
+  return bytes;
+}

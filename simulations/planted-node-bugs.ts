@@ -130,8 +130,8 @@ export const plantedNodeBugs: readonly PlantedNodeBug[] = [
     mutations: [
       {
         file: driver,
-        original: "this.storage.createSnapshot(applied, this.rawNode.confState(), ",
-        replacement: "this.storage.createSnapshot(applied, { voters: [], learners: [] }, ",
+        original: "const confStateAtApplied = this.rawNode.confState();",
+        replacement: "const confStateAtApplied = { voters: [], learners: [] };",
       },
     ],
   },

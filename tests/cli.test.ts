@@ -1,6 +1,7 @@
 // The sctec command-line tool against real lock node processes: status and members, lock (a
 // token), a second lock (exit 1, "error conflict", the holder's token), put under the lease,
-// get, unlock, usage errors (exit 2) and --help (exit 0). Runs the real `client/sctec.mjs`.
+// get, unlock, usage errors (exit 2) and --help (exit 0); transfer, which waits until the chosen
+// node leads. Runs the real `client/sctec.mjs`.
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProcessCluster } from "../harness/process-cluster.ts";
@@ -69,5 +70,18 @@ describe("sctec", () => {
     expect(unknown.stderr).toContain("Unknown option '--bogus'");
     expect(unknown.stderr).toContain("usage: sctec");
     expect(unknown.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it("transfers leadership and waits until the chosen node leads; refuses a node that is not a voter", async () => {
+    const leader = await cluster.waitForLeader(30_000);
+    const chosen = cluster.ids().find((id) => id !== leader) as string;
+    const moved = sctec("transfer", chosen, "--timeout", "20000");
+    expect([moved.status, moved.stderr]).toEqual([0, ""]);
+    expect(JSON.parse(moved.stdout)).toMatchObject({ leader: chosen });
+    expect(await cluster.leader()).toBe(chosen);
+    const refused = sctec("transfer", "n9");
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain("not_a_voter");
+    expect(sctec("transfer", chosen, "--timeout", "0").status).toBe(2);
   });
 });

@@ -56,6 +56,10 @@ class SteppedClock implements Clock {
   runDeferred(): void {
     for (let callback = this.deferred.shift(); callback !== undefined; callback = this.deferred.shift()) callback();
   }
+  /** runDeferredRound runs the callbacks deferred so far, not those they defer: one turn of an event loop. */
+  runDeferredRound(): void {
+    for (const callback of this.deferred.splice(0)) callback();
+  }
   /** advance moves time on by `ms`, firing due timers in order; deferred callbacks wait (a stalled loop) unless run. */
   advance(ms: number): void {
     this.now += ms;
@@ -87,8 +91,12 @@ class HeldDisk implements DurableLog {
       if (update.hardState !== undefined) this.hardState = update.hardState;
     });
   }
-  compact(): Promise<void> {
-    return this.write(() => undefined);
+  /** compacted: the snapshots compacted with, once their write completed. */
+  readonly compacted: Snapshot[] = [];
+  compact(snapshot: Snapshot): Promise<void> {
+    return this.write(() => {
+      this.compacted.push(snapshot);
+    });
   }
   async close(): Promise<void> {}
   /** writesInFlight: writes started and not yet complete. */
@@ -161,6 +169,32 @@ class CountingMachine implements StateMachine<number> {
   }
 }
 
+/**
+ * SlicedMachine: a CountingMachine whose snapshot takes `slicesTotal` slices, each noting the
+ * clock's time when it ran. Its snapshot() (what a driver without slices calls) takes them all at once.
+ */
+class SlicedMachine extends CountingMachine {
+  readonly sliceTimesMs: number[] = [];
+  private readonly slicesTotal: number;
+  private readonly clock: Clock;
+  constructor(clock: Clock, slicesTotal: number) {
+    super();
+    this.clock = clock;
+    this.slicesTotal = slicesTotal;
+  }
+  override snapshot(): Uint8Array {
+    const slices = this.snapshotInSlices();
+    for (let next = slices.next(); ; next = slices.next()) if (next.done === true) return next.value;
+  }
+  *snapshotInSlices(): Generator<void, Uint8Array, void> {
+    for (let slice = 0; slice < this.slicesTotal; slice++) {
+      if (slice > 0) yield;
+      this.sliceTimesMs.push(this.clock.nowMs());
+    }
+    return new Uint8Array([this.slicesTotal]);
+  }
+}
+
 function heartbeatAnswers(messages: readonly RaftMessage[]): RaftMessage[] {
   return messages.flatMap((message) =>
     message.type === "heartbeat"
@@ -174,7 +208,7 @@ function heartbeatAnswers(messages: readonly RaftMessage[]): RaftMessage[] {
  * the clock has ticked `ticksAsLeader` times since n1 became leader (the core runs check-quorum
  * every election timeout of ticks from there).
  */
-function leaderN1() {
+function leaderN1(options: { stateMachine?: (clock: SteppedClock) => StateMachine<number>; snapshotIntervalEntries?: number } = {}) {
   const clock = new SteppedClock();
   const disk = new HeldDisk(clock);
   const peers = new Peers();
@@ -187,8 +221,8 @@ function leaderN1() {
       clock,
       durableLog: disk,
       transport: peers,
-      stateMachine: new CountingMachine(),
-      snapshotIntervalEntries: 1000,
+      stateMachine: options.stateMachine?.(clock) ?? new CountingMachine(),
+      snapshotIntervalEntries: options.snapshotIntervalEntries ?? 1000,
       proposalTimeoutMs: 60_000,
       pendingRequestsMax: 100,
       inputsPerTurnMax: 64,
@@ -369,5 +403,57 @@ describe("RaftDriver: the core keeps stepping while a write is in flight", () =>
     expect(whileWriting.every((message) => message.type === "heartbeat_result" && message.term === term)).toBe(true);
     disk.release();
     expect(peers.take().filter((message) => message.type === "append_entries_result")).toMatchObject([{ success: true, matchIndex: 5 }]);
+  });
+});
+
+describe("RaftDriver: a compaction encodes its snapshot a slice per turn (issue 17)", () => {
+  it("a leader keeps heartbeating between the slices of a large snapshot, then compacts with the whole of it", () => {
+    const slicesTotal = 40;
+    let machine: SlicedMachine | undefined;
+    const { clock, disk, peers, driver } = leaderN1({
+      stateMachine: (clock) => {
+        machine = new SlicedMachine(clock, slicesTotal);
+        return machine;
+      },
+      snapshotIntervalEntries: 10,
+    });
+    const sliced = machine as SlicedMachine;
+    for (let proposal = 0; proposal < 10; proposal++) driver.propose(new Uint8Array([proposal]), () => undefined);
+    clock.runDeferred();
+    peers.take();
+    const lastIndex = (driver.logEntries(1, Number.MAX_SAFE_INTEGER).at(-1) as Entry).index;
+    expect(sliced.sliceTimesMs).toEqual([]);
+    // The followers acknowledge: the entries commit and are applied, and the compaction is due.
+    // From here the event loop turns one round at a time, a tick every fourth round (a real loop
+    // turns far more often than the 10 ms ticker), the followers answering every heartbeat.
+    for (const from of [n2, n3]) {
+      const term = driver.currentTerm();
+      peers.deliver({
+        type: "append_entries_result",
+        from,
+        to: n1,
+        term,
+        success: true,
+        matchIndex: lastIndex,
+        rejectedIndex: 0,
+        hintIndex: 0,
+        hintTerm: 0,
+      });
+    }
+    const heartbeatTimesMs: number[] = [];
+    for (let round = 0; round < 1000 && disk.compacted.length === 0; round++) {
+      if (round % 4 === 3) clock.advance(tickMs);
+      clock.runDeferredRound();
+      const out = peers.take();
+      for (const message of out) if (message.type === "heartbeat") heartbeatTimesMs.push(clock.nowMs());
+      for (const reply of heartbeatAnswers(out)) peers.deliver(reply);
+    }
+    expect(sliced.sliceTimesMs.length).toBe(slicesTotal);
+    const firstSliceMs = sliced.sliceTimesMs[0] as number;
+    const lastSliceMs = sliced.sliceTimesMs[slicesTotal - 1] as number;
+    // Before: the driver called snapshot() and took every slice in one turn, at one instant.
+    expect(heartbeatTimesMs.filter((atMs) => atMs > firstSliceMs && atMs < lastSliceMs).length).toBeGreaterThanOrEqual(3);
+    expect(disk.compacted.map((snapshot) => [snapshot.metadata.index, Array.from(snapshot.data)])).toEqual([[lastIndex, [slicesTotal]]]);
+    expect(driver.isLeader()).toBe(true);
   });
 });

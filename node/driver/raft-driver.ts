@@ -22,6 +22,7 @@
 import {
   assert,
   type ConfChange,
+  type ConfState,
   type Entry,
   type HardState,
   MemoryStorage,
@@ -88,6 +89,13 @@ export interface StateMachine<TResult> {
   apply(entry: Entry): TResult | undefined;
   /** snapshot encodes the whole state as of appliedIndex(), for compaction. */
   snapshot(): Uint8Array;
+  /**
+   * snapshotInSlices, when given, is snapshot() a bounded piece at a time: the driver calls next()
+   * once a turn of its event loop until it returns the bytes, and the loop runs side turns (ticks,
+   * heartbeats, peer messages) in between, as during a write. The state does not change meanwhile:
+   * the driver applies nothing while a compaction is in flight.
+   */
+  snapshotInSlices?(): Iterator<void, Uint8Array, void>;
   /** restore replaces the state by a snapshot's (one from disk at start, or one the leader sent). */
   restore(snapshot: Snapshot): void;
 }
@@ -183,6 +191,14 @@ interface ReadWaiter {
   readonly done: (error: DriverError | undefined) => void;
   index: number;
   readonly timer: TimerHandle;
+}
+
+/**
+ * Completion: a write's outcome, reported once: a Promise (the durable log's), or a thenable the
+ * driver completes by callbacks (snapshotThenCompact), as the simulator's disk does (see write).
+ */
+interface Completion {
+  then(done: () => void, failed: (error: unknown) => void): unknown;
 }
 
 /** turnsBetweenYields: a busy loop lets timers and sockets run after this many Readies in a row. */
@@ -862,8 +878,9 @@ export class RaftDriver<TResult> {
       then();
     };
     const compact = () => {
-      const snapshot = this.storage.createSnapshot(applied, this.rawNode.confState(), this.stateMachine.snapshot());
-      this.write(() => this.options.durableLog.compact(snapshot), then, skipped);
+      // Taken now: a snapshot the leader sends may replace the core's membership while the state is encoded.
+      const confStateAtApplied = this.rawNode.confState();
+      this.write(() => this.snapshotThenCompact(applied, confStateAtApplied), then, skipped);
     };
     // The stored commit index may lag (see needsSave); compaction may not pass it, so store it first.
     const hardState = this.storage.hardStateNow();
@@ -883,6 +900,37 @@ export class RaftDriver<TResult> {
   }
 
   /**
+   * snapshotThenCompact takes the state machine's snapshot and has the durable log compact with
+   * it, as the compaction's write: `saving` is set from the start, so no Ready is taken and side
+   * turns keep ticks, heartbeats and peer messages going throughout. A state machine that offers
+   * slices (snapshotInSlices) is encoded one slice per deferred turn: in one piece, the JSON and
+   * UTF-8 of a state of megabytes held the Raft thread past the election timeout under load
+   * (issue 17). Completed by callbacks, as write() expects (no microtask in between: the simulator).
+   */
+  private snapshotThenCompact(applied: number, confState: ConfState): Completion {
+    return {
+      // biome-ignore lint/suspicious/noThenProperty: a thenable is the point: write() waits with .then(done, failed), never await.
+      then: (done, failed) => {
+        const compact = (data: Uint8Array) => {
+          const snapshot = this.storage.createSnapshot(applied, confState, data);
+          this.options.durableLog.compact(snapshot).then(done, failed);
+        };
+        const slices = this.stateMachine.snapshotInSlices?.();
+        if (slices === undefined) {
+          compact(this.stateMachine.snapshot());
+          return;
+        }
+        const step = () => {
+          const next = slices.next();
+          if (next.done === true) compact(next.value);
+          else this.clock.defer(step);
+        };
+        step();
+      },
+    };
+  }
+
+  /**
    * write makes one durable write (`start` starts it), then runs `then`. Only `.then` is used,
    * never `await`: a simulated disk completes a write by calling back at a virtual time, with no
    * microtask between. A failed write is fail-stop: the error is thrown out of the loop and the
@@ -897,7 +945,7 @@ export class RaftDriver<TResult> {
    * others go on without it; requests are refused or sent on to the leader (admit), peer messages
    * dropped (enqueue). With `skip` (a compaction), a full disk skips the write instead.
    */
-  private write(start: () => PromiseLike<void>, then: () => void, skip?: (error: DiskFullError) => void, attempt = 0): void {
+  private write(start: () => Completion, then: () => void, skip?: (error: DiskFullError) => void, attempt = 0): void {
     this.saving = true;
     start().then(
       () => {

@@ -124,6 +124,35 @@ const scenarios: Record<string, (Log: LogClass) => Promise<boolean>> = {
     await reopened?.close();
     return loaded?.snapshot?.metadata.index === 7 && loaded.entries.map((entry) => entry.index).join(" ") === "8 9 10";
   },
+  /**
+   * A compaction stores its snapshot (synced), then clears the entries it covers: a crash between
+   * the two leaves those entries, and the log must still open and load as compacted.
+   */
+  async compactionInterruptedBeforeClear(Log) {
+    const dataDir = freshDir();
+    const log: Log = await Log.open({ dataDir, ...owner });
+    await log.save({ hardState: hardState(2, 10), entries: normals(1, 10, 2) });
+    (log as unknown as { db: { clear: () => Promise<void> } }).db.clear = () => Promise.resolve(); // The crash came first.
+    await log.compact(snapshot);
+    await log.close();
+    const reopened = await Log.open({ dataDir, ...owner }).catch(() => undefined);
+    const loaded = await reopened?.load();
+    await reopened?.close();
+    return loaded?.snapshot?.metadata.index === 7 && loaded.entries.map((entry) => entry.index).join(" ") === "8 9 10";
+  },
+  /** A compaction whose snapshot never reaches the disk must leave the log as it was: nothing is cleared before the snapshot is stored. */
+  async compactionClearsOnlyAfterItsSnapshot(Log) {
+    const dataDir = freshDir();
+    const log: Log = await Log.open({ dataDir, ...owner });
+    await log.save({ hardState: hardState(2, 10), entries: normals(1, 10, 2) });
+    (log as unknown as { db: { batch: () => Promise<void> } }).db.batch = () => Promise.reject(new Error("EIO"));
+    await log.compact(snapshot).catch(() => undefined);
+    await log.close();
+    const reopened = await Log.open({ dataDir, ...owner }).catch(() => undefined);
+    const loaded = await reopened?.load();
+    await reopened?.close();
+    return loaded?.snapshot === undefined && loaded?.entries.length === 10;
+  },
   /** A snapshot's membership survives a restart (a node restarted from it must know its voters). */
   async snapshotKeepsMembership(Log) {
     const dataDir = freshDir();
@@ -216,8 +245,8 @@ const mutants: [name: string, file: string, original: string, replacement: strin
   [
     "compaction deletes an entry its snapshot does not hold",
     "node/persistence/level-durable-log.ts",
-    "this.deleteEntries(this.tracked.snapshotIndex + 1, next.snapshotIndex);",
-    "this.deleteEntries(this.tracked.snapshotIndex + 1, next.snapshotIndex + 1);",
+    "await this.clearEntriesThrough(next.snapshotIndex);",
+    "await this.clearEntriesThrough(next.snapshotIndex + 1);",
     "compactionKeepsLaterEntries",
   ],
   [
@@ -237,9 +266,23 @@ const mutants: [name: string, file: string, original: string, replacement: strin
   [
     "a save written as one batch per record (a crash between them leaves a mix)",
     "node/persistence/level-durable-log.ts",
-    "      await this.writeBatch(operations, next);\n      this.tracked = next;\n    });\n  }\n\n  compact(",
-    "      for (const operation of operations) await this.writeBatch([operation], next);\n      this.tracked = next;\n    });\n  }\n\n  compact(",
+    "      await this.writeBatch(operations, next);\n      this.tracked = next;\n",
+    "      for (const operation of operations) await this.writeBatch([operation], next);\n      this.tracked = next;\n",
     "savesAtomically",
+  ],
+  [
+    "reading takes the entries a compaction left at or below its snapshot",
+    "node/persistence/level-durable-log.ts",
+    "    if (keyIndex <= snapshotIndex) continue;\n",
+    "\n",
+    "compactionInterruptedBeforeClear",
+  ],
+  [
+    "a compaction clears its entries before its snapshot is stored",
+    "node/persistence/level-durable-log.ts",
+    '      await this.writeBatch([{ type: "put", key: snapshotKey, value }], next);\n      this.tracked = next;\n      await this.clearEntriesThrough(next.snapshotIndex);\n',
+    '      await this.clearEntriesThrough(next.snapshotIndex);\n      await this.writeBatch([{ type: "put", key: snapshotKey, value }], next);\n      this.tracked = next;\n',
+    "compactionClearsOnlyAfterItsSnapshot",
   ],
 ];
 

@@ -19,7 +19,19 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { ConfState, Entry, HardState, Snapshot } from "../../raft/index.ts";
 import { nodeId } from "../../raft/index.ts";
 import type { DataDirErrorCode } from "../contracts.ts";
-import { encodeValue, entryKey, frameValue, hardStateKey, metaKey } from "./durable-codec.ts";
+import { crc32c } from "../durable-rules.ts";
+import {
+  decodeSnapshot,
+  encodeValue,
+  entryKey,
+  frameValue,
+  hardStateKey,
+  metaKey,
+  snapshotKey,
+  snapshotValueLayout,
+  valuePayload,
+  writeChecksum,
+} from "./durable-codec.ts";
 import { LevelDurableLog, type LevelDurableLogOptions } from "./level-durable-log.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -184,6 +196,97 @@ describe("LevelDurableLog snapshots and write checks", () => {
       snapshot: undefined,
       entries: normals(1, 5, 2),
     });
+  });
+});
+
+describe("LevelDurableLog compaction holds the event loop briefly (issue 17)", () => {
+  /** databaseOf: the log's own LevelDB handle, to watch what it writes. */
+  function databaseOf(log: LevelDurableLog): Level<string, Uint8Array> {
+    return (log as unknown as { db: Level<string, Uint8Array> }).db;
+  }
+
+  async function storedEntryIndexes(log: LevelDurableLog): Promise<number[]> {
+    const keys = await databaseOf(log).keys({ gte: "entry/", lt: "entry0" }).all();
+    return keys.map((key) => Number(key.slice("entry/".length)));
+  }
+
+  it("compact writes the snapshot in a batch of its own, with no delete per entry, then clears the entries it covers", async () => {
+    const log = await openLog(freshDir());
+    await log.save({ hardState: hardState(1, 900), entries: normals(1, 1000, 1) });
+    const db = databaseOf(log);
+    const batch = db.batch.bind(db);
+    const batches: string[][] = [];
+    db.batch = ((operations: { type: string; key: string }[], options: unknown) => {
+      batches.push(operations.map((operation) => `${operation.type} ${operation.key}`));
+      return batch(operations as never, options as never);
+    }) as never;
+    await log.compact(snapshotAt(900, 1));
+    // Before: one batch of 900 deletes and the snapshot, built and handed to LevelDB on this thread.
+    expect(batches).toEqual([["put snapshot"]]);
+    expect(await storedEntryIndexes(log)).toEqual(Array.from({ length: 100 }, (_, position) => 901 + position));
+  });
+
+  it("a compaction whose clear never reached the disk leaves a log that opens: entries at or below its snapshot are ignored, and the next clear takes them", async () => {
+    const dataDir = freshDir();
+    let log = await openLog(dataDir);
+    await log.save({ hardState: hardState(1, 8), entries: normals(1, 10, 1) });
+    const db = databaseOf(log);
+    const clear = db.clear.bind(db);
+    db.clear = (() => Promise.resolve()) as never; // The process died after the snapshot's synced batch.
+    await log.compact(snapshotAt(6, 1));
+    db.clear = clear;
+    log = await reopen(log, dataDir);
+    expect(await log.load()).toEqual({ hardState: hardState(1, 8), snapshot: snapshotAt(6, 1), entries: normals(7, 10, 1) });
+    expect(await storedEntryIndexes(log)).toEqual(Array.from({ length: 10 }, (_, position) => position + 1));
+    await log.compact(snapshotAt(8, 1));
+    expect(await storedEntryIndexes(log)).toEqual([9, 10]);
+    expect(await (await reopen(log, dataDir)).load()).toEqual({
+      hardState: hardState(1, 8),
+      snapshot: snapshotAt(8, 1),
+      entries: normals(9, 10, 1),
+    });
+  });
+
+  it("a snapshot of megabytes is checksummed in slices, the event loop running between them, and reads back whole", async () => {
+    const dataDir = freshDir();
+    const log = await openLog(dataDir);
+    await log.save({ hardState: hardState(1, 10), entries: normals(1, 10, 1) });
+    const data = new Uint8Array(6 * 1024 * 1024);
+    for (let position = 0; position < data.length; position++) data[position] = (position * 31 + (position >>> 11)) & 0xff;
+    const snapshot: Snapshot = { metadata: { index: 9, term: 1, confState }, data };
+    const db = databaseOf(log);
+    const batch = db.batch.bind(db);
+    let turns = 0;
+    let turnsBeforeWrite: number | undefined;
+    db.batch = ((operations: unknown, options: unknown) => {
+      turnsBeforeWrite = turns;
+      return batch(operations as never, options as never);
+    }) as never;
+    let compacting = true;
+    const turn = () => {
+      turns++;
+      if (compacting) setImmediate(turn);
+    };
+    const compacted = log.compact(snapshot);
+    setImmediate(turn);
+    await compacted;
+    compacting = false;
+    // Before: the value was packed and checksummed in the turn that started the compaction (0 turns).
+    expect(turnsBeforeWrite).toBeGreaterThanOrEqual(4);
+    const loaded = await (await reopen(log, dataDir)).load();
+    expect(loaded.snapshot?.metadata).toEqual(snapshot.metadata);
+    expect(Buffer.compare(Buffer.from(loaded.snapshot?.data ?? []), Buffer.from(data))).toBe(0);
+    expect(loaded.entries).toEqual([normal(10, 1)]);
+  });
+
+  it("a snapshot's value is laid out as encodeValue makes it, whatever the size of its data", () => {
+    for (const length of [0, 1, 255, 256, 65_535, 65_536, 70_001]) {
+      const snapshot: Snapshot = { metadata: { index: 5, term: 2, confState }, data: new Uint8Array(length).fill(length % 251) };
+      const value = snapshotValueLayout(snapshot);
+      writeChecksum(value, crc32c(valuePayload(value)));
+      expect(Buffer.from(value).equals(Buffer.from(encodeValue(snapshot))), `data of ${length} bytes`).toBe(true);
+      expect(decodeSnapshot(snapshotKey, value)).toEqual(snapshot);
+    }
   });
 });
 

@@ -2,7 +2,8 @@
 // database at the node's data directory. Every write is one LevelDB batch written with
 // { sync: true }, so a save is atomic (a crash leaves the old state or the new one, never a mix)
 // and durable (fsynced) before its promise resolves, as the Ready contract requires
-// (raft/README.md, "The contract").
+// (raft/README.md, "The contract"). A compaction then also clears the entries its snapshot
+// covers, unsynced; reading skips any it left (see compact).
 //
 // Key layout (utf8 string keys; values are msgpackr-encoded maps, see durable-codec.ts):
 //   "meta"                     { formatVersion: 2, clusterId, nodeId }, written on first open
@@ -16,6 +17,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { Level } from "level";
 import type { Entry, HardState, LogIndex, Snapshot } from "../../raft/index.ts";
 import type { DurableLog, DurableState } from "../contracts.ts";
@@ -23,6 +25,7 @@ import { DataDirError, DiskFullError } from "../contracts.ts";
 import {
   checkCompact,
   checkSave,
+  crc32c,
   durableStateProblem,
   emptyHardState,
   type SaveUpdate,
@@ -44,6 +47,9 @@ import {
   indexOfEntryKey,
   metaKey,
   snapshotKey,
+  snapshotValueLayout,
+  valuePayload,
+  writeChecksum,
 } from "./durable-codec.ts";
 
 type Database = Level<string, Uint8Array>;
@@ -158,14 +164,25 @@ export class LevelDurableLog implements DurableLog {
     });
   }
 
+  /**
+   * compact stores a snapshot this node took, then deletes the entries it covers: two steps, in
+   * this order. The snapshot goes in a synced batch of its own; the entries go with one range
+   * clear, which LevelDB runs on its own thread, unsynced (it only frees space). A crash between
+   * the two, or before the clear reaches the disk, leaves entries at or below the snapshot, which
+   * reading skips (decodeDurableState) and the next compaction's clear removes. Before (issue 17)
+   * the deletes went into the snapshot's batch, one per entry: 10,000 at the default interval,
+   * built and handed to LevelDB on the Raft thread, 50–100 ms of it at a load of 3–15
+   * (bench/compaction-stall.ts). The snapshot's value is checksummed in slices, the event loop
+   * running between them (encodeSnapshotValue).
+   */
   compact(snapshot: Snapshot): Promise<void> {
     return this.enqueueWrite(async () => {
       if (this.failedWrite !== undefined) await this.reopen();
       const next = checkCompact(this.tracked, snapshot);
-      const operations = this.deleteEntries(this.tracked.snapshotIndex + 1, next.snapshotIndex);
-      operations.push(put(snapshotKey, snapshot));
-      await this.writeBatch(operations, next);
+      const value = await encodeSnapshotValue(snapshot);
+      await this.writeBatch([{ type: "put", key: snapshotKey, value }], next);
       this.tracked = next;
+      await this.clearEntriesThrough(next.snapshotIndex);
     });
   }
 
@@ -237,6 +254,27 @@ export class LevelDurableLog implements DurableLog {
   }
 
   /**
+   * clearEntriesThrough deletes every stored entry at or below `index` (a snapshot there covers
+   * them all, leftovers of an interrupted compaction included). Neither synced nor atomic: what a
+   * crash leaves of them is skipped when read. A full disk leaves them too, and the compaction
+   * still succeeds (its snapshot is durable), but LevelDB's log may now end in a torn record, so
+   * the database is reopened before the next write (failedWrite). Any other error fails the log,
+   * as a failed batch does.
+   */
+  private async clearEntriesThrough(index: LogIndex): Promise<void> {
+    try {
+      await this.db.clear({ gte: entryKeysStart, lte: entryKey(index) });
+    } catch (error) {
+      if (isDiskFull(error)) {
+        this.failedWrite = { before: this.tracked, after: this.tracked, message: errorMessage(error) };
+        return;
+      }
+      if (this.failure === undefined) this.failure = error instanceof Error ? error : new Error(String(error));
+      throw error;
+    }
+  }
+
+  /**
    * deleteEntries lists a delete for every entry key with index in [from, to]. The stored entries
    * are exactly (snapshotIndex, lastIndex], contiguous (load() checks it, and every write keeps
    * it so), so the keys are known without reading the database: the common append deletes nothing.
@@ -288,6 +326,31 @@ function sameTracked(a: Tracked, b: Tracked): boolean {
 
 function put(key: string, value: HardState | Snapshot | Entry): BatchOperation {
   return { type: "put", key, value: encodeValue(value) };
+}
+
+/**
+ * checksumSliceBytes: how much of a snapshot's value is checksummed before the event loop may run
+ * again (3–4 ms of the Raft thread at a load of 9, bench/compaction-stall.ts; a 6 MB state is six slices).
+ */
+const checksumSliceBytes = 1024 * 1024;
+
+/**
+ * encodeSnapshotValue makes a snapshot's stored value (the bytes encodeValue makes), checksumming
+ * it a slice per turn of the event loop, so a state of megabytes does not hold the Raft thread
+ * (ticks, heartbeats, peer frames wait behind it) for the whole of it. The data must not change
+ * meanwhile: the state machine encodes a fresh copy for each snapshot, and nothing writes to it.
+ */
+async function encodeSnapshotValue(snapshot: Snapshot): Promise<Uint8Array> {
+  const value = snapshotValueLayout(snapshot);
+  const payload = valuePayload(value);
+  let checksum = 0;
+  // Bounded: one step per slice of the value.
+  for (let offset = 0; offset < payload.length; offset += checksumSliceBytes) {
+    if (offset > 0) await nextTurn();
+    checksum = crc32c(payload.subarray(offset, offset + checksumSliceBytes), checksum);
+  }
+  writeChecksum(value, checksum);
+  return value;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -426,9 +489,12 @@ async function decodeDurableState(db: Database, dataDir: string): Promise<Durabl
     hardStateBytes === undefined ? emptyHardState : decodeOrCorrupt(dataDir, () => decodeHardState(hardStateKey, hardStateBytes));
   const snapshot = snapshotBytes === undefined ? undefined : decodeOrCorrupt(dataDir, () => decodeSnapshot(snapshotKey, snapshotBytes));
   const entries: Entry[] = [];
+  const snapshotIndex = snapshot?.metadata.index ?? 0;
   for await (const [key, value] of db.iterator({ gte: entryKeysStart, lt: entryKeysEnd })) {
     const keyIndex = indexOfEntryKey(key);
     if (keyIndex === undefined) throw corrupt(dataDir, `malformed entry key "${key}"`);
+    // Covered by the snapshot: left by a compaction whose clear did not reach the disk (compact).
+    if (keyIndex <= snapshotIndex) continue;
     const entry = decodeOrCorrupt(dataDir, () => decodeEntry(key, value));
     if (entry.index !== keyIndex) throw corrupt(dataDir, `entry stored at key "${key}" says it is index ${entry.index}`);
     entries.push(entry);
