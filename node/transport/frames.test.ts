@@ -10,7 +10,7 @@ import { nodeIdLengthMax } from "../../protocol/limits.ts";
 import type { ConfChange, Entry, NodeId, RaftMessage, Snapshot } from "../../raft/index.ts";
 import { nodeId } from "../../raft/index.ts";
 import type { FrameLimits } from "./frames.ts";
-import { decodeFrame, encodeFrame, frameLimitsDefaults } from "./frames.ts";
+import { decodeFrame, decodeFrameBySchema, encodeFrame, frameLimitsDefaults } from "./frames.ts";
 
 const limits: FrameLimits = { ...frameLimitsDefaults, frameBytesMax: 64 * 1024, entriesPerFrameMax: 16, membersPerConfStateMax: 8 };
 const rawPackr = new Packr({ useRecords: false });
@@ -219,6 +219,89 @@ describe("fuzz: decodeFrame never throws", () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe("hand-checked frames decode exactly as their schemas do", () => {
+  // decodeFrame checks heartbeat, heartbeat_result and append_entries_result by hand (issue 21);
+  // decodeFrameBySchema is the schema alone. On valid messages of those types, and on messages
+  // with a field dropped, added or replaced by any value (a wrong type, a fraction, a negative or
+  // unsafe number, a bad id), both must answer the same: the same message, or the same rejection.
+  const valid = fc.oneof(
+    fc.record({
+      type: fc.constant("heartbeat"),
+      from: idArbitrary,
+      to: idArbitrary,
+      term: counter,
+      commitIndex: counter,
+      readContext: counter,
+    }),
+    fc.record({ type: fc.constant("heartbeat_result"), from: idArbitrary, to: idArbitrary, term: counter, readContext: counter }),
+    fc.record({
+      type: fc.constant("append_entries_result"),
+      from: idArbitrary,
+      to: idArbitrary,
+      term: counter,
+      success: fc.boolean(),
+      matchIndex: counter,
+      rejectedIndex: counter,
+      hintIndex: counter,
+      hintTerm: counter,
+    }),
+  );
+  const oddValue = fc.oneof(
+    fc.constantFrom(-1, -0, 0.5, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY, null, true, false, "", "N1", "n1", "a".repeat(33), "7"),
+    fc.integer(),
+    fc.double(),
+    fc.string({ maxLength: 40 }),
+    fc.anything({ maxDepth: 1 }),
+  );
+  const change = fc.record({
+    op: fc.constantFrom("drop", "add", "replace"),
+    field: fc.constantFrom(
+      "from",
+      "to",
+      "term",
+      "commitIndex",
+      "readContext",
+      "success",
+      "matchIndex",
+      "rejectedIndex",
+      "hintIndex",
+      "hintTerm",
+      "extra",
+    ),
+    value: oddValue,
+  });
+
+  function sameAsSchema(message: Record<string, unknown>): void {
+    const bytes = rawPackr.pack({ v: 1, message });
+    expect(decodeFrame(bytes, limits)).toEqual(decodeFrameBySchema(bytes, limits));
+  }
+
+  it("on valid messages", () => {
+    fc.assert(
+      fc.property(valid, (message) => sameAsSchema({ ...message })),
+      { numRuns: 500 },
+    );
+  });
+
+  it("on messages with fields dropped, added or replaced", () => {
+    fc.assert(
+      fc.property(valid, fc.array(change, { minLength: 1, maxLength: 3 }), (message, changes) => {
+        const broken: Record<string, unknown> = { ...message };
+        for (const { op, field, value } of changes) {
+          if (op === "drop") delete broken[field];
+          else broken[field] = value;
+        }
+        sameAsSchema(broken);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("on every example", () => {
+    for (const message of examples) sameAsSchema({ ...message });
   });
 });
 

@@ -4,11 +4,14 @@
 //
 // Decoding happens here and only here (STYLE.md §3): bytes from the network are `unknown` until
 // the zod schemas below have checked every field, so the rest of the node can trust a RaftMessage.
+// The three messages that carry only ids, counters and flags are checked by hand first, the same
+// way (fastCheck, below); what that check does not accept still goes to the schema.
 // Decoding never throws: anything wrong comes back as a value with a stable code.
 
 import { Packr, Unpackr } from "msgpackr";
 import { z } from "zod";
 import { confChangeSchema, nodeIdSchema } from "../../protocol/commands.ts";
+import { nodeIdPattern } from "../../protocol/limits.ts";
 import type { Entry, RaftMessage, RaftMessageType } from "../../raft/index.ts";
 import { nodeId } from "../../raft/index.ts";
 
@@ -103,6 +106,18 @@ export function encodeFrame(message: RaftMessage): Uint8Array {
  * plain Uint8Array copies (never Buffer views into the frame, which would pin the whole frame).
  */
 export function decodeFrame(bytes: Uint8Array, limits: FrameLimits): FrameDecodeResult {
+  return decodeFrameWith(bytes, limits, true);
+}
+
+/**
+ * decodeFrameBySchema is decodeFrame without the hand-written checks (fastCheck): every message
+ * goes through its schema. It is the reference the tests hold decodeFrame to.
+ */
+export function decodeFrameBySchema(bytes: Uint8Array, limits: FrameLimits): FrameDecodeResult {
+  return decodeFrameWith(bytes, limits, false);
+}
+
+function decodeFrameWith(bytes: Uint8Array, limits: FrameLimits, fast: boolean): FrameDecodeResult {
   const envelope = unpackEnvelope(bytes, limits.frameBytesMax);
   if (!envelope.ok) return envelope;
   const keys = Object.keys(envelope.value);
@@ -116,6 +131,8 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits): FrameDecode
   if (typeof type !== "string" || !Object.hasOwn(schemas, type)) {
     return frameError("invalid_message", `unknown message type ${JSON.stringify(String(type)).slice(0, 80)}`);
   }
+  const checked = fast ? fastCheck(type, message) : undefined;
+  if (checked !== undefined) return { ok: true, message: checked };
   const parsed = schemas[type as RaftMessageType].safeParse(message);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -123,6 +140,54 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits): FrameDecode
     return frameError("invalid_message", `${type}: ${where === "" ? "" : where + ": "}${issue?.message ?? "invalid"}`);
   }
   return { ok: true, message: parsed.data };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hand-written checks for the three messages that carry only ids, counters and flags: the
+// heartbeat, its answer, and the answer to an append. They are most of the frames a node decodes
+// (every 30 ms each way, and one answer per follower per write), and zod's check of one cost more
+// than the rest of its decoding (issue 21, docs/BENCHMARKS.md). A check accepts a message only if
+// its schema below would, field for field, and answers the value the schema would; it answers
+// undefined for anything else, which then goes to the schema, so every rejection and its reason
+// stay the schema's. frames.test.ts holds decodeFrame to decodeFrameBySchema on valid and on
+// broken messages of these types.
+
+/** fastShapes: each checked type's fields besides `type`, `from` and `to` (and the schema's `term`, a counter). */
+const fastShapes: Readonly<Record<string, { readonly counters: readonly string[]; readonly flags: readonly string[] }>> = {
+  heartbeat: { counters: ["term", "commitIndex", "readContext"], flags: [] },
+  heartbeat_result: { counters: ["term", "readContext"], flags: [] },
+  append_entries_result: { counters: ["term", "matchIndex", "rejectedIndex", "hintIndex", "hintTerm"], flags: ["success"] },
+};
+
+/** isCounter is the schema's `counter`: z.int().min(0), a safe integer, not negative. */
+function isCounter(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+function isNodeId(value: unknown): value is string {
+  return typeof value === "string" && nodeIdPattern.test(value);
+}
+
+/** fastCheck: the message, checked by hand, if its type has a hand-written check and it passes; undefined otherwise. */
+function fastCheck(type: string, message: Readonly<Record<string, unknown>>): RaftMessage | undefined {
+  const shape = Object.hasOwn(fastShapes, type) ? fastShapes[type] : undefined;
+  if (shape === undefined) return undefined;
+  // Exactly the schema's keys (a strict object): as many keys, and each one there.
+  if (Object.keys(message).length !== 3 + shape.counters.length + shape.flags.length) return undefined;
+  const { from, to } = message;
+  if (!isNodeId(from) || !isNodeId(to)) return undefined;
+  const checked: Record<string, unknown> = { type, from: nodeId(from), to: nodeId(to) };
+  for (const field of shape.counters) {
+    const value = Object.hasOwn(message, field) ? message[field] : undefined;
+    if (!isCounter(value)) return undefined;
+    checked[field] = value;
+  }
+  for (const field of shape.flags) {
+    const value = Object.hasOwn(message, field) ? message[field] : undefined;
+    if (typeof value !== "boolean") return undefined;
+    checked[field] = value;
+  }
+  return checked as unknown as RaftMessage;
 }
 
 // ---------------------------------------------------------------------------------------------
