@@ -1,7 +1,7 @@
 // The booking page (scheduler/web/) in a real headless Chromium, against the real system: lock nodes
 // and two schedulers as processes on loopback. Shown, one test each:
 // The tests share tomorrow's grid, each in hours of its own (1: 03:00, 2: 06:00–09:55, 3: 17:00–19:55,
-// 5: 14:00–14:55, 6: 16:00–16:15; 4 looks at days in the past).
+// 5: 14:00–14:55, 6: 16:00–16:15, 7: 21:00; 4 looks at days in the past).
 //  1. two scientists in two pages on two schedulers: A books a slot, B sees it taken live (no
 //     reload, no polling); A's cancel asks first, then follows the booking's `cancel` link; B sees
 //     the slot free again;
@@ -13,7 +13,8 @@
 //  4. local time at a toggle, right across the changes to and from summer time (Europe/Berlin),
 //     with the page saying which time is which; the day input takes ISO days only;
 //  5. notices float without moving the grid; "My bookings" filters, sorts and pages;
-//  6. at 375 px wide, nothing is wider than the screen and every slot is at least 24 px square.
+//  6. at 375 px wide, nothing is wider than the screen and every slot is at least 24 px square;
+//  7. a day being typed survives a live event's reload of the shown day, and Enter goes to it.
 // Screenshots go to test-results/booking-page*.png.
 //
 // Needs /usr/bin/chromium (`apt-get update && apt-get install -y chromium`; .ci/run installs it).
@@ -390,6 +391,37 @@ describe.skipIf(!HAS_CHROMIUM)("booking page in headless Chromium", () => {
     await a.page.getByText("10 upcoming bookings.").waitFor({ timeout: WAIT_MS });
     expect(a.errors).toEqual([]);
   }, 240_000);
+
+  it("keeps a day being typed when a live event reloads the shown day, and then goes to it", async () => {
+    // Regression: a reload of the shown day (after a live event) wrote the shown day back into the
+    // field while a day was being typed there, so the scientist's Enter changed nothing (a CI run
+    // of the test above typed a day, a reload put the old one back, and the page never moved).
+    const day = tomorrow();
+    const typed = new Date(Date.parse(day) + DAY_MS).toISOString().slice(0, 10);
+    const ada = await scientist("Ada Typing");
+    const a = await openPage(browser!, urls()[0] as string);
+    await goToDay(a.page, day);
+    const field = a.page.getByLabel("Day (UTC, YYYY-MM-DD)");
+    await field.fill(typed); // Typed, not yet entered.
+    // The event marks the slot taken at once; the page then reads the shown day again (50 ms later).
+    const reread = a.page.waitForResponse(
+      (response) => response.request().method() === "GET" && new URL(response.url()).pathname.endsWith(`/days/${day}`),
+      { timeout: WAIT_MS },
+    );
+    expect((await book(urls()[1] as string, ada.key, at(day, "21:00"), at(day, "21:05"))).status).toBe(201);
+    await slot(a.page, "21:00", "taken").waitFor({ timeout: WAIT_MS });
+    await (await reread).finished();
+    // Its answer is handled in the page's next tasks: let them run.
+    await a.page.evaluate("new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)))");
+    expect(await field.inputValue()).toBe(typed);
+    await field.press("Enter");
+    await a.page.waitForFunction(
+      `document.querySelector("#grid button[data-start]")?.dataset.start.startsWith(${JSON.stringify(typed)})`,
+      undefined,
+      { timeout: WAIT_MS },
+    );
+    expect(a.errors).toEqual([]);
+  }, 120_000);
 
   it("fits a 375 px screen: nothing wider than it, every slot target at least 24 px", async () => {
     const day = tomorrow();

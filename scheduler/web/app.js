@@ -340,12 +340,16 @@ async function showDay(link) {
   try {
     const day = await follow(link, { apiKey: usableKey() });
     if (generation !== state.dayLoads) return;
-    if (state.day?.telescopeId !== day.telescopeId || state.day?.day !== day.day) {
+    const anotherDay = state.day?.telescopeId !== day.telescopeId || state.day?.day !== day.day;
+    if (anotherDay) {
       state.selection = undefined;
       state.selectionNote = undefined;
     }
     state.day = day;
-    $("day").value = day.day;
+    // Only a move to another day sets the field: a reload of the shown day (after a live event)
+    // would overwrite a day the scientist is typing, and their Enter would then change nothing
+    // (a CI run of the browser test typed a day, a reload put today's back, and the page never moved).
+    if (anotherDay) $("day").value = day.day;
     $("day-problem").textContent = "";
     render();
     scheduleOpening();
